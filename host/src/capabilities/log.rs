@@ -1,0 +1,52 @@
+//! Plugin logging (`claimsmith:plugin/log`) into the host's `tracing` logs,
+//! tagged with the plugin's name.
+
+use std::sync::Arc;
+
+use crate::engine::bindings::fetcher::claimsmith::plugin::log as wit;
+
+/// Longer messages are cut: a plugin must not flood the host's logs.
+const MAX_MESSAGE_CHARS: usize = 4096;
+
+pub struct LogCapability {
+    plugin: Arc<str>,
+}
+
+impl LogCapability {
+    pub fn new(plugin: Arc<str>) -> Self {
+        LogCapability { plugin }
+    }
+}
+
+/// `message`, cut to at most `max_chars` characters, marked when cut.
+pub(crate) fn truncated(message: &str, max_chars: usize) -> std::borrow::Cow<'_, str> {
+    match message.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}… (truncated)", &message[..cut]).into(),
+        None => message.into(),
+    }
+}
+
+impl wit::Host for LogCapability {
+    fn log(&mut self, level: wit::Level, message: String) {
+        let plugin = &*self.plugin;
+        let message = truncated(&message, MAX_MESSAGE_CHARS);
+        match level {
+            wit::Level::Trace => tracing::trace!(target: "claimsmith::plugin", plugin, "{message}"),
+            wit::Level::Debug => tracing::debug!(target: "claimsmith::plugin", plugin, "{message}"),
+            wit::Level::Info => tracing::info!(target: "claimsmith::plugin", plugin, "{message}"),
+            wit::Level::Warn => tracing::warn!(target: "claimsmith::plugin", plugin, "{message}"),
+            wit::Level::Error => tracing::error!(target: "claimsmith::plugin", plugin, "{message}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncated;
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary() {
+        assert_eq!(truncated("héllo", 10), "héllo");
+        assert_eq!(truncated("héllo", 2), "hé… (truncated)");
+    }
+}

@@ -1,0 +1,150 @@
+//! A plugin's stdout and stderr, captured line by line into the host's logs,
+//! tagged with the plugin's name. A plugin that prints without end is cut off
+//! after a budget; its writes keep succeeding so that printing never traps it.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// How many bytes of output one invocation may log.
+const OUTPUT_BUDGET_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Shared between the WASI context and the streams it hands out.
+#[derive(Clone)]
+pub(crate) struct PluginOutput {
+    inner: Arc<Mutex<LineBuffer>>,
+}
+
+struct LineBuffer {
+    plugin: Arc<str>,
+    stream: Stream,
+    pending: Vec<u8>,
+    budget: usize,
+}
+
+impl PluginOutput {
+    pub(crate) fn new(plugin: Arc<str>, stream: Stream) -> Self {
+        PluginOutput {
+            inner: Arc::new(Mutex::new(LineBuffer {
+                plugin,
+                stream,
+                pending: Vec::new(),
+                budget: OUTPUT_BUDGET_BYTES,
+            })),
+        }
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        // A poisoned lock only means another write panicked: keep logging.
+        let mut buffer = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        buffer.write(bytes);
+    }
+}
+
+impl LineBuffer {
+    fn write(&mut self, bytes: &[u8]) {
+        if self.budget == 0 {
+            return;
+        }
+        let taken = bytes.len().min(self.budget);
+        self.budget -= taken;
+        self.pending.extend_from_slice(&bytes[..taken]);
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            self.emit(&line[..end]);
+        }
+        if self.budget == 0 {
+            let rest = std::mem::take(&mut self.pending);
+            self.emit(&rest);
+            tracing::warn!(target: "claimsmith::plugin", plugin = &*self.plugin, "output budget of {OUTPUT_BUDGET_BYTES} bytes used up; further output dropped");
+        }
+    }
+
+    fn emit(&self, line: &[u8]) {
+        if line.is_empty() {
+            return;
+        }
+        let line = String::from_utf8_lossy(line);
+        let plugin = &*self.plugin;
+        match self.stream {
+            Stream::Stdout => {
+                tracing::info!(target: "claimsmith::plugin", plugin, stream = "stdout", "{line}")
+            }
+            Stream::Stderr => {
+                tracing::warn!(target: "claimsmith::plugin", plugin, stream = "stderr", "{line}")
+            }
+        }
+    }
+}
+
+impl Drop for LineBuffer {
+    fn drop(&mut self) {
+        let rest = std::mem::take(&mut self.pending);
+        self.emit(&rest);
+    }
+}
+
+impl IsTerminal for PluginOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for PluginOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for PluginOutput {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for PluginOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        PluginOutput::write(self, &bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+impl tokio::io::AsyncWrite for PluginOutput {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        PluginOutput::write(&self, bytes);
+        Poll::Ready(Ok(bytes.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

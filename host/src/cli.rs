@@ -1,0 +1,199 @@
+//! The `claimsmith` command: parses arguments, sets up logging, and hands
+//! each subcommand to the library. Exit status: 0 success, 1 a login that
+//! did not mint (denied or failed), 2 bad config, input or plugin.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::capabilities::http::OutboundHttp;
+use crate::config::Config;
+use crate::pipeline::{LoginReport, Pipeline, RunOptions, StepStatus};
+use crate::replay::{CannedHttp, RecordedLogin};
+
+#[derive(Parser)]
+#[command(
+    name = "claimsmith",
+    version,
+    about = "Runs the post-login step of an identity platform as WebAssembly plugins"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the whole chain for one recorded login and prints the tokens.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// The recorded login (JSON): upstream tokens and claims, canned HTTP.
+        #[arg(long)]
+        input: PathBuf,
+        /// Print a JSON report instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Checks a configuration and loads every plugin in it, then exits.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Prints the JWKS document that verifies the tokens this config mints.
+    Jwks {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,claimsmith=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(execute(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn execute(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run {
+            config,
+            input,
+            json,
+        } => {
+            let pipeline = start(&config)?;
+            let recorded = RecordedLogin::load(&input).map_err(anyhow::Error::msg)?;
+            let canned = recorded
+                .http
+                .map(|exchanges| Arc::new(CannedHttp::new(exchanges)));
+            let options = RunOptions {
+                interceptor: canned.clone().map(|c| c as _),
+                now: recorded.now,
+            };
+            let report = pipeline.run(&recorded.login, &options).await;
+            if json {
+                println!("{:#}", report_json(&report));
+            } else {
+                print_report(&report);
+            }
+            Ok(if report.outcome.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Check { config } => {
+            let pipeline = start(&config)?;
+            let config = pipeline.config();
+            println!(
+                "{}: ok ({} plugins, {} connections, {} clients, {} actions)",
+                config.file.display(),
+                config.plugins.len(),
+                config.connections.len(),
+                config.clients.len(),
+                config.actions.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Jwks { config } => {
+            let pipeline = start(&config)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&pipeline.signing_key().jwks())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn start(config: &std::path::Path) -> anyhow::Result<Pipeline> {
+    let config = Config::load(config)?;
+    let http = OutboundHttp::new().context("cannot set up outbound HTTP")?;
+    Pipeline::new(config, http).context("cannot start the pipeline")
+}
+
+fn print_report(report: &LoginReport) {
+    println!(
+        "{:<24} {:<18} {:>12} {:>14}  status",
+        "step", "kind", "duration", "fuel"
+    );
+    for step in &report.steps {
+        let kind = serde_json::to_value(step.kind).unwrap_or(Value::Null);
+        let status = match &step.status {
+            StepStatus::Succeeded => "ok".to_owned(),
+            StepStatus::Denied { reason } => format!("denied: {reason}"),
+            StepStatus::Skipped { error } => format!("skipped: {error}"),
+            StepStatus::Failed { error } => format!("failed: {error}"),
+        };
+        println!(
+            "{:<24} {:<18} {:>9.3} ms {:>14}  {status}",
+            step.name,
+            kind.as_str().unwrap_or("?"),
+            step.duration.as_secs_f64() * 1000.0,
+            step.fuel_consumed
+                .map_or_else(String::new, |f| f.to_string()),
+        );
+    }
+    match &report.outcome {
+        Ok(minted) => {
+            println!("\nminted for {}", minted.user.user_id);
+            println!(
+                "\naccess token:\n{:#}",
+                decode_jwt(&minted.tokens.access_token)
+            );
+            println!("\nid token:\n{:#}", decode_jwt(&minted.tokens.id_token));
+        }
+        Err(failure) => println!("\nlogin failed: {failure}"),
+    }
+}
+
+fn report_json(report: &LoginReport) -> Value {
+    let outcome = match &report.outcome {
+        Ok(minted) => json!({
+            "minted": {
+                "user": minted.user,
+                "scopes": minted.scopes,
+                "access_token": decode_jwt(&minted.tokens.access_token),
+                "id_token": decode_jwt(&minted.tokens.id_token),
+            }
+        }),
+        Err(failure) => json!({ "failed": failure.to_string() }),
+    };
+    json!({ "steps": report.steps, "outcome": outcome })
+}
+
+/// The header and claims of a compact JWT, for display (not verification).
+fn decode_jwt(token: &str) -> Value {
+    let decode = |part: Option<&str>| -> Value {
+        part.and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or(Value::Null)
+    };
+    let mut parts = token.split('.');
+    json!({ "header": decode(parts.next()), "claims": decode(parts.next()) })
+}

@@ -1,0 +1,573 @@
+//! The configuration file (TOML): what the host serves, which plugins it runs
+//! and what each plugin is granted.
+//!
+//! Owns reading and checking the file. Every mistake is reported with the file
+//! and line it is on, before anything starts; nothing downstream re-checks
+//! what this module accepted. It loads no plugin and opens no socket.
+//!
+//! ```toml
+//! issuer = "https://login.example.com"
+//! data_dir = "data"                      # keys and compile cache; relative to this file
+//!
+//! [tokens]
+//! algorithm = "ES256"                    # or RS256, EdDSA
+//!
+//! [plugins.okta-userinfo]
+//! path = "plugins/okta_userinfo.wasm"
+//! world = "profile-fetcher"
+//! allowed_origins = ["https://example.okta.com"]
+//!
+//! [[connections]]
+//! name = "okta"
+//! profile_fetcher = "okta-userinfo"
+//! options = { userinfo_url = "https://example.okta.com/oauth2/default/v1/userinfo" }
+//!
+//! [[clients]]
+//! client_id = "demo-app"
+//! name = "Demo App"
+//!
+//! [[actions]]
+//! plugin = "geo-claims"
+//! ```
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use toml::Spanned;
+
+use crate::capabilities::http::{HttpPolicy, Origin};
+use crate::capabilities::secrets::{SecretValue, Secrets};
+use crate::engine::{EngineSettings, Limits, PluginSpec, World};
+use crate::tokens::SigningAlgorithm;
+
+/// A configuration mistake, located in its file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", file.display())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from; relative paths in it are relative to its folder.
+    pub file: PathBuf,
+    pub issuer: String,
+    pub data_dir: PathBuf,
+    pub tokens: TokenSettings,
+    pub engine: EngineSettings,
+    pub plugins: BTreeMap<String, PluginSpec>,
+    pub connections: Vec<ConnectionConfig>,
+    pub clients: Vec<ClientConfig>,
+    pub actions: Vec<ActionConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    #[serde(default)]
+    pub algorithm: SigningAlgorithm,
+    #[serde(default = "default_token_ttl")]
+    pub access_token_ttl_secs: u64,
+    #[serde(default = "default_token_ttl")]
+    pub id_token_ttl_secs: u64,
+}
+
+fn default_token_ttl() -> u64 {
+    3600
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        TokenSettings {
+            algorithm: SigningAlgorithm::default(),
+            access_token_ttl_secs: default_token_ttl(),
+            id_token_ttl_secs: default_token_ttl(),
+        }
+    }
+}
+
+/// An upstream identity provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    pub name: String,
+    /// The plugin that shapes the profile; without one the profile is the id
+    /// token's claims merged with the userinfo response.
+    pub profile_fetcher: Option<String>,
+    /// Given to the profile fetcher as `options` (the userinfo URL, say).
+    #[serde(default)]
+    pub options: Map<String, Value>,
+}
+
+impl ConnectionConfig {
+    /// The `userinfo_url` option, when the connection has one.
+    pub fn userinfo_url(&self) -> Option<&str> {
+        self.options.get("userinfo_url").and_then(Value::as_str)
+    }
+}
+
+/// An application allowed to receive tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    #[serde(default)]
+    pub name: String,
+    /// The access token's audience when the login does not ask for one.
+    pub audience: Option<String>,
+    /// Given to actions as `event.client.metadata`.
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+}
+
+/// What a post-login action does when its plugin fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// The login fails.
+    #[default]
+    Fail,
+    /// The action is skipped with a warning; the chain goes on.
+    Continue,
+}
+
+/// One step of the post-login chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionConfig {
+    pub plugin: String,
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+// ---- the file as written -------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    issuer: Spanned<String>,
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    tokens: TokenSettings,
+    #[serde(default)]
+    engine: RawEngine,
+    #[serde(default)]
+    plugins: BTreeMap<String, Spanned<RawPlugin>>,
+    #[serde(default)]
+    connections: Vec<Spanned<ConnectionConfig>>,
+    #[serde(default)]
+    clients: Vec<Spanned<ClientConfig>>,
+    #[serde(default)]
+    actions: Vec<Spanned<ActionConfig>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    max_concurrent_instances: Option<u32>,
+    #[serde(default = "yes")]
+    compile_cache: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    path: PathBuf,
+    world: World,
+    #[serde(default)]
+    allowed_origins: Vec<Spanned<String>>,
+    #[serde(default)]
+    secrets: BTreeMap<String, Spanned<RawSecret>>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+/// Where a secret's value comes from. Values written in the file are for
+/// local runs; deployments take them from the environment or a file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum RawSecret {
+    Env(String),
+    File(PathBuf),
+    Value(String),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    fuel: Option<u64>,
+    memory_mib: Option<u64>,
+    timeout_ms: Option<u64>,
+    http_timeout_ms: Option<u64>,
+    max_response_bytes: Option<u64>,
+}
+
+impl Config {
+    /// Reads and checks `file`.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+            file: file.to_owned(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the config: {e}"),
+        })?;
+        Config::parse(file, &text)
+    }
+
+    /// Checks `text`, the contents of `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let at = |span: Option<Range<usize>>, message: String| {
+            let (line, column) = span.map_or((0, 0), |span| line_and_column(text, span.start));
+            ConfigError {
+                file: file.to_owned(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
+        let base = file.parent().unwrap_or(Path::new("."));
+
+        if !raw.issuer.get_ref().starts_with("https://")
+            && !raw.issuer.get_ref().starts_with("http://")
+        {
+            return Err(at(
+                Some(raw.issuer.span()),
+                format!("issuer `{}` must be an http(s) URL", raw.issuer.get_ref()),
+            ));
+        }
+
+        let mut plugins = BTreeMap::new();
+        let mut max_memory_bytes = EngineSettings::default().max_memory_bytes;
+        for (name, raw_plugin) in raw.plugins {
+            let span = raw_plugin.span();
+            let spec = plugin_spec(base, &name, raw_plugin.into_inner())
+                .map_err(|(span, message)| at(Some(span), message))?;
+            if spec.limits.memory_bytes == 0
+                || spec.limits.fuel == 0
+                || spec.limits.timeout.is_zero()
+            {
+                return Err(at(
+                    Some(span),
+                    format!("plugin `{name}`: limits must be above zero"),
+                ));
+            }
+            max_memory_bytes = max_memory_bytes.max(spec.limits.memory_bytes);
+            plugins.insert(name, spec);
+        }
+
+        let expect_plugin = |name: &str, world: World, span: Range<usize>| match plugins.get(name) {
+            None => Err(at(
+                Some(span),
+                format!("no plugin named `{name}` in [plugins]"),
+            )),
+            Some(spec) if spec.world != world => Err(at(
+                Some(span),
+                format!(
+                    "plugin `{name}` is a {}, but is used here as a {world}",
+                    spec.world
+                ),
+            )),
+            Some(_) => Ok(()),
+        };
+
+        let mut names = HashSet::new();
+        for connection in &raw.connections {
+            if !names.insert(connection.get_ref().name.clone()) {
+                return Err(at(
+                    Some(connection.span()),
+                    format!(
+                        "connection `{}` is defined twice",
+                        connection.get_ref().name
+                    ),
+                ));
+            }
+            if let Some(fetcher) = &connection.get_ref().profile_fetcher {
+                expect_plugin(fetcher, World::ProfileFetcher, connection.span())?;
+            }
+            if let Some(url) = connection.get_ref().userinfo_url()
+                && reqwest::Url::parse(url).is_err()
+            {
+                return Err(at(
+                    Some(connection.span()),
+                    format!("userinfo_url `{url}` is not a URL"),
+                ));
+            }
+        }
+        let mut client_ids = HashSet::new();
+        for client in &raw.clients {
+            if !client_ids.insert(client.get_ref().client_id.clone()) {
+                return Err(at(
+                    Some(client.span()),
+                    format!("client `{}` is defined twice", client.get_ref().client_id),
+                ));
+            }
+        }
+        for action in &raw.actions {
+            expect_plugin(
+                &action.get_ref().plugin,
+                World::PostLoginAction,
+                action.span(),
+            )?;
+        }
+
+        let engine = EngineSettings {
+            max_concurrent_instances: raw
+                .engine
+                .max_concurrent_instances
+                .unwrap_or(EngineSettings::default().max_concurrent_instances),
+            max_memory_bytes,
+            cache_dir: None,
+        };
+        let data_dir = base.join(raw.data_dir.unwrap_or_else(|| PathBuf::from("data")));
+        Ok(Config {
+            file: file.to_owned(),
+            issuer: raw.issuer.into_inner(),
+            engine: EngineSettings {
+                cache_dir: raw
+                    .engine
+                    .compile_cache
+                    .then(|| data_dir.join("compile-cache")),
+                ..engine
+            },
+            data_dir,
+            tokens: raw.tokens,
+            plugins,
+            connections: raw
+                .connections
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
+            clients: raw.clients.into_iter().map(Spanned::into_inner).collect(),
+            actions: raw.actions.into_iter().map(Spanned::into_inner).collect(),
+        })
+    }
+
+    pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {
+        self.connections.iter().find(|c| c.name == name)
+    }
+
+    pub fn client(&self, client_id: &str) -> Option<&ClientConfig> {
+        self.clients.iter().find(|c| c.client_id == client_id)
+    }
+}
+
+fn plugin_spec(
+    base: &Path,
+    name: &str,
+    raw: RawPlugin,
+) -> Result<PluginSpec, (Range<usize>, String)> {
+    let mut allowed_origins = Vec::new();
+    for origin in raw.allowed_origins {
+        let parsed = origin
+            .get_ref()
+            .parse::<Origin>()
+            .map_err(|why| (origin.span(), format!("plugin `{name}`: {why}")))?;
+        allowed_origins.push(parsed);
+    }
+    let mut secrets = BTreeMap::new();
+    for (secret_name, source) in raw.secrets {
+        let span = source.span();
+        let value = match source.into_inner() {
+            RawSecret::Value(value) => value,
+            RawSecret::Env(var) => std::env::var(&var).map_err(|_| {
+                (
+                    span.clone(),
+                    format!(
+                        "plugin `{name}`: secret `{secret_name}` reads ${var}, which is not set"
+                    ),
+                )
+            })?,
+            RawSecret::File(path) => {
+                let path = base.join(path);
+                std::fs::read_to_string(&path)
+                    .map(|text| text.trim_end().to_owned())
+                    .map_err(|e| {
+                        (
+                            span.clone(),
+                            format!(
+                                "plugin `{name}`: secret `{secret_name}` cannot read {}: {e}",
+                                path.display()
+                            ),
+                        )
+                    })?
+            }
+        };
+        secrets.insert(secret_name, SecretValue::new(value));
+    }
+    let defaults = Limits::default();
+    let http_defaults = HttpPolicy::default();
+    Ok(PluginSpec {
+        name: name.to_owned(),
+        path: base.join(raw.path),
+        world: raw.world,
+        limits: Limits {
+            fuel: raw.limits.fuel.unwrap_or(defaults.fuel),
+            memory_bytes: raw
+                .limits
+                .memory_mib
+                .map_or(defaults.memory_bytes, |mib| mib.saturating_mul(1024 * 1024)),
+            timeout: raw
+                .limits
+                .timeout_ms
+                .map_or(defaults.timeout, Duration::from_millis),
+        },
+        secrets: Secrets::new(secrets),
+        http: HttpPolicy {
+            allowed_origins,
+            timeout: raw
+                .limits
+                .http_timeout_ms
+                .map_or(http_defaults.timeout, Duration::from_millis),
+            max_response_bytes: raw
+                .limits
+                .max_response_bytes
+                .unwrap_or(http_defaults.max_response_bytes),
+        },
+    })
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/claimsmith/claimsmith.toml"), text)
+    }
+
+    const MINIMAL: &str = r#"
+issuer = "https://login.example.com"
+
+[plugins.geo]
+path = "geo.wasm"
+world = "post-login-action"
+allowed_origins = ["https://api.example.com"]
+secrets = { api_key = { value = "k" } }
+limits = { fuel = 5000, memory_mib = 8, timeout_ms = 250 }
+
+[[connections]]
+name = "okta"
+
+[[clients]]
+client_id = "app"
+
+[[actions]]
+plugin = "geo"
+on_error = "continue"
+"#;
+
+    #[test]
+    fn a_good_file_is_read_with_paths_relative_to_it() {
+        let config = parse(MINIMAL).unwrap();
+        let geo = &config.plugins["geo"];
+        assert_eq!(geo.path, Path::new("/etc/claimsmith/geo.wasm"));
+        assert_eq!(geo.limits.fuel, 5000);
+        assert_eq!(geo.limits.memory_bytes, 8 * 1024 * 1024);
+        assert_eq!(geo.limits.timeout, Duration::from_millis(250));
+        assert_eq!(config.data_dir, Path::new("/etc/claimsmith/data"));
+        assert_eq!(config.actions[0].on_error, OnError::Continue);
+        assert_eq!(
+            config.engine.cache_dir.as_deref(),
+            Some(Path::new("/etc/claimsmith/data/compile-cache"))
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_names_its_line() {
+        let text = MINIMAL.replace("on_error = \"continue\"", "on_eror = \"continue\"");
+        let error = parse(&text).unwrap_err();
+        assert_eq!(error.line, 20, "{error}");
+        assert!(error.to_string().contains("on_eror"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("/etc/claimsmith/claimsmith.toml:20:")
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_line() {
+        let text = MINIMAL.replace("fuel = 5000", "fuel = \"lots\"");
+        let error = parse(&text).unwrap_err();
+        assert_eq!(error.line, 9, "{error}");
+    }
+
+    #[test]
+    fn an_unknown_plugin_reference_names_the_action() {
+        let text = MINIMAL.replace("plugin = \"geo\"", "plugin = \"nope\"");
+        let error = parse(&text).unwrap_err();
+        assert_eq!(error.line, 18, "{error}");
+        assert!(error.message.contains("no plugin named `nope`"), "{error}");
+    }
+
+    #[test]
+    fn a_plugin_used_as_the_wrong_world_is_refused() {
+        let text = MINIMAL.replace(
+            "name = \"okta\"",
+            "name = \"okta\"\nprofile_fetcher = \"geo\"",
+        );
+        let error = parse(&text).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("is a post-login-action, but is used here as a profile-fetcher"),
+            "{error}"
+        );
+        assert_eq!(error.line, 11, "{error}");
+    }
+
+    #[test]
+    fn a_bad_origin_and_a_missing_env_secret_are_located() {
+        let text = MINIMAL.replace(
+            "https://api.example.com\"",
+            "https://api.example.com/path\"",
+        );
+        let error = parse(&text).unwrap_err();
+        assert_eq!(error.line, 7, "{error}");
+        let text = MINIMAL.replace(
+            "{ value = \"k\" }",
+            "{ env = \"CLAIMSMITH_TEST_SURELY_UNSET_VAR\" }",
+        );
+        let error = parse(&text).unwrap_err();
+        assert!(
+            error.message.contains("CLAIMSMITH_TEST_SURELY_UNSET_VAR"),
+            "{error}"
+        );
+        assert_eq!(error.line, 8, "{error}");
+    }
+
+    #[test]
+    fn duplicate_clients_are_refused() {
+        let text = format!("{MINIMAL}\n[[clients]]\nclient_id = \"app\"\n");
+        let error = parse(&text).unwrap_err();
+        assert!(
+            error.message.contains("client `app` is defined twice"),
+            "{error}"
+        );
+    }
+}

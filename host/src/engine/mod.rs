@@ -1,0 +1,604 @@
+//! The Wasm engine: compiles, caches, links and runs plugin components.
+//!
+//! Owns wasmtime. A plugin is compiled once at load (or read back from the
+//! on-disk cache), checked against the world its config names, and linked
+//! once (`InstancePre`). Every invocation then gets a fresh instance from the
+//! pooling allocator, so nothing a plugin keeps in globals outlives one login,
+//! and runs bounded by fuel, a memory cap and a wall-clock timeout. Plugins
+//! run on tokio: a plugin waiting on `fetch` holds no thread and a busy one
+//! yields every [`FUEL_YIELD_INTERVAL`] units.
+//!
+//! It does not decide what a plugin may reach (config and the capabilities
+//! do) nor what its results mean for the login (the pipeline does).
+
+pub mod bindings;
+mod cache;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::capabilities::api::{ActionEffects, ApiCapability};
+use crate::capabilities::http::{HttpCapability, HttpPolicy, Interceptor, OutboundHttp};
+use crate::capabilities::log::LogCapability;
+use crate::capabilities::secrets::Secrets;
+use crate::capabilities::stdio::{PluginOutput, Stream};
+use bindings::{action, fetcher};
+
+pub use bindings::action::claimsmith::plugin::event_types::{
+    Client as EventClient, Connection as EventConnection, Event, Request as EventRequest,
+    User as EventUser,
+};
+pub use bindings::fetcher::claimsmith::plugin::profile_types::FetchContext;
+
+/// A busy plugin hands its thread back to tokio this often (in fuel units,
+/// roughly wasm instructions), so it cannot starve other logins.
+pub const FUEL_YIELD_INTERVAL: u64 = 100_000;
+
+/// The world a plugin implements, as named in config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum World {
+    ProfileFetcher,
+    PostLoginAction,
+}
+
+impl std::fmt::Display for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            World::ProfileFetcher => "profile-fetcher",
+            World::PostLoginAction => "post-login-action",
+        })
+    }
+}
+
+/// The bounds of one invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Fuel units (about one per wasm instruction).
+    pub fuel: u64,
+    /// The most linear memory the instance may grow to, in bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock time for the whole invocation, `fetch` calls included.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: 1_000_000_000,
+            memory_bytes: 64 * 1024 * 1024,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Which bound an invocation hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Limit {
+    #[error("fuel budget of {0} units")]
+    Fuel(u64),
+    #[error("memory cap of {} MiB", .0 / (1024 * 1024))]
+    Memory(u64),
+    #[error("wall-clock timeout of {} ms", .0.as_millis())]
+    WallClock(Duration),
+}
+
+/// Settings of the engine as a whole, shared by every plugin.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// How many plugin instances may be alive at once (the pool's size).
+    pub max_concurrent_instances: u32,
+    /// The largest memory cap of any plugin; the pool reserves slots this big.
+    pub max_memory_bytes: u64,
+    /// Where compiled plugins are cached; `None` compiles on every start.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            max_concurrent_instances: 128,
+            max_memory_bytes: Limits::default().memory_bytes,
+            cache_dir: None,
+        }
+    }
+}
+
+/// Everything needed to load one plugin.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    pub name: String,
+    pub path: PathBuf,
+    pub world: World,
+    pub limits: Limits,
+    pub secrets: Secrets,
+    pub http: HttpPolicy,
+}
+
+/// Why a plugin could not be loaded; the host refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("plugin `{plugin}`: cannot read {}: {source}", path.display())]
+    Read {
+        plugin: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("plugin `{plugin}` ({}) is not a valid WebAssembly component: {reason}", path.display())]
+    Compile {
+        plugin: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("plugin `{plugin}` imports something Claimsmith does not grant: {reason}")]
+    UngrantedImport { plugin: String, reason: String },
+    #[error(
+        "plugin `{plugin}` is configured as a {expected} but does not implement that world: {reason}"
+    )]
+    WrongWorld {
+        plugin: String,
+        expected: World,
+        reason: String,
+    },
+    #[error("cannot set up the Wasm engine: {0}")]
+    Engine(String),
+}
+
+/// Why one invocation failed. The host carries on either way.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("plugin `{plugin}` exceeded its {limit}")]
+    LimitExceeded { plugin: String, limit: Limit },
+    #[error("plugin `{plugin}` trapped: {reason}")]
+    Trapped { plugin: String, reason: String },
+    #[error("plugin `{plugin}` failed: {message}")]
+    Failed { plugin: String, message: String },
+    #[error("plugin `{plugin}` returned invalid JSON as {what}: {reason}")]
+    InvalidJson {
+        plugin: String,
+        what: &'static str,
+        reason: String,
+    },
+}
+
+impl PluginError {
+    pub fn plugin(&self) -> &str {
+        match self {
+            PluginError::LimitExceeded { plugin, .. }
+            | PluginError::Trapped { plugin, .. }
+            | PluginError::Failed { plugin, .. }
+            | PluginError::InvalidJson { plugin, .. } => plugin,
+        }
+    }
+}
+
+/// A finished invocation: its result and what it cost.
+#[derive(Debug)]
+pub struct Invocation<T> {
+    pub output: T,
+    pub fuel_consumed: u64,
+    pub duration: Duration,
+}
+
+/// The Wasm engine, shared by all plugins and logins.
+pub struct Engine {
+    wasmtime: wasmtime::Engine,
+    fetcher_linker: Linker<StoreState>,
+    action_linker: Linker<StoreState>,
+    cache: Option<cache::CompileCache>,
+    http: OutboundHttp,
+}
+
+impl Engine {
+    pub fn new(settings: &EngineSettings, http: OutboundHttp) -> Result<Self, LoadError> {
+        let engine_error = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
+        let instances = settings.max_concurrent_instances.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(instances)
+            .total_stacks(instances)
+            // Components built from other languages bring several core
+            // modules, memories and tables each.
+            .max_core_instances_per_component(32)
+            .max_memories_per_component(4)
+            .max_tables_per_component(8)
+            .total_core_instances(instances.saturating_mul(32))
+            .total_memories(instances.saturating_mul(4))
+            .total_tables(instances.saturating_mul(8))
+            .max_memory_size(usize::try_from(settings.max_memory_bytes).unwrap_or(usize::MAX));
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let wasmtime = wasmtime::Engine::new(&config).map_err(engine_error)?;
+
+        let mut fetcher_linker = Linker::new(&wasmtime);
+        link_shared_capabilities(&mut fetcher_linker).map_err(engine_error)?;
+        let mut action_linker = Linker::new(&wasmtime);
+        link_shared_capabilities(&mut action_linker).map_err(engine_error)?;
+        action::claimsmith::plugin::api::add_to_linker::<_, HasSelf<ApiCapability>>(
+            &mut action_linker,
+            |state: &mut StoreState| &mut state.api,
+        )
+        .map_err(engine_error)?;
+
+        Ok(Engine {
+            wasmtime,
+            fetcher_linker,
+            action_linker,
+            cache: settings.cache_dir.clone().map(cache::CompileCache::new),
+            http,
+        })
+    }
+
+    /// Compiles (or reads back from the cache), checks and links a plugin.
+    pub fn load(&self, spec: PluginSpec) -> Result<Plugin, LoadError> {
+        let plugin = spec.name.clone();
+        let wasm = std::fs::read(&spec.path).map_err(|source| LoadError::Read {
+            plugin: plugin.clone(),
+            path: spec.path.clone(),
+            source,
+        })?;
+        let digest = hex::encode(Sha256::digest(&wasm));
+        let component = match &self.cache {
+            Some(cache) => cache.component(&self.wasmtime, &wasm, &digest),
+            None => Component::new(&self.wasmtime, &wasm),
+        }
+        .map_err(|e| LoadError::Compile {
+            plugin: plugin.clone(),
+            path: spec.path.clone(),
+            reason: format!("{e:#}"),
+        })?;
+
+        let linker = match spec.world {
+            World::ProfileFetcher => &self.fetcher_linker,
+            World::PostLoginAction => &self.action_linker,
+        };
+        let ungranted = |e: wasmtime::Error| LoadError::UngrantedImport {
+            plugin: plugin.clone(),
+            reason: format!("{e:#}"),
+        };
+        let pre = linker.instantiate_pre(&component).map_err(ungranted)?;
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
+            plugin: plugin.clone(),
+            expected: spec.world,
+            reason: describe_world_mismatch(&self.wasmtime, &component, &e),
+        };
+        let prepared = match spec.world {
+            World::ProfileFetcher => {
+                Prepared::ProfileFetcher(fetcher::ProfileFetcherPre::new(pre).map_err(wrong_world)?)
+            }
+            World::PostLoginAction => Prepared::PostLoginAction(
+                action::PostLoginActionPre::new(pre).map_err(wrong_world)?,
+            ),
+        };
+        tracing::info!(plugin, world = %spec.world, sha256 = %digest, "plugin loaded");
+        Ok(Plugin {
+            name: Arc::from(spec.name),
+            digest,
+            world: spec.world,
+            limits: spec.limits,
+            secrets: spec.secrets,
+            http_policy: Arc::new(spec.http),
+            http: self.http.clone(),
+            wasmtime: self.wasmtime.clone(),
+            prepared,
+        })
+    }
+}
+
+fn link_shared_capabilities(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+    // WASI is linked because every language's standard library imports it;
+    // the context built per invocation grants none of its resources.
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    use fetcher::claimsmith::plugin::{http, log, secrets};
+    log::add_to_linker::<_, HasSelf<LogCapability>>(linker, |state: &mut StoreState| {
+        &mut state.log
+    })?;
+    secrets::add_to_linker::<_, HasSelf<Secrets>>(linker, |state: &mut StoreState| {
+        &mut state.secrets
+    })?;
+    http::add_to_linker::<_, HasSelf<HttpCapability>>(linker, |state: &mut StoreState| {
+        &mut state.http
+    })?;
+    Ok(())
+}
+
+/// Names the world a component does implement, when it implements the other one.
+fn describe_world_mismatch(
+    engine: &wasmtime::Engine,
+    component: &Component,
+    error: &wasmtime::Error,
+) -> String {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let hint = if exports.iter().any(|name| name == "on-execute-post-login") {
+        " (it exports `on-execute-post-login`: it is a post-login-action)"
+    } else if exports.iter().any(|name| name == "fetch-profile") {
+        " (it exports `fetch-profile`: it is a profile-fetcher)"
+    } else {
+        ""
+    };
+    format!("{error:#}; its exports are [{}]{hint}", exports.join(", "))
+}
+
+enum Prepared {
+    ProfileFetcher(fetcher::ProfileFetcherPre<StoreState>),
+    PostLoginAction(action::PostLoginActionPre<StoreState>),
+}
+
+/// A loaded plugin, ready to be invoked any number of times concurrently.
+pub struct Plugin {
+    name: Arc<str>,
+    digest: String,
+    world: World,
+    limits: Limits,
+    secrets: Secrets,
+    http_policy: Arc<HttpPolicy>,
+    http: OutboundHttp,
+    wasmtime: wasmtime::Engine,
+    prepared: Prepared,
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The sha256 of the plugin's wasm, hex.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    pub fn world(&self) -> World {
+        self.world
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Runs `fetch-profile` in a fresh instance; the profile must be a JSON object.
+    pub async fn fetch_profile(
+        &self,
+        context: &FetchContext,
+        interceptor: Option<Interceptor>,
+    ) -> Result<Invocation<Map<String, Value>>, PluginError> {
+        let Prepared::ProfileFetcher(pre) = &self.prepared else {
+            return Err(self.failed(format!("is a {}, not a profile-fetcher", self.world)));
+        };
+        let invocation = self
+            .invoke(ActionEffects::default(), interceptor, async |store| {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                instance.call_fetch_profile(&mut *store, context).await
+            })
+            .await?;
+        let profile_json = invocation
+            .output
+            .0
+            .map_err(|message| self.failed(message))?;
+        let profile = match serde_json::from_str(&profile_json) {
+            Ok(Value::Object(profile)) => profile,
+            Ok(other) => {
+                return Err(PluginError::InvalidJson {
+                    plugin: self.name.to_string(),
+                    what: "the profile",
+                    reason: format!("expected a JSON object, got {}", json_kind(&other)),
+                });
+            }
+            Err(e) => {
+                return Err(PluginError::InvalidJson {
+                    plugin: self.name.to_string(),
+                    what: "the profile",
+                    reason: e.to_string(),
+                });
+            }
+        };
+        Ok(Invocation {
+            output: profile,
+            fuel_consumed: invocation.fuel_consumed,
+            duration: invocation.duration,
+        })
+    }
+
+    /// Runs `on-execute-post-login` in a fresh instance, starting from the
+    /// effects of the actions before it; returns the effects with this
+    /// action's changes applied.
+    pub async fn on_execute_post_login(
+        &self,
+        event: &Event,
+        effects: ActionEffects,
+        interceptor: Option<Interceptor>,
+    ) -> Result<Invocation<ActionEffects>, PluginError> {
+        let Prepared::PostLoginAction(pre) = &self.prepared else {
+            return Err(self.failed(format!("is a {}, not a post-login-action", self.world)));
+        };
+        let invocation = self
+            .invoke(effects, interceptor, async |store| {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                instance
+                    .call_on_execute_post_login(&mut *store, event)
+                    .await
+            })
+            .await?;
+        invocation
+            .output
+            .0
+            .map_err(|message| self.failed(message))?;
+        Ok(Invocation {
+            output: invocation.output.1,
+            fuel_consumed: invocation.fuel_consumed,
+            duration: invocation.duration,
+        })
+    }
+
+    /// One invocation in a fresh store, within the plugin's limits. Returns
+    /// the export's result with the `api` effects the store ended with.
+    async fn invoke<R>(
+        &self,
+        effects: ActionEffects,
+        interceptor: Option<Interceptor>,
+        call: impl AsyncFnOnce(&mut Store<StoreState>) -> wasmtime::Result<R>,
+    ) -> Result<Invocation<(R, ActionEffects)>, PluginError> {
+        let started = Instant::now();
+        let state = StoreState::new(self, effects, interceptor);
+        let mut store = Store::new(&self.wasmtime, state);
+        store.limiter(|state| &mut state.memory);
+        let trap = |e: wasmtime::Error| self.trapped(e);
+        store.set_fuel(self.limits.fuel).map_err(trap)?;
+        store
+            .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
+            .map_err(trap)?;
+
+        let outcome = tokio::time::timeout(self.limits.timeout, call(&mut store)).await;
+        let fuel_consumed = self
+            .limits
+            .fuel
+            .saturating_sub(store.get_fuel().unwrap_or(0));
+        let duration = started.elapsed();
+        let limit = |limit| PluginError::LimitExceeded {
+            plugin: self.name.to_string(),
+            limit,
+        };
+        match outcome {
+            Err(_elapsed) => Err(limit(Limit::WallClock(self.limits.timeout))),
+            Ok(Err(_)) if store.data().memory.cap_hit => {
+                Err(limit(Limit::Memory(self.limits.memory_bytes)))
+            }
+            Ok(Err(error)) if error.downcast_ref() == Some(&wasmtime::Trap::OutOfFuel) => {
+                Err(limit(Limit::Fuel(self.limits.fuel)))
+            }
+            Ok(Err(error)) => Err(self.trapped(error)),
+            Ok(Ok(output)) => {
+                let effects = std::mem::take(&mut store.data_mut().api.effects);
+                Ok(Invocation {
+                    output: (output, effects),
+                    fuel_consumed,
+                    duration,
+                })
+            }
+        }
+    }
+
+    fn failed(&self, message: String) -> PluginError {
+        PluginError::Failed {
+            plugin: self.name.to_string(),
+            message,
+        }
+    }
+
+    fn trapped(&self, error: wasmtime::Error) -> PluginError {
+        PluginError::Trapped {
+            plugin: self.name.to_string(),
+            reason: format!("{error:#}"),
+        }
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The data of one store: one plugin instance's capabilities.
+struct StoreState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+    log: LogCapability,
+    secrets: Secrets,
+    http: HttpCapability,
+    api: ApiCapability,
+}
+
+impl StoreState {
+    fn new(plugin: &Plugin, effects: ActionEffects, interceptor: Option<Interceptor>) -> Self {
+        // No preopened directories, no environment, no arguments, no sockets:
+        // WASI grants only clocks, randomness and the captured stdio.
+        let wasi = WasiCtx::builder()
+            .stdout(PluginOutput::new(plugin.name.clone(), Stream::Stdout))
+            .stderr(PluginOutput::new(plugin.name.clone(), Stream::Stderr))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        StoreState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap {
+                max_bytes: plugin.limits.memory_bytes,
+                cap_hit: false,
+            },
+            log: LogCapability::new(plugin.name.clone()),
+            secrets: plugin.secrets.clone(),
+            http: HttpCapability::new(
+                plugin.name.clone(),
+                plugin.http_policy.clone(),
+                plugin.http.clone(),
+                interceptor,
+            ),
+            api: ApiCapability { effects },
+        }
+    }
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Refuses memory growth past the plugin's cap and remembers that it did, so
+/// the trap that follows (an allocator aborting) is reported as the limit.
+struct MemoryCap {
+    max_bytes: u64,
+    cap_hit: bool,
+}
+
+/// Tables hold function references; no plugin needs more.
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.max_bytes {
+            self.cap_hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}

@@ -1,0 +1,22 @@
+//! Claimsmith runs the post-login step of an identity platform as WebAssembly
+//! plugins: between "the upstream login succeeded" and "our tokens are minted"
+//! it runs a profile fetcher and a chain of post-login actions, each a
+//! component built against the WIT contract in `wit/`.
+//!
+//! How the pieces fit, in the order a login goes through them:
+//! - [`config`] reads and checks the TOML configuration.
+//! - [`engine`] compiles, caches, links and runs the components, each call in a
+//!   fresh, bounded instance.
+//! - [`capabilities`] is the host side of what a plugin may import: logging,
+//!   its secrets, allow-listed HTTP and the post-login `api`.
+//! - [`pipeline`] chains the plugins for one login and decides its outcome.
+//! - [`tokens`] holds the signing keys and mints the JWTs.
+//! - [`cli`] is the `claimsmith` command.
+
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod pipeline;
+pub mod replay;
+pub mod tokens;

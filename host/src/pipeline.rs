@@ -1,0 +1,700 @@
+//! The login pipeline: one login, from the upstream's tokens to ours.
+//!
+//! profile fetch (the connection's plugin, or the id token's claims merged
+//! with the userinfo response) → post-login actions in configured order, each
+//! seeing the changes of the ones before → claim validation → minting.
+//!
+//! Owns the order of the steps and what each outcome means: a deny stops the
+//! chain, a failing step fails the login unless configured to be skipped.
+//! It does not store users or speak HTTP to apps (the service does), and it
+//! never sees how a plugin runs (the engine does).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::capabilities::api::{ActionEffects, ApiError, validate_custom_claims};
+use crate::capabilities::http::{
+    HttpCapability, HttpError, HttpPolicy, Interceptor, Origin, OutboundHttp, OutboundRequest,
+};
+use crate::config::{Config, ConnectionConfig, OnError};
+use crate::engine::{
+    Engine, Event, EventClient, EventConnection, EventRequest, EventUser, FetchContext, LoadError,
+    Plugin, PluginError, World,
+};
+use crate::tokens::{MintRequest, MintedTokens, SigningKey, TokenError, is_reserved_claim, mint};
+
+/// One login as the pipeline receives it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// The connection (upstream provider) the user signed in with.
+    pub connection: String,
+    /// The application the tokens are for.
+    pub client_id: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The access token's audience; the client's default when absent.
+    pub audience: Option<String>,
+    /// The app's nonce, echoed in the id token.
+    pub nonce: Option<String>,
+    #[serde(default)]
+    pub request: RequestInfo,
+    pub upstream: UpstreamLogin,
+    /// The user as stored before this login (nothing for a first login).
+    #[serde(default)]
+    pub user: StoredUser,
+}
+
+/// The HTTP request that started the login.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// What the upstream provider returned. The claims are those of a verified
+/// id token: the caller verified it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamLogin {
+    pub access_token: String,
+    /// The raw id token, handed to the profile fetcher as it is.
+    #[serde(default)]
+    pub id_token: String,
+    pub id_token_claims: Map<String, Value>,
+}
+
+/// A user's stored state before a login.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredUser {
+    #[serde(default)]
+    pub user_metadata: Map<String, Value>,
+    #[serde(default)]
+    pub app_metadata: Map<String, Value>,
+    #[serde(default)]
+    pub logins_count: u32,
+    pub last_login: Option<String>,
+}
+
+/// The user after a successful login, to be stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserRecord {
+    /// `connection|upstream subject`.
+    pub user_id: String,
+    /// The profile snapshot of this login.
+    pub profile: Map<String, Value>,
+    pub user_metadata: Map<String, Value>,
+    pub app_metadata: Map<String, Value>,
+    pub logins_count: u32,
+    /// This login's time, RFC 3339.
+    pub last_login: String,
+}
+
+/// Per-run choices of the caller.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Answers plugins' HTTP instead of the network (local runs, tests).
+    pub interceptor: Option<Interceptor>,
+    /// The clock, in unix seconds; the system clock when absent.
+    pub now: Option<u64>,
+}
+
+/// What happened to one login, step by step.
+#[derive(Debug)]
+pub struct LoginReport {
+    pub steps: Vec<StepReport>,
+    pub outcome: Result<MintedLogin, LoginFailure>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// The plugin's name, or `userinfo` / `mint` for the host's own steps.
+    pub name: String,
+    pub kind: StepKind,
+    pub duration: Duration,
+    /// Fuel the plugin used; none for the host's own steps.
+    pub fuel_consumed: Option<u64>,
+    pub status: StepStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    ProfileFetcher,
+    PostLoginAction,
+    Userinfo,
+    Mint,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Succeeded,
+    Denied {
+        reason: String,
+    },
+    /// Failed, and configured `on_error = "continue"`: the chain went on.
+    Skipped {
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// A login that ended in tokens.
+pub struct MintedLogin {
+    pub tokens: MintedTokens,
+    pub user: UserRecord,
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for MintedLogin {
+    // Bearer tokens stay out of debug output, which ends up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedLogin")
+            .field("tokens", &"<redacted>")
+            .field("user", &self.user)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// Why no token was minted.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginFailure {
+    #[error("unknown connection `{0}`")]
+    UnknownConnection(String),
+    #[error("unknown client `{0}`")]
+    UnknownClient(String),
+    #[error("the upstream id token has no `sub` claim")]
+    MissingSubject,
+    #[error("login denied by `{plugin}`: {reason}")]
+    Denied { plugin: String, reason: String },
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("userinfo request failed: {0}")]
+    Userinfo(String),
+    #[error("custom claims of the {token} refused: {error}")]
+    InvalidClaims {
+        token: &'static str,
+        error: ApiError,
+    },
+    #[error("minting failed: {0}")]
+    Mint(#[from] TokenError),
+}
+
+/// Why the pipeline could not be built; the host does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Plugin(#[from] LoadError),
+    #[error("signing key: {0}")]
+    Key(#[from] TokenError),
+    #[error("HTTP client: {0}")]
+    Http(#[from] HttpError),
+}
+
+struct ActionStep {
+    plugin: Arc<Plugin>,
+    on_error: OnError,
+}
+
+/// The configured chain, with its plugins loaded and its key ready.
+pub struct Pipeline {
+    config: Config,
+    key: SigningKey,
+    http: OutboundHttp,
+    fetchers: HashMap<String, Arc<Plugin>>,
+    actions: Vec<ActionStep>,
+}
+
+impl Pipeline {
+    /// Loads the signing key and every configured plugin. Compiling is CPU
+    /// work: call it before serving, or from a blocking task.
+    pub fn new(config: Config, http: OutboundHttp) -> Result<Self, StartError> {
+        let key =
+            SigningKey::load_or_generate(&config.data_dir.join("keys"), config.tokens.algorithm)?;
+        let engine = Engine::new(&config.engine, http.clone())?;
+        let mut plugins = HashMap::new();
+        for spec in config.plugins.values() {
+            plugins.insert(spec.name.clone(), Arc::new(engine.load(spec.clone())?));
+        }
+        // Config checked that every reference names a plugin of the right world.
+        let fetchers = config
+            .connections
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    c.name.clone(),
+                    plugins.get(c.profile_fetcher.as_ref()?)?.clone(),
+                ))
+            })
+            .collect();
+        let actions = config
+            .actions
+            .iter()
+            .filter_map(|a| {
+                Some(ActionStep {
+                    plugin: plugins.get(&a.plugin)?.clone(),
+                    on_error: a.on_error,
+                })
+            })
+            .collect();
+        Ok(Pipeline {
+            config,
+            key,
+            http,
+            fetchers,
+            actions,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// Runs one login through the chain.
+    pub async fn run(&self, login: &Login, options: &RunOptions) -> LoginReport {
+        let mut steps = Vec::new();
+        let outcome = self.run_steps(login, options, &mut steps).await;
+        LoginReport { steps, outcome }
+    }
+
+    async fn run_steps(
+        &self,
+        login: &Login,
+        options: &RunOptions,
+        steps: &mut Vec<StepReport>,
+    ) -> Result<MintedLogin, LoginFailure> {
+        let connection = self
+            .config
+            .connection(&login.connection)
+            .ok_or_else(|| LoginFailure::UnknownConnection(login.connection.clone()))?;
+        let client = self
+            .config
+            .client(&login.client_id)
+            .ok_or_else(|| LoginFailure::UnknownClient(login.client_id.clone()))?;
+        let subject = login
+            .upstream
+            .id_token_claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or(LoginFailure::MissingSubject)?;
+        let user_id = format!("{}|{subject}", connection.name);
+        let now = options.now.unwrap_or_else(unix_now);
+
+        let profile = self
+            .fetch_profile(connection, login, options, steps)
+            .await?;
+        let audience = login.audience.clone().or_else(|| client.audience.clone());
+        let effects = ActionEffects {
+            scopes: login.scopes.clone(),
+            user_metadata: login.user.user_metadata.clone(),
+            app_metadata: login.user.app_metadata.clone(),
+            ..ActionEffects::default()
+        };
+        let mut event = Event {
+            user: EventUser {
+                user_id: user_id.clone(),
+                profile: Value::Object(profile.clone()).to_string(),
+                user_metadata: String::new(),
+                app_metadata: String::new(),
+                logins_count: login.user.logins_count.saturating_add(1),
+                last_login: login.user.last_login.clone(),
+            },
+            client: EventClient {
+                client_id: client.client_id.clone(),
+                name: client.name.clone(),
+                metadata: Value::Object(client.metadata.clone()).to_string(),
+            },
+            connection: EventConnection {
+                name: connection.name.clone(),
+                strategy: "oidc".to_owned(),
+            },
+            request: EventRequest {
+                ip: login.request.ip.clone(),
+                user_agent: login.request.user_agent.clone(),
+            },
+            scopes: Vec::new(),
+            audience: audience.clone(),
+            access_token_claims: String::new(),
+            id_token_claims: String::new(),
+        };
+        let effects = self
+            .run_actions(&mut event, effects, options, steps)
+            .await?;
+
+        for (token, claims) in [
+            ("access token", &effects.access_token_claims),
+            ("id token", &effects.id_token_claims),
+        ] {
+            validate_custom_claims(claims)
+                .map_err(|error| LoginFailure::InvalidClaims { token, error })?;
+        }
+
+        let started = Instant::now();
+        let profile_claims = standard_profile_claims(&profile, &effects.scopes);
+        let minted = mint(
+            &self.key,
+            &MintRequest {
+                issuer: &self.config.issuer,
+                subject: &user_id,
+                client_id: &client.client_id,
+                audience: audience.as_deref(),
+                scopes: &effects.scopes,
+                nonce: login.nonce.as_deref(),
+                auth_time: now,
+                now,
+                access_token_ttl: self.config.tokens.access_token_ttl_secs,
+                id_token_ttl: self.config.tokens.id_token_ttl_secs,
+                profile_claims: &profile_claims,
+                access_token_claims: &effects.access_token_claims,
+                id_token_claims: &effects.id_token_claims,
+            },
+        );
+        steps.push(StepReport {
+            name: "mint".to_owned(),
+            kind: StepKind::Mint,
+            duration: started.elapsed(),
+            fuel_consumed: None,
+            status: match &minted {
+                Ok(_) => StepStatus::Succeeded,
+                Err(e) => StepStatus::Failed {
+                    error: e.to_string(),
+                },
+            },
+        });
+        Ok(MintedLogin {
+            tokens: minted?,
+            user: UserRecord {
+                user_id,
+                profile,
+                user_metadata: effects.user_metadata,
+                app_metadata: effects.app_metadata,
+                logins_count: event.user.logins_count,
+                last_login: rfc3339(now),
+            },
+            scopes: effects.scopes,
+        })
+    }
+
+    async fn fetch_profile(
+        &self,
+        connection: &ConnectionConfig,
+        login: &Login,
+        options: &RunOptions,
+        steps: &mut Vec<StepReport>,
+    ) -> Result<Map<String, Value>, LoginFailure> {
+        let Some(fetcher) = self.fetchers.get(&connection.name) else {
+            return self
+                .default_profile(connection, login, options, steps)
+                .await;
+        };
+        let context = FetchContext {
+            connection: connection.name.clone(),
+            access_token: login.upstream.access_token.clone(),
+            id_token: login.upstream.id_token.clone(),
+            id_token_claims: Value::Object(login.upstream.id_token_claims.clone()).to_string(),
+            options: Value::Object(connection.options.clone()).to_string(),
+        };
+        let started = Instant::now();
+        match fetcher
+            .fetch_profile(&context, options.interceptor.clone())
+            .await
+        {
+            Ok(invocation) => {
+                steps.push(StepReport {
+                    name: fetcher.name().to_owned(),
+                    kind: StepKind::ProfileFetcher,
+                    duration: invocation.duration,
+                    fuel_consumed: Some(invocation.fuel_consumed),
+                    status: StepStatus::Succeeded,
+                });
+                Ok(invocation.output)
+            }
+            Err(error) => {
+                steps.push(failed_step(fetcher, &error, started.elapsed(), false));
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Without a profile fetcher: the id token's claims (less the token's own
+    /// bookkeeping) merged with the userinfo response, which wins where both
+    /// say something.
+    async fn default_profile(
+        &self,
+        connection: &ConnectionConfig,
+        login: &Login,
+        options: &RunOptions,
+        steps: &mut Vec<StepReport>,
+    ) -> Result<Map<String, Value>, LoginFailure> {
+        let mut profile: Map<String, Value> = login
+            .upstream
+            .id_token_claims
+            .iter()
+            .filter(|(name, _)| *name == "sub" || !is_reserved_claim(name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let Some(url) = connection.userinfo_url() else {
+            return Ok(profile);
+        };
+        let started = Instant::now();
+        let result = self
+            .fetch_userinfo(url, &login.upstream.access_token, options)
+            .await;
+        steps.push(StepReport {
+            name: "userinfo".to_owned(),
+            kind: StepKind::Userinfo,
+            duration: started.elapsed(),
+            fuel_consumed: None,
+            status: match &result {
+                Ok(_) => StepStatus::Succeeded,
+                Err(e) => StepStatus::Failed {
+                    error: e.to_string(),
+                },
+            },
+        });
+        profile.extend(result?);
+        Ok(profile)
+    }
+
+    async fn fetch_userinfo(
+        &self,
+        url: &str,
+        access_token: &str,
+        options: &RunOptions,
+    ) -> Result<Map<String, Value>, LoginFailure> {
+        let failure = |why: String| LoginFailure::Userinfo(why);
+        let url = reqwest::Url::parse(url).map_err(|e| failure(e.to_string()))?;
+        let origin: Origin = url
+            .origin()
+            .ascii_serialization()
+            .parse()
+            .map_err(failure)?;
+        let http = HttpCapability::new(
+            Arc::from("userinfo"),
+            Arc::new(HttpPolicy {
+                allowed_origins: vec![origin],
+                ..HttpPolicy::default()
+            }),
+            self.http.clone(),
+            options.interceptor.clone(),
+        );
+        let response = http
+            .send(OutboundRequest {
+                method: reqwest::Method::GET,
+                url,
+                headers: vec![
+                    ("authorization".to_owned(), format!("Bearer {access_token}")),
+                    ("accept".to_owned(), "application/json".to_owned()),
+                ],
+                body: None,
+            })
+            .await
+            .map_err(|e| failure(e.to_string()))?;
+        if response.status != 200 {
+            return Err(failure(format!("status {}", response.status)));
+        }
+        match serde_json::from_slice(&response.body) {
+            Ok(Value::Object(userinfo)) => Ok(userinfo),
+            Ok(_) => Err(failure("the response is not a JSON object".to_owned())),
+            Err(e) => Err(failure(format!("the response is not JSON: {e}"))),
+        }
+    }
+
+    async fn run_actions(
+        &self,
+        event: &mut Event,
+        mut effects: ActionEffects,
+        options: &RunOptions,
+        steps: &mut Vec<StepReport>,
+    ) -> Result<ActionEffects, LoginFailure> {
+        for step in &self.actions {
+            let plugin = &step.plugin;
+            // Each action sees the user and the claims as the ones before left them.
+            event.user.user_metadata = Value::Object(effects.user_metadata.clone()).to_string();
+            event.user.app_metadata = Value::Object(effects.app_metadata.clone()).to_string();
+            event.access_token_claims =
+                Value::Object(effects.access_token_claims.clone()).to_string();
+            event.id_token_claims = Value::Object(effects.id_token_claims.clone()).to_string();
+            event.scopes.clone_from(&effects.scopes);
+
+            let started = Instant::now();
+            let result = plugin
+                .on_execute_post_login(event, effects.clone(), options.interceptor.clone())
+                .await;
+            match result {
+                Ok(invocation) => {
+                    let denial = invocation.output.denial.clone();
+                    steps.push(StepReport {
+                        name: plugin.name().to_owned(),
+                        kind: StepKind::PostLoginAction,
+                        duration: invocation.duration,
+                        fuel_consumed: Some(invocation.fuel_consumed),
+                        status: match &denial {
+                            Some(reason) => StepStatus::Denied {
+                                reason: reason.clone(),
+                            },
+                            None => StepStatus::Succeeded,
+                        },
+                    });
+                    if let Some(reason) = denial {
+                        tracing::info!(plugin = plugin.name(), reason, "login denied");
+                        return Err(LoginFailure::Denied {
+                            plugin: plugin.name().to_owned(),
+                            reason,
+                        });
+                    }
+                    effects = invocation.output;
+                }
+                Err(error) if step.on_error == OnError::Continue => {
+                    tracing::warn!(%error, "action failed; skipped as configured (on_error = \"continue\")");
+                    steps.push(failed_step(plugin, &error, started.elapsed(), true));
+                }
+                Err(error) => {
+                    steps.push(failed_step(plugin, &error, started.elapsed(), false));
+                    return Err(error.into());
+                }
+            }
+        }
+        Ok(effects)
+    }
+}
+
+fn failed_step(
+    plugin: &Plugin,
+    error: &PluginError,
+    duration: Duration,
+    skipped: bool,
+) -> StepReport {
+    let error = error.to_string();
+    StepReport {
+        name: plugin.name().to_owned(),
+        kind: match plugin.world() {
+            World::ProfileFetcher => StepKind::ProfileFetcher,
+            World::PostLoginAction => StepKind::PostLoginAction,
+        },
+        duration,
+        fuel_consumed: None,
+        status: if skipped {
+            StepStatus::Skipped { error }
+        } else {
+            StepStatus::Failed { error }
+        },
+    }
+}
+
+/// The OpenID Connect standard claims (Core §5.4) the granted scopes release
+/// from the profile into the id token.
+pub fn standard_profile_claims(
+    profile: &Map<String, Value>,
+    scopes: &[String],
+) -> Map<String, Value> {
+    const BY_SCOPE: &[(&str, &[&str])] = &[
+        (
+            "profile",
+            &[
+                "name",
+                "family_name",
+                "given_name",
+                "middle_name",
+                "nickname",
+                "preferred_username",
+                "profile",
+                "picture",
+                "website",
+                "gender",
+                "birthdate",
+                "zoneinfo",
+                "locale",
+                "updated_at",
+            ],
+        ),
+        ("email", &["email", "email_verified"]),
+        ("address", &["address"]),
+        ("phone", &["phone_number", "phone_number_verified"]),
+    ];
+    let mut claims = Map::new();
+    for (scope, names) in BY_SCOPE {
+        if scopes.iter().any(|s| s == scope) {
+            for name in *names {
+                if let Some(value) = profile.get(*name) {
+                    claims.insert((*name).to_owned(), value.clone());
+                }
+            }
+        }
+    }
+    claims
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// `unix_seconds` as an RFC 3339 UTC timestamp.
+pub fn rfc3339(unix_seconds: u64) -> String {
+    let days = unix_seconds / 86_400;
+    let seconds_of_day = unix_seconds % 86_400;
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds_of_day / 3600,
+        seconds_of_day % 3600 / 60,
+        seconds_of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_000_000), "2026-11-18T10:26:40Z");
+    }
+
+    #[test]
+    fn scopes_release_only_their_standard_claims() {
+        let profile: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "name": "Ada", "email": "ada@example.com", "geo_ip_country": "NZ", "user_type": "x"
+        }))
+        .unwrap();
+        let claims = standard_profile_claims(&profile, &["openid".into(), "email".into()]);
+        assert_eq!(
+            Value::Object(claims),
+            serde_json::json!({"email": "ada@example.com"})
+        );
+        let claims = standard_profile_claims(&profile, &["profile".into()]);
+        assert_eq!(Value::Object(claims), serde_json::json!({"name": "Ada"}));
+    }
+}
