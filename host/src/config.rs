@@ -170,16 +170,28 @@ struct RawConfig {
     actions: Vec<Spanned<ActionConfig>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEngine {
     max_concurrent_instances: Option<u32>,
     #[serde(default = "yes")]
     compile_cache: bool,
+    /// Where compiled plugins are cached; `<data_dir>/compile-cache` by default.
+    compile_cache_dir: Option<PathBuf>,
 }
 
 fn yes() -> bool {
     true
+}
+
+impl Default for RawEngine {
+    fn default() -> Self {
+        RawEngine {
+            max_concurrent_instances: None,
+            compile_cache: yes(),
+            compile_cache_dir: None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -338,10 +350,11 @@ impl Config {
             file: file.to_owned(),
             issuer: raw.issuer.into_inner(),
             engine: EngineSettings {
-                cache_dir: raw
-                    .engine
-                    .compile_cache
-                    .then(|| data_dir.join("compile-cache")),
+                cache_dir: match (raw.engine.compile_cache, raw.engine.compile_cache_dir) {
+                    (false, _) => None,
+                    (true, Some(dir)) => Some(base.join(dir)),
+                    (true, None) => Some(data_dir.join("compile-cache")),
+                },
                 ..engine
             },
             data_dir,

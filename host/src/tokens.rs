@@ -113,6 +113,7 @@ impl fmt::Display for SigningAlgorithm {
     }
 }
 
+/// Why a key could not be loaded or created, or a token not signed.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// The key file exists but cannot be read (permissions, not a file...).
@@ -182,12 +183,13 @@ impl fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// Loads `<dir>/signing-key-<alg lowercase>.pem` (PKCS#8 PEM), or generates a new key,
-    /// creates `dir` if needed and writes the file with mode 0600 (write to a temp file in the
-    /// same dir then rename, so a crash never leaves a half-written key).
+    /// creates `dir` if needed and writes the file with mode 0600 (written to a temp file in
+    /// the same dir first, so a crash never leaves a half-written key).
     ///
-    /// The new file is put in place with a hard link rather than a rename, so that
+    /// The temp file is put in place with a hard link rather than a rename, so that
     /// when two processes start on an empty directory at once, the second one
-    /// loads the first one's key instead of replacing it.
+    /// loads the first one's key instead of replacing it. On filesystems without
+    /// hard links it falls back to a rename.
     pub fn load_or_generate(dir: &Path, alg: SigningAlgorithm) -> Result<Self, TokenError> {
         let path = dir.join(alg.key_file_name());
         match fs::read(&path) {
@@ -401,11 +403,23 @@ impl SigningKey {
 
         // A hard link fails if the target exists, unlike rename: that is what
         // keeps a concurrent starter from replacing a key already in use.
-        let linked = fs::hard_link(&temp_path, path);
-        // The temp name is no longer needed whatever happened; a leftover would
-        // only be clutter, so failing to remove it is not an error.
-        let _ = fs::remove_file(&temp_path);
-        match linked {
+        let placed = match fs::hard_link(&temp_path, path) {
+            Ok(()) => {
+                // A leftover temp name would only be clutter: not an error.
+                let _ = fs::remove_file(&temp_path);
+                Ok(())
+            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                let _ = fs::remove_file(&temp_path);
+                Err(error)
+            }
+            // No hard links here (some network or FAT filesystems): rename is
+            // still atomic, only the concurrent-start protection is lost.
+            Err(_) => fs::rename(&temp_path, path).inspect_err(|_| {
+                let _ = fs::remove_file(&temp_path);
+            }),
+        };
+        match placed {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
                 tracing::info!(path = %path.display(), "another process created the signing key first, loading it");
@@ -432,8 +446,8 @@ fn generate_pkcs8(alg: SigningAlgorithm) -> Result<Vec<u8>, TokenError> {
         algorithm: alg,
         reason,
     };
-    // The DER leaves the zeroize-on-drop buffers of aws-lc-rs here; it is
-    // short-lived and only ever goes to the key file.
+    // Copying out of aws-lc-rs's zeroize-on-drop buffers leaves a plain copy of
+    // the DER in memory; it is short-lived and only goes to the key file.
     match alg {
         SigningAlgorithm::ES256 => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
             .and_then(|key_pair| key_pair.to_pkcs8v1())

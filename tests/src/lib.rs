@@ -1,1 +1,159 @@
+//! Support for the end-to-end tests: the compiled plugins, a config written
+//! the way a user writes one, and real HTTP servers on loopback.
+//!
+//! The plugins are built by `cargo xtask test` (or `cargo xtask plugins`)
+//! before the tests run; nothing here compiles or fakes a plugin.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use claimsmith::capabilities::http::OutboundHttp;
+use claimsmith::config::Config;
+use claimsmith::pipeline::{Login, Pipeline, StartError};
+use serde_json::json;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// The compiled component of plugin crate `name` (e.g. `test-looper`).
+pub fn plugin_wasm(name: &str) -> PathBuf {
+    let path = root()
+        .join("target/wasm32-wasip2/plugin")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(
+        path.exists(),
+        "{} is missing: build the plugins with `cargo xtask test` (or `cargo xtask plugins`)",
+        path.display()
+    );
+    path
+}
+
+/// A config under construction, in TOML, with a data directory of its own.
+pub struct Setup {
+    dir: tempfile::TempDir,
+    toml: String,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Setup {
+    /// An issuer, one client `app` (audience `https://api.example.com`) and a
+    /// compile cache shared by all tests, so each plugin compiles once.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let cache = root().join("target/test-compile-cache");
+        let toml = format!(
+            r#"
+issuer = "https://login.example.com"
+data_dir = "data"
+
+[engine]
+compile_cache_dir = {cache:?}
+
+[[clients]]
+client_id = "app"
+name = "Test App"
+audience = "https://api.example.com"
+"#
+        );
+        Setup { dir, toml }
+    }
+
+    /// Adds `[plugins.<name>]` for crate `crate_name`, with extra TOML lines.
+    pub fn plugin(mut self, name: &str, crate_name: &str, world: &str, extra: &str) -> Self {
+        self.toml += &format!(
+            "\n[plugins.{name}]\npath = {:?}\nworld = \"{world}\"\n{extra}\n",
+            plugin_wasm(crate_name)
+        );
+        self
+    }
+
+    /// Adds a connection named `name`; `fetcher` names its profile fetcher.
+    pub fn connection(mut self, name: &str, fetcher: Option<&str>, options: &str) -> Self {
+        self.toml += &format!("\n[[connections]]\nname = \"{name}\"\noptions = {options}\n");
+        if let Some(fetcher) = fetcher {
+            self.toml += &format!("profile_fetcher = \"{fetcher}\"\n");
+        }
+        self
+    }
+
+    /// Adds a client with metadata (TOML inline table).
+    pub fn client(mut self, client_id: &str, metadata: &str) -> Self {
+        self.toml += &format!(
+            "\n[[clients]]\nclient_id = \"{client_id}\"\nname = \"{client_id}\"\nmetadata = {metadata}\n"
+        );
+        self
+    }
+
+    /// Appends an action step.
+    pub fn action(mut self, plugin: &str, on_error: &str) -> Self {
+        self.toml += &format!("\n[[actions]]\nplugin = \"{plugin}\"\non_error = \"{on_error}\"\n");
+        self
+    }
+
+    /// The config file, written where a user would keep it.
+    pub fn write(&self) -> PathBuf {
+        let path = self.dir.path().join("claimsmith.toml");
+        std::fs::write(&path, &self.toml).expect("write the config");
+        path
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Reads the config as `claimsmith` does and starts the pipeline.
+    pub fn start(&self) -> Result<Pipeline, StartError> {
+        self.start_with(OutboundHttp::new().expect("an HTTP client"))
+    }
+
+    pub fn start_with(&self, http: OutboundHttp) -> Result<Pipeline, StartError> {
+        let config = Config::load(&self.write()).unwrap_or_else(|e| panic!("{e}\n{}", self.toml));
+        Pipeline::new(config, http)
+    }
+}
+
+/// A login of `sub` = `00u1ada` through connection `connection` to client `app`.
+pub fn login(connection: &str) -> Login {
+    serde_json::from_value(json!({
+        "connection": connection,
+        "client_id": "app",
+        "scopes": ["openid", "profile", "email"],
+        "nonce": "nonce-123",
+        "request": { "ip": "203.0.113.7", "user_agent": "test-agent" },
+        "upstream": {
+            "access_token": "upstream-at",
+            "id_token": "header.payload.signature",
+            "id_token_claims": {
+                "iss": "https://upstream.example.com",
+                "sub": "00u1ada",
+                "aud": "claimsmith",
+                "email": "ada@example.com",
+                "geoipcountry": "NZ"
+            }
+        }
+    }))
+    .expect("a valid login")
+}
+
+/// A real HTTP server on an ephemeral loopback port, serving `router` until
+/// the test's runtime ends.
+pub async fn serve(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let address = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    address
+}

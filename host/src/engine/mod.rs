@@ -259,6 +259,23 @@ impl Engine {
             reason: format!("{e:#}"),
         })?;
 
+        // Exports first: a plugin built for the other world also imports
+        // what that world grants, and "wrong world" is the useful message.
+        let expected_export = match spec.world {
+            World::ProfileFetcher => "fetch-profile",
+            World::PostLoginAction => "on-execute-post-login",
+        };
+        let exports = export_names(&self.wasmtime, &component);
+        if !exports.iter().any(|name| name == expected_export) {
+            return Err(LoadError::WrongWorld {
+                plugin,
+                expected: spec.world,
+                reason: describe_world_mismatch(
+                    &exports,
+                    &format!("it does not export `{expected_export}`"),
+                ),
+            });
+        }
         let linker = match spec.world {
             World::ProfileFetcher => &self.fetcher_linker,
             World::PostLoginAction => &self.action_linker,
@@ -271,7 +288,7 @@ impl Engine {
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
             plugin: plugin.clone(),
             expected: spec.world,
-            reason: describe_world_mismatch(&self.wasmtime, &component, &e),
+            reason: describe_world_mismatch(&exports, &format!("{e:#}")),
         };
         let prepared = match spec.world {
             World::ProfileFetcher => {
@@ -313,17 +330,17 @@ fn link_shared_capabilities(linker: &mut Linker<StoreState>) -> wasmtime::Result
     Ok(())
 }
 
-/// Names the world a component does implement, when it implements the other one.
-fn describe_world_mismatch(
-    engine: &wasmtime::Engine,
-    component: &Component,
-    error: &wasmtime::Error,
-) -> String {
-    let exports: Vec<String> = component
+fn export_names(engine: &wasmtime::Engine, component: &Component) -> Vec<String> {
+    component
         .component_type()
         .exports(engine)
         .map(|(name, _)| name.to_owned())
-        .collect();
+        .collect()
+}
+
+/// Says what is wrong, and names the world the component does implement
+/// when it implements the other one.
+fn describe_world_mismatch(exports: &[String], problem: &str) -> String {
     let hint = if exports.iter().any(|name| name == "on-execute-post-login") {
         " (it exports `on-execute-post-login`: it is a post-login-action)"
     } else if exports.iter().any(|name| name == "fetch-profile") {
@@ -331,7 +348,7 @@ fn describe_world_mismatch(
     } else {
         ""
     };
-    format!("{error:#}; its exports are [{}]{hint}", exports.join(", "))
+    format!("{problem}; its exports are [{}]{hint}", exports.join(", "))
 }
 
 enum Prepared {
@@ -379,17 +396,18 @@ impl Plugin {
         let Prepared::ProfileFetcher(pre) = &self.prepared else {
             return Err(self.failed(format!("is a {}, not a profile-fetcher", self.world)));
         };
-        let invocation = self
+        let (result, _no_effects) = self
             .invoke(ActionEffects::default(), interceptor, async |store| {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 instance.call_fetch_profile(&mut *store, context).await
             })
-            .await?;
+            .await;
+        let invocation = result?;
         let profile_json = invocation
             .output
-            .0
-            .map_err(|message| self.failed(message))?;
-        let profile = match serde_json::from_str(&profile_json) {
+            .as_ref()
+            .map_err(|message| self.failed(message.clone()))?;
+        let profile = match serde_json::from_str(profile_json) {
             Ok(Value::Object(profile)) => profile,
             Ok(other) => {
                 return Err(PluginError::InvalidJson {
@@ -425,42 +443,58 @@ impl Plugin {
         let Prepared::PostLoginAction(pre) = &self.prepared else {
             return Err(self.failed(format!("is a {}, not a post-login-action", self.world)));
         };
-        let invocation = self
+        let (result, effects) = self
             .invoke(effects, interceptor, async |store| {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 instance
                     .call_on_execute_post_login(&mut *store, event)
                     .await
             })
-            .await?;
-        invocation
-            .output
-            .0
-            .map_err(|message| self.failed(message))?;
-        Ok(Invocation {
-            output: invocation.output.1,
-            fuel_consumed: invocation.fuel_consumed,
-            duration: invocation.duration,
-        })
+            .await;
+        // A denial stands even if the action then fails: failing must never
+        // be a way to turn a "no" into a skipped step.
+        let outcome = result.and_then(|invocation| {
+            invocation.output.map_err(|message| self.failed(message))?;
+            Ok((invocation.fuel_consumed, invocation.duration))
+        });
+        match outcome {
+            Ok((fuel_consumed, duration)) => Ok(Invocation {
+                output: effects,
+                fuel_consumed,
+                duration,
+            }),
+            Err(error) if effects.denial.is_some() => {
+                tracing::warn!(%error, "action failed after denying; the denial stands");
+                Ok(Invocation {
+                    output: effects,
+                    fuel_consumed: 0,
+                    duration: Duration::ZERO,
+                })
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// One invocation in a fresh store, within the plugin's limits. Returns
-    /// the export's result with the `api` effects the store ended with.
+    /// the export's result, and the `api` effects the store ended with
+    /// whatever the result.
     async fn invoke<R>(
         &self,
         effects: ActionEffects,
         interceptor: Option<Interceptor>,
         call: impl AsyncFnOnce(&mut Store<StoreState>) -> wasmtime::Result<R>,
-    ) -> Result<Invocation<(R, ActionEffects)>, PluginError> {
+    ) -> (Result<Invocation<R>, PluginError>, ActionEffects) {
         let started = Instant::now();
         let state = StoreState::new(self, effects, interceptor);
         let mut store = Store::new(&self.wasmtime, state);
         store.limiter(|state| &mut state.memory);
-        let trap = |e: wasmtime::Error| self.trapped(e);
-        store.set_fuel(self.limits.fuel).map_err(trap)?;
-        store
-            .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
-            .map_err(trap)?;
+        let budget = store
+            .set_fuel(self.limits.fuel)
+            .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)));
+        if let Err(error) = budget {
+            let effects = std::mem::take(&mut store.data_mut().api.effects);
+            return (Err(self.trapped(error)), effects);
+        }
 
         let outcome = tokio::time::timeout(self.limits.timeout, call(&mut store)).await;
         let fuel_consumed = self
@@ -472,7 +506,7 @@ impl Plugin {
             plugin: self.name.to_string(),
             limit,
         };
-        match outcome {
+        let result = match outcome {
             Err(_elapsed) => Err(limit(Limit::WallClock(self.limits.timeout))),
             Ok(Err(_)) if store.data().memory.cap_hit => {
                 Err(limit(Limit::Memory(self.limits.memory_bytes)))
@@ -481,15 +515,13 @@ impl Plugin {
                 Err(limit(Limit::Fuel(self.limits.fuel)))
             }
             Ok(Err(error)) => Err(self.trapped(error)),
-            Ok(Ok(output)) => {
-                let effects = std::mem::take(&mut store.data_mut().api.effects);
-                Ok(Invocation {
-                    output: (output, effects),
-                    fuel_consumed,
-                    duration,
-                })
-            }
-        }
+            Ok(Ok(output)) => Ok(Invocation {
+                output,
+                fuel_consumed,
+                duration,
+            }),
+        };
+        (result, std::mem::take(&mut store.data_mut().api.effects))
     }
 
     fn failed(&self, message: String) -> PluginError {

@@ -1,0 +1,222 @@
+//! Outbound HTTP from plugins, against real servers on loopback: granted
+//! origins work, everything else is refused before a packet leaves.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use claimsmith::capabilities::http::{GuardedResolver, OutboundHttp};
+use claimsmith::pipeline::{LoginFailure, RunOptions};
+use claimsmith_tests::{Setup, login, serve};
+use jsonwebtoken::dangerous::insecure_decode;
+use serde_json::{Map, Value, json};
+
+/// A loopback server counting the requests it receives.
+async fn counting_server() -> (SocketAddr, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let router = Router::new()
+        .route(
+            "/hello",
+            get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { "hello from loopback" }
+            }),
+        )
+        .route("/big", get(|| async { "x".repeat(64 * 1024) }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        );
+    (serve(router).await, hits)
+}
+
+fn fetcher_setup(grant: &str, fetch_url: &str, limits: &str) -> Setup {
+    Setup::new()
+        .plugin(
+            "fetcher",
+            "test-fetcher",
+            "post-login-action",
+            &format!("allowed_origins = [{grant:?}]\nlimits = {limits}"),
+        )
+        .connection("okta", None, "{}")
+        .client("fetching-app", &format!("{{ fetch_url = {fetch_url:?} }}"))
+        .action("fetcher", "fail")
+}
+
+fn fetching_login() -> claimsmith::pipeline::Login {
+    let mut input = login("okta");
+    input.client_id = "fetching-app".into();
+    input
+}
+
+fn access_claims(minted: &claimsmith::pipeline::MintedLogin) -> Map<String, Value> {
+    insecure_decode::<Map<String, Value>>(&minted.tokens.access_token)
+        .unwrap()
+        .claims
+}
+
+#[tokio::test]
+async fn a_granted_origin_is_reached() {
+    let (address, hits) = counting_server().await;
+    let pipeline = fetcher_setup(
+        &format!("http://{address}"),
+        &format!("http://{address}/hello"),
+        "{}",
+    )
+    .start()
+    .unwrap();
+    let minted = pipeline
+        .run(&fetching_login(), &RunOptions::default())
+        .await
+        .outcome
+        .unwrap();
+    let claims = access_claims(&minted);
+    assert_eq!(claims["fetched_status"], json!(200));
+    assert_eq!(claims["fetched_body"], json!("hello from loopback"));
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_origin_not_granted_is_refused_without_a_request() {
+    let (address, hits) = counting_server().await;
+    let other_port = address.port().wrapping_add(1);
+    // Granted: the same host on another port. Asked: the real server.
+    let pipeline = fetcher_setup(
+        &format!("http://127.0.0.1:{other_port}"),
+        &format!("http://{address}/hello"),
+        "{}",
+    )
+    .start()
+    .unwrap();
+    let failure = pipeline
+        .run(&fetching_login(), &RunOptions::default())
+        .await
+        .outcome
+        .unwrap_err();
+    let message = failure.to_string();
+    assert!(message.contains("NotAllowed"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "origin http://{address} is not granted to plugin `fetcher`"
+        )),
+        "{message}"
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "no request reached the server"
+    );
+}
+
+#[tokio::test]
+async fn a_granted_hostname_that_resolves_to_a_blocked_address_is_refused() {
+    let (address, hits) = counting_server().await;
+    // `internal.test` resolves to loopback here, as a rebinding attacker's
+    // name would: granted by name, it must still not reach the address.
+    let resolver = GuardedResolver::default()
+        .with_override("internal.test", vec![IpAddr::from([127, 0, 0, 1])]);
+    let port = address.port();
+    let pipeline = fetcher_setup(
+        &format!("http://internal.test:{port}"),
+        &format!("http://internal.test:{port}/hello"),
+        "{}",
+    )
+    .start_with(OutboundHttp::with_resolver(resolver).unwrap())
+    .unwrap();
+    let failure = pipeline
+        .run(&fetching_login(), &RunOptions::default())
+        .await
+        .outcome
+        .unwrap_err();
+    let message = failure.to_string();
+    assert!(
+        message.contains("NotAllowed") && message.contains("127.0.0.1"),
+        "{message}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_response_over_the_cap_is_refused() {
+    let (address, _) = counting_server().await;
+    let pipeline = fetcher_setup(
+        &format!("http://{address}"),
+        &format!("http://{address}/big"),
+        "{ max_response_bytes = 1024 }",
+    )
+    .start()
+    .unwrap();
+    let failure = pipeline
+        .run(&fetching_login(), &RunOptions::default())
+        .await
+        .outcome
+        .unwrap_err();
+    assert!(
+        failure.to_string().contains("ResponseTooLarge(1024)"),
+        "{failure}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_origin_times_out_within_the_plugin_http_timeout() {
+    let (address, _) = counting_server().await;
+    let pipeline = fetcher_setup(
+        &format!("http://{address}"),
+        &format!("http://{address}/slow"),
+        "{ http_timeout_ms = 100 }",
+    )
+    .start()
+    .unwrap();
+    let failure = pipeline
+        .run(&fetching_login(), &RunOptions::default())
+        .await
+        .outcome
+        .unwrap_err();
+    assert!(matches!(failure, LoginFailure::Plugin(_)));
+    assert!(failure.to_string().contains("Timeout"), "{failure}");
+}
+
+#[tokio::test]
+async fn the_default_profile_merges_the_id_token_and_userinfo() {
+    let router = Router::new().route(
+        "/userinfo",
+        get(|headers: axum::http::HeaderMap| async move {
+            let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+            axum::Json(json!({ "name": "Ada Lovelace", "email": "ada@lovelace.example", "bearer": bearer }))
+        }),
+    );
+    let address = serve(router).await;
+    let pipeline = Setup::new()
+        .connection(
+            "plain",
+            None,
+            &format!("{{ userinfo_url = \"http://{address}/userinfo\" }}"),
+        )
+        .start()
+        .unwrap();
+    let minted = pipeline
+        .run(&login("plain"), &RunOptions::default())
+        .await
+        .outcome
+        .unwrap();
+    let profile = &minted.user.profile;
+    assert_eq!(profile["name"], json!("Ada Lovelace"));
+    assert_eq!(
+        profile["email"],
+        json!("ada@lovelace.example"),
+        "userinfo wins"
+    );
+    assert_eq!(profile["geoipcountry"], json!("NZ"), "from the id token");
+    assert_eq!(profile["bearer"], json!("Bearer upstream-at"));
+    assert!(
+        !profile.contains_key("iss") && !profile.contains_key("aud"),
+        "{profile:?}"
+    );
+}

@@ -1,0 +1,138 @@
+//! What fails at start, before any login: bad plugins and bad configs, each
+//! with a message naming what is wrong and where.
+
+use claimsmith::config::Config;
+use claimsmith::engine::LoadError;
+use claimsmith::pipeline::StartError;
+use claimsmith_tests::{Setup, plugin_wasm};
+
+fn load_error(result: Result<claimsmith::pipeline::Pipeline, StartError>) -> LoadError {
+    match result {
+        Err(StartError::Plugin(error)) => error,
+        Err(other) => panic!("expected a plugin load error, got {other}"),
+        Ok(_) => panic!("expected the start to fail"),
+    }
+}
+
+#[test]
+fn a_plugin_built_for_the_other_world_fails_the_start() {
+    let error = load_error(
+        Setup::new()
+            .plugin("geo", "geo-claims", "profile-fetcher", "")
+            .start(),
+    );
+    let message = error.to_string();
+    assert!(matches!(error, LoadError::WrongWorld { .. }), "{message}");
+    assert!(
+        message.starts_with(
+            "plugin `geo` is configured as a profile-fetcher but does not implement that world"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("it is a post-login-action"), "{message}");
+}
+
+#[test]
+fn a_plugin_importing_what_its_world_does_not_grant_fails_the_start() {
+    // A profile fetcher importing the post-login `api`, which fetchers are not given.
+    let error = load_error(
+        Setup::new()
+            .plugin("greedy", "test-greedy", "profile-fetcher", "")
+            .start(),
+    );
+    let message = error.to_string();
+    assert!(
+        matches!(error, LoadError::UngrantedImport { .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains("plugin `greedy`") && message.contains("claimsmith:plugin/api"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_missing_plugin_file_fails_the_start_naming_the_path() {
+    let setup = Setup::new();
+    let path = setup.data_dir().join("nowhere.wasm");
+    let config_path = setup.write();
+    let text = std::fs::read_to_string(&config_path).unwrap()
+        + &format!("\n[plugins.ghost]\npath = {path:?}\nworld = \"post-login-action\"\n");
+    std::fs::write(&config_path, text).unwrap();
+    let config = Config::load(&config_path).unwrap();
+    let http = claimsmith::capabilities::http::OutboundHttp::new().unwrap();
+    let error = load_error(claimsmith::pipeline::Pipeline::new(config, http));
+    assert!(matches!(error, LoadError::Read { .. }));
+    assert!(error.to_string().contains("nowhere.wasm"), "{error}");
+}
+
+#[test]
+fn a_file_that_is_not_a_component_fails_the_start() {
+    let setup = Setup::new();
+    let bogus = setup.data_dir().with_file_name("bogus.wasm");
+    std::fs::write(&bogus, b"\0asm but not really").unwrap();
+    let config_path = setup.write();
+    let text = std::fs::read_to_string(&config_path).unwrap()
+        + &format!("\n[plugins.bogus]\npath = {bogus:?}\nworld = \"post-login-action\"\n");
+    std::fs::write(&config_path, text).unwrap();
+    let config = Config::load(&config_path).unwrap();
+    let http = claimsmith::capabilities::http::OutboundHttp::new().unwrap();
+    let error = load_error(claimsmith::pipeline::Pipeline::new(config, http));
+    assert!(matches!(error, LoadError::Compile { .. }), "{error}");
+    assert!(error.to_string().starts_with("plugin `bogus`"), "{error}");
+}
+
+#[test]
+fn a_bad_config_names_the_file_and_line() {
+    let setup = Setup::new()
+        .plugin("geo", "geo-claims", "post-login-action", "")
+        .action("geo", "sometimes");
+    let path = setup.write();
+    let error = Config::load(&path).unwrap_err();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().position(|l| l.contains("sometimes")).unwrap() + 1;
+    assert_eq!(error.line, line, "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("{}:{line}:", path.display())),
+        "{error}"
+    );
+    assert!(error.message.contains("sometimes"), "{error}");
+}
+
+#[test]
+fn compiled_plugins_are_cached_by_digest_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("claimsmith.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "issuer = \"https://login.example.com\"\n[plugins.geo]\npath = {:?}\nworld = \"post-login-action\"\n",
+            plugin_wasm("geo-claims")
+        ),
+    )
+    .unwrap();
+    let start = || {
+        let config = Config::load(&config_path).unwrap();
+        let http = claimsmith::capabilities::http::OutboundHttp::new().unwrap();
+        claimsmith::pipeline::Pipeline::new(config, http).unwrap()
+    };
+    drop(start());
+    let cache = dir.path().join("data/compile-cache");
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let written = std::fs::metadata(&entries[0]).unwrap().modified().unwrap();
+    drop(start());
+    assert_eq!(
+        std::fs::metadata(&entries[0]).unwrap().modified().unwrap(),
+        written,
+        "reused, not rewritten"
+    );
+    // A corrupt entry costs a compile, not a failed start.
+    std::fs::write(&entries[0], b"garbage").unwrap();
+    drop(start());
+}
