@@ -140,11 +140,9 @@ pub enum OnError {
 }
 
 /// One step of the post-login chain.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct ActionConfig {
     pub plugin: String,
-    #[serde(default)]
     pub on_error: OnError,
 }
 
@@ -167,7 +165,15 @@ struct RawConfig {
     #[serde(default)]
     clients: Vec<Spanned<ClientConfig>>,
     #[serde(default)]
-    actions: Vec<Spanned<ActionConfig>>,
+    actions: Vec<RawAction>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAction {
+    plugin: Spanned<String>,
+    #[serde(default)]
+    on_error: OnError,
 }
 
 #[derive(Deserialize)]
@@ -331,9 +337,9 @@ impl Config {
         }
         for action in &raw.actions {
             expect_plugin(
-                &action.get_ref().plugin,
+                action.plugin.get_ref(),
                 World::PostLoginAction,
-                action.span(),
+                action.plugin.span(),
             )?;
         }
 
@@ -366,7 +372,14 @@ impl Config {
                 .map(Spanned::into_inner)
                 .collect(),
             clients: raw.clients.into_iter().map(Spanned::into_inner).collect(),
-            actions: raw.actions.into_iter().map(Spanned::into_inner).collect(),
+            actions: raw
+                .actions
+                .into_iter()
+                .map(|action| ActionConfig {
+                    plugin: action.plugin.into_inner(),
+                    on_error: action.on_error,
+                })
+                .collect(),
         })
     }
 
@@ -514,12 +527,12 @@ on_error = "continue"
     fn an_unknown_key_names_its_line() {
         let text = MINIMAL.replace("on_error = \"continue\"", "on_eror = \"continue\"");
         let error = parse(&text).unwrap_err();
-        assert_eq!(error.line, 20, "{error}");
+        assert_eq!(error.line, 19, "{error}");
         assert!(error.to_string().contains("on_eror"), "{error}");
         assert!(
             error
                 .to_string()
-                .starts_with("/etc/claimsmith/claimsmith.toml:20:")
+                .starts_with("/etc/claimsmith/claimsmith.toml:19:")
         );
     }
 
