@@ -115,44 +115,26 @@ fn build_plugins() -> Result<(), String> {
     run(&mut command)
 }
 
+/// Runs the example login through the `claimsmith` binary, as a user would.
+fn run_example(profile_args: &[&str]) -> Result<(), String> {
+    run(cargo()
+        .arg("run")
+        .args(profile_args)
+        .args(["--package", "claimsmith", "--", "run"])
+        .args(["--config", "examples/okta/claimsmith.toml"])
+        .args(["--input", "examples/okta/login.json"]))
+}
+
 fn demo() -> Result<(), String> {
-    run(cargo().args([
-        "run",
-        "--release",
-        "--package",
-        "claimsmith",
-        "--",
-        "run",
-        "--config",
-        "examples/okta/claimsmith.toml",
-        "--input",
-        "examples/okta/login.json",
-    ]))
+    run_example(&["--release"])
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
     run(cargo()
-        .args([
-            "test",
-            "--package",
-            "claimsmith",
-            "--package",
-            "claimsmith-tests",
-        ])
+        .args(["test", "--package", "claimsmith", "--package", "claimsmith-tests"])
         .args(extra))?;
-    // The example must keep working: run it as a user would.
-    run(cargo().args([
-        "run",
-        "--quiet",
-        "--package",
-        "claimsmith",
-        "--",
-        "run",
-        "--config",
-        "examples/okta/claimsmith.toml",
-        "--input",
-        "examples/okta/login.json",
-    ]))
+    // The example must keep working.
+    run_example(&["--quiet"])
 }
 
 fn bench(extra: &[String]) -> Result<(), String> {
