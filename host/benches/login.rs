@@ -17,7 +17,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Map;
 
 fn example(file: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/okta").join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/okta")
+        .join(file)
 }
 
 fn login_benchmarks(c: &mut Criterion) {

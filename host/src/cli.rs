@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::capabilities::http::OutboundHttp;
 use crate::config::Config;
+use crate::golden::{SuiteOptions, run_suite};
 use crate::pipeline::{LoginReport, Pipeline, RunOptions, StepStatus};
 use crate::replay::{CannedHttp, RecordedLogin};
 
@@ -35,12 +36,32 @@ enum Command {
         /// The configuration file (TOML).
         #[arg(long)]
         config: PathBuf,
-        /// The recorded login (JSON): upstream tokens and claims, canned HTTP.
+        /// The recorded login (YAML or JSON): upstream tokens and claims,
+        /// canned HTTP.
         #[arg(long)]
         input: PathBuf,
         /// Print a JSON report instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Checks plugins against golden cases: YAML files, or folders searched
+    /// recursively. Exit status 0 all passed, 1 a case failed, 2 a case could
+    /// not be read.
+    Test {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Write what the failing cases produced into their `expect` sections.
+        #[arg(long)]
+        bless: bool,
+        /// Write what every case produced into its `expect` section.
+        #[arg(long)]
+        bless_all: bool,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
     },
     /// Checks a configuration and loads every plugin in it, then exits.
     Check {
@@ -56,10 +77,15 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The test runner's output is its report; plugin loading is noise there.
+    let default_filter = match cli.command {
+        Command::Test { .. } => "warn",
+        _ => "warn,claimsmith=info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,claimsmith=info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -106,6 +132,26 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Test {
+            paths,
+            bless,
+            bless_all,
+            json,
+            junit,
+        } => {
+            use std::io::IsTerminal;
+            let options = SuiteOptions {
+                bless,
+                bless_all,
+                color: !json
+                    && std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none(),
+                json,
+                junit,
+            };
+            let summary = run_suite(&paths, &options, &mut std::io::stdout().lock()).await?;
+            Ok(ExitCode::from(summary.exit_code()))
         }
         Command::Check { config } => {
             let pipeline = start(&config)?;

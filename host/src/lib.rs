@@ -11,12 +11,15 @@
 //!   its secrets, allow-listed HTTP and the post-login `api`.
 //! - [`pipeline`] chains the plugins for one login and decides its outcome.
 //! - [`tokens`] holds the signing keys and mints the JWTs.
+//! - [`replay`] reads recorded logins and answers their HTTP from canned
+//!   exchanges; [`golden`] checks plugins against expected outcomes in CI.
 //! - [`cli`] is the `claimsmith` command.
 
 pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod golden;
 pub mod pipeline;
 pub mod replay;
 pub mod tokens;

@@ -22,8 +22,8 @@ use crate::capabilities::http::{
 };
 use crate::config::{Config, ConnectionConfig, OnError};
 use crate::engine::{
-    Engine, Event, EventClient, EventConnection, EventRequest, EventUser, FetchContext, LoadError,
-    Plugin, PluginError, World,
+    CallOptions, Engine, Event, EventClient, EventConnection, EventRequest, EventUser,
+    FetchContext, LoadError, Plugin, PluginError, World,
 };
 use crate::tokens::{MintRequest, MintedTokens, SigningKey, TokenError, is_reserved_claim, mint};
 
@@ -47,6 +47,10 @@ pub struct Login {
     /// The user as stored before this login (nothing for a first login).
     #[serde(default)]
     pub user: StoredUser,
+    /// A profile fetched already: the profile step is skipped and the
+    /// actions see this one (replays and golden cases of actions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Map<String, Value>>,
 }
 
 /// The HTTP request that started the login.
@@ -153,6 +157,9 @@ pub struct MintedLogin {
     pub tokens: MintedTokens,
     pub user: UserRecord,
     pub scopes: Vec<String>,
+    /// The custom claims the actions set on each token.
+    pub access_token_claims: Map<String, Value>,
+    pub id_token_claims: Map<String, Value>,
 }
 
 impl std::fmt::Debug for MintedLogin {
@@ -162,6 +169,8 @@ impl std::fmt::Debug for MintedLogin {
             .field("tokens", &"<redacted>")
             .field("user", &self.user)
             .field("scopes", &self.scopes)
+            .field("access_token_claims", &self.access_token_claims)
+            .field("id_token_claims", &self.id_token_claims)
             .finish()
     }
 }
@@ -209,7 +218,7 @@ struct ActionStep {
 /// The configured chain, with its plugins loaded and its key ready.
 pub struct Pipeline {
     config: Config,
-    key: SigningKey,
+    key: Arc<SigningKey>,
     http: OutboundHttp,
     fetchers: HashMap<String, Arc<Plugin>>,
     actions: Vec<ActionStep>,
@@ -222,6 +231,17 @@ impl Pipeline {
         let key =
             SigningKey::load_or_generate(&config.data_dir.join("keys"), config.tokens.algorithm)?;
         let engine = Engine::new(&config.engine, http.clone())?;
+        Self::assemble(config, &engine, Arc::new(key), http)
+    }
+
+    /// Builds a pipeline on an engine shared with others (the golden runner
+    /// runs many configs on one engine) and a key the caller chose.
+    pub fn assemble(
+        config: Config,
+        engine: &Engine,
+        key: Arc<SigningKey>,
+        http: OutboundHttp,
+    ) -> Result<Self, StartError> {
         let mut plugins = HashMap::new();
         for spec in config.plugins.values() {
             plugins.insert(spec.name.clone(), Arc::new(engine.load(spec.clone())?));
@@ -293,10 +313,15 @@ impl Pipeline {
             .ok_or(LoginFailure::MissingSubject)?;
         let user_id = format!("{}|{subject}", connection.name);
         let now = options.now.unwrap_or_else(unix_now);
+        let call = CallOptions {
+            interceptor: options.interceptor.clone(),
+            pinned_clock: options.now,
+        };
 
-        let profile = self
-            .fetch_profile(connection, login, options, steps)
-            .await?;
+        let profile = match &login.profile {
+            Some(profile) => profile.clone(),
+            None => self.fetch_profile(connection, login, &call, steps).await?,
+        };
         let audience = login.audience.clone().or_else(|| client.audience.clone());
         let effects = ActionEffects {
             scopes: login.scopes.clone(),
@@ -331,9 +356,7 @@ impl Pipeline {
             access_token_claims: String::new(),
             id_token_claims: String::new(),
         };
-        let effects = self
-            .run_actions(&mut event, effects, options, steps)
-            .await?;
+        let effects = self.run_actions(&mut event, effects, &call, steps).await?;
 
         for (token, claims) in [
             ("access token", &effects.access_token_claims),
@@ -386,6 +409,8 @@ impl Pipeline {
                 last_login: rfc3339(now),
             },
             scopes: effects.scopes,
+            access_token_claims: effects.access_token_claims,
+            id_token_claims: effects.id_token_claims,
         })
     }
 
@@ -393,7 +418,7 @@ impl Pipeline {
         &self,
         connection: &ConnectionConfig,
         login: &Login,
-        options: &RunOptions,
+        options: &CallOptions,
         steps: &mut Vec<StepReport>,
     ) -> Result<Map<String, Value>, LoginFailure> {
         let Some(fetcher) = self.fetchers.get(&connection.name) else {
@@ -409,10 +434,7 @@ impl Pipeline {
             options: Value::Object(connection.options.clone()).to_string(),
         };
         let started = Instant::now();
-        match fetcher
-            .fetch_profile(&context, options.interceptor.clone())
-            .await
-        {
+        match fetcher.fetch_profile(&context, options).await {
             Ok(invocation) => {
                 steps.push(StepReport {
                     name: fetcher.name().to_owned(),
@@ -437,7 +459,7 @@ impl Pipeline {
         &self,
         connection: &ConnectionConfig,
         login: &Login,
-        options: &RunOptions,
+        options: &CallOptions,
         steps: &mut Vec<StepReport>,
     ) -> Result<Map<String, Value>, LoginFailure> {
         let mut profile: Map<String, Value> = login
@@ -474,7 +496,7 @@ impl Pipeline {
         &self,
         url: &str,
         access_token: &str,
-        options: &RunOptions,
+        options: &CallOptions,
     ) -> Result<Map<String, Value>, LoginFailure> {
         let failure = |why: String| LoginFailure::Userinfo(why);
         let url = reqwest::Url::parse(url).map_err(|e| failure(e.to_string()))?;
@@ -518,7 +540,7 @@ impl Pipeline {
         &self,
         event: &mut Event,
         mut effects: ActionEffects,
-        options: &RunOptions,
+        options: &CallOptions,
         steps: &mut Vec<StepReport>,
     ) -> Result<ActionEffects, LoginFailure> {
         for step in &self.actions {
@@ -533,7 +555,7 @@ impl Pipeline {
 
             let started = Instant::now();
             let result = plugin
-                .on_execute_post_login(event, effects.clone(), options.interceptor.clone())
+                .on_execute_post_login(event, effects.clone(), options)
                 .await;
             match result {
                 Ok(invocation) => {

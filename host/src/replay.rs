@@ -17,11 +17,10 @@ use crate::capabilities::http::{
 };
 use crate::pipeline::Login;
 
-/// A login to replay, as written in an input file (JSON).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A login to replay, as written in an input file (YAML, or JSON, which is
+/// YAML too): the fields of a [`Login`], plus `http` and `now`.
+#[derive(Debug, Clone)]
 pub struct RecordedLogin {
-    #[serde(flatten)]
     pub login: Login,
     /// When present, plugins' HTTP is answered from these and never sent.
     pub http: Option<Vec<Exchange>>,
@@ -29,13 +28,60 @@ pub struct RecordedLogin {
     pub now: Option<u64>,
 }
 
+impl<'de> Deserialize<'de> for RecordedLogin {
+    // Not `#[serde(flatten)]`: flattening loses the path of a mistake inside
+    // the login, and authors need "upstream: unknown field `acess_token`".
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut fields = Map::<String, Value>::deserialize(deserializer)?;
+        let http = fields.remove("http");
+        let now = fields.remove("now");
+        Ok(RecordedLogin {
+            login: from_value_with_path(Value::Object(fields), None)?,
+            http: http
+                .map(|h| from_value_with_path(h, Some("http")))
+                .transpose()?,
+            now: now
+                .map(|n| from_value_with_path(n, Some("now")))
+                .transpose()?,
+        })
+    }
+}
+
+/// Deserializes `value`, saying where inside it a mistake is.
+fn from_value_with_path<T: serde::de::DeserializeOwned, E: serde::de::Error>(
+    value: Value,
+    field: Option<&str>,
+) -> Result<T, E> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let inner = error.path().to_string();
+        let path = match (field, inner.as_str()) {
+            (None, ".") => String::new(),
+            (None, inner) => format!("{inner}: "),
+            (Some(field), ".") => format!("{field}: "),
+            (Some(field), inner) if inner.starts_with('[') => format!("{field}{inner}: "),
+            (Some(field), inner) => format!("{field}.{inner}: "),
+        };
+        E::custom(format!("{path}{}", error.into_inner()))
+    })
+}
+
 impl RecordedLogin {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
+        parse_yaml(path, &text)
     }
+}
+
+/// Parses `text` (from `path`), naming the file, the path inside the document
+/// and the line of whatever is wrong.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, String> {
+    // Two steps: YAML syntax errors carry their line; shape errors (unknown
+    // key, missing field, wrong type) carry their path inside the document.
+    let document: Value =
+        serde_norway::from_str(text).map_err(|error| format!("{}: {error}", path.display()))?;
+    from_value_with_path::<T, serde_json::Error>(document, None)
+        .map_err(|error| format!("{}: {error}", path.display()))
 }
 
 /// One canned request and its answer.
@@ -44,6 +90,9 @@ impl RecordedLogin {
 pub struct Exchange {
     pub request: CannedRequest,
     pub response: CannedResponse,
+    /// An optional exchange may go unrequested; others must be requested.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,31 +127,54 @@ fn ok() -> u16 {
     200
 }
 
-/// Answers requests from recorded exchanges, and remembers the requests that
-/// matched none.
+/// Answers requests from recorded exchanges, and remembers what was asked:
+/// the requests that matched none, and the exchanges never requested.
 pub struct CannedHttp {
     exchanges: Vec<Exchange>,
-    unmatched: Mutex<Vec<String>>,
+    log: Mutex<RequestLog>,
+}
+
+#[derive(Default)]
+struct RequestLog {
+    unmatched: Vec<String>,
+    requested: Vec<bool>,
 }
 
 impl CannedHttp {
     pub fn new(exchanges: Vec<Exchange>) -> Self {
+        let requested = vec![false; exchanges.len()];
         CannedHttp {
             exchanges,
-            unmatched: Mutex::new(Vec::new()),
+            log: Mutex::new(RequestLog {
+                unmatched: Vec::new(),
+                requested,
+            }),
         }
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, RequestLog> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The requests no exchange matched, as `METHOD url`.
     pub fn unmatched(&self) -> Vec<String> {
-        self.unmatched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.log().unmatched.clone()
     }
 
-    fn find(&self, request: &OutboundRequest) -> Option<&Exchange> {
-        self.exchanges.iter().find(|exchange| {
+    /// The exchanges that are not optional and were never requested, as
+    /// `METHOD url`.
+    pub fn unrequested(&self) -> Vec<String> {
+        let log = self.log();
+        self.exchanges
+            .iter()
+            .zip(&log.requested)
+            .filter(|(exchange, requested)| !exchange.optional && !**requested)
+            .map(|(exchange, _)| format!("{} {}", exchange.request.method, exchange.request.url))
+            .collect()
+    }
+
+    fn find(&self, request: &OutboundRequest) -> Option<(usize, &Exchange)> {
+        self.exchanges.iter().enumerate().find(|(_, exchange)| {
             let canned = &exchange.request;
             canned.method.eq_ignore_ascii_case(request.method.as_str())
                 && reqwest::Url::parse(&canned.url).is_ok_and(|url| url == request.url)
@@ -118,17 +190,15 @@ impl CannedHttp {
 
 impl OutboundHttpInterceptor for CannedHttp {
     fn intercept(&self, plugin: &str, request: &OutboundRequest) -> InterceptOutcome {
-        let Some(exchange) = self.find(request) else {
+        let Some((index, exchange)) = self.find(request) else {
             let described = format!("{} {}", request.method, request.url);
             tracing::warn!(plugin, request = %described, "no canned response matches");
-            self.unmatched
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(described.clone());
+            self.log().unmatched.push(described.clone());
             return InterceptOutcome::Complete(Err(HttpError::Transport(format!(
                 "no canned response for {described}"
             ))));
         };
+        self.log().requested[index] = true;
         let canned = &exchange.response;
         let mut headers: Vec<(String, String)> = canned
             .headers

@@ -131,8 +131,25 @@ fn demo() -> Result<(), String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     run(cargo()
-        .args(["test", "--package", "claimsmith", "--package", "claimsmith-tests"])
+        .args([
+            "test",
+            "--package",
+            "claimsmith",
+            "--package",
+            "claimsmith-tests",
+        ])
         .args(extra))?;
+    // The shipped golden cases, through the command CI users run.
+    run(cargo().args([
+        "run",
+        "--quiet",
+        "--package",
+        "claimsmith",
+        "--",
+        "test",
+        "plugins",
+        "examples",
+    ]))?;
     // The example must keep working.
     run_example(&["--quiet"])
 }

@@ -14,8 +14,9 @@
 pub mod bindings;
 mod cache;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
@@ -181,6 +182,15 @@ impl PluginError {
     }
 }
 
+/// Per-call choices of the caller.
+#[derive(Clone, Default)]
+pub struct CallOptions {
+    /// Answers the plugin's HTTP instead of the network (local runs, tests).
+    pub interceptor: Option<Interceptor>,
+    /// Pins the wall clock the plugin reads, in unix seconds (golden tests).
+    pub pinned_clock: Option<u64>,
+}
+
 /// A finished invocation: its result and what it cost.
 #[derive(Debug)]
 pub struct Invocation<T> {
@@ -192,6 +202,9 @@ pub struct Invocation<T> {
 /// The Wasm engine, shared by all plugins and logins.
 pub struct Engine {
     wasmtime: wasmtime::Engine,
+    /// Components already compiled by this engine, by wasm digest: loading
+    /// the same plugin again (another config, a golden case) costs nothing.
+    compiled: Mutex<HashMap<String, Component>>,
     fetcher_linker: Linker<StoreState>,
     action_linker: Linker<StoreState>,
     cache: Option<cache::CompileCache>,
@@ -233,6 +246,7 @@ impl Engine {
 
         Ok(Engine {
             wasmtime,
+            compiled: Mutex::default(),
             fetcher_linker,
             action_linker,
             cache: settings.cache_dir.clone().map(cache::CompileCache::new),
@@ -249,15 +263,13 @@ impl Engine {
             source,
         })?;
         let digest = hex::encode(Sha256::digest(&wasm));
-        let component = match &self.cache {
-            Some(cache) => cache.component(&self.wasmtime, &wasm, &digest),
-            None => Component::new(&self.wasmtime, &wasm),
-        }
-        .map_err(|e| LoadError::Compile {
-            plugin: plugin.clone(),
-            path: spec.path.clone(),
-            reason: format!("{e:#}"),
-        })?;
+        let component = self
+            .compile(&wasm, &digest)
+            .map_err(|e| LoadError::Compile {
+                plugin: plugin.clone(),
+                path: spec.path.clone(),
+                reason: format!("{e:#}"),
+            })?;
 
         // Exports first: a plugin built for the other world also imports
         // what that world grants, and "wrong world" is the useful message.
@@ -310,6 +322,30 @@ impl Engine {
             wasmtime: self.wasmtime.clone(),
             prepared,
         })
+    }
+}
+
+impl Engine {
+    fn compile(&self, wasm: &[u8], digest: &str) -> wasmtime::Result<Component> {
+        let memo = |compiled: &Mutex<HashMap<String, Component>>| {
+            compiled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(digest)
+                .cloned()
+        };
+        if let Some(component) = memo(&self.compiled) {
+            return Ok(component);
+        }
+        let component = match &self.cache {
+            Some(cache) => cache.component(&self.wasmtime, wasm, digest)?,
+            None => Component::new(&self.wasmtime, wasm)?,
+        };
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.to_owned(), component.clone());
+        Ok(component)
     }
 }
 
@@ -391,13 +427,13 @@ impl Plugin {
     pub async fn fetch_profile(
         &self,
         context: &FetchContext,
-        interceptor: Option<Interceptor>,
+        options: &CallOptions,
     ) -> Result<Invocation<Map<String, Value>>, PluginError> {
         let Prepared::ProfileFetcher(pre) = &self.prepared else {
             return Err(self.failed(format!("is a {}, not a profile-fetcher", self.world)));
         };
         let (result, _no_effects) = self
-            .invoke(ActionEffects::default(), interceptor, async |store| {
+            .invoke(ActionEffects::default(), options, async |store| {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 instance.call_fetch_profile(&mut *store, context).await
             })
@@ -438,13 +474,13 @@ impl Plugin {
         &self,
         event: &Event,
         effects: ActionEffects,
-        interceptor: Option<Interceptor>,
+        options: &CallOptions,
     ) -> Result<Invocation<ActionEffects>, PluginError> {
         let Prepared::PostLoginAction(pre) = &self.prepared else {
             return Err(self.failed(format!("is a {}, not a post-login-action", self.world)));
         };
         let (result, effects) = self
-            .invoke(effects, interceptor, async |store| {
+            .invoke(effects, options, async |store| {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 instance
                     .call_on_execute_post_login(&mut *store, event)
@@ -481,11 +517,11 @@ impl Plugin {
     async fn invoke<R>(
         &self,
         effects: ActionEffects,
-        interceptor: Option<Interceptor>,
+        options: &CallOptions,
         call: impl AsyncFnOnce(&mut Store<StoreState>) -> wasmtime::Result<R>,
     ) -> (Result<Invocation<R>, PluginError>, ActionEffects) {
         let started = Instant::now();
-        let state = StoreState::new(self, effects, interceptor);
+        let state = StoreState::new(self, effects, options);
         let mut store = Store::new(&self.wasmtime, state);
         store.limiter(|state| &mut state.memory);
         let budget = store
@@ -562,16 +598,19 @@ struct StoreState {
 }
 
 impl StoreState {
-    fn new(plugin: &Plugin, effects: ActionEffects, interceptor: Option<Interceptor>) -> Self {
+    fn new(plugin: &Plugin, effects: ActionEffects, options: &CallOptions) -> Self {
         // No preopened directories, no environment, no arguments, no sockets:
         // WASI grants only clocks, randomness and the captured stdio.
-        let wasi = WasiCtx::builder()
-            .stdout(PluginOutput::new(plugin.name.clone(), Stream::Stdout))
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(PluginOutput::new(plugin.name.clone(), Stream::Stdout))
             .stderr(PluginOutput::new(plugin.name.clone(), Stream::Stderr))
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        if let Some(unix_seconds) = options.pinned_clock {
+            wasi.wall_clock(PinnedClock(Duration::from_secs(unix_seconds)));
+        }
+        let wasi = wasi.build();
         StoreState {
             wasi,
             table: ResourceTable::new(),
@@ -585,10 +624,23 @@ impl StoreState {
                 plugin.name.clone(),
                 plugin.http_policy.clone(),
                 plugin.http.clone(),
-                interceptor,
+                options.interceptor.clone(),
             ),
             api: ApiCapability { effects },
         }
+    }
+}
+
+/// A wall clock stopped at one instant, for reproducible runs.
+struct PinnedClock(Duration);
+
+impl wasmtime_wasi::HostWallClock for PinnedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.0
     }
 }
 

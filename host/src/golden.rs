@@ -1,0 +1,870 @@
+//! Golden cases: `claimsmith test` checks that plugins still turn recorded
+//! inputs into the expected profile, claims, denial or error.
+//!
+//! Owns the case format (YAML), running cases on one shared engine in
+//! parallel, comparing outcomes with a readable diff, and `--bless`. A case
+//! runs through the real pipeline with its plugins' HTTP answered from the
+//! case's exchanges; nothing here reaches the network or mints with a real key.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::capabilities::http::{HttpPolicy, OutboundHttp};
+use crate::capabilities::secrets::{SecretValue, Secrets};
+use crate::config::{ActionConfig, ClientConfig, Config, ConnectionConfig, OnError, TokenSettings};
+use crate::engine::{Engine, EngineSettings, Limits, PluginError, PluginSpec, World};
+use crate::pipeline::{LoginFailure, LoginReport, Pipeline, RunOptions};
+use crate::replay::{CannedHttp, RecordedLogin, parse_yaml};
+use crate::tokens::{SigningAlgorithm, SigningKey};
+
+/// Claims that differ on every run; compared as placeholders.
+const VARYING_CLAIMS: &[&str] = &["iat", "exp", "nbf", "auth_time", "jti", "at_hash"];
+
+/// One case, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// Shown in the output; the file's name when absent.
+    pub name: Option<String>,
+    /// A config (relative to the case file). With `plugin`, that one plugin
+    /// runs with its grants from the config; without, the whole chain runs.
+    pub config: Option<PathBuf>,
+    /// The plugin to run, by its name in `config`.
+    pub plugin: Option<String>,
+    /// Or a compiled plugin (relative to the case file), with `world`.
+    pub wasm: Option<PathBuf>,
+    pub world: Option<World>,
+    /// Origins granted to a `wasm` plugin.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// The connection options given to a `wasm` profile fetcher.
+    #[serde(default)]
+    pub options: Map<String, Value>,
+    /// The plugin's secrets for this case (replacing those of the config).
+    pub secrets: Option<BTreeMap<String, String>>,
+    /// The most fuel the case's plugins may use together.
+    pub max_fuel: Option<u64>,
+    /// The same shape as `claimsmith run --input`.
+    pub input: RecordedLogin,
+    /// What the case must produce. Each section given is compared whole.
+    pub expect: Map<String, Value>,
+}
+
+/// How a run of the suite is configured.
+#[derive(Debug, Clone, Default)]
+pub struct SuiteOptions {
+    /// Rewrite the expectations of failing cases with what they produced.
+    pub bless: bool,
+    /// Rewrite the expectations of every case.
+    pub bless_all: bool,
+    /// Colour the diffs.
+    pub color: bool,
+    /// Print JSON results instead of text.
+    pub json: bool,
+    /// Also write JUnit XML here.
+    pub junit: Option<PathBuf>,
+}
+
+/// One case's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub file: PathBuf,
+    pub name: String,
+    pub passed: bool,
+    pub duration_ms: f64,
+    pub fuel: u64,
+    /// Why it failed, as shown to the author (diff included).
+    pub failures: Vec<String>,
+    /// The outcome the case produced, as its `expect` section would say it.
+    #[serde(skip)]
+    pub actual: Map<String, Value>,
+}
+
+/// The whole run.
+#[derive(Debug)]
+pub struct Summary {
+    pub results: Vec<CaseResult>,
+    /// Files that could not be read as cases.
+    pub unreadable: Vec<String>,
+}
+
+impl Summary {
+    pub fn passed(&self) -> usize {
+        self.results.iter().filter(|r| r.passed).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.results.len() - self.passed()
+    }
+
+    /// 0 all passed, 1 a case failed, 2 a case could not be read.
+    pub fn exit_code(&self) -> u8 {
+        if !self.unreadable.is_empty() {
+            2
+        } else if self.failed() > 0 {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// Finds the cases under `paths`, runs them, writes the report to `out`.
+pub async fn run_suite(
+    paths: &[PathBuf],
+    options: &SuiteOptions,
+    out: &mut dyn Write,
+) -> std::io::Result<Summary> {
+    let mut unreadable = Vec::new();
+    let mut files = Vec::new();
+    for path in paths {
+        collect_case_files(path, &mut files, &mut unreadable);
+    }
+    let mut cases = Vec::new();
+    for file in files {
+        match load_case(&file) {
+            Ok(prepared) => cases.push(prepared),
+            Err(error) => unreadable.push(error),
+        }
+    }
+
+    let results = match build_engine(&cases) {
+        Ok(engine) => run_cases(engine, cases).await,
+        Err(error) => {
+            unreadable.push(error);
+            Vec::new()
+        }
+    };
+    let summary = Summary {
+        results,
+        unreadable,
+    };
+    if options.bless || options.bless_all {
+        bless(&summary, options.bless_all, out)?;
+    }
+    report(&summary, options, out)?;
+    if let Some(path) = &options.junit {
+        std::fs::write(path, junit_xml(&summary))?;
+    }
+    Ok(summary)
+}
+
+fn collect_case_files(path: &Path, files: &mut Vec<PathBuf>, unreadable: &mut Vec<String>) {
+    if path.is_file() {
+        files.push(path.to_owned());
+        return;
+    }
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(error) => {
+            unreadable.push(format!("{}: {error}", path.display()));
+            return;
+        }
+    };
+    let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    children.sort();
+    for child in children {
+        let is_case = child
+            .extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml");
+        if child.is_dir() {
+            collect_case_files(&child, files, unreadable);
+        } else if is_case {
+            files.push(child);
+        }
+    }
+}
+
+/// A case read and resolved: its config built, ready to run.
+struct PreparedCase {
+    file: PathBuf,
+    case: Case,
+    config: Config,
+    kind: CaseKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CaseKind {
+    ProfileFetcher,
+    Action,
+    Chain,
+}
+
+fn load_case(file: &Path) -> Result<PreparedCase, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+    let case: Case = parse_yaml(file, &text)?;
+    let invalid = |why: &str| format!("{}: {why}", file.display());
+    if case.expect.is_empty() {
+        return Err(invalid("`expect` must name at least one section"));
+    }
+    for key in case.expect.keys() {
+        if !EXPECT_SECTIONS.contains(&key.as_str()) {
+            return Err(invalid(&format!(
+                "expect.{key}: unknown section (expected one of {})",
+                EXPECT_SECTIONS.join(", ")
+            )));
+        }
+    }
+    let base = file.parent().unwrap_or(Path::new("."));
+    let (config, kind) = match (&case.config, &case.plugin, &case.wasm) {
+        (Some(config), plugin, None) => {
+            let config = Config::load(&base.join(config)).map_err(|e| e.to_string())?;
+            focus_config(config, &case, plugin.as_deref()).map_err(|why| invalid(&why))?
+        }
+        (None, None, Some(wasm)) => {
+            let world = case.world.ok_or_else(|| {
+                invalid("`wasm` needs `world` (profile-fetcher or post-login-action)")
+            })?;
+            standalone_config(file, &base.join(wasm), world, &case).map_err(|why| invalid(&why))?
+        }
+        _ => {
+            return Err(invalid(
+                "give either `config` (with an optional `plugin`) or `wasm` with `world`",
+            ));
+        }
+    };
+    Ok(PreparedCase {
+        file: file.to_owned(),
+        case,
+        config,
+        kind,
+    })
+}
+
+const EXPECT_SECTIONS: &[&str] = &[
+    "profile",
+    "claims",
+    "tokens",
+    "scopes",
+    "user_metadata",
+    "app_metadata",
+    "denied",
+    "error",
+];
+
+/// Keeps, of `config`, what one case runs: the whole chain, or one plugin.
+fn focus_config(
+    mut config: Config,
+    case: &Case,
+    plugin: Option<&str>,
+) -> Result<(Config, CaseKind), String> {
+    let Some(plugin) = plugin else {
+        apply_case_secrets(&mut config, case, None);
+        return Ok((config, CaseKind::Chain));
+    };
+    let spec = config
+        .plugins
+        .get(plugin)
+        .ok_or_else(|| format!("the config has no plugin `{plugin}`"))?
+        .clone();
+    let kind = match spec.world {
+        World::ProfileFetcher => {
+            let connection = config
+                .connections
+                .iter_mut()
+                .find(|c| c.name == case.input.login.connection)
+                .ok_or_else(|| {
+                    format!(
+                        "the config has no connection `{}`",
+                        case.input.login.connection
+                    )
+                })?;
+            connection.profile_fetcher = Some(plugin.to_owned());
+            config.actions.clear();
+            CaseKind::ProfileFetcher
+        }
+        World::PostLoginAction => {
+            config.actions = vec![ActionConfig {
+                plugin: plugin.to_owned(),
+                on_error: OnError::Fail,
+            }];
+            // An action's case gives the profile it starts from, or the
+            // connection's fetcher runs as configured.
+            CaseKind::Action
+        }
+    };
+    config.plugins.retain(|name, _| {
+        name == plugin
+            || config
+                .connections
+                .iter()
+                .any(|c| c.profile_fetcher.as_deref() == Some(name.as_str()))
+    });
+    apply_case_secrets(&mut config, case, Some(plugin));
+    Ok((config, kind))
+}
+
+fn apply_case_secrets(config: &mut Config, case: &Case, plugin: Option<&str>) {
+    let Some(secrets) = &case.secrets else {
+        return;
+    };
+    let secrets = Secrets::new(
+        secrets
+            .iter()
+            .map(|(name, value)| (name.clone(), SecretValue::new(value.clone())))
+            .collect(),
+    );
+    for (name, spec) in &mut config.plugins {
+        if plugin.is_none_or(|p| p == name) {
+            spec.secrets = secrets.clone();
+        }
+    }
+}
+
+/// A config around one compiled plugin, for cases without a config file.
+fn standalone_config(
+    file: &Path,
+    wasm: &Path,
+    world: World,
+    case: &Case,
+) -> Result<(Config, CaseKind), String> {
+    let name = wasm.file_stem().map_or_else(
+        || "plugin".to_owned(),
+        |stem| stem.to_string_lossy().replace('_', "-"),
+    );
+    let mut allowed_origins = Vec::new();
+    for origin in &case.allowed_origins {
+        allowed_origins.push(origin.parse()?);
+    }
+    let spec = PluginSpec {
+        name: name.clone(),
+        path: wasm.to_owned(),
+        world,
+        limits: Limits::default(),
+        secrets: Secrets::default(),
+        http: HttpPolicy {
+            allowed_origins,
+            ..HttpPolicy::default()
+        },
+    };
+    let login = &case.input.login;
+    let (profile_fetcher, actions, kind) = match world {
+        World::ProfileFetcher => (Some(name.clone()), Vec::new(), CaseKind::ProfileFetcher),
+        World::PostLoginAction => (
+            None,
+            vec![ActionConfig {
+                plugin: name.clone(),
+                on_error: OnError::Fail,
+            }],
+            CaseKind::Action,
+        ),
+    };
+    let mut config = Config {
+        file: file.to_owned(),
+        issuer: "https://claimsmith.test".to_owned(),
+        data_dir: PathBuf::new(),
+        tokens: TokenSettings::default(),
+        engine: EngineSettings::default(),
+        plugins: BTreeMap::from([(name, spec)]),
+        connections: vec![ConnectionConfig {
+            name: login.connection.clone(),
+            profile_fetcher,
+            options: case.options.clone(),
+        }],
+        clients: vec![ClientConfig {
+            client_id: login.client_id.clone(),
+            name: login.client_id.clone(),
+            audience: None,
+            metadata: Map::new(),
+        }],
+        actions,
+    };
+    apply_case_secrets(&mut config, case, None);
+    Ok((config, kind))
+}
+
+/// One engine for every case, with a pool big enough for the largest plugin,
+/// compiling each distinct wasm once.
+fn build_engine(cases: &[PreparedCase]) -> Result<Arc<(Engine, OutboundHttp)>, String> {
+    let max_memory_bytes = cases
+        .iter()
+        .flat_map(|c| c.config.plugins.values())
+        .map(|spec| spec.limits.memory_bytes)
+        .fold(EngineSettings::default().max_memory_bytes, u64::max);
+    let cache_dir = cases.iter().find_map(|c| c.config.engine.cache_dir.clone());
+    let settings = EngineSettings {
+        max_memory_bytes,
+        cache_dir,
+        ..EngineSettings::default()
+    };
+    let http = OutboundHttp::new().map_err(|e| e.to_string())?;
+    let engine = Engine::new(&settings, http.clone()).map_err(|e| e.to_string())?;
+    Ok(Arc::new((engine, http)))
+}
+
+async fn run_cases(
+    shared: Arc<(Engine, OutboundHttp)>,
+    cases: Vec<PreparedCase>,
+) -> Vec<CaseResult> {
+    // One key for the whole run: cases compare claims, not signatures.
+    let key = match SigningKey::generate(SigningAlgorithm::ES256) {
+        Ok(key) => Arc::new(key),
+        Err(error) => {
+            return cases
+                .into_iter()
+                .map(|c| broken(&c, format!("cannot make a signing key: {error}")))
+                .collect();
+        }
+    };
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
+    let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
+    let mut handles = Vec::new();
+    for prepared in cases {
+        let shared = shared.clone();
+        let key = key.clone();
+        let permits = permits.clone();
+        handles.push(tokio::spawn(async move {
+            let _permit = permits.acquire().await;
+            run_case(&shared.0, &shared.1, &key, prepared).await
+        }));
+    }
+    let mut results = Vec::new();
+    for handle in handles {
+        match handle.await {
+            Ok(result) => results.push(result),
+            Err(error) => results.push(CaseResult {
+                file: PathBuf::new(),
+                name: "<panicked case>".to_owned(),
+                passed: false,
+                duration_ms: 0.0,
+                fuel: 0,
+                failures: vec![format!("the case's task failed: {error}")],
+                actual: Map::new(),
+            }),
+        }
+    }
+    results
+}
+
+fn case_name(prepared: &PreparedCase) -> String {
+    prepared.case.name.clone().unwrap_or_else(|| {
+        prepared
+            .file
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+    })
+}
+
+fn broken(prepared: &PreparedCase, why: String) -> CaseResult {
+    CaseResult {
+        file: prepared.file.clone(),
+        name: case_name(prepared),
+        passed: false,
+        duration_ms: 0.0,
+        fuel: 0,
+        failures: vec![why],
+        actual: Map::new(),
+    }
+}
+
+async fn run_case(
+    engine: &Engine,
+    http: &OutboundHttp,
+    key: &Arc<SigningKey>,
+    prepared: PreparedCase,
+) -> CaseResult {
+    let started = Instant::now();
+    let pipeline =
+        match Pipeline::assemble(prepared.config.clone(), engine, key.clone(), http.clone()) {
+            Ok(pipeline) => pipeline,
+            Err(error) => return broken(&prepared, error.to_string()),
+        };
+    let canned = Arc::new(CannedHttp::new(
+        prepared.case.input.http.clone().unwrap_or_default(),
+    ));
+    let options = RunOptions {
+        interceptor: Some(canned.clone()),
+        now: prepared.case.input.now,
+    };
+    let report = pipeline.run(&prepared.case.input.login, &options).await;
+    let duration = started.elapsed();
+    let fuel: u64 = report.steps.iter().filter_map(|s| s.fuel_consumed).sum();
+    let actual = outcome(&report, prepared.kind);
+
+    let mut failures = Vec::new();
+    for request in canned.unmatched() {
+        failures.push(format!("request matched no exchange: {request}"));
+    }
+    for exchange in canned.unrequested() {
+        failures.push(format!(
+            "exchange never requested (mark it `optional: true` if that is fine): {exchange}"
+        ));
+    }
+    if let Some(max_fuel) = prepared.case.max_fuel
+        && fuel > max_fuel
+    {
+        failures.push(format!("used {fuel} fuel, more than max_fuel {max_fuel}"));
+    }
+    for (section, expected) in &prepared.case.expect {
+        let actual_section = actual.get(section).cloned().unwrap_or(Value::Null);
+        if !section_matches(section, expected, &actual_section) {
+            failures.push(format!(
+                "expect.{section} differs:\n{}",
+                unified_diff(expected, &actual_section)
+            ));
+        }
+    }
+    CaseResult {
+        file: prepared.file.clone(),
+        name: case_name(&prepared),
+        passed: failures.is_empty(),
+        duration_ms: duration.as_secs_f64() * 1000.0,
+        fuel,
+        failures,
+        actual,
+    }
+}
+
+/// The outcome of a case, in the shape of its `expect` section.
+fn outcome(report: &LoginReport, kind: CaseKind) -> Map<String, Value> {
+    let mut actual = Map::new();
+    match &report.outcome {
+        Ok(minted) => {
+            if kind != CaseKind::Action {
+                actual.insert("profile".into(), Value::Object(minted.user.profile.clone()));
+            }
+            actual.insert(
+                "claims".into(),
+                json!({
+                    "access_token": minted.access_token_claims,
+                    "id_token": minted.id_token_claims,
+                }),
+            );
+            actual.insert(
+                "tokens".into(),
+                json!({
+                    "access_token": normalized_claims(&minted.tokens.access_token),
+                    "id_token": normalized_claims(&minted.tokens.id_token),
+                }),
+            );
+            actual.insert("scopes".into(), json!(minted.scopes));
+            actual.insert(
+                "user_metadata".into(),
+                Value::Object(minted.user.user_metadata.clone()),
+            );
+            actual.insert(
+                "app_metadata".into(),
+                Value::Object(minted.user.app_metadata.clone()),
+            );
+        }
+        Err(LoginFailure::Denied { plugin, reason }) => {
+            actual.insert(
+                "denied".into(),
+                json!({ "plugin": plugin, "reason": reason }),
+            );
+        }
+        Err(failure) => {
+            actual.insert(
+                "error".into(),
+                json!({ "kind": failure_kind(failure), "message": failure.to_string() }),
+            );
+        }
+    }
+    actual
+}
+
+fn failure_kind(failure: &LoginFailure) -> &'static str {
+    match failure {
+        LoginFailure::Plugin(PluginError::LimitExceeded { .. }) => "limit-exceeded",
+        LoginFailure::Plugin(PluginError::Trapped { .. }) => "trapped",
+        LoginFailure::Plugin(PluginError::Failed { .. }) => "failed",
+        LoginFailure::Plugin(PluginError::InvalidJson { .. }) => "invalid-json",
+        LoginFailure::UnknownConnection(_) => "unknown-connection",
+        LoginFailure::UnknownClient(_) => "unknown-client",
+        LoginFailure::MissingSubject => "missing-subject",
+        LoginFailure::Userinfo(_) => "userinfo",
+        LoginFailure::InvalidClaims { .. } => "invalid-claims",
+        LoginFailure::Mint(_) => "mint",
+        LoginFailure::Denied { .. } => "denied",
+    }
+}
+
+/// The claims of a compact JWT with the per-run ones replaced by placeholders.
+fn normalized_claims(token: &str) -> Value {
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|payload| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
+        .unwrap_or_default();
+    Value::Object(
+        claims
+            .into_iter()
+            .map(|(name, value)| {
+                if VARYING_CLAIMS.contains(&name.as_str()) {
+                    let placeholder = Value::String(format!("<{name}>"));
+                    (name, placeholder)
+                } else {
+                    (name, value)
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Sections compare whole, except an error's message, which the case gives
+/// as a substring, and a denial's plugin, which it may leave out.
+fn section_matches(section: &str, expected: &Value, actual: &Value) -> bool {
+    match section {
+        "error" => {
+            expected.get("kind") == actual.get("kind")
+                && match (expected.get("message"), actual.get("message")) {
+                    (None, _) => true,
+                    (Some(Value::String(part)), Some(Value::String(message))) => {
+                        message.contains(part.as_str())
+                    }
+                    _ => false,
+                }
+        }
+        "denied" => {
+            expected.get("reason") == actual.get("reason")
+                && expected
+                    .get("plugin")
+                    .is_none_or(|plugin| Some(plugin) == actual.get("plugin"))
+        }
+        _ => expected == actual,
+    }
+}
+
+/// A unified diff of two JSON values, pretty-printed with sorted keys.
+pub fn unified_diff(expected: &Value, actual: &Value) -> String {
+    // serde_json's Map keeps keys sorted, so the text is stable.
+    let expected = serde_json::to_string_pretty(expected).unwrap_or_default() + "\n";
+    let actual = serde_json::to_string_pretty(actual).unwrap_or_default() + "\n";
+    similar::TextDiff::from_lines(&expected, &actual)
+        .unified_diff()
+        .context_radius(3)
+        .header("expected", "actual")
+        .to_string()
+}
+
+fn colorize(diff: &str) -> String {
+    diff.lines()
+        .map(|line| match line.as_bytes().first() {
+            Some(b'-') if !line.starts_with("---") => format!("\x1b[31m{line}\x1b[0m"),
+            Some(b'+') if !line.starts_with("+++") => format!("\x1b[32m{line}\x1b[0m"),
+            Some(b'@') => format!("\x1b[36m{line}\x1b[0m"),
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn report(summary: &Summary, options: &SuiteOptions, out: &mut dyn Write) -> std::io::Result<()> {
+    if options.json {
+        let document = json!({
+            "results": summary.results,
+            "unreadable": summary.unreadable,
+            "passed": summary.passed(),
+            "failed": summary.failed(),
+        });
+        writeln!(out, "{document:#}")?;
+        return Ok(());
+    }
+    for error in &summary.unreadable {
+        writeln!(out, "ERROR {error}")?;
+    }
+    for result in &summary.results {
+        let status = if result.passed { "pass" } else { "FAIL" };
+        writeln!(
+            out,
+            "{status} {} ({:.1} ms, {} fuel) {}",
+            result.name,
+            result.duration_ms,
+            result.fuel,
+            result.file.display()
+        )?;
+        for failure in &result.failures {
+            let text = if options.color {
+                colorize(failure)
+            } else {
+                failure.clone()
+            };
+            for line in text.lines() {
+                writeln!(out, "    {line}")?;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{} passed, {} failed",
+        summary.passed(),
+        summary.failed()
+    )
+}
+
+fn junit_xml(summary: &Summary) -> String {
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"claimsmith\" tests=\"{}\" failures=\"{}\" errors=\"{}\">\n",
+        summary.results.len(),
+        summary.failed(),
+        summary.unreadable.len()
+    );
+    for result in &summary.results {
+        xml += &format!(
+            "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.4}\">",
+            escape(&result.file.display().to_string()),
+            escape(&result.name),
+            result.duration_ms / 1000.0
+        );
+        if !result.passed {
+            xml += &format!(
+                "<failure message=\"expectation not met\">{}</failure>",
+                escape(&result.failures.join("\n"))
+            );
+        }
+        xml += "</testcase>\n";
+    }
+    for error in &summary.unreadable {
+        xml += &format!(
+            "  <testcase name=\"unreadable\"><error message=\"{}\"/></testcase>\n",
+            escape(error)
+        );
+    }
+    xml + "</testsuite>\n"
+}
+
+/// Rewrites the `expect:` block of each case to bless, keeping the rest of
+/// the file as it was.
+fn bless(summary: &Summary, all: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    for result in &summary.results {
+        if result.passed && !all || result.actual.is_empty() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&result.file)?;
+        let Ok(case) = parse_yaml::<Case>(&result.file, &text) else {
+            continue;
+        };
+        let blessed = blessed_expectation(&case.expect, &result.actual);
+        let rewritten = replace_expect_block(&text, &blessed);
+        std::fs::write(&result.file, rewritten)?;
+        writeln!(out, "blessed {}", result.file.display())?;
+    }
+    Ok(())
+}
+
+/// The sections the case already checks, with the actual values; when the
+/// kind of outcome changed (an error where a profile was expected, say), the
+/// outcome's own sections instead.
+fn blessed_expectation(
+    expected: &Map<String, Value>,
+    actual: &Map<String, Value>,
+) -> Map<String, Value> {
+    let kept: Map<String, Value> = expected
+        .keys()
+        .filter_map(|section| Some((section.clone(), actual.get(section)?.clone())))
+        .collect();
+    if !kept.is_empty() {
+        return kept;
+    }
+    for section in ["error", "denied"] {
+        if let Some(value) = actual.get(section) {
+            return Map::from_iter([(section.to_owned(), value.clone())]);
+        }
+    }
+    let defaults = ["profile", "claims", "scopes"];
+    defaults
+        .iter()
+        .filter_map(|section| Some(((*section).to_owned(), actual.get(*section)?.clone())))
+        .collect()
+}
+
+/// Replaces the top-level `expect:` block (up to the next top-level line) of
+/// a YAML document.
+fn replace_expect_block(text: &str, expect: &Map<String, Value>) -> String {
+    let rendered = serde_norway::to_string(&Value::Object(expect.clone())).unwrap_or_default();
+    let block: String = std::iter::once("expect:\n".to_owned())
+        .chain(rendered.lines().map(|line| format!("  {line}\n")))
+        .collect();
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let Some(start) = lines.iter().position(|line| line.starts_with("expect:")) else {
+        return format!("{}\n{block}", text.trim_end());
+    };
+    let end = lines[start + 1..]
+        .iter()
+        .position(|line| {
+            let first = line.chars().next();
+            first.is_some_and(|c| !c.is_whitespace())
+        })
+        .map_or(lines.len(), |offset| start + 1 + offset);
+    let mut rewritten: String = lines[..start].concat();
+    rewritten += &block;
+    rewritten += &lines[end..].concat();
+    rewritten
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_expect_block_is_replaced_and_the_rest_kept() {
+        let text = "# a comment\nname: x\nexpect:\n  profile:\n    a: 1\n# trailing note\ninput:\n  k: v\n";
+        let expect = Map::from_iter([("profile".to_owned(), json!({"a": 2}))]);
+        let rewritten = replace_expect_block(text, &expect);
+        assert_eq!(
+            rewritten,
+            "# a comment\nname: x\nexpect:\n  profile:\n    a: 2\n# trailing note\ninput:\n  k: v\n"
+        );
+    }
+
+    #[test]
+    fn errors_match_on_kind_and_message_substring() {
+        let actual = json!({"kind": "failed", "message": "plugin `x` failed: StatusCode: 401"});
+        assert!(section_matches(
+            "error",
+            &json!({"kind": "failed", "message": "StatusCode: 401"}),
+            &actual
+        ));
+        assert!(!section_matches(
+            "error",
+            &json!({"kind": "trapped", "message": "401"}),
+            &actual
+        ));
+        assert!(!section_matches(
+            "error",
+            &json!({"kind": "failed", "message": "403"}),
+            &actual
+        ));
+    }
+
+    #[test]
+    fn varying_claims_are_normalised() {
+        use base64::Engine as _;
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"iat":1,"exp":2,"jti":"x","sub":"u","geo":"NZ"}"#);
+        let normalized = normalized_claims(&format!("h.{payload}.s"));
+        assert_eq!(
+            normalized,
+            json!({"iat": "<iat>", "exp": "<exp>", "jti": "<jti>", "sub": "u", "geo": "NZ"})
+        );
+    }
+
+    #[test]
+    fn diffs_are_unified_with_sorted_keys() {
+        let diff = unified_diff(&json!({"b": 1, "a": "NZ"}), &json!({"a": "DE", "b": 1}));
+        assert!(diff.contains("--- expected\n+++ actual\n"), "{diff}");
+        assert!(
+            diff.contains("-  \"a\": \"NZ\",\n+  \"a\": \"DE\",\n"),
+            "{diff}"
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! The golden runner's own behaviour: it passes what holds, and fails, with a
+//! readable reason, what does not.
+
+use std::path::{Path, PathBuf};
+
+use claimsmith::golden::{SuiteOptions, Summary, run_suite};
+use claimsmith_tests::{plugin_wasm, root};
+
+async fn run(paths: &[PathBuf], options: &SuiteOptions) -> (Summary, String) {
+    let mut out = Vec::new();
+    let summary = run_suite(paths, options, &mut out)
+        .await
+        .expect("the suite runs");
+    (summary, String::from_utf8(out).expect("UTF-8 output"))
+}
+
+fn must_fail(name: &str) -> PathBuf {
+    // The cases name their plugin by path: make sure it is built.
+    plugin_wasm("geo-claims");
+    plugin_wasm("okta-userinfo");
+    root().join("tests/goldens/must-fail").join(name)
+}
+
+#[tokio::test]
+async fn the_shipped_goldens_pass() {
+    plugin_wasm("okta-userinfo");
+    let (summary, out) = run(
+        &[root().join("plugins"), root().join("examples")],
+        &SuiteOptions::default(),
+    )
+    .await;
+    assert_eq!(summary.exit_code(), 0, "{out}");
+    assert!(summary.passed() >= 8, "{out}");
+    assert!(
+        out.ends_with(&format!("{} passed, 0 failed\n", summary.passed())),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_expectation_fails_with_a_unified_diff() {
+    let (summary, out) = run(
+        &[must_fail("wrong-expectation.yaml")],
+        &SuiteOptions::default(),
+    )
+    .await;
+    assert_eq!(summary.exit_code(), 1, "{out}");
+    assert!(out.contains("FAIL wrong country expected"), "{out}");
+    assert!(out.contains("expect.claims differs:"), "{out}");
+    assert!(out.contains("--- expected\n    +++ actual\n"), "{out}");
+    assert!(
+        out.contains("-    \"geo_ip_country\": \"DE\"\n    +    \"geo_ip_country\": \"NZ\""),
+        "{out}"
+    );
+    assert!(out.ends_with("0 passed, 1 failed\n"), "{out}");
+    assert!(!out.contains("\x1b["), "no colour unless asked");
+}
+
+#[tokio::test]
+async fn diffs_are_coloured_when_asked() {
+    let options = SuiteOptions {
+        color: true,
+        ..SuiteOptions::default()
+    };
+    let (_, out) = run(&[must_fail("wrong-expectation.yaml")], &options).await;
+    assert!(
+        out.contains("\x1b[31m-    \"geo_ip_country\": \"DE\""),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_no_exchange_matches_fails_and_is_shown() {
+    let (summary, out) = run(
+        &[must_fail("unmatched-request.yaml")],
+        &SuiteOptions::default(),
+    )
+    .await;
+    assert_eq!(summary.exit_code(), 1, "{out}");
+    assert!(
+        out.contains("request matched no exchange: GET https://example.okta.com/v1/userinfo"),
+        "{out}"
+    );
+    assert!(out.contains("exchange never requested"), "{out}");
+}
+
+#[tokio::test]
+async fn an_exceeded_fuel_cap_fails() {
+    let (summary, out) = run(&[must_fail("fuel-cap.yaml")], &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 1, "{out}");
+    assert!(out.contains("more than max_fuel 10"), "{out}");
+}
+
+/// A case in a folder of its own, naming the plugin by absolute path.
+fn case_in_tempdir(body: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("case.yaml");
+    let text = body.replace("GEO_WASM", &plugin_wasm("geo-claims").display().to_string());
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+const GEO_CASE: &str = r#"# A comment the author wrote, kept by --bless.
+name: geo blessed
+wasm: GEO_WASM
+world: post-login-action
+input:
+  connection: okta
+  client_id: app
+  upstream:
+    access_token: at
+    id_token_claims: { sub: u1 }
+  profile: { sub: u1, geo_ip_country: FR }
+# Expectations below were written before the plugin changed.
+expect:
+  claims:
+    access_token: { geo_ip_country: XX }
+    id_token: {}
+"#;
+
+#[tokio::test]
+async fn bless_rewrites_the_failing_expectation_and_keeps_the_rest() {
+    let (_dir, path) = case_in_tempdir(GEO_CASE);
+    let before = std::fs::read_to_string(&path).unwrap();
+    let options = SuiteOptions {
+        bless: true,
+        ..SuiteOptions::default()
+    };
+    let (summary, out) = run(std::slice::from_ref(&path), &options).await;
+    assert_eq!(
+        summary.exit_code(),
+        1,
+        "the blessing run still reports the failure: {out}"
+    );
+    assert!(out.contains("blessed"), "{out}");
+
+    let after = std::fs::read_to_string(&path).unwrap();
+    let head = |text: &str| text[..text.find("expect:").unwrap()].to_owned();
+    assert_eq!(
+        head(&after),
+        head(&before),
+        "everything above expect: is untouched"
+    );
+    assert!(after.contains("geo_ip_country: FR"), "{after}");
+    assert!(!after.contains("XX"), "{after}");
+
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(
+        summary.exit_code(),
+        0,
+        "the blessed case passes: {out}\n{after}"
+    );
+}
+
+#[tokio::test]
+async fn bless_leaves_passing_cases_alone_unless_all() {
+    let (_dir, path) = case_in_tempdir(&GEO_CASE.replace("XX", "FR"));
+    let before = std::fs::read_to_string(&path).unwrap();
+    let options = SuiteOptions {
+        bless: true,
+        ..SuiteOptions::default()
+    };
+    run(std::slice::from_ref(&path), &options).await;
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_malformed_case_names_the_file_and_the_path_inside_it() {
+    let (_dir, path) =
+        case_in_tempdir(&GEO_CASE.replace("access_token: at\n", "acess_token: at\n"));
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 2, "{out}");
+    assert!(out.contains(&format!("ERROR {}", path.display())), "{out}");
+    assert!(
+        out.contains("input: upstream.acess_token: unknown field"),
+        "{out}"
+    );
+    assert!(out.contains("acess_token"), "{out}");
+
+    let (_dir, path) =
+        case_in_tempdir(&GEO_CASE.replace("world: post-login-action\n", "world: 42\n"));
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 2, "{out}");
+    assert!(out.contains("world"), "{out}");
+
+    let (_dir, path) = case_in_tempdir("name: [unclosed\n");
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 2, "{out}");
+    assert!(
+        out.contains("line 1"),
+        "a syntax error names its line: {out}"
+    );
+}
+
+#[tokio::test]
+async fn results_are_written_as_json_and_junit() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let options = SuiteOptions {
+        json: true,
+        junit: Some(junit.clone()),
+        ..SuiteOptions::default()
+    };
+    let (_, out) = run(
+        &[
+            must_fail("wrong-expectation.yaml"),
+            must_fail("fuel-cap.yaml"),
+        ],
+        &options,
+    )
+    .await;
+    let document: serde_json::Value = serde_json::from_str(&out).expect("JSON output");
+    assert_eq!(document["failed"], 2);
+    assert_eq!(document["results"][0]["name"], "wrong country expected");
+    assert!(document["results"][0]["fuel"].as_u64().unwrap() > 0);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testsuite name=\"claimsmith\" tests=\"2\" failures=\"2\""),
+        "{xml}"
+    );
+    assert!(xml.contains("<failure"), "{xml}");
+}
+
+#[tokio::test]
+async fn two_hundred_cases_run_in_parallel_on_one_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = GEO_CASE
+        .replace("GEO_WASM", &plugin_wasm("geo-claims").display().to_string())
+        .replace("XX", "FR");
+    for i in 0..200 {
+        std::fs::write(dir.path().join(format!("case-{i:03}.yaml")), &case).unwrap();
+    }
+    let (summary, out) = run(
+        &[Path::new(dir.path()).to_owned()],
+        &SuiteOptions::default(),
+    )
+    .await;
+    assert_eq!(summary.exit_code(), 0, "{out}");
+    assert_eq!(summary.passed(), 200);
+}
