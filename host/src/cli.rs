@@ -63,6 +63,18 @@ enum Command {
         #[arg(long)]
         junit: Option<PathBuf>,
     },
+    /// Runs the login service: OIDC provider to the apps, OIDC client to the
+    /// upstream providers, the plugin chain on every login.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Starts the service with a built-in DEVELOPMENT upstream provider, signs
+    /// in once as an app would, prints the tokens, and keeps serving.
+    Demo {
+        #[arg(long, default_value = "examples/demo/claimsmith.toml")]
+        config: PathBuf,
+    },
     /// Checks a configuration and loads every plugin in it, then exits.
     Check {
         #[arg(long)]
@@ -152,6 +164,22 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             };
             let summary = run_suite(&paths, &options, &mut std::io::stdout().lock()).await?;
             Ok(ExitCode::from(summary.exit_code()))
+        }
+        Command::Serve { config } => {
+            let config = Config::load(&config)?;
+            let listen = config.server.listen;
+            let issuer = config.issuer.clone();
+            let service = crate::oidc::Service::start(config).await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            tracing::info!(%listen, issuer, "serving");
+            crate::oidc::serve(service, listener).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { config } => {
+            crate::demo::run(Config::load(&config)?).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => {
             let pipeline = start(&config)?;

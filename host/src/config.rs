@@ -63,6 +63,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub tokens: TokenSettings,
     pub engine: EngineSettings,
+    pub server: ServerSettings,
     pub plugins: BTreeMap<String, PluginSpec>,
     pub connections: Vec<ConnectionConfig>,
     pub clients: Vec<ClientConfig>,
@@ -95,16 +96,26 @@ impl Default for TokenSettings {
 }
 
 /// An upstream identity provider.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct ConnectionConfig {
     pub name: String,
     /// The plugin that shapes the profile; without one the profile is the id
     /// token's claims merged with the userinfo response.
     pub profile_fetcher: Option<String>,
     /// Given to the profile fetcher as `options` (the userinfo URL, say).
-    #[serde(default)]
     pub options: Map<String, Value>,
+    /// The upstream's OIDC client registration; `serve` needs it, `run` not.
+    pub upstream: Option<UpstreamRegistration>,
+}
+
+/// How Claimsmith signs users in at an upstream provider, as its client.
+#[derive(Debug, Clone)]
+pub struct UpstreamRegistration {
+    /// Discovered at `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: SecretValue,
+    pub scopes: Vec<String>,
 }
 
 impl ConnectionConfig {
@@ -115,17 +126,54 @@ impl ConnectionConfig {
 }
 
 /// An application allowed to receive tokens.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct ClientConfig {
     pub client_id: String,
-    #[serde(default)]
     pub name: String,
+    /// Confidential clients authenticate with it; public ones (none) must
+    /// use PKCE.
+    pub client_secret: Option<SecretValue>,
+    /// Redirect URIs, matched exactly.
+    pub redirect_uris: Vec<String>,
     /// The access token's audience when the login does not ask for one.
     pub audience: Option<String>,
+    /// Audiences the app may ask for, besides its default.
+    pub allowed_audiences: Vec<String>,
+    /// Scopes the app may ask for.
+    pub allowed_scopes: Vec<String>,
     /// Given to actions as `event.client.metadata`.
-    #[serde(default)]
     pub metadata: Map<String, Value>,
+}
+
+/// The scopes an app may ask for when its config does not say.
+pub const DEFAULT_ALLOWED_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+/// Where `serve` listens.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+    /// How long an authorization code stays valid (single use).
+    #[serde(default = "default_code_ttl")]
+    pub code_ttl_secs: u64,
+}
+
+fn default_code_ttl() -> u64 {
+    60
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: default_listen(),
+            code_ttl_secs: default_code_ttl(),
+        }
+    }
 }
 
 /// What a post-login action does when its plugin fails.
@@ -159,13 +207,56 @@ struct RawConfig {
     #[serde(default)]
     engine: RawEngine,
     #[serde(default)]
+    server: ServerSettings,
+    #[serde(default)]
     plugins: BTreeMap<String, Spanned<RawPlugin>>,
     #[serde(default)]
-    connections: Vec<Spanned<ConnectionConfig>>,
+    connections: Vec<Spanned<RawConnection>>,
     #[serde(default)]
-    clients: Vec<Spanned<ClientConfig>>,
+    clients: Vec<Spanned<RawClient>>,
     #[serde(default)]
     actions: Vec<RawAction>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    name: String,
+    profile_fetcher: Option<String>,
+    #[serde(default)]
+    options: Map<String, Value>,
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<RawSecret>,
+    #[serde(default = "default_upstream_scopes")]
+    scopes: Vec<String>,
+}
+
+fn default_upstream_scopes() -> Vec<String> {
+    ["openid", "profile", "email"].map(str::to_owned).to_vec()
+}
+
+impl RawConnection {
+    fn userinfo_url(&self) -> Option<&str> {
+        self.options.get("userinfo_url").and_then(Value::as_str)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    client_id: String,
+    #[serde(default)]
+    name: String,
+    client_secret: Option<RawSecret>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    audience: Option<String>,
+    #[serde(default)]
+    allowed_audiences: Vec<String>,
+    allowed_scopes: Option<Vec<String>>,
+    #[serde(default)]
+    metadata: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -343,6 +434,88 @@ impl Config {
             )?;
         }
 
+        let mut connections = Vec::new();
+        for connection in raw.connections {
+            let span = connection.span();
+            let connection = connection.into_inner();
+            let upstream = match (
+                connection.issuer,
+                connection.client_id,
+                connection.client_secret,
+            ) {
+                (None, None, None) => None,
+                (Some(issuer), Some(client_id), Some(secret)) => {
+                    if reqwest::Url::parse(&issuer).is_err() {
+                        return Err(at(Some(span), format!("issuer `{issuer}` is not a URL")));
+                    }
+                    let client_secret = resolve_secret(base, secret).map_err(|why| {
+                        at(
+                            Some(span.clone()),
+                            format!("connection `{}`: client_secret {why}", connection.name),
+                        )
+                    })?;
+                    Some(UpstreamRegistration {
+                        issuer: issuer.trim_end_matches('/').to_owned(),
+                        client_id,
+                        client_secret,
+                        scopes: connection.scopes,
+                    })
+                }
+                _ => {
+                    return Err(at(
+                        Some(span),
+                        format!(
+                            "connection `{}`: give issuer, client_id and client_secret together",
+                            connection.name
+                        ),
+                    ));
+                }
+            };
+            connections.push(ConnectionConfig {
+                name: connection.name,
+                profile_fetcher: connection.profile_fetcher,
+                options: connection.options,
+                upstream,
+            });
+        }
+        let mut clients = Vec::new();
+        for client in raw.clients {
+            let span = client.span();
+            let client = client.into_inner();
+            let client_secret = match client.client_secret {
+                None => None,
+                Some(source) => Some(resolve_secret(base, source).map_err(|why| {
+                    at(
+                        Some(span.clone()),
+                        format!("client `{}`: client_secret {why}", client.client_id),
+                    )
+                })?),
+            };
+            for uri in &client.redirect_uris {
+                if reqwest::Url::parse(uri).is_err() {
+                    return Err(at(
+                        Some(span),
+                        format!("redirect URI `{uri}` is not an absolute URL"),
+                    ));
+                }
+            }
+            clients.push(ClientConfig {
+                client_id: client.client_id,
+                name: client.name,
+                client_secret,
+                redirect_uris: client.redirect_uris,
+                audience: client.audience,
+                allowed_audiences: client.allowed_audiences,
+                allowed_scopes: client.allowed_scopes.unwrap_or_else(|| {
+                    DEFAULT_ALLOWED_SCOPES
+                        .iter()
+                        .map(|s| (*s).to_owned())
+                        .collect()
+                }),
+                metadata: client.metadata,
+            });
+        }
+
         let engine = EngineSettings {
             max_concurrent_instances: raw
                 .engine
@@ -365,13 +538,10 @@ impl Config {
             },
             data_dir,
             tokens: raw.tokens,
+            server: raw.server,
             plugins,
-            connections: raw
-                .connections
-                .into_iter()
-                .map(Spanned::into_inner)
-                .collect(),
-            clients: raw.clients.into_iter().map(Spanned::into_inner).collect(),
+            connections,
+            clients,
             actions: raw
                 .actions
                 .into_iter()
@@ -408,32 +578,13 @@ fn plugin_spec(
     let mut secrets = BTreeMap::new();
     for (secret_name, source) in raw.secrets {
         let span = source.span();
-        let value = match source.into_inner() {
-            RawSecret::Value(value) => value,
-            RawSecret::Env(var) => std::env::var(&var).map_err(|_| {
-                (
-                    span.clone(),
-                    format!(
-                        "plugin `{name}`: secret `{secret_name}` reads ${var}, which is not set"
-                    ),
-                )
-            })?,
-            RawSecret::File(path) => {
-                let path = base.join(path);
-                std::fs::read_to_string(&path)
-                    .map(|text| text.trim_end().to_owned())
-                    .map_err(|e| {
-                        (
-                            span.clone(),
-                            format!(
-                                "plugin `{name}`: secret `{secret_name}` cannot read {}: {e}",
-                                path.display()
-                            ),
-                        )
-                    })?
-            }
-        };
-        secrets.insert(secret_name, SecretValue::new(value));
+        let value = resolve_secret(base, source.into_inner()).map_err(|why| {
+            (
+                span,
+                format!("plugin `{name}`: secret `{secret_name}` {why}"),
+            )
+        })?;
+        secrets.insert(secret_name, value);
     }
     let defaults = Limits::default();
     let http_defaults = HttpPolicy::default();
@@ -465,6 +616,23 @@ fn plugin_spec(
                 .unwrap_or(http_defaults.max_response_bytes),
         },
     })
+}
+
+/// Reads a secret from where the config says it is.
+fn resolve_secret(base: &Path, source: RawSecret) -> Result<SecretValue, String> {
+    let value = match source {
+        RawSecret::Value(value) => value,
+        RawSecret::Env(var) => {
+            std::env::var(&var).map_err(|_| format!("reads ${var}, which is not set"))?
+        }
+        RawSecret::File(path) => {
+            let path = base.join(path);
+            std::fs::read_to_string(&path)
+                .map(|text| text.trim_end().to_owned())
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        }
+    };
+    Ok(SecretValue::new(value))
 }
 
 /// 1-based line and column of byte `offset` in `text`.

@@ -17,7 +17,9 @@ use serde_json::{Map, Value, json};
 
 use crate::capabilities::http::{HttpPolicy, OutboundHttp};
 use crate::capabilities::secrets::{SecretValue, Secrets};
-use crate::config::{ActionConfig, ClientConfig, Config, ConnectionConfig, OnError, TokenSettings};
+use crate::config::{
+    ActionConfig, ClientConfig, Config, ConnectionConfig, OnError, ServerSettings, TokenSettings,
+};
 use crate::engine::{Engine, EngineSettings, Limits, PluginError, PluginSpec, World};
 use crate::pipeline::{LoginFailure, LoginReport, Pipeline, RunOptions};
 use crate::replay::{CannedHttp, RecordedLogin, parse_yaml};
@@ -362,17 +364,18 @@ fn standalone_config(
         data_dir: PathBuf::new(),
         tokens: TokenSettings::default(),
         engine: EngineSettings::default(),
+        server: ServerSettings::default(),
         plugins: BTreeMap::from([(name, spec)]),
         connections: vec![ConnectionConfig {
             name: login.connection.clone(),
             profile_fetcher,
             options: case.options.clone(),
+            upstream: None,
         }],
         clients: vec![ClientConfig {
             client_id: login.client_id.clone(),
             name: login.client_id.clone(),
-            audience: None,
-            metadata: Map::new(),
+            ..ClientConfig::default()
         }],
         actions,
     };
@@ -582,6 +585,7 @@ fn failure_kind(failure: &LoginFailure) -> &'static str {
         LoginFailure::Userinfo(_) => "userinfo",
         LoginFailure::InvalidClaims { .. } => "invalid-claims",
         LoginFailure::Mint(_) => "mint",
+        LoginFailure::Storage(_) => "storage",
         LoginFailure::Denied { .. } => "denied",
     }
 }

@@ -11,15 +11,26 @@
 //!   its secrets, allow-listed HTTP and the post-login `api`.
 //! - [`pipeline`] chains the plugins for one login and decides its outcome.
 //! - [`tokens`] holds the signing keys and mints the JWTs.
+//! - [`store`] keeps users, the login audit trail and refresh tokens in
+//!   SQLite (schema by the migrations in `migrations/`).
 //! - [`replay`] reads recorded logins and answers their HTTP from canned
 //!   exchanges; [`golden`] checks plugins against expected outcomes in CI.
+//! - [`oidc`] is the login service: OIDC provider to the apps, OIDC client to
+//!   the upstream providers.
+//! - [`demo`] runs the service against the development provider and signs
+//!   in once, as an app would.
 //! - [`cli`] is the `claimsmith` command.
+//! - [`devprovider`] is a development upstream OIDC provider (demo, tests).
 
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod demo;
+pub mod devprovider;
 pub mod engine;
 pub mod golden;
+pub mod oidc;
 pub mod pipeline;
 pub mod replay;
+pub mod store;
 pub mod tokens;

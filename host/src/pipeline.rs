@@ -197,6 +197,8 @@ pub enum LoginFailure {
     },
     #[error("minting failed: {0}")]
     Mint(#[from] TokenError),
+    #[error("the user could not be stored: {0}")]
+    Storage(String),
 }
 
 /// Why the pipeline could not be built; the host does not start.
@@ -311,7 +313,7 @@ impl Pipeline {
             .get("sub")
             .and_then(Value::as_str)
             .ok_or(LoginFailure::MissingSubject)?;
-        let user_id = format!("{}|{subject}", connection.name);
+        let user_id = user_id(&connection.name, subject);
         let now = options.now.unwrap_or_else(unix_now);
         let call = CallOptions {
             interceptor: options.interceptor.clone(),
@@ -661,7 +663,13 @@ pub fn standard_profile_claims(
     claims
 }
 
-fn unix_now() -> u64 {
+/// The id of the user an upstream subject signs in as.
+pub fn user_id(connection: &str, upstream_subject: &str) -> String {
+    format!("{connection}|{upstream_subject}")
+}
+
+/// The system clock, in unix seconds.
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())

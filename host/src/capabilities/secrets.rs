@@ -16,6 +16,11 @@ impl SecretValue {
     pub fn new(value: String) -> Self {
         SecretValue(value)
     }
+
+    /// The value itself, for the one place that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for SecretValue {

@@ -1,0 +1,337 @@
+//! `/authorize` (an app sends its user here) and `/callback` (the upstream
+//! sends the user back): the browser half of a login.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use reqwest::Url;
+use serde::Deserialize;
+
+use super::token::IssuedCode;
+use super::{Service, error_page, pkce_challenge, random_token};
+use crate::pipeline::{Login, LoginFailure, RequestInfo, UpstreamLogin};
+
+/// An app's authorization request (RFC 6749 §4.1.1, RFC 7636, OIDC Core §3.1.2.1).
+#[derive(Debug, Deserialize)]
+pub(crate) struct AuthorizeParams {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    /// Which upstream to sign in with; the only one when absent.
+    connection: Option<String>,
+    audience: Option<String>,
+}
+
+/// A login waiting for the user to come back from the upstream.
+pub(crate) struct PendingLogin {
+    client_id: String,
+    redirect_uri: String,
+    app_state: Option<String>,
+    app_nonce: Option<String>,
+    code_challenge: Option<String>,
+    scopes: Vec<String>,
+    audience: Option<String>,
+    connection: String,
+    upstream_nonce: String,
+    upstream_verifier: String,
+}
+
+/// Where the app gets its answer: its redirect URI with these parameters.
+fn redirect_to_app(redirect_uri: &str, state: Option<&str>, params: &[(&str, &str)]) -> Response {
+    let Ok(mut url) = Url::parse(redirect_uri) else {
+        // Config checked every registered redirect URI parses.
+        return error_page(StatusCode::INTERNAL_SERVER_ERROR, "bad redirect URI");
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (name, value) in params {
+            query.append_pair(name, value);
+        }
+        if let Some(state) = state {
+            query.append_pair("state", state);
+        }
+    }
+    Redirect::to(url.as_str()).into_response()
+}
+
+fn app_error(redirect_uri: &str, state: Option<&str>, error: &str, description: &str) -> Response {
+    redirect_to_app(
+        redirect_uri,
+        state,
+        &[("error", error), ("error_description", description)],
+    )
+}
+
+pub(crate) async fn authorize(
+    State(service): State<Arc<Service>>,
+    Query(params): Query<AuthorizeParams>,
+) -> Response {
+    service.start_login(params)
+}
+
+impl Service {
+    fn start_login(&self, params: AuthorizeParams) -> Response {
+        // Until client and redirect URI are known good, answer the user, never
+        // a redirect: an open redirector would leak codes and errors.
+        let Some(client) = params.client_id.as_deref().and_then(|id| self.client(id)) else {
+            return error_page(StatusCode::BAD_REQUEST, "Unknown client.");
+        };
+        let Some(redirect_uri) = params.redirect_uri.as_deref().filter(|uri| {
+            client
+                .redirect_uris
+                .iter()
+                .any(|registered| registered == uri)
+        }) else {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "The redirect URI is not registered for this client.",
+            );
+        };
+        let state = params.state.as_deref();
+        let fail =
+            |error: &str, description: &str| app_error(redirect_uri, state, error, description);
+
+        if params.response_type.as_deref() != Some("code") {
+            return fail(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            );
+        }
+        match (
+            &params.code_challenge,
+            params.code_challenge_method.as_deref(),
+        ) {
+            (None, _) if client.client_secret.is_none() => {
+                return fail(
+                    "invalid_request",
+                    "public clients must use PKCE (code_challenge)",
+                );
+            }
+            (Some(_), Some("S256")) | (None, _) => {}
+            (Some(_), _) => return fail("invalid_request", "code_challenge_method must be S256"),
+        }
+        let scopes: Vec<String> = params
+            .scope
+            .as_deref()
+            .unwrap_or("openid")
+            .split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if !scopes.iter().any(|s| s == "openid") {
+            return fail("invalid_scope", "the openid scope is required");
+        }
+        if let Some(scope) = scopes.iter().find(|s| !client.allowed_scopes.contains(s)) {
+            return fail(
+                "invalid_scope",
+                &format!("scope `{scope}` is not allowed for this client"),
+            );
+        }
+        if let Some(audience) = &params.audience
+            && client.audience.as_ref() != Some(audience)
+            && !client.allowed_audiences.contains(audience)
+        {
+            return fail(
+                "invalid_request",
+                &format!("audience `{audience}` is not allowed for this client"),
+            );
+        }
+        let connection = match params.connection.as_deref() {
+            Some(name) if self.upstreams.contains_key(name) => name.to_owned(),
+            Some(name) => return fail("invalid_request", &format!("unknown connection `{name}`")),
+            None if self.upstreams.len() == 1 => match self.upstreams.keys().next() {
+                Some(name) => name.clone(),
+                None => return fail("server_error", "no connection is configured"),
+            },
+            None => {
+                return fail(
+                    "invalid_request",
+                    "several connections: choose one with `connection`",
+                );
+            }
+        };
+        let Some(upstream) = self.upstreams.get(&connection) else {
+            return fail("server_error", "no connection is configured");
+        };
+
+        let upstream_state = random_token();
+        let pending = PendingLogin {
+            client_id: client.client_id.clone(),
+            redirect_uri: redirect_uri.to_owned(),
+            app_state: params.state.clone(),
+            app_nonce: params.nonce.clone(),
+            code_challenge: params.code_challenge.clone(),
+            scopes,
+            audience: params.audience.clone(),
+            connection,
+            upstream_nonce: random_token(),
+            upstream_verifier: random_token(),
+        };
+        let url = match upstream.authorization_url(
+            &self.callback_uri(),
+            &upstream_state,
+            &pending.upstream_nonce,
+            &pkce_challenge(&pending.upstream_verifier),
+        ) {
+            Ok(url) => url,
+            Err(error) => return fail("server_error", &error.to_string()),
+        };
+        self.pending.insert(upstream_state, pending);
+        Redirect::to(url.as_str()).into_response()
+    }
+
+    fn callback_uri(&self) -> String {
+        format!("{}/callback", self.issuer())
+    }
+}
+
+/// What the upstream sends back (RFC 6749 §4.1.2).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+pub(crate) async fn callback(
+    State(service): State<Arc<Service>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Query<CallbackParams>,
+) -> Response {
+    let request = RequestInfo {
+        ip: Some(peer.ip().to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    service.finish_login(params, request).await
+}
+
+impl Service {
+    async fn finish_login(&self, params: CallbackParams, request: RequestInfo) -> Response {
+        let Some(pending) = params
+            .state
+            .as_deref()
+            .and_then(|state| self.pending.take(state))
+        else {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in is unknown or has expired. Start again from the application.",
+            );
+        };
+        let state = pending.app_state.as_deref();
+        let redirect_uri = pending.redirect_uri.as_str();
+        if let Some(error) = &params.error {
+            let description = params.error_description.as_deref().unwrap_or("");
+            tracing::info!(error, description, "the upstream refused the login");
+            return app_error(
+                redirect_uri,
+                state,
+                "access_denied",
+                &format!("the identity provider answered {error}: {description}"),
+            );
+        }
+        let Some(code) = params.code.as_deref() else {
+            return app_error(
+                redirect_uri,
+                state,
+                "server_error",
+                "the identity provider sent no code",
+            );
+        };
+        let Some(upstream) = self.upstreams.get(&pending.connection) else {
+            return app_error(
+                redirect_uri,
+                state,
+                "server_error",
+                "the connection is gone",
+            );
+        };
+        let tokens = match upstream
+            .exchange_code(
+                code,
+                &pending.upstream_verifier,
+                &self.callback_uri(),
+                &pending.upstream_nonce,
+            )
+            .await
+        {
+            Ok(tokens) => tokens,
+            Err(error) => {
+                tracing::warn!(connection = pending.connection, %error, "upstream login failed");
+                return app_error(redirect_uri, state, "server_error", &error.to_string());
+            }
+        };
+        let Some(subject) = tokens
+            .id_token_claims
+            .get("sub")
+            .and_then(|s| s.as_str())
+            .map(str::to_owned)
+        else {
+            return app_error(
+                redirect_uri,
+                state,
+                "server_error",
+                "the upstream id token has no subject",
+            );
+        };
+        let user_id = crate::pipeline::user_id(&pending.connection, &subject);
+        let stored = match self.store.load_user(&user_id).await {
+            Ok(stored) => stored.map(|row| row.user).unwrap_or_default(),
+            Err(error) => {
+                tracing::error!(%error, "cannot read the user");
+                return app_error(redirect_uri, state, "server_error", "storage unavailable");
+            }
+        };
+        let login = Login {
+            connection: pending.connection.clone(),
+            client_id: pending.client_id.clone(),
+            scopes: pending.scopes.clone(),
+            audience: pending.audience.clone(),
+            nonce: pending.app_nonce.clone(),
+            request,
+            upstream: UpstreamLogin {
+                access_token: tokens.access_token,
+                id_token: tokens.id_token,
+                id_token_claims: tokens.id_token_claims,
+            },
+            user: stored,
+            profile: None,
+        };
+        match self.run_login(&login).await {
+            Ok(minted) => {
+                let code = random_token();
+                self.codes.insert(
+                    code.clone(),
+                    IssuedCode {
+                        client_id: pending.client_id,
+                        redirect_uri: pending.redirect_uri.clone(),
+                        code_challenge: pending.code_challenge,
+                        upstream_subject: subject,
+                        connection: pending.connection,
+                        audience: pending.audience,
+                        minted,
+                    },
+                );
+                redirect_to_app(redirect_uri, state, &[("code", &code)])
+            }
+            Err(LoginFailure::Denied { reason, .. }) => {
+                app_error(redirect_uri, state, "access_denied", &reason)
+            }
+            Err(failure) => {
+                tracing::warn!(error = %failure, "login failed");
+                app_error(redirect_uri, state, "server_error", &failure.to_string())
+            }
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The login service: an OpenID Connect provider to the apps in config, and
+//! an OpenID Connect client to the upstream providers, running the plugin
+//! pipeline on every login.
+//!
+//! Owns the HTTP endpoints and the OAuth rules around them: registered
+//! clients only, exact redirect URIs, PKCE, single-use codes bound to client,
+//! redirect URI and challenge, rotating refresh tokens, OAuth error answers.
+//! Handlers stay thin: each parses its request and calls one method of
+//! [`Service`]. Pending logins and codes live in memory with an expiry; users,
+//! the audit trail and refresh tokens live in the [`Store`].
+
+mod authorize;
+mod token;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::capabilities::http::OutboundHttp;
+use crate::config::{ClientConfig, Config};
+use crate::pipeline::{Login, LoginFailure, MintedLogin, Pipeline, RunOptions, StartError};
+use crate::store::{AuditEntry, AuditOutcome, Store};
+use upstream::{UpstreamClient, UpstreamError};
+
+/// How long a user may take at the upstream provider.
+const PENDING_LOGIN_TTL: Duration = Duration::from_secs(600);
+/// How long a refresh token is valid.
+const REFRESH_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("connection `{connection}`: {source}")]
+    Upstream {
+        connection: String,
+        source: UpstreamError,
+    },
+    #[error("connection `{0}` has no upstream registration (issuer, client_id, client_secret)")]
+    NoUpstream(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// Everything the endpoints share.
+pub struct Service {
+    pipeline: Arc<Pipeline>,
+    store: Store,
+    upstreams: HashMap<String, UpstreamClient>,
+    pending: Expiring<authorize::PendingLogin>,
+    codes: Expiring<token::IssuedCode>,
+}
+
+impl Service {
+    /// Loads the plugins, opens the database and discovers every upstream.
+    pub async fn start(config: Config) -> Result<Arc<Self>, ServiceError> {
+        let plugin_http = OutboundHttp::new().map_err(|e| ServiceError::Http(e.to_string()))?;
+        let store = Store::open_sqlite(&config.data_dir.join("claimsmith.db")).await?;
+        let upstream_http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ServiceError::Http(e.to_string()))?;
+        let mut upstreams = HashMap::new();
+        for connection in &config.connections {
+            let registration = connection
+                .upstream
+                .clone()
+                .ok_or_else(|| ServiceError::NoUpstream(connection.name.clone()))?;
+            let client = UpstreamClient::discover(registration, upstream_http.clone())
+                .await
+                .map_err(|source| ServiceError::Upstream {
+                    connection: connection.name.clone(),
+                    source,
+                })?;
+            upstreams.insert(connection.name.clone(), client);
+        }
+        let code_ttl = Duration::from_secs(config.server.code_ttl_secs);
+        // Compiling plugins is CPU work: keep it off the async workers.
+        let pipeline = tokio::task::spawn_blocking(move || Pipeline::new(config, plugin_http))
+            .await
+            .map_err(|e| ServiceError::Http(format!("the loader task failed: {e}")))??;
+        Ok(Arc::new(Service {
+            pipeline: Arc::new(pipeline),
+            store,
+            upstreams,
+            pending: Expiring::new(PENDING_LOGIN_TTL),
+            codes: Expiring::new(code_ttl),
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn config(&self) -> &Config {
+        self.pipeline.config()
+    }
+
+    fn issuer(&self) -> &str {
+        &self.config().issuer
+    }
+
+    fn client(&self, client_id: &str) -> Option<&ClientConfig> {
+        self.config().client(client_id)
+    }
+
+    /// Runs the pipeline for one login, records it in the audit trail and,
+    /// when tokens were minted, stores the user. A denied or failed login
+    /// changes nothing about the user: metadata its actions set is dropped.
+    async fn run_login(&self, login: &Login) -> Result<MintedLogin, LoginFailure> {
+        let report = self.pipeline.run(login, &RunOptions::default()).await;
+        let user_id = login
+            .upstream
+            .id_token_claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(|sub| crate::pipeline::user_id(&login.connection, sub));
+        let outcome = match &report.outcome {
+            Ok(_) => AuditOutcome::Minted,
+            Err(LoginFailure::Denied { reason, .. }) => AuditOutcome::Denied {
+                reason: reason.clone(),
+            },
+            Err(failure) => AuditOutcome::Failed {
+                error: failure.to_string(),
+            },
+        };
+        let entry = AuditEntry {
+            at: crate::pipeline::rfc3339(crate::pipeline::unix_now()),
+            user_id,
+            client_id: login.client_id.clone(),
+            connection: login.connection.clone(),
+            outcome,
+            steps: serde_json::to_value(&report.steps).unwrap_or(Value::Null),
+        };
+        if let Err(error) = self.store.record_login(&entry).await {
+            tracing::error!(%error, "cannot record the login in the audit trail");
+        }
+        let minted = report.outcome?;
+        if let Err(error) = self.store.save_user(&minted.user).await {
+            tracing::error!(%error, user = %minted.user.user_id, "cannot store the user");
+            return Err(LoginFailure::Storage(error.to_string()));
+        }
+        Ok(minted)
+    }
+}
+
+/// The HTTP endpoints.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/authorize", get(authorize::authorize))
+        .route("/callback", get(authorize::callback))
+        .route("/oauth/token", post(token::token))
+        .route("/userinfo", get(token::userinfo))
+        .with_state(service)
+}
+
+/// Serves `service` on `listener` until the process ends.
+pub async fn serve(
+    service: Arc<Service>,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(service).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}
+
+async fn discovery(axum::extract::State(service): axum::extract::State<Arc<Service>>) -> Response {
+    let issuer = service.issuer();
+    let config = service.config();
+    let algorithm = service.pipeline.signing_key().algorithm().to_string();
+    let mut scopes: Vec<&str> = config
+        .clients
+        .iter()
+        .flat_map(|c| c.allowed_scopes.iter().map(String::as_str))
+        .collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    axum::Json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [algorithm],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "scopes_supported": scopes,
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email", "email_verified"],
+    }))
+    .into_response()
+}
+
+async fn jwks(axum::extract::State(service): axum::extract::State<Arc<Service>>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        axum::Json(service.pipeline.signing_key().jwks()),
+    )
+        .into_response()
+}
+
+/// An OAuth error answer (RFC 6749 §5.2), as JSON.
+#[derive(Debug)]
+pub(crate) struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+impl OAuthError {
+    pub(crate) fn new(
+        status: StatusCode,
+        error: &'static str,
+        description: impl Into<String>,
+    ) -> Self {
+        OAuthError {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+
+    pub(crate) fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    pub(crate) fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+
+    pub(crate) fn invalid_client(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+    }
+
+    /// The answer for a login that did not mint.
+    pub(crate) fn from_failure(failure: &LoginFailure) -> Self {
+        match failure {
+            LoginFailure::Denied { reason, .. } => {
+                Self::new(StatusCode::FORBIDDEN, "access_denied", reason.clone())
+            }
+            other => {
+                tracing::warn!(error = %other, "login failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    other.to_string(),
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"claimsmith\""),
+            );
+        }
+        (
+            self.status,
+            headers,
+            axum::Json(json!({ "error": self.error, "error_description": self.description })),
+        )
+            .into_response()
+    }
+}
+
+/// An error shown to the user, never redirected: used when the client or the
+/// redirect URI cannot be trusted with the answer.
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    (
+        status,
+        Html(format!(
+            "<!doctype html><title>Sign-in error</title><h1>Sign-in error</h1><p>{escaped}</p>"
+        )),
+    )
+        .into_response()
+}
+
+/// 256 random bits, base64url: codes, states, nonces, verifiers, refresh tokens.
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    // The system RNG failing is not recoverable; aws-lc aborts before that.
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The PKCE S256 challenge of `verifier` (RFC 7636 §4.2).
+pub(crate) fn pkce_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// Compares secrets in constant time.
+pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+}
+
+/// Entries that expire: pending logins and codes. Taking an entry removes
+/// it, so each is used once.
+pub(crate) struct Expiring<T> {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Instant, T)>>,
+}
+
+impl<T> Expiring<T> {
+    fn new(ttl: Duration) -> Self {
+        Expiring {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn insert(&self, key: String, value: T) {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|_, (expires, _)| *expires > now);
+        entries.insert(key, (now + self.ttl, value));
+    }
+
+    /// The entry under `key` if it has not expired; gone afterwards either way.
+    pub(crate) fn take(&self, key: &str) -> Option<T> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (expires, value) = entries.remove(key)?;
+        (expires > Instant::now()).then_some(value)
+    }
+}

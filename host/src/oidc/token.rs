@@ -1,0 +1,318 @@
+//! `/oauth/token` (an app trades a code or a refresh token for tokens) and
+//! `/userinfo` (an app reads the user with an access token).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde_json::{Map, Value, json};
+
+use super::{
+    OAuthError, REFRESH_TOKEN_TTL_SECS, Service, pkce_challenge, random_token, secrets_equal,
+};
+use crate::config::ClientConfig;
+use crate::pipeline::{
+    Login, MintedLogin, RequestInfo, UpstreamLogin, standard_profile_claims, unix_now,
+};
+use crate::store::RefreshGrant;
+
+/// A code waiting for the app to exchange it, with the login's tokens.
+pub(crate) struct IssuedCode {
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) code_challenge: Option<String>,
+    pub(crate) upstream_subject: String,
+    pub(crate) connection: String,
+    pub(crate) audience: Option<String>,
+    pub(crate) minted: MintedLogin,
+}
+
+pub(crate) async fn token(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let answer = match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => service.exchange_code(&headers, &form).await,
+        Some("refresh_token") => service.refresh(&headers, &form).await,
+        Some(other) => Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!("grant_type `{other}` is not supported"),
+        )),
+        None => Err(OAuthError::invalid_request("grant_type is missing")),
+    };
+    match answer {
+        Ok(body) => (
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::PRAGMA, "no-cache"),
+            ],
+            axum::Json(body),
+        )
+            .into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+impl Service {
+    /// `client_secret_basic`, `client_secret_post`, or a public client's id.
+    fn authenticate_client(
+        &self,
+        headers: &HeaderMap,
+        form: &HashMap<String, String>,
+    ) -> Result<&ClientConfig, OAuthError> {
+        let (client_id, secret) = match headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+        {
+            Some(encoded) => {
+                let decoded = STANDARD
+                    .decode(encoded.trim())
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+                let (id, secret) = decoded
+                    .split_once(':')
+                    .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+                (form_decode(id), Some(form_decode(secret)))
+            }
+            None => (
+                form.get("client_id")
+                    .cloned()
+                    .ok_or_else(|| OAuthError::invalid_client("no client authentication"))?,
+                form.get("client_secret").cloned(),
+            ),
+        };
+        let client = self
+            .client(&client_id)
+            .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+        match (&client.client_secret, secret) {
+            (Some(expected), Some(given)) if secrets_equal(expected.expose(), &given) => Ok(client),
+            (Some(_), _) => Err(OAuthError::invalid_client("client authentication failed")),
+            (None, _) => Ok(client),
+        }
+    }
+
+    async fn exchange_code(
+        &self,
+        headers: &HeaderMap,
+        form: &HashMap<String, String>,
+    ) -> Result<Value, OAuthError> {
+        let client = self.authenticate_client(headers, form)?;
+        let code = form
+            .get("code")
+            .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+        // Taken out whatever follows: a code is tried once.
+        let issued = self
+            .codes
+            .take(code)
+            .ok_or_else(|| OAuthError::invalid_grant("the code is unknown, used or expired"))?;
+        if issued.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant(
+                "the code was issued to another client",
+            ));
+        }
+        if form.get("redirect_uri") != Some(&issued.redirect_uri) {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        if let Some(challenge) = &issued.code_challenge {
+            let verifier = form
+                .get("code_verifier")
+                .ok_or_else(|| OAuthError::invalid_grant("code_verifier is missing"))?;
+            if !(43..=128).contains(&verifier.len()) || pkce_challenge(verifier) != *challenge {
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier does not match the challenge",
+                ));
+            }
+        }
+        let grant = RefreshGrant {
+            family: random_token(),
+            user_id: issued.minted.user.user_id.clone(),
+            upstream_subject: issued.upstream_subject,
+            connection: issued.connection,
+            client_id: issued.client_id,
+            scopes: issued.minted.scopes.clone(),
+            audience: issued.audience,
+        };
+        self.token_response(&issued.minted, grant).await
+    }
+
+    async fn refresh(
+        &self,
+        headers: &HeaderMap,
+        form: &HashMap<String, String>,
+    ) -> Result<Value, OAuthError> {
+        let client = self.authenticate_client(headers, form)?;
+        let token = form
+            .get("refresh_token")
+            .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+        let grant = self
+            .store
+            .consume_refresh_token(token, unix_now())
+            .await
+            .map_err(|e| {
+                OAuthError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    e.to_string(),
+                )
+            })?
+            .ok_or_else(|| {
+                OAuthError::invalid_grant("the refresh token is unknown, used or expired")
+            })?;
+        if grant.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was issued to another client",
+            ));
+        }
+        let stored = self
+            .store
+            .load_user(&grant.user_id)
+            .await
+            .map_err(|e| {
+                OAuthError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    e.to_string(),
+                )
+            })?
+            .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
+        // The actions run again, as Auth0 does on refresh, on the stored
+        // profile: there is no upstream login to fetch a new one from.
+        let login = Login {
+            connection: grant.connection.clone(),
+            client_id: grant.client_id.clone(),
+            scopes: grant.scopes.clone(),
+            audience: grant.audience.clone(),
+            nonce: None,
+            request: RequestInfo::default(),
+            upstream: UpstreamLogin {
+                access_token: String::new(),
+                id_token: String::new(),
+                id_token_claims: Map::from_iter([(
+                    "sub".to_owned(),
+                    Value::String(grant.upstream_subject.clone()),
+                )]),
+            },
+            user: stored.user,
+            profile: Some(stored.profile),
+        };
+        let minted = self
+            .run_login(&login)
+            .await
+            .map_err(|failure| OAuthError::from_failure(&failure))?;
+        self.token_response(&minted, grant).await
+    }
+
+    /// The token response; a refresh token (same family) when `offline_access`
+    /// was granted.
+    async fn token_response(
+        &self,
+        minted: &MintedLogin,
+        grant: RefreshGrant,
+    ) -> Result<Value, OAuthError> {
+        let mut body = json!({
+            "access_token": minted.tokens.access_token,
+            "id_token": minted.tokens.id_token,
+            "token_type": "Bearer",
+            "expires_in": minted.tokens.expires_in,
+            "scope": minted.scopes.join(" "),
+        });
+        if minted.scopes.iter().any(|s| s == "offline_access") {
+            let refresh_token = random_token();
+            self.store
+                .insert_refresh_token(&refresh_token, &grant, unix_now() + REFRESH_TOKEN_TTL_SECS)
+                .await
+                .map_err(|e| {
+                    OAuthError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        e.to_string(),
+                    )
+                })?;
+            body["refresh_token"] = Value::String(refresh_token);
+        }
+        Ok(body)
+    }
+}
+
+pub(crate) async fn userinfo(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
+    match service.userinfo(&headers).await {
+        Ok(claims) => axum::Json(claims).into_response(),
+        Err(description) => (
+            StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                format!("Bearer error=\"invalid_token\", error_description=\"{description}\""),
+            )],
+        )
+            .into_response(),
+    }
+}
+
+impl Service {
+    /// The standard claims the access token's scopes release, from the stored
+    /// profile (OIDC Core §5.3).
+    async fn userinfo(&self, headers: &HeaderMap) -> Result<Value, &'static str> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or("a Bearer access token is required")?;
+        let key = self.pipeline.signing_key();
+        let decoding =
+            DecodingKey::from_jwk(key.public_jwk()).map_err(|_| "no verification key")?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
+        if header.typ.as_deref() != Some(crate::tokens::ACCESS_TOKEN_TYP) {
+            return Err("not an access token");
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[self.issuer()]);
+        validation.validate_aud = false;
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &decoding, &validation)
+            .map_err(|_| "the token is invalid or expired")?
+            .claims;
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or("no subject")?;
+        let scopes: Vec<String> = claims
+            .get("scope")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let stored = self
+            .store
+            .load_user(subject)
+            .await
+            .map_err(|_| "storage unavailable")?
+            .ok_or("unknown user")?;
+        let mut released = standard_profile_claims(&stored.profile, &scopes);
+        released.insert("sub".to_owned(), Value::String(subject.to_owned()));
+        Ok(Value::Object(released))
+    }
+}
+
+/// Basic credentials are form-encoded (RFC 6749 §2.3.1).
+fn form_decode(text: &str) -> String {
+    reqwest::Url::parse(&format!("http://decode.invalid/?v={text}"))
+        .ok()
+        .and_then(|url| {
+            url.query_pairs()
+                .next()
+                .map(|(_, value)| value.into_owned())
+        })
+        .unwrap_or_else(|| text.to_owned())
+}

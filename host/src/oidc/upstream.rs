@@ -1,0 +1,231 @@
+//! The OpenID Connect client side: Claimsmith signing users in at an upstream
+//! provider (Okta, say).
+//!
+//! Owns discovery, the authorization request, the code exchange and the
+//! verification of the upstream id token (signature against the upstream's
+//! JWKS, fetched and cached, refetched once on an unknown `kid`; `iss`, `aud`,
+//! `exp` with a small leeway; `nonce`). It does not run plugins or mint.
+
+use std::sync::RwLock;
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+use reqwest::Url;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::config::UpstreamRegistration;
+
+/// How far an upstream's clock may be off, in seconds.
+const CLOCK_LEEWAY_SECS: u64 = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream discovery at {url} failed: {reason}")]
+    Discovery { url: String, reason: String },
+    #[error("upstream token request failed: {0}")]
+    TokenRequest(String),
+    #[error("upstream refused the code: {0}")]
+    TokenRefused(String),
+    #[error("upstream id token invalid: {0}")]
+    InvalidIdToken(String),
+    #[error("upstream JWKS unavailable: {0}")]
+    Jwks(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Discovery {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+}
+
+/// What the upstream returned for a code, its id token verified.
+#[derive(Debug, Clone)]
+pub struct UpstreamTokens {
+    pub access_token: String,
+    pub id_token: String,
+    pub id_token_claims: Map<String, Value>,
+}
+
+/// One discovered upstream provider.
+pub struct UpstreamClient {
+    registration: UpstreamRegistration,
+    discovery: Discovery,
+    http: reqwest::Client,
+    jwks: RwLock<JwkSet>,
+}
+
+impl UpstreamClient {
+    /// Fetches the upstream's discovery document and JWKS.
+    pub async fn discover(
+        registration: UpstreamRegistration,
+        http: reqwest::Client,
+    ) -> Result<Self, UpstreamError> {
+        let url = format!("{}/.well-known/openid-configuration", registration.issuer);
+        let failed = |reason: String| UpstreamError::Discovery {
+            url: url.clone(),
+            reason,
+        };
+        let discovery: Discovery = http
+            .get(&url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| failed(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if discovery.issuer.trim_end_matches('/') != registration.issuer {
+            return Err(failed(format!(
+                "it names issuer `{}`, not `{}`",
+                discovery.issuer, registration.issuer
+            )));
+        }
+        let client = UpstreamClient {
+            registration,
+            discovery,
+            http,
+            jwks: RwLock::new(JwkSet { keys: Vec::new() }),
+        };
+        client.refresh_jwks().await?;
+        Ok(client)
+    }
+
+    /// Where to send the user, with our state, nonce and PKCE challenge.
+    pub fn authorization_url(
+        &self,
+        redirect_uri: &str,
+        state: &str,
+        nonce: &str,
+        code_challenge: &str,
+    ) -> Result<Url, UpstreamError> {
+        let mut url = Url::parse(&self.discovery.authorization_endpoint).map_err(|e| {
+            UpstreamError::Discovery {
+                url: self.discovery.authorization_endpoint.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.registration.client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", &self.registration.scopes.join(" "))
+            .append_pair("state", state)
+            .append_pair("nonce", nonce)
+            .append_pair("code_challenge", code_challenge)
+            .append_pair("code_challenge_method", "S256");
+        Ok(url)
+    }
+
+    /// Exchanges `code` for tokens and verifies the id token.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        code_verifier: &str,
+        redirect_uri: &str,
+        nonce: &str,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        #[derive(Deserialize)]
+        struct TokenResponse {
+            access_token: String,
+            id_token: Option<String>,
+        }
+        let response = self
+            .http
+            .post(&self.discovery.token_endpoint)
+            .basic_auth(
+                &self.registration.client_id,
+                Some(self.registration.client_secret.expose()),
+            )
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", code_verifier),
+            ])
+            .send()
+            .await
+            .map_err(|e| UpstreamError::TokenRequest(e.to_string()))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            return Err(UpstreamError::TokenRefused(format!(
+                "{status}: {}",
+                crate::capabilities::log::truncated(&body, 300)
+            )));
+        }
+        let tokens: TokenResponse = response
+            .json()
+            .await
+            .map_err(|e| UpstreamError::TokenRequest(format!("bad token response: {e}")))?;
+        let id_token = tokens
+            .id_token
+            .ok_or_else(|| UpstreamError::InvalidIdToken("the token response has none".into()))?;
+        let id_token_claims = self.verify_id_token(&id_token, nonce).await?;
+        Ok(UpstreamTokens {
+            access_token: tokens.access_token,
+            id_token,
+            id_token_claims,
+        })
+    }
+
+    /// Verifies signature, issuer, audience, expiry and nonce.
+    async fn verify_id_token(
+        &self,
+        id_token: &str,
+        nonce: &str,
+    ) -> Result<Map<String, Value>, UpstreamError> {
+        let invalid = |why: String| UpstreamError::InvalidIdToken(why);
+        let header = decode_header(id_token).map_err(|e| invalid(e.to_string()))?;
+        let kid = header
+            .kid
+            .clone()
+            .ok_or_else(|| invalid("no `kid` in its header".into()))?;
+        let key = match self.key_for(&kid)? {
+            Some(key) => key,
+            None => {
+                // A rotated key: look once more before refusing.
+                self.refresh_jwks().await?;
+                self.key_for(&kid)?
+                    .ok_or_else(|| invalid(format!("unknown signing key `{kid}`")))?
+            }
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&self.discovery.issuer]);
+        validation.set_audience(&[&self.registration.client_id]);
+        validation.leeway = CLOCK_LEEWAY_SECS;
+        validation.set_required_spec_claims(&["iss", "aud", "exp", "sub"]);
+        let claims = decode::<Map<String, Value>>(id_token, &key, &validation)
+            .map_err(|e| invalid(e.to_string()))?
+            .claims;
+        if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
+            return Err(invalid("the nonce does not match this login".into()));
+        }
+        Ok(claims)
+    }
+
+    fn key_for(&self, kid: &str) -> Result<Option<DecodingKey>, UpstreamError> {
+        let jwks = self.jwks.read().unwrap_or_else(|e| e.into_inner());
+        jwks.find(kid)
+            .map(DecodingKey::from_jwk)
+            .transpose()
+            .map_err(|e| UpstreamError::Jwks(format!("key `{kid}` unusable: {e}")))
+    }
+
+    async fn refresh_jwks(&self) -> Result<(), UpstreamError> {
+        let jwks: JwkSet = self
+            .http
+            .get(&self.discovery.jwks_uri)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| UpstreamError::Jwks(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| UpstreamError::Jwks(e.to_string()))?;
+        *self.jwks.write().unwrap_or_else(|e| e.into_inner()) = jwks;
+        Ok(())
+    }
+}

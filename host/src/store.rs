@@ -1,0 +1,835 @@
+//! Users, the login audit trail and refresh tokens in a real database: SQLite
+//! in the data directory by default (WAL mode), the schema by the migrations in
+//! `host/migrations/`.
+//!
+//! It does not decide login outcomes or mint tokens: it stores what the
+//! [`pipeline`](crate::pipeline) and the service hand it. The one decision it
+//! makes is in [`Store::consume_refresh_token`]: a refresh token is good once,
+//! and presenting it again revokes its whole family (rotation with reuse
+//! detection, RFC 6819 §5.2.2.3, OAuth 2.1 §4.3.1).
+//!
+//! The SQL is kept portable (plain types, `$n` placeholders, `ON CONFLICT`,
+//! `RETURNING`) so that a PostgreSQL backend can reuse it later.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+use crate::pipeline::{StoredUser, UserRecord};
+
+/// How long a connection waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the directory of database {}: {error}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+
+    #[error("cannot open database {}: {error}", path.display())]
+    Open { path: PathBuf, error: sqlx::Error },
+
+    #[error("cannot migrate database {}: {error}", path.display())]
+    Migrate {
+        path: PathBuf,
+        error: sqlx::migrate::MigrateError,
+    },
+
+    #[error("database operation {op} failed: {error}")]
+    Query {
+        op: &'static str,
+        error: sqlx::Error,
+    },
+
+    #[error("{op}: cannot convert {what} to or from JSON: {error}")]
+    Json {
+        op: &'static str,
+        what: &'static str,
+        error: serde_json::Error,
+    },
+
+    #[error("{op}: invalid stored row: {detail}")]
+    Corrupt { op: &'static str, detail: String },
+}
+
+/// The database. Cheap to clone: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A stored user as [`Store::load_user`] returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredUserRow {
+    /// The state the pipeline starts a login from.
+    pub user: StoredUser,
+    /// The profile snapshot of the last successful login.
+    pub profile: Map<String, Value>,
+    /// RFC 3339: the time of the first successful login.
+    pub created_at: String,
+}
+
+/// One login attempt, whatever its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// RFC 3339.
+    pub at: String,
+    /// None when the login failed before a user was known.
+    pub user_id: Option<String>,
+    pub client_id: String,
+    pub connection: String,
+    pub outcome: AuditOutcome,
+    /// The pipeline's `Vec<StepReport>` serialized (plugin names, durations,
+    /// status); stored as JSON text.
+    pub steps: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AuditOutcome {
+    Minted,
+    Denied { reason: String },
+    Failed { error: String },
+}
+
+/// What a refresh token stands for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshGrant {
+    /// Random id shared by a chain of rotated tokens.
+    pub family: String,
+    pub user_id: String,
+    /// The upstream `sub`.
+    pub upstream_subject: String,
+    pub connection: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub audience: Option<String>,
+}
+
+impl Store {
+    /// Opens (creating if needed) `<path>` as SQLite in WAL mode, foreign keys
+    /// on, busy timeout 5 s, runs the migrations.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|error| StoreError::CreateDir {
+                    path: path.to_owned(),
+                    error,
+                })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .map_err(|error| StoreError::Open {
+                path: path.to_owned(),
+                error,
+            })?;
+
+        // SQLite silently keeps its old journal mode where WAL is not possible
+        // (some network file systems): say so rather than run slower unawares.
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&pool)
+            .await
+            .map_err(|error| StoreError::Open {
+                path: path.to_owned(),
+                error,
+            })?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), %mode, "database is not in WAL mode");
+        }
+
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|error| StoreError::Migrate {
+                path: path.to_owned(),
+                error,
+            })?;
+        Ok(Self { pool })
+    }
+
+    /// The stored state the pipeline starts a login from; None for a first
+    /// login.
+    pub async fn load_user(&self, user_id: &str) -> Result<Option<StoredUserRow>, StoreError> {
+        const OP: &str = "load_user";
+        let row: Option<(String, String, String, i64, Option<String>, String)> = sqlx::query_as(
+            "SELECT profile, user_metadata, app_metadata, logins_count, last_login, created_at \
+                 FROM users WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        let Some((profile, user_metadata, app_metadata, logins_count, last_login, created_at)) =
+            row
+        else {
+            return Ok(None);
+        };
+        let logins_count = u32::try_from(logins_count).map_err(|_| StoreError::Corrupt {
+            op: OP,
+            detail: format!("user {user_id}: logins_count {logins_count} is out of range"),
+        })?;
+        Ok(Some(StoredUserRow {
+            user: StoredUser {
+                user_metadata: from_json(OP, "user_metadata", &user_metadata)?,
+                app_metadata: from_json(OP, "app_metadata", &app_metadata)?,
+                logins_count,
+                last_login,
+            },
+            profile: from_json(OP, "profile", &profile)?,
+            created_at,
+        }))
+    }
+
+    /// Upserts the user after a successful login (JIT provisioning): profile
+    /// snapshot of this login, metadata, logins_count, last_login. created_at
+    /// is set on insert only, to this login's time (`last_login`).
+    pub async fn save_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        const OP: &str = "save_user";
+        sqlx::query(
+            "INSERT INTO users \
+                 (user_id, profile, user_metadata, app_metadata, logins_count, last_login, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             ON CONFLICT (user_id) DO UPDATE SET \
+                 profile = excluded.profile, \
+                 user_metadata = excluded.user_metadata, \
+                 app_metadata = excluded.app_metadata, \
+                 logins_count = excluded.logins_count, \
+                 last_login = excluded.last_login",
+        )
+        .bind(&user.user_id)
+        .bind(to_json(OP, "profile", &user.profile)?)
+        .bind(to_json(OP, "user_metadata", &user.user_metadata)?)
+        .bind(to_json(OP, "app_metadata", &user.app_metadata)?)
+        .bind(i64::from(user.logins_count))
+        .bind(&user.last_login)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        Ok(())
+    }
+
+    /// Appends one audit entry.
+    pub async fn record_login(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        const OP: &str = "record_login";
+        let (outcome, detail) = match &entry.outcome {
+            AuditOutcome::Minted => ("minted", None),
+            AuditOutcome::Denied { reason } => ("denied", Some(reason.as_str())),
+            AuditOutcome::Failed { error } => ("failed", Some(error.as_str())),
+        };
+        sqlx::query(
+            "INSERT INTO logins (at, user_id, client_id, connection, outcome, detail, steps) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&entry.at)
+        .bind(entry.user_id.as_deref())
+        .bind(&entry.client_id)
+        .bind(&entry.connection)
+        .bind(outcome)
+        .bind(detail)
+        .bind(to_json(OP, "steps", &entry.steps)?)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        Ok(())
+    }
+
+    /// The audit entries of a user, oldest first (for tests and operators).
+    pub async fn audit_for_user(&self, user_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        const OP: &str = "audit_for_user";
+        let rows: Vec<(
+            String,
+            Option<String>,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+        )> = sqlx::query_as(
+            "SELECT at, user_id, client_id, connection, outcome, detail, steps \
+                 FROM logins WHERE user_id = $1 ORDER BY id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        rows.into_iter()
+            .map(
+                |(at, user_id, client_id, connection, outcome, detail, steps)| {
+                    let outcome = match (outcome.as_str(), detail) {
+                        ("minted", _) => AuditOutcome::Minted,
+                        ("denied", Some(reason)) => AuditOutcome::Denied { reason },
+                        ("failed", Some(error)) => AuditOutcome::Failed { error },
+                        (other, detail) => {
+                            return Err(StoreError::Corrupt {
+                                op: OP,
+                                detail: format!(
+                                    "login at {at}: outcome {other:?} with detail {detail:?}"
+                                ),
+                            });
+                        }
+                    };
+                    Ok(AuditEntry {
+                        steps: from_json(OP, "steps", &steps)?,
+                        at,
+                        user_id,
+                        client_id,
+                        connection,
+                        outcome,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Stores a refresh token by the sha256 hex of its value (never the value
+    /// itself), expiring at `expires_at` (Unix seconds).
+    ///
+    /// A token added to a family already revoked for reuse is stored revoked:
+    /// a rotation that raced the reuse detection stays dead.
+    pub async fn insert_refresh_token(
+        &self,
+        token: &str,
+        grant: &RefreshGrant,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "insert_refresh_token";
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family, grant_json, expires_at, used, revoked) \
+             VALUES ($1, $2, $3, $4, 0, \
+                 CASE WHEN EXISTS \
+                     (SELECT 1 FROM refresh_tokens WHERE family = $2 AND revoked = 1) \
+                 THEN 1 ELSE 0 END)",
+        )
+        .bind(token_hash(token))
+        .bind(&grant.family)
+        .bind(to_json(OP, "grant", grant)?)
+        .bind(to_db_seconds(expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        Ok(())
+    }
+
+    /// Atomically consumes a refresh token (rotation): returns its grant and
+    /// marks it used when it exists, is unused, not revoked and not expired at
+    /// `now` (Unix seconds; a token is expired from `expires_at` on).
+    ///
+    /// A token presented a second time returns None AND revokes every token of
+    /// the same family (reuse detection, RFC 6819 §5.2.2.3 / OAuth 2.1
+    /// §4.3.1): one of the two presenters is not the legitimate client, and we
+    /// cannot tell which.
+    pub async fn consume_refresh_token(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<Option<RefreshGrant>, StoreError> {
+        const OP: &str = "consume_refresh_token";
+        let hash = token_hash(token);
+        // One statement: of two concurrent presentations exactly one sees
+        // `used = 0`.
+        let grant: Option<String> = sqlx::query_scalar(
+            "UPDATE refresh_tokens SET used = 1 \
+             WHERE token_hash = $1 AND used = 0 AND revoked = 0 AND expires_at > $2 \
+             RETURNING grant_json",
+        )
+        .bind(&hash)
+        .bind(to_db_seconds(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        if let Some(grant) = grant {
+            return from_json(OP, "grant", &grant).map(Some);
+        }
+
+        // Not consumable. When it was consumed before, this is a reuse.
+        let revoked = sqlx::query(
+            "UPDATE refresh_tokens SET revoked = 1 \
+             WHERE family = (SELECT family FROM refresh_tokens WHERE token_hash = $1 AND used = 1)",
+        )
+        .bind(&hash)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(OP))?
+        .rows_affected();
+        if revoked > 0 {
+            tracing::warn!(
+                token_hash = %hash,
+                tokens = revoked,
+                "refresh token reused: its family is revoked"
+            );
+        }
+        Ok(None)
+    }
+}
+
+/// The key a refresh token is stored under.
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Unix seconds as the database stores them (BIGINT): far-future times
+/// saturate rather than wrap.
+fn to_db_seconds(seconds: u64) -> i64 {
+    i64::try_from(seconds).unwrap_or(i64::MAX)
+}
+
+fn query_error(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |error| StoreError::Query { op, error }
+}
+
+fn to_json<T: Serialize + ?Sized>(
+    op: &'static str,
+    what: &'static str,
+    value: &T,
+) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|error| StoreError::Json { op, what, error })
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(
+    op: &'static str,
+    what: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|error| StoreError::Json { op, what, error })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{StepKind, StepReport, StepStatus};
+    use serde_json::json;
+
+    async fn open_temp() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_sqlite(&dir.path().join("data").join("claimsmith.db"))
+            .await
+            .expect("open");
+        (dir, store)
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    fn grant(family: &str) -> RefreshGrant {
+        RefreshGrant {
+            family: family.to_owned(),
+            user_id: "github|42".to_owned(),
+            upstream_subject: "42".to_owned(),
+            connection: "github".to_owned(),
+            client_id: "web".to_owned(),
+            scopes: vec!["openid".to_owned(), "offline_access".to_owned()],
+            audience: Some("https://api.example.com".to_owned()),
+        }
+    }
+
+    #[tokio::test]
+    async fn opens_twice_in_wal_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("claimsmith.db");
+        let first = Store::open_sqlite(&path).await.expect("first open");
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&first.pool)
+            .await
+            .expect("journal_mode");
+        assert_eq!(mode, "wal");
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&first.pool)
+            .await
+            .expect("foreign_keys");
+        assert_eq!(foreign_keys, 1);
+
+        let user = UserRecord {
+            user_id: "github|42".to_owned(),
+            profile: Map::new(),
+            user_metadata: Map::new(),
+            app_metadata: Map::new(),
+            logins_count: 1,
+            last_login: "2025-01-01T00:00:00Z".to_owned(),
+        };
+        first.save_user(&user).await.expect("save");
+
+        // Re-open while the first is still open (a second process), then
+        // again after it closed: the migrations are not applied twice.
+        let second = Store::open_sqlite(&path).await.expect("second open");
+        assert!(second.load_user("github|42").await.expect("load").is_some());
+        first.pool.close().await;
+        second.pool.close().await;
+        let third = Store::open_sqlite(&path).await.expect("third open");
+        let migrations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(&third.pool)
+            .await
+            .expect("count migrations");
+        assert_eq!(migrations, 1);
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&third.pool)
+            .await
+            .expect("journal_mode");
+        assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn open_reports_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A directory where the database file should be.
+        let path = dir.path().join("is-a-dir");
+        std::fs::create_dir(&path).expect("mkdir");
+        let error = Store::open_sqlite(&path).await.expect_err("must fail");
+        assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
+        assert!(error.to_string().contains("is-a-dir"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn users_round_trip_and_keep_created_at() {
+        let (_dir, store) = open_temp().await;
+        assert_eq!(store.load_user("github|42").await.expect("load"), None);
+
+        let first = UserRecord {
+            user_id: "github|42".to_owned(),
+            profile: object(json!({"email": "ada@example.com", "name": "Ada"})),
+            user_metadata: object(json!({"theme": "dark"})),
+            app_metadata: object(json!({"roles": ["admin"], "plan": {"tier": 2}})),
+            logins_count: 1,
+            last_login: "2025-01-01T10:00:00Z".to_owned(),
+        };
+        store.save_user(&first).await.expect("save");
+        let loaded = store.load_user("github|42").await.expect("load");
+        assert_eq!(
+            loaded,
+            Some(StoredUserRow {
+                user: StoredUser {
+                    user_metadata: first.user_metadata.clone(),
+                    app_metadata: first.app_metadata.clone(),
+                    logins_count: 1,
+                    last_login: Some("2025-01-01T10:00:00Z".to_owned()),
+                },
+                profile: first.profile.clone(),
+                created_at: "2025-01-01T10:00:00Z".to_owned(),
+            })
+        );
+
+        let second = UserRecord {
+            user_id: "github|42".to_owned(),
+            profile: object(json!({"email": "ada@new.example.com"})),
+            user_metadata: object(json!({"theme": "light"})),
+            app_metadata: object(json!({"roles": []})),
+            logins_count: 2,
+            last_login: "2025-02-02T12:30:00Z".to_owned(),
+        };
+        store.save_user(&second).await.expect("save again");
+        let loaded = store
+            .load_user("github|42")
+            .await
+            .expect("load")
+            .expect("present");
+        assert_eq!(loaded.created_at, "2025-01-01T10:00:00Z");
+        assert_eq!(loaded.profile, second.profile);
+        assert_eq!(loaded.user.user_metadata, second.user_metadata);
+        assert_eq!(loaded.user.app_metadata, second.app_metadata);
+        assert_eq!(loaded.user.logins_count, 2);
+        assert_eq!(
+            loaded.user.last_login.as_deref(),
+            Some("2025-02-02T12:30:00Z")
+        );
+
+        // Another user is not affected.
+        assert_eq!(store.load_user("github|43").await.expect("load"), None);
+    }
+
+    #[tokio::test]
+    async fn audit_keeps_order_steps_and_outcomes() {
+        let (_dir, store) = open_temp().await;
+        let steps = serde_json::to_value(vec![
+            StepReport {
+                name: "github-profile".to_owned(),
+                kind: StepKind::ProfileFetcher,
+                duration: Duration::from_millis(12),
+                fuel_consumed: Some(123_456),
+                status: StepStatus::Succeeded,
+            },
+            StepReport {
+                name: "deny-unverified".to_owned(),
+                kind: StepKind::PostLoginAction,
+                duration: Duration::from_micros(850),
+                fuel_consumed: Some(7),
+                status: StepStatus::Denied {
+                    reason: "email not verified".to_owned(),
+                },
+            },
+        ])
+        .expect("steps to JSON");
+        let entry = |at: &str, user_id: Option<&str>, outcome: AuditOutcome| AuditEntry {
+            at: at.to_owned(),
+            user_id: user_id.map(str::to_owned),
+            client_id: "web".to_owned(),
+            connection: "github".to_owned(),
+            outcome,
+            steps: steps.clone(),
+        };
+        let entries = vec![
+            entry(
+                "2025-01-01T10:00:00Z",
+                Some("github|42"),
+                AuditOutcome::Minted,
+            ),
+            entry(
+                "2025-01-01T10:00:01Z",
+                Some("github|42"),
+                AuditOutcome::Denied {
+                    reason: "email not verified".to_owned(),
+                },
+            ),
+            entry(
+                "2025-01-01T10:00:02Z",
+                Some("github|42"),
+                AuditOutcome::Failed {
+                    error: "plugin trapped: out of fuel".to_owned(),
+                },
+            ),
+        ];
+        // Interleave entries of nobody and of someone else.
+        store
+            .record_login(&entry(
+                "2025-01-01T09:59:59Z",
+                None,
+                AuditOutcome::Failed {
+                    error: "unknown connection".to_owned(),
+                },
+            ))
+            .await
+            .expect("record anonymous");
+        for (i, e) in entries.iter().enumerate() {
+            store.record_login(e).await.expect("record");
+            store
+                .record_login(&entry(
+                    &format!("other {i}"),
+                    Some("github|7"),
+                    AuditOutcome::Minted,
+                ))
+                .await
+                .expect("record other");
+        }
+
+        let audit = store.audit_for_user("github|42").await.expect("audit");
+        assert_eq!(audit, entries);
+        assert_eq!(audit[0].steps[0]["name"], "github-profile");
+        assert_eq!(
+            audit[1].steps[1]["status"]["denied"]["reason"],
+            "email not verified"
+        );
+        assert_eq!(
+            store.audit_for_user("github|7").await.expect("audit").len(),
+            3
+        );
+        assert!(
+            store
+                .audit_for_user("nobody")
+                .await
+                .expect("audit")
+                .is_empty()
+        );
+
+        let anonymous: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM logins WHERE user_id IS NULL")
+                .fetch_one(&store.pool)
+                .await
+                .expect("count");
+        assert_eq!(anonymous, 1);
+    }
+
+    #[tokio::test]
+    async fn refresh_tokens_rotate_once_and_reuse_revokes_the_family() {
+        let (_dir, store) = open_temp().await;
+        let now = 1_700_000_000;
+        let family = grant("fam-1");
+        store
+            .insert_refresh_token("rt-first", &family, now + 3600)
+            .await
+            .expect("insert");
+        assert_eq!(
+            store
+                .consume_refresh_token("rt-first", now)
+                .await
+                .expect("consume"),
+            Some(family.clone())
+        );
+        // The rotation's successor, then an unrelated family.
+        store
+            .insert_refresh_token("rt-second", &family, now + 3600)
+            .await
+            .expect("insert sibling");
+        let other = grant("fam-2");
+        store
+            .insert_refresh_token("rt-other", &other, now + 3600)
+            .await
+            .expect("insert other");
+
+        // Reuse: None, and the sibling is revoked.
+        assert_eq!(
+            store
+                .consume_refresh_token("rt-first", now + 1)
+                .await
+                .expect("reuse"),
+            None
+        );
+        assert_eq!(
+            store
+                .consume_refresh_token("rt-second", now + 2)
+                .await
+                .expect("sibling"),
+            None
+        );
+        // A token the service adds to the revoked family (a rotation that
+        // raced the reuse) is dead too.
+        store
+            .insert_refresh_token("rt-late", &family, now + 3600)
+            .await
+            .expect("insert late");
+        assert_eq!(
+            store
+                .consume_refresh_token("rt-late", now + 3)
+                .await
+                .expect("late"),
+            None
+        );
+        // Other families are untouched.
+        assert_eq!(
+            store
+                .consume_refresh_token("rt-other", now + 4)
+                .await
+                .expect("other"),
+            Some(other)
+        );
+        // Unknown tokens are just None.
+        assert_eq!(
+            store
+                .consume_refresh_token("rt-unknown", now)
+                .await
+                .expect("unknown"),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_refresh_tokens_are_refused_without_revoking() {
+        let (_dir, store) = open_temp().await;
+        let now = 1_700_000_000;
+        let family = grant("fam-exp");
+        store
+            .insert_refresh_token("rt-expired", &family, now)
+            .await
+            .expect("insert expired");
+        store
+            .insert_refresh_token("rt-live", &family, now + 60)
+            .await
+            .expect("insert live");
+        // Expired from `expires_at` on.
+        assert_eq!(
+            store
+                .consume_refresh_token("rt-expired", now)
+                .await
+                .expect("expired"),
+            None
+        );
+        assert_eq!(
+            store
+                .consume_refresh_token("rt-expired", now + 10)
+                .await
+                .expect("expired again"),
+            None
+        );
+        // Expiry is not reuse: the family lives on.
+        assert_eq!(
+            store
+                .consume_refresh_token("rt-live", now + 59)
+                .await
+                .expect("live"),
+            Some(family)
+        );
+        // Far-future expiry saturates instead of wrapping negative.
+        store
+            .insert_refresh_token("rt-forever", &grant("fam-forever"), u64::MAX)
+            .await
+            .expect("insert forever");
+        assert!(
+            store
+                .consume_refresh_token("rt-forever", now)
+                .await
+                .expect("forever")
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn refresh_tokens_are_stored_hashed() {
+        let (_dir, store) = open_temp().await;
+        let token = "very-secret-refresh-token-value";
+        store
+            .insert_refresh_token(token, &grant("fam-hash"), 2_000_000_000)
+            .await
+            .expect("insert");
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT token_hash, family, grant_json FROM refresh_tokens")
+                .fetch_all(&store.pool)
+                .await
+                .expect("select");
+        assert_eq!(rows.len(), 1);
+        let (hash, family, grant_json) = &rows[0];
+        // `printf %s very-secret-refresh-token-value | sha256sum`
+        assert_eq!(
+            hash,
+            "b5e705dca3382cd2dfad754f2446b418727d56bd29c8e402c57ff248888e282d"
+        );
+        assert_eq!(family, "fam-hash");
+        for column in [hash, family, grant_json] {
+            assert!(!column.contains(token), "raw token stored: {column}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_presentations_consume_a_token_once() {
+        let (_dir, store) = open_temp().await;
+        let now = 1_700_000_000;
+        store
+            .insert_refresh_token("rt-race", &grant("fam-race"), now + 60)
+            .await
+            .expect("insert");
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.consume_refresh_token("rt-race", now).await })
+            })
+            .collect();
+        let mut granted = 0;
+        for task in tasks {
+            if task.await.expect("join").expect("consume").is_some() {
+                granted += 1;
+            }
+        }
+        assert_eq!(granted, 1);
+        let revoked: i64 =
+            sqlx::query_scalar("SELECT revoked FROM refresh_tokens WHERE family = 'fam-race'")
+                .fetch_one(&store.pool)
+                .await
+                .expect("select");
+        assert_eq!(revoked, 1, "the losing presentations are reuse");
+    }
+}
