@@ -1,7 +1,8 @@
 //! Project automation, so that a fresh clone needs two commands:
 //!
-//! - `cargo xtask demo`: builds the plugins and the host, then runs the
-//!   example login through the plugin chain.
+//! - `cargo xtask demo`: builds the plugins and the host, then runs
+//!   `claimsmith demo`: the service, a development upstream provider, and one
+//!   login through the plugin chain over HTTP; it keeps serving.
 //! - `cargo xtask test`: builds the plugins, then runs every test.
 //!
 //! Also `cargo xtask plugins` (only build the plugins) and `cargo xtask bench`.
@@ -115,18 +116,19 @@ fn build_plugins() -> Result<(), String> {
     run(&mut command)
 }
 
-/// Runs the example login through the `claimsmith` binary, as a user would.
-fn run_example(profile_args: &[&str]) -> Result<(), String> {
-    run(cargo()
-        .arg("run")
-        .args(profile_args)
-        .args(["--package", "claimsmith", "--", "run"])
-        .args(["--config", "examples/okta/claimsmith.toml"])
-        .args(["--input", "examples/okta/login.json"]))
-}
-
+/// The main job: the service on the embedded defaults, a development
+/// upstream provider, and one login through the plugin chain over HTTP.
 fn demo() -> Result<(), String> {
-    run_example(&["--release"])
+    run(cargo().args([
+        "run",
+        "--release",
+        "--package",
+        "claimsmith",
+        "--",
+        "demo",
+        "--config",
+        "examples/demo/claimsmith.toml",
+    ]))
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
@@ -150,8 +152,19 @@ fn test(extra: &[String]) -> Result<(), String> {
         "plugins",
         "examples",
     ]))?;
-    // The example must keep working.
-    run_example(&["--quiet"])
+    // The recorded example login must keep working, as a user runs it.
+    run(cargo().args([
+        "run",
+        "--quiet",
+        "--package",
+        "claimsmith",
+        "--",
+        "run",
+        "--config",
+        "examples/okta/claimsmith.toml",
+        "--input",
+        "examples/okta/login.json",
+    ]))
 }
 
 fn bench(extra: &[String]) -> Result<(), String> {

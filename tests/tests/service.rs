@@ -1,0 +1,653 @@
+//! The login service end to end, over real HTTP on loopback: an app signs a
+//! user in through Claimsmith, which signs them in at the development
+//! upstream provider and runs the real plugins.
+
+use std::sync::Arc;
+
+use claimsmith::config::Config;
+use claimsmith::devprovider::{DevProvider, DevProviderConfig, DevUser, Faults};
+use claimsmith::oidc::Service;
+use claimsmith_tests::plugin_wasm;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+use reqwest::{StatusCode, Url};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+const APP_REDIRECT: &str = "http://127.0.0.1:1/app/callback";
+const SPA_REDIRECT: &str = "http://127.0.0.1:1/spa/callback";
+
+struct Harness {
+    issuer: String,
+    upstream: DevProvider,
+    service: Arc<Service>,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// The service with the seed chain plus the given actions (TOML `[[actions]]`
+/// lines and plugin tables), against a fresh development provider.
+async fn harness(extra_toml: &str) -> Harness {
+    let upstream = DevProvider::start(
+        "127.0.0.1:0".parse().unwrap(),
+        DevProviderConfig {
+            client_id: "claimsmith".into(),
+            client_secret: "upstream-secret".into(),
+            user: DevUser::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_issuer = upstream.issuer().to_owned();
+    let toml = format!(
+        r#"
+issuer = "{issuer}"
+data_dir = "data"
+[engine]
+compile_cache_dir = {cache:?}
+[server]
+code_ttl_secs = 1
+
+[plugins.okta-userinfo]
+path = {okta:?}
+world = "profile-fetcher"
+allowed_origins = ["{upstream_issuer}"]
+
+[plugins.geo-claims]
+path = {geo:?}
+world = "post-login-action"
+
+[[connections]]
+name = "dev"
+issuer = "{upstream_issuer}"
+client_id = "claimsmith"
+client_secret = {{ value = "upstream-secret" }}
+profile_fetcher = "okta-userinfo"
+options = {{ userinfo_url = "{upstream_issuer}/userinfo" }}
+
+[[clients]]
+client_id = "web-app"
+name = "Web App"
+client_secret = {{ value = "web-secret" }}
+redirect_uris = ["{APP_REDIRECT}"]
+audience = "https://api.example.com"
+
+[[clients]]
+client_id = "spa"
+name = "Single-page App"
+redirect_uris = ["{SPA_REDIRECT}"]
+
+[[actions]]
+plugin = "geo-claims"
+{extra_toml}
+"#,
+        cache = claimsmith_tests::root().join("target/test-compile-cache"),
+        okta = plugin_wasm("okta-userinfo"),
+        geo = plugin_wasm("geo-claims"),
+    );
+    let path = dir.path().join("claimsmith.toml");
+    std::fs::write(&path, toml).unwrap();
+    let service = Service::start(Config::load(&path).unwrap()).await.unwrap();
+    tokio::spawn(claimsmith::oidc::serve(service.clone(), listener));
+    Harness {
+        issuer,
+        upstream,
+        service,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        _dir: dir,
+    }
+}
+
+fn echo_action() -> String {
+    format!(
+        "[plugins.echo]\npath = {:?}\nworld = \"post-login-action\"\n[[actions]]\nplugin = \"echo\"\n",
+        plugin_wasm("test-echo")
+    )
+}
+
+fn challenge(verifier: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+const VERIFIER: &str = "a-pkce-code-verifier-that-is-long-enough-for-rfc-7636-rules";
+
+/// What the app's redirect URI received.
+#[derive(Debug)]
+struct AppRedirect {
+    params: Map<String, Value>,
+}
+
+impl AppRedirect {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.params.get(name).and_then(Value::as_str)
+    }
+}
+
+impl Harness {
+    fn authorize_url(&self, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> Url {
+        let mut url = Url::parse(&format!("{}/authorize", self.issuer)).unwrap();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", "openid profile email offline_access")
+            .append_pair("state", "app-state-1")
+            .append_pair("nonce", "app-nonce-1");
+        for (name, value) in extra {
+            url.query_pairs_mut().append_pair(name, value);
+        }
+        url
+    }
+
+    /// Follows redirects as a browser would, until the app's redirect URI.
+    async fn browse(&self, mut url: Url, app_redirect: &str) -> AppRedirect {
+        for _ in 0..6 {
+            if url.as_str().starts_with(app_redirect) {
+                let params = url
+                    .query_pairs()
+                    .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+                    .collect();
+                return AppRedirect { params };
+            }
+            let response = self.http.get(url.clone()).send().await.unwrap();
+            let status = response.status();
+            let Some(location) = response.headers().get("location") else {
+                panic!(
+                    "{url} answered {status} without a redirect: {}",
+                    response.text().await.unwrap()
+                );
+            };
+            url = url.join(location.to_str().unwrap()).unwrap();
+        }
+        panic!("too many redirects");
+    }
+
+    /// A web-app login with PKCE; returns the redirect the app received.
+    async fn web_login(&self) -> AppRedirect {
+        let url = self.authorize_url(
+            "web-app",
+            APP_REDIRECT,
+            &[
+                ("code_challenge", &challenge(VERIFIER)),
+                ("code_challenge_method", "S256"),
+            ],
+        );
+        let redirect = self.browse(url, APP_REDIRECT).await;
+        assert_eq!(redirect.get("state"), Some("app-state-1"), "{redirect:?}");
+        redirect
+    }
+
+    async fn token(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> (StatusCode, Map<String, Value>) {
+        let mut request = self
+            .http
+            .post(format!("{}/oauth/token", self.issuer))
+            .form(form);
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    async fn exchange(&self, code: &str, verifier: &str) -> (StatusCode, Map<String, Value>) {
+        self.token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", APP_REDIRECT),
+                ("code_verifier", verifier),
+            ],
+            Some(("web-app", "web-secret")),
+        )
+        .await
+    }
+
+    async fn jwks(&self) -> JwkSet {
+        self.http
+            .get(format!("{}/.well-known/jwks.json", self.issuer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+fn verify(token: &Value, jwks: &JwkSet, audience: &str, issuer: &str) -> Map<String, Value> {
+    let token = token.as_str().expect("a token");
+    let header = decode_header(token).unwrap();
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("the kid is published");
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[issuer]);
+    decode::<Map<String, Value>>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+        .unwrap()
+        .claims
+}
+
+#[tokio::test]
+async fn the_happy_path_mints_tokens_that_verify_against_the_published_jwks() {
+    let h = harness("").await;
+    let discovery: Value = h
+        .http
+        .get(format!("{}/.well-known/openid-configuration", h.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], json!(h.issuer));
+    assert_eq!(
+        discovery["code_challenge_methods_supported"],
+        json!(["S256"])
+    );
+
+    let redirect = h.web_login().await;
+    let code = redirect.get("code").expect("a code");
+    let (status, body) = h.exchange(code, VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let jwks = h.jwks().await;
+    let id = verify(&body["id_token"], &jwks, "web-app", &h.issuer);
+    assert_eq!(id["sub"], json!("dev|dev-user-1"));
+    assert_eq!(id["nonce"], json!("app-nonce-1"));
+    assert_eq!(id["name"], json!("Ada Lovelace"));
+    assert_eq!(id["email"], json!("ada@example.com"));
+    let access = verify(
+        &body["access_token"],
+        &jwks,
+        "https://api.example.com",
+        &h.issuer,
+    );
+    assert_eq!(access["geo_ip_country"], json!("NZ"));
+    assert_eq!(body["token_type"], json!("Bearer"));
+    assert!(
+        body["refresh_token"].is_string(),
+        "offline_access gives a refresh token"
+    );
+
+    let userinfo: Value = h
+        .http
+        .get(format!("{}/userinfo", h.issuer))
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(userinfo["sub"], json!("dev|dev-user-1"));
+    assert_eq!(userinfo["email"], json!("ada@example.com"));
+
+    let stored = h
+        .service
+        .store()
+        .load_user("dev|dev-user-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.profile["geo_ip_country"], json!("NZ"));
+    assert!(
+        !stored.profile.contains_key("user_type"),
+        "okta-userinfo removed it"
+    );
+    let audit = h
+        .service
+        .store()
+        .audit_for_user("dev|dev-user-1")
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].outcome, claimsmith::store::AuditOutcome::Minted);
+    let steps = audit[0].steps.as_array().unwrap();
+    let names: Vec<_> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["okta-userinfo", "geo-claims", "mint"]);
+}
+
+#[tokio::test]
+async fn a_second_login_counts_and_sees_the_metadata_of_the_first() {
+    let h = harness(&echo_action()).await;
+    for expected_count in [1, 2] {
+        let redirect = h.web_login().await;
+        let (status, body) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+        assert_eq!(status, StatusCode::OK, "{body:?}");
+        let access = verify(
+            &body["access_token"],
+            &h.jwks().await,
+            "https://api.example.com",
+            &h.issuer,
+        );
+        let seen = &access["seen_event"]["user"];
+        assert_eq!(seen["logins_count"], json!(expected_count));
+        // test-echo counts its runs in app metadata: the second login sees the first's.
+        let previous = if expected_count == 1 {
+            Value::Null
+        } else {
+            json!(1)
+        };
+        assert_eq!(seen["app_metadata"]["echo_count"], previous, "{seen}");
+    }
+    let stored = h
+        .service
+        .store()
+        .load_user("dev|dev-user-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.user.logins_count, 2);
+    assert_eq!(stored.user.app_metadata["echo_count"], json!(2));
+}
+
+#[tokio::test]
+async fn an_unregistered_redirect_uri_or_client_gets_an_error_page_never_a_redirect() {
+    let h = harness("").await;
+    for url in [
+        h.authorize_url("web-app", "http://127.0.0.1:1/evil", &[]),
+        h.authorize_url("web-app", &format!("{APP_REDIRECT}/extra"), &[]),
+        h.authorize_url("no-such-app", APP_REDIRECT, &[]),
+    ] {
+        let response = h.http.get(url.clone()).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{url}");
+        assert!(response.headers().get("location").is_none(), "{url}");
+    }
+    assert_eq!(h.upstream.token_requests(), 0);
+}
+
+#[tokio::test]
+async fn a_public_client_must_use_pkce_and_present_the_right_verifier() {
+    let h = harness("").await;
+    let without = h
+        .browse(h.authorize_url("spa", SPA_REDIRECT, &[]), SPA_REDIRECT)
+        .await;
+    assert_eq!(without.get("error"), Some("invalid_request"), "{without:?}");
+
+    let url = h.authorize_url(
+        "spa",
+        SPA_REDIRECT,
+        &[
+            ("code_challenge", &challenge(VERIFIER)),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let spa_exchange = |code: String, verifier: Option<&'static str>| {
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code),
+            ("redirect_uri", SPA_REDIRECT.to_owned()),
+            ("client_id", "spa".to_owned()),
+        ];
+        if let Some(verifier) = verifier {
+            form.push(("code_verifier", verifier.to_owned()));
+        }
+        form
+    };
+    let redirect = h.browse(url.clone(), SPA_REDIRECT).await;
+    let form = spa_exchange(redirect.get("code").unwrap().to_owned(), None);
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body) = h.token(&form, None).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
+    );
+
+    let redirect = h.browse(url.clone(), SPA_REDIRECT).await;
+    let wrong = "a-different-verifier-that-is-also-long-enough-for-the-rules-x";
+    let form = spa_exchange(redirect.get("code").unwrap().to_owned(), Some(wrong));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body) = h.token(&form, None).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
+    );
+
+    let redirect = h.browse(url, SPA_REDIRECT).await;
+    let form = spa_exchange(redirect.get("code").unwrap().to_owned(), Some(VERIFIER));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body) = h.token(&form, None).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+}
+
+#[tokio::test]
+async fn a_code_is_single_use() {
+    let h = harness("").await;
+    let redirect = h.web_login().await;
+    let code = redirect.get("code").unwrap();
+    assert_eq!(h.exchange(code, VERIFIER).await.0, StatusCode::OK);
+    let (status, body) = h.exchange(code, VERIFIER).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let h = harness("").await;
+    let redirect = h.web_login().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (status, body) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_refused_and_the_right_one_then_works() {
+    let h = harness("").await;
+    let redirect = h.web_login().await;
+    let code = redirect.get("code").unwrap();
+    let (status, body) = h
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", APP_REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+            Some(("web-app", "not-the-secret")),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("invalid_client"))
+    );
+    // client_secret_post works the same way.
+    let (status, body) = h
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", APP_REDIRECT),
+                ("code_verifier", VERIFIER),
+                ("client_id", "web-app"),
+                ("client_secret", "web-secret"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+}
+
+#[tokio::test]
+async fn an_upstream_error_reaches_the_app_as_access_denied() {
+    let h = harness("").await;
+    h.upstream.set_faults(Faults {
+        authorize_error: Some("access_denied".into()),
+        ..Faults::default()
+    });
+    let redirect = h.web_login().await;
+    assert_eq!(redirect.get("error"), Some("access_denied"), "{redirect:?}");
+    assert!(redirect.get("code").is_none());
+}
+
+#[tokio::test]
+async fn an_upstream_id_token_with_a_bad_signature_or_nonce_mints_nothing() {
+    let h = harness("").await;
+    for (faults, expected) in [
+        (
+            Faults {
+                bad_signature: true,
+                ..Faults::default()
+            },
+            "InvalidSignature",
+        ),
+        (
+            Faults {
+                wrong_nonce: true,
+                ..Faults::default()
+            },
+            "nonce",
+        ),
+        (
+            Faults {
+                token_error: true,
+                ..Faults::default()
+            },
+            "refused",
+        ),
+    ] {
+        h.upstream.set_faults(faults);
+        let redirect = h.web_login().await;
+        assert_eq!(redirect.get("error"), Some("server_error"), "{redirect:?}");
+        assert!(
+            redirect
+                .get("error_description")
+                .unwrap()
+                .contains(expected),
+            "{redirect:?}"
+        );
+        assert!(redirect.get("code").is_none());
+    }
+    assert!(
+        h.service
+            .store()
+            .load_user("dev|dev-user-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_userinfo_failure_fails_the_login_in_the_plugin() {
+    let h = harness("").await;
+    h.upstream.set_faults(Faults {
+        userinfo_status: Some(500),
+        ..Faults::default()
+    });
+    let redirect = h.web_login().await;
+    assert_eq!(redirect.get("error"), Some("server_error"));
+    let description = redirect.get("error_description").unwrap();
+    assert!(
+        description.contains("okta-userinfo") && description.contains("StatusCode: 500"),
+        "{description}"
+    );
+    let audit = h
+        .service
+        .store()
+        .audit_for_user("dev|dev-user-1")
+        .await
+        .unwrap();
+    assert!(
+        matches!(&audit[0].outcome, claimsmith::store::AuditOutcome::Failed { error } if error.contains("500"))
+    );
+}
+
+#[tokio::test]
+async fn a_denying_plugin_fails_the_login_and_stores_nothing_it_set() {
+    let denier = format!(
+        "[plugins.echo]\npath = {:?}\nworld = \"post-login-action\"\n[plugins.denier]\npath = {:?}\nworld = \"post-login-action\"\n[[actions]]\nplugin = \"echo\"\n[[actions]]\nplugin = \"denier\"\n",
+        plugin_wasm("test-echo"),
+        plugin_wasm("test-denier")
+    );
+    let h = harness(&denier).await;
+    let redirect = h.web_login().await;
+    assert_eq!(redirect.get("error"), Some("access_denied"));
+    assert_eq!(
+        redirect.get("error_description"),
+        Some("account locked: dev|dev-user-1")
+    );
+    assert!(redirect.get("code").is_none());
+    // Metadata the echo set before the denial is not stored: a denied login
+    // changes nothing about the user (documented in the README).
+    assert!(
+        h.service
+            .store()
+            .load_user("dev|dev-user-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let audit = h
+        .service
+        .store()
+        .audit_for_user("dev|dev-user-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        audit[0].outcome,
+        claimsmith::store::AuditOutcome::Denied {
+            reason: "account locked: dev|dev-user-1".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_reruns_the_actions_and_rotates_the_token() {
+    let h = harness(&echo_action()).await;
+    let redirect = h.web_login().await;
+    let (_, first) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+    let refresh_token = first["refresh_token"].as_str().unwrap().to_owned();
+
+    let refresh = |token: String| {
+        let h = &h;
+        async move {
+            h.token(
+                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+                Some(("web-app", "web-secret")),
+            )
+            .await
+        }
+    };
+    let (status, second) = refresh(refresh_token.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{second:?}");
+    let access = verify(
+        &second["access_token"],
+        &h.jwks().await,
+        "https://api.example.com",
+        &h.issuer,
+    );
+    // The actions ran again: the echo saw the count its first run stored.
+    assert_eq!(
+        access["seen_event"]["user"]["app_metadata"]["echo_count"],
+        json!(1)
+    );
+    assert_eq!(access["geo_ip_country"], json!("NZ"));
+    let rotated = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(rotated, refresh_token);
+
+    // Reusing the old token is refused, and revokes the rotated one too.
+    let (status, body) = refresh(refresh_token).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
+    );
+    let (status, _) = refresh(rotated).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
