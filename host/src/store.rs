@@ -113,6 +113,17 @@ pub struct RefreshGrant {
     pub audience: Option<String>,
 }
 
+/// One `logins` row: at, user_id, client_id, connection, outcome, detail, steps.
+type AuditRow = (
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+);
+
 impl Store {
     /// Opens (creating if needed) `<path>` as SQLite in WAL mode, foreign keys
     /// on, busy timeout 5 s, runs the migrations.
@@ -251,15 +262,7 @@ impl Store {
     /// The audit entries of a user, oldest first (for tests and operators).
     pub async fn audit_for_user(&self, user_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
         const OP: &str = "audit_for_user";
-        let rows: Vec<(
-            String,
-            Option<String>,
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-        )> = sqlx::query_as(
+        let rows: Vec<AuditRow> = sqlx::query_as(
             "SELECT at, user_id, client_id, connection, outcome, detail, steps \
                  FROM logins WHERE user_id = $1 ORDER BY id",
         )

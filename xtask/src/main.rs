@@ -119,16 +119,10 @@ fn build_plugins() -> Result<(), String> {
 /// The main job: the service on the embedded defaults, a development
 /// upstream provider, and one login through the plugin chain over HTTP.
 fn demo() -> Result<(), String> {
-    run(cargo().args([
-        "run",
-        "--release",
-        "--package",
-        "claimsmith",
-        "--",
-        "demo",
-        "--config",
-        "examples/demo/claimsmith.toml",
-    ]))
+    claimsmith(
+        &["--release"],
+        &["demo", "--config", "examples/demo/claimsmith.toml"],
+    )
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
@@ -142,29 +136,27 @@ fn test(extra: &[String]) -> Result<(), String> {
         ])
         .args(extra))?;
     // The shipped golden cases, through the command CI users run.
-    run(cargo().args([
-        "run",
-        "--quiet",
-        "--package",
-        "claimsmith",
-        "--",
-        "test",
-        "plugins",
-        "examples",
-    ]))?;
+    claimsmith(&["--quiet"], &["test", "plugins", "examples"])?;
     // The recorded example login must keep working, as a user runs it.
-    run(cargo().args([
-        "run",
-        "--quiet",
-        "--package",
-        "claimsmith",
-        "--",
-        "run",
-        "--config",
-        "examples/okta/claimsmith.toml",
-        "--input",
-        "examples/okta/login.json",
-    ]))
+    claimsmith(
+        &["--quiet"],
+        &[
+            "run",
+            "--config",
+            "examples/okta/claimsmith.toml",
+            "--input",
+            "examples/okta/login.json",
+        ],
+    )
+}
+
+/// Runs the `claimsmith` binary through cargo, as a user would.
+fn claimsmith(cargo_args: &[&str], args: &[&str]) -> Result<(), String> {
+    run(cargo()
+        .arg("run")
+        .args(cargo_args)
+        .args(["--package", "claimsmith", "--"])
+        .args(args))
 }
 
 fn bench(extra: &[String]) -> Result<(), String> {

@@ -249,6 +249,16 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
     }
 
+    /// The service itself failed (storage, say); the detail goes to the log too.
+    pub(crate) fn server_error(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "token endpoint failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            error.to_string(),
+        )
+    }
+
     pub(crate) fn invalid_client(description: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
     }

@@ -160,13 +160,7 @@ impl Service {
             .store
             .consume_refresh_token(token, unix_now())
             .await
-            .map_err(|e| {
-                OAuthError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    e.to_string(),
-                )
-            })?
+            .map_err(OAuthError::server_error)?
             .ok_or_else(|| {
                 OAuthError::invalid_grant("the refresh token is unknown, used or expired")
             })?;
@@ -179,13 +173,7 @@ impl Service {
             .store
             .load_user(&grant.user_id)
             .await
-            .map_err(|e| {
-                OAuthError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    e.to_string(),
-                )
-            })?
+            .map_err(OAuthError::server_error)?
             .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
         // The actions run again, as Auth0 does on refresh, on the stored
         // profile: there is no upstream login to fetch a new one from.
@@ -233,13 +221,7 @@ impl Service {
             self.store
                 .insert_refresh_token(&refresh_token, &grant, unix_now() + REFRESH_TOKEN_TTL_SECS)
                 .await
-                .map_err(|e| {
-                    OAuthError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "server_error",
-                        e.to_string(),
-                    )
-                })?;
+                .map_err(OAuthError::server_error)?;
             body["refresh_token"] = Value::String(refresh_token);
         }
         Ok(body)
