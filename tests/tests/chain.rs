@@ -265,3 +265,91 @@ async fn many_concurrent_logins_each_get_their_own_instance() {
         assert_eq!(claims(&minted.tokens.access_token)["calls"], json!(1));
     }
 }
+
+#[tokio::test]
+async fn a_denial_stands_when_the_action_then_fails_even_if_failures_are_skipped() {
+    let pipeline = Setup::new()
+        .plugin(
+            "deny-then-fail",
+            "test-deny-then-fail",
+            "post-login-action",
+            "",
+        )
+        .plugin("counter", "test-counter", "post-login-action", "")
+        .connection("okta", None, "{}")
+        .action("deny-then-fail", "continue")
+        .action("counter", "fail")
+        .start()
+        .unwrap();
+    let report = pipeline.run(&login("okta"), &RunOptions::default()).await;
+    assert!(
+        matches!(&report.outcome, Err(LoginFailure::Denied { plugin, reason }) if plugin == "deny-then-fail" && reason == "denied before failing"),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(
+        report.steps.len(),
+        1,
+        "the chain stopped: {:?}",
+        report.steps
+    );
+}
+
+#[tokio::test]
+async fn a_pinned_clock_is_the_wall_clock_plugins_read() {
+    let pipeline = Setup::new()
+        .plugin("echo", "test-echo", "post-login-action", "")
+        .connection("okta", None, "{}")
+        .action("echo", "fail")
+        .start()
+        .unwrap();
+    let options = RunOptions {
+        now: Some(1_234_567_890),
+        ..RunOptions::default()
+    };
+    let minted = pipeline
+        .run(&login("okta"), &options)
+        .await
+        .outcome
+        .unwrap();
+    let access = claims(&minted.tokens.access_token);
+    assert_eq!(access["clock"], json!(1_234_567_890));
+    assert_eq!(access["iat"], json!(1_234_567_890));
+    // Unpinned, the plugin reads the real clock.
+    let minted = pipeline
+        .run(&login("okta"), &RunOptions::default())
+        .await
+        .outcome
+        .unwrap();
+    assert!(
+        claims(&minted.tokens.access_token)["clock"]
+            .as_u64()
+            .unwrap()
+            > 1_700_000_000
+    );
+}
+
+#[tokio::test]
+async fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin() {
+    let captured = claimsmith_tests::CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(captured.subscriber());
+    let pipeline = Setup::new()
+        .plugin("echo", "test-echo", "post-login-action", "")
+        .connection("okta", None, "{}")
+        .action("echo", "fail")
+        .start()
+        .unwrap();
+    pipeline
+        .run(&login("okta"), &RunOptions::default())
+        .await
+        .outcome
+        .unwrap();
+    let logs = captured.text();
+    for line in ["echo ran", "echo stdout line", "echo stderr line"] {
+        let found = logs
+            .lines()
+            .find(|l| l.contains(line))
+            .unwrap_or_else(|| panic!("`{line}` not logged:\n{logs}"));
+        assert!(found.contains("plugin=\"echo\""), "{found}");
+    }
+}

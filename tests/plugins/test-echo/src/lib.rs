@@ -5,8 +5,9 @@
 //! claim `seen_event`), that it gets its own secrets and only those
 //! (`has_api_key` / `has_undeclared` id token claims), that metadata changes
 //! are stored (`echo_seen` in user metadata, `echo_count` in app metadata,
-//! one more on every login), that scopes can be added (`echo:read`), and that
-//! its log, stdout and stderr lines reach the host's logs.
+//! one more on every login), that scopes can be added (`echo:read`), that
+//! its log, stdout and stderr lines reach the host's logs, and which wall
+//! clock it reads (`clock`, unix seconds: pinned by golden cases' `now`).
 
 wit_bindgen::generate!({
     world: "post-login-action",
@@ -55,6 +56,11 @@ impl Guest for Echo {
             "id_token_claims": parse("id_token_claims", &event.id_token_claims)?,
         });
         set_claim(Token::AccessToken, "seen_event", &seen)?;
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| format!("the clock is before 1970: {e}"))?
+            .as_secs();
+        set_claim(Token::AccessToken, "clock", &json!(clock))?;
 
         let has_api_key = secrets::secret("api_key").is_some();
         let has_undeclared = secrets::secret("undeclared").is_some();
