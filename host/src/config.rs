@@ -527,7 +527,8 @@ impl Config {
         let data_dir = base.join(raw.data_dir.unwrap_or_else(|| PathBuf::from("data")));
         Ok(Config {
             file: file.to_owned(),
-            issuer: raw.issuer.into_inner(),
+            // Endpoints are `{issuer}/...`: no trailing slash.
+            issuer: raw.issuer.into_inner().trim_end_matches('/').to_owned(),
             engine: EngineSettings {
                 cache_dir: match (raw.engine.compile_cache, raw.engine.compile_cache_dir) {
                     (false, _) => None,

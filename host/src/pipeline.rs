@@ -51,6 +51,10 @@ pub struct Login {
     /// actions see this one (replays and golden cases of actions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<Map<String, Value>>,
+    /// A refresh re-running the actions, not a sign-in: the user's login
+    /// count and last login stay as they are.
+    #[serde(default)]
+    pub refresh: bool,
 }
 
 /// The HTTP request that started the login.
@@ -337,7 +341,11 @@ impl Pipeline {
                 profile: Value::Object(profile.clone()).to_string(),
                 user_metadata: String::new(),
                 app_metadata: String::new(),
-                logins_count: login.user.logins_count.saturating_add(1),
+                logins_count: if login.refresh {
+                    login.user.logins_count
+                } else {
+                    login.user.logins_count.saturating_add(1)
+                },
                 last_login: login.user.last_login.clone(),
             },
             client: EventClient {
@@ -408,7 +416,10 @@ impl Pipeline {
                 user_metadata: effects.user_metadata,
                 app_metadata: effects.app_metadata,
                 logins_count: event.user.logins_count,
-                last_login: rfc3339(now),
+                last_login: match (&login.user.last_login, login.refresh) {
+                    (Some(previous), true) => previous.clone(),
+                    _ => rfc3339(now),
+                },
             },
             scopes: effects.scopes,
             access_token_claims: effects.access_token_claims,

@@ -639,6 +639,21 @@ async fn a_refresh_reruns_the_actions_and_rotates_the_token() {
         json!(1)
     );
     assert_eq!(access["geo_ip_country"], json!("NZ"));
+    // A refresh is not a sign-in: the count stays.
+    assert_eq!(access["seen_event"]["user"]["logins_count"], json!(1));
+    let stored = h
+        .service
+        .store()
+        .load_user("dev|dev-user-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.user.logins_count, 1);
+    assert_eq!(
+        stored.user.app_metadata["echo_count"],
+        json!(2),
+        "the refresh's actions stored their metadata"
+    );
     let rotated = second["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(rotated, refresh_token);
 

@@ -307,6 +307,7 @@ impl Service {
             },
             user: stored,
             profile: None,
+            refresh: false,
         };
         match self.run_login(&login).await {
             Ok(minted) => {

@@ -194,6 +194,7 @@ impl Service {
             },
             user: stored.user,
             profile: Some(stored.profile),
+            refresh: true,
         };
         let minted = self
             .run_login(&login)
