@@ -236,12 +236,6 @@ fn default_upstream_scopes() -> Vec<String> {
     ["openid", "profile", "email"].map(str::to_owned).to_vec()
 }
 
-impl RawConnection {
-    fn userinfo_url(&self) -> Option<&str> {
-        self.options.get("userinfo_url").and_then(Value::as_str)
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawClient {
@@ -408,7 +402,11 @@ impl Config {
             if let Some(fetcher) = &connection.get_ref().profile_fetcher {
                 expect_plugin(fetcher, World::ProfileFetcher, connection.span())?;
             }
-            if let Some(url) = connection.get_ref().userinfo_url()
+            if let Some(url) = connection
+                .get_ref()
+                .options
+                .get("userinfo_url")
+                .and_then(Value::as_str)
                 && reqwest::Url::parse(url).is_err()
             {
                 return Err(at(
@@ -492,11 +490,14 @@ impl Config {
                 })?),
             };
             for uri in &client.redirect_uris {
-                if reqwest::Url::parse(uri).is_err() {
-                    return Err(at(
-                        Some(span),
-                        format!("redirect URI `{uri}` is not an absolute URL"),
-                    ));
+                let problem = match reqwest::Url::parse(uri) {
+                    Err(_) => Some("is not an absolute URL"),
+                    // RFC 6749 §3.1.2: no fragment.
+                    Ok(url) if url.fragment().is_some() => Some("has a fragment"),
+                    Ok(_) => None,
+                };
+                if let Some(problem) = problem {
+                    return Err(at(Some(span), format!("redirect URI `{uri}` {problem}")));
                 }
             }
             clients.push(ClientConfig {
@@ -514,6 +515,13 @@ impl Config {
                 }),
                 metadata: client.metadata,
             });
+        }
+
+        if !(1..=600).contains(&raw.server.code_ttl_secs) {
+            return Err(at(
+                None,
+                "server.code_ttl_secs must be between 1 and 600".to_owned(),
+            ));
         }
 
         let engine = EngineSettings {

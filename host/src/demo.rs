@@ -18,7 +18,8 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{ClientConfig, Config};
 use crate::devprovider::{DevProvider, DevProviderConfig, DevUser};
-use crate::oidc::{Service, pkce_challenge, random_token};
+use crate::oidc::Service;
+use crate::oidc::protocol::{pkce_challenge, random_token};
 
 /// The path of the demo app's page, served beside the service.
 pub const DEMO_APP_PATH: &str = "/demo/app";

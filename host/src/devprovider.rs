@@ -18,7 +18,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
@@ -32,10 +32,12 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use reqwest::Url;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::oidc::protocol::{
+    form_urldecode, is_valid_code_verifier, is_valid_s256_challenge, pkce_challenge, random_token,
+};
 use crate::tokens::{ID_TOKEN_TYP, SigningAlgorithm, SigningKey};
 
 /// How long an authorization code can be redeemed.
@@ -303,61 +305,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// `len` random bytes, base64url.
-fn random_string(len: usize) -> Result<String, OAuthError> {
-    let mut bytes = vec![0u8; len];
-    rand::fill(&mut bytes).map_err(|_| OAuthError::server_error("the random generator failed"))?;
-    Ok(URL_SAFE_NO_PAD.encode(&bytes))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or_default()
-}
-
-fn pkce_s256(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// RFC 7636 section 4.1: 43 to 128 unreserved characters.
-fn is_valid_code_verifier(verifier: &str) -> bool {
-    (43..=128).contains(&verifier.len())
-        && verifier
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-}
-
-/// An S256 challenge is the base64url (no padding) of 32 bytes: 43 characters.
-fn is_valid_s256_challenge(challenge: &str) -> bool {
-    challenge.len() == 43
-        && challenge
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
-}
-
-/// Decodes one `application/x-www-form-urlencoded` component ('+' is a space).
-fn form_urldecode(input: &str) -> Option<String> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex_digits = bytes.get(i + 1..i + 3)?;
-                let text = std::str::from_utf8(hex_digits).ok()?;
-                out.push(u8::from_str_radix(text, 16).ok()?);
-                i += 2;
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
 /// Request parameters, each given at most once (RFC 6749 section 3.1).
 struct Params(HashMap<String, String>);
 
@@ -614,7 +561,7 @@ async fn authorize(
         );
     }
 
-    let code = match random_string(32) {
+    let code = match Ok::<_, OAuthError>(random_token()) {
         Ok(code) => code,
         Err(error) => {
             return fail("server_error", &error.description);
@@ -777,7 +724,7 @@ fn exchange_code(
         .ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
     let verifier = params.get("code_verifier");
 
-    let access_token = random_string(32)?;
+    let access_token = random_token();
     let now = Instant::now();
     let grant = {
         let mut grants = lock(&shared.grants);
@@ -819,7 +766,7 @@ fn exchange_code(
                 "code_verifier must be 43 to 128 unreserved characters",
             ));
         }
-        let computed = pkce_s256(verifier);
+        let computed = pkce_challenge(verifier);
         if aws_lc_rs::constant_time::verify_slices_are_equal(
             computed.as_bytes(),
             grant.code_challenge.as_bytes(),
@@ -863,7 +810,7 @@ fn exchange_code(
 
 fn id_token(shared: &Shared, grant: &CodeGrant, faults: &Faults) -> Result<String, OAuthError> {
     let user = &shared.user;
-    let now = unix_now();
+    let now = crate::pipeline::unix_now();
     let mut claims = Map::new();
     claims.insert("iss".into(), json!(shared.issuer));
     claims.insert("sub".into(), json!(user.sub));
@@ -1019,7 +966,7 @@ mod tests {
             ("scope", "openid email profile".to_owned()),
             ("state", STATE.to_owned()),
             ("nonce", NONCE.to_owned()),
-            ("code_challenge", pkce_s256(VERIFIER)),
+            ("code_challenge", pkce_challenge(VERIFIER)),
             ("code_challenge_method", "S256".to_owned()),
         ]
     }
@@ -1207,7 +1154,7 @@ mod tests {
         assert_eq!(claims["geoipcountry"], "NZ");
         let iat = claims["iat"].as_u64().expect("iat");
         assert_eq!(claims["exp"].as_u64().expect("exp"), iat + 3600);
-        assert!(iat.abs_diff(unix_now()) < 60);
+        assert!(iat.abs_diff(crate::pipeline::unix_now()) < 60);
 
         let response = userinfo_with(&provider, access_token).await;
         assert_eq!(response.status(), StatusCode::OK);

@@ -579,13 +579,14 @@ fn failure_kind(failure: &LoginFailure) -> &'static str {
         LoginFailure::Plugin(PluginError::Trapped { .. }) => "trapped",
         LoginFailure::Plugin(PluginError::Failed { .. }) => "failed",
         LoginFailure::Plugin(PluginError::InvalidJson { .. }) => "invalid-json",
+        LoginFailure::Plugin(PluginError::Capacity { .. }) => "capacity",
         LoginFailure::UnknownConnection(_) => "unknown-connection",
         LoginFailure::UnknownClient(_) => "unknown-client",
         LoginFailure::MissingSubject => "missing-subject",
         LoginFailure::Userinfo(_) => "userinfo",
         LoginFailure::InvalidClaims { .. } => "invalid-claims",
         LoginFailure::Mint(_) => "mint",
-        LoginFailure::Storage(_) => "storage",
+        LoginFailure::Storage => "storage",
         LoginFailure::Denied { .. } => "denied",
     }
 }

@@ -18,12 +18,12 @@ use serde_json::{Map, Value};
 
 use crate::capabilities::api::{ActionEffects, ApiError, validate_custom_claims};
 use crate::capabilities::http::{
-    HttpCapability, HttpError, HttpPolicy, Interceptor, Origin, OutboundHttp, OutboundRequest,
+    HttpCapability, HttpPolicy, Interceptor, Origin, OutboundHttp, OutboundRequest,
 };
 use crate::config::{Config, ConnectionConfig, OnError};
 use crate::engine::{
     CallOptions, Engine, Event, EventClient, EventConnection, EventRequest, EventUser,
-    FetchContext, LoadError, Plugin, PluginError, World,
+    FetchContext, Invocation, LoadError, Plugin, PluginError, World,
 };
 use crate::tokens::{MintRequest, MintedTokens, SigningKey, TokenError, is_reserved_claim, mint};
 
@@ -55,6 +55,9 @@ pub struct Login {
     /// count and last login stay as they are.
     #[serde(default)]
     pub refresh: bool,
+    /// When the user authenticated (unix seconds); now when absent.
+    #[serde(default)]
+    pub auth_time: Option<u64>,
 }
 
 /// The HTTP request that started the login.
@@ -159,6 +162,8 @@ pub enum StepStatus {
 /// A login that ended in tokens.
 pub struct MintedLogin {
     pub tokens: MintedTokens,
+    /// The `auth_time` the tokens carry.
+    pub auth_time: u64,
     pub user: UserRecord,
     pub scopes: Vec<String>,
     /// The custom claims the actions set on each token.
@@ -201,8 +206,9 @@ pub enum LoginFailure {
     },
     #[error("minting failed: {0}")]
     Mint(#[from] TokenError),
-    #[error("the user could not be stored: {0}")]
-    Storage(String),
+    /// The detail is in the host's log, not in what apps see.
+    #[error("the user could not be stored")]
+    Storage,
 }
 
 /// Why the pipeline could not be built; the host does not start.
@@ -212,8 +218,6 @@ pub enum StartError {
     Plugin(#[from] LoadError),
     #[error("signing key: {0}")]
     Key(#[from] TokenError),
-    #[error("HTTP client: {0}")]
-    Http(#[from] HttpError),
 }
 
 struct ActionStep {
@@ -387,7 +391,7 @@ impl Pipeline {
                 audience: audience.as_deref(),
                 scopes: &effects.scopes,
                 nonce: login.nonce.as_deref(),
-                auth_time: now,
+                auth_time: login.auth_time.unwrap_or(now),
                 now,
                 access_token_ttl: self.config.tokens.access_token_ttl_secs,
                 id_token_ttl: self.config.tokens.id_token_ttl_secs,
@@ -410,6 +414,7 @@ impl Pipeline {
         });
         Ok(MintedLogin {
             tokens: minted?,
+            auth_time: login.auth_time.unwrap_or(now),
             user: UserRecord {
                 user_id,
                 profile,
@@ -446,23 +451,15 @@ impl Pipeline {
             id_token_claims: Value::Object(login.upstream.id_token_claims.clone()).to_string(),
             options: Value::Object(connection.options.clone()).to_string(),
         };
-        let started = Instant::now();
-        match fetcher.fetch_profile(&context, options).await {
-            Ok(invocation) => {
-                steps.push(StepReport {
-                    name: fetcher.name().to_owned(),
-                    kind: StepKind::ProfileFetcher,
-                    duration: invocation.duration,
-                    fuel_consumed: Some(invocation.fuel_consumed),
-                    status: StepStatus::Succeeded,
-                });
-                Ok(invocation.output)
-            }
-            Err(error) => {
-                steps.push(failed_step(fetcher, &error, started.elapsed(), false));
-                Err(error.into())
-            }
-        }
+        let invocation = fetcher.fetch_profile(&context, options).await;
+        let status = match &invocation.output {
+            Ok(_) => StepStatus::Succeeded,
+            Err(error) => StepStatus::Failed {
+                error: error.to_string(),
+            },
+        };
+        steps.push(plugin_step(fetcher, &invocation, status));
+        Ok(invocation.output?)
     }
 
     /// Without a profile fetcher: the id token's claims (less the token's own
@@ -488,7 +485,19 @@ impl Pipeline {
         let started = Instant::now();
         let result = self
             .fetch_userinfo(url, &login.upstream.access_token, options)
-            .await;
+            .await
+            .and_then(|userinfo| {
+                // OIDC Core §5.3.2: a userinfo about someone else is refused.
+                match (
+                    userinfo.get("sub"),
+                    login.upstream.id_token_claims.get("sub"),
+                ) {
+                    (Some(theirs), Some(ours)) if theirs != ours => Err(LoginFailure::Userinfo(
+                        "its `sub` differs from the id token's".to_owned(),
+                    )),
+                    _ => Ok(userinfo),
+                }
+            });
         steps.push(StepReport {
             name: "userinfo".to_owned(),
             kind: StepKind::Userinfo,
@@ -566,68 +575,58 @@ impl Pipeline {
             event.id_token_claims = Value::Object(effects.id_token_claims.clone()).to_string();
             event.scopes.clone_from(&effects.scopes);
 
-            let started = Instant::now();
-            let result = plugin
+            let invocation = plugin
                 .on_execute_post_login(event, effects.clone(), options)
                 .await;
-            match result {
-                Ok(invocation) => {
-                    let denial = invocation.output.denial.clone();
-                    steps.push(StepReport {
-                        name: plugin.name().to_owned(),
-                        kind: StepKind::PostLoginAction,
-                        duration: invocation.duration,
-                        fuel_consumed: Some(invocation.fuel_consumed),
-                        status: match &denial {
-                            Some(reason) => StepStatus::Denied {
-                                reason: reason.clone(),
-                            },
-                            None => StepStatus::Succeeded,
-                        },
+            let skip = step.on_error == OnError::Continue;
+            let status = match &invocation.output {
+                Ok(changed) => match &changed.denial {
+                    Some(reason) => StepStatus::Denied {
+                        reason: reason.clone(),
+                    },
+                    None => StepStatus::Succeeded,
+                },
+                Err(error) if skip && error.is_plugin_fault() => StepStatus::Skipped {
+                    error: error.to_string(),
+                },
+                Err(error) => StepStatus::Failed {
+                    error: error.to_string(),
+                },
+            };
+            steps.push(plugin_step(plugin, &invocation, status));
+            match invocation.output {
+                Ok(ActionEffects {
+                    denial: Some(reason),
+                    ..
+                }) => {
+                    tracing::info!(plugin = plugin.name(), reason, "login denied");
+                    return Err(LoginFailure::Denied {
+                        plugin: plugin.name().to_owned(),
+                        reason,
                     });
-                    if let Some(reason) = denial {
-                        tracing::info!(plugin = plugin.name(), reason, "login denied");
-                        return Err(LoginFailure::Denied {
-                            plugin: plugin.name().to_owned(),
-                            reason,
-                        });
-                    }
-                    effects = invocation.output;
                 }
-                Err(error) if step.on_error == OnError::Continue => {
+                Ok(changed) => effects = changed,
+                Err(error) if skip && error.is_plugin_fault() => {
+                    // The failed action's changes are dropped with it.
                     tracing::warn!(%error, "action failed; skipped as configured (on_error = \"continue\")");
-                    steps.push(failed_step(plugin, &error, started.elapsed(), true));
                 }
-                Err(error) => {
-                    steps.push(failed_step(plugin, &error, started.elapsed(), false));
-                    return Err(error.into());
-                }
+                Err(error) => return Err(error.into()),
             }
         }
         Ok(effects)
     }
 }
 
-fn failed_step(
-    plugin: &Plugin,
-    error: &PluginError,
-    duration: Duration,
-    skipped: bool,
-) -> StepReport {
-    let error = error.to_string();
+fn plugin_step<T>(plugin: &Plugin, invocation: &Invocation<T>, status: StepStatus) -> StepReport {
     StepReport {
         name: plugin.name().to_owned(),
         kind: match plugin.world() {
             World::ProfileFetcher => StepKind::ProfileFetcher,
             World::PostLoginAction => StepKind::PostLoginAction,
         },
-        duration,
-        fuel_consumed: None,
-        status: if skipped {
-            StepStatus::Skipped { error }
-        } else {
-            StepStatus::Failed { error }
-        },
+        duration: invocation.duration,
+        fuel_consumed: Some(invocation.fuel_consumed),
+        status,
     }
 }
 

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::capabilities::http::{
     HttpError, InterceptOutcome, OutboundHttpInterceptor, OutboundRequest, OutboundResponse,
+    redacted_url,
 };
 use crate::pipeline::Login;
 
@@ -191,7 +192,7 @@ impl CannedHttp {
 impl OutboundHttpInterceptor for CannedHttp {
     fn intercept(&self, plugin: &str, request: &OutboundRequest) -> InterceptOutcome {
         let Some((index, exchange)) = self.find(request) else {
-            let described = format!("{} {}", request.method, request.url);
+            let described = format!("{} {}", request.method, redacted_url(&request.url));
             tracing::warn!(plugin, request = %described, "no canned response matches");
             self.log().unmatched.push(described.clone());
             return InterceptOutcome::Complete(Err(HttpError::Transport(format!(

@@ -111,6 +111,10 @@ pub struct RefreshGrant {
     pub client_id: String,
     pub scopes: Vec<String>,
     pub audience: Option<String>,
+    /// When the user authenticated at the upstream (unix seconds): refreshed
+    /// tokens keep it, they are not a new authentication.
+    #[serde(default)]
+    pub auth_time: u64,
 }
 
 /// One `logins` row: at, user_id, client_id, connection, outcome, detail, steps.
@@ -312,16 +316,18 @@ impl Store {
     ) -> Result<(), StoreError> {
         const OP: &str = "insert_refresh_token";
         sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, family, grant_json, expires_at, used, revoked) \
+            "INSERT INTO refresh_tokens \
+                 (token_hash, family, grant_json, expires_at, used, revoked, client_id) \
              VALUES ($1, $2, $3, $4, 0, \
                  CASE WHEN EXISTS \
                      (SELECT 1 FROM refresh_tokens WHERE family = $2 AND revoked = 1) \
-                 THEN 1 ELSE 0 END)",
+                 THEN 1 ELSE 0 END, $5)",
         )
         .bind(token_hash(token))
         .bind(&grant.family)
         .bind(to_json(OP, "grant", grant)?)
         .bind(to_db_seconds(expires_at))
+        .bind(&grant.client_id)
         .execute(&self.pool)
         .await
         .map_err(query_error(OP))?;
@@ -336,9 +342,13 @@ impl Store {
     /// the same family (reuse detection, RFC 6819 §5.2.2.3 / OAuth 2.1
     /// §4.3.1): one of the two presenters is not the legitimate client, and we
     /// cannot tell which.
+    ///
+    /// Presented by a client other than the one it was issued to, it is left
+    /// as it is and None is returned: another client cannot burn it.
     pub async fn consume_refresh_token(
         &self,
         token: &str,
+        client_id: &str,
         now: u64,
     ) -> Result<Option<RefreshGrant>, StoreError> {
         const OP: &str = "consume_refresh_token";
@@ -348,10 +358,12 @@ impl Store {
         let grant: Option<String> = sqlx::query_scalar(
             "UPDATE refresh_tokens SET used = 1 \
              WHERE token_hash = $1 AND used = 0 AND revoked = 0 AND expires_at > $2 \
+                 AND client_id = $3 \
              RETURNING grant_json",
         )
         .bind(&hash)
         .bind(to_db_seconds(now))
+        .bind(client_id)
         .fetch_optional(&self.pool)
         .await
         .map_err(query_error(OP))?;
@@ -362,9 +374,11 @@ impl Store {
         // Not consumable. When it was consumed before, this is a reuse.
         let revoked = sqlx::query(
             "UPDATE refresh_tokens SET revoked = 1 \
-             WHERE family = (SELECT family FROM refresh_tokens WHERE token_hash = $1 AND used = 1)",
+             WHERE family = (SELECT family FROM refresh_tokens \
+                             WHERE token_hash = $1 AND used = 1 AND client_id = $2)",
         )
         .bind(&hash)
+        .bind(client_id)
         .execute(&self.pool)
         .await
         .map_err(query_error(OP))?
@@ -441,7 +455,31 @@ mod tests {
             client_id: "web".to_owned(),
             scopes: vec!["openid".to_owned(), "offline_access".to_owned()],
             audience: Some("https://api.example.com".to_owned()),
+            auth_time: 1_700_000_000,
         }
+    }
+
+    #[tokio::test]
+    async fn another_client_can_neither_use_nor_burn_a_refresh_token() {
+        let (_dir, store) = open_temp().await;
+        let now = 1_700_000_000;
+        let family = grant("fam-x");
+        store
+            .insert_refresh_token("rt-web", &family, now + 3600)
+            .await
+            .expect("insert");
+        for _ in 0..2 {
+            let taken = store
+                .consume_refresh_token("rt-web", "other", now)
+                .await
+                .expect("consume");
+            assert_eq!(taken, None);
+        }
+        let taken = store
+            .consume_refresh_token("rt-web", "web", now)
+            .await
+            .expect("consume");
+        assert_eq!(taken, Some(family));
     }
 
     #[tokio::test]
@@ -481,7 +519,14 @@ mod tests {
             .fetch_one(&third.pool)
             .await
             .expect("count migrations");
-        assert_eq!(migrations, 1);
+        let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+            .expect("the migrations folder")
+            .count();
+        assert_eq!(
+            migrations,
+            i64::try_from(shipped).expect("a small count"),
+            "each applied once"
+        );
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&third.pool)
             .await
@@ -669,7 +714,7 @@ mod tests {
             .expect("insert");
         assert_eq!(
             store
-                .consume_refresh_token("rt-first", now)
+                .consume_refresh_token("rt-first", "web", now)
                 .await
                 .expect("consume"),
             Some(family.clone())
@@ -688,14 +733,14 @@ mod tests {
         // Reuse: None, and the sibling is revoked.
         assert_eq!(
             store
-                .consume_refresh_token("rt-first", now + 1)
+                .consume_refresh_token("rt-first", "web", now + 1)
                 .await
                 .expect("reuse"),
             None
         );
         assert_eq!(
             store
-                .consume_refresh_token("rt-second", now + 2)
+                .consume_refresh_token("rt-second", "web", now + 2)
                 .await
                 .expect("sibling"),
             None
@@ -708,7 +753,7 @@ mod tests {
             .expect("insert late");
         assert_eq!(
             store
-                .consume_refresh_token("rt-late", now + 3)
+                .consume_refresh_token("rt-late", "web", now + 3)
                 .await
                 .expect("late"),
             None
@@ -716,7 +761,7 @@ mod tests {
         // Other families are untouched.
         assert_eq!(
             store
-                .consume_refresh_token("rt-other", now + 4)
+                .consume_refresh_token("rt-other", "web", now + 4)
                 .await
                 .expect("other"),
             Some(other)
@@ -724,7 +769,7 @@ mod tests {
         // Unknown tokens are just None.
         assert_eq!(
             store
-                .consume_refresh_token("rt-unknown", now)
+                .consume_refresh_token("rt-unknown", "web", now)
                 .await
                 .expect("unknown"),
             None
@@ -747,14 +792,14 @@ mod tests {
         // Expired from `expires_at` on.
         assert_eq!(
             store
-                .consume_refresh_token("rt-expired", now)
+                .consume_refresh_token("rt-expired", "web", now)
                 .await
                 .expect("expired"),
             None
         );
         assert_eq!(
             store
-                .consume_refresh_token("rt-expired", now + 10)
+                .consume_refresh_token("rt-expired", "web", now + 10)
                 .await
                 .expect("expired again"),
             None
@@ -762,7 +807,7 @@ mod tests {
         // Expiry is not reuse: the family lives on.
         assert_eq!(
             store
-                .consume_refresh_token("rt-live", now + 59)
+                .consume_refresh_token("rt-live", "web", now + 59)
                 .await
                 .expect("live"),
             Some(family)
@@ -774,7 +819,7 @@ mod tests {
             .expect("insert forever");
         assert!(
             store
-                .consume_refresh_token("rt-forever", now)
+                .consume_refresh_token("rt-forever", "web", now)
                 .await
                 .expect("forever")
                 .is_some()
@@ -818,7 +863,9 @@ mod tests {
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move { store.consume_refresh_token("rt-race", now).await })
+                tokio::spawn(
+                    async move { store.consume_refresh_token("rt-race", "web", now).await },
+                )
             })
             .collect();
         let mut granted = 0;

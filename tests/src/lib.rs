@@ -68,6 +68,16 @@ audience = "https://api.example.com"
         Setup { dir, toml }
     }
 
+    /// Sets the instance pool's size.
+    pub fn max_concurrent_instances(mut self, count: u32) -> Self {
+        self.toml = self.toml.replacen(
+            "[engine]\n",
+            &format!("[engine]\nmax_concurrent_instances = {count}\n"),
+            1,
+        );
+        self
+    }
+
     /// Adds `[plugins.<name>]` for crate `crate_name`, with extra TOML lines.
     pub fn plugin(mut self, name: &str, crate_name: &str, world: &str, extra: &str) -> Self {
         self.toml += &format!(

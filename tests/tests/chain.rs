@@ -161,9 +161,8 @@ async fn a_deny_stops_the_chain_and_mints_nothing() {
 #[tokio::test]
 async fn on_error_continue_skips_the_failing_action_and_keeps_the_rest() {
     let pipeline = Setup::new()
-        .plugin("trapper", "test-trapper", "post-login-action", "")
+        .plugin("trapper", "test-set-then-trap", "post-login-action", "")
         .plugin("geo", "geo-claims", "post-login-action", "")
-        .plugin("okta-userinfo", "okta-userinfo", "profile-fetcher", "")
         .connection("okta", None, "{}")
         .action("trapper", "continue")
         .action("geo", "fail")
@@ -351,5 +350,29 @@ async fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin(
             .find(|l| l.contains(line))
             .unwrap_or_else(|| panic!("`{line}` not logged:\n{logs}"));
         assert!(found.contains("plugin=\"echo\""), "{found}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_wait_for_a_free_instance_slot_instead_of_failing() {
+    // One slot, many logins at once: each waits its turn, none fails.
+    let pipeline = std::sync::Arc::new(
+        Setup::new()
+            .max_concurrent_instances(1)
+            .plugin("counter", "test-counter", "post-login-action", "")
+            .connection("okta", None, "{}")
+            .action("counter", "fail")
+            .start()
+            .unwrap(),
+    );
+    let logins: Vec<_> = (0..16)
+        .map(|_| {
+            let pipeline = pipeline.clone();
+            tokio::spawn(async move { pipeline.run(&login("okta"), &RunOptions::default()).await })
+        })
+        .collect();
+    for handle in logins {
+        let report = handle.await.unwrap();
+        assert!(report.outcome.is_ok(), "{:?}", report.outcome);
     }
 }

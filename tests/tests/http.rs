@@ -28,6 +28,10 @@ async fn counting_server() -> (SocketAddr, Arc<AtomicUsize>) {
         )
         .route("/big", get(|| async { "x".repeat(64 * 1024) }))
         .route(
+            "/redirect",
+            get(|| async { axum::response::Redirect::temporary("/hello") }),
+        )
+        .route(
             "/slow",
             get(|| async {
                 tokio::time::sleep(Duration::from_secs(5)).await;
@@ -219,4 +223,51 @@ async fn the_default_profile_merges_the_id_token_and_userinfo() {
         !profile.contains_key("iss") && !profile.contains_key("aud"),
         "{profile:?}"
     );
+}
+
+#[tokio::test]
+async fn redirects_are_returned_to_the_plugin_not_followed() {
+    let (address, hits) = counting_server().await;
+    let pipeline = fetcher_setup(
+        &format!("http://{address}"),
+        &format!("http://{address}/redirect"),
+        "{}",
+    )
+    .start()
+    .unwrap();
+    let minted = pipeline
+        .run(&fetching_login(), &RunOptions::default())
+        .await
+        .outcome
+        .unwrap();
+    assert_eq!(access_claims(&minted)["fetched_status"], json!(307));
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the redirect target was not requested"
+    );
+}
+
+#[tokio::test]
+async fn a_userinfo_about_another_subject_is_refused() {
+    let router = Router::new().route(
+        "/userinfo",
+        get(|| async { axum::Json(json!({ "sub": "someone-else", "name": "Mallory" })) }),
+    );
+    let address = serve(router).await;
+    let pipeline = Setup::new()
+        .connection(
+            "plain",
+            None,
+            &format!("{{ userinfo_url = \"http://{address}/userinfo\" }}"),
+        )
+        .start()
+        .unwrap();
+    let failure = pipeline
+        .run(&login("plain"), &RunOptions::default())
+        .await
+        .outcome
+        .unwrap_err();
+    assert!(matches!(failure, LoginFailure::Userinfo(_)), "{failure:?}");
+    assert!(failure.to_string().contains("`sub` differs"), "{failure}");
 }

@@ -54,7 +54,13 @@ async fn a_looping_plugin_with_fuel_to_spare_hits_the_wall_clock() {
         .action("looper", "fail")
         .start()
         .unwrap();
-    let report = pipeline.run(&login("okta"), &RunOptions::default()).await;
+    // Bounded here too: a broken timeout must fail this test, not hang it.
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        pipeline.run(&login("okta"), &RunOptions::default()),
+    )
+    .await
+    .expect("the plugin's wall-clock timeout fired");
     let error = plugin_error(report.outcome.unwrap_err());
     assert!(
         matches!(error, PluginError::LimitExceeded { limit: Limit::WallClock(d), .. } if d.as_millis() == 200),

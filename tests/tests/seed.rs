@@ -164,6 +164,11 @@ async fn the_example_runs_from_its_recorded_input_without_the_network() {
         .outcome
         .unwrap();
     assert!(canned.unmatched().is_empty(), "{:?}", canned.unmatched());
+    assert!(
+        canned.unrequested().is_empty(),
+        "{:?}",
+        canned.unrequested()
+    );
     let access =
         jsonwebtoken::dangerous::insecure_decode::<Map<String, Value>>(&minted.tokens.access_token)
             .unwrap()

@@ -28,6 +28,10 @@ struct Harness {
 /// The service with the seed chain plus the given actions (TOML `[[actions]]`
 /// lines and plugin tables), against a fresh development provider.
 async fn harness(extra_toml: &str) -> Harness {
+    harness_with_code_ttl(extra_toml, 60).await
+}
+
+async fn harness_with_code_ttl(extra_toml: &str, code_ttl_secs: u64) -> Harness {
     let upstream = DevProvider::start(
         "127.0.0.1:0".parse().unwrap(),
         DevProviderConfig {
@@ -49,7 +53,7 @@ data_dir = "data"
 [engine]
 compile_cache_dir = {cache:?}
 [server]
-code_ttl_secs = 1
+code_ttl_secs = {code_ttl_secs}
 
 [plugins.okta-userinfo]
 path = {okta:?}
@@ -437,7 +441,7 @@ async fn a_code_is_single_use() {
 
 #[tokio::test]
 async fn an_expired_code_is_refused() {
-    let h = harness("").await;
+    let h = harness_with_code_ttl("", 1).await;
     let redirect = h.web_login().await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let (status, body) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
@@ -665,4 +669,146 @@ async fn a_refresh_reruns_the_actions_and_rotates_the_token() {
     );
     let (status, _) = refresh(rotated).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_code_is_bound_to_its_client_and_redirect_uri_and_is_spent_by_a_wrong_try() {
+    let h = harness("").await;
+    // Another registered client cannot redeem web-app's code.
+    let redirect = h.web_login().await;
+    let code = redirect.get("code").unwrap();
+    let (status, body) = h
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", SPA_REDIRECT),
+                ("code_verifier", VERIFIER),
+                ("client_id", "spa"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
+    );
+    assert_eq!(
+        h.exchange(code, VERIFIER).await.0,
+        StatusCode::BAD_REQUEST,
+        "spent by the wrong try"
+    );
+
+    // The redirect URI must be the authorization request's, exactly.
+    let redirect = h.web_login().await;
+    let (status, body) = h
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", redirect.get("code").unwrap()),
+                ("redirect_uri", &format!("{APP_REDIRECT}?x=1")),
+                ("code_verifier", VERIFIER),
+            ],
+            Some(("web-app", "web-secret")),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn a_verifier_for_a_code_issued_without_a_challenge_is_refused() {
+    let h = harness("").await;
+    let redirect = h
+        .browse(h.authorize_url("web-app", APP_REDIRECT, &[]), APP_REDIRECT)
+        .await;
+    let (status, body) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn another_client_cannot_use_or_burn_a_refresh_token() {
+    let h = harness("").await;
+    let redirect = h.web_login().await;
+    let (_, first) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+    let refresh_token = first["refresh_token"].as_str().unwrap();
+    let (status, body) = h
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", "spa"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
+    );
+    let (status, body) = h
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+            Some(("web-app", "web-secret")),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the real client still can: {body:?}"
+    );
+    let first_access = verify(
+        &first["access_token"],
+        &h.jwks().await,
+        "https://api.example.com",
+        &h.issuer,
+    );
+    let refreshed = verify(
+        &body["access_token"],
+        &h.jwks().await,
+        "https://api.example.com",
+        &h.issuer,
+    );
+    assert_eq!(
+        refreshed["auth_time"], first_access["auth_time"],
+        "a refresh is not a new authentication"
+    );
+}
+
+#[tokio::test]
+async fn userinfo_takes_only_a_valid_access_token() {
+    let h = harness("").await;
+    let redirect = h.web_login().await;
+    let (_, tokens) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+    let userinfo = |token: String| {
+        let h = &h;
+        async move {
+            h.http
+                .get(format!("{}/userinfo", h.issuer))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        userinfo(tokens["access_token"].as_str().unwrap().to_owned()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        userinfo(tokens["id_token"].as_str().unwrap().to_owned()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut tampered = tokens["access_token"].as_str().unwrap().to_owned();
+    tampered.push('x');
+    assert_eq!(userinfo(tampered).await, StatusCode::UNAUTHORIZED);
 }

@@ -132,7 +132,11 @@ fn compiled_plugins_are_cached_by_digest_and_reused() {
         written,
         "reused, not rewritten"
     );
-    // A corrupt entry costs a compile, not a failed start.
+    // A corrupt entry costs a compile, not a failed start, and is rewritten.
     std::fs::write(&entries[0], b"garbage").unwrap();
     drop(start());
+    assert!(
+        std::fs::metadata(&entries[0]).unwrap().len() > 1000,
+        "rewritten with the compiled plugin"
+    );
 }

@@ -16,6 +16,8 @@ pub const MAX_PAYLOAD_BYTES: u64 = 100 * 1024;
 /// A login cannot carry more scopes than this.
 const MAX_SCOPES: usize = 100;
 const MAX_DENY_REASON_CHARS: usize = 1024;
+/// Scopes actions may not add.
+const PROTOCOL_SCOPES: &[&str] = &["openid", "offline_access"];
 
 /// Which token a claim goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,13 +52,6 @@ pub struct ActionEffects {
 }
 
 impl ActionEffects {
-    pub fn claims(&self, token: TokenKind) -> &Map<String, Value> {
-        match token {
-            TokenKind::Access => &self.access_token_claims,
-            TokenKind::Id => &self.id_token_claims,
-        }
-    }
-
     pub fn set_custom_claim(
         &mut self,
         token: TokenKind,
@@ -93,11 +88,16 @@ impl ActionEffects {
                 "`{scope}` is not a valid scope token"
             )));
         }
+        // These grant protocol powers (an id token, a refresh token) that
+        // only the app's own request may ask for.
+        if PROTOCOL_SCOPES.contains(&scope) {
+            return Err(ApiError::InvalidName(format!(
+                "`{scope}` is granted by the app's request, not by actions"
+            )));
+        }
         if !self.scopes.iter().any(|s| s == scope) {
             if self.scopes.len() >= MAX_SCOPES {
-                return Err(ApiError::InvalidName(format!(
-                    "a login carries at most {MAX_SCOPES} scopes"
-                )));
+                return Err(ApiError::TooLarge(MAX_SCOPES as u64));
             }
             self.scopes.push(scope.to_owned());
         }
@@ -312,6 +312,11 @@ mod tests {
         assert_eq!(effects.scopes, vec!["read:users"]);
         assert!(effects.add_scope("two words").is_err());
         assert!(effects.add_scope("").is_err());
+        assert!(
+            effects.add_scope("offline_access").is_err(),
+            "a refresh token is the app's to ask for"
+        );
+        assert!(effects.add_scope("openid").is_err());
         effects.remove_scope("read:users");
         assert!(effects.scopes.is_empty());
     }

@@ -214,7 +214,8 @@ fn classify_reqwest_error(error: reqwest::Error) -> HttpError {
         }
         source = cause.source();
     }
-    HttpError::Transport(error.to_string())
+    // Without the URL: its query may carry tokens, and this text reaches logs.
+    HttpError::Transport(error.without_url().to_string())
 }
 
 /// Headers the host sets itself; a plugin setting them could smuggle a request
@@ -262,7 +263,14 @@ impl HttpCapability {
             && let InterceptOutcome::Complete(outcome) =
                 interceptor.intercept(&self.plugin, &request)
         {
-            return outcome;
+            let cap = self.policy.max_response_bytes;
+            return outcome.and_then(|response| {
+                if response.body.len() as u64 > cap {
+                    Err(HttpError::ResponseTooLarge(cap))
+                } else {
+                    Ok(response)
+                }
+            });
         }
         self.client.send(request, &self.policy).await
     }
@@ -318,6 +326,13 @@ fn parse_plugin_request(request: wit::Request) -> Result<OutboundRequest, HttpEr
             url.scheme()
         )));
     }
+    for (name, value) in &request.headers {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || reqwest::header::HeaderValue::from_str(value).is_err()
+        {
+            return Err(HttpError::InvalidRequest(format!("bad header `{name}`")));
+        }
+    }
     Ok(OutboundRequest {
         method,
         url,
@@ -327,7 +342,7 @@ fn parse_plugin_request(request: wit::Request) -> Result<OutboundRequest, HttpEr
 }
 
 /// The URL without its query, which may carry tokens, for logs.
-fn redacted_url(url: &Url) -> String {
+pub fn redacted_url(url: &Url) -> String {
     let mut url = url.clone();
     url.set_query(None);
     url.to_string()
@@ -424,18 +439,22 @@ pub fn is_blocked_address(ip: IpAddr) -> bool {
                 return is_blocked_address(IpAddr::V4(v4));
             }
             let segments = v6.segments();
-            // NAT64 (64:ff9b::/96) reaches the IPv4 address in the low bits.
-            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [a, b] = segments[6].to_be_bytes();
-                let [c, d] = segments[7].to_be_bytes();
-                return is_blocked_address(IpAddr::V4([a, b, c, d].into()));
+            let [a, b] = segments[6].to_be_bytes();
+            let [c, d] = segments[7].to_be_bytes();
+            let low_v4 = IpAddr::V4([a, b, c, d].into());
+            // NAT64 (64:ff9b::/96) and IPv4-compatible (::/96) addresses reach
+            // the IPv4 address in their low bits.
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..6] == [0; 6] {
+                return v6.is_loopback() || v6.is_unspecified() || is_blocked_address(low_v4);
             }
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
+            v6.is_multicast()
                 || v6.is_unique_local()
                 || v6.is_unicast_link_local()
-                || segments[0] == 0x2001 && segments[1] == 0x0db8 // documentation
+                || segments[0] & 0xffc0 == 0xfec0 // site-local (deprecated)
+                || segments[..3] == [0x64, 0xff9b, 1] // local-use NAT64, RFC 8215
+                || segments[..4] == [0x100, 0, 0, 0] // discard-only, RFC 6666
+                || segments[..2] == [0x2001, 0] // Teredo tunnels to any IPv4 address
+                || segments[..2] == [0x2001, 0x0db8] // documentation
                 || segments[0] == 0x2002 // 6to4 embeds an arbitrary IPv4 address
         }
     }
@@ -469,6 +488,12 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::a9fe:a9fe",
             "2002:a9fe:a9fe::1",
+            "::a9fe:a9fe",
+            "::7f00:1",
+            "64:ff9b:1::1",
+            "2001:0:4136:e378::1",
+            "fec0::1",
+            "100::1",
         ] {
             let ip: IpAddr = blocked.parse().unwrap();
             assert!(is_blocked_address(ip), "{blocked} should be blocked");
@@ -503,6 +528,63 @@ mod tests {
         assert!("https://example.com/userinfo".parse::<Origin>().is_err());
         assert!("ftp://example.com".parse::<Origin>().is_err());
         assert!("not a url".parse::<Origin>().is_err());
+    }
+
+    #[test]
+    fn host_framing_headers_are_refused_before_any_request() {
+        let capability = HttpCapability::new(
+            Arc::from("p"),
+            Arc::new(HttpPolicy {
+                allowed_origins: vec!["https://api.example.com".parse().unwrap()],
+                ..HttpPolicy::default()
+            }),
+            OutboundHttp::new().unwrap(),
+            None,
+        );
+        let request = |headers: Vec<(String, String)>| OutboundRequest {
+            method: reqwest::Method::GET,
+            url: Url::parse("https://api.example.com/x").unwrap(),
+            headers,
+            body: None,
+        };
+        for name in ["Host", "content-length", "Transfer-Encoding"] {
+            let refused = capability.check(&request(vec![(name.into(), "x".into())]));
+            assert!(
+                matches!(refused, Err(HttpError::InvalidRequest(_))),
+                "{name}: {refused:?}"
+            );
+        }
+        assert_eq!(
+            capability.check(&request(vec![("accept".into(), "*/*".into())])),
+            Ok(())
+        );
+        let elsewhere = OutboundRequest {
+            url: Url::parse("https://api.example.com:8443/x").unwrap(),
+            ..request(Vec::new())
+        };
+        assert!(matches!(
+            capability.check(&elsewhere),
+            Err(HttpError::NotAllowed(_))
+        ));
+    }
+
+    #[test]
+    fn malformed_plugin_headers_are_invalid_requests() {
+        let request = |name: &str, value: &str| wit::Request {
+            method: "GET".into(),
+            url: "https://api.example.com/".into(),
+            headers: vec![(name.into(), value.into())],
+            body: None,
+        };
+        assert!(matches!(
+            parse_plugin_request(request("bad name", "v")),
+            Err(HttpError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse_plugin_request(request("x", "line\nbreak")),
+            Err(HttpError::InvalidRequest(_))
+        ));
+        assert!(parse_plugin_request(request("x-ok", "fine")).is_ok());
     }
 
     #[tokio::test]

@@ -29,7 +29,10 @@ pub(crate) fn truncated(message: &str, max_chars: usize) -> std::borrow::Cow<'_,
 impl wit::Host for LogCapability {
     fn log(&mut self, level: wit::Level, message: String) {
         let plugin = &*self.plugin;
-        let message = truncated(&message, MAX_MESSAGE_CHARS);
+        // One message, one log line: a plugin must not forge others.
+        let message = truncated(&message, MAX_MESSAGE_CHARS)
+            .escape_debug()
+            .to_string();
         match level {
             wit::Level::Trace => tracing::trace!(target: "claimsmith::plugin", plugin, "{message}"),
             wit::Level::Debug => tracing::debug!(target: "claimsmith::plugin", plugin, "{message}"),

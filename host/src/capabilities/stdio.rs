@@ -3,6 +3,7 @@
 //! after a budget; its writes keep succeeding so that printing never traps it.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -10,8 +11,15 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-/// How many bytes of output one invocation may log.
-const OUTPUT_BUDGET_BYTES: usize = 64 * 1024;
+/// How many bytes of output (stdout and stderr together) one invocation may log.
+pub(crate) const OUTPUT_BUDGET_BYTES: usize = 64 * 1024;
+
+/// The output budget an invocation's streams share.
+pub(crate) type OutputBudget = Arc<AtomicUsize>;
+
+pub(crate) fn output_budget() -> OutputBudget {
+    Arc::new(AtomicUsize::new(OUTPUT_BUDGET_BYTES))
+}
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Stream {
@@ -29,17 +37,17 @@ struct LineBuffer {
     plugin: Arc<str>,
     stream: Stream,
     pending: Vec<u8>,
-    budget: usize,
+    budget: OutputBudget,
 }
 
 impl PluginOutput {
-    pub(crate) fn new(plugin: Arc<str>, stream: Stream) -> Self {
+    pub(crate) fn new(plugin: Arc<str>, stream: Stream, budget: OutputBudget) -> Self {
         PluginOutput {
             inner: Arc::new(Mutex::new(LineBuffer {
                 plugin,
                 stream,
                 pending: Vec::new(),
-                budget: OUTPUT_BUDGET_BYTES,
+                budget,
             })),
         }
     }
@@ -53,17 +61,22 @@ impl PluginOutput {
 
 impl LineBuffer {
     fn write(&mut self, bytes: &[u8]) {
-        if self.budget == 0 {
+        let mut taken = 0;
+        let _ = self
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                taken = bytes.len().min(left);
+                Some(left - taken)
+            });
+        if taken == 0 {
             return;
         }
-        let taken = bytes.len().min(self.budget);
-        self.budget -= taken;
         self.pending.extend_from_slice(&bytes[..taken]);
         while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.pending.drain(..=end).collect();
             self.emit(&line[..end]);
         }
-        if self.budget == 0 {
+        if taken < bytes.len() {
             let rest = std::mem::take(&mut self.pending);
             self.emit(&rest);
             tracing::warn!(target: "claimsmith::plugin", plugin = &*self.plugin, "output budget of {OUTPUT_BUDGET_BYTES} bytes used up; further output dropped");

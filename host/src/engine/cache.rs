@@ -30,9 +30,10 @@ impl CompileCache {
         let path = self.entry_path(engine, digest);
         if path.exists() {
             // SAFETY: deserializing runs the machine code in the file. The cache
-            // directory lives in the host's own data directory, written only by
-            // `store` below from wasmtime's own output; anyone who can write
-            // there can already replace the host's signing keys.
+            // directory (the data directory's by default, or `compile_cache_dir`)
+            // is written only by `store` below from wasmtime's own output, and
+            // must be as private as the data directory: whoever can write there
+            // can run code in the host.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok(component),
                 Err(error) => {

@@ -31,7 +31,7 @@ use crate::capabilities::api::{ActionEffects, ApiCapability};
 use crate::capabilities::http::{HttpCapability, HttpPolicy, Interceptor, OutboundHttp};
 use crate::capabilities::log::LogCapability;
 use crate::capabilities::secrets::Secrets;
-use crate::capabilities::stdio::{PluginOutput, Stream};
+use crate::capabilities::stdio::{PluginOutput, Stream, output_budget};
 use bindings::{action, fetcher};
 
 pub use bindings::action::claimsmith::plugin::event_types::{
@@ -169,16 +169,17 @@ pub enum PluginError {
         what: &'static str,
         reason: String,
     },
+    /// Every instance slot stayed busy for the plugin's whole timeout: the
+    /// host is overloaded. Never skipped by `on_error = "continue"`, or
+    /// load would switch actions (a deny, say) off.
+    #[error("plugin `{plugin}` could not run: all {slots} instance slots stayed busy")]
+    Capacity { plugin: String, slots: u32 },
 }
 
 impl PluginError {
-    pub fn plugin(&self) -> &str {
-        match self {
-            PluginError::LimitExceeded { plugin, .. }
-            | PluginError::Trapped { plugin, .. }
-            | PluginError::Failed { plugin, .. }
-            | PluginError::InvalidJson { plugin, .. } => plugin,
-        }
+    /// Whether the plugin itself failed, as opposed to the host around it.
+    pub fn is_plugin_fault(&self) -> bool {
+        !matches!(self, PluginError::Capacity { .. })
     }
 }
 
@@ -191,10 +192,10 @@ pub struct CallOptions {
     pub pinned_clock: Option<u64>,
 }
 
-/// A finished invocation: its result and what it cost.
+/// A finished invocation: its outcome, and what it cost whatever the outcome.
 #[derive(Debug)]
 pub struct Invocation<T> {
-    pub output: T,
+    pub output: Result<T, PluginError>,
     pub fuel_consumed: u64,
     pub duration: Duration,
 }
@@ -209,6 +210,9 @@ pub struct Engine {
     action_linker: Linker<StoreState>,
     cache: Option<cache::CompileCache>,
     http: OutboundHttp,
+    /// One permit per instance the pool holds: callers wait for a slot
+    /// instead of failing on a full pool.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Engine {
@@ -251,6 +255,7 @@ impl Engine {
             action_linker,
             cache: settings.cache_dir.clone().map(cache::CompileCache::new),
             http,
+            slots: Arc::new(tokio::sync::Semaphore::new(instances as usize)),
         })
     }
 
@@ -313,13 +318,13 @@ impl Engine {
         tracing::info!(plugin, world = %spec.world, sha256 = %digest, "plugin loaded");
         Ok(Plugin {
             name: Arc::from(spec.name),
-            digest,
             world: spec.world,
             limits: spec.limits,
             secrets: spec.secrets,
             http_policy: Arc::new(spec.http),
             http: self.http.clone(),
             wasmtime: self.wasmtime.clone(),
+            slots: self.slots.clone(),
             prepared,
         })
     }
@@ -395,13 +400,13 @@ enum Prepared {
 /// A loaded plugin, ready to be invoked any number of times concurrently.
 pub struct Plugin {
     name: Arc<str>,
-    digest: String,
     world: World,
     limits: Limits,
     secrets: Secrets,
     http_policy: Arc<HttpPolicy>,
     http: OutboundHttp,
     wasmtime: wasmtime::Engine,
+    slots: Arc<tokio::sync::Semaphore>,
     prepared: Prepared,
 }
 
@@ -410,17 +415,8 @@ impl Plugin {
         &self.name
     }
 
-    /// The sha256 of the plugin's wasm, hex.
-    pub fn digest(&self) -> &str {
-        &self.digest
-    }
-
     pub fn world(&self) -> World {
         self.world
-    }
-
-    pub fn limits(&self) -> Limits {
-        self.limits
     }
 
     /// Runs `fetch-profile` in a fresh instance; the profile must be a JSON object.
@@ -428,43 +424,37 @@ impl Plugin {
         &self,
         context: &FetchContext,
         options: &CallOptions,
-    ) -> Result<Invocation<Map<String, Value>>, PluginError> {
+    ) -> Invocation<Map<String, Value>> {
         let Prepared::ProfileFetcher(pre) = &self.prepared else {
-            return Err(self.failed(format!("is a {}, not a profile-fetcher", self.world)));
+            return self.not_a(World::ProfileFetcher);
         };
-        let (result, _no_effects) = self
+        let (invocation, _no_effects) = self
             .invoke(ActionEffects::default(), options, async |store| {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 instance.call_fetch_profile(&mut *store, context).await
             })
             .await;
-        let invocation = result?;
-        let profile_json = invocation
-            .output
-            .as_ref()
-            .map_err(|message| self.failed(message.clone()))?;
-        let profile = match serde_json::from_str(profile_json) {
-            Ok(Value::Object(profile)) => profile,
-            Ok(other) => {
-                return Err(PluginError::InvalidJson {
-                    plugin: self.name.to_string(),
-                    what: "the profile",
-                    reason: format!("expected a JSON object, got {}", json_kind(&other)),
-                });
+        let output = invocation.output.and_then(|returned| {
+            let profile_json = returned.map_err(|message| self.failed(message))?;
+            let invalid = |reason: String| PluginError::InvalidJson {
+                plugin: self.name.to_string(),
+                what: "the profile",
+                reason,
+            };
+            match serde_json::from_str(&profile_json) {
+                Ok(Value::Object(profile)) => Ok(profile),
+                Ok(other) => Err(invalid(format!(
+                    "expected a JSON object, got {}",
+                    json_kind(&other)
+                ))),
+                Err(e) => Err(invalid(e.to_string())),
             }
-            Err(e) => {
-                return Err(PluginError::InvalidJson {
-                    plugin: self.name.to_string(),
-                    what: "the profile",
-                    reason: e.to_string(),
-                });
-            }
-        };
-        Ok(Invocation {
-            output: profile,
+        });
+        Invocation {
+            output,
             fuel_consumed: invocation.fuel_consumed,
             duration: invocation.duration,
-        })
+        }
     }
 
     /// Runs `on-execute-post-login` in a fresh instance, starting from the
@@ -475,11 +465,11 @@ impl Plugin {
         event: &Event,
         effects: ActionEffects,
         options: &CallOptions,
-    ) -> Result<Invocation<ActionEffects>, PluginError> {
+    ) -> Invocation<ActionEffects> {
         let Prepared::PostLoginAction(pre) = &self.prepared else {
-            return Err(self.failed(format!("is a {}, not a post-login-action", self.world)));
+            return self.not_a(World::PostLoginAction);
         };
-        let (result, effects) = self
+        let (invocation, effects) = self
             .invoke(effects, options, async |store| {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 instance
@@ -487,40 +477,58 @@ impl Plugin {
                     .await
             })
             .await;
-        // A denial stands even if the action then fails: failing must never
-        // be a way to turn a "no" into a skipped step.
-        let outcome = result.and_then(|invocation| {
-            invocation.output.map_err(|message| self.failed(message))?;
-            Ok((invocation.fuel_consumed, invocation.duration))
-        });
-        match outcome {
-            Ok((fuel_consumed, duration)) => Ok(Invocation {
-                output: effects,
-                fuel_consumed,
-                duration,
-            }),
-            Err(error) if effects.denial.is_some() => {
+        let returned = invocation
+            .output
+            .and_then(|returned| returned.map_err(|message| self.failed(message)));
+        let output = match returned {
+            Ok(()) => Ok(effects),
+            // A denial stands even if the action then fails: failing must
+            // never be a way to turn a "no" into a skipped step.
+            Err(error) if effects.denial.is_some() && error.is_plugin_fault() => {
                 tracing::warn!(%error, "action failed after denying; the denial stands");
-                Ok(Invocation {
-                    output: effects,
-                    fuel_consumed: 0,
-                    duration: Duration::ZERO,
-                })
+                Ok(effects)
             }
             Err(error) => Err(error),
+        };
+        Invocation {
+            output,
+            fuel_consumed: invocation.fuel_consumed,
+            duration: invocation.duration,
+        }
+    }
+
+    fn not_a<T>(&self, world: World) -> Invocation<T> {
+        Invocation {
+            output: Err(self.failed(format!("is a {}, not a {world}", self.world))),
+            fuel_consumed: 0,
+            duration: Duration::ZERO,
         }
     }
 
     /// One invocation in a fresh store, within the plugin's limits. Returns
-    /// the export's result, and the `api` effects the store ended with
-    /// whatever the result.
+    /// the export's result with its cost, and the `api` effects the store
+    /// ended with whatever the result.
     async fn invoke<R>(
         &self,
         effects: ActionEffects,
         options: &CallOptions,
         call: impl AsyncFnOnce(&mut Store<StoreState>) -> wasmtime::Result<R>,
-    ) -> (Result<Invocation<R>, PluginError>, ActionEffects) {
+    ) -> (Invocation<R>, ActionEffects) {
         let started = Instant::now();
+        let finish = |output, fuel_consumed| Invocation {
+            output,
+            fuel_consumed,
+            duration: started.elapsed(),
+        };
+        // Wait for a free instance slot rather than fail on a full pool.
+        let Ok(Ok(_slot)) = tokio::time::timeout(self.limits.timeout, self.slots.acquire()).await
+        else {
+            let busy = PluginError::Capacity {
+                plugin: self.name.to_string(),
+                slots: u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX),
+            };
+            return (finish(Err(busy), 0), effects);
+        };
         let state = StoreState::new(self, effects, options);
         let mut store = Store::new(&self.wasmtime, state);
         store.limiter(|state| &mut state.memory);
@@ -529,7 +537,7 @@ impl Plugin {
             .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)));
         if let Err(error) = budget {
             let effects = std::mem::take(&mut store.data_mut().api.effects);
-            return (Err(self.trapped(error)), effects);
+            return (finish(Err(self.trapped(error)), 0), effects);
         }
 
         let outcome = tokio::time::timeout(self.limits.timeout, call(&mut store)).await;
@@ -537,27 +545,24 @@ impl Plugin {
             .limits
             .fuel
             .saturating_sub(store.get_fuel().unwrap_or(0));
-        let duration = started.elapsed();
         let limit = |limit| PluginError::LimitExceeded {
             plugin: self.name.to_string(),
             limit,
         };
-        let result = match outcome {
+        let output = match outcome {
             Err(_elapsed) => Err(limit(Limit::WallClock(self.limits.timeout))),
-            Ok(Err(_)) if store.data().memory.cap_hit => {
-                Err(limit(Limit::Memory(self.limits.memory_bytes)))
-            }
+            // Fuel first: a refused growth earlier may have been survived.
             Ok(Err(error)) if error.downcast_ref() == Some(&wasmtime::Trap::OutOfFuel) => {
                 Err(limit(Limit::Fuel(self.limits.fuel)))
             }
+            Ok(Err(_)) if store.data().memory.cap_hit => {
+                Err(limit(Limit::Memory(self.limits.memory_bytes)))
+            }
             Ok(Err(error)) => Err(self.trapped(error)),
-            Ok(Ok(output)) => Ok(Invocation {
-                output,
-                fuel_consumed,
-                duration,
-            }),
+            Ok(Ok(output)) => Ok(output),
         };
-        (result, std::mem::take(&mut store.data_mut().api.effects))
+        let effects = std::mem::take(&mut store.data_mut().api.effects);
+        (finish(output, fuel_consumed), effects)
     }
 
     fn failed(&self, message: String) -> PluginError {
@@ -567,10 +572,13 @@ impl Plugin {
         }
     }
 
+    /// The trap itself ("wasm `unreachable` instruction executed"); the wasm
+    /// backtrace goes to the debug log, not to apps and audit rows.
     fn trapped(&self, error: wasmtime::Error) -> PluginError {
+        tracing::debug!(plugin = &*self.name, "trap: {error:?}");
         PluginError::Trapped {
             plugin: self.name.to_string(),
-            reason: format!("{error:#}"),
+            reason: error.root_cause().to_string(),
         }
     }
 }
@@ -601,12 +609,21 @@ impl StoreState {
     fn new(plugin: &Plugin, effects: ActionEffects, options: &CallOptions) -> Self {
         // No preopened directories, no environment, no arguments, no sockets:
         // WASI grants only clocks, randomness and the captured stdio.
+        let budget = output_budget();
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(PluginOutput::new(plugin.name.clone(), Stream::Stdout))
-            .stderr(PluginOutput::new(plugin.name.clone(), Stream::Stderr))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+        wasi.stdout(PluginOutput::new(
+            plugin.name.clone(),
+            Stream::Stdout,
+            budget.clone(),
+        ))
+        .stderr(PluginOutput::new(
+            plugin.name.clone(),
+            Stream::Stderr,
+            budget,
+        ))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
         if let Some(unix_seconds) = options.pinned_clock {
             wasi.wall_clock(PinnedClock(Duration::from_secs(unix_seconds)));
         }
@@ -616,6 +633,7 @@ impl StoreState {
             table: ResourceTable::new(),
             memory: MemoryCap {
                 max_bytes: plugin.limits.memory_bytes,
+                total_bytes: 0,
                 cap_hit: false,
             },
             log: LogCapability::new(plugin.name.clone()),
@@ -655,8 +673,11 @@ impl WasiView for StoreState {
 
 /// Refuses memory growth past the plugin's cap and remembers that it did, so
 /// the trap that follows (an allocator aborting) is reported as the limit.
+/// The cap is on all of an instance's memories together: a component may
+/// have several.
 struct MemoryCap {
     max_bytes: u64,
+    total_bytes: u64,
     cap_hit: bool,
 }
 
@@ -666,14 +687,17 @@ const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.max_bytes {
+        let growth = desired.saturating_sub(current) as u64;
+        let total = self.total_bytes.saturating_add(growth);
+        if total > self.max_bytes {
             self.cap_hit = true;
             return Ok(false);
         }
+        self.total_bytes = total;
         Ok(true)
     }
 

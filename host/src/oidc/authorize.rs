@@ -10,8 +10,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use reqwest::Url;
 use serde::Deserialize;
 
+use super::protocol::{is_valid_s256_challenge, pkce_challenge, random_token};
 use super::token::IssuedCode;
-use super::{Service, error_page, pkce_challenge, random_token};
+use super::{Service, error_page};
 use crate::pipeline::{Login, LoginFailure, RequestInfo, UpstreamLogin};
 
 /// An app's authorization request (RFC 6749 §4.1.1, RFC 7636, OIDC Core §3.1.2.1).
@@ -115,16 +116,23 @@ impl Service {
                     "public clients must use PKCE (code_challenge)",
                 );
             }
+            (Some(challenge), Some("S256")) if !is_valid_s256_challenge(challenge) => {
+                return fail("invalid_request", "code_challenge is not an S256 challenge");
+            }
             (Some(_), Some("S256")) | (None, _) => {}
             (Some(_), _) => return fail("invalid_request", "code_challenge_method must be S256"),
         }
-        let scopes: Vec<String> = params
+        let mut scopes: Vec<String> = Vec::new();
+        for scope in params
             .scope
             .as_deref()
             .unwrap_or("openid")
             .split_ascii_whitespace()
-            .map(str::to_owned)
-            .collect();
+        {
+            if !scopes.iter().any(|s| s == scope) {
+                scopes.push(scope.to_owned());
+            }
+        }
         if !scopes.iter().any(|s| s == "openid") {
             return fail("invalid_scope", "the openid scope is required");
         }
@@ -183,7 +191,9 @@ impl Service {
             Ok(url) => url,
             Err(error) => return fail("server_error", &error.to_string()),
         };
-        self.pending.insert(upstream_state, pending);
+        if self.pending.insert(upstream_state, pending).is_err() {
+            return fail("temporarily_unavailable", "too many sign-ins in progress");
+        }
         Redirect::to(url.as_str()).into_response()
     }
 
@@ -293,6 +303,11 @@ impl Service {
                 return app_error(redirect_uri, state, "server_error", "storage unavailable");
             }
         };
+        // When the user really authenticated, if the upstream says so.
+        let tokens_auth_time = tokens
+            .id_token_claims
+            .get("auth_time")
+            .and_then(serde_json::Value::as_u64);
         let login = Login {
             connection: pending.connection.clone(),
             client_id: pending.client_id.clone(),
@@ -308,11 +323,12 @@ impl Service {
             user: stored,
             profile: None,
             refresh: false,
+            auth_time: tokens_auth_time,
         };
         match self.run_login(&login).await {
             Ok(minted) => {
                 let code = random_token();
-                self.codes.insert(
+                let stored = self.codes.insert(
                     code.clone(),
                     IssuedCode {
                         client_id: pending.client_id,
@@ -324,7 +340,15 @@ impl Service {
                         minted,
                     },
                 );
-                redirect_to_app(redirect_uri, state, &[("code", &code)])
+                match stored {
+                    Ok(()) => redirect_to_app(redirect_uri, state, &[("code", &code)]),
+                    Err(_full) => app_error(
+                        redirect_uri,
+                        state,
+                        "temporarily_unavailable",
+                        "too many codes waiting to be exchanged",
+                    ),
+                }
             }
             Err(LoginFailure::Denied { reason, .. }) => {
                 app_error(redirect_uri, state, "access_denied", &reason)

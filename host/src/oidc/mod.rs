@@ -10,6 +10,7 @@
 //! the audit trail and refresh tokens live in the [`Store`].
 
 mod authorize;
+pub mod protocol;
 mod token;
 pub mod upstream;
 
@@ -22,8 +23,6 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -53,6 +52,10 @@ pub enum ServiceError {
     NoUpstream(String),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
+    #[error("loading the plugins stopped: {0}")]
+    Loader(String),
+    #[error("data directory {0}")]
+    DataDir(String),
 }
 
 /// Everything the endpoints share.
@@ -68,6 +71,7 @@ impl Service {
     /// Loads the plugins, opens the database and discovers every upstream.
     pub async fn start(config: Config) -> Result<Arc<Self>, ServiceError> {
         let plugin_http = OutboundHttp::new().map_err(|e| ServiceError::Http(e.to_string()))?;
+        create_private_dir(&config.data_dir)?;
         let store = Store::open_sqlite(&config.data_dir.join("claimsmith.db")).await?;
         let upstream_http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -92,7 +96,7 @@ impl Service {
         // Compiling plugins is CPU work: keep it off the async workers.
         let pipeline = tokio::task::spawn_blocking(move || Pipeline::new(config, plugin_http))
             .await
-            .map_err(|e| ServiceError::Http(format!("the loader task failed: {e}")))??;
+            .map_err(|e| ServiceError::Loader(e.to_string()))??;
         Ok(Arc::new(Service {
             pipeline: Arc::new(pipeline),
             store,
@@ -123,39 +127,51 @@ impl Service {
     /// changes nothing about the user: metadata its actions set is dropped.
     async fn run_login(&self, login: &Login) -> Result<MintedLogin, LoginFailure> {
         let report = self.pipeline.run(login, &RunOptions::default()).await;
-        let user_id = login
-            .upstream
-            .id_token_claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .map(|sub| crate::pipeline::user_id(&login.connection, sub));
-        let outcome = match &report.outcome {
-            Ok(_) => AuditOutcome::Minted,
-            Err(LoginFailure::Denied { reason, .. }) => AuditOutcome::Denied {
-                reason: reason.clone(),
-            },
-            Err(failure) => AuditOutcome::Failed {
-                error: failure.to_string(),
-            },
-        };
+        let mut outcome = report.outcome;
+        if let Ok(minted) = &outcome
+            && let Err(error) = self.store.save_user(&minted.user).await
+        {
+            tracing::error!(%error, user = %minted.user.user_id, "cannot store the user");
+            outcome = Err(LoginFailure::Storage);
+        }
         let entry = AuditEntry {
             at: crate::pipeline::rfc3339(crate::pipeline::unix_now()),
-            user_id,
+            user_id: login
+                .upstream
+                .id_token_claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .map(|sub| crate::pipeline::user_id(&login.connection, sub)),
             client_id: login.client_id.clone(),
             connection: login.connection.clone(),
-            outcome,
+            outcome: match &outcome {
+                Ok(_) => AuditOutcome::Minted,
+                Err(LoginFailure::Denied { reason, .. }) => AuditOutcome::Denied {
+                    reason: reason.clone(),
+                },
+                Err(failure) => AuditOutcome::Failed {
+                    error: failure.to_string(),
+                },
+            },
             steps: serde_json::to_value(&report.steps).unwrap_or(Value::Null),
         };
         if let Err(error) = self.store.record_login(&entry).await {
             tracing::error!(%error, "cannot record the login in the audit trail");
         }
-        let minted = report.outcome?;
-        if let Err(error) = self.store.save_user(&minted.user).await {
-            tracing::error!(%error, user = %minted.user.user_id, "cannot store the user");
-            return Err(LoginFailure::Storage(error.to_string()));
-        }
-        Ok(minted)
+        outcome
     }
+}
+
+/// The data directory holds keys, users and refresh tokens: owner only.
+fn create_private_dir(dir: &std::path::Path) -> Result<(), ServiceError> {
+    let failed = |e: std::io::Error| ServiceError::DataDir(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+    }
+    Ok(())
 }
 
 /// The HTTP endpoints.
@@ -166,7 +182,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/authorize", get(authorize::authorize))
         .route("/callback", get(authorize::callback))
         .route("/oauth/token", post(token::token))
-        .route("/userinfo", get(token::userinfo))
+        .route("/userinfo", get(token::userinfo).post(token::userinfo))
         .with_state(service)
 }
 
@@ -319,30 +335,28 @@ pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// 256 random bits, base64url: codes, states, nonces, verifiers, refresh tokens.
-pub(crate) fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    // The system RNG failing is not recoverable; aws-lc aborts before that.
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The PKCE S256 challenge of `verifier` (RFC 7636 §4.2).
-pub(crate) fn pkce_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// Compares secrets in constant time.
+/// Compares secrets in constant time, lengths included (digests are compared).
 pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
-    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+    aws_lc_rs::constant_time::verify_slices_are_equal(
+        &Sha256::digest(a.as_bytes()),
+        &Sha256::digest(b.as_bytes()),
+    )
+    .is_ok()
 }
 
 /// Entries that expire: pending logins and codes. Taking an entry removes
-/// it, so each is used once.
+/// it, so each is used once. Bounded: unauthenticated callers create them.
 pub(crate) struct Expiring<T> {
     ttl: Duration,
     entries: Mutex<HashMap<String, (Instant, T)>>,
 }
+
+/// The most entries of one kind held at once.
+const MAX_EXPIRING_ENTRIES: usize = 100_000;
+
+/// The store of entries is full even after dropping the expired ones.
+#[derive(Debug)]
+pub(crate) struct Full;
 
 impl<T> Expiring<T> {
     fn new(ttl: Duration) -> Self {
@@ -352,11 +366,18 @@ impl<T> Expiring<T> {
         }
     }
 
-    pub(crate) fn insert(&self, key: String, value: T) {
+    pub(crate) fn insert(&self, key: String, value: T) -> Result<(), Full> {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|_, (expires, _)| *expires > now);
+        // Sweeping is O(n): only when the map has grown, not on every login.
+        if entries.len() >= MAX_EXPIRING_ENTRIES / 2 {
+            entries.retain(|_, (expires, _)| *expires > now);
+        }
+        if entries.len() >= MAX_EXPIRING_ENTRIES {
+            return Err(Full);
+        }
         entries.insert(key, (now + self.ttl, value));
+        Ok(())
     }
 
     /// The entry under `key` if it has not expired; gone afterwards either way.

@@ -13,12 +13,11 @@ use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value, json};
 
-use super::{
-    OAuthError, REFRESH_TOKEN_TTL_SECS, Service, pkce_challenge, random_token, secrets_equal,
-};
+use super::protocol::{form_urldecode, is_valid_code_verifier, pkce_challenge, random_token};
+use super::{OAuthError, REFRESH_TOKEN_TTL_SECS, Service, secrets_equal};
 use crate::config::ClientConfig;
 use crate::pipeline::{
-    Login, MintedLogin, RequestInfo, UpstreamLogin, standard_profile_claims, unix_now,
+    Login, LoginFailure, MintedLogin, RequestInfo, UpstreamLogin, standard_profile_claims, unix_now,
 };
 use crate::store::RefreshGrant;
 
@@ -82,7 +81,11 @@ impl Service {
                 let (id, secret) = decoded
                     .split_once(':')
                     .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
-                (form_decode(id), Some(form_decode(secret)))
+                let malformed = || OAuthError::invalid_client("malformed Basic credentials");
+                (
+                    form_urldecode(id).ok_or_else(malformed)?,
+                    Some(form_urldecode(secret).ok_or_else(malformed)?),
+                )
             }
             None => (
                 form.get("client_id")
@@ -125,15 +128,23 @@ impl Service {
                 "redirect_uri does not match the authorization request",
             ));
         }
-        if let Some(challenge) = &issued.code_challenge {
-            let verifier = form
-                .get("code_verifier")
-                .ok_or_else(|| OAuthError::invalid_grant("code_verifier is missing"))?;
-            if !(43..=128).contains(&verifier.len()) || pkce_challenge(verifier) != *challenge {
+        match (&issued.code_challenge, form.get("code_verifier")) {
+            (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is missing")),
+            (Some(challenge), Some(verifier))
+                if !is_valid_code_verifier(verifier) || pkce_challenge(verifier) != *challenge =>
+            {
                 return Err(OAuthError::invalid_grant(
                     "code_verifier does not match the challenge",
                 ));
             }
+            // A verifier for a code issued without a challenge is a
+            // downgrade attempt (RFC 9700 §2.1.1).
+            (None, Some(_)) => {
+                return Err(OAuthError::invalid_grant(
+                    "the authorization request had no code_challenge",
+                ));
+            }
+            _ => {}
         }
         let grant = RefreshGrant {
             family: random_token(),
@@ -143,6 +154,7 @@ impl Service {
             client_id: issued.client_id,
             scopes: issued.minted.scopes.clone(),
             audience: issued.audience,
+            auth_time: issued.minted.auth_time,
         };
         self.token_response(&issued.minted, grant).await
     }
@@ -158,7 +170,7 @@ impl Service {
             .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
         let grant = self
             .store
-            .consume_refresh_token(token, unix_now())
+            .consume_refresh_token(token, &client.client_id, unix_now())
             .await
             .map_err(OAuthError::server_error)?
             .ok_or_else(|| {
@@ -195,11 +207,16 @@ impl Service {
             user: stored.user,
             profile: Some(stored.profile),
             refresh: true,
+            auth_time: Some(grant.auth_time),
         };
         let minted = self
             .run_login(&login)
             .await
-            .map_err(|failure| OAuthError::from_failure(&failure))?;
+            .map_err(|failure| match failure {
+                // RFC 6749 §5.2 has no access_denied at the token endpoint.
+                LoginFailure::Denied { reason, .. } => OAuthError::invalid_grant(reason),
+                other => OAuthError::from_failure(&other),
+            })?;
         self.token_response(&minted, grant).await
     }
 
@@ -286,16 +303,4 @@ impl Service {
         released.insert("sub".to_owned(), Value::String(subject.to_owned()));
         Ok(Value::Object(released))
     }
-}
-
-/// Basic credentials are form-encoded (RFC 6749 §2.3.1).
-fn form_decode(text: &str) -> String {
-    reqwest::Url::parse(&format!("http://decode.invalid/?v={text}"))
-        .ok()
-        .and_then(|url| {
-            url.query_pairs()
-                .next()
-                .map(|(_, value)| value.into_owned())
-        })
-        .unwrap_or_else(|| text.to_owned())
 }

@@ -6,7 +6,7 @@
 //! JWKS, fetched and cached, refetched once on an unknown `kid`; `iss`, `aud`,
 //! `exp` with a small leeway; `nonce`). It does not run plugins or mint.
 
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
@@ -18,6 +18,8 @@ use crate::config::UpstreamRegistration;
 
 /// How far an upstream's clock may be off, in seconds.
 const CLOCK_LEEWAY_SECS: u64 = 60;
+/// The JWKS is refetched for an unknown key at most this often.
+const JWKS_REFETCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -55,6 +57,8 @@ pub struct UpstreamClient {
     discovery: Discovery,
     http: reqwest::Client,
     jwks: RwLock<JwkSet>,
+    /// When the JWKS was last refetched for an unknown key.
+    jwks_fetched: Mutex<Option<std::time::Instant>>,
 }
 
 impl UpstreamClient {
@@ -88,6 +92,7 @@ impl UpstreamClient {
             discovery,
             http,
             jwks: RwLock::new(JwkSet { keys: Vec::new() }),
+            jwks_fetched: Mutex::new(None),
         };
         client.refresh_jwks().await?;
         Ok(client)
@@ -151,10 +156,9 @@ impl UpstreamClient {
         if !response.status().is_success() {
             let status = response.status();
             let body = response.text().await.unwrap_or_default();
-            return Err(UpstreamError::TokenRefused(format!(
-                "{status}: {}",
-                crate::capabilities::log::truncated(&body, 300)
-            )));
+            // The body is for operators, not for the app the error reaches.
+            tracing::warn!(%status, body = %crate::capabilities::log::truncated(&body, 300), "upstream token endpoint refused the code");
+            return Err(UpstreamError::TokenRefused(status.to_string()));
         }
         let tokens: TokenResponse = response
             .json()
@@ -179,17 +183,16 @@ impl UpstreamClient {
     ) -> Result<Map<String, Value>, UpstreamError> {
         let invalid = |why: String| UpstreamError::InvalidIdToken(why);
         let header = decode_header(id_token).map_err(|e| invalid(e.to_string()))?;
-        let kid = header
-            .kid
-            .clone()
-            .ok_or_else(|| invalid("no `kid` in its header".into()))?;
-        let key = match self.key_for(&kid)? {
+        let kid = header.kid.as_deref();
+        let key = match self.key_for(kid)? {
             Some(key) => key,
             None => {
-                // A rotated key: look once more before refusing.
-                self.refresh_jwks().await?;
-                self.key_for(&kid)?
-                    .ok_or_else(|| invalid(format!("unknown signing key `{kid}`")))?
+                // A rotated key: look once more before refusing, at most
+                // once a minute so forged kids cannot make us hammer it.
+                self.refresh_jwks_throttled().await?;
+                self.key_for(kid)?.ok_or_else(|| {
+                    invalid(format!("unknown signing key `{}`", kid.unwrap_or("(none)")))
+                })?
             }
         };
         let mut validation = Validation::new(header.alg);
@@ -206,12 +209,28 @@ impl UpstreamClient {
         Ok(claims)
     }
 
-    fn key_for(&self, kid: &str) -> Result<Option<DecodingKey>, UpstreamError> {
+    /// The key named `kid`; without a kid, the JWKS's only key.
+    fn key_for(&self, kid: Option<&str>) -> Result<Option<DecodingKey>, UpstreamError> {
         let jwks = self.jwks.read().unwrap_or_else(|e| e.into_inner());
-        jwks.find(kid)
-            .map(DecodingKey::from_jwk)
+        let jwk = match kid {
+            Some(kid) => jwks.find(kid),
+            None if jwks.keys.len() == 1 => jwks.keys.first(),
+            None => None,
+        };
+        jwk.map(DecodingKey::from_jwk)
             .transpose()
-            .map_err(|e| UpstreamError::Jwks(format!("key `{kid}` unusable: {e}")))
+            .map_err(|e| UpstreamError::Jwks(format!("signing key unusable: {e}")))
+    }
+
+    async fn refresh_jwks_throttled(&self) -> Result<(), UpstreamError> {
+        {
+            let mut last = self.jwks_fetched.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
+                return Ok(());
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        self.refresh_jwks().await
     }
 
     async fn refresh_jwks(&self) -> Result<(), UpstreamError> {
