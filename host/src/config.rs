@@ -226,7 +226,7 @@ struct RawConnection {
     #[serde(default)]
     options: Map<String, Value>,
     issuer: Option<String>,
-    client_id: Option<String>,
+    client_id: Option<RawText>,
     client_secret: Option<RawSecret>,
     #[serde(default = "default_upstream_scopes")]
     scopes: Vec<String>,
@@ -296,6 +296,15 @@ struct RawPlugin {
     secrets: BTreeMap<String, Spanned<RawSecret>>,
     #[serde(default)]
     limits: RawLimits,
+}
+
+/// A value written in the file, or read from the environment or a file like
+/// a secret (an upstream client id, say).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawText {
+    Plain(String),
+    From(RawSecret),
 }
 
 /// Where a secret's value comes from. Values written in the file are for
@@ -452,6 +461,18 @@ impl Config {
                             format!("connection `{}`: client_secret {why}", connection.name),
                         )
                     })?;
+                    let client_id = match client_id {
+                        RawText::Plain(id) => id,
+                        RawText::From(source) => resolve_secret(base, source)
+                            .map_err(|why| {
+                                at(
+                                    Some(span.clone()),
+                                    format!("connection `{}`: client_id {why}", connection.name),
+                                )
+                            })?
+                            .expose()
+                            .to_owned(),
+                    };
                     Some(UpstreamRegistration {
                         issuer: issuer.trim_end_matches('/').to_owned(),
                         client_id,
@@ -762,6 +783,46 @@ on_error = "continue"
             "{error}"
         );
         assert_eq!(error.line, 8, "{error}");
+    }
+
+    #[test]
+    fn upstream_credentials_come_from_files_or_the_file_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("okta-id"), "0oa-client\n").unwrap();
+        std::fs::write(dir.path().join("okta-secret"), "s3cr3t\n").unwrap();
+        let text = format!(
+            "issuer = \"https://login.example.com\"\n[[connections]]\nname = \"okta\"\nissuer = \"https://example.okta.com/oauth2/default/\"\nclient_id = {{ file = \"okta-id\" }}\nclient_secret = {{ file = \"okta-secret\" }}\n"
+        );
+        let config = Config::parse(&dir.path().join("claimsmith.toml"), &text).unwrap();
+        let upstream = config.connections[0].upstream.as_ref().unwrap();
+        assert_eq!(upstream.client_id, "0oa-client");
+        assert_eq!(upstream.client_secret.expose(), "s3cr3t");
+        assert_eq!(upstream.issuer, "https://example.okta.com/oauth2/default");
+        assert_eq!(upstream.scopes, ["openid", "profile", "email"]);
+
+        let partial = text.replace("client_secret = { file = \"okta-secret\" }\n", "");
+        let error = Config::parse(&dir.path().join("claimsmith.toml"), &partial).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("give issuer, client_id and client_secret together"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn redirect_uris_must_be_absolute_and_fragment_free() {
+        for (uri, problem) in [
+            ("/callback", "is not an absolute URL"),
+            ("https://app.test/cb#x", "has a fragment"),
+        ] {
+            let text = format!(
+                "issuer = \"https://login.example.com\"\n[[clients]]\nclient_id = \"a\"\nredirect_uris = [\"{uri}\"]\n"
+            );
+            let error = parse(&text).unwrap_err();
+            assert!(error.message.contains(problem), "{error}");
+            assert_eq!(error.line, 2, "{error}");
+        }
     }
 
     #[test]

@@ -105,6 +105,32 @@ pub struct CannedRequest {
     /// Headers the request must carry (names case-insensitive, values exact).
     #[serde(default)]
     pub headers: Map<String, Value>,
+    /// The body the request must carry, as text.
+    pub body: Option<String>,
+    /// The body the request must carry, as JSON (compared as values, so key
+    /// order and spacing do not matter).
+    pub json: Option<Value>,
+}
+
+impl CannedRequest {
+    fn matches(&self, request: &OutboundRequest) -> bool {
+        let body = request.body.as_deref().unwrap_or_default();
+        self.method.eq_ignore_ascii_case(request.method.as_str())
+            && reqwest::Url::parse(&self.url).is_ok_and(|url| url == request.url)
+            && self.headers.iter().all(|(name, expected)| {
+                request.headers.iter().any(|(actual_name, actual_value)| {
+                    actual_name.eq_ignore_ascii_case(name)
+                        && expected.as_str() == Some(actual_value.as_str())
+                })
+            })
+            && self
+                .body
+                .as_ref()
+                .is_none_or(|text| text.as_bytes() == body)
+            && self.json.as_ref().is_none_or(|json| {
+                serde_json::from_slice::<Value>(body).is_ok_and(|actual| actual == *json)
+            })
+    }
 }
 
 fn get() -> String {
@@ -175,17 +201,10 @@ impl CannedHttp {
     }
 
     fn find(&self, request: &OutboundRequest) -> Option<(usize, &Exchange)> {
-        self.exchanges.iter().enumerate().find(|(_, exchange)| {
-            let canned = &exchange.request;
-            canned.method.eq_ignore_ascii_case(request.method.as_str())
-                && reqwest::Url::parse(&canned.url).is_ok_and(|url| url == request.url)
-                && canned.headers.iter().all(|(name, expected)| {
-                    request.headers.iter().any(|(actual_name, actual_value)| {
-                        actual_name.eq_ignore_ascii_case(name)
-                            && expected.as_str() == Some(actual_value.as_str())
-                    })
-                })
-        })
+        self.exchanges
+            .iter()
+            .enumerate()
+            .find(|(_, exchange)| exchange.request.matches(request))
     }
 }
 
@@ -226,5 +245,81 @@ impl OutboundHttpInterceptor for CannedHttp {
             headers,
             body,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> OutboundRequest {
+        OutboundRequest {
+            method: reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            url: reqwest::Url::parse(url).unwrap(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).into(), (*v).into()))
+                .collect(),
+            body: (!body.is_empty()).then(|| body.as_bytes().to_vec()),
+        }
+    }
+
+    fn canned(yaml: &str) -> CannedRequest {
+        serde_norway::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn requests_match_on_method_url_headers_and_body() {
+        let post = canned(
+            "method: POST\nurl: https://api.test/x\nheaders: { x-key: k }\njson: { a: 1, b: [2] }",
+        );
+        let url = "https://api.test/x";
+        assert!(post.matches(&request(
+            "POST",
+            url,
+            &[("X-Key", "k")],
+            r#"{"b":[2],"a":1}"#
+        )));
+        assert!(!post.matches(&request(
+            "GET",
+            url,
+            &[("x-key", "k")],
+            r#"{"a":1,"b":[2]}"#
+        )));
+        assert!(!post.matches(&request(
+            "POST",
+            url,
+            &[("x-key", "other")],
+            r#"{"a":1,"b":[2]}"#
+        )));
+        assert!(!post.matches(&request(
+            "POST",
+            url,
+            &[("x-key", "k")],
+            r#"{"a":2,"b":[2]}"#
+        )));
+        assert!(!post.matches(&request(
+            "POST",
+            "https://api.test/y",
+            &[("x-key", "k")],
+            r#"{"a":1,"b":[2]}"#
+        )));
+
+        let text = canned("method: POST\nurl: https://api.test/x\nbody: grant_type=x");
+        assert!(text.matches(&request("POST", url, &[], "grant_type=x")));
+        assert!(!text.matches(&request("POST", url, &[], "grant_type=y")));
+    }
+
+    #[test]
+    fn unknown_keys_in_a_recorded_login_name_their_path() {
+        let error = parse_yaml::<RecordedLogin>(
+            Path::new("in.yaml"),
+            "connection: c\nclient_id: a\nupstream: { access_token: t, id_token_claims: {} }\nhttp:\n  - request: { url: 'https://x.test', mehtod: GET }\n    response: {}\n",
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("http[0].request") && error.contains("mehtod"),
+            "{error}"
+        );
     }
 }
