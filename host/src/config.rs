@@ -790,7 +790,7 @@ on_error = "continue"
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("okta-id"), "0oa-client\n").unwrap();
         std::fs::write(dir.path().join("okta-secret"), "s3cr3t\n").unwrap();
-        let text = "issuer = \"https://login.example.com\"\n[[connections]]\nname = \"okta\"\nissuer = \"https://example.okta.com/oauth2/default/\"\nclient_id = {{ file = \"okta-id\" }}\nclient_secret = {{ file = \"okta-secret\" }}\n"
+        let text = "issuer = \"https://login.example.com\"\n[[connections]]\nname = \"okta\"\nissuer = \"https://example.okta.com/oauth2/default/\"\nclient_id = { file = \"okta-id\" }\nclient_secret = { file = \"okta-secret\" }\n"
             .to_owned();
         let config = Config::parse(&dir.path().join("claimsmith.toml"), &text).unwrap();
         let upstream = config.connections[0].upstream.as_ref().unwrap();
