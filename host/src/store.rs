@@ -213,7 +213,14 @@ impl Store {
     /// Upserts the user after a successful login (JIT provisioning): profile
     /// snapshot of this login, metadata, logins_count, last_login. created_at
     /// is set on insert only, to this login's time (`last_login`).
-    pub async fn save_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+    ///
+    /// The count is incremented in SQL when `counts_as_login` (a sign-in, not
+    /// a refresh), so two logins of one user at once both count.
+    pub async fn save_user(
+        &self,
+        user: &UserRecord,
+        counts_as_login: bool,
+    ) -> Result<(), StoreError> {
         const OP: &str = "save_user";
         sqlx::query(
             "INSERT INTO users \
@@ -223,7 +230,7 @@ impl Store {
                  profile = excluded.profile, \
                  user_metadata = excluded.user_metadata, \
                  app_metadata = excluded.app_metadata, \
-                 logins_count = excluded.logins_count, \
+                 logins_count = users.logins_count + $7, \
                  last_login = excluded.last_login",
         )
         .bind(&user.user_id)
@@ -232,6 +239,7 @@ impl Store {
         .bind(to_json(OP, "app_metadata", &user.app_metadata)?)
         .bind(i64::from(user.logins_count))
         .bind(&user.last_login)
+        .bind(i64::from(counts_as_login))
         .execute(&self.pool)
         .await
         .map_err(query_error(OP))?;
@@ -332,6 +340,18 @@ impl Store {
         .await
         .map_err(query_error(OP))?;
         Ok(())
+    }
+
+    /// Deletes refresh tokens that expired before `before` (unix seconds):
+    /// used, revoked or not, they can no longer be presented.
+    pub async fn prune_refresh_tokens(&self, before: u64) -> Result<u64, StoreError> {
+        const OP: &str = "prune_refresh_tokens";
+        let result = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+            .bind(to_db_seconds(before))
+            .execute(&self.pool)
+            .await
+            .map_err(query_error(OP))?;
+        Ok(result.rows_affected())
     }
 
     /// Atomically consumes a refresh token (rotation): returns its grant and
@@ -460,6 +480,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn expired_refresh_tokens_are_pruned() {
+        let (_dir, store) = open_temp().await;
+        let now = 1_700_000_000;
+        store
+            .insert_refresh_token("rt-old", &grant("fam-o"), now - 1)
+            .await
+            .expect("insert");
+        store
+            .insert_refresh_token("rt-new", &grant("fam-n"), now + 60)
+            .await
+            .expect("insert");
+        assert_eq!(store.prune_refresh_tokens(now).await.expect("prune"), 1);
+        let taken = store
+            .consume_refresh_token("rt-new", "web", now)
+            .await
+            .expect("consume");
+        assert!(taken.is_some());
+    }
+
+    #[tokio::test]
     async fn another_client_can_neither_use_nor_burn_a_refresh_token() {
         let (_dir, store) = open_temp().await;
         let now = 1_700_000_000;
@@ -506,7 +546,7 @@ mod tests {
             logins_count: 1,
             last_login: "2025-01-01T00:00:00Z".to_owned(),
         };
-        first.save_user(&user).await.expect("save");
+        first.save_user(&user, true).await.expect("save");
 
         // Re-open while the first is still open (a second process), then
         // again after it closed: the migrations are not applied twice.
@@ -558,7 +598,7 @@ mod tests {
             logins_count: 1,
             last_login: "2025-01-01T10:00:00Z".to_owned(),
         };
-        store.save_user(&first).await.expect("save");
+        store.save_user(&first, true).await.expect("save");
         let loaded = store.load_user("github|42").await.expect("load");
         assert_eq!(
             loaded,
@@ -582,7 +622,7 @@ mod tests {
             logins_count: 2,
             last_login: "2025-02-02T12:30:00Z".to_owned(),
         };
-        store.save_user(&second).await.expect("save again");
+        store.save_user(&second, true).await.expect("save again");
         let loaded = store
             .load_user("github|42")
             .await
@@ -597,6 +637,19 @@ mod tests {
             loaded.user.last_login.as_deref(),
             Some("2025-02-02T12:30:00Z")
         );
+        // Two logins computed from the same stored state both count, and a
+        // refresh does not.
+        store
+            .save_user(&second, true)
+            .await
+            .expect("a concurrent login");
+        store.save_user(&second, false).await.expect("a refresh");
+        let loaded = store
+            .load_user("github|42")
+            .await
+            .expect("load")
+            .expect("present");
+        assert_eq!(loaded.user.logins_count, 3);
 
         // Another user is not affected.
         assert_eq!(store.load_user("github|43").await.expect("load"), None);

@@ -97,6 +97,7 @@ impl Service {
         let pipeline = tokio::task::spawn_blocking(move || Pipeline::new(config, plugin_http))
             .await
             .map_err(|e| ServiceError::Loader(e.to_string()))??;
+        spawn_refresh_token_pruning(store.clone());
         Ok(Arc::new(Service {
             pipeline: Arc::new(pipeline),
             store,
@@ -129,7 +130,7 @@ impl Service {
         let report = self.pipeline.run(login, &RunOptions::default()).await;
         let mut outcome = report.outcome;
         if let Ok(minted) = &outcome
-            && let Err(error) = self.store.save_user(&minted.user).await
+            && let Err(error) = self.store.save_user(&minted.user, !login.refresh).await
         {
             tracing::error!(%error, user = %minted.user.user_id, "cannot store the user");
             outcome = Err(LoginFailure::Storage);
@@ -160,6 +161,25 @@ impl Service {
         }
         outcome
     }
+}
+
+/// Expired refresh tokens are deleted hourly, so the table does not grow
+/// with every refresh ever made.
+fn spawn_refresh_token_pruning(store: Store) {
+    tokio::spawn(async move {
+        let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            hourly.tick().await;
+            match store
+                .prune_refresh_tokens(crate::pipeline::unix_now())
+                .await
+            {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "pruned expired refresh tokens"),
+                Err(error) => tracing::warn!(%error, "cannot prune refresh tokens"),
+            }
+        }
+    });
 }
 
 /// The data directory holds keys, users and refresh tokens: owner only.

@@ -196,30 +196,53 @@ impl UpstreamClient {
             }
         };
         let mut validation = Validation::new(header.alg);
+        // Only the algorithm the key is for: never the header's say alone.
+        validation.algorithms = vec![key.1.unwrap_or(header.alg)];
         validation.set_issuer(&[&self.discovery.issuer]);
         validation.set_audience(&[&self.registration.client_id]);
         validation.leeway = CLOCK_LEEWAY_SECS;
         validation.set_required_spec_claims(&["iss", "aud", "exp", "sub"]);
-        let claims = decode::<Map<String, Value>>(id_token, &key, &validation)
+        let claims = decode::<Map<String, Value>>(id_token, &key.0, &validation)
             .map_err(|e| invalid(e.to_string()))?
             .claims;
+        // OIDC Core §3.1.3.7: with several audiences, we must be the party
+        // the token was issued to.
+        if let Some(Value::Array(audiences)) = claims.get("aud")
+            && audiences.len() > 1
+            && claims.get("azp").and_then(Value::as_str) != Some(&self.registration.client_id)
+        {
+            return Err(invalid(
+                "several audiences and `azp` is not this client".into(),
+            ));
+        }
         if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
             return Err(invalid("the nonce does not match this login".into()));
         }
         Ok(claims)
     }
 
-    /// The key named `kid`; without a kid, the JWKS's only key.
-    fn key_for(&self, kid: Option<&str>) -> Result<Option<DecodingKey>, UpstreamError> {
+    /// The key named `kid` (without a kid, the JWKS's only key), with the
+    /// algorithm the JWKS says it is for.
+    fn key_for(
+        &self,
+        kid: Option<&str>,
+    ) -> Result<Option<(DecodingKey, Option<jsonwebtoken::Algorithm>)>, UpstreamError> {
         let jwks = self.jwks.read().unwrap_or_else(|e| e.into_inner());
         let jwk = match kid {
             Some(kid) => jwks.find(kid),
             None if jwks.keys.len() == 1 => jwks.keys.first(),
             None => None,
         };
-        jwk.map(DecodingKey::from_jwk)
-            .transpose()
-            .map_err(|e| UpstreamError::Jwks(format!("signing key unusable: {e}")))
+        let Some(jwk) = jwk else {
+            return Ok(None);
+        };
+        let key = DecodingKey::from_jwk(jwk)
+            .map_err(|e| UpstreamError::Jwks(format!("signing key unusable: {e}")))?;
+        let algorithm = jwk
+            .common
+            .key_algorithm
+            .and_then(|alg| alg.to_string().parse().ok());
+        Ok(Some((key, algorithm)))
     }
 
     async fn refresh_jwks_throttled(&self) -> Result<(), UpstreamError> {
