@@ -135,8 +135,10 @@ fn authorize_url(
 /// One authorization-code login with PKCE, following each redirect by hand
 /// as a browser would, then the code exchange as the app's backend would.
 async fn sign_in(issuer: &str, client: &ClientConfig) -> anyhow::Result<Map<String, Value>> {
+    // A browser: keeps cookies, follows redirects one by one.
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
         .build()?;
     let state = random_token();
     let nonce = random_token();

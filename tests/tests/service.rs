@@ -100,12 +100,18 @@ plugin = "geo-claims"
         issuer,
         upstream,
         service,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        http: browser(),
         _dir: dir,
     }
+}
+
+/// A browser: keeps cookies, follows redirects one by one (the tests do).
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
 }
 
 fn echo_action() -> String {
@@ -811,4 +817,50 @@ async fn userinfo_takes_only_a_valid_access_token() {
     let mut tampered = tokens["access_token"].as_str().unwrap().to_owned();
     tampered.push('x');
     assert_eq!(userinfo(tampered).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_callback_from_another_browser_than_the_sign_in_is_refused() {
+    let h = harness("").await;
+    let url = h.authorize_url(
+        "web-app",
+        APP_REDIRECT,
+        &[
+            ("code_challenge", &challenge(VERIFIER)),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    // The victim's browser starts a sign-in; the attacker's ends it.
+    let to_upstream = h.http.get(url).send().await.unwrap();
+    let upstream_url = to_upstream.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let to_callback = h.http.get(&upstream_url).send().await.unwrap();
+    let callback_url = to_callback.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let other_browser = browser();
+    let response = other_browser.get(&callback_url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        response.headers().get("location").is_none(),
+        "no code is handed out"
+    );
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("did not start in this browser")
+    );
+    assert!(
+        h.service
+            .store()
+            .load_user("dev|dev-user-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

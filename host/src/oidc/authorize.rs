@@ -43,6 +43,41 @@ pub(crate) struct PendingLogin {
     connection: String,
     upstream_nonce: String,
     upstream_verifier: String,
+    /// Also in a cookie of the browser that started the login: the callback
+    /// must come from that browser (no login CSRF, no session swapping).
+    browser_binding: String,
+}
+
+/// The cookie that binds a pending login to its browser; one per login, so
+/// two tabs signing in at once do not clash.
+fn binding_cookie_name(upstream_state: &str) -> String {
+    format!(
+        "claimsmith_login_{}",
+        &upstream_state[..upstream_state.len().min(16)]
+    )
+}
+
+fn binding_cookie(issuer: &str, upstream_state: &str, value: &str, max_age_secs: u64) -> String {
+    let secure = if issuer.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{}={value}; Path=/callback; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{secure}",
+        binding_cookie_name(upstream_state)
+    )
+}
+
+/// The value of cookie `name` in the request.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(key, value)| (key == name).then_some(value))
 }
 
 /// Where the app gets its answer: its redirect URI with these parameters.
@@ -181,6 +216,7 @@ impl Service {
             connection,
             upstream_nonce: random_token(),
             upstream_verifier: random_token(),
+            browser_binding: random_token(),
         };
         let url = match upstream.authorization_url(
             &self.callback_uri(),
@@ -191,10 +227,20 @@ impl Service {
             Ok(url) => url,
             Err(error) => return fail("server_error", &error.to_string()),
         };
+        let set_cookie = binding_cookie(
+            self.issuer(),
+            &upstream_state,
+            &pending.browser_binding,
+            super::PENDING_LOGIN_TTL.as_secs(),
+        );
         if self.pending.insert(upstream_state, pending).is_err() {
             return fail("temporarily_unavailable", "too many sign-ins in progress");
         }
-        Redirect::to(url.as_str()).into_response()
+        (
+            [(header::SET_COOKIE, set_cookie)],
+            Redirect::to(url.as_str()),
+        )
+            .into_response()
     }
 
     fn callback_uri(&self) -> String {
@@ -224,11 +270,26 @@ pub(crate) async fn callback(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
-    service.finish_login(params, request).await
+    let Some(upstream_state) = params.state.clone() else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "The sign-in came back without its state.",
+        );
+    };
+    let binding = cookie(&headers, &binding_cookie_name(&upstream_state)).map(str::to_owned);
+    let response = service.finish_login(params, binding, request).await;
+    // The binding is spent either way.
+    let expire = binding_cookie(service.issuer(), &upstream_state, "", 0);
+    ([(header::SET_COOKIE, expire)], response).into_response()
 }
 
 impl Service {
-    async fn finish_login(&self, params: CallbackParams, request: RequestInfo) -> Response {
+    async fn finish_login(
+        &self,
+        params: CallbackParams,
+        browser_binding: Option<String>,
+        request: RequestInfo,
+    ) -> Response {
         let Some(pending) = params
             .state
             .as_deref()
@@ -239,6 +300,13 @@ impl Service {
                 "This sign-in is unknown or has expired. Start again from the application.",
             );
         };
+        if !browser_binding.is_some_and(|b| super::secrets_equal(&b, &pending.browser_binding)) {
+            tracing::warn!("a callback came from another browser than its sign-in; refused");
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in did not start in this browser. Start again from the application.",
+            );
+        }
         let state = pending.app_state.as_deref();
         let redirect_uri = pending.redirect_uri.as_str();
         if let Some(error) = &params.error {

@@ -33,7 +33,7 @@ use crate::store::{AuditEntry, AuditOutcome, Store};
 use upstream::{UpstreamClient, UpstreamError};
 
 /// How long a user may take at the upstream provider.
-const PENDING_LOGIN_TTL: Duration = Duration::from_secs(600);
+pub(crate) const PENDING_LOGIN_TTL: Duration = Duration::from_secs(600);
 /// How long a refresh token is valid.
 const REFRESH_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
 
