@@ -88,6 +88,12 @@ pub struct Faults {
     pub wrong_nonce: bool,
     /// `/userinfo` answers this status with `{"error":"server_error"}`.
     pub userinfo_status: Option<u16>,
+    /// The id token is issued for another audience.
+    pub wrong_audience: bool,
+    /// The id token names another issuer.
+    pub wrong_issuer: bool,
+    /// The id token expired an hour ago.
+    pub expired: bool,
 }
 
 /// The one client the provider knows, and its user.
@@ -149,7 +155,7 @@ impl DevProvider {
             client_id: config.client_id,
             client_secret: config.client_secret,
             user: config.user,
-            key,
+            key: std::sync::RwLock::new(Arc::new(key)),
             impostor_key,
             faults: Mutex::new(Faults::default()),
             grants: Mutex::new(Grants::default()),
@@ -215,6 +221,18 @@ impl DevProvider {
         *lock(&self.shared.faults) = faults;
     }
 
+    /// Signs from now on with a new key, and publishes only that one.
+    pub fn rotate_key(&self) -> Result<(), crate::tokens::TokenError> {
+        let key = SigningKey::generate(SigningAlgorithm::ES256)?;
+        tracing::info!(kid = key.kid(), "development provider: signing key rotated");
+        *self
+            .shared
+            .key
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(key);
+        Ok(())
+    }
+
     /// How many token requests it answered (successful or not).
     pub fn token_requests(&self) -> usize {
         self.shared.token_requests.load(Ordering::SeqCst)
@@ -255,7 +273,8 @@ struct Shared {
     client_id: String,
     client_secret: String,
     user: DevUser,
-    key: SigningKey,
+    /// Replaced by [`DevProvider::rotate_key`], as a provider rotates keys.
+    key: std::sync::RwLock<Arc<SigningKey>>,
     /// Signs id tokens under [`Faults::bad_signature`]; never published.
     impostor_key: EcdsaKeyPair,
     faults: Mutex<Faults>,
@@ -266,6 +285,13 @@ struct Shared {
 impl Shared {
     fn faults(&self) -> Faults {
         lock(&self.faults).clone()
+    }
+
+    fn key(&self) -> Arc<SigningKey> {
+        self.key
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -430,7 +456,7 @@ async fn discovery(State(shared): State<Arc<Shared>>) -> Json<Value> {
 }
 
 async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
-    Json(shared.key.jwks()).into_response()
+    Json(shared.key().jwks()).into_response()
 }
 
 /// An authorization request it cannot redirect back from: a plain 400 page.
@@ -812,11 +838,26 @@ fn id_token(shared: &Shared, grant: &CodeGrant, faults: &Faults) -> Result<Strin
     let user = &shared.user;
     let now = crate::pipeline::unix_now();
     let mut claims = Map::new();
-    claims.insert("iss".into(), json!(shared.issuer));
+    let issuer = if faults.wrong_issuer {
+        format!("{}/elsewhere", shared.issuer)
+    } else {
+        shared.issuer.clone()
+    };
+    let audience = if faults.wrong_audience {
+        "another-client"
+    } else {
+        grant.client_id.as_str()
+    };
+    let issued_at = if faults.expired {
+        now.saturating_sub(2 * TOKEN_TTL_SECS)
+    } else {
+        now
+    };
+    claims.insert("iss".into(), json!(issuer));
     claims.insert("sub".into(), json!(user.sub));
-    claims.insert("aud".into(), json!(grant.client_id));
-    claims.insert("exp".into(), json!(now + TOKEN_TTL_SECS));
-    claims.insert("iat".into(), json!(now));
+    claims.insert("aud".into(), json!(audience));
+    claims.insert("exp".into(), json!(issued_at + TOKEN_TTL_SECS));
+    claims.insert("iat".into(), json!(issued_at));
     let nonce = if faults.wrong_nonce {
         tracing::info!("development provider: fault wrong_nonce, id token carries another nonce");
         WRONG_NONCE
@@ -831,7 +872,7 @@ fn id_token(shared: &Shared, grant: &CodeGrant, faults: &Faults) -> Result<Strin
     }
 
     let token = shared
-        .key
+        .key()
         .sign(ID_TOKEN_TYP, &claims)
         .map_err(|error| OAuthError::server_error(error.to_string()))?;
     if !faults.bad_signature {

@@ -507,7 +507,7 @@ async fn an_upstream_error_reaches_the_app_as_access_denied() {
 }
 
 #[tokio::test]
-async fn an_upstream_id_token_with_a_bad_signature_or_nonce_mints_nothing() {
+async fn an_upstream_id_token_with_a_bad_signature_nonce_audience_issuer_or_expiry_mints_nothing() {
     let h = harness("").await;
     for (faults, expected) in [
         (
@@ -863,4 +863,15 @@ async fn a_callback_from_another_browser_than_the_sign_in_is_refused() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn a_rotated_upstream_key_is_fetched_once_and_accepted() {
+    let h = harness("").await;
+    let first = h.web_login().await;
+    assert!(first.get("code").is_some(), "{first:?}");
+    h.upstream.rotate_key().unwrap();
+    // The new kid is unknown to the cached JWKS: it is fetched again.
+    let second = h.web_login().await;
+    assert!(second.get("code").is_some(), "{second:?}");
 }
