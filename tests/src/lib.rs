@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use claimsmith::capabilities::http::OutboundHttp;
 use claimsmith::config::Config;
-use claimsmith::pipeline::{Login, Pipeline, StartError};
+use claimsmith::pipeline::{Login, LoginFailure, MintedLogin, Pipeline, RunOptions, StartError};
 use serde_json::json;
 
 /// The workspace root.
@@ -153,6 +153,11 @@ pub fn login(connection: &str) -> Login {
         }
     }))
     .expect("a valid login")
+}
+
+/// Runs `login` through `pipeline` with default options: what it ended in.
+pub async fn outcome(pipeline: &Pipeline, login: &Login) -> Result<MintedLogin, LoginFailure> {
+    pipeline.run(login, &RunOptions::default()).await.outcome
 }
 
 /// A real HTTP server on an ephemeral loopback port, serving `router` until

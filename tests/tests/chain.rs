@@ -3,7 +3,7 @@
 
 use claimsmith::engine::PluginError;
 use claimsmith::pipeline::{LoginFailure, RunOptions, StepKind, StepStatus};
-use claimsmith_tests::{Setup, login};
+use claimsmith_tests::{Setup, login, outcome};
 use jsonwebtoken::dangerous::insecure_decode;
 use serde_json::{Map, Value, json};
 
@@ -22,11 +22,7 @@ async fn every_login_gets_a_fresh_instance() {
         .start()
         .unwrap();
     for _ in 0..3 {
-        let minted = pipeline
-            .run(&login("okta"), &RunOptions::default())
-            .await
-            .outcome
-            .unwrap();
+        let minted = outcome(&pipeline, &login("okta")).await.unwrap();
         assert_eq!(claims(&minted.tokens.access_token)["calls"], json!(1));
     }
 }
@@ -58,11 +54,7 @@ async fn actions_see_the_event_and_the_changes_of_the_actions_before_them() {
         .user
         .app_metadata
         .insert("echo_count".into(), json!(10));
-    let minted = pipeline
-        .run(&input, &RunOptions::default())
-        .await
-        .outcome
-        .unwrap();
+    let minted = outcome(&pipeline, &input).await.unwrap();
 
     let access = claims(&minted.tokens.access_token);
     let seen = &access["seen_event"];
@@ -116,11 +108,7 @@ async fn a_plugin_reads_only_its_own_secrets() {
         .action("echo", "fail")
         .start()
         .unwrap();
-    let minted = pipeline
-        .run(&login("okta"), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap();
+    let minted = outcome(&pipeline, &login("okta")).await.unwrap();
     let id = claims(&minted.tokens.id_token);
     assert_eq!(id["has_api_key"], json!(true));
     assert_eq!(id["has_undeclared"], json!(false));
@@ -213,11 +201,7 @@ async fn a_reserved_claim_is_refused_and_never_reaches_a_token() {
         .action("reserved", "fail")
         .start()
         .unwrap();
-    let failure = pipeline
-        .run(&login("okta"), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap_err();
+    let failure = outcome(&pipeline, &login("okta")).await.unwrap_err();
     let message = failure.to_string();
     assert!(
         message.contains("reserved") && message.contains("sub"),
@@ -234,11 +218,7 @@ async fn a_skipped_reserved_claim_leaves_the_real_subject() {
         .action("reserved", "continue")
         .start()
         .unwrap();
-    let minted = pipeline
-        .run(&login("okta"), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap();
+    let minted = outcome(&pipeline, &login("okta")).await.unwrap();
     assert_eq!(
         claims(&minted.tokens.access_token)["sub"],
         json!("okta|00u1ada")
@@ -315,11 +295,7 @@ async fn a_pinned_clock_is_the_wall_clock_plugins_read() {
     assert_eq!(access["clock"], json!(1_234_567_890));
     assert_eq!(access["iat"], json!(1_234_567_890));
     // Unpinned, the plugin reads the real clock.
-    let minted = pipeline
-        .run(&login("okta"), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap();
+    let minted = outcome(&pipeline, &login("okta")).await.unwrap();
     assert!(
         claims(&minted.tokens.access_token)["clock"]
             .as_u64()
@@ -338,11 +314,7 @@ async fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin(
         .action("echo", "fail")
         .start()
         .unwrap();
-    pipeline
-        .run(&login("okta"), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap();
+    outcome(&pipeline, &login("okta")).await.unwrap();
     let logs = captured.text();
     for line in ["echo ran", "echo stdout line", "echo stderr line"] {
         let found = logs

@@ -9,8 +9,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use claimsmith::capabilities::http::{GuardedResolver, OutboundHttp};
-use claimsmith::pipeline::{LoginFailure, RunOptions};
-use claimsmith_tests::{Setup, login, serve};
+use claimsmith::pipeline::LoginFailure;
+use claimsmith_tests::{Setup, login, outcome, serve};
 use jsonwebtoken::dangerous::insecure_decode;
 use serde_json::{Map, Value, json};
 
@@ -76,11 +76,7 @@ async fn a_granted_origin_is_reached() {
     )
     .start()
     .unwrap();
-    let minted = pipeline
-        .run(&fetching_login(), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap();
+    let minted = outcome(&pipeline, &fetching_login()).await.unwrap();
     let claims = access_claims(&minted);
     assert_eq!(claims["fetched_status"], json!(200));
     assert_eq!(claims["fetched_body"], json!("hello from loopback"));
@@ -99,11 +95,7 @@ async fn an_origin_not_granted_is_refused_without_a_request() {
     )
     .start()
     .unwrap();
-    let failure = pipeline
-        .run(&fetching_login(), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap_err();
+    let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
     let message = failure.to_string();
     assert!(message.contains("NotAllowed"), "{message}");
     assert!(
@@ -134,11 +126,7 @@ async fn a_granted_hostname_that_resolves_to_a_blocked_address_is_refused() {
     )
     .start_with(OutboundHttp::with_resolver(resolver).unwrap())
     .unwrap();
-    let failure = pipeline
-        .run(&fetching_login(), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap_err();
+    let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
     let message = failure.to_string();
     assert!(
         message.contains("NotAllowed") && message.contains("127.0.0.1"),
@@ -157,11 +145,7 @@ async fn a_response_over_the_cap_is_refused() {
     )
     .start()
     .unwrap();
-    let failure = pipeline
-        .run(&fetching_login(), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap_err();
+    let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
     assert!(
         failure.to_string().contains("ResponseTooLarge(1024)"),
         "{failure}"
@@ -178,11 +162,7 @@ async fn a_slow_origin_times_out_within_the_plugin_http_timeout() {
     )
     .start()
     .unwrap();
-    let failure = pipeline
-        .run(&fetching_login(), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap_err();
+    let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
     assert!(matches!(failure, LoginFailure::Plugin(_)));
     assert!(failure.to_string().contains("Timeout"), "{failure}");
 }
@@ -205,11 +185,7 @@ async fn the_default_profile_merges_the_id_token_and_userinfo() {
         )
         .start()
         .unwrap();
-    let minted = pipeline
-        .run(&login("plain"), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap();
+    let minted = outcome(&pipeline, &login("plain")).await.unwrap();
     let profile = &minted.user.profile;
     assert_eq!(profile["name"], json!("Ada Lovelace"));
     assert_eq!(
@@ -235,11 +211,7 @@ async fn redirects_are_returned_to_the_plugin_not_followed() {
     )
     .start()
     .unwrap();
-    let minted = pipeline
-        .run(&fetching_login(), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap();
+    let minted = outcome(&pipeline, &fetching_login()).await.unwrap();
     assert_eq!(access_claims(&minted)["fetched_status"], json!(307));
     assert_eq!(
         hits.load(Ordering::SeqCst),
@@ -263,11 +235,7 @@ async fn a_userinfo_about_another_subject_is_refused() {
         )
         .start()
         .unwrap();
-    let failure = pipeline
-        .run(&login("plain"), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap_err();
+    let failure = outcome(&pipeline, &login("plain")).await.unwrap_err();
     assert!(matches!(failure, LoginFailure::Userinfo(_)), "{failure:?}");
     assert!(failure.to_string().contains("`sub` differs"), "{failure}");
 }

@@ -3,7 +3,7 @@
 
 use claimsmith::engine::{Limit, PluginError};
 use claimsmith::pipeline::{LoginFailure, RunOptions, StepStatus};
-use claimsmith_tests::{Setup, login};
+use claimsmith_tests::{Setup, login, outcome};
 
 fn plugin_error(failure: LoginFailure) -> PluginError {
     match failure {
@@ -25,11 +25,7 @@ async fn a_looping_plugin_runs_out_of_fuel() {
         .action("looper", "fail")
         .start()
         .unwrap();
-    let failure = pipeline
-        .run(&login("okta"), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap_err();
+    let failure = outcome(&pipeline, &login("okta")).await.unwrap_err();
     let error = plugin_error(failure);
     assert!(
         matches!(&error, PluginError::LimitExceeded { plugin, limit: Limit::Fuel(2_000_000) } if plugin == "looper"),
@@ -83,13 +79,7 @@ async fn a_plugin_allocating_without_end_hits_its_memory_cap() {
         .action("hog", "fail")
         .start()
         .unwrap();
-    let error = plugin_error(
-        pipeline
-            .run(&login("okta"), &RunOptions::default())
-            .await
-            .outcome
-            .unwrap_err(),
-    );
+    let error = plugin_error(outcome(&pipeline, &login("okta")).await.unwrap_err());
     assert!(
         matches!(&error, PluginError::LimitExceeded { plugin, limit: Limit::Memory(bytes) } if plugin == "hog" && *bytes == 8 * 1024 * 1024),
         "{error:?}"
@@ -126,13 +116,7 @@ async fn a_profile_that_is_not_json_is_refused_naming_the_plugin() {
         .connection("okta", Some("bad-json"), "{}")
         .start()
         .unwrap();
-    let error = plugin_error(
-        pipeline
-            .run(&login("okta"), &RunOptions::default())
-            .await
-            .outcome
-            .unwrap_err(),
-    );
+    let error = plugin_error(outcome(&pipeline, &login("okta")).await.unwrap_err());
     assert!(
         matches!(&error, PluginError::InvalidJson { plugin, what: "the profile", .. } if plugin == "bad-json"),
         "{error:?}"

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use claimsmith::pipeline::{LoginFailure, RunOptions};
 use claimsmith::replay::RecordedLogin;
-use claimsmith_tests::{Setup, login, root, serve};
+use claimsmith_tests::{Setup, login, outcome, root, serve};
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use serde_json::{Map, Value, json};
 
@@ -69,11 +69,7 @@ async fn the_seed_login_mints_tokens_that_verify_against_the_jwks() {
     )
     .await;
     let pipeline = seed(address).start().unwrap();
-    let minted = pipeline
-        .run(&login("okta"), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap();
+    let minted = outcome(&pipeline, &login("okta")).await.unwrap();
     // The JWKS as an app would fetch it: serialized, then parsed.
     let jwks: jsonwebtoken::jwk::JwkSet =
         serde_json::from_str(&serde_json::to_string(&pipeline.signing_key().jwks()).unwrap())
@@ -107,11 +103,7 @@ async fn without_geoipcountry_the_country_is_unknown() {
     let pipeline = seed(address).start().unwrap();
     let mut input = login("okta");
     input.upstream.id_token_claims.remove("geoipcountry");
-    let minted = pipeline
-        .run(&input, &RunOptions::default())
-        .await
-        .outcome
-        .unwrap();
+    let minted = outcome(&pipeline, &input).await.unwrap();
     let access =
         jsonwebtoken::dangerous::insecure_decode::<Map<String, Value>>(&minted.tokens.access_token)
             .unwrap()
@@ -123,11 +115,7 @@ async fn without_geoipcountry_the_country_is_unknown() {
 async fn a_failing_userinfo_fails_the_login_with_its_status() {
     let address = userinfo_server(StatusCode::INTERNAL_SERVER_ERROR, json!({})).await;
     let pipeline = seed(address).start().unwrap();
-    let failure = pipeline
-        .run(&login("okta"), &RunOptions::default())
-        .await
-        .outcome
-        .unwrap_err();
+    let failure = outcome(&pipeline, &login("okta")).await.unwrap_err();
     assert!(matches!(failure, LoginFailure::Plugin(_)));
     assert!(failure.to_string().contains("StatusCode: 500"), "{failure}");
     assert!(

@@ -224,6 +224,15 @@ impl Harness {
         .await
     }
 
+    /// The development user as the service stored it, if it did.
+    async fn stored_user(&self) -> Option<claimsmith::store::StoredUserRow> {
+        self.service
+            .store()
+            .load_user("dev|dev-user-1")
+            .await
+            .unwrap()
+    }
+
     async fn jwks(&self) -> JwkSet {
         self.http
             .get(format!("{}/.well-known/jwks.json", self.issuer))
@@ -544,14 +553,7 @@ async fn an_upstream_id_token_with_a_bad_signature_nonce_audience_issuer_or_expi
         );
         assert!(redirect.get("code").is_none());
     }
-    assert!(
-        h.service
-            .store()
-            .load_user("dev|dev-user-1")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(h.stored_user().await.is_none());
 }
 
 #[tokio::test]
@@ -596,14 +598,7 @@ async fn a_denying_plugin_fails_the_login_and_stores_nothing_it_set() {
     assert!(redirect.get("code").is_none());
     // Metadata the echo set before the denial is not stored: a denied login
     // changes nothing about the user (documented in the README).
-    assert!(
-        h.service
-            .store()
-            .load_user("dev|dev-user-1")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(h.stored_user().await.is_none());
     let audit = h
         .service
         .store()
@@ -855,14 +850,7 @@ async fn a_callback_from_another_browser_than_the_sign_in_is_refused() {
             .unwrap()
             .contains("did not start in this browser")
     );
-    assert!(
-        h.service
-            .store()
-            .load_user("dev|dev-user-1")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(h.stored_user().await.is_none());
 }
 
 #[tokio::test]
