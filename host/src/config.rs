@@ -497,6 +497,7 @@ impl Config {
                 upstream,
             });
         }
+        warn_about_ungranted_userinfo(&plugins, &connections);
         let mut clients = Vec::new();
         for client in raw.clients {
             let span = client.span();
@@ -646,6 +647,34 @@ fn plugin_spec(
                 .unwrap_or(http_defaults.max_response_bytes),
         },
     })
+}
+
+/// A profile fetcher not granted its connection's userinfo origin fails every
+/// login with `not-allowed`: likely a mistake, though a plugin may fetch
+/// elsewhere, so a warning rather than an error.
+fn warn_about_ungranted_userinfo(
+    plugins: &BTreeMap<String, PluginSpec>,
+    connections: &[ConnectionConfig],
+) {
+    for connection in connections {
+        let (Some(fetcher), Some(url)) = (&connection.profile_fetcher, connection.userinfo_url())
+        else {
+            continue;
+        };
+        let origin = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|url| url.origin().ascii_serialization().parse::<Origin>().ok());
+        if let (Some(origin), Some(spec)) = (origin, plugins.get(fetcher))
+            && !spec.http.allowed_origins.contains(&origin)
+        {
+            tracing::warn!(
+                connection = %connection.name,
+                plugin = %fetcher,
+                %origin,
+                "the connection's userinfo_url is not in its profile fetcher's allowed_origins"
+            );
+        }
+    }
 }
 
 /// Reads a secret from where the config says it is.
@@ -821,6 +850,47 @@ on_error = "continue"
             let error = parse(&text).unwrap_err();
             assert!(error.message.contains(problem), "{error}");
             assert_eq!(error.line, 2, "{error}");
+        }
+    }
+
+    #[test]
+    fn an_ungranted_userinfo_origin_is_warned_about() {
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || LogSink(sink.clone()))
+            .finish();
+        let text = "issuer = \"https://login.example.com\"\n[plugins.okta]\npath = \"o.wasm\"\nworld = \"profile-fetcher\"\nallowed_origins = [\"https://other.example.com\"]\n[[connections]]\nname = \"okta\"\nprofile_fetcher = \"okta\"\noptions = { userinfo_url = \"https://example.okta.com/v1/userinfo\" }\n";
+        tracing::subscriber::with_default(subscriber, || parse(text).unwrap());
+        let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+        assert!(
+            logged.contains("not in its profile fetcher's allowed_origins"),
+            "{logged}"
+        );
+        assert!(logged.contains("https://example.okta.com:443"), "{logged}");
+
+        logs.lock().unwrap().clear();
+        let granted = text.replace("https://other.example.com", "https://example.okta.com");
+        let sink = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || LogSink(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || parse(&granted).unwrap());
+        assert!(logs.lock().unwrap().is_empty());
+    }
+
+    struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LogSink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
 

@@ -296,8 +296,18 @@ impl Pipeline {
 
     /// Runs one login through the chain.
     pub async fn run(&self, login: &Login, options: &RunOptions) -> LoginReport {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "login",
+            connection = %login.connection,
+            client = %login.client_id,
+            refresh = login.refresh,
+        );
         let mut steps = Vec::new();
-        let outcome = self.run_steps(login, options, &mut steps).await;
+        let outcome = self
+            .run_steps(login, options, &mut steps)
+            .instrument(span)
+            .await;
         LoginReport { steps, outcome }
     }
 

@@ -508,6 +508,7 @@ impl Plugin {
     /// One invocation in a fresh store, within the plugin's limits. Returns
     /// the export's result with its cost, and the `api` effects the store
     /// ended with whatever the result.
+    #[tracing::instrument(level = "debug", name = "plugin", skip_all, fields(plugin = &*self.name))]
     async fn invoke<R>(
         &self,
         effects: ActionEffects,
