@@ -28,6 +28,19 @@ pub(crate) fn truncated(message: &str, max_chars: usize) -> std::borrow::Cow<'_,
 
 impl wit::Host for LogCapability {
     fn log(&mut self, level: wit::Level, message: String) {
+        // Most plugin logging is below the host's level: check before
+        // formatting anything, this runs on every login.
+        use tracing::Level;
+        let target_enabled = match level {
+            wit::Level::Trace => tracing::enabled!(target: "claimsmith::plugin", Level::TRACE),
+            wit::Level::Debug => tracing::enabled!(target: "claimsmith::plugin", Level::DEBUG),
+            wit::Level::Info => tracing::enabled!(target: "claimsmith::plugin", Level::INFO),
+            wit::Level::Warn => tracing::enabled!(target: "claimsmith::plugin", Level::WARN),
+            wit::Level::Error => tracing::enabled!(target: "claimsmith::plugin", Level::ERROR),
+        };
+        if !target_enabled {
+            return;
+        }
         let plugin = &*self.plugin;
         // One message, one log line: a plugin must not forge others.
         let message = truncated(&message, MAX_MESSAGE_CHARS)
