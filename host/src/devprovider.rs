@@ -968,16 +968,18 @@ mod tests {
     }
 
     async fn start_with_secret(secret: &str) -> DevProvider {
-        DevProvider::start(
-            "127.0.0.1:0".parse().expect("addr"),
-            DevProviderConfig {
-                client_id: CLIENT_ID.to_owned(),
-                client_secret: secret.to_owned(),
-                user: DevUser::default(),
-            },
-        )
-        .await
-        .expect("start the development provider")
+        start_at("127.0.0.1:0", secret)
+            .await
+            .expect("start the development provider")
+    }
+
+    async fn start_at(addr: &str, secret: &str) -> io::Result<DevProvider> {
+        let config = DevProviderConfig {
+            client_id: CLIENT_ID.to_owned(),
+            client_secret: secret.to_owned(),
+            user: DevUser::default(),
+        };
+        DevProvider::start(addr.parse().expect("addr"), config).await
     }
 
     fn http() -> reqwest::Client {
@@ -1488,16 +1490,23 @@ mod tests {
         assert_eq!(provider.token_requests(), 1);
     }
 
-    #[tokio::test]
-    async fn fault_bad_signature() {
+    /// A provider with `faults` on, and its answer to a good code exchange.
+    async fn tokens_under(faults: Faults) -> (DevProvider, Value) {
         let provider = start().await;
-        provider.set_faults(Faults {
-            bad_signature: true,
-            ..Faults::default()
-        });
+        provider.set_faults(faults);
         let code = authorize_code(&provider).await;
         let (status, body) = exchange(&provider, &code, VERIFIER).await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        (provider, body)
+    }
+
+    #[tokio::test]
+    async fn fault_bad_signature() {
+        let (provider, body) = tokens_under(Faults {
+            bad_signature: true,
+            ..Faults::default()
+        })
+        .await;
         let id_token = body["id_token"].as_str().expect("id_token");
         let jwks = fetch_jwks(&provider).await;
         let header = decode_header(id_token).expect("header");
@@ -1521,14 +1530,11 @@ mod tests {
 
     #[tokio::test]
     async fn fault_wrong_nonce() {
-        let provider = start().await;
-        provider.set_faults(Faults {
+        let (provider, body) = tokens_under(Faults {
             wrong_nonce: true,
             ..Faults::default()
-        });
-        let code = authorize_code(&provider).await;
-        let (status, body) = exchange(&provider, &code, VERIFIER).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        })
+        .await;
         let claims = verify_id_token(&provider, body["id_token"].as_str().expect("id_token"))
             .await
             .expect("still validly signed");
@@ -1559,16 +1565,9 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_non_loopback_and_stops_on_shutdown() {
-        let error = DevProvider::start(
-            "0.0.0.0:0".parse().expect("addr"),
-            DevProviderConfig {
-                client_id: CLIENT_ID.to_owned(),
-                client_secret: CLIENT_SECRET.to_owned(),
-                user: DevUser::default(),
-            },
-        )
-        .await
-        .expect_err("not loopback");
+        let error = start_at("0.0.0.0:0", CLIENT_SECRET)
+            .await
+            .expect_err("not loopback");
         assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
 
         let provider = start().await;

@@ -274,36 +274,20 @@ mod tests {
             "method: POST\nurl: https://api.test/x\nheaders: { x-key: k }\njson: { a: 1, b: [2] }",
         );
         let url = "https://api.test/x";
-        assert!(post.matches(&request(
-            "POST",
-            url,
-            &[("X-Key", "k")],
-            r#"{"b":[2],"a":1}"#
-        )));
-        assert!(!post.matches(&request(
-            "GET",
-            url,
-            &[("x-key", "k")],
-            r#"{"a":1,"b":[2]}"#
-        )));
-        assert!(!post.matches(&request(
-            "POST",
-            url,
-            &[("x-key", "other")],
-            r#"{"a":1,"b":[2]}"#
-        )));
-        assert!(!post.matches(&request(
-            "POST",
-            url,
-            &[("x-key", "k")],
-            r#"{"a":2,"b":[2]}"#
-        )));
-        assert!(!post.matches(&request(
-            "POST",
-            "https://api.test/y",
-            &[("x-key", "k")],
-            r#"{"a":1,"b":[2]}"#
-        )));
+        let body = r#"{"b":[2],"a":1}"#;
+        let key = [("X-Key", "k")];
+        assert!(post.matches(&request("POST", url, &key, body)));
+        for (method, url, headers, body) in [
+            ("GET", url, &key, body),
+            ("POST", url, &[("x-key", "other")], body),
+            ("POST", url, &key, r#"{"a":2,"b":[2]}"#),
+            ("POST", "https://api.test/y", &key, body),
+        ] {
+            assert!(
+                !post.matches(&request(method, url, headers, body)),
+                "{method} {url} {headers:?} {body}"
+            );
+        }
 
         let text = canned("method: POST\nurl: https://api.test/x\nbody: grant_type=x");
         assert!(text.matches(&request("POST", url, &[], "grant_type=x")));

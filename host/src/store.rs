@@ -466,6 +466,21 @@ mod tests {
         }
     }
 
+    /// Consumes `token` as client `web`.
+    async fn consume(store: &Store, token: &str, now: u64) -> Option<RefreshGrant> {
+        store
+            .consume_refresh_token(token, "web", now)
+            .await
+            .expect("consume")
+    }
+
+    async fn insert(store: &Store, token: &str, grant: &RefreshGrant, expires_at: u64) {
+        store
+            .insert_refresh_token(token, grant, expires_at)
+            .await
+            .expect("insert");
+    }
+
     fn grant(family: &str) -> RefreshGrant {
         RefreshGrant {
             family: family.to_owned(),
@@ -492,10 +507,7 @@ mod tests {
             .await
             .expect("insert");
         assert_eq!(store.prune_refresh_tokens(now).await.expect("prune"), 1);
-        let taken = store
-            .consume_refresh_token("rt-new", "web", now)
-            .await
-            .expect("consume");
+        let taken = consume(&store, "rt-new", now).await;
         assert!(taken.is_some());
     }
 
@@ -504,10 +516,7 @@ mod tests {
         let (_dir, store) = open_temp().await;
         let now = 1_700_000_000;
         let family = grant("fam-x");
-        store
-            .insert_refresh_token("rt-web", &family, now + 3600)
-            .await
-            .expect("insert");
+        insert(&store, "rt-web", &family, now + 3600).await;
         for _ in 0..2 {
             let taken = store
                 .consume_refresh_token("rt-web", "other", now)
@@ -515,10 +524,7 @@ mod tests {
                 .expect("consume");
             assert_eq!(taken, None);
         }
-        let taken = store
-            .consume_refresh_token("rt-web", "web", now)
-            .await
-            .expect("consume");
+        let taken = consume(&store, "rt-web", now).await;
         assert_eq!(taken, Some(family));
     }
 
@@ -761,72 +767,24 @@ mod tests {
         let (_dir, store) = open_temp().await;
         let now = 1_700_000_000;
         let family = grant("fam-1");
-        store
-            .insert_refresh_token("rt-first", &family, now + 3600)
-            .await
-            .expect("insert");
-        assert_eq!(
-            store
-                .consume_refresh_token("rt-first", "web", now)
-                .await
-                .expect("consume"),
-            Some(family.clone())
-        );
+        insert(&store, "rt-first", &family, now + 3600).await;
+        assert_eq!(consume(&store, "rt-first", now).await, Some(family.clone()));
         // The rotation's successor, then an unrelated family.
-        store
-            .insert_refresh_token("rt-second", &family, now + 3600)
-            .await
-            .expect("insert sibling");
+        insert(&store, "rt-second", &family, now + 3600).await;
         let other = grant("fam-2");
-        store
-            .insert_refresh_token("rt-other", &other, now + 3600)
-            .await
-            .expect("insert other");
+        insert(&store, "rt-other", &other, now + 3600).await;
 
         // Reuse: None, and the sibling is revoked.
-        assert_eq!(
-            store
-                .consume_refresh_token("rt-first", "web", now + 1)
-                .await
-                .expect("reuse"),
-            None
-        );
-        assert_eq!(
-            store
-                .consume_refresh_token("rt-second", "web", now + 2)
-                .await
-                .expect("sibling"),
-            None
-        );
+        assert_eq!(consume(&store, "rt-first", now + 1).await, None);
+        assert_eq!(consume(&store, "rt-second", now + 2).await, None);
         // A token the service adds to the revoked family (a rotation that
         // raced the reuse) is dead too.
-        store
-            .insert_refresh_token("rt-late", &family, now + 3600)
-            .await
-            .expect("insert late");
-        assert_eq!(
-            store
-                .consume_refresh_token("rt-late", "web", now + 3)
-                .await
-                .expect("late"),
-            None
-        );
+        insert(&store, "rt-late", &family, now + 3600).await;
+        assert_eq!(consume(&store, "rt-late", now + 3).await, None);
         // Other families are untouched.
-        assert_eq!(
-            store
-                .consume_refresh_token("rt-other", "web", now + 4)
-                .await
-                .expect("other"),
-            Some(other)
-        );
+        assert_eq!(consume(&store, "rt-other", now + 4).await, Some(other));
         // Unknown tokens are just None.
-        assert_eq!(
-            store
-                .consume_refresh_token("rt-unknown", "web", now)
-                .await
-                .expect("unknown"),
-            None
-        );
+        assert_eq!(consume(&store, "rt-unknown", now).await, None);
     }
 
     #[tokio::test]
@@ -834,49 +792,19 @@ mod tests {
         let (_dir, store) = open_temp().await;
         let now = 1_700_000_000;
         let family = grant("fam-exp");
-        store
-            .insert_refresh_token("rt-expired", &family, now)
-            .await
-            .expect("insert expired");
-        store
-            .insert_refresh_token("rt-live", &family, now + 60)
-            .await
-            .expect("insert live");
+        insert(&store, "rt-expired", &family, now).await;
+        insert(&store, "rt-live", &family, now + 60).await;
         // Expired from `expires_at` on.
-        assert_eq!(
-            store
-                .consume_refresh_token("rt-expired", "web", now)
-                .await
-                .expect("expired"),
-            None
-        );
-        assert_eq!(
-            store
-                .consume_refresh_token("rt-expired", "web", now + 10)
-                .await
-                .expect("expired again"),
-            None
-        );
+        assert_eq!(consume(&store, "rt-expired", now).await, None);
+        assert_eq!(consume(&store, "rt-expired", now + 10).await, None);
         // Expiry is not reuse: the family lives on.
-        assert_eq!(
-            store
-                .consume_refresh_token("rt-live", "web", now + 59)
-                .await
-                .expect("live"),
-            Some(family)
-        );
+        assert_eq!(consume(&store, "rt-live", now + 59).await, Some(family));
         // Far-future expiry saturates instead of wrapping negative.
         store
             .insert_refresh_token("rt-forever", &grant("fam-forever"), u64::MAX)
             .await
             .expect("insert forever");
-        assert!(
-            store
-                .consume_refresh_token("rt-forever", "web", now)
-                .await
-                .expect("forever")
-                .is_some()
-        );
+        assert!(consume(&store, "rt-forever", now).await.is_some());
     }
 
     #[tokio::test]

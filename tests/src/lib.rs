@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use claimsmith::capabilities::http::OutboundHttp;
 use claimsmith::config::Config;
-use claimsmith::pipeline::{Login, LoginFailure, MintedLogin, Pipeline, RunOptions, StartError};
+use claimsmith::pipeline::{
+    Login, LoginFailure, LoginReport, MintedLogin, Pipeline, RunOptions, StartError,
+};
 use serde_json::json;
 
 /// The workspace root.
@@ -33,6 +35,11 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
     path
 }
 
+/// The compile cache all tests share, so each plugin compiles once per run.
+pub fn test_compile_cache() -> PathBuf {
+    root().join("target/test-compile-cache")
+}
+
 /// A config under construction, in TOML, with a data directory of its own.
 pub struct Setup {
     dir: tempfile::TempDir,
@@ -50,7 +57,7 @@ impl Setup {
     /// compile cache shared by all tests, so each plugin compiles once.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let cache = root().join("target/test-compile-cache");
+        let cache = test_compile_cache();
         let toml = format!(
             r#"
 issuer = "https://login.example.com"
@@ -75,6 +82,19 @@ audience = "https://api.example.com"
             &format!("[engine]\nmax_concurrent_instances = {count}\n"),
             1,
         );
+        self
+    }
+
+    /// A chain of post-login actions on connection `okta` (no profile
+    /// fetcher), one step per `(name, plugin crate, on_error, extra plugin TOML)`.
+    pub fn actions(mut self, steps: &[(&str, &str, &str, &str)]) -> Self {
+        for (name, crate_name, _, extra) in steps {
+            self = self.plugin(name, crate_name, "post-login-action", extra);
+        }
+        self = self.connection("okta", None, "{}");
+        for (name, _, on_error, _) in steps {
+            self = self.action(name, on_error);
+        }
         self
     }
 
@@ -155,9 +175,14 @@ pub fn login(connection: &str) -> Login {
     .expect("a valid login")
 }
 
+/// Runs `login` through `pipeline` with default options: each step and the end.
+pub async fn report(pipeline: &Pipeline, login: &Login) -> LoginReport {
+    pipeline.run(login, &RunOptions::default()).await
+}
+
 /// Runs `login` through `pipeline` with default options: what it ended in.
 pub async fn outcome(pipeline: &Pipeline, login: &Login) -> Result<MintedLogin, LoginFailure> {
-    pipeline.run(login, &RunOptions::default()).await.outcome
+    report(pipeline, login).await.outcome
 }
 
 /// A real HTTP server on an ephemeral loopback port, serving `router` until

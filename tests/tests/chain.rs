@@ -3,7 +3,7 @@
 
 use claimsmith::engine::PluginError;
 use claimsmith::pipeline::{LoginFailure, RunOptions, StepKind, StepStatus};
-use claimsmith_tests::{Setup, login, outcome};
+use claimsmith_tests::{Setup, login, outcome, report};
 use jsonwebtoken::dangerous::insecure_decode;
 use serde_json::{Map, Value, json};
 
@@ -16,9 +16,7 @@ fn claims(token: &str) -> Map<String, Value> {
 #[tokio::test]
 async fn every_login_gets_a_fresh_instance() {
     let pipeline = Setup::new()
-        .plugin("counter", "test-counter", "post-login-action", "")
-        .connection("okta", None, "{}")
-        .action("counter", "fail")
+        .actions(&[("counter", "test-counter", "fail", "")])
         .start()
         .unwrap();
     for _ in 0..3 {
@@ -98,14 +96,12 @@ async fn actions_see_the_event_and_the_changes_of_the_actions_before_them() {
 #[tokio::test]
 async fn a_plugin_reads_only_its_own_secrets() {
     let pipeline = Setup::new()
-        .plugin(
+        .actions(&[(
             "echo",
             "test-echo",
-            "post-login-action",
+            "fail",
             "secrets = { api_key = { value = \"s3cr3t\" } }",
-        )
-        .connection("okta", None, "{}")
-        .action("echo", "fail")
+        )])
         .start()
         .unwrap();
     let minted = outcome(&pipeline, &login("okta")).await.unwrap();
@@ -117,14 +113,13 @@ async fn a_plugin_reads_only_its_own_secrets() {
 #[tokio::test]
 async fn a_deny_stops_the_chain_and_mints_nothing() {
     let pipeline = Setup::new()
-        .plugin("denier", "test-denier", "post-login-action", "")
-        .plugin("counter", "test-counter", "post-login-action", "")
-        .connection("okta", None, "{}")
-        .action("denier", "continue")
-        .action("counter", "fail")
+        .actions(&[
+            ("denier", "test-denier", "continue", ""),
+            ("counter", "test-counter", "fail", ""),
+        ])
         .start()
         .unwrap();
-    let report = pipeline.run(&login("okta"), &RunOptions::default()).await;
+    let report = report(&pipeline, &login("okta")).await;
     match report.outcome {
         Err(LoginFailure::Denied { plugin, reason }) => {
             assert_eq!(plugin, "denier");
@@ -149,11 +144,10 @@ async fn a_deny_stops_the_chain_and_mints_nothing() {
 #[tokio::test]
 async fn on_error_continue_skips_the_failing_action_and_keeps_the_rest() {
     let pipeline = Setup::new()
-        .plugin("trapper", "test-set-then-trap", "post-login-action", "")
-        .plugin("geo", "geo-claims", "post-login-action", "")
-        .connection("okta", None, "{}")
-        .action("trapper", "continue")
-        .action("geo", "fail")
+        .actions(&[
+            ("trapper", "test-set-then-trap", "continue", ""),
+            ("geo", "geo-claims", "fail", ""),
+        ])
         .start()
         .unwrap();
     let mut input = login("okta");
@@ -161,7 +155,7 @@ async fn on_error_continue_skips_the_failing_action_and_keeps_the_rest() {
         .upstream
         .id_token_claims
         .insert("geo_ip_country".into(), json!("DE"));
-    let report = pipeline.run(&input, &RunOptions::default()).await;
+    let report = report(&pipeline, &input).await;
     assert!(
         matches!(&report.steps[0].status, StepStatus::Skipped { error } if error.contains("trapper"))
     );
@@ -177,12 +171,10 @@ async fn on_error_continue_skips_the_failing_action_and_keeps_the_rest() {
 #[tokio::test]
 async fn a_failing_action_fails_the_login_by_default() {
     let pipeline = Setup::new()
-        .plugin("trapper", "test-trapper", "post-login-action", "")
-        .connection("okta", None, "{}")
-        .action("trapper", "fail")
+        .actions(&[("trapper", "test-trapper", "fail", "")])
         .start()
         .unwrap();
-    let report = pipeline.run(&login("okta"), &RunOptions::default()).await;
+    let report = report(&pipeline, &login("okta")).await;
     assert!(matches!(
         report.outcome,
         Err(LoginFailure::Plugin(PluginError::Trapped { .. }))
@@ -196,9 +188,7 @@ async fn a_failing_action_fails_the_login_by_default() {
 #[tokio::test]
 async fn a_reserved_claim_is_refused_and_never_reaches_a_token() {
     let pipeline = Setup::new()
-        .plugin("reserved", "test-reserved-claim", "post-login-action", "")
-        .connection("okta", None, "{}")
-        .action("reserved", "fail")
+        .actions(&[("reserved", "test-reserved-claim", "fail", "")])
         .start()
         .unwrap();
     let failure = outcome(&pipeline, &login("okta")).await.unwrap_err();
@@ -213,9 +203,7 @@ async fn a_reserved_claim_is_refused_and_never_reaches_a_token() {
 #[tokio::test]
 async fn a_skipped_reserved_claim_leaves_the_real_subject() {
     let pipeline = Setup::new()
-        .plugin("reserved", "test-reserved-claim", "post-login-action", "")
-        .connection("okta", None, "{}")
-        .action("reserved", "continue")
+        .actions(&[("reserved", "test-reserved-claim", "continue", "")])
         .start()
         .unwrap();
     let minted = outcome(&pipeline, &login("okta")).await.unwrap();
@@ -229,15 +217,13 @@ async fn a_skipped_reserved_claim_leaves_the_real_subject() {
 async fn many_concurrent_logins_each_get_their_own_instance() {
     let pipeline = std::sync::Arc::new(
         Setup::new()
-            .plugin("counter", "test-counter", "post-login-action", "")
-            .connection("okta", None, "{}")
-            .action("counter", "fail")
+            .actions(&[("counter", "test-counter", "fail", "")])
             .start()
             .unwrap(),
     );
     let logins = (0..64).map(|_| {
         let pipeline = pipeline.clone();
-        tokio::spawn(async move { pipeline.run(&login("okta"), &RunOptions::default()).await })
+        tokio::spawn(async move { report(&pipeline, &login("okta")).await })
     });
     for handle in logins {
         let minted = handle.await.unwrap().outcome.unwrap();
@@ -248,19 +234,13 @@ async fn many_concurrent_logins_each_get_their_own_instance() {
 #[tokio::test]
 async fn a_denial_stands_when_the_action_then_fails_even_if_failures_are_skipped() {
     let pipeline = Setup::new()
-        .plugin(
-            "deny-then-fail",
-            "test-deny-then-fail",
-            "post-login-action",
-            "",
-        )
-        .plugin("counter", "test-counter", "post-login-action", "")
-        .connection("okta", None, "{}")
-        .action("deny-then-fail", "continue")
-        .action("counter", "fail")
+        .actions(&[
+            ("deny-then-fail", "test-deny-then-fail", "continue", ""),
+            ("counter", "test-counter", "fail", ""),
+        ])
         .start()
         .unwrap();
-    let report = pipeline.run(&login("okta"), &RunOptions::default()).await;
+    let report = report(&pipeline, &login("okta")).await;
     assert!(
         matches!(&report.outcome, Err(LoginFailure::Denied { plugin, reason }) if plugin == "deny-then-fail" && reason == "denied before failing"),
         "{:?}",
@@ -277,9 +257,7 @@ async fn a_denial_stands_when_the_action_then_fails_even_if_failures_are_skipped
 #[tokio::test]
 async fn a_pinned_clock_is_the_wall_clock_plugins_read() {
     let pipeline = Setup::new()
-        .plugin("echo", "test-echo", "post-login-action", "")
-        .connection("okta", None, "{}")
-        .action("echo", "fail")
+        .actions(&[("echo", "test-echo", "fail", "")])
         .start()
         .unwrap();
     let options = RunOptions {
@@ -309,9 +287,7 @@ async fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin(
     let captured = claimsmith_tests::CapturedLogs::default();
     let _guard = tracing::subscriber::set_default(captured.subscriber());
     let pipeline = Setup::new()
-        .plugin("echo", "test-echo", "post-login-action", "")
-        .connection("okta", None, "{}")
-        .action("echo", "fail")
+        .actions(&[("echo", "test-echo", "fail", "")])
         .start()
         .unwrap();
     outcome(&pipeline, &login("okta")).await.unwrap();
@@ -331,16 +307,14 @@ async fn logins_wait_for_a_free_instance_slot_instead_of_failing() {
     let pipeline = std::sync::Arc::new(
         Setup::new()
             .max_concurrent_instances(1)
-            .plugin("counter", "test-counter", "post-login-action", "")
-            .connection("okta", None, "{}")
-            .action("counter", "fail")
+            .actions(&[("counter", "test-counter", "fail", "")])
             .start()
             .unwrap(),
     );
     let logins: Vec<_> = (0..16)
         .map(|_| {
             let pipeline = pipeline.clone();
-            tokio::spawn(async move { pipeline.run(&login("okta"), &RunOptions::default()).await })
+            tokio::spawn(async move { report(&pipeline, &login("okta")).await })
         })
         .collect();
     for handle in logins {

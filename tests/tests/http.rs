@@ -54,6 +54,17 @@ fn fetcher_setup(grant: &str, fetch_url: &str, limits: &str) -> Setup {
         .action("fetcher", "fail")
 }
 
+/// The fetcher granted the loopback server at `address`, asked for `path` on it.
+fn granted_fetch(address: SocketAddr, path: &str, limits: &str) -> claimsmith::pipeline::Pipeline {
+    fetcher_setup(
+        &format!("http://{address}"),
+        &format!("http://{address}{path}"),
+        limits,
+    )
+    .start()
+    .unwrap()
+}
+
 fn fetching_login() -> claimsmith::pipeline::Login {
     let mut input = login("okta");
     input.client_id = "fetching-app".into();
@@ -69,13 +80,7 @@ fn access_claims(minted: &claimsmith::pipeline::MintedLogin) -> Map<String, Valu
 #[tokio::test]
 async fn a_granted_origin_is_reached() {
     let (address, hits) = counting_server().await;
-    let pipeline = fetcher_setup(
-        &format!("http://{address}"),
-        &format!("http://{address}/hello"),
-        "{}",
-    )
-    .start()
-    .unwrap();
+    let pipeline = granted_fetch(address, "/hello", "{}");
     let minted = outcome(&pipeline, &fetching_login()).await.unwrap();
     let claims = access_claims(&minted);
     assert_eq!(claims["fetched_status"], json!(200));
@@ -138,13 +143,7 @@ async fn a_granted_hostname_that_resolves_to_a_blocked_address_is_refused() {
 #[tokio::test]
 async fn a_response_over_the_cap_is_refused() {
     let (address, _) = counting_server().await;
-    let pipeline = fetcher_setup(
-        &format!("http://{address}"),
-        &format!("http://{address}/big"),
-        "{ max_response_bytes = 1024 }",
-    )
-    .start()
-    .unwrap();
+    let pipeline = granted_fetch(address, "/big", "{ max_response_bytes = 1024 }");
     let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
     assert!(
         failure.to_string().contains("ResponseTooLarge(1024)"),
@@ -155,13 +154,7 @@ async fn a_response_over_the_cap_is_refused() {
 #[tokio::test]
 async fn a_slow_origin_times_out_within_the_plugin_http_timeout() {
     let (address, _) = counting_server().await;
-    let pipeline = fetcher_setup(
-        &format!("http://{address}"),
-        &format!("http://{address}/slow"),
-        "{ http_timeout_ms = 100 }",
-    )
-    .start()
-    .unwrap();
+    let pipeline = granted_fetch(address, "/slow", "{ http_timeout_ms = 100 }");
     let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
     assert!(matches!(failure, LoginFailure::Plugin(_)));
     assert!(failure.to_string().contains("Timeout"), "{failure}");
@@ -204,13 +197,7 @@ async fn the_default_profile_merges_the_id_token_and_userinfo() {
 #[tokio::test]
 async fn redirects_are_returned_to_the_plugin_not_followed() {
     let (address, hits) = counting_server().await;
-    let pipeline = fetcher_setup(
-        &format!("http://{address}"),
-        &format!("http://{address}/redirect"),
-        "{}",
-    )
-    .start()
-    .unwrap();
+    let pipeline = granted_fetch(address, "/redirect", "{}");
     let minted = outcome(&pipeline, &fetching_login()).await.unwrap();
     assert_eq!(access_claims(&minted)["fetched_status"], json!(307));
     assert_eq!(

@@ -2,8 +2,8 @@
 //! the limit, and the host serves the next login as if nothing happened.
 
 use claimsmith::engine::{Limit, PluginError};
-use claimsmith::pipeline::{LoginFailure, RunOptions, StepStatus};
-use claimsmith_tests::{Setup, login, outcome};
+use claimsmith::pipeline::{LoginFailure, StepStatus};
+use claimsmith_tests::{Setup, login, outcome, report};
 
 fn plugin_error(failure: LoginFailure) -> PluginError {
     match failure {
@@ -15,14 +15,12 @@ fn plugin_error(failure: LoginFailure) -> PluginError {
 #[tokio::test]
 async fn a_looping_plugin_runs_out_of_fuel() {
     let pipeline = Setup::new()
-        .plugin(
+        .actions(&[(
             "looper",
             "test-looper",
-            "post-login-action",
+            "fail",
             "limits = { fuel = 2_000_000 }",
-        )
-        .connection("okta", None, "{}")
-        .action("looper", "fail")
+        )])
         .start()
         .unwrap();
     let failure = outcome(&pipeline, &login("okta")).await.unwrap_err();
@@ -40,20 +38,18 @@ async fn a_looping_plugin_runs_out_of_fuel() {
 #[tokio::test]
 async fn a_looping_plugin_with_fuel_to_spare_hits_the_wall_clock() {
     let pipeline = Setup::new()
-        .plugin(
+        .actions(&[(
             "looper",
             "test-looper",
-            "post-login-action",
+            "fail",
             "limits = { fuel = 1_000_000_000_000, timeout_ms = 200 }",
-        )
-        .connection("okta", None, "{}")
-        .action("looper", "fail")
+        )])
         .start()
         .unwrap();
     // Bounded here too: a broken timeout must fail this test, not hang it.
     let report = tokio::time::timeout(
         std::time::Duration::from_secs(30),
-        pipeline.run(&login("okta"), &RunOptions::default()),
+        report(&pipeline, &login("okta")),
     )
     .await
     .expect("the plugin's wall-clock timeout fired");
@@ -69,14 +65,7 @@ async fn a_looping_plugin_with_fuel_to_spare_hits_the_wall_clock() {
 #[tokio::test]
 async fn a_plugin_allocating_without_end_hits_its_memory_cap() {
     let pipeline = Setup::new()
-        .plugin(
-            "hog",
-            "test-hog",
-            "post-login-action",
-            "limits = { memory_mib = 8 }",
-        )
-        .connection("okta", None, "{}")
-        .action("hog", "fail")
+        .actions(&[("hog", "test-hog", "fail", "limits = { memory_mib = 8 }")])
         .start()
         .unwrap();
     let error = plugin_error(outcome(&pipeline, &login("okta")).await.unwrap_err());
@@ -93,12 +82,10 @@ async fn a_plugin_allocating_without_end_hits_its_memory_cap() {
 #[tokio::test]
 async fn a_trapping_plugin_fails_the_login_with_its_name() {
     let pipeline = Setup::new()
-        .plugin("trapper", "test-trapper", "post-login-action", "")
-        .connection("okta", None, "{}")
-        .action("trapper", "fail")
+        .actions(&[("trapper", "test-trapper", "fail", "")])
         .start()
         .unwrap();
-    let report = pipeline.run(&login("okta"), &RunOptions::default()).await;
+    let report = report(&pipeline, &login("okta")).await;
     let error = plugin_error(report.outcome.unwrap_err());
     assert!(
         matches!(&error, PluginError::Trapped { plugin, .. } if plugin == "trapper"),
@@ -131,29 +118,21 @@ async fn a_profile_that_is_not_json_is_refused_naming_the_plugin() {
 #[tokio::test]
 async fn the_host_keeps_serving_after_every_kind_of_failure() {
     let pipeline = Setup::new()
-        .plugin(
-            "looper",
-            "test-looper",
-            "post-login-action",
-            "limits = { fuel = 1_000_000 }",
-        )
-        .plugin(
-            "hog",
-            "test-hog",
-            "post-login-action",
-            "limits = { memory_mib = 4 }",
-        )
-        .plugin("trapper", "test-trapper", "post-login-action", "")
-        .plugin("counter", "test-counter", "post-login-action", "")
-        .connection("okta", None, "{}")
-        .action("looper", "continue")
-        .action("hog", "continue")
-        .action("trapper", "continue")
-        .action("counter", "fail")
+        .actions(&[
+            (
+                "looper",
+                "test-looper",
+                "continue",
+                "limits = { fuel = 1_000_000 }",
+            ),
+            ("hog", "test-hog", "continue", "limits = { memory_mib = 4 }"),
+            ("trapper", "test-trapper", "continue", ""),
+            ("counter", "test-counter", "fail", ""),
+        ])
         .start()
         .unwrap();
     for _ in 0..3 {
-        let report = pipeline.run(&login("okta"), &RunOptions::default()).await;
+        let report = report(&pipeline, &login("okta")).await;
         let statuses: Vec<_> = report.steps.iter().map(|s| &s.status).collect();
         assert!(
             matches!(

@@ -88,7 +88,7 @@ redirect_uris = ["{SPA_REDIRECT}"]
 plugin = "geo-claims"
 {extra_toml}
 "#,
-        cache = claimsmith_tests::root().join("target/test-compile-cache"),
+        cache = claimsmith_tests::test_compile_cache(),
         okta = plugin_wasm("okta-userinfo"),
         geo = plugin_wasm("geo-claims"),
     );
@@ -211,14 +211,24 @@ impl Harness {
         (status, response.json().await.unwrap())
     }
 
+    /// Redeems `code` with the given fields besides grant_type and code
+    /// (redirect_uri, code_verifier, client_id, ...).
+    async fn redeem(
+        &self,
+        code: &str,
+        fields: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> (StatusCode, Map<String, Value>) {
+        let mut form = vec![("grant_type", "authorization_code"), ("code", code)];
+        form.extend_from_slice(fields);
+        self.token(&form, basic).await
+    }
+
+    /// Redeems `code` as web-app, with its secret.
     async fn exchange(&self, code: &str, verifier: &str) -> (StatusCode, Map<String, Value>) {
-        self.token(
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", APP_REDIRECT),
-                ("code_verifier", verifier),
-            ],
+        self.redeem(
+            code,
+            &[("redirect_uri", APP_REDIRECT), ("code_verifier", verifier)],
             Some(("web-app", "web-secret")),
         )
         .await
@@ -243,6 +253,20 @@ impl Harness {
             .await
             .unwrap()
     }
+}
+
+/// The token endpoint answered `status` with OAuth error `error`.
+fn assert_oauth_error(
+    status: &StatusCode,
+    body: &Map<String, Value>,
+    expected: StatusCode,
+    error: &str,
+) {
+    assert_eq!(
+        (*status, body["error"].as_str()),
+        (expected, Some(error)),
+        "{body:?}"
+    );
 }
 
 fn verify(token: &Value, jwks: &JwkSet, audience: &str, issuer: &str) -> Map<String, Value> {
@@ -403,41 +427,20 @@ async fn a_public_client_must_use_pkce_and_present_the_right_verifier() {
             ("code_challenge_method", "S256"),
         ],
     );
-    let spa_exchange = |code: String, verifier: Option<&'static str>| {
-        let mut form = vec![
-            ("grant_type", "authorization_code".to_owned()),
-            ("code", code),
-            ("redirect_uri", SPA_REDIRECT.to_owned()),
-            ("client_id", "spa".to_owned()),
-        ];
-        if let Some(verifier) = verifier {
-            form.push(("code_verifier", verifier.to_owned()));
-        }
-        form
-    };
+    let spa = [("redirect_uri", SPA_REDIRECT), ("client_id", "spa")];
     let redirect = h.browse(url.clone(), SPA_REDIRECT).await;
-    let form = spa_exchange(redirect.get("code").unwrap().to_owned(), None);
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, body) = h.token(&form, None).await;
-    assert_eq!(
-        (status, body["error"].clone()),
-        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
-    );
+    let (status, body) = h.redeem(redirect.get("code").unwrap(), &spa, None).await;
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 
     let redirect = h.browse(url.clone(), SPA_REDIRECT).await;
     let wrong = "a-different-verifier-that-is-also-long-enough-for-the-rules-x";
-    let form = spa_exchange(redirect.get("code").unwrap().to_owned(), Some(wrong));
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, body) = h.token(&form, None).await;
-    assert_eq!(
-        (status, body["error"].clone()),
-        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
-    );
+    let fields = [spa[0], spa[1], ("code_verifier", wrong)];
+    let (status, body) = h.redeem(redirect.get("code").unwrap(), &fields, None).await;
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 
     let redirect = h.browse(url, SPA_REDIRECT).await;
-    let form = spa_exchange(redirect.get("code").unwrap().to_owned(), Some(VERIFIER));
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, body) = h.token(&form, None).await;
+    let fields = [spa[0], spa[1], ("code_verifier", VERIFIER)];
+    let (status, body) = h.redeem(redirect.get("code").unwrap(), &fields, None).await;
     assert_eq!(status, StatusCode::OK, "{body:?}");
 }
 
@@ -448,10 +451,7 @@ async fn a_code_is_single_use() {
     let code = redirect.get("code").unwrap();
     assert_eq!(h.exchange(code, VERIFIER).await.0, StatusCode::OK);
     let (status, body) = h.exchange(code, VERIFIER).await;
-    assert_eq!(
-        (status, body["error"].clone()),
-        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
-    );
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
 #[tokio::test]
@@ -460,10 +460,7 @@ async fn an_expired_code_is_refused() {
     let redirect = h.web_login().await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let (status, body) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
-    assert_eq!(
-        (status, body["error"].clone()),
-        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
-    );
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
 #[tokio::test]
@@ -471,35 +468,19 @@ async fn a_wrong_client_secret_is_refused_and_the_right_one_then_works() {
     let h = harness("").await;
     let redirect = h.web_login().await;
     let code = redirect.get("code").unwrap();
+    let web = [("redirect_uri", APP_REDIRECT), ("code_verifier", VERIFIER)];
     let (status, body) = h
-        .token(
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", APP_REDIRECT),
-                ("code_verifier", VERIFIER),
-            ],
-            Some(("web-app", "not-the-secret")),
-        )
+        .redeem(code, &web, Some(("web-app", "not-the-secret")))
         .await;
-    assert_eq!(
-        (status, body["error"].clone()),
-        (StatusCode::UNAUTHORIZED, json!("invalid_client"))
-    );
+    assert_oauth_error(&status, &body, StatusCode::UNAUTHORIZED, "invalid_client");
     // client_secret_post works the same way.
-    let (status, body) = h
-        .token(
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", APP_REDIRECT),
-                ("code_verifier", VERIFIER),
-                ("client_id", "web-app"),
-                ("client_secret", "web-secret"),
-            ],
-            None,
-        )
-        .await;
+    let posted = [
+        web[0],
+        web[1],
+        ("client_id", "web-app"),
+        ("client_secret", "web-secret"),
+    ];
+    let (status, body) = h.redeem(code, &posted, None).await;
     assert_eq!(status, StatusCode::OK, "{body:?}");
 }
 
@@ -664,10 +645,7 @@ async fn a_refresh_reruns_the_actions_and_rotates_the_token() {
 
     // Reusing the old token is refused, and revokes the rotated one too.
     let (status, body) = refresh(refresh_token).await;
-    assert_eq!(
-        (status, body["error"].clone()),
-        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
-    );
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     let (status, _) = refresh(rotated).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
@@ -678,22 +656,13 @@ async fn a_code_is_bound_to_its_client_and_redirect_uri_and_is_spent_by_a_wrong_
     // Another registered client cannot redeem web-app's code.
     let redirect = h.web_login().await;
     let code = redirect.get("code").unwrap();
-    let (status, body) = h
-        .token(
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", SPA_REDIRECT),
-                ("code_verifier", VERIFIER),
-                ("client_id", "spa"),
-            ],
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"].clone()),
-        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
-    );
+    let as_spa = [
+        ("redirect_uri", SPA_REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", "spa"),
+    ];
+    let (status, body) = h.redeem(code, &as_spa, None).await;
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     assert_eq!(
         h.exchange(code, VERIFIER).await.0,
         StatusCode::BAD_REQUEST,
@@ -702,21 +671,19 @@ async fn a_code_is_bound_to_its_client_and_redirect_uri_and_is_spent_by_a_wrong_
 
     // The redirect URI must be the authorization request's, exactly.
     let redirect = h.web_login().await;
+    let other_uri = format!("{APP_REDIRECT}?x=1");
+    let fields = [
+        ("redirect_uri", other_uri.as_str()),
+        ("code_verifier", VERIFIER),
+    ];
     let (status, body) = h
-        .token(
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", redirect.get("code").unwrap()),
-                ("redirect_uri", &format!("{APP_REDIRECT}?x=1")),
-                ("code_verifier", VERIFIER),
-            ],
+        .redeem(
+            redirect.get("code").unwrap(),
+            &fields,
             Some(("web-app", "web-secret")),
         )
         .await;
-    assert_eq!(
-        (status, body["error"].clone()),
-        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
-    );
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
 #[tokio::test]
@@ -726,10 +693,7 @@ async fn a_verifier_for_a_code_issued_without_a_challenge_is_refused() {
         .browse(h.authorize_url("web-app", APP_REDIRECT, &[]), APP_REDIRECT)
         .await;
     let (status, body) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
-    assert_eq!(
-        (status, body["error"].clone()),
-        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
-    );
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
 #[tokio::test]
@@ -748,10 +712,7 @@ async fn another_client_cannot_use_or_burn_a_refresh_token() {
             None,
         )
         .await;
-    assert_eq!(
-        (status, body["error"].clone()),
-        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
-    );
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     let (status, body) = h
         .token(
             &[

@@ -110,9 +110,7 @@ impl Service {
         form: &HashMap<String, String>,
     ) -> Result<Value, OAuthError> {
         let client = self.authenticate_client(headers, form)?;
-        let code = form
-            .get("code")
-            .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+        let code = required(form, "code")?;
         // Taken out whatever follows: a code is tried once.
         let issued = self
             .codes
@@ -165,9 +163,7 @@ impl Service {
         form: &HashMap<String, String>,
     ) -> Result<Value, OAuthError> {
         let client = self.authenticate_client(headers, form)?;
-        let token = form
-            .get("refresh_token")
-            .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+        let token = required(form, "refresh_token")?;
         let grant = self
             .store
             .consume_refresh_token(token, &client.client_id, unix_now())
@@ -303,4 +299,10 @@ impl Service {
         released.insert("sub".to_owned(), Value::String(subject.to_owned()));
         Ok(Value::Object(released))
     }
+}
+
+/// The form field `name`, or the OAuth answer for its absence.
+fn required<'f>(form: &'f HashMap<String, String>, name: &str) -> Result<&'f String, OAuthError> {
+    form.get(name)
+        .ok_or_else(|| OAuthError::invalid_request(format!("{name} is missing")))
 }
