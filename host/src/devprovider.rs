@@ -1287,8 +1287,7 @@ mod tests {
         );
 
         let (status, body) = exchange(&provider, &code, VERIFIER).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(body["error"], "invalid_grant");
+        assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
         assert!(body.get("id_token").is_none());
         assert_eq!(provider.token_requests(), 2);
         assert_eq!(
@@ -1307,11 +1306,9 @@ mod tests {
         let code = authorize_code(&provider).await;
         let wrong = "x".repeat(43);
         let (status, body) = exchange(&provider, &code, &wrong).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(body["error"], "invalid_grant");
+        assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
         let (status, body) = exchange(&provider, &code, VERIFIER).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(body["error"], "invalid_grant");
+        assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 
         // A missing verifier is refused as well.
         let code = authorize_code(&provider).await;
@@ -1325,8 +1322,7 @@ mod tests {
             ],
         )
         .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(body["error"], "invalid_grant");
+        assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     }
 
     #[tokio::test]
@@ -1344,20 +1340,17 @@ mod tests {
             ],
         )
         .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(body["error"], "invalid_grant");
+        assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 
         let code = authorize_code(&provider).await;
         for grant in lock(&provider.shared.grants).codes.values_mut() {
             grant.expires_at = Instant::now();
         }
         let (status, body) = exchange(&provider, &code, VERIFIER).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(body["error"], "invalid_grant");
+        assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 
         let (status, body) = exchange(&provider, "made-up-code", VERIFIER).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(body["error"], "invalid_grant");
+        assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     }
 
     #[tokio::test]
@@ -1382,8 +1375,7 @@ mod tests {
         let mut post_pairs = pairs.to_vec();
         post_pairs.extend([("client_id", CLIENT_ID), ("client_secret", "wrong-secret")]);
         let (status, body) = token_request(&provider, None, &post_pairs).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-        assert_eq!(body["error"], "invalid_client");
+        assert_oauth_error(status, &body, StatusCode::UNAUTHORIZED, "invalid_client");
 
         // Failed client authentication does not spend the code.
         let (status, body) = exchange(&provider, &code, VERIFIER).await;
@@ -1488,6 +1480,15 @@ mod tests {
         assert_eq!(body["error"], "invalid_grant");
         assert!(body.get("access_token").is_none());
         assert_eq!(provider.token_requests(), 1);
+    }
+
+    /// The answer was `expected` with OAuth error `error`.
+    fn assert_oauth_error(status: StatusCode, body: &Value, expected: StatusCode, error: &str) {
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (expected, Some(error)),
+            "{body}"
+        );
     }
 
     /// A provider with `faults` on, and its answer to a good code exchange.

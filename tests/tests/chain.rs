@@ -282,25 +282,6 @@ async fn a_pinned_clock_is_the_wall_clock_plugins_read() {
     );
 }
 
-#[tokio::test]
-async fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin() {
-    let captured = claimsmith_tests::CapturedLogs::default();
-    let _guard = tracing::subscriber::set_default(captured.subscriber());
-    let pipeline = Setup::new()
-        .actions(&[("echo", "test-echo", "fail", "")])
-        .start()
-        .unwrap();
-    outcome(&pipeline, &login("okta")).await.unwrap();
-    let logs = captured.text();
-    for line in ["echo ran", "echo stdout line", "echo stderr line"] {
-        let found = logs
-            .lines()
-            .find(|l| l.contains(line))
-            .unwrap_or_else(|| panic!("`{line}` not logged:\n{logs}"));
-        assert!(found.contains("plugin=\"echo\""), "{found}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_wait_for_a_free_instance_slot_instead_of_failing() {
     // One slot, many logins at once: each waits its turn, none fails.

@@ -337,13 +337,7 @@ async fn the_happy_path_mints_tokens_that_verify_against_the_published_jwks() {
     assert_eq!(userinfo["sub"], json!("dev|dev-user-1"));
     assert_eq!(userinfo["email"], json!("ada@example.com"));
 
-    let stored = h
-        .service
-        .store()
-        .load_user("dev|dev-user-1")
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = h.stored_user().await.unwrap();
     assert_eq!(stored.profile["geo_ip_country"], json!("NZ"));
     assert!(
         !stored.profile.contains_key("user_type"),
@@ -385,13 +379,7 @@ async fn a_second_login_counts_and_sees_the_metadata_of_the_first() {
         };
         assert_eq!(seen["app_metadata"]["echo_count"], previous, "{seen}");
     }
-    let stored = h
-        .service
-        .store()
-        .load_user("dev|dev-user-1")
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = h.stored_user().await.unwrap();
     assert_eq!(stored.user.logins_count, 2);
     assert_eq!(stored.user.app_metadata["echo_count"], json!(2));
 }
@@ -627,13 +615,7 @@ async fn a_refresh_reruns_the_actions_and_rotates_the_token() {
     assert_eq!(access["geo_ip_country"], json!("NZ"));
     // A refresh is not a sign-in: the count stays.
     assert_eq!(access["seen_event"]["user"]["logins_count"], json!(1));
-    let stored = h
-        .service
-        .store()
-        .load_user("dev|dev-user-1")
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = h.stored_user().await.unwrap();
     assert_eq!(stored.user.logins_count, 1);
     assert_eq!(
         stored.user.app_metadata["echo_count"],
