@@ -62,6 +62,11 @@ enum Command {
         /// Also write the results as JUnit XML to this file.
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Run each case once per language folder in this folder of builds
+        /// (as `claimsmith build --out DIR` lays them out), every plugin
+        /// replaced by its build in that language. A missing build fails.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["bless", "bless_all"])]
+        builds: Option<PathBuf>,
     },
     /// Runs the login service: OIDC provider to the apps, OIDC client to the
     /// upstream providers, the plugin chain on every login.
@@ -84,6 +89,19 @@ enum Command {
     Jwks {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Builds plugin projects (Rust, JavaScript, Python) into components at
+    /// `<out>/<language>/<name>.wasm`. Each path is a project or a folder
+    /// searched for projects.
+    Build {
+        #[arg(default_value = ".")]
+        paths: Vec<PathBuf>,
+        /// Where the components land.
+        #[arg(long, default_value = "target/plugins")]
+        out: PathBuf,
+        /// Where the JavaScript and Python toolchains are installed.
+        #[arg(long, default_value = "target/toolchains")]
+        toolchains: PathBuf,
     },
 }
 
@@ -151,6 +169,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             bless_all,
             json,
             junit,
+            builds,
         } => {
             use std::io::IsTerminal;
             let options = SuiteOptions {
@@ -161,6 +180,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                     && std::env::var_os("NO_COLOR").is_none(),
                 json,
                 junit,
+                builds,
             };
             let summary = run_suite(&paths, &options, &mut std::io::stdout().lock()).await?;
             Ok(ExitCode::from(summary.exit_code()))
@@ -192,6 +212,30 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 config.clients.len(),
                 config.actions.len()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build {
+            paths,
+            out,
+            toolchains,
+        } => {
+            let options = crate::build::BuildOptions {
+                out_dir: out,
+                toolchains_dir: toolchains,
+            };
+            let projects = crate::build::discover(&paths)?;
+            for project in &projects {
+                let label = format!("{} ({})", project.name, project.language);
+                let built = crate::build::build(project, &options).with_context(|| {
+                    format!("cannot build {label} in {}", project.dir.display())
+                })?;
+                let how = if built.up_to_date {
+                    "up to date".to_owned()
+                } else {
+                    format!("built in {:.1} s", built.duration.as_secs_f64())
+                };
+                eprintln!("{label:<36} {how:<16} {}", built.component.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Jwks { config } => {

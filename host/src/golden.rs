@@ -71,6 +71,10 @@ pub struct SuiteOptions {
     pub json: bool,
     /// Also write JUnit XML here.
     pub junit: Option<PathBuf>,
+    /// Run every case once per language folder here (`rust/`, `js/`,
+    /// `python/`, as `claimsmith build` lays them out), each plugin's wasm
+    /// replaced by the file of the same name in that folder.
+    pub builds: Option<PathBuf>,
 }
 
 /// One case's result.
@@ -78,6 +82,9 @@ pub struct SuiteOptions {
 pub struct CaseResult {
     pub file: PathBuf,
     pub name: String,
+    /// The language of the builds the case ran against, with `--builds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     pub passed: bool,
     pub duration_ms: f64,
     pub fuel: u64,
@@ -135,6 +142,15 @@ pub async fn run_suite(
             Err(error) => unreadable.push(error),
         }
     }
+    if let Some(builds) = &options.builds {
+        match per_language(cases, builds) {
+            Ok(each) => cases = each,
+            Err(error) => {
+                unreadable.push(error);
+                cases = Vec::new();
+            }
+        }
+    }
 
     let results = match build_engine(&cases) {
         Ok(engine) => run_cases(engine, cases).await,
@@ -184,11 +200,59 @@ fn collect_case_files(path: &Path, files: &mut Vec<PathBuf>, unreadable: &mut Ve
 }
 
 /// A case read and resolved: its config built, ready to run.
+#[derive(Clone)]
 struct PreparedCase {
     file: PathBuf,
     case: Case,
     config: Config,
     kind: CaseKind,
+    /// The language whose builds the plugins were replaced by (`--builds`).
+    language: Option<String>,
+    /// Why this case cannot run as prepared (a language build is missing).
+    broken: Option<String>,
+}
+
+/// Each case once per language folder under `builds`, its plugins' wasm
+/// files replaced by that language's builds. A missing build fails the case:
+/// one set of cases holds every language to the same behaviour.
+fn per_language(cases: Vec<PreparedCase>, builds: &Path) -> Result<Vec<PreparedCase>, String> {
+    let mut languages: Vec<String> = std::fs::read_dir(builds)
+        .map_err(|e| format!("{}: {e}", builds.display()))?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().is_dir())
+        .filter_map(|entry| entry.file_name().to_str().map(str::to_owned))
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    languages.sort();
+    if languages.is_empty() {
+        return Err(format!(
+            "{}: no language folders of builds (run `claimsmith build --out {}`)",
+            builds.display(),
+            builds.display()
+        ));
+    }
+    let mut each = Vec::new();
+    for case in cases {
+        for language in &languages {
+            let mut variant = case.clone();
+            variant.language = Some(language.clone());
+            for (name, spec) in &mut variant.config.plugins {
+                let Some(file_name) = spec.path.file_name() else {
+                    continue;
+                };
+                let build = builds.join(language).join(file_name);
+                if !build.exists() && variant.broken.is_none() {
+                    variant.broken = Some(format!(
+                        "no {language} build of plugin `{name}`: {} is missing",
+                        build.display()
+                    ));
+                }
+                spec.path = build;
+            }
+            each.push(variant);
+        }
+    }
+    Ok(each)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +301,8 @@ fn load_case(file: &Path) -> Result<PreparedCase, String> {
         case,
         config,
         kind,
+        language: None,
+        broken: None,
     })
 }
 
@@ -435,6 +501,7 @@ async fn run_cases(
             Err(error) => results.push(CaseResult {
                 file: PathBuf::new(),
                 name: "<panicked case>".to_owned(),
+                language: None,
                 passed: false,
                 duration_ms: 0.0,
                 fuel: 0,
@@ -447,18 +514,23 @@ async fn run_cases(
 }
 
 fn case_name(prepared: &PreparedCase) -> String {
-    prepared.case.name.clone().unwrap_or_else(|| {
+    let name = prepared.case.name.clone().unwrap_or_else(|| {
         prepared
             .file
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
-    })
+    });
+    match &prepared.language {
+        Some(language) => format!("[{language}] {name}"),
+        None => name,
+    }
 }
 
 fn broken(prepared: &PreparedCase, why: String) -> CaseResult {
     CaseResult {
         file: prepared.file.clone(),
         name: case_name(prepared),
+        language: prepared.language.clone(),
         passed: false,
         duration_ms: 0.0,
         fuel: 0,
@@ -473,6 +545,9 @@ async fn run_case(
     key: &Arc<SigningKey>,
     prepared: PreparedCase,
 ) -> CaseResult {
+    if let Some(why) = &prepared.broken {
+        return broken(&prepared, why.clone());
+    }
     let started = Instant::now();
     let pipeline =
         match Pipeline::assemble(prepared.config.clone(), engine, key.clone(), http.clone()) {
@@ -517,6 +592,7 @@ async fn run_case(
     CaseResult {
         file: prepared.file.clone(),
         name: case_name(&prepared),
+        language: prepared.language.clone(),
         passed: failures.is_empty(),
         duration_ms: duration.as_secs_f64() * 1000.0,
         fuel,

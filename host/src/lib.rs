@@ -5,6 +5,9 @@
 //!
 //! How the pieces fit, in the order a login goes through them:
 //! - [`config`] reads and checks the TOML configuration.
+//! - [`bindings`] are the host bindings generated from the WIT contract,
+//!   shared by the engine (which links them) and the capabilities (which
+//!   implement them).
 //! - [`engine`] compiles, caches, links and runs the components, each call in a
 //!   fresh, bounded instance.
 //! - [`capabilities`] is the host side of what a plugin may import: logging,
@@ -19,9 +22,12 @@
 //!   the upstream providers.
 //! - [`demo`] runs the service against the development provider and signs
 //!   in once, as an app would.
-//! - [`cli`] is the `claimsmith` command.
+//! - [`cli`] is the `claimsmith` command; [`build`] compiles plugin sources
+//!   (Rust, JavaScript, Python) into components with each language's SDK.
 //! - [`devprovider`] is a development upstream OIDC provider (demo, tests).
 
+pub mod bindings;
+pub mod build;
 pub mod capabilities;
 pub mod cli;
 pub mod config;

@@ -22,11 +22,18 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The compiled component of plugin crate `name` (e.g. `test-looper`).
+/// The compiled component of the Rust plugin `name` (e.g. `test-looper`).
 pub fn plugin_wasm(name: &str) -> PathBuf {
+    language_plugin_wasm("rust", name)
+}
+
+/// The compiled component of plugin `name` in `language` (`rust`, `js`,
+/// `python`), where `claimsmith build` puts it.
+pub fn language_plugin_wasm(language: &str, name: &str) -> PathBuf {
     let path = root()
-        .join("target/wasm32-wasip2/plugin")
-        .join(format!("{}.wasm", name.replace('-', "_")));
+        .join("target/plugins")
+        .join(language)
+        .join(format!("{name}.wasm"));
     assert!(
         path.exists(),
         "{} is missing: build the plugins with `cargo xtask test` (or `cargo xtask plugins`)",

@@ -11,19 +11,21 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const WASM_TARGET: &str = "wasm32-wasip2";
-/// The cargo profile plugins are built with; see the workspace Cargo.toml.
-const PLUGIN_PROFILE: &str = "plugin";
-/// Folders whose every subfolder with a Cargo.toml is a plugin crate.
-const PLUGIN_DIRS: &[&str] = &["plugins", "tests/plugins"];
+/// Where `claimsmith build` puts components (`<language>/<name>.wasm`) and
+/// installs the JavaScript and Python toolchains.
+const PLUGINS_OUT: &str = "target/plugins";
+const TOOLCHAINS: &str = "target/toolchains";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("plugins") => build_plugins(),
-        Some("demo") => build_plugins().and_then(|()| demo()),
-        Some("test") => build_plugins().and_then(|()| test(&args[1..])),
-        Some("bench") => build_plugins().and_then(|()| bench(&args[1..])),
+        Some("plugins") => build_plugins(Profile::Debug, &["plugins", "tests/plugins"]),
+        Some("demo") => build_plugins(Profile::Release, &["plugins"]).and_then(|()| demo()),
+        Some("test") => build_plugins(Profile::Debug, &["plugins", "tests/plugins"])
+            .and_then(|()| test(&args[1..])),
+        Some("bench") => {
+            build_plugins(Profile::Release, &["plugins"]).and_then(|()| bench(&args[1..]))
+        }
         _ => {
             eprintln!(
                 "usage: cargo xtask <plugins | demo | test [cargo test args] | bench [criterion args]>"
@@ -36,6 +38,23 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("xtask: {error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The host build the following steps use, so plugins are built by the same
+/// binary and no second host build is needed.
+#[derive(Clone, Copy)]
+enum Profile {
+    Debug,
+    Release,
+}
+
+impl Profile {
+    fn cargo_args(self) -> &'static [&'static str] {
+        match self {
+            Profile::Debug => &["--quiet"],
+            Profile::Release => &["--quiet", "--release"],
         }
     }
 }
@@ -64,63 +83,20 @@ fn run(command: &mut Command) -> Result<(), String> {
     }
 }
 
-fn ensure_wasm_target() -> Result<(), String> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .map_err(|e| format!("cannot run rustup (needed to add the {WASM_TARGET} target): {e}"))?;
-    if String::from_utf8_lossy(&installed.stdout)
-        .lines()
-        .any(|line| line.trim() == WASM_TARGET)
-    {
-        return Ok(());
-    }
-    eprintln!("xtask: installing the {WASM_TARGET} target");
-    run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
-}
-
-fn plugin_crates() -> Result<Vec<String>, String> {
-    let mut crates = Vec::new();
-    for dir in PLUGIN_DIRS {
-        let entries = std::fs::read_dir(root().join(dir)).map_err(|e| format!("{dir}: {e}"))?;
-        for entry in entries {
-            let manifest = entry.map_err(|e| e.to_string())?.path().join("Cargo.toml");
-            if let Ok(text) = std::fs::read_to_string(&manifest) {
-                let name = text
-                    .lines()
-                    .find_map(|line| line.strip_prefix("name = \""))
-                    .and_then(|rest| rest.strip_suffix('"'))
-                    .ok_or_else(|| format!("{}: no package name", manifest.display()))?;
-                crates.push(name.to_owned());
-            }
-        }
-    }
-    crates.sort();
-    Ok(crates)
-}
-
-/// Builds every plugin to `target/wasm32-wasip2/plugin/<crate>.wasm`.
-fn build_plugins() -> Result<(), String> {
-    ensure_wasm_target()?;
-    let mut command = cargo();
-    command.args([
-        "build",
-        "--target",
-        WASM_TARGET,
-        "--profile",
-        PLUGIN_PROFILE,
-    ]);
-    for name in plugin_crates()? {
-        command.args(["-p", &name]);
-    }
-    run(&mut command)
+/// Builds every plugin project under `dirs` (Rust, JavaScript, Python) with
+/// `claimsmith build`, which installs the wasm target and the JavaScript and
+/// Python toolchains itself.
+fn build_plugins(profile: Profile, dirs: &[&str]) -> Result<(), String> {
+    let mut args = vec!["build", "--out", PLUGINS_OUT, "--toolchains", TOOLCHAINS];
+    args.extend_from_slice(dirs);
+    claimsmith(profile.cargo_args(), &args)
 }
 
 /// The main job: the service on the embedded defaults, a development
 /// upstream provider, and one login through the plugin chain over HTTP.
 fn demo() -> Result<(), String> {
     claimsmith(
-        &["--release"],
+        Profile::Release.cargo_args(),
         &["demo", "--config", "examples/demo/claimsmith.toml"],
     )
 }

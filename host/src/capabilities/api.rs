@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::engine::bindings::action::claimsmith::plugin::api as wit;
+use crate::bindings::action::claimsmith::plugin::api as wit;
 use crate::tokens::is_reserved_claim;
 
 /// The cap on one token's custom claims, and on one metadata object, as

@@ -7,6 +7,11 @@
 //! answer requests through one seam, [`OutboundHttpInterceptor`], which sits
 //! *after* the policy checks so canned answers obey the same rules as real ones.
 //! It does not decide what a plugin is granted: that comes from config.
+//!
+//! Plugins reach it two ways, and both end in [`HttpCapability::send`]: the
+//! contract's `http.fetch`, and `wasi:http/outgoing-handler` (JavaScript's
+//! global `fetch()` in componentize-js), whose hooks hand every request here
+//! instead of to wasmtime-wasi-http's own client.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,10 +20,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use wasmtime_wasi_http::{Error as WasiHttpError, ForbiddenHeaderFilter, WasiBody, WasiHttpHooks};
 
-use crate::engine::bindings::fetcher::claimsmith::plugin::http as wit;
+use crate::bindings::fetcher::claimsmith::plugin::http as wit;
 
 /// How long a plugin's request may take, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -256,8 +264,21 @@ impl HttpCapability {
     }
 
     /// Checks `request` against the policy, then answers it through the
-    /// interceptor or the network.
+    /// interceptor or the network. Every plugin request, from either path,
+    /// goes through here.
     pub async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, HttpError> {
+        tracing::debug!(plugin = %self.plugin, method = %request.method, url = %redacted_url(&request.url), "plugin fetch");
+        let answer = self.send_within_policy(request).await;
+        if let Err(error) = &answer {
+            tracing::warn!(plugin = %self.plugin, %error, "plugin fetch failed");
+        }
+        answer
+    }
+
+    async fn send_within_policy(
+        &self,
+        request: OutboundRequest,
+    ) -> Result<OutboundResponse, HttpError> {
         self.check(&request)?;
         if let Some(interceptor) = &self.interceptor
             && let InterceptOutcome::Complete(outcome) =
@@ -300,18 +321,107 @@ impl HttpCapability {
 impl wit::Host for HttpCapability {
     async fn fetch(&mut self, request: wit::Request) -> Result<wit::Response, wit::HttpError> {
         let request = parse_plugin_request(request)?;
-        tracing::debug!(plugin = %self.plugin, method = %request.method, url = %redacted_url(&request.url), "plugin fetch");
-        match self.send(request).await {
-            Ok(response) => Ok(wit::Response {
-                status: response.status,
-                headers: response.headers,
-                body: response.body,
-            }),
-            Err(error) => {
-                tracing::warn!(plugin = %self.plugin, %error, "plugin fetch failed");
-                Err(error.into())
+        let response = self.send(request).await?;
+        Ok(wit::Response {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+        })
+    }
+}
+
+/// `wasi:http` requests (JavaScript's `fetch()`) under the same policy: the
+/// guest cannot set the host's headers, and each request is collected and
+/// handed to [`HttpCapability::send`] rather than sent by wasmtime-wasi-http.
+impl WasiHttpHooks for HttpCapability {
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        Arc::new(|name: &http::HeaderName| {
+            FORBIDDEN_HEADERS.contains(&name.as_str())
+                || wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)
+        })
+    }
+
+    fn set_host_header(&mut self) -> bool {
+        // The HTTP client sets `Host` from the URL, as for `http.fetch`.
+        false
+    }
+
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _io: Box<dyn Future<Output = Result<(), WasiHttpError>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<WasiBody>,
+                        Box<dyn Future<Output = Result<(), WasiHttpError>> + Send>,
+                    ),
+                    WasiHttpError,
+                >,
+            > + Send,
+    > {
+        let capability = self.clone();
+        Box::new(async move {
+            let request = collect_wasi_request(request, capability.policy.timeout).await?;
+            let response = capability.send(request).await.map_err(wasi_http_error)?;
+            let mut answer = http::Response::builder().status(response.status);
+            for (name, value) in &response.headers {
+                answer = answer.header(name, value);
             }
-        }
+            let body = Full::new(Bytes::from(response.body))
+                .map_err(|never| match never {})
+                .boxed_unsync();
+            let answer = answer
+                .body(body)
+                .map_err(|e| WasiHttpError::InternalError(Some(e.to_string())))?;
+            let no_more_io: Box<dyn Future<Output = Result<(), WasiHttpError>> + Send> =
+                Box::new(async { Ok(()) });
+            Ok((answer, no_more_io))
+        })
+    }
+}
+
+/// A `wasi:http` request as the host sends it, its body read whole (the
+/// guest may still be writing it when the request is handed over).
+async fn collect_wasi_request(
+    request: http::Request<WasiBody>,
+    timeout: Duration,
+) -> Result<OutboundRequest, WasiHttpError> {
+    let (parts, body) = request.into_parts();
+    let url =
+        Url::parse(&parts.uri.to_string()).map_err(|_| WasiHttpError::HttpRequestUriInvalid)?;
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = tokio::time::timeout(timeout, body.collect())
+        .await
+        .map_err(|_elapsed| WasiHttpError::ConnectionWriteTimeout)??
+        .to_bytes();
+    Ok(OutboundRequest {
+        method: parts.method,
+        url,
+        headers,
+        body: (!body.is_empty()).then(|| body.to_vec()),
+    })
+}
+
+/// The `wasi:http` error code for each refusal of the policy.
+fn wasi_http_error(error: HttpError) -> WasiHttpError {
+    match error {
+        HttpError::NotAllowed(_) => WasiHttpError::HttpRequestDenied,
+        HttpError::InvalidRequest(why) => WasiHttpError::InternalError(Some(why)),
+        HttpError::Timeout => WasiHttpError::ConnectionReadTimeout,
+        HttpError::ResponseTooLarge(cap) => WasiHttpError::HttpResponseBodySize(Some(cap)),
+        HttpError::Transport(why) => WasiHttpError::InternalError(Some(why)),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::engine::bindings::fetcher::claimsmith::plugin::log as wit;
+use crate::bindings::fetcher::claimsmith::plugin::log as wit;
 
 /// Longer messages are cut: a plugin must not flood the host's logs.
 const MAX_MESSAGE_CHARS: usize = 4096;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::engine::bindings::fetcher::claimsmith::plugin::secrets as wit;
+use crate::bindings::fetcher::claimsmith::plugin::secrets as wit;
 
 /// A secret's value, redacted in `Debug` output.
 #[derive(Clone, PartialEq, Eq)]

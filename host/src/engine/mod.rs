@@ -11,7 +11,6 @@
 //! It does not decide what a plugin may reach (config and the capabilities
 //! do) nor what its results mean for the login (the pipeline does).
 
-pub mod bindings;
 mod cache;
 
 use std::collections::HashMap;
@@ -26,19 +25,20 @@ use wasmtime::{
     Config, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::bindings::{action, fetcher};
 use crate::capabilities::api::{ActionEffects, ApiCapability};
 use crate::capabilities::http::{HttpCapability, HttpPolicy, Interceptor, OutboundHttp};
 use crate::capabilities::log::LogCapability;
 use crate::capabilities::secrets::Secrets;
 use crate::capabilities::stdio::{PluginOutput, Stream, output_budget};
-use bindings::{action, fetcher};
 
-pub use bindings::action::claimsmith::plugin::event_types::{
+pub use crate::bindings::action::claimsmith::plugin::event_types::{
     Client as EventClient, Connection as EventConnection, Event, Request as EventRequest,
     User as EventUser,
 };
-pub use bindings::fetcher::claimsmith::plugin::profile_types::FetchContext;
+pub use crate::bindings::fetcher::claimsmith::plugin::profile_types::FetchContext;
 
 /// A busy plugin hands its thread back to tokio this often (in fuel units,
 /// roughly wasm instructions), so it cannot starve other logins.
@@ -367,6 +367,9 @@ fn link_shared_capabilities(linker: &mut Linker<StoreState>) -> wasmtime::Result
     // WASI is linked because every language's standard library imports it;
     // the context built per invocation grants none of its resources.
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    // wasi:http is JavaScript's `fetch()`; its requests go through the same
+    // policy as `http.fetch` (see `capabilities::http`).
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     use fetcher::claimsmith::plugin::{http, log, secrets};
     log::add_to_linker::<_, HasSelf<LogCapability>>(linker, |state: &mut StoreState| {
         &mut state.log
@@ -607,6 +610,7 @@ fn json_kind(value: &Value) -> &'static str {
 /// The data of one store: one plugin instance's capabilities.
 struct StoreState {
     wasi: WasiCtx,
+    wasi_http: WasiHttpCtx,
     table: ResourceTable,
     memory: MemoryCap,
     log: LogCapability,
@@ -640,6 +644,7 @@ impl StoreState {
         let wasi = wasi.build();
         StoreState {
             wasi,
+            wasi_http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             memory: MemoryCap {
                 max_bytes: plugin.limits.memory_bytes,
@@ -677,6 +682,16 @@ impl WasiView for StoreState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StoreState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.wasi_http,
+            table: &mut self.table,
+            hooks: &mut self.http,
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Host bindings generated from `wit/claimsmith.wit`, one module per world.
-//! The interfaces both worlds import are generated once, in [`fetcher`], and
-//! reused by [`action`], so each capability implements its interface once.
+//!
+//! Owns nothing but the generated code: the engine links these bindings and
+//! calls the exports, the capabilities implement the imports. The interfaces
+//! both worlds import are generated once, in [`fetcher`], and reused by
+//! [`action`], so each capability implements its interface once.
 
 pub mod fetcher {
     wasmtime::component::bindgen!({

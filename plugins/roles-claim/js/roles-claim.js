@@ -1,0 +1,24 @@
+// Maps the profile's upstream `groups` to the namespaced claim
+// `https://claimsmith.dev/roles` on both tokens; denies a user with no group
+// when the client's metadata says `require_group = true` (same action in
+// ../rust and ../python).
+
+const ROLES_CLAIM = 'https://claimsmith.dev/roles';
+
+/**
+ * @param {import('./claimsmith').PostLoginEvent} event
+ * @param {import('./claimsmith').PostLoginApi} api
+ */
+export async function onExecutePostLogin(event, api) {
+  const groups = event.user.profile.groups ?? [];
+  if (!Array.isArray(groups)) throw new Error('`groups` must be a list of strings');
+  if (!groups.every((group) => typeof group === 'string')) {
+    throw new Error('`groups` must hold only strings');
+  }
+  if (groups.length === 0 && event.client.metadata.require_group === true) {
+    api.access.deny('a group membership is required to sign in to this app');
+    return;
+  }
+  api.accessToken.setCustomClaim(ROLES_CLAIM, groups);
+  api.idToken.setCustomClaim(ROLES_CLAIM, groups);
+}

@@ -1,0 +1,105 @@
+// The post-login-action world in Auth0's shape: turns the WIT `event` into
+// Auth0's `event` and `api` objects, calls the plugin's
+// `onExecutePostLogin(event, api)` and awaits it.
+//
+// Compiled into the plugin by `claimsmith build`, which writes the entry
+// module that hands the plugin's function to `postLoginAction` below.
+
+import * as host from 'claimsmith:plugin/api@0.1.0';
+import { describeHostError, errorText, jsonText, parseObject, secretsProxy } from './common.js';
+
+function call(what, operation) {
+  try {
+    return operation();
+  } catch (error) {
+    throw new Error(`${what}: ${describeHostError(error)}`);
+  }
+}
+
+function tokenApi(token, label) {
+  return {
+    /** Sets a custom claim; `undefined` sets nothing, as JSON would drop it. */
+    setCustomClaim(name, value) {
+      if (value === undefined) {
+        return;
+      }
+      const text = jsonText(value, `claim \`${name}\``);
+      call(`cannot set the ${label} claim \`${name}\``, () =>
+        host.setCustomClaim(token, name, text),
+      );
+    },
+    removeCustomClaim(name) {
+      call(`cannot remove the ${label} claim \`${name}\``, () =>
+        host.removeCustomClaim(token, name),
+      );
+    },
+  };
+}
+
+function auth0Api() {
+  const accessToken = tokenApi('access-token', 'access token');
+  accessToken.addScope = (scope) =>
+    call(`cannot add the scope \`${scope}\``, () => host.addScope(scope));
+  accessToken.removeScope = (scope) => host.removeScope(scope);
+  const metadata = (set, kind) => (key, value) => {
+    const text = jsonText(value === undefined ? null : value, `${kind} metadata \`${key}\``);
+    call(`cannot set ${kind} metadata \`${key}\``, () => set(key, text));
+  };
+  return {
+    accessToken,
+    idToken: tokenApi('id-token', 'id token'),
+    access: {
+      deny(reason) {
+        host.deny(String(reason));
+      },
+    },
+    user: {
+      setUserMetadata: metadata(host.setUserMetadata, 'user'),
+      setAppMetadata: metadata(host.setAppMetadata, 'app'),
+    },
+  };
+}
+
+function auth0Event(event) {
+  const profile = parseObject(event.user.profile);
+  const user = {
+    // Auth0 puts the profile's attributes on `event.user` itself.
+    ...profile,
+    user_id: event.user.userId,
+    profile,
+    user_metadata: parseObject(event.user.userMetadata),
+    app_metadata: parseObject(event.user.appMetadata),
+    last_login: event.user.lastLogin,
+  };
+  return {
+    user,
+    stats: { logins_count: event.user.loginsCount },
+    client: {
+      client_id: event.client.clientId,
+      name: event.client.name,
+      metadata: parseObject(event.client.metadata),
+    },
+    connection: { name: event.connection.name, strategy: event.connection.strategy },
+    request: { ip: event.request.ip, user_agent: event.request.userAgent },
+    transaction: { requested_scopes: [...event.scopes] },
+    resource_server: event.audience === undefined ? undefined : { identifier: event.audience },
+    access_token_claims: parseObject(event.accessTokenClaims),
+    id_token_claims: parseObject(event.idTokenClaims),
+    secrets: secretsProxy(),
+  };
+}
+
+/** The WIT export `on-execute-post-login` around the plugin's handler. */
+export function postLoginAction(handler) {
+  if (typeof handler !== 'function') {
+    throw new TypeError('the plugin must export `onExecutePostLogin(event, api)`');
+  }
+  return async function onExecutePostLogin(event) {
+    try {
+      await handler(auth0Event(event), auth0Api());
+    } catch (error) {
+      // The contract's error is a string: an Error becomes its message.
+      throw errorText(error);
+    }
+  };
+}

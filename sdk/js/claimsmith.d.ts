@@ -1,0 +1,93 @@
+// Types of the Claimsmith JavaScript SDK, so editors complete `event.`,
+// `api.` and `ctx.`. A plugin refers to them in JSDoc:
+//
+//   /** @param {import('./claimsmith').PostLoginEvent} event
+//    *  @param {import('./claimsmith').PostLoginApi} api */
+//   export async function onExecutePostLogin(event, api) { ... }
+//
+// `claimsmith new --lang js` writes this file next to the plugin.
+
+/** Any JSON value. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** The plugin's secrets from config; an unknown name reads as `undefined`. */
+export type Secrets = Readonly<Record<string, string | undefined>>;
+
+/** The user signing in. Auth0 puts the profile's attributes here too. */
+export interface User {
+  /** `connection|upstream subject`. */
+  user_id: string;
+  /** The profile the profile fetcher returned. */
+  profile: Record<string, Json>;
+  user_metadata: Record<string, Json>;
+  app_metadata: Record<string, Json>;
+  /** When the previous login happened (RFC 3339), if there was one. */
+  last_login?: string;
+  email?: string;
+  email_verified?: boolean;
+  name?: string;
+  [profileAttribute: string]: Json | undefined;
+}
+
+/** Everything a post-login action sees, in Auth0's shape. */
+export interface PostLoginEvent {
+  user: User;
+  stats: { logins_count: number };
+  client: { client_id: string; name: string; metadata: Record<string, Json> };
+  connection: { name: string; strategy: string };
+  request: { ip?: string; user_agent?: string };
+  transaction: { requested_scopes: string[] };
+  /** The access token's audience, when there is one. */
+  resource_server?: { identifier: string };
+  /** Custom claims the actions before this one set. */
+  access_token_claims: Record<string, Json>;
+  id_token_claims: Record<string, Json>;
+  secrets: Secrets;
+}
+
+export interface TokenApi {
+  /** Sets a custom claim (reserved claims such as `sub` throw); `undefined` sets nothing. */
+  setCustomClaim(name: string, value: Json | undefined): void;
+  removeCustomClaim(name: string): void;
+}
+
+export interface AccessTokenApi extends TokenApi {
+  addScope(scope: string): void;
+  removeScope(scope: string): void;
+}
+
+/** What a post-login action may change, in Auth0's shape. Refused changes throw. */
+export interface PostLoginApi {
+  accessToken: AccessTokenApi;
+  idToken: TokenApi;
+  access: {
+    /** Denies the login; no token is minted. */
+    deny(reason: string): void;
+  };
+  user: {
+    setUserMetadata(key: string, value: Json): void;
+    setAppMetadata(key: string, value: Json): void;
+  };
+}
+
+/** What a profile fetcher receives besides the upstream access token. */
+export interface FetchUserProfileContext {
+  /** The connection's name in config. */
+  connection: string;
+  /** The upstream id token, as received (a compact JWT). */
+  id_token: string;
+  /** The id token's claims, already verified by the host. */
+  idTokenClaims: Record<string, Json>;
+  /** The connection's `options` table from config. */
+  options: Record<string, Json>;
+  secrets: Secrets;
+}
+
+/** A post-login action: `export async function onExecutePostLogin(event, api)`. */
+export type OnExecutePostLogin = (event: PostLoginEvent, api: PostLoginApi) => void | Promise<void>;
+
+/** A profile fetcher: `export async function fetchUserProfile(accessToken, ctx)`. */
+export type FetchUserProfile = (
+  accessToken: string,
+  ctx: FetchUserProfileContext,
+) => Record<string, Json> | Promise<Record<string, Json>>;

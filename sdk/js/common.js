@@ -1,0 +1,68 @@
+// What both worlds share: secrets, the host's log, and turning whatever a
+// plugin throws into the error text the WIT contract carries.
+//
+// This file is compiled into every JavaScript plugin by `claimsmith build`;
+// plugins do not import it themselves.
+
+import { secret } from 'claimsmith:plugin/secrets@0.1.0';
+
+/**
+ * `event.secrets` / `ctx.secrets`: reads a secret from the host when a
+ * property is read, so only the secrets a plugin uses cross the boundary.
+ * Unknown names read as `undefined`, as in Auth0.
+ */
+export function secretsProxy() {
+  return new Proxy(
+    {},
+    {
+      get(_target, name) {
+        return typeof name === 'string' ? secret(name) : undefined;
+      },
+      has(_target, name) {
+        return typeof name === 'string' && secret(name) !== undefined;
+      },
+    },
+  );
+}
+
+/** The error text for the host: an Error's message, or the value as text. */
+export function errorText(error) {
+  if (error instanceof Error) {
+    return error.message || error.name;
+  }
+  if (typeof error === 'string') {
+    return error;
+  }
+  try {
+    return JSON.stringify(error);
+  } catch {
+    return String(error);
+  }
+}
+
+/**
+ * A WIT error variant (`{ tag, val }`, thrown by componentize-js as the
+ * `payload` of an error) as readable text.
+ */
+export function describeHostError(error) {
+  const payload = error && error.payload !== undefined ? error.payload : error;
+  if (payload && typeof payload === 'object' && 'tag' in payload) {
+    return payload.val === undefined ? payload.tag : `${payload.tag}: ${payload.val}`;
+  }
+  return errorText(error);
+}
+
+/** A JSON text for the host, refusing values JSON cannot carry. */
+export function jsonText(value, what) {
+  const text = JSON.stringify(value);
+  if (text === undefined) {
+    throw new TypeError(`${what}: ${typeof value} is not a JSON value`);
+  }
+  return text;
+}
+
+/** Parses a JSON object text handed over by the host. */
+export function parseObject(text) {
+  const value = JSON.parse(text);
+  return value !== null && typeof value === 'object' ? value : {};
+}

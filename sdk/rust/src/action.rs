@@ -1,0 +1,279 @@
+//! The post-login-action world: `on_execute_post_login(event, api)` over
+//! Auth0's `event` and `api` shapes.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::Error;
+
+/// The generated bindings of the `post-login-action` world; the interfaces it
+/// shares with the profile fetcher come from [`crate::fetcher::bindings`].
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "post-login-action",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "claimsmith_sdk::action::bindings",
+        with: {
+            "claimsmith:plugin/types@0.1.0": crate::fetcher::bindings::claimsmith::plugin::types,
+            "claimsmith:plugin/log@0.1.0": crate::fetcher::bindings::claimsmith::plugin::log,
+            "claimsmith:plugin/secrets@0.1.0": crate::fetcher::bindings::claimsmith::plugin::secrets,
+            "claimsmith:plugin/http@0.1.0": crate::fetcher::bindings::claimsmith::plugin::http,
+        },
+    });
+}
+
+use bindings::claimsmith::plugin::api::{self as host, ApiError, Token};
+
+/// Everything a post-login action sees, in Auth0's shape.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub user: User,
+    pub stats: Stats,
+    pub client: Client,
+    pub connection: Connection,
+    pub request: Request,
+    pub transaction: Transaction,
+    /// The access token's audience, when there is one.
+    pub resource_server: Option<ResourceServer>,
+    /// Custom claims the actions before this one set on the access token.
+    pub access_token_claims: Map<String, Value>,
+    /// Custom claims the actions before this one set on the id token.
+    pub id_token_claims: Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    /// `connection|upstream subject`.
+    pub user_id: String,
+    /// The profile the profile fetcher returned.
+    pub profile: Map<String, Value>,
+    pub user_metadata: Map<String, Value>,
+    pub app_metadata: Map<String, Value>,
+    /// When the previous login happened (RFC 3339), if there was one.
+    pub last_login: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Logins of this user, this one included.
+    pub logins_count: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    /// The client's `metadata` table from config.
+    pub metadata: Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub name: String,
+    pub strategy: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    pub requested_scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResourceServer {
+    pub identifier: String,
+}
+
+impl From<bindings::Event> for Event {
+    fn from(event: bindings::Event) -> Self {
+        Event {
+            user: User {
+                user_id: event.user.user_id,
+                profile: crate::parse_object(&event.user.profile),
+                user_metadata: crate::parse_object(&event.user.user_metadata),
+                app_metadata: crate::parse_object(&event.user.app_metadata),
+                last_login: event.user.last_login,
+            },
+            stats: Stats {
+                logins_count: event.user.logins_count,
+            },
+            client: Client {
+                client_id: event.client.client_id,
+                name: event.client.name,
+                metadata: crate::parse_object(&event.client.metadata),
+            },
+            connection: Connection {
+                name: event.connection.name,
+                strategy: event.connection.strategy,
+            },
+            request: Request {
+                ip: event.request.ip,
+                user_agent: event.request.user_agent,
+            },
+            transaction: Transaction {
+                requested_scopes: event.scopes,
+            },
+            resource_server: event
+                .audience
+                .map(|identifier| ResourceServer { identifier }),
+            access_token_claims: crate::parse_object(&event.access_token_claims),
+            id_token_claims: crate::parse_object(&event.id_token_claims),
+        }
+    }
+}
+
+/// What a post-login action may change, in Auth0's shape. A refused change
+/// is an [`Error`] saying why; it changes nothing.
+#[derive(Debug)]
+pub struct Api {
+    _private: (),
+}
+
+impl Api {
+    pub fn access_token(&mut self) -> AccessToken {
+        AccessToken(TokenClaims {
+            token: Token::AccessToken,
+            label: "access token",
+        })
+    }
+
+    pub fn id_token(&mut self) -> TokenClaims {
+        TokenClaims {
+            token: Token::IdToken,
+            label: "id token",
+        }
+    }
+
+    pub fn access(&mut self) -> Access {
+        Access { _private: () }
+    }
+
+    pub fn user(&mut self) -> UserMetadata {
+        UserMetadata { _private: () }
+    }
+}
+
+/// The custom claims of one token.
+#[derive(Debug)]
+pub struct TokenClaims {
+    token: Token,
+    label: &'static str,
+}
+
+impl TokenClaims {
+    /// Sets the custom claim `name`; reserved claims (`sub`, `scope`, ...) are refused.
+    pub fn set_custom_claim(&self, name: &str, value: &impl Serialize) -> Result<(), Error> {
+        let text = json_text(value, &format!("claim `{name}`"))?;
+        host::set_custom_claim(self.token, name, &text)
+            .map_err(|e| refused(&format!("cannot set the {} claim `{name}`", self.label), &e))
+    }
+
+    pub fn remove_custom_claim(&self, name: &str) -> Result<(), Error> {
+        host::remove_custom_claim(self.token, name).map_err(|e| {
+            refused(
+                &format!("cannot remove the {} claim `{name}`", self.label),
+                &e,
+            )
+        })
+    }
+}
+
+/// The access token: its custom claims and its scopes.
+#[derive(Debug)]
+pub struct AccessToken(TokenClaims);
+
+impl std::ops::Deref for AccessToken {
+    type Target = TokenClaims;
+
+    fn deref(&self) -> &TokenClaims {
+        &self.0
+    }
+}
+
+impl AccessToken {
+    pub fn add_scope(&self, scope: &str) -> Result<(), Error> {
+        host::add_scope(scope).map_err(|e| refused(&format!("cannot add the scope `{scope}`"), &e))
+    }
+
+    pub fn remove_scope(&self, scope: &str) {
+        host::remove_scope(scope);
+    }
+}
+
+#[derive(Debug)]
+pub struct Access {
+    _private: (),
+}
+
+impl Access {
+    /// Denies the login; no token is minted.
+    pub fn deny(&self, reason: &str) {
+        host::deny(reason);
+    }
+}
+
+#[derive(Debug)]
+pub struct UserMetadata {
+    _private: (),
+}
+
+impl UserMetadata {
+    pub fn set_user_metadata(&self, key: &str, value: &impl Serialize) -> Result<(), Error> {
+        let text = json_text(value, &format!("user metadata `{key}`"))?;
+        host::set_user_metadata(key, &text)
+            .map_err(|e| refused(&format!("cannot set user metadata `{key}`"), &e))
+    }
+
+    pub fn set_app_metadata(&self, key: &str, value: &impl Serialize) -> Result<(), Error> {
+        let text = json_text(value, &format!("app metadata `{key}`"))?;
+        host::set_app_metadata(key, &text)
+            .map_err(|e| refused(&format!("cannot set app metadata `{key}`"), &e))
+    }
+}
+
+fn json_text(value: &impl Serialize, what: &str) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::msg(format!("{what}: {e}")))
+}
+
+fn refused(what: &str, error: &ApiError) -> Error {
+    Error::msg(match error {
+        ApiError::ReservedClaim(name) => format!("{what}: reserved-claim: {name}"),
+        ApiError::InvalidJson(why) => format!("{what}: invalid-json: {why}"),
+        ApiError::TooLarge(cap) => format!("{what}: too-large: {cap}"),
+        ApiError::InvalidName(why) => format!("{what}: invalid-name: {why}"),
+    })
+}
+
+/// Runs the plugin's function on the host's call; used by
+/// [`post_login_action!`](crate::post_login_action).
+#[doc(hidden)]
+pub fn run(
+    event: bindings::Event,
+    handler: fn(&Event, &mut Api) -> Result<(), Error>,
+) -> Result<(), String> {
+    handler(&Event::from(event), &mut Api { _private: () }).map_err(|e| e.to_string())
+}
+
+/// Makes this crate a post-login action that runs `handler`, a
+/// `fn(&Event, &mut Api) -> Result<(), Error>`.
+#[macro_export]
+macro_rules! post_login_action {
+    ($handler:path) => {
+        struct ClaimsmithPostLoginAction;
+        impl $crate::action::bindings::Guest for ClaimsmithPostLoginAction {
+            fn on_execute_post_login(
+                event: $crate::action::bindings::Event,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                $crate::action::run(event, $handler)
+            }
+        }
+        $crate::action::bindings::export!(ClaimsmithPostLoginAction);
+    };
+}

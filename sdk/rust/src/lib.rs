@@ -1,0 +1,74 @@
+//! Claimsmith plugins in Rust, in the shape of Auth0's scripts.
+//!
+//! A post-login action is one function over a typed [`action::Event`] and an
+//! [`action::Api`]; a profile fetcher is one function from the upstream
+//! access token and a [`fetcher::FetchContext`] to a [`fetcher::Profile`].
+//! Errors go through `?`: anything that implements `std::error::Error`, or a
+//! `String`, converts into [`Error`], whose text fails the login.
+//!
+//! ```ignore
+//! use claimsmith_sdk::action::{Api, Event};
+//!
+//! fn on_execute_post_login(event: &Event, api: &mut Api) -> Result<(), claimsmith_sdk::Error> {
+//!     if let Some(country) = event.user.profile.get("geo_ip_country") {
+//!         api.access_token().set_custom_claim("geo_ip_country", country)?;
+//!     }
+//!     Ok(())
+//! }
+//!
+//! claimsmith_sdk::post_login_action!(on_execute_post_login);
+//! ```
+//!
+//! The WIT contract (`wit/claimsmith.wit`) stays underneath: this crate
+//! holds the bindings of both worlds, and the export macros make a crate a
+//! component of one of them.
+
+pub mod action;
+pub mod fetcher;
+pub mod http;
+pub mod log;
+
+use std::fmt;
+
+/// Why a plugin failed; its text becomes the step's error.
+///
+/// Like `anyhow::Error`, it does not implement `std::error::Error` itself,
+/// so that every error type, `String` and `&str` convert into it through `?`.
+pub struct Error(String);
+
+impl Error {
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Error(message.to_string())
+    }
+}
+
+impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for Error {
+    fn from(error: E) -> Self {
+        Error(error.into().to_string())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// The value of this plugin's secret `name`, or `None`.
+pub fn secret(name: &str) -> Option<String> {
+    fetcher::bindings::claimsmith::plugin::secrets::secret(name)
+}
+
+/// Parses a JSON object text from the host; anything else reads as empty.
+fn parse_object(text: &str) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(object)) => object,
+        _ => serde_json::Map::new(),
+    }
+}
