@@ -482,16 +482,58 @@ async fn run_cases(
                 .collect();
         }
     };
+    // Loading hashes, compiles and links the plugins: CPU work kept off the
+    // runtime's threads, where it would eat into other cases' wall-clock
+    // limits while their plugins run.
+    let assembled = {
+        let shared = shared.clone();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || {
+            cases
+                .into_iter()
+                .map(|prepared| {
+                    let pipeline = match &prepared.broken {
+                        Some(why) => Err(why.clone()),
+                        None => Pipeline::assemble(
+                            prepared.config.clone(),
+                            &shared.0,
+                            key.clone(),
+                            shared.1.clone(),
+                        )
+                        .map_err(|error| error.to_string()),
+                    };
+                    (prepared, pipeline)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+    };
+    let assembled = match assembled {
+        Ok(assembled) => assembled,
+        Err(error) => {
+            return vec![CaseResult {
+                file: PathBuf::new(),
+                name: "<loading the plugins>".to_owned(),
+                language: None,
+                passed: false,
+                duration_ms: 0.0,
+                fuel: 0,
+                failures: vec![format!("loading the plugins failed: {error}")],
+                actual: Map::new(),
+            }];
+        }
+    };
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
     let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
     let mut handles = Vec::new();
-    for prepared in cases {
-        let shared = shared.clone();
-        let key = key.clone();
+    for (prepared, pipeline) in assembled {
         let permits = permits.clone();
         handles.push(tokio::spawn(async move {
             let _permit = permits.acquire().await;
-            run_case(&shared.0, &shared.1, &key, prepared).await
+            match pipeline {
+                Ok(pipeline) => run_case(&pipeline, prepared).await,
+                Err(why) => broken(&prepared, why),
+            }
         }));
     }
     let mut results = Vec::new();
@@ -539,21 +581,8 @@ fn broken(prepared: &PreparedCase, why: String) -> CaseResult {
     }
 }
 
-async fn run_case(
-    engine: &Engine,
-    http: &OutboundHttp,
-    key: &Arc<SigningKey>,
-    prepared: PreparedCase,
-) -> CaseResult {
-    if let Some(why) = &prepared.broken {
-        return broken(&prepared, why.clone());
-    }
+async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
     let started = Instant::now();
-    let pipeline =
-        match Pipeline::assemble(prepared.config.clone(), engine, key.clone(), http.clone()) {
-            Ok(pipeline) => pipeline,
-            Err(error) => return broken(&prepared, error.to_string()),
-        };
     let canned = Arc::new(CannedHttp::new(
         prepared.case.input.http.clone().unwrap_or_default(),
     ));

@@ -112,7 +112,10 @@ fn test(extra: &[String]) -> Result<(), String> {
         ])
         .args(extra))?;
     // The shipped golden cases, through the command CI users run.
-    claimsmith(&["--quiet"], &["test", "plugins", "examples"])?;
+    claimsmith(
+        &["--quiet"],
+        &["test", "--builds", PLUGINS_OUT, "plugins", "examples"],
+    )?;
     // The recorded example login must keep working, as a user runs it.
     claimsmith(
         &["--quiet"],
