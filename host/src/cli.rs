@@ -112,11 +112,10 @@ pub fn main() -> ExitCode {
         Command::Test { .. } => "warn",
         _ => "warn,claimsmith=info",
     };
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| default_filter.to_owned());
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
+        .with_env_filter(log_filter(&filter))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -133,6 +132,21 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The log filter for `spec` (`RUST_LOG` syntax), with wasmtime's WASI
+/// bindings held at `info` whatever it says: at `trace` they log every call's
+/// arguments, and a JavaScript `fetch()` passes its URL query and its
+/// `Authorization` header through them.
+pub fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
+    let mut filter = tracing_subscriber::EnvFilter::try_new(spec)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,claimsmith=info"));
+    for target in ["wasmtime_wasi=info", "wasmtime_wasi_http=info"] {
+        if let Ok(directive) = target.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
 }
 
 async fn execute(command: Command) -> anyhow::Result<ExitCode> {
@@ -314,4 +328,34 @@ fn decode_jwt(token: &str) -> Value {
     };
     let mut parts = token.split('.');
     json!({ "header": decode(parts.next()), "claims": decode(parts.next()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn wasi_call_arguments_are_never_logged_even_at_trace() {
+        for spec in [
+            "trace",
+            "trace,wasmtime_wasi_http=trace,wasmtime_wasi=trace",
+        ] {
+            let subscriber = tracing_subscriber::registry().with(log_filter(spec));
+            tracing::subscriber::with_default(subscriber, || {
+                assert!(
+                    !tracing::event_enabled!(target: "wasmtime_wasi_http::p2::bindings", tracing::Level::TRACE),
+                    "{spec}"
+                );
+                assert!(
+                    !tracing::event_enabled!(target: "wasmtime_wasi::p2::bindings", tracing::Level::TRACE),
+                    "{spec}"
+                );
+                assert!(
+                    tracing::event_enabled!(target: "claimsmith::engine", tracing::Level::TRACE),
+                    "{spec}: the host's own trace logs stay on"
+                );
+            });
+        }
+    }
 }

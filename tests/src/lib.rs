@@ -105,12 +105,15 @@ audience = "https://api.example.com"
         self
     }
 
-    /// Adds `[plugins.<name>]` for crate `crate_name`, with extra TOML lines.
-    pub fn plugin(mut self, name: &str, crate_name: &str, world: &str, extra: &str) -> Self {
-        self.toml += &format!(
-            "\n[plugins.{name}]\npath = {:?}\nworld = \"{world}\"\n{extra}\n",
-            plugin_wasm(crate_name)
-        );
+    /// Adds `[plugins.<name>]` for Rust plugin `crate_name`, with extra TOML lines.
+    pub fn plugin(self, name: &str, crate_name: &str, world: &str, extra: &str) -> Self {
+        self.plugin_at(name, &plugin_wasm(crate_name), world, extra)
+    }
+
+    /// Adds `[plugins.<name>]` for the component at `wasm`, with extra TOML lines.
+    pub fn plugin_at(mut self, name: &str, wasm: &Path, world: &str, extra: &str) -> Self {
+        self.toml +=
+            &format!("\n[plugins.{name}]\npath = {wasm:?}\nworld = \"{world}\"\n{extra}\n");
         self
     }
 

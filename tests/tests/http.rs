@@ -10,7 +10,7 @@ use axum::Router;
 use axum::routing::get;
 use claimsmith::capabilities::http::{GuardedResolver, OutboundHttp};
 use claimsmith::pipeline::LoginFailure;
-use claimsmith_tests::{Setup, login, outcome, serve};
+use claimsmith_tests::{Setup, language_plugin_wasm, login, outcome, serve};
 use jsonwebtoken::dangerous::insecure_decode;
 use serde_json::{Map, Value, json};
 
@@ -41,24 +41,40 @@ async fn counting_server() -> (SocketAddr, Arc<AtomicUsize>) {
     (serve(router).await, hits)
 }
 
-fn fetcher_setup(grant: &str, fetch_url: &str, limits: &str) -> Setup {
+/// The same fetcher twice: `test-fetcher` calls the contract's `http.fetch`,
+/// `test-js-fetcher` JavaScript's global `fetch()` (wasi:http). Both must be
+/// held to one policy, so every test below runs both.
+const FETCHERS: [(&str, &str); 2] = [("rust", "test-fetcher"), ("js", "test-js-fetcher")];
+
+fn fetcher_setup(fetcher: (&str, &str), grant: &str, metadata: &str, limits: &str) -> Setup {
+    let (language, name) = fetcher;
     Setup::new()
-        .plugin(
+        .plugin_at(
             "fetcher",
-            "test-fetcher",
+            &language_plugin_wasm(language, name),
             "post-login-action",
             &format!("allowed_origins = [{grant:?}]\nlimits = {limits}"),
         )
         .connection("okta", None, "{}")
-        .client("fetching-app", &format!("{{ fetch_url = {fetch_url:?} }}"))
+        .client("fetching-app", metadata)
         .action("fetcher", "fail")
 }
 
+fn fetch_url(url: &str) -> String {
+    format!("{{ fetch_url = {url:?} }}")
+}
+
 /// The fetcher granted the loopback server at `address`, asked for `path` on it.
-fn granted_fetch(address: SocketAddr, path: &str, limits: &str) -> claimsmith::pipeline::Pipeline {
+fn granted_fetch(
+    fetcher: (&str, &str),
+    address: SocketAddr,
+    path: &str,
+    limits: &str,
+) -> claimsmith::pipeline::Pipeline {
     fetcher_setup(
+        fetcher,
         &format!("http://{address}"),
-        &format!("http://{address}{path}"),
+        &fetch_url(&format!("http://{address}{path}")),
         limits,
     )
     .start()
@@ -77,87 +93,136 @@ fn access_claims(minted: &claimsmith::pipeline::MintedLogin) -> Map<String, Valu
         .claims
 }
 
+/// The login fails in the fetcher's own step, as a fetch that got no answer.
+fn assert_fetch_failed(fetcher: (&str, &str), failure: &LoginFailure) {
+    assert!(
+        matches!(failure, LoginFailure::Plugin(_)),
+        "{fetcher:?}: {failure:?}"
+    );
+    assert!(
+        failure.to_string().contains("fetch failed"),
+        "{fetcher:?}: {failure}"
+    );
+}
+
 #[tokio::test]
 async fn a_granted_origin_is_reached() {
-    let (address, hits) = counting_server().await;
-    let pipeline = granted_fetch(address, "/hello", "{}");
-    let minted = outcome(&pipeline, &fetching_login()).await.unwrap();
-    let claims = access_claims(&minted);
-    assert_eq!(claims["fetched_status"], json!(200));
-    assert_eq!(claims["fetched_body"], json!("hello from loopback"));
-    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    for fetcher in FETCHERS {
+        let (address, hits) = counting_server().await;
+        let pipeline = granted_fetch(fetcher, address, "/hello", "{}");
+        let minted = outcome(&pipeline, &fetching_login()).await.unwrap();
+        let claims = access_claims(&minted);
+        assert_eq!(claims["fetched_status"], json!(200), "{fetcher:?}");
+        assert_eq!(
+            claims["fetched_body"],
+            json!("hello from loopback"),
+            "{fetcher:?}"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "{fetcher:?}");
+    }
 }
 
 #[tokio::test]
 async fn an_origin_not_granted_is_refused_without_a_request() {
-    let (address, hits) = counting_server().await;
-    let other_port = address.port().wrapping_add(1);
-    // Granted: the same host on another port. Asked: the real server.
+    for fetcher in FETCHERS {
+        let (address, hits) = counting_server().await;
+        let other_port = address.port().wrapping_add(1);
+        // Granted: the same host on another port. Asked: the real server.
+        let pipeline = fetcher_setup(
+            fetcher,
+            &format!("http://127.0.0.1:{other_port}"),
+            &fetch_url(&format!("http://{address}/hello")),
+            "{}",
+        )
+        .start()
+        .unwrap();
+        let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
+        assert_fetch_failed(fetcher, &failure);
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            0,
+            "{fetcher:?}: no request reached the server"
+        );
+    }
+    // The contract's error names the reason to the plugin itself.
+    let (address, _) = counting_server().await;
     let pipeline = fetcher_setup(
-        &format!("http://127.0.0.1:{other_port}"),
-        &format!("http://{address}/hello"),
+        FETCHERS[0],
+        "http://127.0.0.1:1",
+        &fetch_url(&format!("http://{address}/hello")),
         "{}",
     )
     .start()
     .unwrap();
-    let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
-    let message = failure.to_string();
-    assert!(message.contains("NotAllowed"), "{message}");
+    let message = outcome(&pipeline, &fetching_login())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         message.contains(&format!(
-            "origin http://{address} is not granted to plugin `fetcher`"
+            "NotAllowed(\"origin http://{address} is not granted to plugin `fetcher`\")"
         )),
         "{message}"
-    );
-    assert_eq!(
-        hits.load(Ordering::SeqCst),
-        0,
-        "no request reached the server"
     );
 }
 
 #[tokio::test]
 async fn a_granted_hostname_that_resolves_to_a_blocked_address_is_refused() {
-    let (address, hits) = counting_server().await;
-    // `internal.test` resolves to loopback here, as a rebinding attacker's
-    // name would: granted by name, it must still not reach the address.
-    let resolver = GuardedResolver::default()
-        .with_override("internal.test", vec![IpAddr::from([127, 0, 0, 1])]);
-    let port = address.port();
-    let pipeline = fetcher_setup(
-        &format!("http://internal.test:{port}"),
-        &format!("http://internal.test:{port}/hello"),
-        "{}",
-    )
-    .start_with(OutboundHttp::with_resolver(resolver).unwrap())
-    .unwrap();
-    let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
-    let message = failure.to_string();
-    assert!(
-        message.contains("NotAllowed") && message.contains("127.0.0.1"),
-        "{message}"
-    );
-    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    for fetcher in FETCHERS {
+        let (address, hits) = counting_server().await;
+        // `internal.test` resolves to loopback here, as a rebinding attacker's
+        // name would: granted by name, it must still not reach the address.
+        let resolver = GuardedResolver::default()
+            .with_override("internal.test", vec![IpAddr::from([127, 0, 0, 1])]);
+        let port = address.port();
+        let pipeline = fetcher_setup(
+            fetcher,
+            &format!("http://internal.test:{port}"),
+            &fetch_url(&format!("http://internal.test:{port}/hello")),
+            "{}",
+        )
+        .start_with(OutboundHttp::with_resolver(resolver).unwrap())
+        .unwrap();
+        let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
+        assert_fetch_failed(fetcher, &failure);
+        if fetcher.0 == "rust" {
+            let message = failure.to_string();
+            assert!(
+                message.contains("NotAllowed") && message.contains("127.0.0.1"),
+                "{message}"
+            );
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "{fetcher:?}");
+    }
 }
 
 #[tokio::test]
 async fn a_response_over_the_cap_is_refused() {
-    let (address, _) = counting_server().await;
-    let pipeline = granted_fetch(address, "/big", "{ max_response_bytes = 1024 }");
-    let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
-    assert!(
-        failure.to_string().contains("ResponseTooLarge(1024)"),
-        "{failure}"
-    );
+    for fetcher in FETCHERS {
+        let (address, _) = counting_server().await;
+        let pipeline = granted_fetch(fetcher, address, "/big", "{ max_response_bytes = 1024 }");
+        let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
+        assert_fetch_failed(fetcher, &failure);
+        if fetcher.0 == "rust" {
+            assert!(
+                failure.to_string().contains("ResponseTooLarge(1024)"),
+                "{failure}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
 async fn a_slow_origin_times_out_within_the_plugin_http_timeout() {
-    let (address, _) = counting_server().await;
-    let pipeline = granted_fetch(address, "/slow", "{ http_timeout_ms = 100 }");
-    let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
-    assert!(matches!(failure, LoginFailure::Plugin(_)));
-    assert!(failure.to_string().contains("Timeout"), "{failure}");
+    for fetcher in FETCHERS {
+        let (address, _) = counting_server().await;
+        let pipeline = granted_fetch(fetcher, address, "/slow", "{ http_timeout_ms = 100 }");
+        let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
+        assert_fetch_failed(fetcher, &failure);
+        if fetcher.0 == "rust" {
+            assert!(failure.to_string().contains("Timeout"), "{failure}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -196,15 +261,21 @@ async fn the_default_profile_merges_the_id_token_and_userinfo() {
 
 #[tokio::test]
 async fn redirects_are_returned_to_the_plugin_not_followed() {
-    let (address, hits) = counting_server().await;
-    let pipeline = granted_fetch(address, "/redirect", "{}");
-    let minted = outcome(&pipeline, &fetching_login()).await.unwrap();
-    assert_eq!(access_claims(&minted)["fetched_status"], json!(307));
-    assert_eq!(
-        hits.load(Ordering::SeqCst),
-        0,
-        "the redirect target was not requested"
-    );
+    for fetcher in FETCHERS {
+        let (address, hits) = counting_server().await;
+        let pipeline = granted_fetch(fetcher, address, "/redirect", "{}");
+        let minted = outcome(&pipeline, &fetching_login()).await.unwrap();
+        assert_eq!(
+            access_claims(&minted)["fetched_status"],
+            json!(307),
+            "{fetcher:?}"
+        );
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            0,
+            "{fetcher:?}: the redirect target was not requested"
+        );
+    }
 }
 
 #[tokio::test]

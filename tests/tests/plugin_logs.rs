@@ -3,7 +3,7 @@
 //! anyone listens, and tests on other threads with no subscriber would race
 //! this test's scoped subscriber.
 
-use claimsmith_tests::{CapturedLogs, Setup, login, outcome};
+use claimsmith_tests::{CapturedLogs, Setup, language_plugin_wasm, login, outcome};
 
 #[tokio::test]
 async fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin() {
@@ -21,5 +21,58 @@ async fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin(
             .find(|l| l.contains(line))
             .unwrap_or_else(|| panic!("`{line}` not logged:\n{logs}"));
         assert!(found.contains("plugin=\"echo\""), "{found}");
+    }
+}
+
+/// The contract's `http.fetch` and JavaScript's `fetch()` (wasi:http) meet
+/// one policy in one place: a refusal is logged the same way for both, with
+/// the reason and the plugin, and without the URL's query.
+#[tokio::test]
+async fn a_refused_fetch_is_logged_alike_from_rust_and_javascript() {
+    for (language, name) in [("rust", "test-fetcher"), ("js", "test-js-fetcher")] {
+        let captured = CapturedLogs::default();
+        let _guard = tracing::subscriber::set_default(captured.subscriber());
+        let pipeline = Setup::new()
+            .plugin_at(
+                "fetcher",
+                &language_plugin_wasm(language, name),
+                "post-login-action",
+                "allowed_origins = [\"http://127.0.0.1:1\"]",
+            )
+            .connection("okta", None, "{}")
+            .client(
+                "fetching-app",
+                "{ fetch_url = \"http://127.0.0.2:9/userinfo?token=query-secret\" }",
+            )
+            .action("fetcher", "fail")
+            .start()
+            .unwrap();
+        let mut input = login("okta");
+        input.client_id = "fetching-app".into();
+        outcome(&pipeline, &input).await.unwrap_err();
+        let logs = captured.text();
+        let refusal = logs
+            .lines()
+            .find(|l| l.contains("plugin fetch failed"))
+            .unwrap_or_else(|| panic!("{language}: no refusal logged:\n{logs}"));
+        assert!(
+            refusal.contains(
+                "not allowed: origin http://127.0.0.2:9 is not granted to plugin `fetcher`"
+            ) && refusal.contains("plugin=fetcher"),
+            "{language}: {refusal}"
+        );
+        // The host's own lines; wasmtime's trace-level call logs are capped
+        // by the `claimsmith` command's log filter (see `cli::log_filter`).
+        let host_lines: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains(" claimsmith::"))
+            .collect();
+        assert!(
+            host_lines
+                .iter()
+                .any(|l| l.contains("url=http://127.0.0.2:9/userinfo"))
+                && !host_lines.iter().any(|l| l.contains("query-secret")),
+            "{language}: {host_lines:#?}"
+        );
     }
 }
