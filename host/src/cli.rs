@@ -90,6 +90,22 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Writes a new plugin project on the SDK of its language: the source,
+    /// its build file, a golden case that passes as generated, a README.
+    New {
+        kind: PluginKind,
+        /// The plugin's name (lower case, digits and `-`).
+        name: String,
+        #[arg(long, value_enum)]
+        lang: LanguageArg,
+        /// Where to write it (default: a folder named after the plugin).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Tells what a compiled plugin is: its world, imports, exports, size,
+    /// sha256, source language and compile time. Refuses a component that is
+    /// not a Claimsmith plugin.
+    Inspect { wasm: PathBuf },
     /// Builds plugin projects (Rust, JavaScript, Python) into components at
     /// `<out>/<language>/<name>.wasm`. Each path is a project or a folder
     /// searched for projects.
@@ -103,6 +119,21 @@ enum Command {
         #[arg(long, default_value = "target/toolchains")]
         toolchains: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PluginKind {
+    /// A post-login action (`onExecutePostLogin`).
+    Action,
+    /// A profile fetcher (`fetchUserProfile`).
+    ProfileFetcher,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LanguageArg {
+    Rust,
+    Js,
+    Python,
 }
 
 pub fn main() -> ExitCode {
@@ -226,6 +257,60 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 config.clients.len(),
                 config.actions.len()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::New {
+            kind,
+            name,
+            lang,
+            dir,
+        } => {
+            let world = match kind {
+                PluginKind::Action => crate::engine::World::PostLoginAction,
+                PluginKind::ProfileFetcher => crate::engine::World::ProfileFetcher,
+            };
+            let language = match lang {
+                LanguageArg::Rust => crate::build::Language::Rust,
+                LanguageArg::Js => crate::build::Language::JavaScript,
+                LanguageArg::Python => crate::build::Language::Python,
+            };
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            for file in crate::scaffold::create(world, language, &name, &dir)? {
+                println!("wrote {}", file.display());
+            }
+            println!(
+                "\nnext: cd {} && claimsmith build . && claimsmith test goldens",
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect { wasm } => {
+            let inspection = crate::inspect::inspect(&wasm)?;
+            println!("{}", wasm.display());
+            println!("  world:        {}", inspection.world);
+            println!(
+                "  language:     {}",
+                inspection.language.as_deref().unwrap_or("(not recorded)")
+            );
+            println!(
+                "  size:         {} bytes ({:.1} MiB)",
+                inspection.size_bytes,
+                inspection.size_bytes as f64 / (1024.0 * 1024.0)
+            );
+            println!("  sha256:       {}", inspection.sha256);
+            println!(
+                "  compile time: {:.0} ms (Cranelift, this machine)",
+                inspection.compile_time.as_secs_f64() * 1000.0
+            );
+            println!("  exports:      {}", inspection.exports.join(", "));
+            println!("  imports:");
+            for import in &inspection.imports {
+                println!("    {import}");
+            }
+            println!("  producers:");
+            for producer in &inspection.producers {
+                println!("    {producer}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Build {

@@ -22,8 +22,10 @@
 //!   the upstream providers.
 //! - [`demo`] runs the service against the development provider and signs
 //!   in once, as an app would.
-//! - [`cli`] is the `claimsmith` command; [`build`] compiles plugin sources
-//!   (Rust, JavaScript, Python) into components with each language's SDK.
+//! - [`cli`] is the `claimsmith` command. For plugin authors: [`scaffold`]
+//!   writes a new plugin project, [`build`] compiles plugin sources (Rust,
+//!   JavaScript, Python) into components with each language's SDK, and
+//!   [`inspect`] tells what a compiled plugin is.
 //! - [`devprovider`] is a development upstream OIDC provider (demo, tests).
 
 pub mod bindings;
@@ -35,8 +37,10 @@ pub mod demo;
 pub mod devprovider;
 pub mod engine;
 pub mod golden;
+pub mod inspect;
 pub mod oidc;
 pub mod pipeline;
 pub mod replay;
+pub mod scaffold;
 pub mod store;
 pub mod tokens;

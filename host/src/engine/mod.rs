@@ -363,6 +363,46 @@ impl Engine {
     }
 }
 
+/// What a component is, as `claimsmith inspect` shows it.
+#[derive(Debug, Clone)]
+pub struct ComponentDescription {
+    /// The world its exports implement, when they implement one.
+    pub world: Option<World>,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    /// How long Cranelift took to compile it (no cache).
+    pub compile_time: Duration,
+}
+
+impl Engine {
+    /// Compiles `wasm` without the cache and names its imports, exports and
+    /// world; `load` is what checks the imports against the grants.
+    pub fn describe(&self, wasm: &[u8]) -> Result<ComponentDescription, String> {
+        let started = Instant::now();
+        let component = Component::new(&self.wasmtime, wasm).map_err(|e| format!("{e:#}"))?;
+        let compile_time = started.elapsed();
+        let component_type = component.component_type();
+        let imports = component_type
+            .imports(&self.wasmtime)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let exports = export_names(&self.wasmtime, &component);
+        let world = if exports.iter().any(|e| e == "on-execute-post-login") {
+            Some(World::PostLoginAction)
+        } else if exports.iter().any(|e| e == "fetch-profile") {
+            Some(World::ProfileFetcher)
+        } else {
+            None
+        };
+        Ok(ComponentDescription {
+            world,
+            imports,
+            exports,
+            compile_time,
+        })
+    }
+}
+
 fn link_shared_capabilities(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
     // WASI is linked because every language's standard library imports it;
     // the context built per invocation grants none of its resources.
