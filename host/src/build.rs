@@ -24,6 +24,9 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::World;
 
+/// A file compiled into the binary: its name and its text.
+type EmbeddedFile = (&'static str, &'static str);
+
 /// The SDK files compiled into every plugin of a language, and the pinned
 /// toolchains, embedded so the binary builds plugins wherever it runs.
 mod embedded {
@@ -115,6 +118,8 @@ pub struct Project {
 pub struct BuildOptions {
     pub out_dir: PathBuf,
     pub toolchains_dir: PathBuf,
+    /// cargo's target dir for Rust projects (cargo's own choice when `None`).
+    pub cargo_target_dir: Option<PathBuf>,
 }
 
 /// One finished build.
@@ -273,6 +278,7 @@ pub fn build(project: &Project, options: &BuildOptions) -> Result<Built> {
     let options = &BuildOptions {
         out_dir: std::path::absolute(&options.out_dir)?,
         toolchains_dir: std::path::absolute(&options.toolchains_dir)?,
+        cargo_target_dir: options.cargo_target_dir.clone(),
     };
     let component = options.component_path(project);
     if let Some(parent) = component.parent() {
@@ -281,15 +287,25 @@ pub fn build(project: &Project, options: &BuildOptions) -> Result<Built> {
     }
     let up_to_date = match project.language {
         Language::Rust => {
-            build_rust(project, &component)?;
+            build_rust(project, options.cargo_target_dir.as_deref(), &component)?;
             false
         }
         Language::JavaScript | Language::Python => {
             let stamp = component.with_extension("wasm.inputs");
             let inputs = input_digest(project)?;
-            if component.exists()
-                && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&inputs)
+            // Builds are kept by input digest, so a project regenerated or
+            // checked out again is not compiled again.
+            let cached = options
+                .toolchains_dir
+                .join("build-cache")
+                .join(format!("{inputs}.wasm"));
+            if component.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&inputs)
             {
+                true
+            } else if cached.exists() {
+                copy_into_place(&cached, &component)?;
+                std::fs::write(&stamp, &inputs)
+                    .with_context(|| format!("cannot write {}", stamp.display()))?;
                 true
             } else {
                 let staging = options
@@ -301,8 +317,13 @@ pub fn build(project: &Project, options: &BuildOptions) -> Result<Built> {
                 } else {
                     build_python(project, options, &staging, &component)?;
                 }
-                std::fs::write(&stamp, inputs)
+                std::fs::write(&stamp, &inputs)
                     .with_context(|| format!("cannot write {}", stamp.display()))?;
+                if let Some(dir) = cached.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                copy_into_place(&component, &cached)?;
                 false
             }
         }
@@ -314,10 +335,14 @@ pub fn build(project: &Project, options: &BuildOptions) -> Result<Built> {
     })
 }
 
-fn build_rust(project: &Project, component: &Path) -> Result<()> {
+fn build_rust(project: &Project, target_dir: Option<&Path>, component: &Path) -> Result<()> {
     ensure_wasm_target()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(&cargo)
+    let mut command = Command::new(&cargo);
+    if let Some(dir) = target_dir {
+        command.arg("--config").arg(format!("build.target-dir={dir:?}"));
+    }
+    let output = command
         .args([
             "build",
             "--quiet",
@@ -524,7 +549,7 @@ fn input_digest(project: &Project) -> Result<String> {
     );
     feed(project.entry.as_bytes());
     feed(embedded::WIT.as_bytes());
-    let (sdk, toolchain): (&[(&str, &str)], &[(&str, &str)]) = match project.language {
+    let (sdk, toolchain): (&[EmbeddedFile], &[EmbeddedFile]) = match project.language {
         Language::JavaScript => (embedded::JS_SDK, embedded::JS_TOOLCHAIN),
         _ => (
             embedded::PYTHON_SDK,

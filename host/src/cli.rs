@@ -118,6 +118,9 @@ enum Command {
         /// Where the JavaScript and Python toolchains are installed.
         #[arg(long, default_value = "target/toolchains")]
         toolchains: PathBuf,
+        /// cargo's target dir for Rust projects (default: cargo's choice).
+        #[arg(long)]
+        cargo_target_dir: Option<PathBuf>,
     },
 }
 
@@ -317,10 +320,12 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             paths,
             out,
             toolchains,
+            cargo_target_dir,
         } => {
             let options = crate::build::BuildOptions {
                 out_dir: out,
                 toolchains_dir: toolchains,
+                cargo_target_dir,
             };
             let projects = crate::build::discover(&paths)?;
             for project in &projects {

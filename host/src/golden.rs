@@ -457,7 +457,12 @@ fn build_engine(cases: &[PreparedCase]) -> Result<Arc<(Engine, OutboundHttp)>, S
         .flat_map(|c| c.config.plugins.values())
         .map(|spec| spec.limits.memory_bytes)
         .fold(EngineSettings::default().max_memory_bytes, u64::max);
-    let cache_dir = cases.iter().find_map(|c| c.config.engine.cache_dir.clone());
+    // Cases on a `wasm` alone have no data directory: they share the user's
+    // cache, so a JavaScript or Python plugin compiles once, not every run.
+    let cache_dir = cases
+        .iter()
+        .find_map(|c| c.config.engine.cache_dir.clone())
+        .or_else(user_compile_cache);
     let settings = EngineSettings {
         max_memory_bytes,
         cache_dir,
@@ -466,6 +471,14 @@ fn build_engine(cases: &[PreparedCase]) -> Result<Arc<(Engine, OutboundHttp)>, S
     let http = OutboundHttp::new().map_err(|e| e.to_string())?;
     let engine = Engine::new(&settings, http.clone()).map_err(|e| e.to_string())?;
     Ok(Arc::new((engine, http)))
+}
+
+/// `$XDG_CACHE_HOME/claimsmith/compile-cache`, or under `~/.cache`.
+fn user_compile_cache() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("claimsmith/compile-cache"))
 }
 
 async fn run_cases(

@@ -109,7 +109,7 @@ fn new_writes_a_project_claimsmith_build_recognises() {
             let dir = tempfile::tempdir().unwrap();
             let project_dir = dir.path().join("my-plugin");
             claimsmith::scaffold::create(world, language, "my-plugin", &project_dir).unwrap();
-            let projects = claimsmith::build::discover(&[project_dir.clone()]).unwrap();
+            let projects = claimsmith::build::discover(std::slice::from_ref(&project_dir)).unwrap();
             assert_eq!(projects.len(), 1, "{language} {world}");
             assert_eq!(projects[0].name, "my-plugin");
             assert_eq!(projects[0].language, language);

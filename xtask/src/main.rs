@@ -116,6 +116,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         &["--quiet"],
         &["test", "--builds", PLUGINS_OUT, "plugins", "examples"],
     )?;
+    scaffolds()?;
     // The recorded example login must keep working, as a user runs it.
     claimsmith(
         &["--quiet"],
@@ -127,6 +128,46 @@ fn test(extra: &[String]) -> Result<(), String> {
             "examples/okta/login.json",
         ],
     )
+}
+
+/// `claimsmith new` must never rot: one project of each kind per language is
+/// generated, built and held to the golden case it comes with, through the
+/// commands a plugin author runs.
+fn scaffolds() -> Result<(), String> {
+    let dir = root().join("target/scaffolds");
+    for language in ["rust", "js", "python"] {
+        for kind in ["action", "profile-fetcher"] {
+            let project = dir.join(format!("{language}-{kind}"));
+            if project.exists() {
+                std::fs::remove_dir_all(&project)
+                    .map_err(|e| format!("cannot clear {}: {e}", project.display()))?;
+            }
+            let project = project.display().to_string();
+            let name = format!("new-{kind}");
+            claimsmith(
+                &["--quiet"],
+                &["new", kind, &name, "--lang", language, "--dir", &project],
+            )?;
+            // Rust scaffolds are workspaces of their own: share one target
+            // dir so their dependencies compile once.
+            let cargo_target = dir.join("cargo-target").display().to_string();
+            claimsmith(
+                &["--quiet"],
+                &[
+                    "build",
+                    &project,
+                    "--out",
+                    &format!("{project}/target/plugins"),
+                    "--toolchains",
+                    TOOLCHAINS,
+                    "--cargo-target-dir",
+                    &cargo_target,
+                ],
+            )?;
+            claimsmith(&["--quiet"], &["test", &format!("{project}/goldens")])?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs the `claimsmith` binary through cargo, as a user would.
