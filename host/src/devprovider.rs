@@ -61,6 +61,8 @@ pub struct DevUser {
     pub geoipcountry: Option<String>,
     /// Returned by `/userinfo` as `user_type`.
     pub user_type: String,
+    /// Returned by `/userinfo` as `groups` (what `roles-claim` maps to roles).
+    pub groups: Vec<String>,
 }
 
 impl Default for DevUser {
@@ -71,6 +73,7 @@ impl Default for DevUser {
             name: "Ada Lovelace".to_owned(),
             geoipcountry: Some("NZ".to_owned()),
             user_type: "employee".to_owned(),
+            groups: vec!["engineers".to_owned()],
         }
     }
 }
@@ -914,6 +917,7 @@ async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
                 "email": user.email,
                 "email_verified": true,
                 "user_type": user.user_type,
+                "groups": user.groups,
             }))
             .into_response()
         }
@@ -1210,6 +1214,7 @@ mod tests {
                 "email": "ada@example.com",
                 "email_verified": true,
                 "user_type": "employee",
+                "groups": ["engineers"],
             })
         );
     }

@@ -61,14 +61,18 @@ fn rust_files(world: World, name: &str, dir: &Path) -> Result<Vec<(String, Strin
     // The SDK is not on crates.io: point at the checkout this binary was built from.
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/rust");
     let sdk = sdk.canonicalize().unwrap_or(sdk);
+    // Where Claimsmith's workspace takes plugins as members
+    // (`plugins/*/rust`), the project is one; anywhere else it is a
+    // workspace of its own, with the plugin profile `claimsmith build` uses.
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let inside_workspace = std::path::absolute(dir)
+    let member = std::path::absolute(dir)
         .ok()
         .zip(workspace.canonicalize().ok())
-        .is_some_and(|(dir, root)| dir.starts_with(root));
-    // Outside Claimsmith's workspace the project is a workspace of its own,
-    // with the plugin profile `claimsmith build` uses.
-    let standalone = if inside_workspace {
+        .is_some_and(|(dir, root)| {
+            dir.file_name().is_some_and(|name| name == "rust")
+                && dir.parent().and_then(Path::parent) == Some(&root.join("plugins"))
+        });
+    let standalone = if member {
         String::new()
     } else {
         "\n[workspace]\n\n# Plugins are loaded on every host start: keep them small.\n\
