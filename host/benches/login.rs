@@ -125,12 +125,21 @@ fn language_builds() -> LanguageBuilds {
             let mut spec = config.plugins[plugin].clone();
             spec.path = builds.join(language).join(format!("{plugin}.wasm"));
             let Ok(bytes) = std::fs::read(&spec.path) else {
-                eprintln!("skipping {plugin} ({language}): {} is not built", spec.path.display());
+                eprintln!(
+                    "skipping {plugin} ({language}): {} is not built",
+                    spec.path.display()
+                );
                 continue;
             };
             let compile_time = engine.describe(&bytes).expect("a plugin").compile_time;
             let size = bytes.len() as u64;
-            loaded.push((plugin, language, engine.load(spec).expect("a plugin"), size, compile_time));
+            loaded.push((
+                plugin,
+                language,
+                engine.load(spec).expect("a plugin"),
+                size,
+                compile_time,
+            ));
         }
     }
     let recorded = RecordedLogin::load(&example("login.json")).expect("the example input");
@@ -138,7 +147,12 @@ fn language_builds() -> LanguageBuilds {
         interceptor: Some(Arc::new(CannedHttp::new(recorded.http.unwrap_or_default()))),
         pinned_clock: None,
     };
-    LanguageBuilds { runtime, loaded, options, _cache: cache }
+    LanguageBuilds {
+        runtime,
+        loaded,
+        options,
+        _cache: cache,
+    }
 }
 
 fn fetch_context() -> FetchContext {
@@ -183,7 +197,12 @@ fn event() -> claimsmith::engine::Event {
 }
 
 /// One call of `plugin`, in a fresh instance; panics if it did not succeed.
-async fn call(plugin: &Plugin, context: &FetchContext, event: &claimsmith::engine::Event, options: &CallOptions) {
+async fn call(
+    plugin: &Plugin,
+    context: &FetchContext,
+    event: &claimsmith::engine::Event,
+    options: &CallOptions,
+) {
     if plugin.world() == claimsmith::engine::World::ProfileFetcher {
         let invocation = plugin.fetch_profile(context, options).await;
         assert!(invocation.output.is_ok(), "{:?}", invocation.output);

@@ -299,7 +299,8 @@ pub fn build(project: &Project, options: &BuildOptions) -> Result<Built> {
                 .toolchains_dir
                 .join("build-cache")
                 .join(format!("{inputs}.wasm"));
-            if component.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&inputs)
+            if component.exists()
+                && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&inputs)
             {
                 true
             } else if cached.exists() {
@@ -340,7 +341,9 @@ fn build_rust(project: &Project, target_dir: Option<&Path>, component: &Path) ->
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(&cargo);
     if let Some(dir) = target_dir {
-        command.arg("--config").arg(format!("build.target-dir={dir:?}"));
+        command
+            .arg("--config")
+            .arg(format!("build.target-dir={dir:?}"));
     }
     let output = command
         .args([

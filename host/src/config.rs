@@ -339,9 +339,9 @@ impl Config {
         Config::parse(file, &text)
     }
 
-    /// Checks `text`, the contents of `file`.
+    /// Checks `text`, the contents of `file`, one section at a time.
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-        let at = |span: Option<Range<usize>>, message: String| {
+        let at = |(span, message): Located| {
             let (line, column) = span.map_or((0, 0), |span| line_and_column(text, span.start));
             ConfigError {
                 file: file.to_owned(),
@@ -351,222 +351,26 @@ impl Config {
             }
         };
         let raw: RawConfig =
-            toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
+            toml::from_str(text).map_err(|e| at((e.span(), e.message().to_owned())))?;
         let base = file.parent().unwrap_or(Path::new("."));
 
-        if !raw.issuer.get_ref().starts_with("https://")
-            && !raw.issuer.get_ref().starts_with("http://")
-        {
-            return Err(at(
-                Some(raw.issuer.span()),
-                format!("issuer `{}` must be an http(s) URL", raw.issuer.get_ref()),
-            ));
-        }
-
-        let mut plugins = BTreeMap::new();
-        let mut max_memory_bytes = EngineSettings::default().max_memory_bytes;
-        for (name, raw_plugin) in raw.plugins {
-            let span = raw_plugin.span();
-            let spec = plugin_spec(base, &name, raw_plugin.into_inner())
-                .map_err(|(span, message)| at(Some(span), message))?;
-            if spec.limits.memory_bytes == 0
-                || spec.limits.fuel == 0
-                || spec.limits.timeout.is_zero()
-            {
-                return Err(at(
-                    Some(span),
-                    format!("plugin `{name}`: limits must be above zero"),
-                ));
-            }
-            max_memory_bytes = max_memory_bytes.max(spec.limits.memory_bytes);
-            plugins.insert(name, spec);
-        }
-
-        let expect_plugin = |name: &str, world: World, span: Range<usize>| match plugins.get(name) {
-            None => Err(at(
-                Some(span),
-                format!("no plugin named `{name}` in [plugins]"),
-            )),
-            Some(spec) if spec.world != world => Err(at(
-                Some(span),
-                format!(
-                    "plugin `{name}` is a {}, but is used here as a {world}",
-                    spec.world
-                ),
-            )),
-            Some(_) => Ok(()),
-        };
-
-        let mut names = HashSet::new();
-        for connection in &raw.connections {
-            if !names.insert(connection.get_ref().name.clone()) {
-                return Err(at(
-                    Some(connection.span()),
-                    format!(
-                        "connection `{}` is defined twice",
-                        connection.get_ref().name
-                    ),
-                ));
-            }
-            if let Some(fetcher) = &connection.get_ref().profile_fetcher {
-                expect_plugin(fetcher, World::ProfileFetcher, connection.span())?;
-            }
-            if let Some(url) = connection
-                .get_ref()
-                .options
-                .get("userinfo_url")
-                .and_then(Value::as_str)
-                && reqwest::Url::parse(url).is_err()
-            {
-                return Err(at(
-                    Some(connection.span()),
-                    format!("userinfo_url `{url}` is not a URL"),
-                ));
-            }
-        }
-        let mut client_ids = HashSet::new();
-        for client in &raw.clients {
-            if !client_ids.insert(client.get_ref().client_id.clone()) {
-                return Err(at(
-                    Some(client.span()),
-                    format!("client `{}` is defined twice", client.get_ref().client_id),
-                ));
-            }
-        }
-        for action in &raw.actions {
-            expect_plugin(
-                action.plugin.get_ref(),
-                World::PostLoginAction,
-                action.plugin.span(),
-            )?;
-        }
-
-        let mut connections = Vec::new();
-        for connection in raw.connections {
-            let span = connection.span();
-            let connection = connection.into_inner();
-            let upstream = match (
-                connection.issuer,
-                connection.client_id,
-                connection.client_secret,
-            ) {
-                (None, None, None) => None,
-                (Some(issuer), Some(client_id), Some(secret)) => {
-                    if reqwest::Url::parse(&issuer).is_err() {
-                        return Err(at(Some(span), format!("issuer `{issuer}` is not a URL")));
-                    }
-                    let client_secret = resolve_secret(base, secret).map_err(|why| {
-                        at(
-                            Some(span.clone()),
-                            format!("connection `{}`: client_secret {why}", connection.name),
-                        )
-                    })?;
-                    let client_id = match client_id {
-                        RawText::Plain(id) => id,
-                        RawText::From(source) => resolve_secret(base, source)
-                            .map_err(|why| {
-                                at(
-                                    Some(span.clone()),
-                                    format!("connection `{}`: client_id {why}", connection.name),
-                                )
-                            })?
-                            .expose()
-                            .to_owned(),
-                    };
-                    Some(UpstreamRegistration {
-                        issuer: issuer.trim_end_matches('/').to_owned(),
-                        client_id,
-                        client_secret,
-                        scopes: connection.scopes,
-                    })
-                }
-                _ => {
-                    return Err(at(
-                        Some(span),
-                        format!(
-                            "connection `{}`: give issuer, client_id and client_secret together",
-                            connection.name
-                        ),
-                    ));
-                }
-            };
-            connections.push(ConnectionConfig {
-                name: connection.name,
-                profile_fetcher: connection.profile_fetcher,
-                options: connection.options,
-                upstream,
-            });
-        }
+        let issuer = check_issuer(raw.issuer).map_err(at)?;
+        let (plugins, max_memory_bytes) = plugins_section(base, raw.plugins).map_err(at)?;
+        check_references(&plugins, &raw.connections, &raw.clients, &raw.actions).map_err(at)?;
+        let connections = connections_section(base, raw.connections).map_err(at)?;
         warn_about_ungranted_userinfo(&plugins, &connections);
-        let mut clients = Vec::new();
-        for client in raw.clients {
-            let span = client.span();
-            let client = client.into_inner();
-            let client_secret = match client.client_secret {
-                None => None,
-                Some(source) => Some(resolve_secret(base, source).map_err(|why| {
-                    at(
-                        Some(span.clone()),
-                        format!("client `{}`: client_secret {why}", client.client_id),
-                    )
-                })?),
-            };
-            for uri in &client.redirect_uris {
-                let problem = match reqwest::Url::parse(uri) {
-                    Err(_) => Some("is not an absolute URL"),
-                    // RFC 6749 §3.1.2: no fragment.
-                    Ok(url) if url.fragment().is_some() => Some("has a fragment"),
-                    Ok(_) => None,
-                };
-                if let Some(problem) = problem {
-                    return Err(at(Some(span), format!("redirect URI `{uri}` {problem}")));
-                }
-            }
-            clients.push(ClientConfig {
-                client_id: client.client_id,
-                name: client.name,
-                client_secret,
-                redirect_uris: client.redirect_uris,
-                audience: client.audience,
-                allowed_audiences: client.allowed_audiences,
-                allowed_scopes: client.allowed_scopes.unwrap_or_else(|| {
-                    DEFAULT_ALLOWED_SCOPES
-                        .iter()
-                        .map(|s| (*s).to_owned())
-                        .collect()
-                }),
-                metadata: client.metadata,
-            });
-        }
-
+        let clients = clients_section(base, raw.clients).map_err(at)?;
         if !(1..=600).contains(&raw.server.code_ttl_secs) {
-            return Err(at(
+            return Err(at((
                 None,
                 "server.code_ttl_secs must be between 1 and 600".to_owned(),
-            ));
+            )));
         }
-
-        let engine = EngineSettings {
-            max_concurrent_instances: raw
-                .engine
-                .max_concurrent_instances
-                .unwrap_or(EngineSettings::default().max_concurrent_instances),
-            max_memory_bytes,
-            cache_dir: None,
-        };
         let data_dir = base.join(raw.data_dir.unwrap_or_else(|| PathBuf::from("data")));
         Ok(Config {
             file: file.to_owned(),
-            // Endpoints are `{issuer}/...`: no trailing slash.
-            issuer: raw.issuer.into_inner().trim_end_matches('/').to_owned(),
-            engine: EngineSettings {
-                cache_dir: match (raw.engine.compile_cache, raw.engine.compile_cache_dir) {
-                    (false, _) => None,
-                    (true, Some(dir)) => Some(base.join(dir)),
-                    (true, None) => Some(data_dir.join("compile-cache")),
-                },
-                ..engine
-            },
+            issuer,
+            engine: engine_section(base, raw.engine, max_memory_bytes, &data_dir),
             data_dir,
             tokens: raw.tokens,
             server: raw.server,
@@ -590,6 +394,232 @@ impl Config {
 
     pub fn client(&self, client_id: &str) -> Option<&ClientConfig> {
         self.clients.iter().find(|c| c.client_id == client_id)
+    }
+}
+
+/// A mistake and where it is in the file, if it is anywhere in particular.
+type Located = (Option<Range<usize>>, String);
+
+/// The issuer, without a trailing slash: endpoints are `{issuer}/...`.
+fn check_issuer(issuer: Spanned<String>) -> Result<String, Located> {
+    let text = issuer.get_ref();
+    if !text.starts_with("https://") && !text.starts_with("http://") {
+        return Err((
+            Some(issuer.span()),
+            format!("issuer `{text}` must be an http(s) URL"),
+        ));
+    }
+    Ok(issuer.into_inner().trim_end_matches('/').to_owned())
+}
+
+/// `[plugins.*]`, and the largest memory cap among them (the pool's slot size).
+fn plugins_section(
+    base: &Path,
+    raw: BTreeMap<String, Spanned<RawPlugin>>,
+) -> Result<(BTreeMap<String, PluginSpec>, u64), Located> {
+    let mut plugins = BTreeMap::new();
+    let mut max_memory_bytes = EngineSettings::default().max_memory_bytes;
+    for (name, raw_plugin) in raw {
+        let span = raw_plugin.span();
+        let spec = plugin_spec(base, &name, raw_plugin.into_inner())
+            .map_err(|(span, message)| (Some(span), message))?;
+        if spec.limits.memory_bytes == 0 || spec.limits.fuel == 0 || spec.limits.timeout.is_zero() {
+            return Err((
+                Some(span),
+                format!("plugin `{name}`: limits must be above zero"),
+            ));
+        }
+        max_memory_bytes = max_memory_bytes.max(spec.limits.memory_bytes);
+        plugins.insert(name, spec);
+    }
+    Ok((plugins, max_memory_bytes))
+}
+
+/// Names defined once, and every plugin reference naming a plugin of the
+/// right world.
+fn check_references(
+    plugins: &BTreeMap<String, PluginSpec>,
+    connections: &[Spanned<RawConnection>],
+    clients: &[Spanned<RawClient>],
+    actions: &[RawAction],
+) -> Result<(), Located> {
+    let expect_plugin = |name: &str, world: World, span: Range<usize>| match plugins.get(name) {
+        None => Err((Some(span), format!("no plugin named `{name}` in [plugins]"))),
+        Some(spec) if spec.world != world => Err((
+            Some(span),
+            format!(
+                "plugin `{name}` is a {}, but is used here as a {world}",
+                spec.world
+            ),
+        )),
+        Some(_) => Ok(()),
+    };
+    let mut names = HashSet::new();
+    for connection in connections {
+        let raw = connection.get_ref();
+        if !names.insert(raw.name.clone()) {
+            return Err((
+                Some(connection.span()),
+                format!("connection `{}` is defined twice", raw.name),
+            ));
+        }
+        if let Some(fetcher) = &raw.profile_fetcher {
+            expect_plugin(fetcher, World::ProfileFetcher, connection.span())?;
+        }
+        if let Some(url) = raw.options.get("userinfo_url").and_then(Value::as_str)
+            && reqwest::Url::parse(url).is_err()
+        {
+            return Err((
+                Some(connection.span()),
+                format!("userinfo_url `{url}` is not a URL"),
+            ));
+        }
+    }
+    let mut client_ids = HashSet::new();
+    for client in clients {
+        if !client_ids.insert(client.get_ref().client_id.clone()) {
+            return Err((
+                Some(client.span()),
+                format!("client `{}` is defined twice", client.get_ref().client_id),
+            ));
+        }
+    }
+    for action in actions {
+        expect_plugin(
+            action.plugin.get_ref(),
+            World::PostLoginAction,
+            action.plugin.span(),
+        )?;
+    }
+    Ok(())
+}
+
+/// `[[connections]]`, their upstream registrations resolved.
+fn connections_section(
+    base: &Path,
+    raw: Vec<Spanned<RawConnection>>,
+) -> Result<Vec<ConnectionConfig>, Located> {
+    let mut connections = Vec::new();
+    for connection in raw {
+        let span = connection.span();
+        let connection = connection.into_inner();
+        let upstream = match (
+            connection.issuer,
+            connection.client_id,
+            connection.client_secret,
+        ) {
+            (None, None, None) => None,
+            (Some(issuer), Some(client_id), Some(secret)) => {
+                if reqwest::Url::parse(&issuer).is_err() {
+                    return Err((Some(span), format!("issuer `{issuer}` is not a URL")));
+                }
+                let located = |what: &str, why: String| {
+                    (
+                        Some(span.clone()),
+                        format!("connection `{}`: {what} {why}", connection.name),
+                    )
+                };
+                let client_secret =
+                    resolve_secret(base, secret).map_err(|why| located("client_secret", why))?;
+                let client_id = match client_id {
+                    RawText::Plain(id) => id,
+                    RawText::From(source) => resolve_secret(base, source)
+                        .map_err(|why| located("client_id", why))?
+                        .expose()
+                        .to_owned(),
+                };
+                Some(UpstreamRegistration {
+                    issuer: issuer.trim_end_matches('/').to_owned(),
+                    client_id,
+                    client_secret,
+                    scopes: connection.scopes,
+                })
+            }
+            _ => {
+                return Err((
+                    Some(span),
+                    format!(
+                        "connection `{}`: give issuer, client_id and client_secret together",
+                        connection.name
+                    ),
+                ));
+            }
+        };
+        connections.push(ConnectionConfig {
+            name: connection.name,
+            profile_fetcher: connection.profile_fetcher,
+            options: connection.options,
+            upstream,
+        });
+    }
+    Ok(connections)
+}
+
+/// `[[clients]]`, their secrets resolved and redirect URIs checked.
+fn clients_section(
+    base: &Path,
+    raw: Vec<Spanned<RawClient>>,
+) -> Result<Vec<ClientConfig>, Located> {
+    let mut clients = Vec::new();
+    for client in raw {
+        let span = client.span();
+        let client = client.into_inner();
+        let client_secret = match client.client_secret {
+            None => None,
+            Some(source) => Some(resolve_secret(base, source).map_err(|why| {
+                (
+                    Some(span.clone()),
+                    format!("client `{}`: client_secret {why}", client.client_id),
+                )
+            })?),
+        };
+        for uri in &client.redirect_uris {
+            let problem = match reqwest::Url::parse(uri) {
+                Err(_) => Some("is not an absolute URL"),
+                // RFC 6749 §3.1.2: no fragment.
+                Ok(url) if url.fragment().is_some() => Some("has a fragment"),
+                Ok(_) => None,
+            };
+            if let Some(problem) = problem {
+                return Err((Some(span), format!("redirect URI `{uri}` {problem}")));
+            }
+        }
+        clients.push(ClientConfig {
+            client_id: client.client_id,
+            name: client.name,
+            client_secret,
+            redirect_uris: client.redirect_uris,
+            audience: client.audience,
+            allowed_audiences: client.allowed_audiences,
+            allowed_scopes: client.allowed_scopes.unwrap_or_else(|| {
+                DEFAULT_ALLOWED_SCOPES
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect()
+            }),
+            metadata: client.metadata,
+        });
+    }
+    Ok(clients)
+}
+
+/// `[engine]`: the pool and the compile cache (in the data dir by default).
+fn engine_section(
+    base: &Path,
+    raw: RawEngine,
+    max_memory_bytes: u64,
+    data_dir: &Path,
+) -> EngineSettings {
+    EngineSettings {
+        max_concurrent_instances: raw
+            .max_concurrent_instances
+            .unwrap_or(EngineSettings::default().max_concurrent_instances),
+        max_memory_bytes,
+        cache_dir: match (raw.compile_cache, raw.compile_cache_dir) {
+            (false, _) => None,
+            (true, Some(dir)) => Some(base.join(dir)),
+            (true, None) => Some(data_dir.join("compile-cache")),
+        },
     }
 }
 

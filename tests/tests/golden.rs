@@ -238,3 +238,78 @@ async fn two_hundred_cases_run_in_parallel_on_one_engine() {
     assert_eq!(summary.exit_code(), 0, "{out}");
     assert_eq!(summary.passed(), 200);
 }
+
+/// `--builds`: every case runs once per language folder; a build that
+/// behaves differently fails its cases in that language, and so does a
+/// missing one. The "impostor" language's geo-claims is the denier test
+/// plugin under geo-claims' file name.
+#[tokio::test]
+async fn each_language_build_is_held_to_the_same_cases() {
+    let builds = tempfile::tempdir().unwrap();
+    let place = |language: &str, file: &str, from: PathBuf| {
+        let dir = builds.path().join(language);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(from, dir.join(file)).unwrap();
+    };
+    // The case's config also names the connection's profile fetcher.
+    for language in ["rust", "impostor"] {
+        place(language, "okta-userinfo.wasm", plugin_wasm("okta-userinfo"));
+    }
+    place("rust", "geo-claims.wasm", plugin_wasm("geo-claims"));
+    place("impostor", "geo-claims.wasm", plugin_wasm("test-denier"));
+    std::fs::create_dir_all(builds.path().join("missing")).unwrap();
+
+    let case = root().join("plugins/geo-claims/goldens/claim-set.yaml");
+    let options = SuiteOptions {
+        builds: Some(builds.path().to_owned()),
+        ..SuiteOptions::default()
+    };
+    let (summary, out) = run(&[case], &options).await;
+    assert_eq!(summary.results.len(), 3, "{out}");
+    assert_eq!(summary.exit_code(), 1, "{out}");
+    let result = |language: &str| {
+        summary
+            .results
+            .iter()
+            .find(|r| r.language.as_deref() == Some(language))
+            .unwrap_or_else(|| panic!("no {language} result:\n{out}"))
+    };
+    assert!(result("rust").passed, "{out}");
+    let impostor = result("impostor");
+    assert!(!impostor.passed, "{out}");
+    assert!(
+        impostor
+            .failures
+            .iter()
+            .any(|f| f.contains("expect.claims differs")),
+        "{out}"
+    );
+    let missing = result("missing");
+    assert!(!missing.passed, "{out}");
+    assert!(
+        missing.failures[0].contains("no missing build of plugin `geo-claims`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pass [rust] geo-claims sets geo_ip_country"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL [impostor] geo-claims sets geo_ip_country"),
+        "{out}"
+    );
+    assert!(out.ends_with("1 passed, 2 failed\n"), "{out}");
+}
+
+#[tokio::test]
+async fn builds_without_language_folders_are_an_error_not_a_pass() {
+    let builds = tempfile::tempdir().unwrap();
+    let options = SuiteOptions {
+        builds: Some(builds.path().to_owned()),
+        ..SuiteOptions::default()
+    };
+    let (summary, out) = run(&[root().join("plugins/geo-claims/goldens")], &options).await;
+    assert_eq!(summary.exit_code(), 2, "{out}");
+    assert!(out.contains("no language folders of builds"), "{out}");
+    assert!(summary.results.is_empty(), "{out}");
+}
