@@ -160,6 +160,19 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<Project>> {
 
 fn search(dir: &Path, projects: &mut Vec<Project>) -> Result<()> {
     if let Some(project) = project_at(dir)? {
+        check_name(&project)?;
+        if let Some(twin) = projects
+            .iter()
+            .find(|p| p.name == project.name && p.language == project.language)
+        {
+            bail!(
+                "two {} plugins are named `{}` ({} and {}): their builds would overwrite each other",
+                project.language,
+                project.name,
+                twin.dir.display(),
+                project.dir.display()
+            );
+        }
         projects.push(project);
         return Ok(());
     }
@@ -176,6 +189,23 @@ fn search(dir: &Path, projects: &mut Vec<Project>) -> Result<()> {
     subdirs.sort();
     for subdir in subdirs {
         search(&subdir, projects)?;
+    }
+    Ok(())
+}
+
+/// A name becomes a file name: lower-case letters, digits, `-` and `_` only.
+fn check_name(project: &Project) -> Result<()> {
+    let valid = !project.name.is_empty()
+        && project
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !valid {
+        bail!(
+            "{}: the plugin name `{}` must use only lower-case letters, digits, `-` and `_` (it names the component file)",
+            project.dir.display(),
+            project.name
+        );
     }
     Ok(())
 }
@@ -201,6 +231,16 @@ fn project_at(dir: &Path) -> Result<Option<Project>> {
             // A workspace manifest: its members are found by the search.
             return Ok(None);
         };
+        let cdylib = manifest
+            .get("lib")
+            .and_then(|lib| lib.get("crate-type"))
+            .and_then(|types| types.as_array())
+            .is_some_and(|types| types.iter().any(|t| t.as_str() == Some("cdylib")));
+        if !cdylib {
+            // A crate that is not a component (the host, a library): the
+            // search goes on below it.
+            return Ok(None);
+        }
         return Ok(Some(Project {
             name: name.to_owned(),
             language: Language::Rust,
@@ -287,12 +327,17 @@ pub fn build(project: &Project, options: &BuildOptions) -> Result<Built> {
     }
     let up_to_date = match project.language {
         Language::Rust => {
+            // A failed build must not leave the last one looking current.
+            let _ = std::fs::remove_file(&component);
             build_rust(project, options.cargo_target_dir.as_deref(), &component)?;
             false
         }
         Language::JavaScript | Language::Python => {
             let stamp = component.with_extension("wasm.inputs");
-            let inputs = input_digest(project)?;
+            // Read once: what is hashed is what is staged, even if a file
+            // changes during the build.
+            let sources = source_files(&project.dir)?;
+            let inputs = input_digest(project, &sources);
             // Builds are kept by input digest, so a project regenerated or
             // checked out again is not compiled again.
             let cached = options
@@ -303,29 +348,33 @@ pub fn build(project: &Project, options: &BuildOptions) -> Result<Built> {
                 && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&inputs)
             {
                 true
-            } else if cached.exists() {
-                copy_into_place(&cached, &component)?;
-                std::fs::write(&stamp, &inputs)
-                    .with_context(|| format!("cannot write {}", stamp.display()))?;
-                true
             } else {
-                let staging = options
-                    .out_dir
-                    .join(".staging")
-                    .join(format!("{}-{}", project.language, project.name));
-                if project.language == Language::JavaScript {
-                    build_javascript(project, options, &staging, &component)?;
+                // A failed build must not leave the last one looking current.
+                let _ = std::fs::remove_file(&component);
+                let _ = std::fs::remove_file(&stamp);
+                let from_cache = cached.exists();
+                if from_cache {
+                    copy_into_place(&cached, &component)?;
                 } else {
-                    build_python(project, options, &staging, &component)?;
+                    let staging = options
+                        .out_dir
+                        .join(".staging")
+                        .join(format!("{}-{}", project.language, project.name));
+                    stage(&sources, &staging)?;
+                    if project.language == Language::JavaScript {
+                        build_javascript(project, options, &staging, &component)?;
+                    } else {
+                        build_python(project, options, &staging, &component)?;
+                    }
+                    if let Some(dir) = cached.parent() {
+                        std::fs::create_dir_all(dir)
+                            .with_context(|| format!("cannot create {}", dir.display()))?;
+                    }
+                    copy_into_place(&component, &cached)?;
                 }
                 std::fs::write(&stamp, &inputs)
                     .with_context(|| format!("cannot write {}", stamp.display()))?;
-                if let Some(dir) = cached.parent() {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("cannot create {}", dir.display()))?;
-                }
-                copy_into_place(&component, &cached)?;
-                false
+                from_cache
             }
         }
     };
@@ -406,7 +455,6 @@ fn build_javascript(
     component: &Path,
 ) -> Result<()> {
     let toolchain = javascript_toolchain(&options.toolchains_dir)?;
-    stage(project, staging)?;
     for (name, text) in embedded::JS_SDK {
         write(&staging.join("sdk").join(name), text)?;
     }
@@ -453,7 +501,6 @@ fn build_python(
     component: &Path,
 ) -> Result<()> {
     let componentize_py = python_toolchain(&options.toolchains_dir)?;
-    stage(project, staging)?;
     let plugin_dir = staging.join("plugin");
     for (name, text) in embedded::PYTHON_SDK {
         write(&plugin_dir.join(name), text)?;
@@ -488,12 +535,12 @@ fn build_python(
 }
 
 /// A fresh staging folder: the plugin's files in `plugin/`, the contract in `wit/`.
-fn stage(project: &Project, staging: &Path) -> Result<()> {
+fn stage(sources: &[(PathBuf, Vec<u8>)], staging: &Path) -> Result<()> {
     if staging.exists() {
         std::fs::remove_dir_all(staging)
             .with_context(|| format!("cannot clear {}", staging.display()))?;
     }
-    for (relative, bytes) in source_files(&project.dir)? {
+    for (relative, bytes) in sources {
         let target = staging.join("plugin").join(&relative);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
@@ -536,7 +583,7 @@ fn source_files(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>> {
 
 /// What a JavaScript or Python build depends on: the project's files, the
 /// SDK, the contract and the pinned toolchain.
-fn input_digest(project: &Project) -> Result<String> {
+fn input_digest(project: &Project, sources: &[(PathBuf, Vec<u8>)]) -> String {
     let mut hasher = Sha256::new();
     let mut feed = |bytes: &[u8]| {
         hasher.update((bytes.len() as u64).to_le_bytes());
@@ -563,11 +610,11 @@ fn input_digest(project: &Project) -> Result<String> {
         feed(name.as_bytes());
         feed(text.as_bytes());
     }
-    for (relative, bytes) in source_files(&project.dir)? {
+    for (relative, bytes) in sources {
         feed(relative.to_string_lossy().as_bytes());
-        feed(&bytes);
+        feed(bytes);
     }
-    Ok(hex::encode(hasher.finalize()))
+    hex::encode(hasher.finalize())
 }
 
 /// The folder holding componentize-js, installed with `npm ci` from the
@@ -661,4 +708,132 @@ fn copy_into_place(from: &Path, to: &Path) -> Result<()> {
     std::fs::copy(from, &temporary)
         .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
     std::fs::rename(&temporary, to).with_context(|| format!("cannot write {}", to.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_file(dir: &Path, relative: &str, text: &str) {
+        write(&dir.join(relative), text).unwrap();
+    }
+
+    #[test]
+    fn projects_are_found_by_their_build_files_and_other_crates_are_searched_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // A library crate is not a plugin, but plugins may sit below it.
+        write_file(root, "Cargo.toml", "[package]\nname = \"host\"\n");
+        write_file(
+            root,
+            "plugins/a/rust/Cargo.toml",
+            "[package]\nname = \"a\"\n[lib]\ncrate-type = [\"cdylib\"]\n",
+        );
+        write_file(
+            root,
+            "plugins/a/js/package.json",
+            r#"{ "name": "a", "main": "a.js", "claimsmith": { "world": "post-login-action" } }"#,
+        );
+        write_file(
+            root,
+            "plugins/a/python/pyproject.toml",
+            "[project]\nname = \"a\"\n[tool.claimsmith]\nworld = \"profile-fetcher\"\nmodule = \"a\"\n",
+        );
+        // A package.json without `claimsmith` is some other JavaScript.
+        write_file(root, "tools/package.json", r#"{ "name": "tools" }"#);
+        write_file(
+            root,
+            "plugins/a/js/node_modules/x/package.json",
+            r#"{ "claimsmith": { "world": "post-login-action" }, "name": "x", "main": "x.js" }"#,
+        );
+
+        let found = discover(&[root.to_owned()]).unwrap();
+        let summary: Vec<(String, Language, Option<World>)> = found
+            .iter()
+            .map(|p| (p.name.clone(), p.language, p.world))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("a".to_owned(), Language::Rust, None),
+                (
+                    "a".to_owned(),
+                    Language::JavaScript,
+                    Some(World::PostLoginAction)
+                ),
+                (
+                    "a".to_owned(),
+                    Language::Python,
+                    Some(World::ProfileFetcher)
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn twins_bad_names_bad_worlds_and_empty_paths_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let js = |name: &str, world: &str| {
+            format!(
+                r#"{{ "name": "{name}", "main": "p.js", "claimsmith": {{ "world": "{world}" }} }}"#
+            )
+        };
+        write_file(root, "one/package.json", &js("same", "post-login-action"));
+        write_file(root, "two/package.json", &js("same", "post-login-action"));
+        let error = discover(&[root.to_owned()]).unwrap_err().to_string();
+        assert!(error.contains("two js plugins are named `same`"), "{error}");
+
+        let dir = tempfile::tempdir().unwrap();
+        write_file(
+            dir.path(),
+            "package.json",
+            &js("../escape", "post-login-action"),
+        );
+        let error = discover(&[dir.path().to_owned()]).unwrap_err().to_string();
+        assert!(
+            error.contains("must use only lower-case letters"),
+            "{error}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        write_file(dir.path(), "package.json", &js("p", "pre-login"));
+        let error = format!("{:#}", discover(&[dir.path().to_owned()]).unwrap_err());
+        assert!(error.contains("`claimsmith.world` must be"), "{error}");
+
+        let empty = tempfile::tempdir().unwrap();
+        let error = discover(&[empty.path().to_owned()])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("no plugin project here"), "{error}");
+    }
+
+    #[test]
+    fn the_input_digest_changes_with_any_source_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        write_file(
+            dir.path(),
+            "package.json",
+            r#"{ "name": "p", "main": "p.js", "claimsmith": { "world": "post-login-action" } }"#,
+        );
+        write_file(
+            dir.path(),
+            "p.js",
+            "export function onExecutePostLogin() {}",
+        );
+        let project = project_at(dir.path()).unwrap().unwrap();
+        let digest = || input_digest(&project, &source_files(dir.path()).unwrap());
+        let before = digest();
+        assert_eq!(before, digest(), "stable");
+        write_file(
+            dir.path(),
+            "p.js",
+            "export function onExecutePostLogin() { }",
+        );
+        assert_ne!(before, digest(), "an edited source");
+        write_file(dir.path(), "helper.js", "");
+        let with_helper = digest();
+        write_file(dir.path(), "node_modules/dep/index.js", "ignored");
+        assert_eq!(with_helper, digest(), "dependencies are not sources");
+    }
 }

@@ -238,6 +238,9 @@ fn per_language(cases: Vec<PreparedCase>, builds: &Path) -> Result<Vec<PreparedC
             variant.language = Some(language.clone());
             for (name, spec) in &mut variant.config.plugins {
                 let Some(file_name) = spec.path.file_name() else {
+                    variant.broken.get_or_insert_with(|| {
+                        format!("plugin `{name}` has no file name to look up in {language}")
+                    });
                     continue;
                 };
                 let build = builds.join(language).join(file_name);
@@ -473,12 +476,28 @@ fn build_engine(cases: &[PreparedCase]) -> Result<Arc<(Engine, OutboundHttp)>, S
     Ok(Arc::new((engine, http)))
 }
 
-/// `$XDG_CACHE_HOME/claimsmith/compile-cache`, or under `~/.cache`.
+/// `$XDG_CACHE_HOME/claimsmith/compile-cache`, or under `~/.cache`, created
+/// private. Loading an entry runs its machine code, so a cache others can
+/// write to is not used (the cases then compile every run).
 fn user_compile_cache() -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(base.join("claimsmith/compile-cache"))
+    let dir = base.join("claimsmith/compile-cache");
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir);
+    let mode = std::fs::metadata(&dir).ok()?.permissions().mode();
+    if mode & 0o022 != 0 {
+        eprintln!(
+            "warning: not using the compile cache {}: others can write to it (chmod 700 it)",
+            dir.display()
+        );
+        return None;
+    }
+    Some(dir)
 }
 
 async fn run_cases(

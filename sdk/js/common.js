@@ -25,7 +25,10 @@ export function secretsProxy() {
   );
 }
 
-/** The error text for the host: an Error's message, or the value as text. */
+/**
+ * The error text for the host: an Error's message, or the value as text.
+ * Always a string: anything else would trap instead of failing the step.
+ */
 export function errorText(error) {
   if (error instanceof Error) {
     return error.message || error.name;
@@ -34,9 +37,17 @@ export function errorText(error) {
     return error;
   }
   try {
-    return JSON.stringify(error);
+    const text = JSON.stringify(error);
+    if (typeof text === 'string') {
+      return text;
+    }
   } catch {
+    // fall through: cycles, BigInt
+  }
+  try {
     return String(error);
+  } catch {
+    return 'the plugin threw a value that cannot be shown';
   }
 }
 

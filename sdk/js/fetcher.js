@@ -5,7 +5,7 @@
 // Compiled into the plugin by `claimsmith build`, which writes the entry
 // module that hands the plugin's function to `profileFetcher` below.
 
-import { errorText, parseObject, secretsProxy } from './common.js';
+import { errorText, jsonText, parseObject, secretsProxy } from './common.js';
 
 /** The WIT export `fetch-profile` around the plugin's function. */
 export function profileFetcher(fetchUserProfile) {
@@ -13,23 +13,25 @@ export function profileFetcher(fetchUserProfile) {
     throw new TypeError('the plugin must export `fetchUserProfile(accessToken, ctx)`');
   }
   return async function fetchProfile(context) {
-    let profile;
     try {
-      profile = await fetchUserProfile(context.accessToken, {
+      const profile = await fetchUserProfile(context.accessToken, {
         connection: context.connection,
         id_token: context.idToken,
         idTokenClaims: parseObject(context.idTokenClaims),
         options: parseObject(context.options),
         secrets: secretsProxy(),
       });
+      if (profile === null || typeof profile !== 'object' || Array.isArray(profile)) {
+        throw new TypeError(
+          `fetchUserProfile must return a profile object, not ${
+            Array.isArray(profile) ? 'an array' : profile === null ? 'null' : typeof profile
+          }`,
+        );
+      }
+      // Cycles and BigInt throw here, inside the try: a failed step, not a trap.
+      return jsonText(profile, 'the profile');
     } catch (error) {
       throw errorText(error);
     }
-    if (profile === null || typeof profile !== 'object' || Array.isArray(profile)) {
-      throw `fetchUserProfile must return a profile object, not ${
-        Array.isArray(profile) ? 'an array' : profile === null ? 'null' : typeof profile
-      }`;
-    }
-    return JSON.stringify(profile);
   };
 }

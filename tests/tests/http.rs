@@ -28,6 +28,16 @@ async fn counting_server() -> (SocketAddr, Arc<AtomicUsize>) {
         )
         .route("/big", get(|| async { "x".repeat(64 * 1024) }))
         .route(
+            "/echo",
+            axum::routing::post({
+                let counter = hits.clone();
+                move |body: String| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async move { body }
+                }
+            }),
+        )
+        .route(
             "/redirect",
             get(|| async { axum::response::Redirect::temporary("/hello") }),
         )
@@ -163,6 +173,45 @@ async fn an_origin_not_granted_is_refused_without_a_request() {
             "NotAllowed(\"origin http://{address} is not granted to plugin `fetcher`\")"
         )),
         "{message}"
+    );
+}
+
+/// JavaScript streams a request body to the host: it arrives whole, and one
+/// past the cap is refused before anything is sent.
+#[tokio::test]
+async fn a_javascript_request_body_arrives_whole_and_is_capped() {
+    let js = FETCHERS[1];
+    let (address, hits) = counting_server().await;
+    let url = format!("http://{address}/echo");
+    let pipeline = fetcher_setup(
+        js,
+        &format!("http://{address}"),
+        &format!("{{ fetch_url = {url:?}, fetch_body_size = 100000 }}"),
+        "{ max_response_bytes = 200000 }",
+    )
+    .start()
+    .unwrap();
+    let minted = outcome(&pipeline, &fetching_login()).await.unwrap();
+    let claims = access_claims(&minted);
+    assert_eq!(claims["fetched_status"], json!(200));
+    assert_eq!(claims["fetched_body"], json!("x".repeat(100_000)));
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    let too_big = claimsmith::capabilities::http::MAX_STREAMED_REQUEST_BYTES + 1;
+    let pipeline = fetcher_setup(
+        js,
+        &format!("http://{address}"),
+        &format!("{{ fetch_url = {url:?}, fetch_body_size = {too_big} }}"),
+        "{}",
+    )
+    .start()
+    .unwrap();
+    let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
+    assert_fetch_failed(js, &failure);
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "the oversized body was not sent"
     );
 }
 

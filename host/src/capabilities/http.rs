@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use wasmtime_wasi_http::{Error as WasiHttpError, ForbiddenHeaderFilter, WasiBody, WasiHttpHooks};
@@ -32,6 +32,15 @@ use crate::bindings::fetcher::claimsmith::plugin::http as wit;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How large a response body a plugin may receive, by default.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
+/// How large a request body a `wasi:http` request may stream to the host. The
+/// contract's `fetch` hands its body over in the plugin's memory, which the
+/// memory cap bounds; a stream is read into the host's, so it gets its own cap.
+pub const MAX_STREAMED_REQUEST_BYTES: usize = 1024 * 1024;
+/// How many `wasi:http` requests one invocation may have in flight. The
+/// contract's `fetch` blocks the plugin, so it has one at a time; JavaScript's
+/// `fetch()` returns a promise at once, and without a bound a plugin could
+/// start thousands, each holding up to the response cap in host memory.
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 4;
 
 /// `scheme://host:port`, the unit a plugin is granted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -246,6 +255,8 @@ pub struct HttpCapability {
     policy: Arc<HttpPolicy>,
     client: OutboundHttp,
     interceptor: Option<Interceptor>,
+    /// Shared by the clones of one invocation's capability.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl HttpCapability {
@@ -260,6 +271,7 @@ impl HttpCapability {
             policy,
             client,
             interceptor,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
         }
     }
 
@@ -336,8 +348,12 @@ impl wit::Host for HttpCapability {
 impl WasiHttpHooks for HttpCapability {
     fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
         Arc::new(|name: &http::HeaderName| {
-            FORBIDDEN_HEADERS.contains(&name.as_str())
-                || wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)
+            // JavaScript's fetch sets `content-length` for a body itself;
+            // wasmtime checks it against the body written, and it is dropped
+            // before `send`, which frames the body as for `http.fetch`.
+            name != http::header::CONTENT_LENGTH
+                && (FORBIDDEN_HEADERS.contains(&name.as_str())
+                    || wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name))
         })
     }
 
@@ -364,8 +380,20 @@ impl WasiHttpHooks for HttpCapability {
     > {
         let capability = self.clone();
         Box::new(async move {
-            let request = collect_wasi_request(request, capability.policy.timeout).await?;
-            let response = capability.send(request).await.map_err(wasi_http_error)?;
+            let _slot = capability
+                .in_flight
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| WasiHttpError::ConnectionLimitReached)?;
+            // One deadline for reading the plugin's body and the exchange, as
+            // the contract's `fetch` has one for the exchange.
+            let response = tokio::time::timeout(capability.policy.timeout, async {
+                let request = collect_wasi_request(request).await?;
+                capability.send(request).await.map_err(wasi_http_error)
+            })
+            .await
+            .map_err(|_elapsed| WasiHttpError::ConnectionReadTimeout)??;
             let mut answer = http::Response::builder().status(response.status);
             for (name, value) in &response.headers {
                 answer = answer.header(name, value);
@@ -387,7 +415,6 @@ impl WasiHttpHooks for HttpCapability {
 /// guest may still be writing it when the request is handed over).
 async fn collect_wasi_request(
     request: http::Request<WasiBody>,
-    timeout: Duration,
 ) -> Result<OutboundRequest, WasiHttpError> {
     let (parts, body) = request.into_parts();
     let url =
@@ -395,6 +422,7 @@ async fn collect_wasi_request(
     let headers = parts
         .headers
         .iter()
+        .filter(|(name, _)| **name != http::header::CONTENT_LENGTH)
         .map(|(name, value)| {
             (
                 name.as_str().to_owned(),
@@ -402,9 +430,11 @@ async fn collect_wasi_request(
             )
         })
         .collect();
-    let body = tokio::time::timeout(timeout, body.collect())
+    let too_large = WasiHttpError::HttpRequestBodySize(Some(MAX_STREAMED_REQUEST_BYTES as u64));
+    let body = Limited::new(body, MAX_STREAMED_REQUEST_BYTES)
+        .collect()
         .await
-        .map_err(|_elapsed| WasiHttpError::ConnectionWriteTimeout)??
+        .map_err(|_| too_large)?
         .to_bytes();
     Ok(OutboundRequest {
         method: parts.method,
@@ -451,10 +481,15 @@ fn parse_plugin_request(request: wit::Request) -> Result<OutboundRequest, HttpEr
     })
 }
 
-/// The URL without its query, which may carry tokens, for logs.
+/// The URL without what may carry secrets (query, user, password,
+/// fragment), for logs and messages.
 pub fn redacted_url(url: &Url) -> String {
     let mut url = url.clone();
     url.set_query(None);
+    url.set_fragment(None);
+    // Fails only for URLs that cannot have credentials, which have none.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
     url.to_string()
 }
 
@@ -631,6 +666,12 @@ mod tests {
         assert_eq!(origin.to_string(), "https://example.okta.com:443");
         let url = Url::parse("https://example.okta.com/oauth2/v1/userinfo?x=1").unwrap();
         assert_eq!(Origin::of_url(&url), Some(origin));
+    }
+
+    #[test]
+    fn redacted_urls_keep_no_credentials_query_or_fragment() {
+        let url = Url::parse("https://user:pw@idp.example.com/userinfo?token=t#frag").unwrap();
+        assert_eq!(redacted_url(&url), "https://idp.example.com/userinfo");
     }
 
     #[test]

@@ -152,7 +152,7 @@ class Response:
         return self.content.decode("utf-8", errors="replace")
 
     def json(self) -> Json:
-        return _json.loads(self.content)
+        return loads(self.content)
 
 
 def describe(error: Any) -> str:
@@ -177,7 +177,7 @@ def fetch(
     """
     header_list = [(name, value) for name, value in (headers or {}).items()]
     if json is not None:
-        body = _json.dumps(json)
+        body = dumps(json)
         if not any(name.lower() == "content-type" for name, _ in header_list):
             header_list.append(("content-type", "application/json"))
     if isinstance(body, str):
@@ -200,8 +200,32 @@ def log(message: str, level: str = "info") -> None:
     _log.log(getattr(_log.Level, level.upper()), message)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads(text: str | bytes) -> Json:
+    """JSON as the other SDKs read it: ``NaN`` and ``Infinity`` are errors."""
+    return _json.loads(text, parse_constant=_refuse_constant)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def dumps(value: Any) -> str:
+    """JSON as the other SDKs write it: non-finite floats become ``null``."""
+    return _json.dumps(_finite(value), allow_nan=False)
+
+
 def parse_object(text: str) -> Dict[str, Json]:
-    value = _json.loads(text)
+    value = loads(text)
     return value if isinstance(value, dict) else {}
 
 

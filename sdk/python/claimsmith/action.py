@@ -6,7 +6,6 @@ function to :func:`post_login_action`.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 
 import wit_world
@@ -24,6 +23,7 @@ from . import (
     Transaction,
     User,
     describe,
+    dumps,
     error_text,
     parse_object,
 )
@@ -38,7 +38,7 @@ def _call(what: str, operation: Callable[[], None]) -> None:
 
 def _json_text(value: Any, what: str) -> str:
     try:
-        return json.dumps(value)
+        return dumps(value)
     except (TypeError, ValueError) as error:
         raise TypeError(f"{what}: {error}") from None
 

@@ -7,13 +7,12 @@ function to :func:`profile_fetcher`.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable, Dict
 
 import wit_world
 from componentize_py_types import Err
 
-from . import FetchContext, error_text, parse_object
+from . import FetchContext, dumps, error_text, parse_object
 
 
 def profile_fetcher(handler: Callable[[str, FetchContext], Dict[str, Any]]) -> type:
@@ -31,7 +30,7 @@ def profile_fetcher(handler: Callable[[str, FetchContext], Dict[str, Any]]) -> t
                 profile = handler(ctx.access_token, context)
                 if not isinstance(profile, dict):
                     raise TypeError(f"fetch_user_profile must return a dict, not {type(profile).__name__}")
-                return json.dumps(profile)
+                return dumps(profile)
             except Exception as error:  # the contract's error is a string
                 raise Err(error_text(error)) from None
 

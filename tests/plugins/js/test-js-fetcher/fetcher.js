@@ -1,13 +1,15 @@
-// Test plugin: test-fetcher in JavaScript. GETs (or POSTs, with
-// `fetch_body`) the URL in its client's metadata (`fetch_url`) with the
-// global `fetch()`, which is wasi:http in the host.
+// Test plugin: test-fetcher in JavaScript. GETs the URL in its client's
+// metadata (`fetch_url`) with the global `fetch()`, which is wasi:http in
+// the host; POSTs `fetch_body` instead when given, or `fetch_body_size`
+// bytes of `x`.
 //
 // Exists to prove that JavaScript's fetch is held to the contract's HTTP
 // policy: the answer lands in the access token claims `fetched_status` and
 // `fetched_body`; a refused request fails the step as `fetch failed: ...`.
 
 export async function onExecutePostLogin(event, api) {
-  const { fetch_url: url, fetch_body: body } = event.client.metadata;
+  const { fetch_url: url, fetch_body_size: size } = event.client.metadata;
+  const body = size === undefined ? event.client.metadata.fetch_body : 'x'.repeat(size);
   let response;
   try {
     response = await fetch(url, body === undefined ? {} : { method: 'POST', body });
