@@ -541,7 +541,7 @@ fn stage(sources: &[(PathBuf, Vec<u8>)], staging: &Path) -> Result<()> {
             .with_context(|| format!("cannot clear {}", staging.display()))?;
     }
     for (relative, bytes) in sources {
-        let target = staging.join("plugin").join(&relative);
+        let target = staging.join("plugin").join(relative);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
