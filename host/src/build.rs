@@ -809,6 +809,20 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_toolchain_is_named_with_what_needs_it() {
+        let error = require_tool(
+            "claimsmith-no-such-tool",
+            "JavaScript plugins need Node.js 18 or newer",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "`claimsmith-no-such-tool` was not found on PATH: JavaScript plugins need Node.js 18 or newer"
+        );
+    }
+
+    #[test]
     fn the_input_digest_changes_with_any_source_byte() {
         let dir = tempfile::tempdir().unwrap();
         write_file(
