@@ -20,7 +20,7 @@ use crate::capabilities::secrets::{SecretValue, Secrets};
 use crate::config::{
     ActionConfig, ClientConfig, Config, ConnectionConfig, OnError, ServerSettings, TokenSettings,
 };
-use crate::engine::{Engine, EngineSettings, Limits, PluginError, PluginSpec, World};
+use crate::engine::{Engine, EngineSettings, Limits, PluginError, PluginSpec, World, json_kind};
 use crate::pipeline::{LoginFailure, LoginReport, Pipeline, RunOptions};
 use crate::replay::{CannedHttp, RecordedLogin, parse_yaml};
 use crate::tokens::{SigningAlgorithm, SigningKey};
@@ -135,6 +135,16 @@ pub async fn run_suite(
     for path in paths {
         collect_case_files(path, &mut files, &mut unreadable);
     }
+    if files.is_empty() && unreadable.is_empty() {
+        unreadable.push(format!(
+            "no case found in {} (cases are *.yaml or *.yml files)",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let mut cases = Vec::new();
     for file in files {
         match load_case(&file) {
@@ -210,6 +220,8 @@ struct PreparedCase {
     language: Option<String>,
     /// Why this case cannot run as prepared (a language build is missing).
     broken: Option<String>,
+    /// The plugin the case is about (`plugin:` or `wasm:`): it must run.
+    under_test: Option<String>,
 }
 
 /// Each case once per language folder under `builds`, its plugins' wasm
@@ -273,13 +285,14 @@ fn load_case(file: &Path) -> Result<PreparedCase, String> {
     if case.expect.is_empty() {
         return Err(invalid("`expect` must name at least one section"));
     }
-    for key in case.expect.keys() {
+    for (key, section) in &case.expect {
         if !EXPECT_SECTIONS.contains(&key.as_str()) {
             return Err(invalid(&format!(
                 "expect.{key}: unknown section (expected one of {})",
                 EXPECT_SECTIONS.join(", ")
             )));
         }
+        check_expect_section(key, section).map_err(|why| invalid(&format!("expect.{key}{why}")))?;
     }
     let base = file.parent().unwrap_or(Path::new("."));
     let (config, kind) = match (&case.config, &case.plugin, &case.wasm) {
@@ -299,6 +312,12 @@ fn load_case(file: &Path) -> Result<PreparedCase, String> {
             ));
         }
     };
+    let under_test = match (&case.plugin, kind) {
+        (Some(plugin), _) => Some(plugin.clone()),
+        (None, CaseKind::Chain) => None,
+        // A `wasm` case: its one plugin.
+        (None, _) => config.plugins.keys().next().cloned(),
+    };
     Ok(PreparedCase {
         file: file.to_owned(),
         case,
@@ -306,6 +325,7 @@ fn load_case(file: &Path) -> Result<PreparedCase, String> {
         kind,
         language: None,
         broken: None,
+        under_test,
     })
 }
 
@@ -319,6 +339,101 @@ const EXPECT_SECTIONS: &[&str] = &[
     "denied",
     "error",
 ];
+
+/// The kinds `expect.error.kind` may name (see `failure_kind`).
+const ERROR_KINDS: &[&str] = &[
+    "limit-exceeded",
+    "capacity",
+    "trapped",
+    "failed",
+    "invalid-json",
+    "userinfo",
+    "invalid-claims",
+    "unknown-connection",
+    "unknown-client",
+    "missing-subject",
+    "mint",
+    "storage",
+];
+
+/// Checks one `expect` section's shape, so that a typo or an empty section
+/// is an error instead of a check that silently passes. The error text
+/// continues the path `expect.<section>`.
+fn check_expect_section(section: &str, value: &Value) -> Result<(), String> {
+    let keys_of = |value: &Value| -> Result<Vec<String>, String> {
+        match value {
+            Value::Object(map) => Ok(map.keys().cloned().collect()),
+            Value::Null => Err(
+                ": is empty; give what the outcome must be, or leave the section out".to_owned(),
+            ),
+            other => Err(format!(": must be a mapping, not {}", json_kind(other))),
+        }
+    };
+    let only = |keys: &[String], allowed: &[&str]| -> Result<(), String> {
+        match keys.iter().find(|key| !allowed.contains(&key.as_str())) {
+            Some(key) => Err(format!(
+                ".{key}: unknown key (expected {})",
+                allowed.join(", ")
+            )),
+            None => Ok(()),
+        }
+    };
+    let text = |field: &str| -> Result<(), String> {
+        match value.get(field) {
+            Some(Value::String(_)) => Ok(()),
+            Some(other) => Err(format!(
+                ".{field}: must be a string, not {}",
+                json_kind(other)
+            )),
+            None => Ok(()),
+        }
+    };
+    match section {
+        "error" => {
+            let keys = keys_of(value)?;
+            only(&keys, &["kind", "message"])?;
+            match value.get("kind") {
+                None => Err(format!(
+                    ".kind: missing (one of {})",
+                    ERROR_KINDS.join(", ")
+                )),
+                Some(Value::String(kind)) if ERROR_KINDS.contains(&kind.as_str()) => {
+                    text("message")
+                }
+                Some(other) => Err(format!(
+                    ".kind: `{}` is not a kind (one of {})",
+                    other
+                        .as_str()
+                        .map_or_else(|| other.to_string(), str::to_owned),
+                    ERROR_KINDS.join(", ")
+                )),
+            }
+        }
+        "denied" => {
+            let keys = keys_of(value)?;
+            only(&keys, &["reason", "any_reason", "plugin"])?;
+            match (value.get("reason"), value.get("any_reason")) {
+                (Some(_), None) => text("reason").and_then(|()| text("plugin")),
+                (None, Some(Value::Bool(true))) => text("plugin"),
+                (None, None) => Err(
+                    ".reason: missing (give the reason, or `any_reason: true` to accept any)"
+                        .to_owned(),
+                ),
+                _ => Err(": give `reason` or `any_reason: true`, not both".to_owned()),
+            }
+        }
+        "claims" | "tokens" => {
+            let keys = keys_of(value)?;
+            only(&keys, &["access_token", "id_token"])
+        }
+        "scopes" => match value {
+            Value::Array(_) => Ok(()),
+            other => Err(format!(": must be a list, not {}", json_kind(other))),
+        },
+        // profile, user_metadata, app_metadata: compared whole, `{}` included.
+        _ => keys_of(value).map(|_| ()),
+    }
+}
 
 /// Keeps, of `config`, what one case runs: the whole chain, or one plugin.
 fn focus_config(
@@ -628,6 +743,20 @@ async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
     let actual = outcome(&report, prepared.kind);
 
     let mut failures = Vec::new();
+    if let Some(plugin) = &prepared.under_test
+        && !report.steps.iter().any(|step| step.name == *plugin)
+    {
+        let hint = if prepared.kind == CaseKind::ProfileFetcher
+            && prepared.case.input.login.profile.is_some()
+        {
+            " (the case gives `input.profile`, so the profile fetcher is skipped)"
+        } else {
+            ""
+        };
+        failures.push(format!(
+            "plugin `{plugin}` did not run{hint}: the case checks nothing of it"
+        ));
+    }
     for request in canned.unmatched() {
         failures.push(format!("request matched no exchange: {request}"));
     }
@@ -771,7 +900,12 @@ fn section_matches(section: &str, expected: &Value, actual: &Value) -> bool {
                 }
         }
         "denied" => {
-            expected.get("reason") == actual.get("reason")
+            // Loading checked that `reason` or `any_reason: true` is given.
+            let reason_matches = match expected.get("reason") {
+                Some(reason) => Some(reason) == actual.get("reason"),
+                None => actual.get("reason").is_some(),
+            };
+            reason_matches
                 && expected
                     .get("plugin")
                     .is_none_or(|plugin| Some(plugin) == actual.get("plugin"))

@@ -79,8 +79,12 @@ impl RecordedLogin {
 pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, String> {
     // Two steps: YAML syntax errors carry their line; shape errors (unknown
     // key, missing field, wrong type) carry their path inside the document.
-    let document: Value =
+    // Through YAML's own value first: it refuses a duplicate key, which
+    // would otherwise silently replace the first.
+    let yaml: serde_norway::Value =
         serde_norway::from_str(text).map_err(|error| format!("{}: {error}", path.display()))?;
+    let document: Value =
+        serde_json::to_value(yaml).map_err(|error| format!("{}: {error}", path.display()))?;
     from_value_with_path::<T, serde_json::Error>(document, None)
         .map_err(|error| format!("{}: {error}", path.display()))
 }

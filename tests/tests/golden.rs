@@ -313,3 +313,120 @@ async fn builds_without_language_folders_are_an_error_not_a_pass() {
     assert!(out.contains("no language folders of builds"), "{out}");
     assert!(summary.results.is_empty(), "{out}");
 }
+
+/// GEO_CASE (which mints) with its `expect:` block replaced by `expect`.
+fn geo_case_expecting(expect: &str) -> (tempfile::TempDir, PathBuf) {
+    let head = GEO_CASE.split("expect:\n").next().unwrap();
+    case_in_tempdir(&format!("{head}expect:\n{expect}"))
+}
+
+/// Expectations that once passed whatever happened: each is now refused
+/// when the case is read (exit 2), with the path to the mistake.
+#[tokio::test]
+async fn empty_or_mistyped_expectations_are_errors_not_passes() {
+    for (expect, reason) in [
+        ("  error: ~\n", "expect.error: is empty"),
+        ("  error: {}\n", "expect.error.kind: missing"),
+        (
+            "  error: { kind: failed, mesage: boom }\n",
+            "expect.error.mesage: unknown key (expected kind, message)",
+        ),
+        (
+            "  error: { kind: faild }\n",
+            "expect.error.kind: `faild` is not a kind",
+        ),
+        ("  denied: {}\n", "expect.denied.reason: missing"),
+        ("  denied: ~\n", "expect.denied: is empty"),
+        (
+            "  denied: { reason: no, plugn: geo-claims }\n",
+            "expect.denied.plugn: unknown key",
+        ),
+        (
+            "  claims: { acess_token: {} }\n",
+            "expect.claims.acess_token: unknown key",
+        ),
+        ("  profile: ~\n", "expect.profile: is empty"),
+        ("  scopes: openid\n", "expect.scopes: must be a list"),
+    ] {
+        let (_dir, path) = geo_case_expecting(expect);
+        let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+        assert_eq!(summary.exit_code(), 2, "{expect}: {out}");
+        assert!(summary.results.is_empty(), "{expect}: nothing ran: {out}");
+        assert!(out.contains(reason), "{expect}: wanted `{reason}` in {out}");
+    }
+}
+
+#[tokio::test]
+async fn any_reason_matches_a_denial_and_nothing_else() {
+    // GEO_CASE mints: a denial expected with any reason must fail.
+    let (_dir, path) = geo_case_expecting("  denied: { any_reason: true }\n");
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 1, "{out}");
+    assert!(out.contains("expect.denied differs"), "{out}");
+
+    let denier = plugin_wasm("test-denier").display().to_string();
+    let (_dir, path) = case_in_tempdir(
+        &GEO_CASE
+            .replace("GEO_WASM", &denier)
+            .split("expect:\n")
+            .next()
+            .map(|head| format!("{head}expect:\n  denied: {{ any_reason: true }}\n"))
+            .unwrap(),
+    );
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 0, "{out}");
+}
+
+/// A profile-fetcher case that also gives `input.profile` skips the fetcher:
+/// it used to pass with 0 fuel.
+#[tokio::test]
+async fn a_case_whose_plugin_did_not_run_fails() {
+    let case = format!(
+        r#"name: fetcher skipped
+config: {config:?}
+plugin: okta-userinfo
+input:
+  connection: okta
+  client_id: demo-app
+  upstream:
+    access_token: at-ada
+    id_token_claims: {{ sub: 00u1ada }}
+  profile: {{ sub: 00u1ada, geo_ip_country: NZ }}
+expect:
+  claims:
+    access_token: {{ geo_ip_country: NZ }}
+    id_token: {{}}
+"#,
+        config = root().join("examples/okta/claimsmith.toml")
+    );
+    let (_dir, path) = case_in_tempdir(&case);
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 1, "{out}");
+    assert!(
+        out.contains("plugin `okta-userinfo` did not run (the case gives `input.profile`, so the profile fetcher is skipped)"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_that_finds_no_case_is_an_error() {
+    let empty = tempfile::tempdir().unwrap();
+    let (summary, out) = run(&[empty.path().to_owned()], &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 2, "{out}");
+    assert!(out.contains("no case found in"), "{out}");
+}
+
+/// With last-one-wins, the second `access_token` below would silently
+/// replace the first: the case is refused instead.
+#[tokio::test]
+async fn a_duplicate_key_is_an_error() {
+    let (_dir, path) = geo_case_expecting(
+        "  claims:\n    access_token: { geo_ip_country: FR }\n    access_token: { geo_ip_country: XX }\n    id_token: {}\n",
+    );
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 2, "{out}");
+    assert!(
+        out.contains("duplicate entry with key \"access_token\""),
+        "{out}"
+    );
+}

@@ -636,7 +636,8 @@ impl Plugin {
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
+/// "a string", "an object", ...: for messages about a JSON value.
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
