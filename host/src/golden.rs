@@ -26,7 +26,10 @@ use crate::replay::{CannedHttp, RecordedLogin, parse_yaml};
 use crate::tokens::{SigningAlgorithm, SigningKey};
 
 /// Claims that differ on every run; compared as placeholders.
-const VARYING_CLAIMS: &[&str] = &["iat", "exp", "nbf", "auth_time", "jti", "at_hash"];
+const RANDOM_CLAIMS: &[&str] = &["jti", "at_hash"];
+/// Claims that follow the clock: placeholders too, unless the case pins
+/// `now`, when they are compared exactly (a changed lifetime shows).
+const TIME_CLAIMS: &[&str] = &["iat", "exp", "nbf", "auth_time"];
 
 /// One case, as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +93,10 @@ pub struct CaseResult {
     pub fuel: u64,
     /// Why it failed, as shown to the author (diff included).
     pub failures: Vec<String>,
+    /// What the author should see even when the case passed: requests the
+    /// plugin's HTTP policy refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The outcome the case produced, as its `expect` section would say it.
     #[serde(skip)]
     pub actual: Map<String, Value>,
@@ -666,6 +673,7 @@ async fn run_cases(
                 duration_ms: 0.0,
                 fuel: 0,
                 failures: vec![format!("loading the plugins failed: {error}")],
+                notes: Vec::new(),
                 actual: Map::new(),
             }];
         }
@@ -695,6 +703,7 @@ async fn run_cases(
                 duration_ms: 0.0,
                 fuel: 0,
                 failures: vec![format!("the case's task failed: {error}")],
+                notes: Vec::new(),
                 actual: Map::new(),
             }),
         }
@@ -724,6 +733,7 @@ fn broken(prepared: &PreparedCase, why: String) -> CaseResult {
         duration_ms: 0.0,
         fuel: 0,
         failures: vec![why],
+        notes: Vec::new(),
         actual: Map::new(),
     }
 }
@@ -740,7 +750,7 @@ async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
     let report = pipeline.run(&prepared.case.input.login, &options).await;
     let duration = started.elapsed();
     let fuel: u64 = report.steps.iter().filter_map(|s| s.fuel_consumed).sum();
-    let actual = outcome(&report, prepared.kind);
+    let actual = outcome(&report, prepared.kind, prepared.case.input.now.is_some());
 
     let mut failures = Vec::new();
     if let Some(plugin) = &prepared.under_test
@@ -787,12 +797,17 @@ async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
         duration_ms: duration.as_secs_f64() * 1000.0,
         fuel,
         failures,
+        notes: canned
+            .refusals()
+            .into_iter()
+            .map(|refusal| format!("request refused by the plugin's HTTP policy: {refusal}"))
+            .collect(),
         actual,
     }
 }
 
 /// The outcome of a case, in the shape of its `expect` section.
-fn outcome(report: &LoginReport, kind: CaseKind) -> Map<String, Value> {
+fn outcome(report: &LoginReport, kind: CaseKind, clock_pinned: bool) -> Map<String, Value> {
     let mut actual = Map::new();
     match &report.outcome {
         Ok(minted) => {
@@ -809,8 +824,8 @@ fn outcome(report: &LoginReport, kind: CaseKind) -> Map<String, Value> {
             actual.insert(
                 "tokens".into(),
                 json!({
-                    "access_token": normalized_claims(&minted.tokens.access_token),
-                    "id_token": normalized_claims(&minted.tokens.id_token),
+                    "access_token": normalized_claims(&minted.tokens.access_token, clock_pinned),
+                    "id_token": normalized_claims(&minted.tokens.id_token, clock_pinned),
                 }),
             );
             actual.insert("scopes".into(), json!(minted.scopes));
@@ -858,7 +873,7 @@ fn failure_kind(failure: &LoginFailure) -> &'static str {
 }
 
 /// The claims of a compact JWT with the per-run ones replaced by placeholders.
-fn normalized_claims(token: &str) -> Value {
+fn normalized_claims(token: &str, clock_pinned: bool) -> Value {
     let claims = token
         .split('.')
         .nth(1)
@@ -874,7 +889,9 @@ fn normalized_claims(token: &str) -> Value {
         claims
             .into_iter()
             .map(|(name, value)| {
-                if VARYING_CLAIMS.contains(&name.as_str()) {
+                if RANDOM_CLAIMS.contains(&name.as_str())
+                    || (!clock_pinned && TIME_CLAIMS.contains(&name.as_str()))
+                {
                     let placeholder = Value::String(format!("<{name}>"));
                     (name, placeholder)
                 } else {
@@ -962,6 +979,9 @@ fn report(summary: &Summary, options: &SuiteOptions, out: &mut dyn Write) -> std
             result.fuel,
             result.file.display()
         )?;
+        for note in &result.notes {
+            writeln!(out, "    note: {note}")?;
+        }
         for failure in &result.failures {
             let text = if options.color {
                 colorize(failure)
@@ -1127,10 +1147,16 @@ mod tests {
         use base64::Engine as _;
         let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(br#"{"iat":1,"exp":2,"jti":"x","sub":"u","geo":"NZ"}"#);
-        let normalized = normalized_claims(&format!("h.{payload}.s"));
+        let normalized = normalized_claims(&format!("h.{payload}.s"), false);
         assert_eq!(
             normalized,
             json!({"iat": "<iat>", "exp": "<exp>", "jti": "<jti>", "sub": "u", "geo": "NZ"})
+        );
+        // A pinned clock makes the times exact; randomness stays hidden.
+        let pinned = normalized_claims(&format!("h.{payload}.s"), true);
+        assert_eq!(
+            pinned,
+            json!({"iat": 1, "exp": 2, "jti": "<jti>", "sub": "u", "geo": "NZ"})
         );
     }
 

@@ -169,6 +169,7 @@ pub struct CannedHttp {
 struct RequestLog {
     unmatched: Vec<String>,
     requested: Vec<bool>,
+    refused: Vec<String>,
 }
 
 impl CannedHttp {
@@ -177,8 +178,8 @@ impl CannedHttp {
         CannedHttp {
             exchanges,
             log: Mutex::new(RequestLog {
-                unmatched: Vec::new(),
                 requested,
+                ..RequestLog::default()
             }),
         }
     }
@@ -190,6 +191,12 @@ impl CannedHttp {
     /// The requests no exchange matched, as `METHOD url`.
     pub fn unmatched(&self) -> Vec<String> {
         self.log().unmatched.clone()
+    }
+
+    /// The requests the plugin's HTTP policy refused before any answer was
+    /// looked for, as `METHOD url: why`.
+    pub fn refusals(&self) -> Vec<String> {
+        self.log().refused.clone()
     }
 
     /// The exchanges that are not optional and were never requested, as
@@ -213,6 +220,13 @@ impl CannedHttp {
 }
 
 impl OutboundHttpInterceptor for CannedHttp {
+    fn refused(&self, _plugin: &str, request: &OutboundRequest, error: &HttpError) {
+        // The case file is the author's own: the URL is shown whole.
+        self.log()
+            .refused
+            .push(format!("{} {}: {error}", request.method, request.url));
+    }
+
     fn intercept(&self, plugin: &str, request: &OutboundRequest) -> InterceptOutcome {
         let Some((index, exchange)) = self.find(request) else {
             let described = format!("{} {}", request.method, redacted_url(&request.url));

@@ -430,3 +430,37 @@ async fn a_duplicate_key_is_an_error() {
         "{out}"
     );
 }
+
+/// A request to an origin the plugin is not granted never reaches the
+/// canned answers; the case's result shows it, from either HTTP path.
+#[tokio::test]
+async fn requests_the_policy_refused_are_reported() {
+    for language in ["rust", "js"] {
+        let wasm = claimsmith_tests::language_plugin_wasm(language, "okta-userinfo");
+        let case = format!(
+            r#"name: userinfo at an ungranted origin
+wasm: {wasm:?}
+world: profile-fetcher
+allowed_origins: [https://idp.example.com]
+options: {{ userinfo_url: "https://elsewhere.example.com/userinfo?tenant=t1" }}
+input:
+  connection: okta
+  client_id: app
+  upstream:
+    access_token: at
+    id_token_claims: {{ sub: u1 }}
+expect:
+  error: {{ kind: failed }}
+"#
+        );
+        let (_dir, path) = case_in_tempdir(&case);
+        let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+        assert_eq!(summary.exit_code(), 0, "{language}: {out}");
+        assert!(
+            out.contains(
+                "note: request refused by the plugin's HTTP policy: GET https://elsewhere.example.com/userinfo?tenant=t1: not allowed: origin https://elsewhere.example.com:443 is not granted"
+            ),
+            "{language}: {out}"
+        );
+    }
+}

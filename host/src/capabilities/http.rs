@@ -138,6 +138,10 @@ pub enum HttpError {
 /// the test suite use it; production leaves it out.
 pub trait OutboundHttpInterceptor: Send + Sync {
     fn intercept(&self, plugin: &str, request: &OutboundRequest) -> InterceptOutcome;
+
+    /// Told of a request the policy refused, which never reaches
+    /// `intercept`: golden cases report these.
+    fn refused(&self, _plugin: &str, _request: &OutboundRequest, _error: &HttpError) {}
 }
 
 pub enum InterceptOutcome {
@@ -291,7 +295,12 @@ impl HttpCapability {
         &self,
         request: OutboundRequest,
     ) -> Result<OutboundResponse, HttpError> {
-        self.check(&request)?;
+        if let Err(refusal) = self.check(&request) {
+            if let Some(interceptor) = &self.interceptor {
+                interceptor.refused(&self.plugin, &request, &refusal);
+            }
+            return Err(refusal);
+        }
         if let Some(interceptor) = &self.interceptor
             && let InterceptOutcome::Complete(outcome) =
                 interceptor.intercept(&self.plugin, &request)
