@@ -1002,37 +1002,55 @@ fn report(summary: &Summary, options: &SuiteOptions, out: &mut dyn Write) -> std
 }
 
 fn junit_xml(summary: &Summary) -> String {
+    // XML 1.0 cannot carry control characters (ANSI colour codes, say) even
+    // escaped: they are dropped, tabs and line breaks kept.
     let escape = |text: &str| {
-        text.replace('&', "&amp;")
+        text.chars()
+            .filter(|c| !c.is_control() || matches!(c, '\n' | '\t' | '\r'))
+            .collect::<String>()
+            .replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
             .replace('"', "&quot;")
     };
+    let folder = |file: &Path| {
+        file.parent()
+            .map(|dir| dir.display().to_string())
+            .unwrap_or_default()
+    };
+    // Every <testcase> written is counted, the unreadable files included.
     let mut xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"claimsmith\" tests=\"{}\" failures=\"{}\" errors=\"{}\">\n",
-        summary.results.len(),
+        summary.results.len() + summary.unreadable.len(),
         summary.failed(),
         summary.unreadable.len()
     );
     for result in &summary.results {
         xml += &format!(
             "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.4}\">",
-            escape(&result.file.display().to_string()),
+            escape(&folder(&result.file)),
             escape(&result.name),
             result.duration_ms / 1000.0
         );
-        if !result.passed {
+        if let Some(first) = result.failures.first() {
+            // The message is the first reason's first line: "expect.claims
+            // differs:", "request matched no exchange: ...", "used ... fuel".
+            let message = first.lines().next().unwrap_or_default();
             xml += &format!(
-                "<failure message=\"expectation not met\">{}</failure>",
+                "<failure message=\"{}\">{}</failure>",
+                escape(message),
                 escape(&result.failures.join("\n"))
             );
         }
         xml += "</testcase>\n";
     }
     for error in &summary.unreadable {
+        let (file, why) = error.split_once(": ").unwrap_or(("", error));
         xml += &format!(
-            "  <testcase name=\"unreadable\"><error message=\"{}\"/></testcase>\n",
-            escape(error)
+            "  <testcase classname=\"{}\" name=\"{}\"><error message=\"{}\"/></testcase>\n",
+            escape(&folder(Path::new(file))),
+            escape(file),
+            escape(why)
         );
     }
     xml + "</testsuite>\n"

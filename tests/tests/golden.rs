@@ -464,3 +464,38 @@ expect:
         );
     }
 }
+
+#[tokio::test]
+async fn junit_counts_every_testcase_names_its_folder_and_says_what_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let (_case_dir, colourful) = case_in_tempdir(
+        &GEO_CASE.replace("name: geo blessed", "name: \"ansi \\e[31mred\\e[0m case\""),
+    );
+    let unreadable = dir.path().join("broken.yaml");
+    std::fs::write(&unreadable, "name: [unclosed\n").unwrap();
+    let options = SuiteOptions {
+        junit: Some(junit.clone()),
+        ..SuiteOptions::default()
+    };
+    let (summary, out) = run(&[colourful.clone(), unreadable], &options).await;
+    assert_eq!(summary.exit_code(), 2, "{out}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        2,
+        "one per case and per unreadable file: {xml}"
+    );
+    assert!(
+        xml.contains("tests=\"2\" failures=\"1\" errors=\"1\""),
+        "{xml}"
+    );
+    let folder = colourful.parent().unwrap().display().to_string();
+    assert!(xml.contains(&format!("classname=\"{folder}\"")), "{xml}");
+    assert!(xml.contains("name=\"ansi [31mred[0m case\""), "{xml}");
+    assert!(!xml.contains('\u{1b}'), "no control characters: {xml}");
+    assert!(
+        xml.contains("<failure message=\"expect.claims differs:\">"),
+        "{xml}"
+    );
+}
