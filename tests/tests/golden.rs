@@ -45,6 +45,7 @@ async fn a_wrong_expectation_fails_with_a_unified_diff() {
     )
     .await;
     assert_eq!(summary.exit_code(), 1, "{out}");
+    assert_eq!(summary.results[0].failures.len(), 1, "one reason: {out}");
     assert!(out.contains("FAIL wrong country expected"), "{out}");
     assert!(out.contains("expect.claims differs:"), "{out}");
     assert!(out.contains("--- expected\n    +++ actual\n"), "{out}");
@@ -77,18 +78,37 @@ async fn a_request_no_exchange_matches_fails_and_is_shown() {
     )
     .await;
     assert_eq!(summary.exit_code(), 1, "{out}");
-    assert!(
-        out.contains("request matched no exchange: GET https://example.okta.com/v1/userinfo"),
+    assert_eq!(
+        summary.results[0].failures,
+        ["request matched no exchange: GET https://example.okta.com/v1/userinfo"],
         "{out}"
     );
-    assert!(out.contains("exchange never requested"), "{out}");
+}
+
+#[tokio::test]
+async fn an_exchange_never_requested_fails() {
+    let (summary, out) = run(
+        &[must_fail("unrequested-exchange.yaml")],
+        &SuiteOptions::default(),
+    )
+    .await;
+    assert_eq!(summary.exit_code(), 1, "{out}");
+    assert_eq!(
+        summary.results[0].failures,
+        [
+            "exchange never requested (mark it `optional: true` if that is fine): GET https://example.okta.com/v1/userinfo"
+        ],
+        "{out}"
+    );
 }
 
 #[tokio::test]
 async fn an_exceeded_fuel_cap_fails() {
     let (summary, out) = run(&[must_fail("fuel-cap.yaml")], &SuiteOptions::default()).await;
     assert_eq!(summary.exit_code(), 1, "{out}");
-    assert!(out.contains("more than max_fuel 10"), "{out}");
+    let failures = &summary.results[0].failures;
+    assert_eq!(failures.len(), 1, "{out}");
+    assert!(failures[0].ends_with("more than max_fuel 10"), "{out}");
 }
 
 /// A case in a folder of its own, naming the plugin by absolute path.
