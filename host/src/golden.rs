@@ -21,7 +21,7 @@ use crate::config::{
     ActionConfig, ClientConfig, Config, ConnectionConfig, OnError, ServerSettings, TokenSettings,
 };
 use crate::engine::{Engine, EngineSettings, Limits, PluginError, PluginSpec, World, json_kind};
-use crate::pipeline::{LoginFailure, LoginReport, Pipeline, RunOptions};
+use crate::pipeline::{LoginFailure, LoginReport, Pipeline, RunOptions, StepStatus};
 use crate::replay::{CannedHttp, RecordedLogin, parse_yaml};
 use crate::tokens::{SigningAlgorithm, SigningKey};
 
@@ -345,6 +345,7 @@ const EXPECT_SECTIONS: &[&str] = &[
     "app_metadata",
     "denied",
     "error",
+    "skipped",
 ];
 
 /// The kinds `expect.error.kind` may name (see `failure_kind`).
@@ -433,8 +434,9 @@ fn check_expect_section(section: &str, value: &Value) -> Result<(), String> {
             let keys = keys_of(value)?;
             only(&keys, &["access_token", "id_token"])
         }
-        "scopes" => match value {
-            Value::Array(_) => Ok(()),
+        "scopes" | "skipped" => match value {
+            Value::Array(items) if items.iter().all(Value::is_string) => Ok(()),
+            Value::Array(_) => Err(": must be a list of names".to_owned()),
             other => Err(format!(": must be a list, not {}", json_kind(other))),
         },
         // profile, user_metadata, app_metadata: compared whole, `{}` included.
@@ -767,6 +769,16 @@ async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
             "plugin `{plugin}` did not run{hint}: the case checks nothing of it"
         ));
     }
+    if !prepared.case.expect.contains_key("skipped") {
+        for step in &report.steps {
+            if let StepStatus::Skipped { error } = &step.status {
+                failures.push(format!(
+                    "action `{}` was skipped under on_error = \"continue\" ({error}); if that is expected, say `skipped: [{}]` under `expect`",
+                    step.name, step.name
+                ));
+            }
+        }
+    }
     for request in canned.unmatched() {
         failures.push(format!("request matched no exchange: {request}"));
     }
@@ -809,6 +821,17 @@ async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
 /// The outcome of a case, in the shape of its `expect` section.
 fn outcome(report: &LoginReport, kind: CaseKind, clock_pinned: bool) -> Map<String, Value> {
     let mut actual = Map::new();
+    // Whatever the outcome: an action skipped under `on_error = "continue"`
+    // changed nothing, and a case must say it expects that.
+    actual.insert(
+        "skipped".into(),
+        report
+            .steps
+            .iter()
+            .filter(|step| matches!(step.status, StepStatus::Skipped { .. }))
+            .map(|step| Value::String(step.name.clone()))
+            .collect(),
+    );
     match &report.outcome {
         Ok(minted) => {
             if kind != CaseKind::Action {

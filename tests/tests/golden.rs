@@ -519,3 +519,51 @@ async fn junit_counts_every_testcase_names_its_folder_and_says_what_failed() {
         "{xml}"
     );
 }
+
+/// An action skipped under `on_error = "continue"` changed nothing: a
+/// whole-chain case fails on it unless it says it expects it.
+#[tokio::test]
+async fn a_skipped_action_fails_the_case_unless_expected() {
+    let setup = claimsmith_tests::Setup::new().actions(&[
+        ("trapper", "test-trapper", "continue", ""),
+        ("geo", "geo-claims", "fail", ""),
+    ]);
+    let config = setup.write();
+    let case = |expect_skipped: &str| {
+        format!(
+            r#"name: chain with a skipped action
+config: {config:?}
+input:
+  connection: okta
+  client_id: app
+  upstream:
+    access_token: at
+    id_token_claims: {{ sub: u1 }}
+  profile: {{ sub: u1, geo_ip_country: NZ }}
+expect:
+  claims:
+    access_token: {{ geo_ip_country: NZ }}
+    id_token: {{}}
+{expect_skipped}"#
+        )
+    };
+    let (_dir, path) = case_in_tempdir(&case(""));
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 1, "{out}");
+    assert_eq!(summary.results[0].failures.len(), 1, "{out}");
+    assert!(
+        summary.results[0].failures[0]
+            .starts_with("action `trapper` was skipped under on_error = \"continue\""),
+        "{out}"
+    );
+
+    let (_dir, path) = case_in_tempdir(&case("  skipped: [trapper]\n"));
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 0, "{out}");
+
+    // Expecting a skip that does not happen fails too.
+    let (_dir, path) = case_in_tempdir(&case("  skipped: [geo]\n"));
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 1, "{out}");
+    assert!(out.contains("expect.skipped differs"), "{out}");
+}
