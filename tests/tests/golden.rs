@@ -70,45 +70,38 @@ async fn diffs_are_coloured_when_asked() {
     );
 }
 
-#[tokio::test]
-async fn a_request_no_exchange_matches_fails_and_is_shown() {
-    let (summary, out) = run(
-        &[must_fail("unmatched-request.yaml")],
-        &SuiteOptions::default(),
-    )
-    .await;
+/// Runs one must-fail case and returns its one reason to fail.
+async fn only_failure(case: &str) -> String {
+    let (summary, out) = run(&[must_fail(case)], &SuiteOptions::default()).await;
     assert_eq!(summary.exit_code(), 1, "{out}");
     assert_eq!(
-        summary.results[0].failures,
-        ["request matched no exchange: GET https://example.okta.com/v1/userinfo"],
-        "{out}"
+        summary.results[0].failures.len(),
+        1,
+        "one reason only: {out}"
+    );
+    summary.results[0].failures[0].clone()
+}
+
+#[tokio::test]
+async fn a_request_no_exchange_matches_fails_and_is_shown() {
+    assert_eq!(
+        only_failure("unmatched-request.yaml").await,
+        "request matched no exchange: GET https://example.okta.com/v1/userinfo"
     );
 }
 
 #[tokio::test]
 async fn an_exchange_never_requested_fails() {
-    let (summary, out) = run(
-        &[must_fail("unrequested-exchange.yaml")],
-        &SuiteOptions::default(),
-    )
-    .await;
-    assert_eq!(summary.exit_code(), 1, "{out}");
     assert_eq!(
-        summary.results[0].failures,
-        [
-            "exchange never requested (mark it `optional: true` if that is fine): GET https://example.okta.com/v1/userinfo"
-        ],
-        "{out}"
+        only_failure("unrequested-exchange.yaml").await,
+        "exchange never requested (mark it `optional: true` if that is fine): GET https://example.okta.com/v1/userinfo"
     );
 }
 
 #[tokio::test]
 async fn an_exceeded_fuel_cap_fails() {
-    let (summary, out) = run(&[must_fail("fuel-cap.yaml")], &SuiteOptions::default()).await;
-    assert_eq!(summary.exit_code(), 1, "{out}");
-    let failures = &summary.results[0].failures;
-    assert_eq!(failures.len(), 1, "{out}");
-    assert!(failures[0].ends_with("more than max_fuel 10"), "{out}");
+    let failure = only_failure("fuel-cap.yaml").await;
+    assert!(failure.ends_with("more than max_fuel 10"), "{failure}");
 }
 
 /// A case in a folder of its own, naming the plugin by absolute path.
