@@ -181,7 +181,12 @@ pub async fn run_suite(
         unreadable,
     };
     if options.bless || options.bless_all {
-        bless(&summary, options.bless_all, out)?;
+        // With --json, stdout carries the JSON document alone.
+        if options.json {
+            bless(&summary, options.bless_all, &mut std::io::stderr().lock())?;
+        } else {
+            bless(&summary, options.bless_all, out)?;
+        }
     }
     report(&summary, options, out)?;
     if let Some(path) = &options.junit {
@@ -1081,19 +1086,74 @@ fn junit_xml(summary: &Summary) -> String {
 
 /// Rewrites the `expect:` block of each case to bless, keeping the rest of
 /// the file as it was.
+/// The kind of outcome an `expect` block, or a case's actual outcome, is.
+fn outcome_kind(sections: &Map<String, Value>) -> &'static str {
+    if sections.contains_key("error") {
+        "an error"
+    } else if sections.contains_key("denied") {
+        "a denial"
+    } else {
+        "minted tokens"
+    }
+}
+
+/// Rewrites the `expect` blocks of failing cases (every case with `all`),
+/// telling `out` what it did and what it refused. `--bless` never turns a
+/// regression into a pass: it only rewrites expectation diffs, and a change
+/// of outcome kind needs `--bless-all`. A case it cannot write is reported
+/// and the others go on.
 fn bless(summary: &Summary, all: bool, out: &mut dyn Write) -> std::io::Result<()> {
     for result in &summary.results {
         if result.passed && !all || result.actual.is_empty() {
             continue;
         }
-        let text = std::fs::read_to_string(&result.file)?;
+        let file = result.file.display();
+        if let Some(other) = result.failures.iter().find(|f| !f.starts_with("expect.")) {
+            let reason = other.lines().next().unwrap_or_default();
+            writeln!(
+                out,
+                "not blessed {file}: it failed for another reason than its expectations: {reason}"
+            )?;
+            continue;
+        }
+        if result.file.extension().is_some_and(|e| e == "json") {
+            writeln!(
+                out,
+                "not blessed {file}: JSON cases are not rewritten; edit its `expect` by hand"
+            )?;
+            continue;
+        }
+        let text = match std::fs::read_to_string(&result.file) {
+            Ok(text) => text,
+            Err(error) => {
+                writeln!(out, "not blessed {file}: cannot read it: {error}")?;
+                continue;
+            }
+        };
         let Ok(case) = parse_yaml::<Case>(&result.file, &text) else {
             continue;
         };
+        let (expected_kind, actual_kind) =
+            (outcome_kind(&case.expect), outcome_kind(&result.actual));
+        if expected_kind != actual_kind {
+            if !all {
+                writeln!(
+                    out,
+                    "not blessed {file}: it expected {expected_kind} and got {actual_kind}; use --bless-all to accept that change"
+                )?;
+                continue;
+            }
+            writeln!(
+                out,
+                "outcome changed in {file}: {expected_kind} -> {actual_kind}"
+            )?;
+        }
         let blessed = blessed_expectation(&case.expect, &result.actual);
         let rewritten = replace_expect_block(&text, &blessed);
-        std::fs::write(&result.file, rewritten)?;
-        writeln!(out, "blessed {}", result.file.display())?;
+        match std::fs::write(&result.file, rewritten) {
+            Ok(()) => writeln!(out, "blessed {file}")?,
+            Err(error) => writeln!(out, "not blessed {file}: cannot write it: {error}")?,
+        }
     }
     Ok(())
 }

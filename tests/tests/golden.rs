@@ -560,3 +560,88 @@ expect:
     assert_eq!(summary.exit_code(), 1, "{out}");
     assert!(out.contains("expect.skipped differs"), "{out}");
 }
+
+/// `--bless` rewrites expectation diffs only: a case that failed for
+/// another reason, or whose outcome changed kind, is left as it was, with
+/// the reason said; `--bless-all` accepts a change of kind and says so.
+#[tokio::test]
+async fn bless_never_hides_a_regression() {
+    let bless = SuiteOptions {
+        bless: true,
+        ..SuiteOptions::default()
+    };
+    // Failed for another reason: a fuel cap.
+    let (_dir, path) = case_in_tempdir(&GEO_CASE.replace(
+        "world: post-login-action\n",
+        "world: post-login-action\nmax_fuel: 10\n",
+    ));
+    let before = std::fs::read_to_string(&path).unwrap();
+    let (_, out) = run(std::slice::from_ref(&path), &bless).await;
+    assert!(
+        out.contains("it failed for another reason than its expectations: used"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+
+    // Minted where an error was expected: a change of outcome kind.
+    let (_dir, path) = geo_case_expecting("  error: { kind: trapped }\n");
+    let before = std::fs::read_to_string(&path).unwrap();
+    let (_, out) = run(std::slice::from_ref(&path), &bless).await;
+    assert!(
+        out.contains("it expected an error and got minted tokens; use --bless-all"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+
+    let bless_all = SuiteOptions {
+        bless_all: true,
+        ..SuiteOptions::default()
+    };
+    let (_, out) = run(std::slice::from_ref(&path), &bless_all).await;
+    assert!(out.contains("outcome changed in"), "{out}");
+    assert!(out.contains("an error -> minted tokens"), "{out}");
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 0, "{out}");
+}
+
+#[tokio::test]
+async fn bless_with_json_keeps_stdout_a_json_document_and_leaves_json_cases_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml_case = dir.path().join("case.yaml");
+    std::fs::write(
+        &yaml_case,
+        GEO_CASE.replace("GEO_WASM", &plugin_wasm("geo-claims").display().to_string()),
+    )
+    .unwrap();
+    // The same case as JSON (JSON is YAML): never rewritten as YAML.
+    let json_case = dir.path().join("case.json");
+    let document = serde_json::json!({
+        "name": "geo as JSON",
+        "wasm": plugin_wasm("geo-claims"),
+        "world": "post-login-action",
+        "input": {
+            "connection": "okta",
+            "client_id": "app",
+            "upstream": { "access_token": "at", "id_token_claims": { "sub": "u1" } },
+            "profile": { "sub": "u1", "geo_ip_country": "FR" }
+        },
+        "expect": { "claims": { "access_token": { "geo_ip_country": "XX" }, "id_token": {} } }
+    });
+    let json_text = serde_json::to_string_pretty(&document).unwrap();
+    std::fs::write(&json_case, &json_text).unwrap();
+    let options = SuiteOptions {
+        bless: true,
+        json: true,
+        ..SuiteOptions::default()
+    };
+    let (summary, out) = run(&[yaml_case.clone(), json_case.clone()], &options).await;
+    assert_eq!(summary.results.len(), 2);
+    let parsed: serde_json::Value = serde_json::from_str(&out).expect("stdout is JSON alone");
+    assert_eq!(parsed["failed"], 2);
+    assert_eq!(std::fs::read_to_string(&json_case).unwrap(), json_text);
+    assert!(
+        std::fs::read_to_string(&yaml_case)
+            .unwrap()
+            .contains("geo_ip_country: FR")
+    );
+}
