@@ -44,6 +44,14 @@ use crate::capabilities::secrets::{SecretValue, Secrets};
 use crate::engine::{EngineSettings, Limits, PluginSpec, World};
 use crate::tokens::SigningAlgorithm;
 
+/// Whose secrets a caller replaces, so the config's are not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsReplaced {
+    None,
+    All,
+    Of(String),
+}
+
 /// A configuration mistake, located in its file.
 #[derive(Debug, thiserror::Error)]
 #[error("{}:{line}:{column}: {message}", file.display())]
@@ -330,17 +338,36 @@ struct RawLimits {
 impl Config {
     /// Reads and checks `file`.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        Config::load_replacing_secrets(file, &SecretsReplaced::None)
+    }
+
+    /// Loads `file` without reading the `env` or `file` secrets of the
+    /// plugins whose secrets the caller replaces (a golden case with
+    /// `secrets:`): those plugins get none, and CI needs no production
+    /// secrets to load the config.
+    pub fn load_replacing_secrets(
+        file: &Path,
+        replaced: &SecretsReplaced,
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
             file: file.to_owned(),
             line: 0,
             column: 0,
             message: format!("cannot read the config: {e}"),
         })?;
-        Config::parse(file, &text)
+        Config::parse_replacing_secrets(file, &text, replaced)
     }
 
     /// Checks `text`, the contents of `file`, one section at a time.
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_replacing_secrets(file, text, &SecretsReplaced::None)
+    }
+
+    fn parse_replacing_secrets(
+        file: &Path,
+        text: &str,
+        replaced: &SecretsReplaced,
+    ) -> Result<Config, ConfigError> {
         let at = |(span, message): Located| {
             let (line, column) = span.map_or((0, 0), |span| line_and_column(text, span.start));
             ConfigError {
@@ -355,7 +382,8 @@ impl Config {
         let base = file.parent().unwrap_or(Path::new("."));
 
         let issuer = check_issuer(raw.issuer).map_err(at)?;
-        let (plugins, max_memory_bytes) = plugins_section(base, raw.plugins).map_err(at)?;
+        let (plugins, max_memory_bytes) =
+            plugins_section(base, raw.plugins, replaced).map_err(at)?;
         check_references(&plugins, &raw.connections, &raw.clients, &raw.actions).map_err(at)?;
         let connections = connections_section(base, raw.connections).map_err(at)?;
         warn_about_ungranted_userinfo(&plugins, &connections);
@@ -416,12 +444,18 @@ fn check_issuer(issuer: Spanned<String>) -> Result<String, Located> {
 fn plugins_section(
     base: &Path,
     raw: BTreeMap<String, Spanned<RawPlugin>>,
+    replaced: &SecretsReplaced,
 ) -> Result<(BTreeMap<String, PluginSpec>, u64), Located> {
     let mut plugins = BTreeMap::new();
     let mut max_memory_bytes = EngineSettings::default().max_memory_bytes;
     for (name, raw_plugin) in raw {
         let span = raw_plugin.span();
-        let spec = plugin_spec(base, &name, raw_plugin.into_inner())
+        let resolve_secrets = match replaced {
+            SecretsReplaced::None => true,
+            SecretsReplaced::All => false,
+            SecretsReplaced::Of(plugin) => *plugin != name,
+        };
+        let spec = plugin_spec(base, &name, raw_plugin.into_inner(), resolve_secrets)
             .map_err(|(span, message)| (Some(span), message))?;
         if spec.limits.memory_bytes == 0 || spec.limits.fuel == 0 || spec.limits.timeout.is_zero() {
             return Err((
@@ -627,6 +661,7 @@ fn plugin_spec(
     base: &Path,
     name: &str,
     raw: RawPlugin,
+    resolve_secrets: bool,
 ) -> Result<PluginSpec, (Range<usize>, String)> {
     let mut allowed_origins = Vec::new();
     for origin in raw.allowed_origins {
@@ -637,7 +672,7 @@ fn plugin_spec(
         allowed_origins.push(parsed);
     }
     let mut secrets = BTreeMap::new();
-    for (secret_name, source) in raw.secrets {
+    for (secret_name, source) in raw.secrets.into_iter().filter(|_| resolve_secrets) {
         let span = source.span();
         let value = resolve_secret(base, source.into_inner()).map_err(|why| {
             (

@@ -18,7 +18,8 @@ use serde_json::{Map, Value, json};
 use crate::capabilities::http::{HttpPolicy, OutboundHttp};
 use crate::capabilities::secrets::{SecretValue, Secrets};
 use crate::config::{
-    ActionConfig, ClientConfig, Config, ConnectionConfig, OnError, ServerSettings, TokenSettings,
+    ActionConfig, ClientConfig, Config, ConnectionConfig, OnError, SecretsReplaced, ServerSettings,
+    TokenSettings,
 };
 use crate::engine::{Engine, EngineSettings, Limits, PluginError, PluginSpec, World, json_kind};
 use crate::pipeline::{LoginFailure, LoginReport, Pipeline, RunOptions, StepStatus};
@@ -309,7 +310,15 @@ fn load_case(file: &Path) -> Result<PreparedCase, String> {
     let base = file.parent().unwrap_or(Path::new("."));
     let (config, kind) = match (&case.config, &case.plugin, &case.wasm) {
         (Some(config), plugin, None) => {
-            let config = Config::load(&base.join(config)).map_err(|e| e.to_string())?;
+            // The case's own secrets replace the config's, which are then
+            // not read: CI has no production secrets, and needs none.
+            let replaced = match (&case.secrets, plugin) {
+                (None, _) => SecretsReplaced::None,
+                (Some(_), Some(plugin)) => SecretsReplaced::Of(plugin.clone()),
+                (Some(_), None) => SecretsReplaced::All,
+            };
+            let config = Config::load_replacing_secrets(&base.join(config), &replaced)
+                .map_err(|e| e.to_string())?;
             focus_config(config, &case, plugin.as_deref()).map_err(|why| invalid(&why))?
         }
         (None, None, Some(wasm)) => {

@@ -645,3 +645,48 @@ async fn bless_with_json_keeps_stdout_a_json_document_and_leaves_json_cases_alon
             .contains("geo_ip_country: FR")
     );
 }
+
+/// A case that gives its plugin's secrets loads a config whose secrets come
+/// from an environment CI does not have; without them the config fails.
+#[tokio::test]
+async fn a_case_with_its_own_secrets_needs_none_of_the_configs() {
+    let setup = claimsmith_tests::Setup::new().actions(&[(
+        "echo",
+        "test-echo",
+        "fail",
+        "secrets = { api_key = { env = \"CLAIMSMITH_TEST_NEVER_SET\" } }",
+    )]);
+    let config = setup.write();
+    let case = |secrets: &str| {
+        format!(
+            r#"name: echo with the case's secret
+config: {config:?}
+plugin: echo
+{secrets}input:
+  connection: okta
+  client_id: app
+  upstream:
+    access_token: at
+    id_token_claims: {{ sub: u1 }}
+  profile: {{ sub: u1 }}
+expect:
+  user_metadata: {{ echo_seen: true }}
+  claims: {{ access_token: {{}}, id_token: {{}} }}
+"#
+        )
+    };
+    let (_dir, path) = case_in_tempdir(&case("secrets: { api_key: from-the-case }\n"));
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    // It loads and runs; the only difference is the claims, which show the
+    // plugin got the case's secret.
+    assert_eq!(summary.exit_code(), 1, "{out}");
+    assert_eq!(summary.results[0].failures.len(), 1, "{out}");
+    assert!(out.contains("expect.claims differs"), "{out}");
+    assert!(out.contains("+    \"has_api_key\": true"), "{out}");
+    assert!(!out.contains("CLAIMSMITH_TEST_NEVER_SET"), "{out}");
+
+    let (_dir, path) = case_in_tempdir(&case(""));
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 2, "{out}");
+    assert!(out.contains("CLAIMSMITH_TEST_NEVER_SET"), "{out}");
+}
