@@ -95,9 +95,27 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Re
 pub struct Exchange {
     pub request: CannedRequest,
     pub response: CannedResponse,
-    /// An optional exchange may go unrequested; others must be requested.
+    /// An optional exchange may go unrequested, or be requested any number
+    /// of times; others must be requested exactly `times`.
     #[serde(default)]
     pub optional: bool,
+    /// How many requests this exchange answers (default 1). Identical
+    /// requests with different answers are written as several exchanges:
+    /// the first one not used up answers.
+    pub times: Option<u32>,
+}
+
+impl Exchange {
+    /// The most requests this exchange answers.
+    fn max_uses(&self) -> u32 {
+        self.times
+            .unwrap_or(if self.optional { u32::MAX } else { 1 })
+    }
+
+    /// The fewest requests the case needs of it.
+    fn min_uses(&self) -> u32 {
+        if self.optional { 0 } else { self.max_uses() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,23 +136,75 @@ pub struct CannedRequest {
 
 impl CannedRequest {
     fn matches(&self, request: &OutboundRequest) -> bool {
-        let body = request.body.as_deref().unwrap_or_default();
-        self.method.eq_ignore_ascii_case(request.method.as_str())
-            && reqwest::Url::parse(&self.url).is_ok_and(|url| url == request.url)
-            && self.headers.iter().all(|(name, expected)| {
-                request.headers.iter().any(|(actual_name, actual_value)| {
-                    actual_name.eq_ignore_ascii_case(name)
-                        && expected.as_str() == Some(actual_value.as_str())
-                })
-            })
-            && self
-                .body
-                .as_ref()
-                .is_none_or(|text| text.as_bytes() == body)
-            && self.json.as_ref().is_none_or(|json| {
-                serde_json::from_slice::<Value>(body).is_ok_and(|actual| actual == *json)
-            })
+        self.differences(request).is_empty()
     }
+
+    /// What differs between this recorded request and `request`, in words
+    /// ("header authorization: expected `Bearer a`, got `Bearer b`").
+    fn differences(&self, request: &OutboundRequest) -> Vec<String> {
+        let mut differences = Vec::new();
+        if !self.method.eq_ignore_ascii_case(request.method.as_str()) {
+            differences.push(format!(
+                "method: expected {}, got {}",
+                self.method, request.method
+            ));
+        }
+        if !reqwest::Url::parse(&self.url).is_ok_and(|url| url == request.url) {
+            differences.push(format!(
+                "url: expected `{}`, got `{}`",
+                self.url, request.url
+            ));
+        }
+        for (name, expected) in &self.headers {
+            let actual = request
+                .headers
+                .iter()
+                .find(|(actual_name, _)| actual_name.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.as_str());
+            let expected_text = expected
+                .as_str()
+                .map_or_else(|| expected.to_string(), str::to_owned);
+            if actual != Some(expected_text.as_str()) {
+                differences.push(match actual {
+                    Some(actual) => {
+                        format!("header {name}: expected `{expected_text}`, got `{actual}`")
+                    }
+                    None => format!("header {name}: expected `{expected_text}`, got none"),
+                });
+            }
+        }
+        let body = request.body.as_deref().unwrap_or_default();
+        if let Some(text) = &self.body
+            && text.as_bytes() != body
+        {
+            differences.push(format!(
+                "body: expected `{text}`, got `{}`",
+                String::from_utf8_lossy(body)
+            ));
+        }
+        if let Some(json) = &self.json
+            && !serde_json::from_slice::<Value>(body).is_ok_and(|actual| actual == *json)
+        {
+            differences.push(format!(
+                "json body: expected `{json}`, got `{}`",
+                String::from_utf8_lossy(body)
+            ));
+        }
+        differences
+    }
+}
+
+/// A request as a case's author reads it: method, the whole URL (the case
+/// file is the author's own), headers and body.
+fn describe_request(request: &OutboundRequest) -> String {
+    let mut text = format!("{} {}", request.method, request.url);
+    for (name, value) in &request.headers {
+        text += &format!("\n  {name}: {value}");
+    }
+    if let Some(body) = &request.body {
+        text += &format!("\n  body: {}", String::from_utf8_lossy(body));
+    }
+    text
 }
 
 fn get() -> String {
@@ -168,17 +238,18 @@ pub struct CannedHttp {
 #[derive(Default)]
 struct RequestLog {
     unmatched: Vec<String>,
-    requested: Vec<bool>,
+    /// How many requests each exchange answered.
+    uses: Vec<u32>,
     refused: Vec<String>,
 }
 
 impl CannedHttp {
     pub fn new(exchanges: Vec<Exchange>) -> Self {
-        let requested = vec![false; exchanges.len()];
+        let uses = vec![0; exchanges.len()];
         CannedHttp {
             exchanges,
             log: Mutex::new(RequestLog {
-                requested,
+                uses,
                 ..RequestLog::default()
             }),
         }
@@ -199,23 +270,64 @@ impl CannedHttp {
         self.log().refused.clone()
     }
 
-    /// The exchanges that are not optional and were never requested, as
-    /// `METHOD url`.
+    /// The exchanges requested fewer times than they must be, as
+    /// `METHOD url`, with the count when it is not simply "never".
     pub fn unrequested(&self) -> Vec<String> {
         let log = self.log();
         self.exchanges
             .iter()
-            .zip(&log.requested)
-            .filter(|(exchange, requested)| !exchange.optional && !**requested)
-            .map(|(exchange, _)| format!("{} {}", exchange.request.method, exchange.request.url))
+            .zip(&log.uses)
+            .filter(|(exchange, uses)| **uses < exchange.min_uses())
+            .map(|(exchange, uses)| {
+                let request = format!("{} {}", exchange.request.method, exchange.request.url);
+                if *uses == 0 && exchange.min_uses() == 1 {
+                    request
+                } else {
+                    format!(
+                        "{request} (requested {uses} of {} times)",
+                        exchange.min_uses()
+                    )
+                }
+            })
             .collect()
     }
 
-    fn find(&self, request: &OutboundRequest) -> Option<(usize, &Exchange)> {
-        self.exchanges
+    /// The first matching exchange not used up, counting the use; or why
+    /// there is none, with the nearest exchange and what differed.
+    fn answer(&self, request: &OutboundRequest) -> Result<&Exchange, String> {
+        let mut log = self.log();
+        let mut used_up = None;
+        for (index, exchange) in self.exchanges.iter().enumerate() {
+            if exchange.request.matches(request) {
+                if log.uses[index] < exchange.max_uses() {
+                    log.uses[index] += 1;
+                    return Ok(exchange);
+                }
+                used_up.get_or_insert(exchange);
+            }
+        }
+        if let Some(exchange) = used_up {
+            return Err(format!(
+                "its exchange answers {} request(s) and was used up; add `times:` or another exchange",
+                exchange.max_uses()
+            ));
+        }
+        Err(self
+            .exchanges
             .iter()
-            .enumerate()
-            .find(|(_, exchange)| exchange.request.matches(request))
+            .map(|exchange| (exchange, exchange.request.differences(request)))
+            .min_by_key(|(_, differences)| differences.len())
+            .map_or_else(
+                || "the case has no exchanges".to_owned(),
+                |(exchange, differences)| {
+                    format!(
+                        "nearest exchange `{} {}` differs in {}",
+                        exchange.request.method,
+                        exchange.request.url,
+                        differences.join("; ")
+                    )
+                },
+            ))
     }
 }
 
@@ -228,15 +340,19 @@ impl OutboundHttpInterceptor for CannedHttp {
     }
 
     fn intercept(&self, plugin: &str, request: &OutboundRequest) -> InterceptOutcome {
-        let Some((index, exchange)) = self.find(request) else {
-            let described = format!("{} {}", request.method, redacted_url(&request.url));
-            tracing::warn!(plugin, request = %described, "no canned response matches");
-            self.log().unmatched.push(described.clone());
-            return InterceptOutcome::Complete(Err(HttpError::Transport(format!(
-                "no canned response for {described}"
-            ))));
+        let exchange = match self.answer(request) {
+            Ok(exchange) => exchange,
+            Err(why) => {
+                let described = format!("{} {}", request.method, redacted_url(&request.url));
+                tracing::warn!(plugin, request = %described, "no canned response matches");
+                self.log()
+                    .unmatched
+                    .push(format!("{}\n  ({why})", describe_request(request)));
+                return InterceptOutcome::Complete(Err(HttpError::Transport(format!(
+                    "no canned response for {described}"
+                ))));
+            }
         };
-        self.log().requested[index] = true;
         let canned = &exchange.response;
         let mut headers: Vec<(String, String)> = canned
             .headers

@@ -84,9 +84,14 @@ async fn only_failure(case: &str) -> String {
 
 #[tokio::test]
 async fn a_request_no_exchange_matches_fails_and_is_shown() {
-    assert_eq!(
-        only_failure("unmatched-request.yaml").await,
-        "request matched no exchange: GET https://example.okta.com/v1/userinfo"
+    let failure = only_failure("unmatched-request.yaml").await;
+    assert!(
+        failure.starts_with("request matched no exchange: GET https://example.okta.com/v1/userinfo\n  Authorization: Bearer at\n"),
+        "the request, headers included: {failure}"
+    );
+    assert!(
+        failure.ends_with("(nearest exchange `GET https://example.okta.com/v1/userinfo` differs in header authorization: expected `Bearer other`, got `Bearer at`)"),
+        "{failure}"
     );
 }
 
@@ -689,4 +694,72 @@ expect:
     let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
     assert_eq!(summary.exit_code(), 2, "{out}");
     assert!(out.contains("CLAIMSMITH_TEST_NEVER_SET"), "{out}");
+}
+
+/// Two actions fetch the same URL. An exchange answers once unless it says
+/// `times:`; identical requests can get different answers in order.
+#[tokio::test]
+async fn exchanges_are_counted_and_answer_in_order() {
+    let grant = "allowed_origins = [\"https://api.example.com\"]";
+    let setup = claimsmith_tests::Setup::new()
+        .actions(&[
+            ("first", "test-fetcher", "fail", grant),
+            ("second", "test-fetcher", "fail", grant),
+        ])
+        .client(
+            "fetching-app",
+            "{ fetch_url = \"https://api.example.com/n\" }",
+        );
+    let config = setup.write();
+    let case = |http: &str, expect: &str| {
+        format!(
+            r#"name: two identical requests
+config: {config:?}
+input:
+  connection: okta
+  client_id: fetching-app
+  upstream:
+    access_token: at
+    id_token_claims: {{ sub: u1 }}
+  profile: {{ sub: u1 }}
+  http:
+{http}expect:
+{expect}"#
+        )
+    };
+    let once = "    - request: { url: https://api.example.com/n }\n      response: { body: one }\n";
+    let minted =
+        "  claims: { access_token: { fetched_status: 200, fetched_body: two }, id_token: {} }\n";
+
+    // One exchange, two requests: the second is reported, not answered again.
+    let (_dir, path) = case_in_tempdir(&case(once, "  error: { kind: failed }\n"));
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 1, "{out}");
+    assert_eq!(summary.results[0].failures.len(), 1, "{out}");
+    assert!(out.contains("was used up; add `times:`"), "{out}");
+
+    // `times: 2` answers both.
+    let twice = "    - request: { url: https://api.example.com/n }\n      response: { body: two }\n      times: 2\n";
+    let (_dir, path) = case_in_tempdir(&case(twice, minted));
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 0, "{out}");
+
+    // A sequence: the first unused exchange answers, so the second action
+    // (the last to set the claim) sees `two`.
+    let sequence = format!(
+        "{once}    - request: {{ url: https://api.example.com/n }}\n      response: {{ body: two }}\n"
+    );
+    let (_dir, path) = case_in_tempdir(&case(&sequence, minted));
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 0, "{out}");
+
+    // `times: 3` with two requests: the missing one is reported.
+    let thrice = "    - request: { url: https://api.example.com/n }\n      response: { body: two }\n      times: 3\n";
+    let (_dir, path) = case_in_tempdir(&case(thrice, minted));
+    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    assert_eq!(summary.exit_code(), 1, "{out}");
+    assert!(
+        out.contains("GET https://api.example.com/n (requested 2 of 3 times)"),
+        "{out}"
+    );
 }
