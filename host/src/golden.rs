@@ -1158,7 +1158,7 @@ fn bless(summary: &Summary, all: bool, out: &mut dyn Write) -> std::io::Result<(
             )?;
         }
         let blessed = blessed_expectation(&case.expect, &result.actual);
-        let rewritten = replace_expect_block(&text, &blessed);
+        let rewritten = replace_expect_block(&text, &case.expect, &blessed);
         match std::fs::write(&result.file, rewritten) {
             Ok(()) => writeln!(out, "blessed {file}")?,
             Err(error) => writeln!(out, "not blessed {file}: cannot write it: {error}")?,
@@ -1193,26 +1193,77 @@ fn blessed_expectation(
         .collect()
 }
 
-/// Replaces the top-level `expect:` block (up to the next top-level line) of
-/// a YAML document.
-fn replace_expect_block(text: &str, expect: &Map<String, Value>) -> String {
-    let rendered = serde_norway::to_string(&Value::Object(expect.clone())).unwrap_or_default();
-    let block: String = std::iter::once("expect:\n".to_owned())
-        .chain(rendered.lines().map(|line| format!("  {line}\n")))
-        .collect();
+/// Rewrites the top-level `expect:` block of a YAML document to `expect`,
+/// section by section: a section whose value did not change keeps its lines
+/// as written (comments and flow style included), comment lines between
+/// sections stay where they are, a changed section is written anew, a
+/// section no longer expected goes, and a new one is added at the end.
+fn replace_expect_block(
+    text: &str,
+    old_expect: &Map<String, Value>,
+    expect: &Map<String, Value>,
+) -> String {
+    let render = |name: &str, value: &Value| -> String {
+        let section = Map::from_iter([(name.to_owned(), value.clone())]);
+        serde_norway::to_string(&Value::Object(section))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| format!("  {line}\n"))
+            .collect()
+    };
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let Some(start) = lines.iter().position(|line| line.starts_with("expect:")) else {
-        return format!("{}\n{block}", text.trim_end());
+        let block: String = expect
+            .iter()
+            .map(|(name, value)| render(name, value))
+            .collect();
+        return format!("{}\nexpect:\n{block}", text.trim_end());
     };
     let end = lines[start + 1..]
         .iter()
-        .position(|line| {
-            let first = line.chars().next();
-            first.is_some_and(|c| !c.is_whitespace())
-        })
+        .position(|line| line.chars().next().is_some_and(|c| !c.is_whitespace()))
         .map_or(lines.len(), |offset| start + 1 + offset);
-    let mut rewritten: String = lines[..start].concat();
-    rewritten += &block;
+
+    // A section starts at a key indented by two spaces; deeper lines belong
+    // to it; blank lines and comments at its own indent belong to none.
+    let section_of = |line: &str| -> Option<String> {
+        let rest = line.strip_prefix("  ")?;
+        if rest.starts_with([' ', '#', '\n', '\r']) || rest.trim().is_empty() {
+            return None;
+        }
+        Some(rest.split(':').next().unwrap_or_default().trim().to_owned())
+    };
+    let belongs_to_section = |line: &str| line.starts_with("   ") && !line.trim().is_empty();
+
+    let mut rewritten: String = lines[..=start].concat();
+    let mut written = Vec::new();
+    let mut index = start + 1;
+    while index < end {
+        let line = lines[index];
+        let Some(name) = section_of(line) else {
+            rewritten += line;
+            index += 1;
+            continue;
+        };
+        let mut section_end = index + 1;
+        while section_end < end && belongs_to_section(lines[section_end]) {
+            section_end += 1;
+        }
+        match expect.get(&name) {
+            Some(value) if old_expect.get(&name) == Some(value) => {
+                rewritten += &lines[index..section_end].concat();
+            }
+            Some(value) => rewritten += &render(&name, value),
+            None => {}
+        }
+        written.push(name);
+        index = section_end;
+    }
+    for (name, value) in expect {
+        if !written.contains(name) {
+            rewritten += &render(name, value);
+        }
+    }
     rewritten += &lines[end..].concat();
     rewritten
 }
@@ -1224,11 +1275,31 @@ mod tests {
     #[test]
     fn the_expect_block_is_replaced_and_the_rest_kept() {
         let text = "# a comment\nname: x\nexpect:\n  profile:\n    a: 1\n# trailing note\ninput:\n  k: v\n";
+        let old = Map::from_iter([("profile".to_owned(), json!({"a": 1}))]);
         let expect = Map::from_iter([("profile".to_owned(), json!({"a": 2}))]);
-        let rewritten = replace_expect_block(text, &expect);
+        let rewritten = replace_expect_block(text, &old, &expect);
         assert_eq!(
             rewritten,
             "# a comment\nname: x\nexpect:\n  profile:\n    a: 2\n# trailing note\ninput:\n  k: v\n"
+        );
+    }
+
+    #[test]
+    fn comments_and_unchanged_sections_inside_expect_are_kept() {
+        let text = "expect:\n  # why the claims matter\n  claims:\n    access_token: { geo: XX }   # was DE\n  \n  # scopes as granted\n  scopes: [openid]  # no offline_access\n  denied: { reason: r }\ninput: {}\n";
+        let old = Map::from_iter([
+            ("claims".to_owned(), json!({"access_token": {"geo": "XX"}})),
+            ("scopes".to_owned(), json!(["openid"])),
+            ("denied".to_owned(), json!({"reason": "r"})),
+        ]);
+        let expect = Map::from_iter([
+            ("claims".to_owned(), json!({"access_token": {"geo": "FR"}})),
+            ("scopes".to_owned(), json!(["openid"])),
+            ("profile".to_owned(), json!({"sub": "u"})),
+        ]);
+        assert_eq!(
+            replace_expect_block(text, &old, &expect),
+            "expect:\n  # why the claims matter\n  claims:\n    access_token:\n      geo: FR\n  \n  # scopes as granted\n  scopes: [openid]  # no offline_access\n  profile:\n    sub: u\ninput: {}\n"
         );
     }
 
