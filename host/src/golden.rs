@@ -1285,6 +1285,46 @@ mod tests {
     }
 
     #[test]
+    fn a_case_that_cannot_be_blessed_does_not_stop_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.yaml");
+        std::fs::write(
+            &good,
+            "wasm: x.wasm\nworld: post-login-action\ninput:\n  connection: c\n  client_id: a\n  upstream: { access_token: t, id_token_claims: { sub: u } }\nexpect:\n  scopes: [openid]\n",
+        )
+        .unwrap();
+        let failing = |file: PathBuf| CaseResult {
+            file,
+            name: "case".to_owned(),
+            language: None,
+            passed: false,
+            duration_ms: 0.0,
+            fuel: 0,
+            failures: vec!["expect.scopes differs:".to_owned()],
+            notes: Vec::new(),
+            actual: Map::from_iter([("scopes".to_owned(), json!(["openid", "email"]))]),
+        };
+        let summary = Summary {
+            // The first case's file is gone by the time it is blessed.
+            results: vec![failing(dir.path().join("gone.yaml")), failing(good.clone())],
+            unreadable: Vec::new(),
+        };
+        let mut out = Vec::new();
+        bless(&summary, false, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("gone.yaml: cannot read it"), "{out}");
+        assert!(
+            out.contains(&format!("blessed {}", good.display())),
+            "{out}"
+        );
+        let blessed = std::fs::read_to_string(&good).unwrap();
+        assert!(
+            blessed.ends_with("expect:\n  scopes:\n  - openid\n  - email\n"),
+            "{blessed}"
+        );
+    }
+
+    #[test]
     fn comments_and_unchanged_sections_inside_expect_are_kept() {
         let text = "expect:\n  # why the claims matter\n  claims:\n    access_token: { geo: XX }   # was DE\n  \n  # scopes as granted\n  scopes: [openid]  # no offline_access\n  denied: { reason: r }\ninput: {}\n";
         let old = Map::from_iter([
