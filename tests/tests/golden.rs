@@ -14,6 +14,11 @@ async fn run(paths: &[PathBuf], options: &SuiteOptions) -> (Summary, String) {
     (summary, String::from_utf8(out).expect("UTF-8 output"))
 }
 
+/// Runs the one case at `path` with default options.
+async fn run_one(path: &Path) -> (Summary, String) {
+    run(&[path.to_owned()], &SuiteOptions::default()).await
+}
+
 fn must_fail(name: &str) -> PathBuf {
     // The cases name their plugin by path: make sure it is built.
     plugin_wasm("geo-claims");
@@ -162,7 +167,7 @@ async fn bless_rewrites_the_failing_expectation_and_keeps_the_rest() {
     assert!(after.contains("geo_ip_country: FR"), "{after}");
     assert!(!after.contains("XX"), "{after}");
 
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(
         summary.exit_code(),
         0,
@@ -186,7 +191,7 @@ async fn bless_leaves_passing_cases_alone_unless_all() {
 async fn a_malformed_case_names_the_file_and_the_path_inside_it() {
     let (_dir, path) =
         case_in_tempdir(&GEO_CASE.replace("access_token: at\n", "acess_token: at\n"));
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 2, "{out}");
     assert!(out.contains(&format!("ERROR {}", path.display())), "{out}");
     assert!(
@@ -197,12 +202,12 @@ async fn a_malformed_case_names_the_file_and_the_path_inside_it() {
 
     let (_dir, path) =
         case_in_tempdir(&GEO_CASE.replace("world: post-login-action\n", "world: 42\n"));
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 2, "{out}");
     assert!(out.contains("world"), "{out}");
 
     let (_dir, path) = case_in_tempdir("name: [unclosed\n");
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 2, "{out}");
     assert!(
         out.contains("line 1"),
@@ -367,7 +372,7 @@ async fn empty_or_mistyped_expectations_are_errors_not_passes() {
         ("  scopes: openid\n", "expect.scopes: must be a list"),
     ] {
         let (_dir, path) = geo_case_expecting(expect);
-        let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+        let (summary, out) = run_one(&path).await;
         assert_eq!(summary.exit_code(), 2, "{expect}: {out}");
         assert!(summary.results.is_empty(), "{expect}: nothing ran: {out}");
         assert!(out.contains(reason), "{expect}: wanted `{reason}` in {out}");
@@ -378,7 +383,7 @@ async fn empty_or_mistyped_expectations_are_errors_not_passes() {
 async fn any_reason_matches_a_denial_and_nothing_else() {
     // GEO_CASE mints: a denial expected with any reason must fail.
     let (_dir, path) = geo_case_expecting("  denied: { any_reason: true }\n");
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 1, "{out}");
     assert!(out.contains("expect.denied differs"), "{out}");
 
@@ -391,7 +396,7 @@ async fn any_reason_matches_a_denial_and_nothing_else() {
             .map(|head| format!("{head}expect:\n  denied: {{ any_reason: true }}\n"))
             .unwrap(),
     );
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 0, "{out}");
 }
 
@@ -418,7 +423,7 @@ expect:
         config = root().join("examples/okta/claimsmith.toml")
     );
     let (_dir, path) = case_in_tempdir(&case);
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 1, "{out}");
     assert!(
         out.contains("plugin `okta-userinfo` did not run (the case gives `input.profile`, so the profile fetcher is skipped)"),
@@ -441,7 +446,7 @@ async fn a_duplicate_key_is_an_error() {
     let (_dir, path) = geo_case_expecting(
         "  claims:\n    access_token: { geo_ip_country: FR }\n    access_token: { geo_ip_country: XX }\n    id_token: {}\n",
     );
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 2, "{out}");
     assert!(
         out.contains("duplicate entry with key \"access_token\""),
@@ -472,7 +477,7 @@ expect:
 "#
         );
         let (_dir, path) = case_in_tempdir(&case);
-        let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+        let (summary, out) = run_one(&path).await;
         assert_eq!(summary.exit_code(), 0, "{language}: {out}");
         assert!(
             out.contains(
@@ -546,7 +551,7 @@ expect:
         )
     };
     let (_dir, path) = case_in_tempdir(&case(""));
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 1, "{out}");
     assert_eq!(summary.results[0].failures.len(), 1, "{out}");
     assert!(
@@ -556,12 +561,12 @@ expect:
     );
 
     let (_dir, path) = case_in_tempdir(&case("  skipped: [trapper]\n"));
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 0, "{out}");
 
     // Expecting a skip that does not happen fails too.
     let (_dir, path) = case_in_tempdir(&case("  skipped: [geo]\n"));
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 1, "{out}");
     assert!(out.contains("expect.skipped differs"), "{out}");
 }
@@ -605,7 +610,7 @@ async fn bless_never_hides_a_regression() {
     let (_, out) = run(std::slice::from_ref(&path), &bless_all).await;
     assert!(out.contains("outcome changed in"), "{out}");
     assert!(out.contains("an error -> minted tokens"), "{out}");
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 0, "{out}");
 }
 
@@ -681,7 +686,7 @@ expect:
         )
     };
     let (_dir, path) = case_in_tempdir(&case("secrets: { api_key: from-the-case }\n"));
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     // It loads and runs; the only difference is the claims, which show the
     // plugin got the case's secret.
     assert_eq!(summary.exit_code(), 1, "{out}");
@@ -691,7 +696,7 @@ expect:
     assert!(!out.contains("CLAIMSMITH_TEST_NEVER_SET"), "{out}");
 
     let (_dir, path) = case_in_tempdir(&case(""));
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 2, "{out}");
     assert!(out.contains("CLAIMSMITH_TEST_NEVER_SET"), "{out}");
 }
@@ -733,7 +738,7 @@ input:
 
     // One exchange, two requests: the second is reported, not answered again.
     let (_dir, path) = case_in_tempdir(&case(once, "  error: { kind: failed }\n"));
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 1, "{out}");
     assert_eq!(summary.results[0].failures.len(), 1, "{out}");
     assert!(out.contains("was used up; add `times:`"), "{out}");
@@ -741,7 +746,7 @@ input:
     // `times: 2` answers both.
     let twice = "    - request: { url: https://api.example.com/n }\n      response: { body: two }\n      times: 2\n";
     let (_dir, path) = case_in_tempdir(&case(twice, minted));
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 0, "{out}");
 
     // A sequence: the first unused exchange answers, so the second action
@@ -750,13 +755,13 @@ input:
         "{once}    - request: {{ url: https://api.example.com/n }}\n      response: {{ body: two }}\n"
     );
     let (_dir, path) = case_in_tempdir(&case(&sequence, minted));
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 0, "{out}");
 
     // `times: 3` with two requests: the missing one is reported.
     let thrice = "    - request: { url: https://api.example.com/n }\n      response: { body: two }\n      times: 3\n";
     let (_dir, path) = case_in_tempdir(&case(thrice, minted));
-    let (summary, out) = run(std::slice::from_ref(&path), &SuiteOptions::default()).await;
+    let (summary, out) = run_one(&path).await;
     assert_eq!(summary.exit_code(), 1, "{out}");
     assert!(
         out.contains("GET https://api.example.com/n (requested 2 of 3 times)"),
