@@ -361,11 +361,7 @@ pub fn build(project: &Project, options: &BuildOptions) -> Result<Built> {
                         .join(".staging")
                         .join(format!("{}-{}", project.language, project.name));
                     stage(&sources, &staging)?;
-                    if project.language == Language::JavaScript {
-                        build_javascript(project, options, &staging, &component)?;
-                    } else {
-                        build_python(project, options, &staging, &component)?;
-                    }
+                    componentize(project, options, &staging, &component)?;
                     if let Some(dir) = cached.parent() {
                         std::fs::create_dir_all(dir)
                             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -448,17 +444,41 @@ fn ensure_wasm_target() -> Result<()> {
     run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
 }
 
-fn build_javascript(
+/// Runs the language's componentizer on the staged plugin, writing next to
+/// `component` and renaming into place, so a failed build leaves nothing.
+fn componentize(
     project: &Project,
     options: &BuildOptions,
     staging: &Path,
     component: &Path,
 ) -> Result<()> {
+    let world = project.world.unwrap_or(World::PostLoginAction);
+    let temporary = component.with_extension("wasm.partial");
+    let (tool, mut command) = if project.language == Language::JavaScript {
+        let command = javascript_command(project, world, options, staging, &temporary)?;
+        ("componentize-js", command)
+    } else {
+        let command = python_command(project, world, options, staging, &temporary)?;
+        ("componentize-py", command)
+    };
+    run(&mut command).with_context(|| format!("{tool} could not build {}", project.name))?;
+    std::fs::rename(&temporary, component)
+        .with_context(|| format!("cannot write {}", component.display()))
+}
+
+/// Writes the SDK and the entry module into `staging`; the command that
+/// compiles them with componentize-js into `output`.
+fn javascript_command(
+    project: &Project,
+    world: World,
+    options: &BuildOptions,
+    staging: &Path,
+    output: &Path,
+) -> Result<Command> {
     let toolchain = javascript_toolchain(&options.toolchains_dir)?;
     for (name, text) in embedded::JS_SDK {
         write(&staging.join("sdk").join(name), text)?;
     }
-    let world = project.world.unwrap_or(World::PostLoginAction);
     let (adapter, module, plugin_export, wit_export) = match world {
         World::PostLoginAction => (
             "postLoginAction",
@@ -481,31 +501,31 @@ fn build_javascript(
         project.entry
     );
     write(&staging.join("entry.js"), &entry)?;
-    let temporary = component.with_extension("wasm.partial");
-    run(Command::new("node")
+    let mut command = Command::new("node");
+    command
         .current_dir(&toolchain)
         .arg("componentize.mjs")
         .arg(staging.join("entry.js"))
         .arg(staging.join("wit"))
         .arg(world.to_string())
-        .arg(&temporary))
-    .with_context(|| format!("componentize-js could not build {}", project.name))?;
-    std::fs::rename(&temporary, component)
-        .with_context(|| format!("cannot write {}", component.display()))
+        .arg(output);
+    Ok(command)
 }
 
-fn build_python(
+/// Writes the SDK and the entry module into `staging`; the command that
+/// compiles them with componentize-py into `output`.
+fn python_command(
     project: &Project,
+    world: World,
     options: &BuildOptions,
     staging: &Path,
-    component: &Path,
-) -> Result<()> {
+    output: &Path,
+) -> Result<Command> {
     let componentize_py = python_toolchain(&options.toolchains_dir)?;
     let plugin_dir = staging.join("plugin");
     for (name, text) in embedded::PYTHON_SDK {
         write(&plugin_dir.join(name), text)?;
     }
-    let world = project.world.unwrap_or(World::PostLoginAction);
     let (module, adapter, function) = match world {
         World::PostLoginAction => ("action", "post_login_action", "on_execute_post_login"),
         World::ProfileFetcher => ("fetcher", "profile_fetcher", "fetch_user_profile"),
@@ -519,8 +539,8 @@ fn build_python(
         plugin = project.entry
     );
     write(&plugin_dir.join("claimsmith_entry.py"), &entry)?;
-    let temporary = component.with_extension("wasm.partial");
-    run(Command::new(componentize_py)
+    let mut command = Command::new(componentize_py);
+    command
         .arg("--quiet")
         .arg("-d")
         .arg(staging.join("wit"))
@@ -528,10 +548,8 @@ fn build_python(
         .arg(&plugin_dir)
         .arg("claimsmith_entry")
         .arg("-o")
-        .arg(&temporary))
-    .with_context(|| format!("componentize-py could not build {}", project.name))?;
-    std::fs::rename(&temporary, component)
-        .with_context(|| format!("cannot write {}", component.display()))
+        .arg(output);
+    Ok(command)
 }
 
 /// A fresh staging folder: the plugin's files in `plugin/`, the contract in `wit/`.

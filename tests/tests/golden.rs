@@ -14,6 +14,15 @@ async fn run(paths: &[PathBuf], options: &SuiteOptions) -> (Summary, String) {
     (summary, String::from_utf8(out).expect("UTF-8 output"))
 }
 
+/// Runs the one case at `path`, which must be refused before it runs
+/// (exit status 2); returns the output, which says why.
+async fn refused(path: &Path) -> String {
+    let (summary, out) = run_one(path).await;
+    assert_eq!(summary.exit_code(), 2, "{out}");
+    assert!(summary.results.is_empty(), "nothing ran: {out}");
+    out
+}
+
 /// Runs the one case at `path` with default options.
 async fn run_one(path: &Path) -> (Summary, String) {
     run(&[path.to_owned()], &SuiteOptions::default()).await
@@ -191,8 +200,7 @@ async fn bless_leaves_passing_cases_alone_unless_all() {
 async fn a_malformed_case_names_the_file_and_the_path_inside_it() {
     let (_dir, path) =
         case_in_tempdir(&GEO_CASE.replace("access_token: at\n", "acess_token: at\n"));
-    let (summary, out) = run_one(&path).await;
-    assert_eq!(summary.exit_code(), 2, "{out}");
+    let out = refused(&path).await;
     assert!(out.contains(&format!("ERROR {}", path.display())), "{out}");
     assert!(
         out.contains("input: upstream.acess_token: unknown field"),
@@ -202,13 +210,11 @@ async fn a_malformed_case_names_the_file_and_the_path_inside_it() {
 
     let (_dir, path) =
         case_in_tempdir(&GEO_CASE.replace("world: post-login-action\n", "world: 42\n"));
-    let (summary, out) = run_one(&path).await;
-    assert_eq!(summary.exit_code(), 2, "{out}");
+    let out = refused(&path).await;
     assert!(out.contains("world"), "{out}");
 
     let (_dir, path) = case_in_tempdir("name: [unclosed\n");
-    let (summary, out) = run_one(&path).await;
-    assert_eq!(summary.exit_code(), 2, "{out}");
+    let out = refused(&path).await;
     assert!(
         out.contains("line 1"),
         "a syntax error names its line: {out}"
@@ -372,9 +378,7 @@ async fn empty_or_mistyped_expectations_are_errors_not_passes() {
         ("  scopes: openid\n", "expect.scopes: must be a list"),
     ] {
         let (_dir, path) = geo_case_expecting(expect);
-        let (summary, out) = run_one(&path).await;
-        assert_eq!(summary.exit_code(), 2, "{expect}: {out}");
-        assert!(summary.results.is_empty(), "{expect}: nothing ran: {out}");
+        let out = refused(&path).await;
         assert!(out.contains(reason), "{expect}: wanted `{reason}` in {out}");
     }
 }
@@ -434,8 +438,7 @@ expect:
 #[tokio::test]
 async fn a_run_that_finds_no_case_is_an_error() {
     let empty = tempfile::tempdir().unwrap();
-    let (summary, out) = run(&[empty.path().to_owned()], &SuiteOptions::default()).await;
-    assert_eq!(summary.exit_code(), 2, "{out}");
+    let out = refused(empty.path()).await;
     assert!(out.contains("no case found in"), "{out}");
 }
 
@@ -446,8 +449,7 @@ async fn a_duplicate_key_is_an_error() {
     let (_dir, path) = geo_case_expecting(
         "  claims:\n    access_token: { geo_ip_country: FR }\n    access_token: { geo_ip_country: XX }\n    id_token: {}\n",
     );
-    let (summary, out) = run_one(&path).await;
-    assert_eq!(summary.exit_code(), 2, "{out}");
+    let out = refused(&path).await;
     assert!(
         out.contains("duplicate entry with key \"access_token\""),
         "{out}"
@@ -696,8 +698,7 @@ expect:
     assert!(!out.contains("CLAIMSMITH_TEST_NEVER_SET"), "{out}");
 
     let (_dir, path) = case_in_tempdir(&case(""));
-    let (summary, out) = run_one(&path).await;
-    assert_eq!(summary.exit_code(), 2, "{out}");
+    let out = refused(&path).await;
     assert!(out.contains("CLAIMSMITH_TEST_NEVER_SET"), "{out}");
 }
 

@@ -103,8 +103,13 @@ fn access_claims(minted: &claimsmith::pipeline::MintedLogin) -> Map<String, Valu
         .claims
 }
 
-/// The login fails in the fetcher's own step, as a fetch that got no answer.
-fn assert_fetch_failed(fetcher: (&str, &str), failure: &LoginFailure) {
+/// Runs the login, which must fail in the fetcher's own step as a fetch
+/// that got no answer; returns the failure.
+async fn fetch_failure(
+    fetcher: (&str, &str),
+    pipeline: &claimsmith::pipeline::Pipeline,
+) -> LoginFailure {
+    let failure = outcome(pipeline, &fetching_login()).await.unwrap_err();
     assert!(
         matches!(failure, LoginFailure::Plugin(_)),
         "{fetcher:?}: {failure:?}"
@@ -113,6 +118,7 @@ fn assert_fetch_failed(fetcher: (&str, &str), failure: &LoginFailure) {
         failure.to_string().contains("fetch failed"),
         "{fetcher:?}: {failure}"
     );
+    failure
 }
 
 #[tokio::test]
@@ -146,8 +152,7 @@ async fn an_origin_not_granted_is_refused_without_a_request() {
         )
         .start()
         .unwrap();
-        let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
-        assert_fetch_failed(fetcher, &failure);
+        fetch_failure(fetcher, &pipeline).await;
         assert_eq!(
             hits.load(Ordering::SeqCst),
             0,
@@ -206,8 +211,7 @@ async fn a_javascript_request_body_arrives_whole_and_is_capped() {
     )
     .start()
     .unwrap();
-    let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
-    assert_fetch_failed(js, &failure);
+    fetch_failure(js, &pipeline).await;
     assert_eq!(
         hits.load(Ordering::SeqCst),
         1,
@@ -232,8 +236,7 @@ async fn a_granted_hostname_that_resolves_to_a_blocked_address_is_refused() {
         )
         .start_with(OutboundHttp::with_resolver(resolver).unwrap())
         .unwrap();
-        let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
-        assert_fetch_failed(fetcher, &failure);
+        let failure = fetch_failure(fetcher, &pipeline).await;
         if fetcher.0 == "rust" {
             let message = failure.to_string();
             assert!(
@@ -250,8 +253,7 @@ async fn a_response_over_the_cap_is_refused() {
     for fetcher in FETCHERS {
         let (address, _) = counting_server().await;
         let pipeline = granted_fetch(fetcher, address, "/big", "{ max_response_bytes = 1024 }");
-        let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
-        assert_fetch_failed(fetcher, &failure);
+        let failure = fetch_failure(fetcher, &pipeline).await;
         if fetcher.0 == "rust" {
             assert!(
                 failure.to_string().contains("ResponseTooLarge(1024)"),
@@ -266,8 +268,7 @@ async fn a_slow_origin_times_out_within_the_plugin_http_timeout() {
     for fetcher in FETCHERS {
         let (address, _) = counting_server().await;
         let pipeline = granted_fetch(fetcher, address, "/slow", "{ http_timeout_ms = 100 }");
-        let failure = outcome(&pipeline, &fetching_login()).await.unwrap_err();
-        assert_fetch_failed(fetcher, &failure);
+        let failure = fetch_failure(fetcher, &pipeline).await;
         if fetcher.0 == "rust" {
             assert!(failure.to_string().contains("Timeout"), "{failure}");
         }
