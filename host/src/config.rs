@@ -165,10 +165,26 @@ pub struct ServerSettings {
     /// How long an authorization code stays valid (single use).
     #[serde(default = "default_code_ttl")]
     pub code_ttl_secs: u64,
+    /// How long a refresh token family lives from sign-in, however often it
+    /// rotates; then the user signs in at the upstream again.
+    #[serde(default = "default_refresh_token_lifetime")]
+    pub refresh_token_lifetime_secs: u64,
+    /// How long after its use a refresh token may be presented again by a
+    /// client that lost the answer, without that counting as a theft.
+    #[serde(default = "default_refresh_token_reuse_grace")]
+    pub refresh_token_reuse_grace_secs: u64,
 }
 
 fn default_code_ttl() -> u64 {
     60
+}
+
+fn default_refresh_token_lifetime() -> u64 {
+    30 * 24 * 3600
+}
+
+fn default_refresh_token_reuse_grace() -> u64 {
+    10
 }
 
 fn default_listen() -> std::net::SocketAddr {
@@ -180,6 +196,8 @@ impl Default for ServerSettings {
         ServerSettings {
             listen: default_listen(),
             code_ttl_secs: default_code_ttl(),
+            refresh_token_lifetime_secs: default_refresh_token_lifetime(),
+            refresh_token_reuse_grace_secs: default_refresh_token_reuse_grace(),
         }
     }
 }
@@ -388,11 +406,29 @@ impl Config {
         let connections = connections_section(base, raw.connections).map_err(at)?;
         warn_about_ungranted_userinfo(&plugins, &connections);
         let clients = clients_section(base, raw.clients).map_err(at)?;
-        if !(1..=600).contains(&raw.server.code_ttl_secs) {
-            return Err(at((
-                None,
-                "server.code_ttl_secs must be between 1 and 600".to_owned(),
-            )));
+        for (name, value, range) in [
+            ("code_ttl_secs", raw.server.code_ttl_secs, 1..=600),
+            (
+                "refresh_token_lifetime_secs",
+                raw.server.refresh_token_lifetime_secs,
+                1..=366 * 24 * 3600,
+            ),
+            (
+                "refresh_token_reuse_grace_secs",
+                raw.server.refresh_token_reuse_grace_secs,
+                0..=60,
+            ),
+        ] {
+            if !range.contains(&value) {
+                return Err(at((
+                    None,
+                    format!(
+                        "server.{name} must be between {} and {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )));
+            }
         }
         let data_dir = base.join(raw.data_dir.unwrap_or_else(|| PathBuf::from("data")));
         Ok(Config {
@@ -537,6 +573,17 @@ fn connections_section(
     for connection in raw {
         let span = connection.span();
         let connection = connection.into_inner();
+        // User ids are `<connection>|<upstream sub>`: a `|` in the name would
+        // let two connections' users collide.
+        if connection.name.is_empty() || connection.name.contains('|') {
+            return Err((
+                Some(span),
+                format!(
+                    "connection name `{}` must be non-empty and must not contain `|`",
+                    connection.name
+                ),
+            ));
+        }
         let upstream = match (
             connection.issuer,
             connection.client_id,
@@ -553,8 +600,14 @@ fn connections_section(
                         format!("connection `{}`: {what} {why}", connection.name),
                     )
                 };
-                let client_secret =
-                    resolve_secret(base, secret).map_err(|why| located("client_secret", why))?;
+                let client_secret = resolve_secret(base, secret)
+                    .and_then(|secret| {
+                        if secret.expose().is_empty() {
+                            return Err("is empty".to_owned());
+                        }
+                        Ok(secret)
+                    })
+                    .map_err(|why| located("client_secret", why))?;
                 let client_id = match client_id {
                     RawText::Plain(id) => id,
                     RawText::From(source) => resolve_secret(base, source)
@@ -589,6 +642,9 @@ fn connections_section(
     Ok(connections)
 }
 
+/// The shortest secret an app's client may have (Auth0 makes 64).
+const MIN_CLIENT_SECRET_CHARS: usize = 16;
+
 /// `[[clients]]`, their secrets resolved and redirect URIs checked.
 fn clients_section(
     base: &Path,
@@ -600,12 +656,28 @@ fn clients_section(
         let client = client.into_inner();
         let client_secret = match client.client_secret {
             None => None,
-            Some(source) => Some(resolve_secret(base, source).map_err(|why| {
-                (
-                    Some(span.clone()),
-                    format!("client `{}`: client_secret {why}", client.client_id),
-                )
-            })?),
+            Some(source) => Some(
+                resolve_secret(base, source)
+                    .and_then(|secret| {
+                        // An empty secret would make a public client
+                        // confidential, and so excuse it from PKCE.
+                        let length = secret.expose().chars().count();
+                        if length < MIN_CLIENT_SECRET_CHARS {
+                            return Err(format!(
+                                "is {length} characters: use at least \
+                                 {MIN_CLIENT_SECRET_CHARS} random ones, or leave it out for a \
+                                 public client (which must then use PKCE)"
+                            ));
+                        }
+                        Ok(secret)
+                    })
+                    .map_err(|why| {
+                        (
+                            Some(span.clone()),
+                            format!("client `{}`: client_secret {why}", client.client_id),
+                        )
+                    })?,
+            ),
         };
         for uri in &client.redirect_uris {
             let problem = match reqwest::Url::parse(uri) {
@@ -901,6 +973,37 @@ on_error = "continue"
                 .contains("give issuer, client_id and client_secret together"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn an_empty_or_short_client_secret_is_refused_with_its_line() {
+        for secret in ["", "short-secret"] {
+            let text = MINIMAL.replace(
+                "client_id = \"app\"",
+                &format!("client_id = \"app\"\nclient_secret = {{ value = \"{secret}\" }}"),
+            );
+            let error = parse(&text).unwrap_err();
+            assert_eq!(error.line, 14, "{error}");
+            assert!(
+                error.message.contains("use at least 16 random ones"),
+                "{error}"
+            );
+        }
+        let text = MINIMAL.replace(
+            "client_id = \"app\"",
+            "client_id = \"app\"\nclient_secret = { value = \"a-long-enough-secret\" }",
+        );
+        assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn an_empty_upstream_secret_or_a_bar_in_a_connection_name_is_refused() {
+        let upstream = "name = \"okta\"\nissuer = \"https://example.okta.com\"\nclient_id = { value = \"id\" }\nclient_secret = { value = \"\" }";
+        let error = parse(&MINIMAL.replace("name = \"okta\"", upstream)).unwrap_err();
+        assert!(error.message.contains("client_secret is empty"), "{error}");
+        let error = parse(&MINIMAL.replace("name = \"okta\"", "name = \"ok|ta\"")).unwrap_err();
+        assert!(error.message.contains("must not contain `|`"), "{error}");
+        assert_eq!(error.line, 11, "{error}");
     }
 
     #[test]

@@ -115,6 +115,11 @@ pub struct RefreshGrant {
     /// tokens keep it, they are not a new authentication.
     #[serde(default)]
     pub auth_time: u64,
+    /// When the family ends (Unix seconds), however often it rotated: the
+    /// absolute lifetime from sign-in. None in grants stored before it
+    /// existed; their next rotation sets it.
+    #[serde(default)]
+    pub family_expires_at: Option<u64>,
 }
 
 /// One `logins` row: at, user_id, client_id, connection, outcome, detail, steps.
@@ -312,30 +317,34 @@ impl Store {
     }
 
     /// Stores a refresh token by the sha256 hex of its value (never the value
-    /// itself), expiring at `expires_at` (Unix seconds).
+    /// itself), expiring at `expires_at` (Unix seconds), with the token it
+    /// was `rotated_from` if any.
     ///
     /// A token added to a family already revoked for reuse is stored revoked:
     /// a rotation that raced the reuse detection stays dead.
     pub async fn insert_refresh_token(
         &self,
         token: &str,
+        rotated_from: Option<&str>,
         grant: &RefreshGrant,
         expires_at: u64,
     ) -> Result<(), StoreError> {
         const OP: &str = "insert_refresh_token";
         sqlx::query(
             "INSERT INTO refresh_tokens \
-                 (token_hash, family, grant_json, expires_at, used, revoked, client_id) \
+                 (token_hash, family, grant_json, expires_at, used, revoked, client_id, \
+                  parent_hash) \
              VALUES ($1, $2, $3, $4, 0, \
                  CASE WHEN EXISTS \
                      (SELECT 1 FROM refresh_tokens WHERE family = $2 AND revoked = 1) \
-                 THEN 1 ELSE 0 END, $5)",
+                 THEN 1 ELSE 0 END, $5, $6)",
         )
         .bind(token_hash(token))
         .bind(&grant.family)
         .bind(to_json(OP, "grant", grant)?)
         .bind(to_db_seconds(expires_at))
         .bind(&grant.client_id)
+        .bind(rotated_from.map(token_hash))
         .execute(&self.pool)
         .await
         .map_err(query_error(OP))?;
@@ -361,7 +370,11 @@ impl Store {
     /// A token presented a second time returns None AND revokes every token of
     /// the same family (reuse detection, RFC 6819 §5.2.2.3 / OAuth 2.1
     /// §4.3.1): one of the two presenters is not the legitimate client, and we
-    /// cannot tell which.
+    /// cannot tell which. Except within `grace_secs` of its first use while
+    /// no token rotated from it was used: that is a client
+    /// retrying after losing the answer (or after the refresh failed). The
+    /// retry gets the grant again and the unused successor is expired, so at
+    /// most one live token remains.
     ///
     /// Presented by a client other than the one it was issued to, it is left
     /// as it is and None is returned: another client cannot burn it.
@@ -370,13 +383,14 @@ impl Store {
         token: &str,
         client_id: &str,
         now: u64,
+        grace_secs: u64,
     ) -> Result<Option<RefreshGrant>, StoreError> {
         const OP: &str = "consume_refresh_token";
         let hash = token_hash(token);
         // One statement: of two concurrent presentations exactly one sees
         // `used = 0`.
         let grant: Option<String> = sqlx::query_scalar(
-            "UPDATE refresh_tokens SET used = 1 \
+            "UPDATE refresh_tokens SET used = 1, used_at = $2 \
              WHERE token_hash = $1 AND used = 0 AND revoked = 0 AND expires_at > $2 \
                  AND client_id = $3 \
              RETURNING grant_json",
@@ -391,6 +405,40 @@ impl Store {
             return from_json(OP, "grant", &grant).map(Some);
         }
 
+        let mut transaction = self.pool.begin().await.map_err(query_error(OP))?;
+        // A write (that changes nothing) rather than a SELECT: a transaction
+        // that reads first and then writes fails at once in SQLite when
+        // another writer got in between; one that writes first waits its turn.
+        let retried: Option<(String, String)> = sqlx::query_as(
+            "UPDATE refresh_tokens SET used_at = used_at \
+             WHERE token_hash = $1 AND client_id = $2 AND used = 1 AND revoked = 0 \
+                 AND expires_at > $3 AND used_at >= $3 - $4 \
+                 AND NOT EXISTS (SELECT 1 FROM refresh_tokens AS successor \
+                     WHERE successor.parent_hash = refresh_tokens.token_hash \
+                         AND successor.used = 1) \
+             RETURNING family, grant_json",
+        )
+        .bind(&hash)
+        .bind(client_id)
+        .bind(to_db_seconds(now))
+        .bind(to_db_seconds(grace_secs))
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(query_error(OP))?
+        .filter(|_| grace_secs > 0);
+        if let Some((family, grant)) = retried {
+            // Expired rather than revoked: a revoked token marks the whole
+            // family dead, and the retry's new token belongs to it.
+            sqlx::query("UPDATE refresh_tokens SET expires_at = 0 WHERE family = $1 AND used = 0")
+                .bind(&family)
+                .execute(&mut *transaction)
+                .await
+                .map_err(query_error(OP))?;
+            transaction.commit().await.map_err(query_error(OP))?;
+            tracing::info!(token_hash = %hash, "refresh token retried within the grace window");
+            return from_json(OP, "grant", &grant).map(Some);
+        }
+
         // Not consumable. When it was consumed before, this is a reuse.
         let revoked = sqlx::query(
             "UPDATE refresh_tokens SET revoked = 1 \
@@ -399,10 +447,11 @@ impl Store {
         )
         .bind(&hash)
         .bind(client_id)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(query_error(OP))?
         .rows_affected();
+        transaction.commit().await.map_err(query_error(OP))?;
         if revoked > 0 {
             tracing::warn!(
                 token_hash = %hash,
@@ -411,6 +460,39 @@ impl Store {
             );
         }
         Ok(None)
+    }
+
+    /// Revokes the family of `token` when it was issued to `client_id`
+    /// (RFC 7009): true when a family was revoked.
+    pub async fn revoke_refresh_token(
+        &self,
+        token: &str,
+        client_id: &str,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "revoke_refresh_token";
+        let revoked = sqlx::query(
+            "UPDATE refresh_tokens SET revoked = 1 \
+             WHERE family = (SELECT family FROM refresh_tokens \
+                             WHERE token_hash = $1 AND client_id = $2)",
+        )
+        .bind(token_hash(token))
+        .bind(client_id)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(OP))?
+        .rows_affected();
+        Ok(revoked > 0)
+    }
+
+    /// Revokes every refresh token of `family`, including any issued later.
+    pub async fn revoke_refresh_family(&self, family: &str) -> Result<(), StoreError> {
+        const OP: &str = "revoke_refresh_family";
+        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family = $1")
+            .bind(family)
+            .execute(&self.pool)
+            .await
+            .map_err(query_error(OP))?;
+        Ok(())
     }
 }
 
@@ -469,14 +551,25 @@ mod tests {
     /// Consumes `token` as client `web`.
     async fn consume(store: &Store, token: &str, now: u64) -> Option<RefreshGrant> {
         store
-            .consume_refresh_token(token, "web", now)
+            .consume_refresh_token(token, "web", now, 0)
             .await
             .expect("consume")
     }
 
     async fn insert(store: &Store, token: &str, grant: &RefreshGrant, expires_at: u64) {
+        rotate(store, None, token, grant, expires_at).await;
+    }
+
+    /// Stores `token`, rotated from `parent` when given.
+    async fn rotate(
+        store: &Store,
+        parent: Option<&str>,
+        token: &str,
+        grant: &RefreshGrant,
+        expires_at: u64,
+    ) {
         store
-            .insert_refresh_token(token, grant, expires_at)
+            .insert_refresh_token(token, parent, grant, expires_at)
             .await
             .expect("insert");
     }
@@ -491,7 +584,66 @@ mod tests {
             scopes: vec!["openid".to_owned(), "offline_access".to_owned()],
             audience: Some("https://api.example.com".to_owned()),
             auth_time: 1_700_000_000,
+            family_expires_at: Some(1_800_000_000),
         }
+    }
+
+    #[tokio::test]
+    async fn a_retry_within_the_grace_window_gets_the_grant_and_expires_the_lost_successor() {
+        let (_dir, store) = open_temp().await;
+        let now = 1_700_000_000;
+        let family = grant("fam-g");
+        insert(&store, "rt-1", &family, now + 3600).await;
+        let taken = |token: &'static str, at: u64| {
+            let store = store.clone();
+            async move {
+                store
+                    .consume_refresh_token(token, "web", at, 10)
+                    .await
+                    .expect("consume")
+            }
+        };
+        assert_eq!(taken("rt-1", now).await, Some(family.clone()));
+        // The answer carrying rt-2 is lost; the client retries rt-1.
+        rotate(&store, Some("rt-1"), "rt-2", &family, now + 3600).await;
+        assert_eq!(taken("rt-1", now + 5).await, Some(family.clone()));
+        rotate(&store, Some("rt-1"), "rt-3", &family, now + 3600).await;
+        assert_eq!(
+            taken("rt-2", now + 6).await,
+            None,
+            "the lost successor is dead"
+        );
+        assert_eq!(
+            taken("rt-3", now + 6).await,
+            Some(family.clone()),
+            "and did not revoke the family"
+        );
+
+        // Once a later token was used, a retry is a reuse: all revoked.
+        rotate(&store, Some("rt-3"), "rt-4", &family, now + 3600).await;
+        assert_eq!(taken("rt-1", now + 8).await, None);
+        assert_eq!(taken("rt-4", now + 8).await, None, "the family is revoked");
+
+        // Past the window too.
+        let other = grant("fam-h");
+        insert(&store, "rt-a", &other, now + 3600).await;
+        assert_eq!(taken("rt-a", now).await, Some(other.clone()));
+        rotate(&store, Some("rt-a"), "rt-b", &other, now + 3600).await;
+        assert_eq!(taken("rt-a", now + 11).await, None);
+        assert_eq!(taken("rt-b", now + 11).await, None, "the family is revoked");
+    }
+
+    #[tokio::test]
+    async fn revoking_a_refresh_token_revokes_its_family_for_its_own_client_only() {
+        let (_dir, store) = open_temp().await;
+        let now = 1_700_000_000;
+        insert(&store, "rt-1", &grant("fam-r"), now + 3600).await;
+        assert!(consume(&store, "rt-1", now).await.is_some());
+        rotate(&store, Some("rt-1"), "rt-2", &grant("fam-r"), now + 3600).await;
+        assert!(!store.revoke_refresh_token("rt-1", "other").await.unwrap());
+        assert!(!store.revoke_refresh_token("unknown", "web").await.unwrap());
+        assert!(store.revoke_refresh_token("rt-1", "web").await.unwrap());
+        assert_eq!(consume(&store, "rt-2", now).await, None);
     }
 
     #[tokio::test]
@@ -499,11 +651,11 @@ mod tests {
         let (_dir, store) = open_temp().await;
         let now = 1_700_000_000;
         store
-            .insert_refresh_token("rt-old", &grant("fam-o"), now - 1)
+            .insert_refresh_token("rt-old", None, &grant("fam-o"), now - 1)
             .await
             .expect("insert");
         store
-            .insert_refresh_token("rt-new", &grant("fam-n"), now + 60)
+            .insert_refresh_token("rt-new", None, &grant("fam-n"), now + 60)
             .await
             .expect("insert");
         assert_eq!(store.prune_refresh_tokens(now).await.expect("prune"), 1);
@@ -519,7 +671,7 @@ mod tests {
         insert(&store, "rt-web", &family, now + 3600).await;
         for _ in 0..2 {
             let taken = store
-                .consume_refresh_token("rt-web", "other", now)
+                .consume_refresh_token("rt-web", "other", now, 0)
                 .await
                 .expect("consume");
             assert_eq!(taken, None);
@@ -801,7 +953,7 @@ mod tests {
         assert_eq!(consume(&store, "rt-live", now + 59).await, Some(family));
         // Far-future expiry saturates instead of wrapping negative.
         store
-            .insert_refresh_token("rt-forever", &grant("fam-forever"), u64::MAX)
+            .insert_refresh_token("rt-forever", None, &grant("fam-forever"), u64::MAX)
             .await
             .expect("insert forever");
         assert!(consume(&store, "rt-forever", now).await.is_some());
@@ -812,7 +964,7 @@ mod tests {
         let (_dir, store) = open_temp().await;
         let token = "very-secret-refresh-token-value";
         store
-            .insert_refresh_token(token, &grant("fam-hash"), 2_000_000_000)
+            .insert_refresh_token(token, None, &grant("fam-hash"), 2_000_000_000)
             .await
             .expect("insert");
         let rows: Vec<(String, String, String)> =
@@ -838,14 +990,14 @@ mod tests {
         let (_dir, store) = open_temp().await;
         let now = 1_700_000_000;
         store
-            .insert_refresh_token("rt-race", &grant("fam-race"), now + 60)
+            .insert_refresh_token("rt-race", None, &grant("fam-race"), now + 60)
             .await
             .expect("insert");
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();
                 tokio::spawn(
-                    async move { store.consume_refresh_token("rt-race", "web", now).await },
+                    async move { store.consume_refresh_token("rt-race", "web", now, 0).await },
                 )
             })
             .collect();

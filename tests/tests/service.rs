@@ -28,10 +28,11 @@ struct Harness {
 /// The service with the seed chain plus the given actions (TOML `[[actions]]`
 /// lines and plugin tables), against a fresh development provider.
 async fn harness(extra_toml: &str) -> Harness {
-    harness_with_code_ttl(extra_toml, 60).await
+    harness_with_server(extra_toml, "").await
 }
 
-async fn harness_with_code_ttl(extra_toml: &str, code_ttl_secs: u64) -> Harness {
+/// As [`harness`], with extra `[server]` lines.
+async fn harness_with_server(extra_toml: &str, server_toml: &str) -> Harness {
     let upstream = DevProvider::start(
         "127.0.0.1:0".parse().unwrap(),
         DevProviderConfig {
@@ -53,7 +54,7 @@ data_dir = "data"
 [engine]
 compile_cache_dir = {cache:?}
 [server]
-code_ttl_secs = {code_ttl_secs}
+{server_toml}
 
 [plugins.okta-userinfo]
 path = {okta:?}
@@ -75,7 +76,7 @@ options = {{ userinfo_url = "{upstream_issuer}/userinfo" }}
 [[clients]]
 client_id = "web-app"
 name = "Web App"
-client_secret = {{ value = "web-secret" }}
+client_secret = {{ value = "web-app-secret-0123" }}
 redirect_uris = ["{APP_REDIRECT}"]
 audience = "https://api.example.com"
 
@@ -143,14 +144,19 @@ impl AppRedirect {
 impl Harness {
     fn authorize_url(&self, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> Url {
         let mut url = Url::parse(&format!("{}/authorize", self.issuer)).unwrap();
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", client_id)
-            .append_pair("redirect_uri", redirect_uri)
-            .append_pair("scope", "openid profile email offline_access")
-            .append_pair("state", "app-state-1")
-            .append_pair("nonce", "app-nonce-1");
-        for (name, value) in extra {
+        let defaults = [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("scope", "openid profile email offline_access"),
+            ("state", "app-state-1"),
+            ("nonce", "app-nonce-1"),
+        ];
+        // `extra` replaces a default of the same name.
+        let kept = defaults
+            .iter()
+            .filter(|(name, _)| !extra.iter().any(|(n, _)| n == name));
+        for (name, value) in kept.chain(extra) {
             url.query_pairs_mut().append_pair(name, value);
         }
         url
@@ -229,7 +235,7 @@ impl Harness {
         self.redeem(
             code,
             &[("redirect_uri", APP_REDIRECT), ("code_verifier", verifier)],
-            Some(("web-app", "web-secret")),
+            Some(("web-app", "web-app-secret-0123")),
         )
         .await
     }
@@ -444,7 +450,7 @@ async fn a_code_is_single_use() {
 
 #[tokio::test]
 async fn an_expired_code_is_refused() {
-    let h = harness_with_code_ttl("", 1).await;
+    let h = harness_with_server("", "code_ttl_secs = 1").await;
     let redirect = h.web_login().await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let (status, body) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
@@ -466,7 +472,7 @@ async fn a_wrong_client_secret_is_refused_and_the_right_one_then_works() {
         web[0],
         web[1],
         ("client_id", "web-app"),
-        ("client_secret", "web-secret"),
+        ("client_secret", "web-app-secret-0123"),
     ];
     let (status, body) = h.redeem(code, &posted, None).await;
     assert_eq!(status, StatusCode::OK, "{body:?}");
@@ -594,7 +600,7 @@ async fn a_refresh_reruns_the_actions_and_rotates_the_token() {
         async move {
             h.token(
                 &[("grant_type", "refresh_token"), ("refresh_token", &token)],
-                Some(("web-app", "web-secret")),
+                Some(("web-app", "web-app-secret-0123")),
             )
             .await
         }
@@ -625,11 +631,249 @@ async fn a_refresh_reruns_the_actions_and_rotates_the_token() {
     let rotated = second["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(rotated, refresh_token);
 
-    // Reusing the old token is refused, and revokes the rotated one too.
+    // The actions started from the scopes granted at sign-in, not from the
+    // ones the first run added; they added theirs again.
+    assert_eq!(
+        access["seen_event"]["scopes"],
+        json!(["openid", "profile", "email", "offline_access"])
+    );
+    assert!(
+        second["scope"].as_str().unwrap().contains("echo:read"),
+        "{second:?}"
+    );
+
+    // Once the rotated token was used, reusing the old one is a theft: it is
+    // refused and revokes the whole family.
+    let (status, third) = refresh(rotated).await;
+    assert_eq!(status, StatusCode::OK, "{third:?}");
     let (status, body) = refresh(refresh_token).await;
     assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
-    let (status, _) = refresh(rotated).await;
+    let (status, _) = refresh(third["refresh_token"].as_str().unwrap().to_owned()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+impl Harness {
+    /// A web-app sign-in with `offline_access`: its token response.
+    async fn signed_in(&self) -> Map<String, Value> {
+        let redirect = self.web_login().await;
+        let (status, body) = self.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+        assert_eq!(status, StatusCode::OK, "{body:?}");
+        body
+    }
+
+    /// A refresh as web-app.
+    async fn refresh(&self, refresh_token: &str) -> (StatusCode, Map<String, Value>) {
+        self.token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+            Some(("web-app", "web-app-secret-0123")),
+        )
+        .await
+    }
+}
+
+fn refresh_token_of(body: &Map<String, Value>) -> String {
+    body["refresh_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no refresh token: {body:?}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_lost_a_refresh_answer_can_retry_and_the_lost_token_dies() {
+    let h = harness("").await;
+    let first = refresh_token_of(&h.signed_in().await);
+    let (status, lost) = h.refresh(&first).await;
+    assert_eq!(status, StatusCode::OK, "{lost:?}");
+    // The answer never reached the client: it retries with what it holds.
+    let (status, retried) = h.refresh(&first).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a retry is not a theft: {retried:?}"
+    );
+    let (status, body) = h.refresh(&refresh_token_of(&lost)).await;
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+    let (status, body) = h.refresh(&refresh_token_of(&retried)).await;
+    assert_eq!(status, StatusCode::OK, "the family lives on: {body:?}");
+}
+
+#[tokio::test]
+async fn without_a_grace_window_a_second_presentation_revokes_the_family() {
+    let h = harness_with_server("", "refresh_token_reuse_grace_secs = 0").await;
+    let first = refresh_token_of(&h.signed_in().await);
+    let (_, rotated) = h.refresh(&first).await;
+    let (status, body) = h.refresh(&first).await;
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+    let (status, _) = h.refresh(&refresh_token_of(&rotated)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_refresh_token_family_ends_at_its_absolute_lifetime_however_often_it_rotates() {
+    let h = harness_with_server("", "refresh_token_lifetime_secs = 2").await;
+    let mut token = refresh_token_of(&h.signed_in().await);
+    for _ in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let (status, body) = h.refresh(&token).await;
+        assert_eq!(status, StatusCode::OK, "{body:?}");
+        token = refresh_token_of(&body);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let (status, body) = h.refresh(&token).await;
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_revokes_its_family_rfc_7009() {
+    let h = harness("").await;
+    let discovery: Value = h
+        .http
+        .get(format!("{}/.well-known/openid-configuration", h.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let endpoint = discovery["revocation_endpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = refresh_token_of(&h.signed_in().await);
+    let (_, rotated) = h.refresh(&first).await;
+    let revoke = |token: String, secret: &'static str| {
+        let request = h
+            .http
+            .post(&endpoint)
+            .basic_auth("web-app", Some(secret))
+            .form(&[
+                ("token", token),
+                ("token_type_hint", "refresh_token".into()),
+            ]);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(
+        revoke(first.clone(), "wrong").await,
+        StatusCode::UNAUTHORIZED,
+        "the client must authenticate"
+    );
+    assert_eq!(
+        revoke("not-a-token".into(), "web-app-secret-0123").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.refresh(&refresh_token_of(&rotated)).await.0,
+        StatusCode::OK,
+        "not revoked yet"
+    );
+    let (_, latest) = h.refresh(&refresh_token_of(&rotated)).await;
+    // Revoking any token of the family (here the first, long used) ends it.
+    assert_eq!(revoke(first, "web-app-secret-0123").await, StatusCode::OK);
+    let (status, body) = h.refresh(&refresh_token_of(&latest)).await;
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+}
+
+#[tokio::test]
+async fn a_replayed_code_revokes_the_refresh_tokens_it_gave() {
+    let h = harness("").await;
+    let redirect = h.web_login().await;
+    let code = redirect.get("code").unwrap();
+    let (status, first) = h.exchange(code, VERIFIER).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = h.exchange(code, VERIFIER).await;
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+    let (status, body) = h.refresh(&refresh_token_of(&first)).await;
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+}
+
+/// Resident memory of this process, in bytes.
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_sign_in_requests_holds_no_memory_and_a_real_login_still_succeeds() {
+    let h = harness("").await;
+    let flood = |state_len: usize, requests: usize| {
+        let state = "s".repeat(state_len);
+        let h = &h;
+        async move {
+            let mut answers = Vec::new();
+            // No cookie store: an attacker drops what it is given.
+            let attacker = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            for batch in 0..requests / 50 {
+                let mut sends = tokio::task::JoinSet::new();
+                for i in 0..50 {
+                    let url = h.authorize_url(
+                        "spa",
+                        SPA_REDIRECT,
+                        &[
+                            ("code_challenge", &challenge(VERIFIER)),
+                            ("code_challenge_method", "S256"),
+                            ("state", &format!("{state}{batch}-{i}")),
+                        ],
+                    );
+                    sends.spawn(attacker.get(url).send());
+                }
+                while let Some(response) = sends.join_next().await {
+                    let response = response.unwrap().unwrap();
+                    answers.push(response.headers()["location"].to_str().unwrap().to_owned());
+                }
+            }
+            answers
+        }
+    };
+    // The first round grows the allocator's pools and both sides' buffers;
+    // a server that held pending logins grows again on every round.
+    let mut rounds = Vec::new();
+    let mut resident = vec![resident_bytes()];
+    for _ in 0..3 {
+        rounds.push((flood(60_000, 600).await, flood(1000, 600).await));
+        resident.push(resident_bytes());
+    }
+    let grown = resident[3].saturating_sub(resident[1]);
+    println!(
+        "resident memory after each round of 1200 sign-in requests: {:?} MiB",
+        resident.iter().map(|b| b >> 20).collect::<Vec<_>>()
+    );
+    let (huge, accepted) = &rounds[2];
+    assert!(
+        huge.iter().all(|l| l.starts_with(SPA_REDIRECT)
+            && l.contains("error=invalid_request")
+            && !l.contains("state=")),
+        "an oversized state is refused and not echoed: {}",
+        &huge[0][..200.min(huge[0].len())]
+    );
+    assert!(
+        accepted.iter().all(|l| l.starts_with(h.upstream.issuer())),
+        "a state at the limit is accepted"
+    );
+    // 600 pending logins of 60 KB a round held on the server would be 72 MB
+    // over two rounds.
+    assert!(
+        grown < 24 << 20,
+        "resident memory grew by {grown} bytes over the last two rounds"
+    );
+    assert!(h.web_login().await.get("code").is_some());
+}
+
+#[tokio::test]
+async fn an_oversized_nonce_is_refused() {
+    let h = harness("").await;
+    let nonce = "n".repeat(513);
+    let url = h.authorize_url("spa", SPA_REDIRECT, &[("nonce", &nonce)]);
+    let response = h.http.get(url).send().await.unwrap();
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with(SPA_REDIRECT), "{location}");
+    assert!(location.contains("error=invalid_request"), "{location}");
 }
 
 #[tokio::test]
@@ -662,7 +906,7 @@ async fn a_code_is_bound_to_its_client_and_redirect_uri_and_is_spent_by_a_wrong_
         .redeem(
             redirect.get("code").unwrap(),
             &fields,
-            Some(("web-app", "web-secret")),
+            Some(("web-app", "web-app-secret-0123")),
         )
         .await;
     assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
@@ -701,7 +945,7 @@ async fn another_client_cannot_use_or_burn_a_refresh_token() {
                 ("grant_type", "refresh_token"),
                 ("refresh_token", refresh_token),
             ],
-            Some(("web-app", "web-secret")),
+            Some(("web-app", "web-app-secret-0123")),
         )
         .await;
     assert_eq!(

@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use reqwest::Url;
 use serde::Deserialize;
 
+use super::pending::{MAX_NONCE_LEN, MAX_STATE_LEN, PendingLogin};
 use super::protocol::{is_valid_s256_challenge, pkce_challenge, random_token};
 use super::token::IssuedCode;
 use super::{Service, error_page};
-use crate::pipeline::{Login, LoginFailure, RequestInfo, UpstreamLogin};
+use crate::pipeline::{Login, LoginFailure, RequestInfo, UpstreamLogin, unix_now};
 
 /// An app's authorization request (RFC 6749 §4.1.1, RFC 7636, OIDC Core §3.1.2.1).
 #[derive(Debug, Deserialize)]
@@ -31,33 +32,16 @@ pub(crate) struct AuthorizeParams {
     audience: Option<String>,
 }
 
-/// A login waiting for the user to come back from the upstream.
-pub(crate) struct PendingLogin {
-    client_id: String,
-    redirect_uri: String,
-    app_state: Option<String>,
-    app_nonce: Option<String>,
-    code_challenge: Option<String>,
-    scopes: Vec<String>,
-    audience: Option<String>,
-    connection: String,
-    upstream_nonce: String,
-    upstream_verifier: String,
-    /// Also in a cookie of the browser that started the login: the callback
-    /// must come from that browser (no login CSRF, no session swapping).
-    browser_binding: String,
-}
-
-/// The cookie that binds a pending login to its browser; one per login, so
+/// The cookie that holds a pending login in its browser; one per login, so
 /// two tabs signing in at once do not clash.
-fn binding_cookie_name(upstream_state: &str) -> String {
+fn login_cookie_name(upstream_state: &str) -> String {
     format!(
         "claimsmith_login_{}",
         &upstream_state[..upstream_state.len().min(16)]
     )
 }
 
-fn binding_cookie(issuer: &str, upstream_state: &str, value: &str, max_age_secs: u64) -> String {
+fn login_cookie(issuer: &str, upstream_state: &str, value: &str, max_age_secs: u64) -> String {
     let secure = if issuer.starts_with("https://") {
         "; Secure"
     } else {
@@ -65,7 +49,7 @@ fn binding_cookie(issuer: &str, upstream_state: &str, value: &str, max_age_secs:
     };
     format!(
         "{}={value}; Path=/callback; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{secure}",
-        binding_cookie_name(upstream_state)
+        login_cookie_name(upstream_state)
     )
 }
 
@@ -131,9 +115,32 @@ impl Service {
                 "The redirect URI is not registered for this client.",
             );
         };
+        // An oversized state is not echoed back: it is not stored either.
+        if params
+            .state
+            .as_ref()
+            .is_some_and(|s| s.len() > MAX_STATE_LEN)
+        {
+            return app_error(
+                redirect_uri,
+                None,
+                "invalid_request",
+                &format!("state is longer than {MAX_STATE_LEN} bytes"),
+            );
+        }
         let state = params.state.as_deref();
         let fail =
             |error: &str, description: &str| app_error(redirect_uri, state, error, description);
+        if params
+            .nonce
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_NONCE_LEN)
+        {
+            return fail(
+                "invalid_request",
+                &format!("nonce is longer than {MAX_NONCE_LEN} bytes"),
+            );
+        }
 
         if params.response_type.as_deref() != Some("code") {
             return fail(
@@ -216,7 +223,7 @@ impl Service {
             connection,
             upstream_nonce: random_token(),
             upstream_verifier: random_token(),
-            browser_binding: random_token(),
+            expires_at: unix_now() + super::PENDING_LOGIN_TTL.as_secs(),
         };
         let url = match upstream.authorization_url(
             &self.callback_uri(),
@@ -227,15 +234,15 @@ impl Service {
             Ok(url) => url,
             Err(error) => return fail("server_error", &error.to_string()),
         };
-        let set_cookie = binding_cookie(
+        let Ok(sealed) = self.login_sealer.seal(&upstream_state, &pending) else {
+            return fail("invalid_request", "the sign-in request is too large");
+        };
+        let set_cookie = login_cookie(
             self.issuer(),
             &upstream_state,
-            &pending.browser_binding,
+            &sealed,
             super::PENDING_LOGIN_TTL.as_secs(),
         );
-        if self.pending.insert(upstream_state, pending).is_err() {
-            return fail("temporarily_unavailable", "too many sign-ins in progress");
-        }
         (
             [(header::SET_COOKIE, set_cookie)],
             Redirect::to(url.as_str()),
@@ -276,10 +283,10 @@ pub(crate) async fn callback(
             "The sign-in came back without its state.",
         );
     };
-    let binding = cookie(&headers, &binding_cookie_name(&upstream_state)).map(str::to_owned);
-    let response = service.finish_login(params, binding, request).await;
-    // The binding is spent either way.
-    let expire = binding_cookie(service.issuer(), &upstream_state, "", 0);
+    let sealed_login = cookie(&headers, &login_cookie_name(&upstream_state)).map(str::to_owned);
+    let response = service.finish_login(params, sealed_login, request).await;
+    // The pending login is spent either way.
+    let expire = login_cookie(service.issuer(), &upstream_state, "", 0);
     ([(header::SET_COOKIE, expire)], response).into_response()
 }
 
@@ -287,26 +294,22 @@ impl Service {
     async fn finish_login(
         &self,
         params: CallbackParams,
-        browser_binding: Option<String>,
+        sealed_login: Option<String>,
         request: RequestInfo,
     ) -> Response {
-        let Some(pending) = params
+        let pending = params
             .state
             .as_deref()
-            .and_then(|state| self.pending.take(state))
-        else {
+            .zip(sealed_login)
+            .and_then(|(state, sealed)| self.login_sealer.open(state, &sealed, unix_now()));
+        let Some(pending) = pending else {
+            tracing::info!("a callback without a valid sign-in cookie; refused");
             return error_page(
                 StatusCode::BAD_REQUEST,
-                "This sign-in is unknown or has expired. Start again from the application.",
+                "This sign-in is unknown, has expired, or did not start in this browser. \
+                 Start again from the application.",
             );
         };
-        if !browser_binding.is_some_and(|b| super::secrets_equal(&b, &pending.browser_binding)) {
-            tracing::warn!("a callback came from another browser than its sign-in; refused");
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "This sign-in did not start in this browser. Start again from the application.",
-            );
-        }
         let state = pending.app_state.as_deref();
         let redirect_uri = pending.redirect_uri.as_str();
         if let Some(error) = &params.error {
@@ -396,7 +399,7 @@ impl Service {
         match self.run_login(&login).await {
             Ok(minted) => {
                 let code = random_token();
-                let stored = self.codes.insert(
+                self.codes.insert(
                     code.clone(),
                     IssuedCode {
                         client_id: pending.client_id,
@@ -405,18 +408,11 @@ impl Service {
                         upstream_subject: subject,
                         connection: pending.connection,
                         audience: pending.audience,
+                        requested_scopes: pending.scopes,
                         minted,
                     },
                 );
-                match stored {
-                    Ok(()) => redirect_to_app(redirect_uri, state, &[("code", &code)]),
-                    Err(_full) => app_error(
-                        redirect_uri,
-                        state,
-                        "temporarily_unavailable",
-                        "too many codes waiting to be exchanged",
-                    ),
-                }
+                redirect_to_app(redirect_uri, state, &[("code", &code)])
             }
             Err(LoginFailure::Denied { reason, .. }) => {
                 app_error(redirect_uri, state, "access_denied", &reason)

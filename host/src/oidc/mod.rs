@@ -6,18 +6,21 @@
 //! clients only, exact redirect URIs, PKCE, single-use codes bound to client,
 //! redirect URI and challenge, rotating refresh tokens, OAuth error answers.
 //! Handlers stay thin: each parses its request and calls one method of
-//! [`Service`]. Pending logins and codes live in memory with an expiry; users,
-//! the audit trail and refresh tokens live in the [`Store`].
+//! [`Service`]. Pending logins live in the browser, sealed in a cookie
+//! ([`pending`]); codes live in memory with an expiry; users, the audit trail
+//! and refresh tokens live in the [`Store`].
 
 mod authorize;
+mod expiring;
+mod pending;
 pub mod protocol;
 mod token;
 pub mod upstream;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -30,12 +33,11 @@ use crate::capabilities::http::OutboundHttp;
 use crate::config::{ClientConfig, Config};
 use crate::pipeline::{Login, LoginFailure, MintedLogin, Pipeline, RunOptions, StartError};
 use crate::store::{AuditEntry, AuditOutcome, Store};
+use expiring::Expiring;
 use upstream::{UpstreamClient, UpstreamError};
 
 /// How long a user may take at the upstream provider.
 pub(crate) const PENDING_LOGIN_TTL: Duration = Duration::from_secs(600);
-/// How long a refresh token is valid.
-const REFRESH_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -63,8 +65,11 @@ pub struct Service {
     pipeline: Arc<Pipeline>,
     store: Store,
     upstreams: HashMap<String, UpstreamClient>,
-    pending: Expiring<authorize::PendingLogin>,
+    login_sealer: pending::LoginSealer,
     codes: Expiring<token::IssuedCode>,
+    /// Codes already exchanged, with the refresh token family each started,
+    /// until they would have expired: a replay revokes that family.
+    redeemed_codes: Expiring<String>,
 }
 
 impl Service {
@@ -102,8 +107,9 @@ impl Service {
             pipeline: Arc::new(pipeline),
             store,
             upstreams,
-            pending: Expiring::new(PENDING_LOGIN_TTL),
+            login_sealer: pending::LoginSealer::generate(),
             codes: Expiring::new(code_ttl),
+            redeemed_codes: Expiring::new(code_ttl),
         }))
     }
 
@@ -202,6 +208,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/authorize", get(authorize::authorize))
         .route("/callback", get(authorize::callback))
         .route("/oauth/token", post(token::token))
+        .route("/oauth/revoke", post(token::revoke))
         .route("/userinfo", get(token::userinfo).post(token::userinfo))
         .with_state(service)
 }
@@ -234,6 +241,8 @@ async fn discovery(axum::extract::State(service): axum::extract::State<Arc<Servi
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/oauth/token"),
         "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -362,48 +371,4 @@ pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
         &Sha256::digest(b.as_bytes()),
     )
     .is_ok()
-}
-
-/// Entries that expire: pending logins and codes. Taking an entry removes
-/// it, so each is used once. Bounded: unauthenticated callers create them.
-pub(crate) struct Expiring<T> {
-    ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, T)>>,
-}
-
-/// The most entries of one kind held at once.
-const MAX_EXPIRING_ENTRIES: usize = 100_000;
-
-/// The store of entries is full even after dropping the expired ones.
-#[derive(Debug)]
-pub(crate) struct Full;
-
-impl<T> Expiring<T> {
-    fn new(ttl: Duration) -> Self {
-        Expiring {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub(crate) fn insert(&self, key: String, value: T) -> Result<(), Full> {
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        // Sweeping is O(n): only when the map has grown, not on every login.
-        if entries.len() >= MAX_EXPIRING_ENTRIES / 2 {
-            entries.retain(|_, (expires, _)| *expires > now);
-        }
-        if entries.len() >= MAX_EXPIRING_ENTRIES {
-            return Err(Full);
-        }
-        entries.insert(key, (now + self.ttl, value));
-        Ok(())
-    }
-
-    /// The entry under `key` if it has not expired; gone afterwards either way.
-    pub(crate) fn take(&self, key: &str) -> Option<T> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let (expires, value) = entries.remove(key)?;
-        (expires > Instant::now()).then_some(value)
-    }
 }

@@ -14,7 +14,7 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value, json};
 
 use super::protocol::{form_urldecode, is_valid_code_verifier, pkce_challenge, random_token};
-use super::{OAuthError, REFRESH_TOKEN_TTL_SECS, Service, secrets_equal};
+use super::{OAuthError, Service, secrets_equal};
 use crate::config::ClientConfig;
 use crate::pipeline::{
     Login, LoginFailure, MintedLogin, RequestInfo, UpstreamLogin, standard_profile_claims, unix_now,
@@ -29,6 +29,9 @@ pub(crate) struct IssuedCode {
     pub(crate) upstream_subject: String,
     pub(crate) connection: String,
     pub(crate) audience: Option<String>,
+    /// The scopes the app asked for and was allowed, before the actions ran:
+    /// each refresh runs the actions again from these.
+    pub(crate) requested_scopes: Vec<String>,
     pub(crate) minted: MintedLogin,
 }
 
@@ -112,10 +115,24 @@ impl Service {
         let client = self.authenticate_client(headers, form)?;
         let code = required(form, "code")?;
         // Taken out whatever follows: a code is tried once.
-        let issued = self
-            .codes
-            .take(code)
-            .ok_or_else(|| OAuthError::invalid_grant("the code is unknown, used or expired"))?;
+        let Some(issued) = self.codes.take(code) else {
+            // A second use means the code leaked: what the first use got goes
+            // too (RFC 6749 §4.1.2).
+            if let Some(family) = self.redeemed_codes.get(code) {
+                tracing::warn!(
+                    "an authorization code was used twice; its refresh tokens are revoked"
+                );
+                self.store
+                    .revoke_refresh_family(&family)
+                    .await
+                    .map_err(OAuthError::server_error)?;
+            }
+            return Err(OAuthError::invalid_grant(
+                "the code is unknown, used or expired",
+            ));
+        };
+        let family = random_token();
+        self.redeemed_codes.insert(code.clone(), family.clone());
         if issued.client_id != client.client_id {
             return Err(OAuthError::invalid_grant(
                 "the code was issued to another client",
@@ -145,16 +162,17 @@ impl Service {
             _ => {}
         }
         let grant = RefreshGrant {
-            family: random_token(),
+            family,
             user_id: issued.minted.user.user_id.clone(),
             upstream_subject: issued.upstream_subject,
             connection: issued.connection,
             client_id: issued.client_id,
-            scopes: issued.minted.scopes.clone(),
+            scopes: issued.requested_scopes,
             audience: issued.audience,
             auth_time: issued.minted.auth_time,
+            family_expires_at: Some(unix_now() + self.config().server.refresh_token_lifetime_secs),
         };
-        self.token_response(&issued.minted, grant).await
+        self.token_response(&issued.minted, grant, None).await
     }
 
     async fn refresh(
@@ -164,9 +182,14 @@ impl Service {
     ) -> Result<Value, OAuthError> {
         let client = self.authenticate_client(headers, form)?;
         let token = required(form, "refresh_token")?;
-        let grant = self
+        let mut grant = self
             .store
-            .consume_refresh_token(token, &client.client_id, unix_now())
+            .consume_refresh_token(
+                token,
+                &client.client_id,
+                unix_now(),
+                self.config().server.refresh_token_reuse_grace_secs,
+            )
             .await
             .map_err(OAuthError::server_error)?
             .ok_or_else(|| {
@@ -177,6 +200,9 @@ impl Service {
                 "the refresh token was issued to another client",
             ));
         }
+        grant.family_expires_at = grant.family_expires_at.or(Some(
+            unix_now() + self.config().server.refresh_token_lifetime_secs,
+        ));
         let stored = self
             .store
             .load_user(&grant.user_id)
@@ -213,7 +239,7 @@ impl Service {
                 LoginFailure::Denied { reason, .. } => OAuthError::invalid_grant(reason),
                 other => OAuthError::from_failure(&other),
             })?;
-        self.token_response(&minted, grant).await
+        self.token_response(&minted, grant, Some(token)).await
     }
 
     /// The token response; a refresh token (same family) when `offline_access`
@@ -222,6 +248,7 @@ impl Service {
         &self,
         minted: &MintedLogin,
         grant: RefreshGrant,
+        rotated_from: Option<&str>,
     ) -> Result<Value, OAuthError> {
         let mut body = json!({
             "access_token": minted.tokens.access_token,
@@ -230,15 +257,43 @@ impl Service {
             "expires_in": minted.tokens.expires_in,
             "scope": minted.scopes.join(" "),
         });
-        if minted.scopes.iter().any(|s| s == "offline_access") {
+        let family_expires_at = grant.family_expires_at.unwrap_or_else(unix_now);
+        if minted.scopes.iter().any(|s| s == "offline_access") && family_expires_at > unix_now() {
             let refresh_token = random_token();
             self.store
-                .insert_refresh_token(&refresh_token, &grant, unix_now() + REFRESH_TOKEN_TTL_SECS)
+                .insert_refresh_token(&refresh_token, rotated_from, &grant, family_expires_at)
                 .await
                 .map_err(OAuthError::server_error)?;
             body["refresh_token"] = Value::String(refresh_token);
         }
         Ok(body)
+    }
+}
+
+/// RFC 7009: an app revokes a refresh token, and with it its family. An
+/// unknown token, an access token (a JWT, which lives out its short life) or
+/// another client's token is answered 200 too, so the answer tells nothing.
+pub(crate) async fn revoke(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let answer = async {
+        let client = service.authenticate_client(&headers, &form)?;
+        let token = required(&form, "token")?;
+        let revoked = service
+            .store
+            .revoke_refresh_token(token, &client.client_id)
+            .await
+            .map_err(OAuthError::server_error)?;
+        if revoked {
+            tracing::info!(client = client.client_id, "refresh token family revoked");
+        }
+        Ok::<_, OAuthError>(())
+    };
+    match answer.await {
+        Ok(()) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response(),
+        Err(error) => error.into_response(),
     }
 }
 
