@@ -89,6 +89,9 @@ pub struct AuditEntry {
     /// The pipeline's `Vec<StepReport>` serialized (plugin names, durations,
     /// status); stored as JSON text.
     pub steps: Value,
+    /// The id an app was given with an error, and the log lines carry.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,7 +125,8 @@ pub struct RefreshGrant {
     pub family_expires_at: Option<u64>,
 }
 
-/// One `logins` row: at, user_id, client_id, connection, outcome, detail, steps.
+/// One `logins` row: at, user_id, client_id, connection, outcome, detail,
+/// steps, correlation_id.
 type AuditRow = (
     String,
     Option<String>,
@@ -131,6 +135,7 @@ type AuditRow = (
     String,
     Option<String>,
     String,
+    Option<String>,
 );
 
 impl Store {
@@ -215,105 +220,50 @@ impl Store {
         }))
     }
 
-    /// Upserts the user after a successful login (JIT provisioning): profile
-    /// snapshot of this login, metadata, logins_count, last_login. created_at
-    /// is set on insert only, to this login's time (`last_login`).
-    ///
-    /// The count is incremented in SQL when `counts_as_login` (a sign-in, not
-    /// a refresh), so two logins of one user at once both count.
-    pub async fn save_user(
+    /// Records one login attempt in the audit trail and, when it minted,
+    /// upserts its user (JIT provisioning), in one transaction: a login whose
+    /// tokens went out always has both rows, and one that failed to store
+    /// either leaves neither.
+    pub async fn record_login(
         &self,
-        user: &UserRecord,
-        counts_as_login: bool,
+        entry: &AuditEntry,
+        minted: Option<SavedUser<'_>>,
     ) -> Result<(), StoreError> {
-        const OP: &str = "save_user";
-        sqlx::query(
-            "INSERT INTO users \
-                 (user_id, profile, user_metadata, app_metadata, logins_count, last_login, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) \
-             ON CONFLICT (user_id) DO UPDATE SET \
-                 profile = excluded.profile, \
-                 user_metadata = excluded.user_metadata, \
-                 app_metadata = excluded.app_metadata, \
-                 logins_count = users.logins_count + $7, \
-                 last_login = excluded.last_login",
-        )
-        .bind(&user.user_id)
-        .bind(to_json(OP, "profile", &user.profile)?)
-        .bind(to_json(OP, "user_metadata", &user.user_metadata)?)
-        .bind(to_json(OP, "app_metadata", &user.app_metadata)?)
-        .bind(i64::from(user.logins_count))
-        .bind(&user.last_login)
-        .bind(i64::from(counts_as_login))
-        .execute(&self.pool)
-        .await
-        .map_err(query_error(OP))?;
-        Ok(())
-    }
-
-    /// Appends one audit entry.
-    pub async fn record_login(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         const OP: &str = "record_login";
-        let (outcome, detail) = match &entry.outcome {
-            AuditOutcome::Minted => ("minted", None),
-            AuditOutcome::Denied { reason } => ("denied", Some(reason.as_str())),
-            AuditOutcome::Failed { error } => ("failed", Some(error.as_str())),
-        };
-        sqlx::query(
-            "INSERT INTO logins (at, user_id, client_id, connection, outcome, detail, steps) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&entry.at)
-        .bind(entry.user_id.as_deref())
-        .bind(&entry.client_id)
-        .bind(&entry.connection)
-        .bind(outcome)
-        .bind(detail)
-        .bind(to_json(OP, "steps", &entry.steps)?)
-        .execute(&self.pool)
-        .await
-        .map_err(query_error(OP))?;
-        Ok(())
+        let mut transaction = self.pool.begin().await.map_err(query_error(OP))?;
+        if let Some(minted) = minted {
+            upsert_user(&mut transaction, minted).await?;
+        }
+        insert_audit_row(&mut transaction, entry).await?;
+        transaction.commit().await.map_err(query_error(OP))
     }
 
     /// The audit entries of a user, oldest first (for tests and operators).
     pub async fn audit_for_user(&self, user_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
         const OP: &str = "audit_for_user";
         let rows: Vec<AuditRow> = sqlx::query_as(
-            "SELECT at, user_id, client_id, connection, outcome, detail, steps \
+            "SELECT at, user_id, client_id, connection, outcome, detail, steps, correlation_id \
                  FROM logins WHERE user_id = $1 ORDER BY id",
         )
         .bind(user_id)
         .fetch_all(&self.pool)
         .await
         .map_err(query_error(OP))?;
-        rows.into_iter()
-            .map(
-                |(at, user_id, client_id, connection, outcome, detail, steps)| {
-                    let outcome = match (outcome.as_str(), detail) {
-                        ("minted", _) => AuditOutcome::Minted,
-                        ("denied", Some(reason)) => AuditOutcome::Denied { reason },
-                        ("failed", Some(error)) => AuditOutcome::Failed { error },
-                        (other, detail) => {
-                            return Err(StoreError::Corrupt {
-                                op: OP,
-                                detail: format!(
-                                    "login at {at}: outcome {other:?} with detail {detail:?}"
-                                ),
-                            });
-                        }
-                    };
-                    Ok(AuditEntry {
-                        steps: from_json(OP, "steps", &steps)?,
-                        at,
-                        user_id,
-                        client_id,
-                        connection,
-                        outcome,
-                    })
-                },
-            )
-            .collect()
+        rows.into_iter().map(|row| audit_entry(OP, row)).collect()
+    }
+
+    /// The `limit` newest audit entries, newest first, whoever they are for.
+    pub async fn recent_logins(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        const OP: &str = "recent_logins";
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT at, user_id, client_id, connection, outcome, detail, steps, correlation_id \
+                 FROM logins ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        rows.into_iter().map(|row| audit_entry(OP, row)).collect()
     }
 
     /// Stores a refresh token by the sha256 hex of its value (never the value
@@ -496,6 +446,105 @@ impl Store {
     }
 }
 
+/// The user of a login that minted, as [`Store::record_login`] stores it.
+#[derive(Debug, Clone, Copy)]
+pub struct SavedUser<'a> {
+    pub user: &'a UserRecord,
+    /// A sign-in, not a refresh: `logins_count` goes up by one.
+    pub counts_as_login: bool,
+}
+
+/// Upserts the user: profile snapshot of this login, metadata, logins_count,
+/// last_login. created_at is set on insert only, to this login's time
+/// (`last_login`). The count is incremented in SQL, so two logins of one user
+/// at once both count.
+async fn upsert_user(
+    connection: &mut sqlx::SqliteConnection,
+    SavedUser {
+        user,
+        counts_as_login,
+    }: SavedUser<'_>,
+) -> Result<(), StoreError> {
+    const OP: &str = "save_user";
+    sqlx::query(
+        "INSERT INTO users \
+             (user_id, profile, user_metadata, app_metadata, logins_count, last_login, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6) \
+         ON CONFLICT (user_id) DO UPDATE SET \
+             profile = excluded.profile, \
+             user_metadata = excluded.user_metadata, \
+             app_metadata = excluded.app_metadata, \
+             logins_count = users.logins_count + $7, \
+             last_login = excluded.last_login",
+    )
+    .bind(&user.user_id)
+    .bind(to_json(OP, "profile", &user.profile)?)
+    .bind(to_json(OP, "user_metadata", &user.user_metadata)?)
+    .bind(to_json(OP, "app_metadata", &user.app_metadata)?)
+    .bind(i64::from(user.logins_count))
+    .bind(&user.last_login)
+    .bind(i64::from(counts_as_login))
+    .execute(connection)
+    .await
+    .map_err(query_error(OP))?;
+    Ok(())
+}
+
+async fn insert_audit_row(
+    connection: &mut sqlx::SqliteConnection,
+    entry: &AuditEntry,
+) -> Result<(), StoreError> {
+    const OP: &str = "record_login";
+    let (outcome, detail) = match &entry.outcome {
+        AuditOutcome::Minted => ("minted", None),
+        AuditOutcome::Denied { reason } => ("denied", Some(reason.as_str())),
+        AuditOutcome::Failed { error } => ("failed", Some(error.as_str())),
+    };
+    sqlx::query(
+        "INSERT INTO logins \
+             (at, user_id, client_id, connection, outcome, detail, steps, correlation_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&entry.at)
+    .bind(entry.user_id.as_deref())
+    .bind(&entry.client_id)
+    .bind(&entry.connection)
+    .bind(outcome)
+    .bind(detail)
+    .bind(to_json(OP, "steps", &entry.steps)?)
+    .bind(entry.correlation_id.as_deref())
+    .execute(connection)
+    .await
+    .map_err(query_error(OP))?;
+    Ok(())
+}
+
+fn audit_entry(
+    op: &'static str,
+    (at, user_id, client_id, connection, outcome, detail, steps, correlation_id): AuditRow,
+) -> Result<AuditEntry, StoreError> {
+    let outcome = match (outcome.as_str(), detail) {
+        ("minted", _) => AuditOutcome::Minted,
+        ("denied", Some(reason)) => AuditOutcome::Denied { reason },
+        ("failed", Some(error)) => AuditOutcome::Failed { error },
+        (other, detail) => {
+            return Err(StoreError::Corrupt {
+                op,
+                detail: format!("login at {at}: outcome {other:?} with detail {detail:?}"),
+            });
+        }
+    };
+    Ok(AuditEntry {
+        steps: from_json(op, "steps", &steps)?,
+        at,
+        user_id,
+        client_id,
+        connection,
+        outcome,
+        correlation_id,
+    })
+}
+
 /// The key a refresh token is stored under.
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -546,6 +595,24 @@ mod tests {
             Value::Object(map) => map,
             other => panic!("not an object: {other}"),
         }
+    }
+
+    /// Stores `user` as the login of an audit entry would.
+    async fn save_user(store: &Store, user: &UserRecord, counts_as_login: bool) {
+        let entry = AuditEntry {
+            at: "2025-01-01T00:00:00Z".to_owned(),
+            user_id: Some(user.user_id.clone()),
+            client_id: "web".to_owned(),
+            connection: "github".to_owned(),
+            outcome: AuditOutcome::Minted,
+            steps: Value::Array(Vec::new()),
+            correlation_id: None,
+        };
+        let saved = SavedUser {
+            user,
+            counts_as_login,
+        };
+        store.record_login(&entry, Some(saved)).await.expect("save");
     }
 
     /// Consumes `token` as client `web`.
@@ -704,7 +771,7 @@ mod tests {
             logins_count: 1,
             last_login: "2025-01-01T00:00:00Z".to_owned(),
         };
-        first.save_user(&user, true).await.expect("save");
+        save_user(&first, &user, true).await;
 
         // Re-open while the first is still open (a second process), then
         // again after it closed: the migrations are not applied twice.
@@ -744,6 +811,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_login_whose_audit_row_cannot_be_written_stores_no_user() {
+        let (_dir, store) = open_temp().await;
+        sqlx::query(
+            "CREATE TRIGGER audit_down BEFORE INSERT ON logins \
+             BEGIN SELECT RAISE(ABORT, 'audit down'); END",
+        )
+        .execute(&store.pool)
+        .await
+        .expect("trigger");
+        let user = UserRecord {
+            user_id: "github|42".to_owned(),
+            profile: Map::new(),
+            user_metadata: Map::new(),
+            app_metadata: Map::new(),
+            logins_count: 1,
+            last_login: "2025-01-01T10:00:00Z".to_owned(),
+        };
+        let entry = AuditEntry {
+            at: "2025-01-01T10:00:00Z".to_owned(),
+            user_id: Some(user.user_id.clone()),
+            client_id: "web".to_owned(),
+            connection: "github".to_owned(),
+            outcome: AuditOutcome::Minted,
+            steps: Value::Array(Vec::new()),
+            correlation_id: None,
+        };
+        let saved = SavedUser {
+            user: &user,
+            counts_as_login: true,
+        };
+        let error = store.record_login(&entry, Some(saved)).await.unwrap_err();
+        assert!(error.to_string().contains("audit down"), "{error}");
+        assert_eq!(store.load_user("github|42").await.expect("load"), None);
+    }
+
+    #[tokio::test]
     async fn users_round_trip_and_keep_created_at() {
         let (_dir, store) = open_temp().await;
         assert_eq!(store.load_user("github|42").await.expect("load"), None);
@@ -756,7 +859,7 @@ mod tests {
             logins_count: 1,
             last_login: "2025-01-01T10:00:00Z".to_owned(),
         };
-        store.save_user(&first, true).await.expect("save");
+        save_user(&store, &first, true).await;
         let loaded = store.load_user("github|42").await.expect("load");
         assert_eq!(
             loaded,
@@ -780,7 +883,7 @@ mod tests {
             logins_count: 2,
             last_login: "2025-02-02T12:30:00Z".to_owned(),
         };
-        store.save_user(&second, true).await.expect("save again");
+        save_user(&store, &second, true).await;
         let loaded = store
             .load_user("github|42")
             .await
@@ -797,11 +900,8 @@ mod tests {
         );
         // Two logins computed from the same stored state both count, and a
         // refresh does not.
-        store
-            .save_user(&second, true)
-            .await
-            .expect("a concurrent login");
-        store.save_user(&second, false).await.expect("a refresh");
+        save_user(&store, &second, true).await;
+        save_user(&store, &second, false).await;
         let loaded = store
             .load_user("github|42")
             .await
@@ -842,6 +942,7 @@ mod tests {
             connection: "github".to_owned(),
             outcome,
             steps: steps.clone(),
+            correlation_id: Some(format!("corr-{at}")),
         };
         let entries = vec![
             entry(
@@ -866,23 +967,29 @@ mod tests {
         ];
         // Interleave entries of nobody and of someone else.
         store
-            .record_login(&entry(
-                "2025-01-01T09:59:59Z",
+            .record_login(
+                &entry(
+                    "2025-01-01T09:59:59Z",
+                    None,
+                    AuditOutcome::Failed {
+                        error: "unknown connection".to_owned(),
+                    },
+                ),
                 None,
-                AuditOutcome::Failed {
-                    error: "unknown connection".to_owned(),
-                },
-            ))
+            )
             .await
             .expect("record anonymous");
         for (i, e) in entries.iter().enumerate() {
-            store.record_login(e).await.expect("record");
+            store.record_login(e, None).await.expect("record");
             store
-                .record_login(&entry(
-                    &format!("other {i}"),
-                    Some("github|7"),
-                    AuditOutcome::Minted,
-                ))
+                .record_login(
+                    &entry(
+                        &format!("other {i}"),
+                        Some("github|7"),
+                        AuditOutcome::Minted,
+                    ),
+                    None,
+                )
                 .await
                 .expect("record other");
         }

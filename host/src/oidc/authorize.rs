@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::pending::{MAX_NONCE_LEN, MAX_STATE_LEN, PendingLogin};
 use super::protocol::{is_valid_s256_challenge, pkce_challenge, random_token};
 use super::token::IssuedCode;
-use super::{Service, error_page};
-use crate::pipeline::{Login, LoginFailure, RequestInfo, UpstreamLogin, unix_now};
+use super::{OAuthError, Service, error_page};
+use crate::pipeline::{Login, RequestInfo, UpstreamLogin, unix_now};
 
 /// An app's authorization request (RFC 6749 §4.1.1, RFC 7636, OIDC Core §3.1.2.1).
 #[derive(Debug, Deserialize)]
@@ -232,7 +232,10 @@ impl Service {
             &pkce_challenge(&pending.upstream_verifier),
         ) {
             Ok(url) => url,
-            Err(error) => return fail("server_error", &error.to_string()),
+            Err(error) => {
+                let answer = OAuthError::server_error(error);
+                return fail(answer.error, &answer.description);
+            }
         };
         let Ok(sealed) = self.login_sealer.seal(&upstream_state, &pending) else {
             return fail("invalid_request", "the sign-in request is too large");
@@ -310,33 +313,26 @@ impl Service {
                  Start again from the application.",
             );
         };
-        let state = pending.app_state.as_deref();
-        let redirect_uri = pending.redirect_uri.as_str();
+        let correlation_id = super::correlation_id();
+        let correlation_id = correlation_id.as_str();
         if let Some(error) = &params.error {
             let description = params.error_description.as_deref().unwrap_or("");
-            tracing::info!(error, description, "the upstream refused the login");
-            return app_error(
-                redirect_uri,
-                state,
-                "access_denied",
-                &format!("the identity provider answered {error}: {description}"),
-            );
+            let detail = format!("the identity provider answered {error}: {description}");
+            return self
+                .fail_before_pipeline(&pending, correlation_id, None, "access_denied", &detail)
+                .await;
         }
         let Some(code) = params.code.as_deref() else {
-            return app_error(
-                redirect_uri,
-                state,
-                "server_error",
-                "the identity provider sent no code",
-            );
+            let detail = "the identity provider sent no code";
+            return self
+                .fail_before_pipeline(&pending, correlation_id, None, "server_error", detail)
+                .await;
         };
         let Some(upstream) = self.upstreams.get(&pending.connection) else {
-            return app_error(
-                redirect_uri,
-                state,
-                "server_error",
-                "the connection is gone",
-            );
+            let detail = "the connection is gone";
+            return self
+                .fail_before_pipeline(&pending, correlation_id, None, "server_error", detail)
+                .await;
         };
         let tokens = match upstream
             .exchange_code(
@@ -349,8 +345,10 @@ impl Service {
         {
             Ok(tokens) => tokens,
             Err(error) => {
-                tracing::warn!(connection = pending.connection, %error, "upstream login failed");
-                return app_error(redirect_uri, state, "server_error", &error.to_string());
+                let detail = format!("upstream login failed: {error}");
+                return self
+                    .fail_before_pipeline(&pending, correlation_id, None, "server_error", &detail)
+                    .await;
             }
         };
         let Some(subject) = tokens
@@ -359,19 +357,25 @@ impl Service {
             .and_then(|s| s.as_str())
             .map(str::to_owned)
         else {
-            return app_error(
-                redirect_uri,
-                state,
-                "server_error",
-                "the upstream id token has no subject",
-            );
+            let detail = "the upstream id token has no subject";
+            return self
+                .fail_before_pipeline(&pending, correlation_id, None, "server_error", detail)
+                .await;
         };
         let user_id = crate::pipeline::user_id(&pending.connection, &subject);
         let stored = match self.store.load_user(&user_id).await {
             Ok(stored) => stored.map(|row| row.user).unwrap_or_default(),
             Err(error) => {
-                tracing::error!(%error, "cannot read the user");
-                return app_error(redirect_uri, state, "server_error", "storage unavailable");
+                let detail = format!("cannot read the user: {error}");
+                return self
+                    .fail_before_pipeline(
+                        &pending,
+                        correlation_id,
+                        Some(user_id),
+                        "server_error",
+                        &detail,
+                    )
+                    .await;
             }
         };
         // When the user really authenticated, if the upstream says so.
@@ -396,7 +400,9 @@ impl Service {
             refresh: false,
             auth_time: tokens_auth_time,
         };
-        match self.run_login(&login).await {
+        let state = pending.app_state.as_deref();
+        let redirect_uri = pending.redirect_uri.as_str();
+        match self.run_login(&login, correlation_id).await {
             Ok(minted) => {
                 let code = random_token();
                 self.codes.insert(
@@ -414,13 +420,48 @@ impl Service {
                 );
                 redirect_to_app(redirect_uri, state, &[("code", &code)])
             }
-            Err(LoginFailure::Denied { reason, .. }) => {
-                app_error(redirect_uri, state, "access_denied", &reason)
-            }
             Err(failure) => {
-                tracing::warn!(error = %failure, "login failed");
-                app_error(redirect_uri, state, "server_error", &failure.to_string())
+                let answer = OAuthError::from_failure(&failure, correlation_id);
+                app_error(redirect_uri, state, answer.error, &answer.description)
             }
         }
+    }
+
+    /// A sign-in that failed before the plugins ran: the detail goes to the
+    /// log and the audit row under `correlation_id`, the app gets `error`
+    /// with a short description naming the reference.
+    async fn fail_before_pipeline(
+        &self,
+        pending: &PendingLogin,
+        correlation_id: &str,
+        user_id: Option<String>,
+        error: &str,
+        detail: &str,
+    ) -> Response {
+        tracing::warn!(
+            connection = pending.connection,
+            correlation_id,
+            detail = ?detail,
+            "sign-in failed before the plugins ran"
+        );
+        self.record_failed_attempt(
+            &pending.client_id,
+            &pending.connection,
+            user_id,
+            detail,
+            correlation_id,
+        )
+        .await;
+        let description = if error == "access_denied" {
+            format!("the identity provider refused the sign-in (reference {correlation_id})")
+        } else {
+            super::failed_login_description(correlation_id)
+        };
+        app_error(
+            &pending.redirect_uri,
+            pending.app_state.as_deref(),
+            error,
+            &description,
+        )
     }
 }

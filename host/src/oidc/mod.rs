@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use crate::capabilities::http::OutboundHttp;
 use crate::config::{ClientConfig, Config};
 use crate::pipeline::{Login, LoginFailure, MintedLogin, Pipeline, RunOptions, StartError};
-use crate::store::{AuditEntry, AuditOutcome, Store};
+use crate::store::{AuditEntry, AuditOutcome, SavedUser, Store};
 use expiring::Expiring;
 use upstream::{UpstreamClient, UpstreamError};
 
@@ -129,26 +129,26 @@ impl Service {
         self.config().client(client_id)
     }
 
-    /// Runs the pipeline for one login, records it in the audit trail and,
-    /// when tokens were minted, stores the user. A denied or failed login
-    /// changes nothing about the user: metadata its actions set is dropped.
-    async fn run_login(&self, login: &Login) -> Result<MintedLogin, LoginFailure> {
+    /// Runs the pipeline for one login and records it: the audit row, and
+    /// the user when tokens were minted, in one transaction. A denied or
+    /// failed login changes nothing about the user: metadata its actions set
+    /// is dropped. Tokens that could not be recorded are not handed out.
+    async fn run_login(
+        &self,
+        login: &Login,
+        correlation_id: &str,
+    ) -> Result<MintedLogin, LoginFailure> {
         let report = self.pipeline.run(login, &RunOptions::default()).await;
-        let mut outcome = report.outcome;
-        if let Ok(minted) = &outcome
-            && let Err(error) = self.store.save_user(&minted.user, !login.refresh).await
-        {
-            tracing::error!(%error, user = %minted.user.user_id, "cannot store the user");
-            outcome = Err(LoginFailure::Storage);
-        }
+        let outcome = report.outcome;
+        let user_id = login
+            .upstream
+            .id_token_claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(|sub| crate::pipeline::user_id(&login.connection, sub));
         let entry = AuditEntry {
             at: crate::pipeline::rfc3339(crate::pipeline::unix_now()),
-            user_id: login
-                .upstream
-                .id_token_claims
-                .get("sub")
-                .and_then(Value::as_str)
-                .map(|sub| crate::pipeline::user_id(&login.connection, sub)),
+            user_id,
             client_id: login.client_id.clone(),
             connection: login.connection.clone(),
             outcome: match &outcome {
@@ -161,12 +161,53 @@ impl Service {
                 },
             },
             steps: serde_json::to_value(&report.steps).unwrap_or(Value::Null),
+            correlation_id: Some(correlation_id.to_owned()),
         };
-        if let Err(error) = self.store.record_login(&entry).await {
-            tracing::error!(%error, "cannot record the login in the audit trail");
+        let saved = outcome.as_ref().ok().map(|minted| SavedUser {
+            user: &minted.user,
+            counts_as_login: !login.refresh,
+        });
+        if let Err(error) = self.store.record_login(&entry, saved).await {
+            tracing::error!(%error, correlation_id, "cannot record the login");
+            if outcome.is_ok() {
+                return Err(LoginFailure::Storage);
+            }
         }
         outcome
     }
+
+    /// Records a login that failed before the pipeline ran (at the upstream,
+    /// say), so that the audit trail has every attempt.
+    async fn record_failed_attempt(
+        &self,
+        client_id: &str,
+        connection: &str,
+        user_id: Option<String>,
+        error: &str,
+        correlation_id: &str,
+    ) {
+        let entry = AuditEntry {
+            at: crate::pipeline::rfc3339(crate::pipeline::unix_now()),
+            user_id,
+            client_id: client_id.to_owned(),
+            connection: connection.to_owned(),
+            outcome: AuditOutcome::Failed {
+                error: error.to_owned(),
+            },
+            steps: Value::Array(Vec::new()),
+            correlation_id: Some(correlation_id.to_owned()),
+        };
+        if let Err(error) = self.store.record_login(&entry, None).await {
+            tracing::error!(%error, correlation_id, "cannot record the failed login");
+        }
+    }
+}
+
+/// The id that ties an app's error answer to the log lines and the audit row.
+pub(crate) fn correlation_id() -> String {
+    let mut id = protocol::random_token();
+    id.truncate(16);
+    id
 }
 
 /// Expired refresh tokens are deleted hourly, so the table does not grow
@@ -269,8 +310,8 @@ async fn jwks(axum::extract::State(service): axum::extract::State<Arc<Service>>)
 #[derive(Debug)]
 pub(crate) struct OAuthError {
     status: StatusCode,
-    error: &'static str,
-    description: String,
+    pub(crate) error: &'static str,
+    pub(crate) description: String,
 }
 
 impl OAuthError {
@@ -294,13 +335,15 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
     }
 
-    /// The service itself failed (storage, say); the detail goes to the log too.
+    /// The service itself failed (storage, say). The app gets a stable
+    /// description with a reference; the detail goes to the log only.
     pub(crate) fn server_error(error: impl std::fmt::Display) -> Self {
-        tracing::error!(%error, "token endpoint failed");
+        let correlation_id = correlation_id();
+        tracing::error!(%error, correlation_id, "token endpoint failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
-            error.to_string(),
+            format!("the request could not be completed (reference {correlation_id})"),
         )
     }
 
@@ -308,22 +351,29 @@ impl OAuthError {
         Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
     }
 
-    /// The answer for a login that did not mint.
-    pub(crate) fn from_failure(failure: &LoginFailure) -> Self {
+    /// The answer for a login that did not mint. A denial's reason is the
+    /// action's message to the app; any other failure's detail (plugin
+    /// errors, database errors) stays in the log and the audit row.
+    pub(crate) fn from_failure(failure: &LoginFailure, correlation_id: &str) -> Self {
         match failure {
             LoginFailure::Denied { reason, .. } => {
                 Self::new(StatusCode::FORBIDDEN, "access_denied", reason.clone())
             }
             other => {
-                tracing::warn!(error = %other, "login failed");
+                tracing::warn!(error = %other, correlation_id, "login failed");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "server_error",
-                    other.to_string(),
+                    failed_login_description(correlation_id),
                 )
             }
         }
     }
+}
+
+/// What an app is told of a login that failed inside the service.
+pub(crate) fn failed_login_description(correlation_id: &str) -> String {
+    format!("the sign-in could not be completed (reference {correlation_id})")
 }
 
 impl IntoResponse for OAuthError {

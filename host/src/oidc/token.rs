@@ -231,14 +231,15 @@ impl Service {
             refresh: true,
             auth_time: Some(grant.auth_time),
         };
-        let minted = self
-            .run_login(&login)
-            .await
-            .map_err(|failure| match failure {
-                // RFC 6749 §5.2 has no access_denied at the token endpoint.
-                LoginFailure::Denied { reason, .. } => OAuthError::invalid_grant(reason),
-                other => OAuthError::from_failure(&other),
-            })?;
+        let correlation_id = super::correlation_id();
+        let minted =
+            self.run_login(&login, &correlation_id)
+                .await
+                .map_err(|failure| match failure {
+                    // RFC 6749 §5.2 has no access_denied at the token endpoint.
+                    LoginFailure::Denied { reason, .. } => OAuthError::invalid_grant(reason),
+                    other => OAuthError::from_failure(&other, &correlation_id),
+                })?;
         self.token_response(&minted, grant, Some(token)).await
     }
 
