@@ -450,6 +450,7 @@ async fn discovery(State(shared): State<Arc<Shared>>) -> Json<Value> {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
         "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": SUPPORTED_SCOPES,
         "claims_supported": [
@@ -485,6 +486,7 @@ fn redirect_with(redirect_uri: &Url, params: &[(&str, &str)]) -> Response {
 
 fn redirect_error(
     redirect_uri: &Url,
+    issuer: &str,
     state: Option<&str>,
     error: &str,
     description: &str,
@@ -498,6 +500,7 @@ fn redirect_error(
     let mut params = vec![
         ("error", error),
         ("error_description", description.as_str()),
+        ("iss", issuer),
     ];
     if let Some(state) = state {
         params.push(("state", state));
@@ -540,7 +543,9 @@ async fn authorize(
 
     let state = params.get("state");
     let fail =
-        |error: &str, description: &str| redirect_error(&redirect_uri, state, error, description);
+        |error: &str, description: &str| {
+            redirect_error(&redirect_uri, &shared.issuer, state, error, description)
+        };
     if params.get("response_type") != Some("code") {
         return fail(
             "unsupported_response_type",
@@ -586,7 +591,11 @@ async fn authorize(
         );
         return redirect_with(
             &redirect_uri,
-            &[("error", error.as_str()), ("state", state)],
+            &[
+                ("error", error.as_str()),
+                ("state", state),
+                ("iss", &shared.issuer),
+            ],
         );
     }
 
@@ -618,7 +627,11 @@ async fn authorize(
         redirect_uri = %redirect_uri_text,
         "development provider: signed the test user in, redirecting with a code"
     );
-    redirect_with(&redirect_uri, &[("code", &code), ("state", state)])
+    // RFC 9207: the response names its issuer, against mix-up attacks.
+    redirect_with(
+        &redirect_uri,
+        &[("code", &code), ("state", state), ("iss", &shared.issuer)],
+    )
 }
 
 /// The client id a token request authenticated as.

@@ -1070,3 +1070,76 @@ async fn a_rotated_upstream_key_is_fetched_once_and_accepted() {
     let second = h.web_login().await;
     assert!(second.get("code").is_some(), "{second:?}");
 }
+
+#[tokio::test]
+async fn a_response_naming_another_upstream_is_refused_rfc_9207() {
+    let second = DevProvider::start(
+        "127.0.0.1:0".parse().unwrap(),
+        DevProviderConfig {
+            client_id: "claimsmith".into(),
+            client_secret: "upstream-secret".into(),
+            user: DevUser::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let other = second.issuer().to_owned();
+    let h = harness(&format!(
+        "[[connections]]\nname = \"second\"\nissuer = \"{other}\"\nclient_id = \"claimsmith\"\n\
+         client_secret = {{ value = \"upstream-secret\" }}\n"
+    ))
+    .await;
+    let discovery: Value = h
+        .http
+        .get(format!("{}/.well-known/openid-configuration", h.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        discovery["authorization_response_iss_parameter_supported"],
+        json!(true)
+    );
+    let login_at = |connection: &'static str| {
+        h.authorize_url(
+            "web-app",
+            APP_REDIRECT,
+            &[
+                ("code_challenge", &challenge(VERIFIER)),
+                ("code_challenge_method", "S256"),
+                ("connection", connection),
+            ],
+        )
+    };
+    // Both connections sign in, and our answer names us.
+    for connection in ["dev", "second"] {
+        let redirect = h.browse(login_at(connection), APP_REDIRECT).await;
+        assert!(redirect.get("code").is_some(), "{connection}: {redirect:?}");
+        assert_eq!(redirect.get("iss"), Some(h.issuer.as_str()));
+    }
+    // A response for the `dev` sign-in that names the second upstream, or
+    // names none though `dev` promised to, is refused before its code is used.
+    for iss in [Some(other.as_str()), None] {
+        let to_upstream = h.http.get(login_at("dev")).send().await.unwrap();
+        let upstream_url = to_upstream.headers()["location"].to_str().unwrap().to_owned();
+        let to_callback = h.http.get(&upstream_url).send().await.unwrap();
+        let mut callback = Url::parse(to_callback.headers()["location"].to_str().unwrap()).unwrap();
+        let pairs: Vec<(String, String)> = callback
+            .query_pairs()
+            .filter(|(name, _)| name != "iss")
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect();
+        callback.query_pairs_mut().clear().extend_pairs(&pairs);
+        if let Some(iss) = iss {
+            callback.query_pairs_mut().append_pair("iss", iss);
+        }
+        let tokens_before = h.upstream.token_requests();
+        let redirect = h.browse(callback, APP_REDIRECT).await;
+        assert_eq!(redirect.get("error"), Some("server_error"), "{redirect:?}");
+        assert_eq!(h.upstream.token_requests(), tokens_before, "the code was not sent");
+        h.assert_failure_told_by_reference(&redirect, "authorization response")
+            .await;
+    }
+}

@@ -64,8 +64,15 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .find_map(|(key, value)| (key == name).then_some(value))
 }
 
-/// Where the app gets its answer: its redirect URI with these parameters.
-fn redirect_to_app(redirect_uri: &str, state: Option<&str>, params: &[(&str, &str)]) -> Response {
+/// Where the app gets its answer: its redirect URI with these parameters,
+/// `state`, and our `issuer` (RFC 9207, so that an app with several providers
+/// knows which one answered).
+fn redirect_to_app(
+    issuer: &str,
+    redirect_uri: &str,
+    state: Option<&str>,
+    params: &[(&str, &str)],
+) -> Response {
     let Ok(mut url) = Url::parse(redirect_uri) else {
         // Config checked every registered redirect URI parses.
         return error_page(StatusCode::INTERNAL_SERVER_ERROR, "bad redirect URI");
@@ -78,12 +85,20 @@ fn redirect_to_app(redirect_uri: &str, state: Option<&str>, params: &[(&str, &st
         if let Some(state) = state {
             query.append_pair("state", state);
         }
+        query.append_pair("iss", issuer);
     }
     Redirect::to(url.as_str()).into_response()
 }
 
-fn app_error(redirect_uri: &str, state: Option<&str>, error: &str, description: &str) -> Response {
+fn app_error(
+    issuer: &str,
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> Response {
     redirect_to_app(
+        issuer,
         redirect_uri,
         state,
         &[("error", error), ("error_description", description)],
@@ -122,6 +137,7 @@ impl Service {
             .is_some_and(|s| s.len() > MAX_STATE_LEN)
         {
             return app_error(
+                self.issuer(),
                 redirect_uri,
                 None,
                 "invalid_request",
@@ -130,7 +146,9 @@ impl Service {
         }
         let state = params.state.as_deref();
         let fail =
-            |error: &str, description: &str| app_error(redirect_uri, state, error, description);
+            |error: &str, description: &str| {
+            app_error(self.issuer(), redirect_uri, state, error, description)
+        };
         if params
             .nonce
             .as_ref()
@@ -262,6 +280,8 @@ impl Service {
 #[derive(Debug, Deserialize)]
 pub(crate) struct CallbackParams {
     code: Option<String>,
+    /// RFC 9207: the issuer of the response.
+    iss: Option<String>,
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
@@ -315,6 +335,17 @@ impl Service {
         };
         let correlation_id = super::correlation_id();
         let correlation_id = correlation_id.as_str();
+        let Some(upstream) = self.upstreams.get(&pending.connection) else {
+            let detail = "the connection is gone";
+            return self
+                .fail_before_pipeline(&pending, correlation_id, None, "server_error", detail)
+                .await;
+        };
+        if let Err(detail) = upstream.check_response_issuer(params.iss.as_deref()) {
+            return self
+                .fail_before_pipeline(&pending, correlation_id, None, "server_error", &detail)
+                .await;
+        }
         if let Some(error) = &params.error {
             let description = params.error_description.as_deref().unwrap_or("");
             let detail = format!("the identity provider answered {error}: {description}");
@@ -324,12 +355,6 @@ impl Service {
         }
         let Some(code) = params.code.as_deref() else {
             let detail = "the identity provider sent no code";
-            return self
-                .fail_before_pipeline(&pending, correlation_id, None, "server_error", detail)
-                .await;
-        };
-        let Some(upstream) = self.upstreams.get(&pending.connection) else {
-            let detail = "the connection is gone";
             return self
                 .fail_before_pipeline(&pending, correlation_id, None, "server_error", detail)
                 .await;
@@ -418,11 +443,17 @@ impl Service {
                         minted,
                     },
                 );
-                redirect_to_app(redirect_uri, state, &[("code", &code)])
+                redirect_to_app(self.issuer(), redirect_uri, state, &[("code", &code)])
             }
             Err(failure) => {
                 let answer = OAuthError::from_failure(&failure, correlation_id);
-                app_error(redirect_uri, state, answer.error, &answer.description)
+                app_error(
+                    self.issuer(),
+                    redirect_uri,
+                    state,
+                    answer.error,
+                    &answer.description,
+                )
             }
         }
     }
@@ -458,6 +489,7 @@ impl Service {
             super::failed_login_description(correlation_id)
         };
         app_error(
+            self.issuer(),
             &pending.redirect_uri,
             pending.app_state.as_deref(),
             error,

@@ -291,6 +291,7 @@ async fn discovery(axum::extract::State(service): axum::extract::State<Arc<Servi
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [algorithm],
         "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": scopes,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email", "email_verified"],

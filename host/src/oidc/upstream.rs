@@ -41,6 +41,9 @@ struct Discovery {
     authorization_endpoint: String,
     token_endpoint: String,
     jwks_uri: String,
+    /// RFC 9207: its authorization responses always name their issuer.
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
 }
 
 /// What the upstream returned for a code, its id token verified.
@@ -96,6 +99,25 @@ impl UpstreamClient {
         };
         client.refresh_jwks().await?;
         Ok(client)
+    }
+
+    /// RFC 9207 mix-up defence: the `iss` of an authorization response must
+    /// be this upstream's issuer, and must be there when it promised to send
+    /// it. Otherwise the response may come from another upstream, and its
+    /// code must not be sent to this one.
+    pub fn check_response_issuer(&self, iss: Option<&str>) -> Result<(), String> {
+        match iss {
+            Some(iss) if iss == self.discovery.issuer => Ok(()),
+            Some(iss) => Err(format!(
+                "the authorization response names issuer {iss:?}, but this sign-in went to {:?}",
+                self.discovery.issuer
+            )),
+            None if self.discovery.authorization_response_iss_parameter_supported => Err(format!(
+                "the authorization response has no `iss`, which {:?} promises to send",
+                self.discovery.issuer
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Where to send the user, with our state, nonce and PKCE challenge.
