@@ -97,6 +97,11 @@ pub struct Faults {
     pub wrong_issuer: bool,
     /// The id token expired an hour ago.
     pub expired: bool,
+    /// The id token is signed by the key [`DevProvider::rotate_key`] retired,
+    /// which the JWKS no longer publishes (a key withdrawn after a leak).
+    pub retired_key_signs: bool,
+    /// The JWKS answer says `Cache-Control: max-age=<this>`.
+    pub jwks_max_age_secs: Option<u64>,
 }
 
 /// The one client the provider knows, and its user.
@@ -159,6 +164,7 @@ impl DevProvider {
             client_secret: config.client_secret,
             user: config.user,
             key: std::sync::RwLock::new(Arc::new(key)),
+            retired_key: std::sync::RwLock::new(None),
             impostor_key,
             faults: Mutex::new(Faults::default()),
             grants: Mutex::new(Grants::default()),
@@ -228,11 +234,19 @@ impl DevProvider {
     pub fn rotate_key(&self) -> Result<(), crate::tokens::TokenError> {
         let key = SigningKey::generate(SigningAlgorithm::ES256)?;
         tracing::info!(kid = key.kid(), "development provider: signing key rotated");
+        let retired = std::mem::replace(
+            &mut *self
+                .shared
+                .key
+                .write()
+                .unwrap_or_else(PoisonError::into_inner),
+            Arc::new(key),
+        );
         *self
             .shared
-            .key
+            .retired_key
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(key);
+            .unwrap_or_else(PoisonError::into_inner) = Some(retired);
         Ok(())
     }
 
@@ -278,6 +292,8 @@ struct Shared {
     user: DevUser,
     /// Replaced by [`DevProvider::rotate_key`], as a provider rotates keys.
     key: std::sync::RwLock<Arc<SigningKey>>,
+    /// The key before the last rotation: signs under [`Faults::retired_key_signs`].
+    retired_key: std::sync::RwLock<Option<Arc<SigningKey>>>,
     /// Signs id tokens under [`Faults::bad_signature`]; never published.
     impostor_key: EcdsaKeyPair,
     faults: Mutex<Faults>,
@@ -460,7 +476,13 @@ async fn discovery(State(shared): State<Arc<Shared>>) -> Json<Value> {
 }
 
 async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
-    Json(shared.key().jwks()).into_response()
+    let mut response = Json(shared.key().jwks()).into_response();
+    if let Some(max_age) = shared.faults().jwks_max_age_secs
+        && let Ok(value) = HeaderValue::from_str(&format!("max-age={max_age}"))
+    {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+    response
 }
 
 /// An authorization request it cannot redirect back from: a plain 400 page.
@@ -542,10 +564,9 @@ async fn authorize(
     };
 
     let state = params.get("state");
-    let fail =
-        |error: &str, description: &str| {
-            redirect_error(&redirect_uri, &shared.issuer, state, error, description)
-        };
+    let fail = |error: &str, description: &str| {
+        redirect_error(&redirect_uri, &shared.issuer, state, error, description)
+    };
     if params.get("response_type") != Some("code") {
         return fail(
             "unsupported_response_type",
@@ -887,8 +908,14 @@ fn id_token(shared: &Shared, grant: &CodeGrant, faults: &Faults) -> Result<Strin
         claims.insert("geoipcountry".into(), json!(country));
     }
 
-    let token = shared
-        .key()
+    let retired = shared
+        .retired_key
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .filter(|_| faults.retired_key_signs);
+    let token = retired
+        .unwrap_or_else(|| shared.key())
         .sign(ID_TOKEN_TYP, &claims)
         .map_err(|error| OAuthError::server_error(error.to_string()))?;
     if !faults.bad_signature {

@@ -1069,6 +1069,35 @@ async fn a_rotated_upstream_key_is_fetched_once_and_accepted() {
     // The new kid is unknown to the cached JWKS: it is fetched again.
     let second = h.web_login().await;
     assert!(second.get("code").is_some(), "{second:?}");
+    // A second rotation soon after does not wait out a long throttle.
+    tokio::time::sleep(std::time::Duration::from_millis(5200)).await;
+    h.upstream.rotate_key().unwrap();
+    let third = h.web_login().await;
+    assert!(third.get("code").is_some(), "{third:?}");
+}
+
+#[tokio::test]
+async fn a_key_withdrawn_upstream_is_not_trusted_past_the_jwks_max_age() {
+    let h = harness("").await;
+    h.upstream.set_faults(Faults {
+        jwks_max_age_secs: Some(1),
+        ..Faults::default()
+    });
+    // A new key: fetched for its unknown kid, and cached for a second.
+    h.upstream.rotate_key().unwrap();
+    assert!(h.web_login().await.get("code").is_some());
+    // The key is withdrawn, but whoever stole it still signs with it.
+    h.upstream.rotate_key().unwrap();
+    h.upstream.set_faults(Faults {
+        jwks_max_age_secs: Some(1),
+        retired_key_signs: true,
+        ..Faults::default()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let redirect = h.web_login().await;
+    assert_eq!(redirect.get("error"), Some("server_error"), "{redirect:?}");
+    h.assert_failure_told_by_reference(&redirect, "unknown signing key")
+        .await;
 }
 
 #[tokio::test]
@@ -1123,7 +1152,10 @@ async fn a_response_naming_another_upstream_is_refused_rfc_9207() {
     // names none though `dev` promised to, is refused before its code is used.
     for iss in [Some(other.as_str()), None] {
         let to_upstream = h.http.get(login_at("dev")).send().await.unwrap();
-        let upstream_url = to_upstream.headers()["location"].to_str().unwrap().to_owned();
+        let upstream_url = to_upstream.headers()["location"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let to_callback = h.http.get(&upstream_url).send().await.unwrap();
         let mut callback = Url::parse(to_callback.headers()["location"].to_str().unwrap()).unwrap();
         let pairs: Vec<(String, String)> = callback
@@ -1138,7 +1170,11 @@ async fn a_response_naming_another_upstream_is_refused_rfc_9207() {
         let tokens_before = h.upstream.token_requests();
         let redirect = h.browse(callback, APP_REDIRECT).await;
         assert_eq!(redirect.get("error"), Some("server_error"), "{redirect:?}");
-        assert_eq!(h.upstream.token_requests(), tokens_before, "the code was not sent");
+        assert_eq!(
+            h.upstream.token_requests(),
+            tokens_before,
+            "the code was not sent"
+        );
         h.assert_failure_told_by_reference(&redirect, "authorization response")
             .await;
     }

@@ -145,8 +145,7 @@ impl Service {
             );
         }
         let state = params.state.as_deref();
-        let fail =
-            |error: &str, description: &str| {
+        let fail = |error: &str, description: &str| {
             app_error(self.issuer(), redirect_uri, state, error, description)
         };
         if params

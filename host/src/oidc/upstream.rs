@@ -3,10 +3,12 @@
 //!
 //! Owns discovery, the authorization request, the code exchange and the
 //! verification of the upstream id token (signature against the upstream's
-//! JWKS, fetched and cached, refetched once on an unknown `kid`; `iss`, `aud`,
-//! `exp` with a small leeway; `nonce`). It does not run plugins or mint.
+//! JWKS, fetched and cached for as long as its `Cache-Control` says, refetched
+//! on an unknown `kid`; `iss`, `aud`, `exp` with a small leeway; `nonce`). It
+//! does not run plugins or mint.
 
 use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
@@ -18,8 +20,16 @@ use crate::config::UpstreamRegistration;
 
 /// How far an upstream's clock may be off, in seconds.
 const CLOCK_LEEWAY_SECS: u64 = 60;
-/// The JWKS is refetched for an unknown key at most this often.
-const JWKS_REFETCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// The JWKS is refetched for an unknown key at most this often: rarely enough
+/// that unknown kids cannot make us hammer the upstream, often enough that a
+/// rotation does not fail logins for long.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a JWKS is trusted when its answer says nothing.
+const JWKS_DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
+/// The bounds on what an answer may say: not every login a fetch, and a key
+/// withdrawn upstream is not trusted for more than a day.
+const JWKS_MAX_AGE_BOUNDS: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(24 * 3600));
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -59,9 +69,14 @@ pub struct UpstreamClient {
     registration: UpstreamRegistration,
     discovery: Discovery,
     http: reqwest::Client,
-    jwks: RwLock<JwkSet>,
+    jwks: RwLock<CachedJwks>,
     /// When the JWKS was last refetched for an unknown key.
-    jwks_fetched: Mutex<Option<std::time::Instant>>,
+    jwks_fetched: Mutex<Option<Instant>>,
+}
+
+struct CachedJwks {
+    keys: JwkSet,
+    expires: Instant,
 }
 
 impl UpstreamClient {
@@ -94,7 +109,10 @@ impl UpstreamClient {
             registration,
             discovery,
             http,
-            jwks: RwLock::new(JwkSet { keys: Vec::new() }),
+            jwks: RwLock::new(CachedJwks {
+                keys: JwkSet { keys: Vec::new() },
+                expires: Instant::now(),
+            }),
             jwks_fetched: Mutex::new(None),
         };
         client.refresh_jwks().await?;
@@ -112,10 +130,15 @@ impl UpstreamClient {
                 "the authorization response names issuer {iss:?}, but this sign-in went to {:?}",
                 self.discovery.issuer
             )),
-            None if self.discovery.authorization_response_iss_parameter_supported => Err(format!(
-                "the authorization response has no `iss`, which {:?} promises to send",
-                self.discovery.issuer
-            )),
+            None if self
+                .discovery
+                .authorization_response_iss_parameter_supported =>
+            {
+                Err(format!(
+                    "the authorization response has no `iss`, which {:?} promises to send",
+                    self.discovery.issuer
+                ))
+            }
             None => Ok(()),
         }
     }
@@ -206,11 +229,14 @@ impl UpstreamClient {
         let invalid = |why: String| UpstreamError::InvalidIdToken(why);
         let header = decode_header(id_token).map_err(|e| invalid(e.to_string()))?;
         let kid = header.kid.as_deref();
+        let expired = self.jwks.read().unwrap_or_else(|e| e.into_inner()).expires <= Instant::now();
+        if expired {
+            self.refresh_jwks().await?;
+        }
         let key = match self.key_for(kid)? {
             Some(key) => key,
             None => {
-                // A rotated key: look once more before refusing, at most
-                // once a minute so forged kids cannot make us hammer it.
+                // A rotated key: look once more before refusing (throttled).
                 self.refresh_jwks_throttled().await?;
                 self.key_for(kid)?.ok_or_else(|| {
                     invalid(format!("unknown signing key `{}`", kid.unwrap_or("(none)")))
@@ -249,7 +275,8 @@ impl UpstreamClient {
         &self,
         kid: Option<&str>,
     ) -> Result<Option<(DecodingKey, Option<jsonwebtoken::Algorithm>)>, UpstreamError> {
-        let jwks = self.jwks.read().unwrap_or_else(|e| e.into_inner());
+        let cached = self.jwks.read().unwrap_or_else(|e| e.into_inner());
+        let jwks = &cached.keys;
         let jwk = match kid {
             Some(kid) => jwks.find(kid),
             None if jwks.keys.len() == 1 => jwks.keys.first(),
@@ -279,17 +306,62 @@ impl UpstreamClient {
     }
 
     async fn refresh_jwks(&self) -> Result<(), UpstreamError> {
-        let jwks: JwkSet = self
+        let response = self
             .http
             .get(&self.discovery.jwks_uri)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| UpstreamError::Jwks(e.to_string()))?
+            .map_err(|e| UpstreamError::Jwks(e.to_string()))?;
+        let max_age = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|value| value.to_str().ok())
+            .map_or(JWKS_DEFAULT_MAX_AGE, cache_max_age);
+        let keys: JwkSet = response
             .json()
             .await
             .map_err(|e| UpstreamError::Jwks(e.to_string()))?;
-        *self.jwks.write().unwrap_or_else(|e| e.into_inner()) = jwks;
+        *self.jwks.write().unwrap_or_else(|e| e.into_inner()) = CachedJwks {
+            keys,
+            expires: Instant::now() + max_age,
+        };
         Ok(())
+    }
+}
+
+/// How long a `Cache-Control` value lets the JWKS be kept, within bounds:
+/// `no-store`/`no-cache` as the lower bound, no `max-age` as the default.
+fn cache_max_age(cache_control: &str) -> Duration {
+    let mut max_age = JWKS_DEFAULT_MAX_AGE;
+    for directive in cache_control.split(',').map(str::trim) {
+        if directive.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("no-cache")
+        {
+            return JWKS_MAX_AGE_BOUNDS.0;
+        }
+        if let Some((name, value)) = directive.split_once('=')
+            && name.trim().eq_ignore_ascii_case("max-age")
+            && let Ok(seconds) = value.trim().trim_matches('"').parse::<u64>()
+        {
+            max_age = Duration::from_secs(seconds);
+        }
+    }
+    max_age.clamp(JWKS_MAX_AGE_BOUNDS.0, JWKS_MAX_AGE_BOUNDS.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_jwks_lifetime_follows_cache_control_within_bounds() {
+        let secs = |value: &str| cache_max_age(value).as_secs();
+        assert_eq!(secs("public, max-age=300"), 300);
+        assert_eq!(secs("max-age=\"600\""), 600);
+        assert_eq!(secs("public"), 3600);
+        assert_eq!(secs("max-age=0"), 1);
+        assert_eq!(secs("no-store"), 1);
+        assert_eq!(secs("max-age=99999999"), 24 * 3600);
+        assert_eq!(secs("max-age=nonsense"), 3600);
     }
 }
