@@ -173,6 +173,21 @@ pub struct ServerSettings {
     /// client that lost the answer, without that counting as a theft.
     #[serde(default = "default_refresh_token_reuse_grace")]
     pub refresh_token_reuse_grace_secs: u64,
+    /// The most connections served at once; more wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u64,
+    /// How long a client may take to send a request's headers (slow-loris
+    /// defence); an idle kept-alive connection is closed after this too.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+}
+
+fn default_max_connections() -> u64 {
+    1024
+}
+
+fn default_header_read_timeout() -> u64 {
+    10
 }
 
 fn default_code_ttl() -> u64 {
@@ -198,6 +213,8 @@ impl Default for ServerSettings {
             code_ttl_secs: default_code_ttl(),
             refresh_token_lifetime_secs: default_refresh_token_lifetime(),
             refresh_token_reuse_grace_secs: default_refresh_token_reuse_grace(),
+            max_connections: default_max_connections(),
+            header_read_timeout_secs: default_header_read_timeout(),
         }
     }
 }
@@ -417,6 +434,12 @@ impl Config {
                 "refresh_token_reuse_grace_secs",
                 raw.server.refresh_token_reuse_grace_secs,
                 0..=60,
+            ),
+            ("max_connections", raw.server.max_connections, 1..=65_536),
+            (
+                "header_read_timeout_secs",
+                raw.server.header_read_timeout_secs,
+                1..=300,
             ),
         ] {
             if !range.contains(&value) {

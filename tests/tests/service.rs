@@ -733,15 +733,18 @@ async fn without_a_grace_window_a_second_presentation_revokes_the_family() {
 
 #[tokio::test]
 async fn a_refresh_token_family_ends_at_its_absolute_lifetime_however_often_it_rotates() {
-    let h = harness_with_server("", "refresh_token_lifetime_secs = 2").await;
+    // Expiry is in whole seconds: 3 s from sign-in is at least 2 s of it.
+    let h = harness_with_server("", "refresh_token_lifetime_secs = 3").await;
+    let signed_in = std::time::Instant::now();
     let mut token = refresh_token_of(&h.signed_in().await);
     for _ in 0..2 {
-        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let (status, body) = h.refresh(&token).await;
         assert_eq!(status, StatusCode::OK, "{body:?}");
         token = refresh_token_of(&body);
     }
-    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let ended = signed_in + std::time::Duration::from_millis(4500);
+    tokio::time::sleep_until(ended.into()).await;
     let (status, body) = h.refresh(&token).await;
     assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 }
@@ -1178,4 +1181,103 @@ async fn a_response_naming_another_upstream_is_refused_rfc_9207() {
         h.assert_failure_told_by_reference(&redirect, "authorization response")
             .await;
     }
+}
+
+#[tokio::test]
+async fn a_slow_client_is_cut_off_and_connections_beyond_the_cap_wait() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let h = harness_with_server("", "max_connections = 2\nheader_read_timeout_secs = 1").await;
+    let address = h.issuer.trim_start_matches("http://").to_owned();
+    let discovery = || {
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(400))
+            .build()
+            .unwrap()
+            .get(format!("{}/.well-known/openid-configuration", h.issuer))
+            .send()
+    };
+    // Two slow-loris clients take both connections: headers never end.
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /.well-known/openid-configuration HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    assert!(discovery().await.is_err(), "a third connection waits");
+    // The header-read timeout closes them...
+    for mut stream in slow {
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut answer),
+        )
+        .await;
+        assert!(closed.is_ok(), "a slow client was not cut off");
+    }
+    // ...and the service serves again.
+    let response = discovery().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_oversized_request_body_is_refused() {
+    let h = harness("").await;
+    let padding = "x".repeat(200 * 1024);
+    let response = h
+        .http
+        .post(format!("{}/oauth/token", h.issuer))
+        .form(&[("grant_type", "refresh_token"), ("padding", &padding)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_client_is_refused_for_a_while_after_too_many_wrong_secrets() {
+    let h = harness("").await;
+    let redirect = h.web_login().await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", redirect.get("code").unwrap()),
+        ("redirect_uri", APP_REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    for _ in 0..10 {
+        let (status, _) = h.token(&form, Some(("web-app", "guess"))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = h
+        .token(&form, Some(("web-app", "web-app-secret-0123")))
+        .await;
+    assert_oauth_error(
+        &status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "invalid_client",
+    );
+    // The code was not spent by the refusals, and other clients go on.
+    let spa = h
+        .browse(
+            h.authorize_url(
+                "spa",
+                SPA_REDIRECT,
+                &[
+                    ("code_challenge", &challenge(VERIFIER)),
+                    ("code_challenge_method", "S256"),
+                ],
+            ),
+            SPA_REDIRECT,
+        )
+        .await;
+    let fields = [
+        ("redirect_uri", SPA_REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", "spa"),
+    ];
+    let (status, body) = h.redeem(spa.get("code").unwrap(), &fields, None).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
 }

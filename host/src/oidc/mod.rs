@@ -14,11 +14,11 @@ mod authorize;
 mod expiring;
 mod pending;
 pub mod protocol;
+mod throttle;
 mod token;
 pub mod upstream;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +70,7 @@ pub struct Service {
     /// Codes already exchanged, with the refresh token family each started,
     /// until they would have expired: a replay revokes that family.
     redeemed_codes: Expiring<String>,
+    failed_authentications: throttle::FailedAuthentications,
 }
 
 impl Service {
@@ -110,6 +111,7 @@ impl Service {
             login_sealer: pending::LoginSealer::generate(),
             codes: Expiring::new(code_ttl),
             redeemed_codes: Expiring::new(code_ttl),
+            failed_authentications: throttle::FailedAuthentications::default(),
         }))
     }
 
@@ -251,19 +253,62 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/oauth/token", post(token::token))
         .route("/oauth/revoke", post(token::revoke))
         .route("/userinfo", get(token::userinfo).post(token::userinfo))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES))
         .with_state(service)
 }
 
-/// Serves `service` on `listener` until the process ends.
+/// The largest request body any endpoint reads (token and revocation forms
+/// are a few hundred bytes).
+const MAX_REQUEST_BODY_BYTES: usize = 64 * 1024;
+
+/// Serves `service` on `listener` until the process ends: HTTP/1.1, at most
+/// `server.max_connections` at once (more wait in the listen queue), each
+/// given `server.header_read_timeout_secs` to send a request's headers.
 pub async fn serve(
     service: Arc<Service>,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(service).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
+    use tower::ServiceExt as _;
+
+    let settings = service.config().server;
+    let header_read_timeout = Duration::from_secs(settings.header_read_timeout_secs);
+    let max_connections = usize::try_from(settings.max_connections).unwrap_or(usize::MAX);
+    let connections = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let app = router(service);
+    loop {
+        let Ok(permit) = connections.clone().acquire_owned().await else {
+            return Ok(());
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors, say: wait rather than spin.
+                tracing::warn!(%error, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let requests = hyper::service::service_fn(
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    app.clone().oneshot(request.map(axum::body::Body::new))
+                },
+            );
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), requests)
+                .await;
+            if let Err(error) = served {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
 }
 
 async fn discovery(axum::extract::State(service): axum::extract::State<Arc<Service>>) -> Response {

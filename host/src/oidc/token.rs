@@ -100,10 +100,26 @@ impl Service {
         let client = self
             .client(&client_id)
             .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
-        match (&client.client_secret, secret) {
-            (Some(expected), Some(given)) if secrets_equal(expected.expose(), &given) => Ok(client),
-            (Some(_), _) => Err(OAuthError::invalid_client("client authentication failed")),
-            (None, _) => Ok(client),
+        let Some(expected) = &client.client_secret else {
+            return Ok(client);
+        };
+        if let Some(wait) = self.failed_authentications.locked_for(&client.client_id) {
+            return Err(OAuthError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "invalid_client",
+                format!(
+                    "too many failed authentications: try again in {} s",
+                    wait.as_secs() + 1
+                ),
+            ));
+        }
+        match secret {
+            Some(given) if secrets_equal(expected.expose(), &given) => Ok(client),
+            _ => {
+                self.failed_authentications
+                    .record_failure(&client.client_id);
+                Err(OAuthError::invalid_client("client authentication failed"))
+            }
         }
     }
 
