@@ -80,6 +80,15 @@ pub enum SigningAlgorithm {
 }
 
 impl SigningAlgorithm {
+    /// As jsonwebtoken names it, for verifying.
+    pub fn jwt_algorithm(self) -> jsonwebtoken::Algorithm {
+        match self {
+            SigningAlgorithm::ES256 => jsonwebtoken::Algorithm::ES256,
+            SigningAlgorithm::RS256 => jsonwebtoken::Algorithm::RS256,
+            SigningAlgorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+        }
+    }
+
     /// The JOSE name, as in the `alg` header: "ES256", "RS256" or "EdDSA".
     pub fn as_str(self) -> &'static str {
         match self {

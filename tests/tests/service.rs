@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 
 const APP_REDIRECT: &str = "http://127.0.0.1:1/app/callback";
 const SPA_REDIRECT: &str = "http://127.0.0.1:1/spa/callback";
+/// Characters that HTTP Basic needs form-encoded (RFC 6749 §2.3.1).
+const UPSTREAM_SECRET: &str = "upstream:secret%2B+é";
 
 struct Harness {
     issuer: String,
@@ -37,7 +39,7 @@ async fn harness_with_server(extra_toml: &str, server_toml: &str) -> Harness {
         "127.0.0.1:0".parse().unwrap(),
         DevProviderConfig {
             client_id: "claimsmith".into(),
-            client_secret: "upstream-secret".into(),
+            client_secret: UPSTREAM_SECRET.into(),
             user: DevUser::default(),
         },
     )
@@ -69,7 +71,7 @@ world = "post-login-action"
 name = "dev"
 issuer = "{upstream_issuer}"
 client_id = "claimsmith"
-client_secret = {{ value = "upstream-secret" }}
+client_secret = {{ value = "{UPSTREAM_SECRET}" }}
 profile_fetcher = "okta-userinfo"
 options = {{ userinfo_url = "{upstream_issuer}/userinfo" }}
 
@@ -1022,6 +1024,69 @@ async fn userinfo_takes_only_a_valid_access_token() {
     let mut tampered = tokens["access_token"].as_str().unwrap().to_owned();
     tampered.push('x');
     assert_eq!(userinfo(tampered).await, StatusCode::UNAUTHORIZED);
+
+    // The scheme name is case-insensitive, and the answer is never cached.
+    let response = h
+        .http
+        .get(format!("{}/userinfo", h.issuer))
+        .header(
+            "authorization",
+            format!("bearer {}", tokens["access_token"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn a_redirect_carrying_a_code_is_not_cacheable_and_basic_is_case_insensitive() {
+    let h = harness("").await;
+    let url = h.authorize_url(
+        "web-app",
+        APP_REDIRECT,
+        &[
+            ("code_challenge", &challenge(VERIFIER)),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let to_upstream = h.http.get(url).send().await.unwrap();
+    let upstream_url = to_upstream.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let to_callback = h.http.get(&upstream_url).send().await.unwrap();
+    let callback_url = to_callback.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let to_app = h.http.get(&callback_url).send().await.unwrap();
+    assert_eq!(to_app.headers()["cache-control"], "no-store");
+    let location = Url::parse(to_app.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(name, _)| name == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    use base64::Engine as _;
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode("web-app:web-app-secret-0123");
+    let response = h
+        .http
+        .post(format!("{}/oauth/token", h.issuer))
+        .header("authorization", format!("basic {credentials}"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", APP_REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -1109,7 +1174,7 @@ async fn a_response_naming_another_upstream_is_refused_rfc_9207() {
         "127.0.0.1:0".parse().unwrap(),
         DevProviderConfig {
             client_id: "claimsmith".into(),
-            client_secret: "upstream-secret".into(),
+            client_secret: UPSTREAM_SECRET.into(),
             user: DevUser::default(),
         },
     )
@@ -1118,7 +1183,7 @@ async fn a_response_naming_another_upstream_is_refused_rfc_9207() {
     let other = second.issuer().to_owned();
     let h = harness(&format!(
         "[[connections]]\nname = \"second\"\nissuer = \"{other}\"\nclient_id = \"claimsmith\"\n\
-         client_secret = {{ value = \"upstream-secret\" }}\n"
+         client_secret = {{ value = \"{UPSTREAM_SECRET}\" }}\n"
     ))
     .await;
     let discovery: Value = h

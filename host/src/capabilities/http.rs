@@ -206,22 +206,45 @@ impl OutboundHttp {
             })
             .collect();
         let cap = policy.max_response_bytes;
-        if response.content_length().is_some_and(|len| len > cap) {
-            return Err(HttpError::ResponseTooLarge(cap));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(classify_reqwest_error)? {
-            if body.len() as u64 + chunk.len() as u64 > cap {
-                return Err(HttpError::ResponseTooLarge(cap));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_body_capped(&mut response, cap)
+            .await
+            .map_err(|error| match error {
+                CappedBodyError::TooLarge(cap) => HttpError::ResponseTooLarge(cap),
+                CappedBodyError::Transport(error) => classify_reqwest_error(error),
+            })?;
         Ok(OutboundResponse {
             status,
             headers,
             body,
         })
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CappedBodyError {
+    #[error("the response body is over {0} bytes")]
+    TooLarge(u64),
+    #[error(transparent)]
+    Transport(#[from] reqwest::Error),
+}
+
+/// The body of `response`, refused as soon as it is known to be over `cap`
+/// bytes (by its Content-Length, or while reading): never buffered whole.
+pub(crate) async fn read_body_capped(
+    response: &mut reqwest::Response,
+    cap: u64,
+) -> Result<Vec<u8>, CappedBodyError> {
+    if response.content_length().is_some_and(|len| len > cap) {
+        return Err(CappedBodyError::TooLarge(cap));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() as u64 + chunk.len() as u64 > cap {
+            return Err(CappedBodyError::TooLarge(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn classify_reqwest_error(error: reqwest::Error) -> HttpError {

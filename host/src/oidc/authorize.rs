@@ -87,7 +87,12 @@ fn redirect_to_app(
         }
         query.append_pair("iss", issuer);
     }
-    Redirect::to(url.as_str()).into_response()
+    // The URL may carry a code: no cache may keep it.
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Redirect::to(url.as_str()),
+    )
+        .into_response()
 }
 
 fn app_error(

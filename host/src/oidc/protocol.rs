@@ -57,6 +57,20 @@ pub fn form_urldecode(input: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Encodes one component as `application/x-www-form-urlencoded`, as HTTP
+/// Basic client credentials must be before base64 (RFC 6749 §2.3.1).
+pub fn form_urlencode(input: &str) -> String {
+    form_urlencoded::byte_serialize(input.as_bytes()).collect()
+}
+
+/// The credentials of an `Authorization` header using `scheme`, whose name is
+/// case-insensitive (RFC 9110 §11.1).
+pub fn authorization_credentials<'h>(header: &'h str, scheme: &str) -> Option<&'h str> {
+    let (name, credentials) = header.split_once(' ')?;
+    name.eq_ignore_ascii_case(scheme)
+        .then(|| credentials.trim_start())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +88,31 @@ mod tests {
         assert!(!is_valid_s256_challenge("short"));
         assert!(!is_valid_code_verifier("too-short"));
         assert!(!is_valid_code_verifier(&format!("{}!", "a".repeat(50))));
+    }
+
+    #[test]
+    fn authorization_schemes_are_case_insensitive() {
+        assert_eq!(
+            authorization_credentials("Bearer abc", "Bearer"),
+            Some("abc")
+        );
+        assert_eq!(
+            authorization_credentials("bearer abc", "Bearer"),
+            Some("abc")
+        );
+        assert_eq!(authorization_credentials("BASIC  x", "Basic"), Some("x"));
+        assert_eq!(authorization_credentials("Basic", "Basic"), None);
+        assert_eq!(authorization_credentials("Bearerabc", "Bearer"), None);
+    }
+
+    #[test]
+    fn form_components_round_trip() {
+        let secret = "a b+c:d%e/é";
+        assert_eq!(form_urlencode(secret), "a+b%2Bc%3Ad%25e%2F%C3%A9");
+        assert_eq!(
+            form_urldecode(&form_urlencode(secret)).as_deref(),
+            Some(secret)
+        );
     }
 
     #[test]

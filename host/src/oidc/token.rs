@@ -13,7 +13,9 @@ use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value, json};
 
-use super::protocol::{form_urldecode, is_valid_code_verifier, pkce_challenge, random_token};
+use super::protocol::{
+    authorization_credentials, form_urldecode, is_valid_code_verifier, pkce_challenge, random_token,
+};
 use super::{OAuthError, Service, secrets_equal};
 use crate::config::ClientConfig;
 use crate::pipeline::{
@@ -73,7 +75,7 @@ impl Service {
         let (client_id, secret) = match headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|v| authorization_credentials(v, "Basic"))
         {
             Some(encoded) => {
                 let decoded = STANDARD
@@ -316,7 +318,7 @@ pub(crate) async fn revoke(
 
 pub(crate) async fn userinfo(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
     match service.userinfo(&headers).await {
-        Ok(claims) => axum::Json(claims).into_response(),
+        Ok(claims) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(claims)).into_response(),
         Err(description) => (
             StatusCode::UNAUTHORIZED,
             [(
@@ -335,7 +337,7 @@ impl Service {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| authorization_credentials(v, "Bearer"))
             .ok_or("a Bearer access token is required")?;
         let key = self.pipeline.signing_key();
         let decoding =
@@ -344,7 +346,8 @@ impl Service {
         if header.typ.as_deref() != Some(crate::tokens::ACCESS_TOKEN_TYP) {
             return Err("not an access token");
         }
-        let mut validation = Validation::new(header.alg);
+        // The algorithm of our key, never the token header's say.
+        let mut validation = Validation::new(key.algorithm().jwt_algorithm());
         validation.set_issuer(&[self.issuer()]);
         validation.validate_aud = false;
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &decoding, &validation)

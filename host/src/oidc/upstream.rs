@@ -16,6 +16,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::protocol::form_urlencode;
 use crate::config::UpstreamRegistration;
 
 /// How far an upstream's clock may be off, in seconds.
@@ -90,15 +91,13 @@ impl UpstreamClient {
             url: url.clone(),
             reason,
         };
-        let discovery: Discovery = http
+        let response = http
             .get(&url)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| failed(e.to_string()))?
-            .json()
-            .await
             .map_err(|e| failed(e.to_string()))?;
+        let discovery: Discovery = capped_json(response).await.map_err(failed)?;
         if discovery.issuer.trim_end_matches('/') != registration.issuer {
             return Err(failed(format!(
                 "it names issuer `{}`, not `{}`",
@@ -185,9 +184,11 @@ impl UpstreamClient {
         let response = self
             .http
             .post(&self.discovery.token_endpoint)
+            // RFC 6749 §2.3.1: form-encoded, then base64; a secret with `:`
+            // or `%` in it is otherwise misread.
             .basic_auth(
-                &self.registration.client_id,
-                Some(self.registration.client_secret.expose()),
+                form_urlencode(&self.registration.client_id),
+                Some(form_urlencode(self.registration.client_secret.expose())),
             )
             .form(&[
                 ("grant_type", "authorization_code"),
@@ -200,13 +201,16 @@ impl UpstreamClient {
             .map_err(|e| UpstreamError::TokenRequest(e.to_string()))?;
         if !response.status().is_success() {
             let status = response.status();
-            let body = response.text().await.unwrap_or_default();
+            let mut response = response;
+            let body = crate::capabilities::http::read_body_capped(&mut response, 4096)
+                .await
+                .map(|body| String::from_utf8_lossy(&body).into_owned())
+                .unwrap_or_default();
             // The body is for operators, not for the app the error reaches.
             tracing::warn!(%status, body = %crate::capabilities::log::truncated(&body, 300), "upstream token endpoint refused the code");
             return Err(UpstreamError::TokenRefused(status.to_string()));
         }
-        let tokens: TokenResponse = response
-            .json()
+        let tokens: TokenResponse = capped_json(response)
             .await
             .map_err(|e| UpstreamError::TokenRequest(format!("bad token response: {e}")))?;
         let id_token = tokens
@@ -318,16 +322,27 @@ impl UpstreamClient {
             .get(reqwest::header::CACHE_CONTROL)
             .and_then(|value| value.to_str().ok())
             .map_or(JWKS_DEFAULT_MAX_AGE, cache_max_age);
-        let keys: JwkSet = response
-            .json()
-            .await
-            .map_err(|e| UpstreamError::Jwks(e.to_string()))?;
+        let keys: JwkSet = capped_json(response).await.map_err(UpstreamError::Jwks)?;
         *self.jwks.write().unwrap_or_else(|e| e.into_inner()) = CachedJwks {
             keys,
             expires: Instant::now() + max_age,
         };
         Ok(())
     }
+}
+
+/// The largest answer read from an upstream (discovery, token, JWKS): real
+/// ones are a few kilobytes.
+const MAX_UPSTREAM_BODY_BYTES: u64 = 256 * 1024;
+
+/// The JSON body of an upstream answer, refused past the size cap.
+async fn capped_json<T: serde::de::DeserializeOwned>(
+    mut response: reqwest::Response,
+) -> Result<T, String> {
+    let body = crate::capabilities::http::read_body_capped(&mut response, MAX_UPSTREAM_BODY_BYTES)
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::from_slice(&body).map_err(|e| format!("bad JSON: {e}"))
 }
 
 /// How long a `Cache-Control` value lets the JWKS be kept, within bounds:
