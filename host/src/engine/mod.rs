@@ -262,7 +262,13 @@ impl Engine {
             compiled: Mutex::default(),
             fetcher_linker,
             action_linker,
-            cache: settings.cache_dir.clone().map(cache::CompileCache::new),
+            cache: settings.cache_dir.as_ref().and_then(|dir| {
+                cache::CompileCache::open(dir.clone())
+                    .inspect_err(|error| {
+                        tracing::warn!(dir = %dir.display(), error = format!("{error:#}"), "compile cache not used: plugins compile on every start");
+                    })
+                    .ok()
+            }),
             http,
             slots: Arc::new(tokio::sync::Semaphore::new(instances as usize)),
         })
@@ -352,7 +358,11 @@ impl Engine {
             return Ok(component);
         }
         let component = match &self.cache {
-            Some(cache) => cache.component(&self.wasmtime, wasm, digest)?,
+            Some(cache) => {
+                let (component, source) = cache.component(&self.wasmtime, wasm, digest)?;
+                tracing::debug!(digest, ?source, "plugin component ready");
+                component
+            }
             None => Component::new(&self.wasmtime, wasm)?,
         };
         self.compiled
