@@ -75,7 +75,8 @@ pub struct Limits {
     pub fuel: u64,
     /// The most linear memory the instance may grow to, in bytes.
     pub memory_bytes: u64,
-    /// Wall-clock time for the whole invocation, `fetch` calls included.
+    /// Wall-clock time for the whole invocation, from the wait for an
+    /// instance slot to the result, `fetch` calls included.
     pub timeout: Duration,
 }
 
@@ -176,10 +177,12 @@ pub enum PluginError {
         what: &'static str,
         reason: String,
     },
-    /// Every instance slot stayed busy for the plugin's whole timeout: the
-    /// host is overloaded. Never skipped by `on_error = "continue"`, or
-    /// load would switch actions (a deny, say) off.
-    #[error("plugin `{plugin}` could not run: all {slots} instance slots stayed busy")]
+    /// Every slot of the instance pool (`slots` of them) stayed busy for the
+    /// plugin's whole timeout: the host is overloaded. Never skipped by
+    /// `on_error = "continue"`, or load would switch actions (a deny, say) off.
+    #[error(
+        "plugin `{plugin}` could not run: every slot of the instance pool (size {slots}) stayed busy for its whole timeout"
+    )]
     Capacity { plugin: String, slots: u32 },
 }
 
@@ -217,9 +220,15 @@ pub struct Engine {
     action_linker: Linker<StoreState>,
     cache: Option<cache::CompileCache>,
     http: OutboundHttp,
-    /// One permit per instance the pool holds: callers wait for a slot
-    /// instead of failing on a full pool.
-    slots: Arc<tokio::sync::Semaphore>,
+    slots: Arc<InstanceSlots>,
+}
+
+/// One permit per instance the pool holds: callers wait for a slot instead
+/// of failing on a full pool.
+struct InstanceSlots {
+    free: tokio::sync::Semaphore,
+    /// The pool's size, which a capacity error reports.
+    total: u32,
 }
 
 impl Engine {
@@ -270,7 +279,10 @@ impl Engine {
                     .ok()
             }),
             http,
-            slots: Arc::new(tokio::sync::Semaphore::new(instances as usize)),
+            slots: Arc::new(InstanceSlots {
+                free: tokio::sync::Semaphore::new(instances as usize),
+                total: instances,
+            }),
         })
     }
 
@@ -468,7 +480,7 @@ pub struct Plugin {
     http_policy: Arc<HttpPolicy>,
     http: OutboundHttp,
     wasmtime: wasmtime::Engine,
-    slots: Arc<tokio::sync::Semaphore>,
+    slots: Arc<InstanceSlots>,
     prepared: Prepared,
 }
 
@@ -583,12 +595,16 @@ impl Plugin {
             fuel_consumed,
             duration: started.elapsed(),
         };
+        // One deadline for the wait for a slot and the call together: the
+        // timeout bounds how long the login waits on this plugin, whatever
+        // the time went on.
+        let deadline = tokio::time::Instant::from_std(started) + self.limits.timeout;
         // Wait for a free instance slot rather than fail on a full pool.
-        let Ok(Ok(_slot)) = tokio::time::timeout(self.limits.timeout, self.slots.acquire()).await
+        let Ok(Ok(_slot)) = tokio::time::timeout_at(deadline, self.slots.free.acquire()).await
         else {
             let busy = PluginError::Capacity {
                 plugin: self.name.to_string(),
-                slots: u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX),
+                slots: self.slots.total,
             };
             return (finish(Err(busy), 0), effects);
         };
@@ -603,7 +619,7 @@ impl Plugin {
             return (finish(Err(self.trapped(error)), 0), effects);
         }
 
-        let outcome = tokio::time::timeout(self.limits.timeout, call(&mut store)).await;
+        let outcome = tokio::time::timeout_at(deadline, call(&mut store)).await;
         let fuel_consumed = self
             .limits
             .fuel
