@@ -51,6 +51,10 @@ pub const FUEL_YIELD_INTERVAL: u64 = 100_000;
 /// (146 µs), zeroing costing more than the faults it saves.
 const KEEP_RESIDENT_BYTES: usize = 64 * 1024;
 
+/// The most of a call's timeout kept back from its requests' timeout: time
+/// for the plugin to handle a request that timed out (see [`http_timeout`]).
+const MAX_HTTP_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
+
 /// The world a plugin implements, as named in config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -342,13 +346,23 @@ impl Engine {
                 action::PostLoginActionPre::new(pre).map_err(wrong_world)?,
             ),
         };
-        tracing::info!(plugin, world = %spec.world, sha256 = %digest, "plugin loaded");
+        let http_policy = HttpPolicy {
+            timeout: http_timeout(spec.http.timeout, spec.limits.timeout),
+            ..spec.http
+        };
+        tracing::info!(
+            plugin,
+            world = %spec.world,
+            sha256 = %digest,
+            http_timeout_ms = http_policy.timeout.as_millis(),
+            "plugin loaded"
+        );
         Ok(Plugin {
             name: Arc::from(spec.name),
             world: spec.world,
             limits: spec.limits,
             secrets: spec.secrets,
-            http_policy: Arc::new(spec.http),
+            http_policy: Arc::new(http_policy),
             http: self.http.clone(),
             wasmtime: self.wasmtime.clone(),
             slots: self.slots.clone(),
@@ -423,6 +437,16 @@ impl Engine {
             compile_time,
         })
     }
+}
+
+/// The timeout of each of a plugin's requests: the configured one, but ending
+/// before the call's own timeout, by a fifth of it (at most
+/// [`MAX_HTTP_TIMEOUT_MARGIN`]). A slow origin then reaches the plugin as
+/// `http-error::timeout`, which it may handle (fall back, fail with its own
+/// message), instead of the call being killed mid-request.
+fn http_timeout(configured: Duration, call: Duration) -> Duration {
+    let margin = (call / 5).min(MAX_HTTP_TIMEOUT_MARGIN);
+    configured.min(call - margin)
 }
 
 fn link_shared_capabilities(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
@@ -800,5 +824,24 @@ impl ResourceLimiter for MemoryCap {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::http_timeout;
+
+    #[test]
+    fn requests_time_out_before_their_call_does() {
+        let ms = Duration::from_millis;
+        // The defaults, 5 s each: a request gets 4 s.
+        assert_eq!(http_timeout(ms(5000), ms(5000)), ms(4000));
+        // A configured timeout that already ends in time is kept.
+        assert_eq!(http_timeout(ms(2000), ms(3000)), ms(2000));
+        assert_eq!(http_timeout(ms(5000), ms(500)), ms(400));
+        // The margin is at most a second.
+        assert_eq!(http_timeout(ms(60_000), ms(30_000)), ms(29_000));
     }
 }
