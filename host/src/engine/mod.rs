@@ -55,6 +55,11 @@ const KEEP_RESIDENT_BYTES: usize = 64 * 1024;
 /// for the plugin to handle a request that timed out (see [`http_timeout`]).
 const MAX_HTTP_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
 
+/// What a plugin may import at all, by name prefix: WASI, which every
+/// language's standard library imports, and the contract (`wit/`). Which of
+/// these a plugin is granted is then up to its world's linker.
+const GRANTED_IMPORTS: [&str; 2] = ["wasi:", "claimsmith:plugin/"];
+
 /// The world a plugin implements, as named in config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -321,6 +326,21 @@ impl Engine {
                 reason: describe_world_mismatch(
                     &exports,
                     &format!("it does not export `{expected_export}`"),
+                ),
+            });
+        }
+        // Before linking, and whatever the linkers come to hold: a plugin
+        // reaches WASI and the contract, nothing else the host may link.
+        let component_type = component.component_type();
+        let foreign = component_type
+            .imports(&self.wasmtime)
+            .map(|(name, _)| name)
+            .find(|name| !GRANTED_IMPORTS.iter().any(|p| name.starts_with(p)));
+        if let Some(import) = foreign {
+            return Err(LoadError::UngrantedImport {
+                plugin,
+                reason: format!(
+                    "`{import}`, which is neither WASI (`wasi:*`) nor the Claimsmith contract (`claimsmith:plugin/*`)"
                 ),
             });
         }
@@ -728,7 +748,10 @@ impl StoreState {
         ))
         .allow_tcp(false)
         .allow_udp(false)
-        .allow_ip_name_lookup(false);
+        .allow_ip_name_lookup(false)
+        // wasmtime-wasi's default too; said here so that no change of
+        // default can open a socket.
+        .socket_addr_check(|_, _| Box::pin(async { false }));
         if let Some(unix_seconds) = options.pinned_clock {
             wasi.wall_clock(PinnedClock(Duration::from_secs(unix_seconds)));
         }
