@@ -275,6 +275,19 @@ async fn a_slow_origin_times_out_within_the_plugin_http_timeout() {
     }
 }
 
+/// Left at its default, the request timeout ends before the call's, so the
+/// plugin sees the timeout as an `http-error` and fails in its own words
+/// rather than being killed at the call's timeout.
+#[tokio::test]
+async fn a_slow_origin_times_out_before_the_call_with_the_default_http_timeout() {
+    for fetcher in FETCHERS {
+        let (address, _) = counting_server().await;
+        let pipeline = granted_fetch(fetcher, address, "/slow", "{ timeout_ms = 2000 }");
+        let failure = fetch_failure(fetcher, &pipeline).await;
+        assert!(!failure.to_string().contains("wall-clock"), "{failure}");
+    }
+}
+
 #[tokio::test]
 async fn the_default_profile_merges_the_id_token_and_userinfo() {
     let router = Router::new().route(

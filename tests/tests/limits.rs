@@ -1,9 +1,17 @@
 //! Every bound of an invocation trips with a typed error naming the plugin and
 //! the limit, and the host serves the next login as if nothing happened.
 
-use claimsmith::engine::{Limit, PluginError};
+use std::time::{Duration, Instant};
+
+use claimsmith::capabilities::api::ActionEffects;
+use claimsmith::capabilities::http::{HttpPolicy, OutboundHttp};
+use claimsmith::capabilities::secrets::Secrets;
+use claimsmith::engine::{
+    CallOptions, Engine, EngineSettings, Event, EventClient, EventConnection, EventRequest,
+    EventUser, Limit, Limits, Plugin, PluginError, PluginSpec, World,
+};
 use claimsmith::pipeline::{LoginFailure, StepStatus};
-use claimsmith_tests::{Setup, login, outcome, report};
+use claimsmith_tests::{Setup, login, outcome, plugin_wasm, report, test_compile_cache};
 
 fn plugin_error(failure: LoginFailure) -> PluginError {
     match failure {
@@ -146,5 +154,135 @@ async fn the_host_keeps_serving_after_every_kind_of_failure() {
             "{statuses:?}"
         );
         assert!(report.outcome.is_ok(), "{:?}", report.outcome);
+    }
+}
+
+/// An engine with an instance pool of `slots`, and `test-looper` loaded on
+/// it once per `(name, timeout)`: the plugins share the pool.
+fn loopers_sharing_a_pool<const N: usize>(
+    slots: u32,
+    loopers: [(&str, Duration); N],
+) -> [Plugin; N] {
+    let engine = Engine::new(
+        &EngineSettings {
+            max_concurrent_instances: slots,
+            cache_dir: Some(test_compile_cache()),
+            ..EngineSettings::default()
+        },
+        OutboundHttp::new().unwrap(),
+    )
+    .unwrap();
+    loopers.map(|(name, timeout)| {
+        engine
+            .load(PluginSpec {
+                name: name.to_owned(),
+                path: plugin_wasm("test-looper"),
+                world: World::PostLoginAction,
+                limits: Limits {
+                    fuel: 1_000_000_000_000,
+                    timeout,
+                    ..Limits::default()
+                },
+                secrets: Secrets::default(),
+                http: HttpPolicy::default(),
+            })
+            .unwrap()
+    })
+}
+
+/// `plugin` keeps the pool's slots busy until its timeout.
+fn occupy(plugin: Plugin) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let invocation = plugin
+            .on_execute_post_login(&event(), ActionEffects::default(), &CallOptions::default())
+            .await;
+        assert!(invocation.output.is_err());
+    })
+}
+
+/// Runs `plugin` once, timed from its call.
+async fn timed_call(plugin: &Plugin) -> (PluginError, Duration) {
+    let started = Instant::now();
+    let invocation = plugin
+        .on_execute_post_login(&event(), ActionEffects::default(), &CallOptions::default())
+        .await;
+    (invocation.output.unwrap_err(), started.elapsed())
+}
+
+#[tokio::test]
+async fn a_call_waiting_for_a_slot_fails_naming_the_pool_size() {
+    let [holder, waiter] = loopers_sharing_a_pool(
+        1,
+        [
+            ("holder", Duration::from_secs(3)),
+            ("waiter", Duration::from_millis(300)),
+        ],
+    );
+    let holding = occupy(holder);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (error, _) = timed_call(&waiter).await;
+    assert!(
+        matches!(&error, PluginError::Capacity { plugin, slots: 1 } if plugin == "waiter"),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "plugin `waiter` could not run: every slot of the instance pool (size 1) stayed busy for its whole timeout"
+    );
+    holding.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_timeout_bounds_the_wait_for_a_slot_and_the_call_together() {
+    // The holder frees the only slot 0.7 s into the waiter's 1 s: the waiter
+    // runs what is left of its timeout, not a whole timeout more.
+    let timeout = Duration::from_secs(1);
+    let [holder, waiter] = loopers_sharing_a_pool(
+        1,
+        [("holder", Duration::from_millis(800)), ("waiter", timeout)],
+    );
+    let holding = occupy(holder);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (error, elapsed) = timed_call(&waiter).await;
+    assert!(
+        matches!(
+            &error,
+            PluginError::LimitExceeded { limit: Limit::WallClock(t), .. } if *t == timeout
+        ) || matches!(&error, PluginError::Capacity { slots: 1, .. }),
+        "{error:?}"
+    );
+    // Loosely: waiting and then running a whole timeout would take 1.7 s.
+    assert!(elapsed < timeout.mul_f64(1.35), "{elapsed:?}");
+    holding.await.unwrap();
+}
+
+/// An event for plugins that ignore theirs.
+fn event() -> Event {
+    Event {
+        user: EventUser {
+            user_id: "okta|00u1ada".into(),
+            profile: "{}".into(),
+            user_metadata: "{}".into(),
+            app_metadata: "{}".into(),
+            logins_count: 1,
+            last_login: None,
+        },
+        client: EventClient {
+            client_id: "app".into(),
+            name: "Test App".into(),
+            metadata: "{}".into(),
+        },
+        connection: EventConnection {
+            name: "okta".into(),
+            strategy: "oidc".into(),
+        },
+        request: EventRequest {
+            ip: None,
+            user_agent: None,
+        },
+        scopes: Vec::new(),
+        audience: None,
+        access_token_claims: "{}".into(),
+        id_token_claims: "{}".into(),
     }
 }

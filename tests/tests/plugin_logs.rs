@@ -24,6 +24,33 @@ async fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin(
     }
 }
 
+/// A plugin's output cannot restyle an operator's terminal nor forge a log
+/// line: control characters are escaped as in its `log` messages.
+#[tokio::test]
+async fn control_characters_a_plugin_prints_are_logged_escaped() {
+    let captured = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(captured.subscriber());
+    let pipeline = Setup::new()
+        .actions(&[("echo", "test-echo", "fail", "")])
+        .start()
+        .unwrap();
+    outcome(&pipeline, &login("okta")).await.unwrap();
+    let logs = captured.text();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("echo hostile line"))
+        .unwrap_or_else(|| panic!("the hostile line is not logged:\n{logs}"));
+    assert!(
+        line.contains(r"\u{1b}[31mred\r2026-01-01T00:00:00Z ERROR forged\u{7}")
+            && line.contains("plugin=\"echo\""),
+        "{line}"
+    );
+    assert!(
+        !logs.contains(['\x1b', '\r', '\x07']),
+        "raw control characters logged:\n{logs:?}"
+    );
+}
+
 /// The contract's `http.fetch` and JavaScript's `fetch()` (wasi:http) meet
 /// one policy in one place: a refusal is logged the same way for both, with
 /// the reason and the plugin, and without the URL's query.

@@ -52,6 +52,24 @@ fn a_plugin_importing_what_its_world_does_not_grant_fails_the_start() {
 }
 
 #[test]
+fn a_plugin_importing_an_interface_outside_wasi_and_the_contract_fails_the_start() {
+    let error = load_error(
+        Setup::new()
+            .plugin("foreign", "test-foreign-import", "post-login-action", "")
+            .start(),
+    );
+    let message = error.to_string();
+    assert!(
+        matches!(error, LoadError::UngrantedImport { .. }),
+        "{message}"
+    );
+    assert_eq!(
+        message,
+        "plugin `foreign` imports something Claimsmith does not grant: `test:foreign/oracle`, which is neither WASI (`wasi:*`) nor the Claimsmith contract (`claimsmith:plugin/*`)"
+    );
+}
+
+#[test]
 fn a_missing_plugin_file_fails_the_start_naming_the_path() {
     let setup = Setup::new();
     let path = setup.data_dir().join("nowhere.wasm");
@@ -120,9 +138,11 @@ fn compiled_plugins_are_cached_by_digest_and_reused() {
     };
     drop(start());
     let cache = dir.path().join("data/compile-cache");
+    // Compiled plugins, beside the cache's key.
     let entries: Vec<_> = std::fs::read_dir(&cache)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "cwasm"))
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     let written = std::fs::metadata(&entries[0]).unwrap().modified().unwrap();

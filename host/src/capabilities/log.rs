@@ -18,6 +18,16 @@ impl LogCapability {
     }
 }
 
+/// A plugin's message as one line of the host's log: cut to
+/// [`MAX_MESSAGE_CHARS`], with newlines, `\r`, ANSI escapes and every other
+/// control character escaped, so a plugin cannot forge other lines nor
+/// restyle an operator's terminal. Every plugin output goes through it.
+pub(crate) fn one_line(message: &str) -> String {
+    truncated(message, MAX_MESSAGE_CHARS)
+        .escape_debug()
+        .to_string()
+}
+
 /// `message`, cut to at most `max_chars` characters, marked when cut.
 pub(crate) fn truncated(message: &str, max_chars: usize) -> std::borrow::Cow<'_, str> {
     match message.char_indices().nth(max_chars) {
@@ -42,10 +52,7 @@ impl wit::Host for LogCapability {
             return;
         }
         let plugin = &*self.plugin;
-        // One message, one log line: a plugin must not forge others.
-        let message = truncated(&message, MAX_MESSAGE_CHARS)
-            .escape_debug()
-            .to_string();
+        let message = one_line(&message);
         match level {
             wit::Level::Trace => tracing::trace!(target: "claimsmith::plugin", plugin, "{message}"),
             wit::Level::Debug => tracing::debug!(target: "claimsmith::plugin", plugin, "{message}"),
@@ -58,11 +65,19 @@ impl wit::Host for LogCapability {
 
 #[cfg(test)]
 mod tests {
-    use super::truncated;
+    use super::{one_line, truncated};
 
     #[test]
     fn long_messages_are_cut_on_a_char_boundary() {
         assert_eq!(truncated("héllo", 10), "héllo");
         assert_eq!(truncated("héllo", 2), "hé… (truncated)");
+    }
+
+    #[test]
+    fn a_message_stays_one_line_without_control_characters() {
+        assert_eq!(
+            one_line("a\nb\r\x1b[31mc\u{7}"),
+            "a\\nb\\r\\u{1b}[31mc\\u{7}"
+        );
     }
 }

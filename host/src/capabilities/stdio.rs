@@ -1,6 +1,7 @@
 //! A plugin's stdout and stderr, captured line by line into the host's logs,
-//! tagged with the plugin's name. A plugin that prints without end is cut off
-//! after a budget; its writes keep succeeding so that printing never traps it.
+//! tagged with the plugin's name and escaped as its `log` messages are. A
+//! plugin that prints without end is cut off after a budget; its writes keep
+//! succeeding so that printing never traps it.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,6 +11,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+use crate::capabilities::log::one_line;
 
 /// How many bytes of output (stdout and stderr together) one invocation may log.
 pub(crate) const OUTPUT_BUDGET_BYTES: usize = 64 * 1024;
@@ -84,10 +87,12 @@ impl LineBuffer {
     }
 
     fn emit(&self, line: &[u8]) {
+        // CRLF ends a line too; a `\r` anywhere else is escaped below.
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             return;
         }
-        let line = String::from_utf8_lossy(line);
+        let line = one_line(&String::from_utf8_lossy(line));
         let plugin = &*self.plugin;
         match self.stream {
             Stream::Stdout => {

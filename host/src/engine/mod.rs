@@ -51,6 +51,15 @@ pub const FUEL_YIELD_INTERVAL: u64 = 100_000;
 /// (146 µs), zeroing costing more than the faults it saves.
 const KEEP_RESIDENT_BYTES: usize = 64 * 1024;
 
+/// The most of a call's timeout kept back from its requests' timeout: time
+/// for the plugin to handle a request that timed out (see [`http_timeout`]).
+const MAX_HTTP_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
+
+/// What a plugin may import at all, by name prefix: WASI, which every
+/// language's standard library imports, and the contract (`wit/`). Which of
+/// these a plugin is granted is then up to its world's linker.
+const GRANTED_IMPORTS: [&str; 2] = ["wasi:", "claimsmith:plugin/"];
+
 /// The world a plugin implements, as named in config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -75,7 +84,8 @@ pub struct Limits {
     pub fuel: u64,
     /// The most linear memory the instance may grow to, in bytes.
     pub memory_bytes: u64,
-    /// Wall-clock time for the whole invocation, `fetch` calls included.
+    /// Wall-clock time for the whole invocation, from the wait for an
+    /// instance slot to the result, `fetch` calls included.
     pub timeout: Duration,
 }
 
@@ -176,10 +186,12 @@ pub enum PluginError {
         what: &'static str,
         reason: String,
     },
-    /// Every instance slot stayed busy for the plugin's whole timeout: the
-    /// host is overloaded. Never skipped by `on_error = "continue"`, or
-    /// load would switch actions (a deny, say) off.
-    #[error("plugin `{plugin}` could not run: all {slots} instance slots stayed busy")]
+    /// Every slot of the instance pool (`slots` of them) stayed busy for the
+    /// plugin's whole timeout: the host is overloaded. Never skipped by
+    /// `on_error = "continue"`, or load would switch actions (a deny, say) off.
+    #[error(
+        "plugin `{plugin}` could not run: every slot of the instance pool (size {slots}) stayed busy for its whole timeout"
+    )]
     Capacity { plugin: String, slots: u32 },
 }
 
@@ -217,9 +229,15 @@ pub struct Engine {
     action_linker: Linker<StoreState>,
     cache: Option<cache::CompileCache>,
     http: OutboundHttp,
-    /// One permit per instance the pool holds: callers wait for a slot
-    /// instead of failing on a full pool.
-    slots: Arc<tokio::sync::Semaphore>,
+    slots: Arc<InstanceSlots>,
+}
+
+/// One permit per instance the pool holds: callers wait for a slot instead
+/// of failing on a full pool.
+struct InstanceSlots {
+    free: tokio::sync::Semaphore,
+    /// The pool's size, which a capacity error reports.
+    total: u32,
 }
 
 impl Engine {
@@ -262,9 +280,18 @@ impl Engine {
             compiled: Mutex::default(),
             fetcher_linker,
             action_linker,
-            cache: settings.cache_dir.clone().map(cache::CompileCache::new),
+            cache: settings.cache_dir.as_ref().and_then(|dir| {
+                cache::CompileCache::open(dir.clone())
+                    .inspect_err(|error| {
+                        tracing::warn!(dir = %dir.display(), error = format!("{error:#}"), "compile cache not used: plugins compile on every start");
+                    })
+                    .ok()
+            }),
             http,
-            slots: Arc::new(tokio::sync::Semaphore::new(instances as usize)),
+            slots: Arc::new(InstanceSlots {
+                free: tokio::sync::Semaphore::new(instances as usize),
+                total: instances,
+            }),
         })
     }
 
@@ -302,6 +329,21 @@ impl Engine {
                 ),
             });
         }
+        // Before linking, and whatever the linkers come to hold: a plugin
+        // reaches WASI and the contract, nothing else the host may link.
+        let component_type = component.component_type();
+        let foreign = component_type
+            .imports(&self.wasmtime)
+            .map(|(name, _)| name)
+            .find(|name| !GRANTED_IMPORTS.iter().any(|p| name.starts_with(p)));
+        if let Some(import) = foreign {
+            return Err(LoadError::UngrantedImport {
+                plugin,
+                reason: format!(
+                    "`{import}`, which is neither WASI (`wasi:*`) nor the Claimsmith contract (`claimsmith:plugin/*`)"
+                ),
+            });
+        }
         let linker = match spec.world {
             World::ProfileFetcher => &self.fetcher_linker,
             World::PostLoginAction => &self.action_linker,
@@ -324,13 +366,23 @@ impl Engine {
                 action::PostLoginActionPre::new(pre).map_err(wrong_world)?,
             ),
         };
-        tracing::info!(plugin, world = %spec.world, sha256 = %digest, "plugin loaded");
+        let http_policy = HttpPolicy {
+            timeout: http_timeout(spec.http.timeout, spec.limits.timeout),
+            ..spec.http
+        };
+        tracing::info!(
+            plugin,
+            world = %spec.world,
+            sha256 = %digest,
+            http_timeout_ms = http_policy.timeout.as_millis(),
+            "plugin loaded"
+        );
         Ok(Plugin {
             name: Arc::from(spec.name),
             world: spec.world,
             limits: spec.limits,
             secrets: spec.secrets,
-            http_policy: Arc::new(spec.http),
+            http_policy: Arc::new(http_policy),
             http: self.http.clone(),
             wasmtime: self.wasmtime.clone(),
             slots: self.slots.clone(),
@@ -352,7 +404,11 @@ impl Engine {
             return Ok(component);
         }
         let component = match &self.cache {
-            Some(cache) => cache.component(&self.wasmtime, wasm, digest)?,
+            Some(cache) => {
+                let (component, source) = cache.component(&self.wasmtime, wasm, digest)?;
+                tracing::debug!(digest, ?source, "plugin component ready");
+                component
+            }
             None => Component::new(&self.wasmtime, wasm)?,
         };
         self.compiled
@@ -401,6 +457,16 @@ impl Engine {
             compile_time,
         })
     }
+}
+
+/// The timeout of each of a plugin's requests: the configured one, but ending
+/// before the call's own timeout, by a fifth of it (at most
+/// [`MAX_HTTP_TIMEOUT_MARGIN`]). A slow origin then reaches the plugin as
+/// `http-error::timeout`, which it may handle (fall back, fail with its own
+/// message), instead of the call being killed mid-request.
+fn http_timeout(configured: Duration, call: Duration) -> Duration {
+    let margin = (call / 5).min(MAX_HTTP_TIMEOUT_MARGIN);
+    configured.min(call - margin)
 }
 
 fn link_shared_capabilities(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
@@ -458,7 +524,7 @@ pub struct Plugin {
     http_policy: Arc<HttpPolicy>,
     http: OutboundHttp,
     wasmtime: wasmtime::Engine,
-    slots: Arc<tokio::sync::Semaphore>,
+    slots: Arc<InstanceSlots>,
     prepared: Prepared,
 }
 
@@ -573,12 +639,16 @@ impl Plugin {
             fuel_consumed,
             duration: started.elapsed(),
         };
+        // One deadline for the wait for a slot and the call together: the
+        // timeout bounds how long the login waits on this plugin, whatever
+        // the time went on.
+        let deadline = tokio::time::Instant::from_std(started) + self.limits.timeout;
         // Wait for a free instance slot rather than fail on a full pool.
-        let Ok(Ok(_slot)) = tokio::time::timeout(self.limits.timeout, self.slots.acquire()).await
+        let Ok(Ok(_slot)) = tokio::time::timeout_at(deadline, self.slots.free.acquire()).await
         else {
             let busy = PluginError::Capacity {
                 plugin: self.name.to_string(),
-                slots: u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX),
+                slots: self.slots.total,
             };
             return (finish(Err(busy), 0), effects);
         };
@@ -593,7 +663,7 @@ impl Plugin {
             return (finish(Err(self.trapped(error)), 0), effects);
         }
 
-        let outcome = tokio::time::timeout(self.limits.timeout, call(&mut store)).await;
+        let outcome = tokio::time::timeout_at(deadline, call(&mut store)).await;
         let fuel_consumed = self
             .limits
             .fuel
@@ -678,7 +748,10 @@ impl StoreState {
         ))
         .allow_tcp(false)
         .allow_udp(false)
-        .allow_ip_name_lookup(false);
+        .allow_ip_name_lookup(false)
+        // wasmtime-wasi's default too; said here so that no change of
+        // default can open a socket.
+        .socket_addr_check(|_, _| Box::pin(async { false }));
         if let Some(unix_seconds) = options.pinned_clock {
             wasi.wall_clock(PinnedClock(Duration::from_secs(unix_seconds)));
         }
@@ -774,5 +847,24 @@ impl ResourceLimiter for MemoryCap {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::http_timeout;
+
+    #[test]
+    fn requests_time_out_before_their_call_does() {
+        let ms = Duration::from_millis;
+        // The defaults, 5 s each: a request gets 4 s.
+        assert_eq!(http_timeout(ms(5000), ms(5000)), ms(4000));
+        // A configured timeout that already ends in time is kept.
+        assert_eq!(http_timeout(ms(2000), ms(3000)), ms(2000));
+        assert_eq!(http_timeout(ms(5000), ms(500)), ms(400));
+        // The margin is at most a second.
+        assert_eq!(http_timeout(ms(60_000), ms(30_000)), ms(29_000));
     }
 }

@@ -6,8 +6,9 @@
 //! (`has_api_key` / `has_undeclared` id token claims), that metadata changes
 //! are stored (`echo_seen` in user metadata, `echo_count` in app metadata,
 //! one more on every login), that scopes can be added (`echo:read`), that
-//! its log, stdout and stderr lines reach the host's logs, and which wall
-//! clock it reads (`clock`, unix seconds: pinned by golden cases' `now`).
+//! its log, stdout and stderr lines reach the host's logs (control
+//! characters escaped), and which wall clock it reads (`clock`, unix
+//! seconds: pinned by golden cases' `now`).
 
 wit_bindgen::generate!({
     world: "post-login-action",
@@ -26,6 +27,9 @@ impl Guest for Echo {
         log::log(Level::Info, "echo ran");
         println!("echo stdout line");
         eprintln!("echo stderr line");
+        // An ANSI colour, a carriage return back over the line's prefix to
+        // forge another log line, and a bell: the host must log it escaped.
+        println!("echo hostile line \x1b[31mred\r2026-01-01T00:00:00Z ERROR forged\x07");
 
         let app_metadata = parse("user.app_metadata", &event.user.app_metadata)?;
         let seen = json!({
