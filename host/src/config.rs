@@ -151,6 +151,9 @@ pub struct ClientConfig {
     pub allowed_scopes: Vec<String>,
     /// Given to actions as `event.client.metadata`.
     pub metadata: Map<String, Value>,
+    /// Origins whose scripts may call the token, revocation and userinfo
+    /// endpoints, discovery and the JWKS (CORS): a single-page app's own.
+    pub web_origins: Vec<Origin>,
 }
 
 /// The scopes an app may ask for when its config does not say.
@@ -294,6 +297,8 @@ struct RawClient {
     allowed_scopes: Option<Vec<String>>,
     #[serde(default)]
     metadata: Map<String, Value>,
+    #[serde(default)]
+    web_origins: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -702,6 +707,16 @@ fn clients_section(
                     })?,
             ),
         };
+        let mut web_origins = Vec::new();
+        for origin in client.web_origins {
+            let parsed = origin.get_ref().parse::<Origin>().map_err(|why| {
+                (
+                    Some(origin.span()),
+                    format!("client `{}`: web_origins: {why}", client.client_id),
+                )
+            })?;
+            web_origins.push(parsed);
+        }
         for uri in &client.redirect_uris {
             let problem = match reqwest::Url::parse(uri) {
                 Err(_) => Some("is not an absolute URL"),
@@ -727,6 +742,7 @@ fn clients_section(
                     .collect()
             }),
             metadata: client.metadata,
+            web_origins,
         });
     }
     Ok(clients)

@@ -187,6 +187,15 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// SQLite's own check of the database (`PRAGMA integrity_check`): "ok"
+    /// when it is sound, else what is wrong.
+    pub async fn integrity_check(&self) -> Result<String, StoreError> {
+        sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_error("integrity_check"))
+    }
+
     /// The stored state the pipeline starts a login from; None for a first
     /// login.
     pub async fn load_user(&self, user_id: &str) -> Result<Option<StoredUserRow>, StoreError> {

@@ -16,15 +16,78 @@ use sha2::{Digest, Sha256};
 
 const APP_REDIRECT: &str = "http://127.0.0.1:1/app/callback";
 const SPA_REDIRECT: &str = "http://127.0.0.1:1/spa/callback";
+const SPA_ORIGIN: &str = "http://127.0.0.1:1";
 /// Characters that HTTP Basic needs form-encoded (RFC 6749 §2.3.1).
 const UPSTREAM_SECRET: &str = "upstream:secret%2B+é";
 
 struct Harness {
     issuer: String,
     upstream: DevProvider,
-    service: Arc<Service>,
+    host: Host,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+}
+
+/// The service under test: in this process, or `claimsmith serve` as a
+/// process of its own (to measure its memory, or to kill it).
+enum Host {
+    InProcess(Arc<Service>),
+    Process(ServeProcess),
+}
+
+/// A `claimsmith serve` child process, killed when dropped.
+struct ServeProcess(std::process::Child);
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl ServeProcess {
+    /// Starts `claimsmith serve` (the binary `cargo xtask test` built) on
+    /// `config`, logging to `log`, and waits until it answers at `issuer`.
+    async fn start(config: &std::path::Path, log: &std::path::Path, issuer: &str) -> Self {
+        let binary = claimsmith_tests::root().join("target/debug/claimsmith");
+        assert!(
+            binary.exists(),
+            "{} is missing: run `cargo xtask test`, which builds it",
+            binary.display()
+        );
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = std::process::Command::new(binary)
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let process = ServeProcess(child);
+        let discovery = format!("{issuer}/.well-known/openid-configuration");
+        for _ in 0..600 {
+            if reqwest::get(&discovery)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return process;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("claimsmith serve did not come up at {issuer}");
+    }
+
+    /// Resident memory of the process, in bytes.
+    fn resident_bytes(&self) -> u64 {
+        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.0.id())).unwrap();
+        let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        pages * 4096
+    }
 }
 
 /// The service with the seed chain plus the given actions (TOML `[[actions]]`
@@ -35,6 +98,15 @@ async fn harness(extra_toml: &str) -> Harness {
 
 /// As [`harness`], with extra `[server]` lines.
 async fn harness_with_server(extra_toml: &str, server_toml: &str) -> Harness {
+    start_harness(extra_toml, server_toml, false).await
+}
+
+/// As [`harness`], the service running as a `claimsmith serve` process.
+async fn harness_as_process(extra_toml: &str) -> Harness {
+    start_harness(extra_toml, "", true).await
+}
+
+async fn start_harness(extra_toml: &str, server_toml: &str, as_process: bool) -> Harness {
     let upstream = DevProvider::start(
         "127.0.0.1:0".parse().unwrap(),
         DevProviderConfig {
@@ -46,7 +118,8 @@ async fn harness_with_server(extra_toml: &str, server_toml: &str) -> Harness {
     .await
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let listen = listener.local_addr().unwrap();
+    let issuer = format!("http://{listen}");
     let dir = tempfile::tempdir().unwrap();
     let upstream_issuer = upstream.issuer().to_owned();
     let toml = format!(
@@ -56,6 +129,7 @@ data_dir = "data"
 [engine]
 compile_cache_dir = {cache:?}
 [server]
+listen = "{listen}"
 {server_toml}
 
 [plugins.okta-userinfo]
@@ -86,6 +160,7 @@ audience = "https://api.example.com"
 client_id = "spa"
 name = "Single-page App"
 redirect_uris = ["{SPA_REDIRECT}"]
+web_origins = ["{SPA_ORIGIN}"]
 
 [[actions]]
 plugin = "geo-claims"
@@ -97,14 +172,22 @@ plugin = "geo-claims"
     );
     let path = dir.path().join("claimsmith.toml");
     std::fs::write(&path, toml).unwrap();
-    let service = Service::start(Config::load(&path).unwrap()).await.unwrap();
-    tokio::spawn(claimsmith::oidc::serve(service.clone(), listener));
+    let host = if as_process {
+        // The process binds the address itself.
+        drop(listener);
+        Host::Process(ServeProcess::start(&path, &dir.path().join("serve.log"), &issuer).await)
+    } else {
+        let service = Service::start(Config::load(&path).unwrap()).await.unwrap();
+        tokio::spawn(claimsmith::oidc::serve(service.clone(), listener));
+        Host::InProcess(service)
+    };
     Harness {
         issuer,
         upstream,
-        service,
+        host,
         http: browser(),
-        _dir: dir,
+        dir,
+        config: path,
     }
 }
 
@@ -144,6 +227,14 @@ impl AppRedirect {
 }
 
 impl Harness {
+    /// The in-process service's database.
+    fn store(&self) -> &claimsmith::store::Store {
+        match &self.host {
+            Host::InProcess(service) => service.store(),
+            Host::Process(_) => panic!("the service runs in its own process"),
+        }
+    }
+
     fn authorize_url(&self, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> Url {
         let mut url = Url::parse(&format!("{}/authorize", self.issuer)).unwrap();
         let defaults = [
@@ -244,11 +335,7 @@ impl Harness {
 
     /// The development user as the service stored it, if it did.
     async fn stored_user(&self) -> Option<claimsmith::store::StoredUserRow> {
-        self.service
-            .store()
-            .load_user("dev|dev-user-1")
-            .await
-            .unwrap()
+        self.store().load_user("dev|dev-user-1").await.unwrap()
     }
 
     async fn jwks(&self) -> JwkSet {
@@ -351,12 +438,7 @@ async fn the_happy_path_mints_tokens_that_verify_against_the_published_jwks() {
         !stored.profile.contains_key("user_type"),
         "okta-userinfo removed it"
     );
-    let audit = h
-        .service
-        .store()
-        .audit_for_user("dev|dev-user-1")
-        .await
-        .unwrap();
+    let audit = h.store().audit_for_user("dev|dev-user-1").await.unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].outcome, claimsmith::store::AuditOutcome::Minted);
     let steps = audit[0].steps.as_array().unwrap();
@@ -546,7 +628,7 @@ impl Harness {
                 && !description.contains("error sending request"),
             "internal detail reached the app: {description:?}"
         );
-        let audit = self.service.store().recent_logins(1).await.unwrap();
+        let audit = self.store().recent_logins(1).await.unwrap();
         assert_eq!(audit[0].correlation_id.as_deref(), Some(reference));
         assert!(
             matches!(&audit[0].outcome, claimsmith::store::AuditOutcome::Failed { error } if error.contains(detail)),
@@ -567,12 +649,7 @@ async fn an_upstream_userinfo_failure_fails_the_login_in_the_plugin() {
     assert_eq!(redirect.get("error"), Some("server_error"));
     h.assert_failure_told_by_reference(&redirect, "StatusCode: 500")
         .await;
-    let audit = h
-        .service
-        .store()
-        .audit_for_user("dev|dev-user-1")
-        .await
-        .unwrap();
+    let audit = h.store().audit_for_user("dev|dev-user-1").await.unwrap();
     assert!(
         matches!(&audit[0].outcome, claimsmith::store::AuditOutcome::Failed { error } if error.contains("okta-userinfo"))
     );
@@ -596,12 +673,7 @@ async fn a_denying_plugin_fails_the_login_and_stores_nothing_it_set() {
     // Metadata the echo set before the denial is not stored: a denied login
     // changes nothing about the user (documented in the README).
     assert!(h.stored_user().await.is_none());
-    let audit = h
-        .service
-        .store()
-        .audit_for_user("dev|dev-user-1")
-        .await
-        .unwrap();
+    let audit = h.store().audit_for_user("dev|dev-user-1").await.unwrap();
     assert_eq!(
         audit[0].outcome,
         claimsmith::store::AuditOutcome::Denied {
@@ -814,16 +886,13 @@ async fn a_replayed_code_revokes_the_refresh_tokens_it_gave() {
     assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
-/// Resident memory of this process, in bytes.
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_sign_in_requests_holds_no_memory_and_a_real_login_still_succeeds() {
-    let h = harness("").await;
+    // Its own process, so that the memory measured is the service's alone.
+    let h = harness_as_process("").await;
+    let Host::Process(process) = &h.host else {
+        unreachable!("started as a process")
+    };
     let flood = |state_len: usize, requests: usize| {
         let state = "s".repeat(state_len);
         let h = &h;
@@ -859,14 +928,14 @@ async fn a_flood_of_sign_in_requests_holds_no_memory_and_a_real_login_still_succ
     // The first round grows the allocator's pools and both sides' buffers;
     // a server that held pending logins grows again on every round.
     let mut rounds = Vec::new();
-    let mut resident = vec![resident_bytes()];
+    let mut resident = vec![process.resident_bytes()];
     for _ in 0..3 {
         rounds.push((flood(60_000, 600).await, flood(1000, 600).await));
-        resident.push(resident_bytes());
+        resident.push(process.resident_bytes());
     }
     let grown = resident[3].saturating_sub(resident[1]);
     println!(
-        "resident memory after each round of 1200 sign-in requests: {:?} MiB",
+        "the service's resident memory after each round of 1200 sign-in requests: {:?} MiB",
         resident.iter().map(|b| b >> 20).collect::<Vec<_>>()
     );
     let (huge, accepted) = &rounds[2];
@@ -1345,4 +1414,304 @@ async fn a_client_is_refused_for_a_while_after_too_many_wrong_secrets() {
     ];
     let (status, body) = h.redeem(spa.get("code").unwrap(), &fields, None).await;
     assert_eq!(status, StatusCode::OK, "{body:?}");
+}
+
+#[tokio::test]
+async fn wasi_grants_a_plugin_no_file_environment_socket_or_name_lookup() {
+    let prober = format!(
+        "[plugins.prober]\npath = {:?}\nworld = \"post-login-action\"\n[[actions]]\nplugin = \"prober\"\n",
+        plugin_wasm("test-wasi-prober")
+    );
+    let h = harness(&prober).await;
+    let redirect = h.web_login().await;
+    let (status, tokens) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "the plugin handled every refusal");
+    let access = verify(
+        &tokens["access_token"],
+        &h.jwks().await,
+        "https://api.example.com",
+        &h.issuer,
+    );
+    let probe = access["wasi_probe"].as_object().unwrap();
+    for door in [
+        "read_file",
+        "write_file",
+        "list_dir",
+        "env_var",
+        "tcp_connect",
+        "tcp_listen",
+        "udp_bind",
+        "dns",
+    ] {
+        let outcome = probe[door].as_str().unwrap();
+        assert!(outcome.starts_with("denied: "), "{door}: {outcome}");
+    }
+    assert_eq!(probe["env_vars"], json!([]));
+    assert_eq!(probe["args"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_killed_during_a_burst_of_logins_loses_no_minted_login_and_serves_at_once() {
+    let mut h = harness_as_process("").await;
+    // A burst of sign-ins, each its own browser; the host dies in the middle,
+    // once a few have their tokens.
+    let minted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut logins = tokio::task::JoinSet::new();
+    for _ in 0..48 {
+        let url = h.authorize_url(
+            "web-app",
+            APP_REDIRECT,
+            &[
+                ("code_challenge", &challenge(VERIFIER)),
+                ("code_challenge_method", "S256"),
+            ],
+        );
+        let issuer = h.issuer.clone();
+        let minted = minted.clone();
+        logins.spawn(async move {
+            if sign_in_and_redeem(url, &issuer).await {
+                minted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while minted.load(std::sync::atomic::Ordering::SeqCst) < 4
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let Host::Process(process) = &mut h.host else {
+        unreachable!("started as a process")
+    };
+    // SIGKILL: no shutdown code runs.
+    process.0.kill().unwrap();
+    process.0.wait().unwrap();
+    while logins.join_next().await.is_some() {}
+    let minted = minted.load(std::sync::atomic::Ordering::SeqCst);
+    println!("{minted} of 48 sign-ins got tokens before the kill");
+    assert!(minted >= 4, "the kill came before any login finished");
+
+    // Every login that returned tokens has its user and its audit row.
+    let database = h.dir.path().join("data/claimsmith.db");
+    let store = claimsmith::store::Store::open_sqlite(&database)
+        .await
+        .unwrap();
+    let audit = store.audit_for_user("dev|dev-user-1").await.unwrap();
+    let recorded = audit
+        .iter()
+        .filter(|entry| entry.outcome == claimsmith::store::AuditOutcome::Minted)
+        .count();
+    assert!(
+        recorded >= minted,
+        "{recorded} minted rows for {minted} token answers"
+    );
+    let user = store.load_user("dev|dev-user-1").await.unwrap().unwrap();
+    assert!(user.user.logins_count as usize >= minted);
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+    drop(store);
+
+    // It starts again on the same data and serves at once.
+    h.host = Host::Process(
+        ServeProcess::start(&h.config, &h.dir.path().join("serve.log"), &h.issuer).await,
+    );
+    assert!(h.web_login().await.get("code").is_some());
+}
+
+/// One sign-in in a fresh browser, code redeemed: true when tokens came back.
+async fn sign_in_and_redeem(url: Url, issuer: &str) -> bool {
+    let browser = browser();
+    let mut url = url;
+    for _ in 0..6 {
+        if url.as_str().starts_with(APP_REDIRECT) {
+            let Some(code) = url
+                .query_pairs()
+                .find(|(name, _)| name == "code")
+                .map(|(_, code)| code.into_owned())
+            else {
+                return false;
+            };
+            let Ok(response) = browser
+                .post(format!("{issuer}/oauth/token"))
+                .basic_auth("web-app", Some("web-app-secret-0123"))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", APP_REDIRECT),
+                    ("code_verifier", VERIFIER),
+                ])
+                .send()
+                .await
+            else {
+                return false;
+            };
+            return response.status().is_success()
+                && response
+                    .json::<Value>()
+                    .await
+                    .is_ok_and(|body| body["access_token"].is_string());
+        }
+        let Ok(response) = browser.get(url.clone()).send().await else {
+            return false;
+        };
+        let Some(location) = response.headers().get("location") else {
+            return false;
+        };
+        url = url.join(location.to_str().unwrap()).unwrap();
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_single_page_app_origin_may_call_the_token_endpoint_and_no_other_origin() {
+    let h = harness("").await;
+    let preflight = |origin: &'static str, path: &'static str| {
+        h.http
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", h.issuer))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight(SPA_ORIGIN, "/oauth/token").await.unwrap();
+    assert_eq!(allowed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], SPA_ORIGIN);
+    assert!(
+        allowed.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    let refused = preflight("https://evil.example", "/oauth/token")
+        .await
+        .unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    // The answers themselves, errors included, carry the header for the
+    // SPA's origin only; /authorize is navigated to and has none.
+    for (origin, expected) in [
+        (SPA_ORIGIN, Some(SPA_ORIGIN)),
+        ("https://evil.example", None),
+    ] {
+        let token = h
+            .http
+            .post(format!("{}/oauth/token", h.issuer))
+            .header("origin", origin)
+            .form(&[("grant_type", "refresh_token"), ("client_id", "spa")])
+            .send()
+            .await
+            .unwrap();
+        let jwks = h
+            .http
+            .get(format!("{}/.well-known/jwks.json", h.issuer))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        for response in [token, jwks] {
+            assert_eq!(
+                response
+                    .headers()
+                    .get("access-control-allow-origin")
+                    .map(|v| v.to_str().unwrap()),
+                expected
+            );
+        }
+    }
+    let authorize = h
+        .http
+        .get(h.authorize_url("spa", SPA_REDIRECT, &[]))
+        .header("origin", SPA_ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        authorize
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+/// Property: whatever an authorization or token request holds, the service
+/// answers with a client error or a redirect it may make (to the upstream,
+/// or to the client's registered URI), never a server error, and keeps
+/// serving.
+#[test]
+fn any_authorize_or_token_request_gets_a_clear_answer() {
+    use proptest::prelude::*;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let h = runtime.block_on(harness(""));
+    let names = prop_oneof![
+        Just("response_type"),
+        Just("client_id"),
+        Just("redirect_uri"),
+        Just("scope"),
+        Just("state"),
+        Just("nonce"),
+        Just("code_challenge"),
+        Just("code_challenge_method"),
+        Just("connection"),
+        Just("audience"),
+        Just("grant_type"),
+        Just("code"),
+        Just("code_verifier"),
+        Just("refresh_token"),
+        Just("client_secret"),
+    ];
+    let values = prop_oneof![
+        Just("code".to_owned()),
+        Just("web-app".to_owned()),
+        Just("spa".to_owned()),
+        Just(APP_REDIRECT.to_owned()),
+        Just("openid".to_owned()),
+        Just("S256".to_owned()),
+        Just("authorization_code".to_owned()),
+        Just("refresh_token".to_owned()),
+        any::<String>(),
+    ];
+    let request = proptest::collection::vec((names, values), 0..10);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(128));
+    runner
+        .run(&request, |fields| {
+            let (authorize, token) = runtime.block_on(async {
+                let mut url = Url::parse(&format!("{}/authorize", h.issuer)).unwrap();
+                url.query_pairs_mut().extend_pairs(&fields);
+                let authorize = h.http.get(url).send().await.unwrap();
+                let token = h
+                    .http
+                    .post(format!("{}/oauth/token", h.issuer))
+                    .form(&fields)
+                    .send()
+                    .await
+                    .unwrap();
+                (authorize, token)
+            });
+            let status = authorize.status();
+            prop_assert!(
+                status == StatusCode::BAD_REQUEST || status.is_redirection(),
+                "/authorize answered {status} to {fields:?}"
+            );
+            if let Some(location) = authorize.headers().get("location") {
+                let location = location.to_str().unwrap();
+                prop_assert!(
+                    location.starts_with(APP_REDIRECT)
+                        || location.starts_with(SPA_REDIRECT)
+                        || location.starts_with(h.upstream.issuer()),
+                    "redirected to {location}"
+                );
+            }
+            let status = token.status();
+            let body: Value = runtime.block_on(token.json()).unwrap();
+            prop_assert!(status.is_client_error(), "/oauth/token answered {status}");
+            prop_assert!(body["error"].is_string(), "{body}");
+            Ok(())
+        })
+        .unwrap();
+    // Still serving.
+    assert!(runtime.block_on(h.web_login()).get("code").is_some());
 }

@@ -554,19 +554,11 @@ impl Plugin {
             .await;
         let output = invocation.output.and_then(|returned| {
             let profile_json = returned.map_err(|message| self.failed(message))?;
-            let invalid = |reason: String| PluginError::InvalidJson {
+            profile_from_json(&profile_json).map_err(|reason| PluginError::InvalidJson {
                 plugin: self.name.to_string(),
                 what: "the profile",
                 reason,
-            };
-            match serde_json::from_str(&profile_json) {
-                Ok(Value::Object(profile)) => Ok(profile),
-                Ok(other) => Err(invalid(format!(
-                    "expected a JSON object, got {}",
-                    json_kind(&other)
-                ))),
-                Err(e) => Err(invalid(e.to_string())),
-            }
+            })
         });
         Invocation {
             output,
@@ -703,6 +695,15 @@ impl Plugin {
             plugin: self.name.to_string(),
             reason: error.root_cause().to_string(),
         }
+    }
+}
+
+/// The profile a fetcher returned: it must be a JSON object.
+pub fn profile_from_json(text: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(profile)) => Ok(profile),
+        Ok(other) => Err(format!("expected a JSON object, got {}", json_kind(&other))),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -11,6 +11,7 @@
 //! and refresh tokens live in the [`Store`].
 
 mod authorize;
+mod cors;
 mod expiring;
 mod pending;
 pub mod protocol;
@@ -243,16 +244,23 @@ fn create_private_dir(dir: &std::path::Path) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// The HTTP endpoints.
+/// The HTTP endpoints: those a browser navigates to, and those an app's
+/// scripts call (open to the clients' `web_origins`).
 pub fn router(service: Arc<Service>) -> Router {
-    Router::new()
+    let called_by_scripts = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/.well-known/jwks.json", get(jwks))
-        .route("/authorize", get(authorize::authorize))
-        .route("/callback", get(authorize::callback))
         .route("/oauth/token", post(token::token))
         .route("/oauth/revoke", post(token::revoke))
         .route("/userinfo", get(token::userinfo).post(token::userinfo))
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            cors::allow_web_origins,
+        ));
+    Router::new()
+        .route("/authorize", get(authorize::authorize))
+        .route("/callback", get(authorize::callback))
+        .merge(called_by_scripts)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES))
         .with_state(service)
 }
