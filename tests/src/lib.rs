@@ -14,6 +14,8 @@ use claimsmith::pipeline::{
 };
 use serde_json::json;
 
+pub mod service_harness;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
