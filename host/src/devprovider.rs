@@ -102,6 +102,9 @@ pub struct Faults {
     pub retired_key_signs: bool,
     /// The JWKS answer says `Cache-Control: max-age=<this>`.
     pub jwks_max_age_secs: Option<u64>,
+    /// The id token's `auth_time` is this long ago, as when the user's
+    /// session at the provider is old and was not asked to sign in again.
+    pub stale_auth_secs: Option<u64>,
 }
 
 /// The one client the provider knows, and its user.
@@ -902,6 +905,9 @@ fn id_token(shared: &Shared, grant: &CodeGrant, faults: &Faults) -> Result<Strin
         grant.nonce.as_str()
     };
     claims.insert("nonce".into(), json!(nonce));
+    // The test user is signed in at the authorization request, moments ago.
+    let auth_time = now.saturating_sub(faults.stale_auth_secs.unwrap_or(0));
+    claims.insert("auth_time".into(), json!(auth_time));
     claims.insert("email".into(), json!(user.email));
     claims.insert("name".into(), json!(user.name));
     if let Some(country) = &user.geoipcountry {

@@ -1292,3 +1292,75 @@ fn any_authorize_or_token_request_gets_a_clear_answer() {
     // Still serving.
     assert!(runtime.block_on(h.web_login()).get("code").is_some());
 }
+
+#[tokio::test]
+async fn prompt_and_max_age_are_passed_upstream_and_enforced() {
+    let h = harness("").await;
+    let pkce = [
+        ("code_challenge", challenge(VERIFIER)),
+        ("code_challenge_method", "S256".to_owned()),
+    ];
+    let url = |extra: &[(&str, &str)]| {
+        let mut fields: Vec<(&str, &str)> = pkce.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        fields.extend_from_slice(extra);
+        h.authorize_url("web-app", APP_REDIRECT, &fields)
+    };
+    // Passed on to the upstream as asked.
+    let to_upstream = h
+        .http
+        .get(url(&[("prompt", "login"), ("max_age", "300")]))
+        .send()
+        .await
+        .unwrap();
+    let location = to_upstream.headers()["location"].to_str().unwrap();
+    assert!(
+        location.contains("prompt=login") && location.contains("max_age=300"),
+        "{location}"
+    );
+    // Malformed requests are refused.
+    for bad in [
+        [("prompt", "none login"), ("max_age", "1")],
+        [("prompt", "sometimes"), ("max_age", "1")],
+        [("prompt", "login"), ("max_age", "soon")],
+    ] {
+        let redirect = h.browse(url(&bad), APP_REDIRECT).await;
+        assert_eq!(redirect.get("error"), Some("invalid_request"), "{bad:?}");
+    }
+    // A fresh authentication passes max_age and prompt=login.
+    let redirect = h
+        .browse(
+            url(&[("prompt", "login"), ("max_age", "300")]),
+            APP_REDIRECT,
+        )
+        .await;
+    assert!(redirect.get("code").is_some(), "{redirect:?}");
+    // An old session at the upstream does not.
+    h.upstream.set_faults(Faults {
+        stale_auth_secs: Some(3600),
+        ..Faults::default()
+    });
+    for (asked, detail) in [
+        ([("max_age", "300")], "more than max_age 300 s"),
+        ([("prompt", "login")], "as prompt=login asked"),
+    ] {
+        let redirect = h.browse(url(&asked), APP_REDIRECT).await;
+        assert_eq!(redirect.get("error"), Some("login_required"), "{asked:?}");
+        h.assert_failure_told_by_reference(&redirect, detail).await;
+    }
+    assert!(
+        h.browse(url(&[]), APP_REDIRECT).await.get("code").is_some(),
+        "nothing asked"
+    );
+    // prompt=none: the upstream's answer that the user must interact
+    // reaches the app as it is.
+    h.upstream.set_faults(Faults {
+        authorize_error: Some("login_required".into()),
+        ..Faults::default()
+    });
+    let redirect = h.browse(url(&[("prompt", "none")]), APP_REDIRECT).await;
+    assert_eq!(
+        redirect.get("error"),
+        Some("login_required"),
+        "{redirect:?}"
+    );
+}

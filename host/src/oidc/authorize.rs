@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::pending::{MAX_NONCE_LEN, MAX_STATE_LEN, PendingLogin};
 use super::protocol::{is_valid_s256_challenge, pkce_challenge, random_token};
 use super::token::IssuedCode;
+use super::upstream::Reauthentication;
 use super::{OAuthError, Service, error_page};
 use crate::pipeline::{Login, RequestInfo, UpstreamLogin, unix_now};
 
@@ -30,7 +31,23 @@ pub(crate) struct AuthorizeParams {
     /// Which upstream to sign in with; the only one when absent.
     connection: Option<String>,
     audience: Option<String>,
+    /// `none`, or any of `login`, `consent`, `select_account`: passed on.
+    prompt: Option<String>,
+    /// Seconds: the user must have authenticated no longer ago than this.
+    max_age: Option<String>,
 }
+
+/// The prompt values of OIDC Core §3.1.2.1.
+const PROMPT_VALUES: [&str; 4] = ["none", "login", "consent", "select_account"];
+
+/// What an upstream may answer to `prompt=none` and the like, passed to the
+/// app as is (OIDC Core §3.1.2.6): the app needs to know it must interact.
+const INTERACTION_ERRORS: [&str; 4] = [
+    "login_required",
+    "interaction_required",
+    "consent_required",
+    "account_selection_required",
+];
 
 /// The cookie that holds a pending login in its browser; one per login, so
 /// two tabs signing in at once do not clash.
@@ -110,6 +127,33 @@ fn app_error(
     )
 }
 
+/// `prompt` and `max_age` checked (OIDC Core §3.1.2.1).
+fn reauthentication(params: &AuthorizeParams) -> Result<Reauthentication, String> {
+    let prompt = params.prompt.as_deref().filter(|p| !p.is_empty());
+    if let Some(prompt) = prompt {
+        let values: Vec<&str> = prompt.split(' ').collect();
+        if let Some(unknown) = values.iter().find(|v| !PROMPT_VALUES.contains(v)) {
+            return Err(format!(
+                "prompt value `{unknown}` is not one of none, login, consent, select_account"
+            ));
+        }
+        if values.len() > 1 && values.contains(&"none") {
+            return Err("prompt=none cannot be combined with other values".into());
+        }
+    }
+    let max_age = match params.max_age.as_deref() {
+        None => None,
+        Some(text) => Some(
+            text.parse::<u64>()
+                .map_err(|_| "max_age must be a number of seconds".to_owned())?,
+        ),
+    };
+    Ok(Reauthentication {
+        prompt: prompt.map(str::to_owned),
+        max_age,
+    })
+}
+
 pub(crate) async fn authorize(
     State(service): State<Arc<Service>>,
     Query(params): Query<AuthorizeParams>,
@@ -170,6 +214,10 @@ impl Service {
                 "only response_type=code is supported",
             );
         }
+        let reauthentication = match reauthentication(&params) {
+            Ok(reauthentication) => reauthentication,
+            Err(why) => return fail("invalid_request", &why),
+        };
         match (
             &params.code_challenge,
             params.code_challenge_method.as_deref(),
@@ -245,13 +293,16 @@ impl Service {
             connection,
             upstream_nonce: random_token(),
             upstream_verifier: random_token(),
+            started_at: unix_now(),
             expires_at: unix_now() + super::PENDING_LOGIN_TTL.as_secs(),
+            reauthentication,
         };
         let url = match upstream.authorization_url(
             &self.callback_uri(),
             &upstream_state,
             &pending.upstream_nonce,
             &pkce_challenge(&pending.upstream_verifier),
+            &pending.reauthentication,
         ) {
             Ok(url) => url,
             Err(error) => {
@@ -353,8 +404,12 @@ impl Service {
         if let Some(error) = &params.error {
             let description = params.error_description.as_deref().unwrap_or("");
             let detail = format!("the identity provider answered {error}: {description}");
+            let answer = INTERACTION_ERRORS
+                .into_iter()
+                .find(|e| e == error)
+                .unwrap_or("access_denied");
             return self
-                .fail_before_pipeline(&pending, correlation_id, None, "access_denied", &detail)
+                .fail_before_pipeline(&pending, correlation_id, None, answer, &detail)
                 .await;
         }
         let Some(code) = params.code.as_deref() else {
@@ -391,6 +446,20 @@ impl Service {
                 .fail_before_pipeline(&pending, correlation_id, None, "server_error", detail)
                 .await;
         };
+        // When the user really authenticated, if the upstream says so.
+        let upstream_auth_time = tokens
+            .id_token_claims
+            .get("auth_time")
+            .and_then(serde_json::Value::as_u64);
+        if let Err(detail) =
+            pending
+                .reauthentication
+                .check(upstream_auth_time, pending.started_at, unix_now())
+        {
+            return self
+                .fail_before_pipeline(&pending, correlation_id, None, "login_required", &detail)
+                .await;
+        }
         let user_id = crate::pipeline::user_id(&pending.connection, &subject);
         let stored = match self.store.load_user(&user_id).await {
             Ok(stored) => stored.map(|row| row.user).unwrap_or_default(),
@@ -407,11 +476,6 @@ impl Service {
                     .await;
             }
         };
-        // When the user really authenticated, if the upstream says so.
-        let tokens_auth_time = tokens
-            .id_token_claims
-            .get("auth_time")
-            .and_then(serde_json::Value::as_u64);
         let login = Login {
             connection: pending.connection.clone(),
             client_id: pending.client_id.clone(),
@@ -427,7 +491,7 @@ impl Service {
             user: stored,
             profile: None,
             refresh: false,
-            auth_time: tokens_auth_time,
+            auth_time: upstream_auth_time,
         };
         let state = pending.app_state.as_deref();
         let redirect_uri = pending.redirect_uri.as_str();
@@ -487,10 +551,14 @@ impl Service {
             correlation_id,
         )
         .await;
-        let description = if error == "access_denied" {
-            format!("the identity provider refused the sign-in (reference {correlation_id})")
-        } else {
-            super::failed_login_description(correlation_id)
+        let description = match error {
+            "access_denied" => {
+                format!("the identity provider refused the sign-in (reference {correlation_id})")
+            }
+            "server_error" => super::failed_login_description(correlation_id),
+            _ => format!(
+                "the user must sign in again at the identity provider (reference {correlation_id})"
+            ),
         };
         app_error(
             self.issuer(),

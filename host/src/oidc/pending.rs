@@ -38,6 +38,10 @@ pub(crate) struct PendingLogin {
     pub(crate) connection: String,
     pub(crate) upstream_nonce: String,
     pub(crate) upstream_verifier: String,
+    /// `prompt` and `max_age`, checked against the upstream's `auth_time`.
+    pub(crate) reauthentication: crate::oidc::upstream::Reauthentication,
+    /// Unix seconds when the login began.
+    pub(crate) started_at: u64,
     /// Unix seconds after which the login cannot be finished.
     pub(crate) expires_at: u64,
 }
@@ -122,6 +126,11 @@ mod tests {
             connection: "okta".into(),
             upstream_nonce: "u".repeat(43),
             upstream_verifier: "v".repeat(43),
+            reauthentication: crate::oidc::upstream::Reauthentication {
+                prompt: Some("login consent".into()),
+                max_age: Some(86_400),
+            },
+            started_at: 0,
             expires_at,
         }
     }

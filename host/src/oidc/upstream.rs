@@ -65,6 +65,50 @@ pub struct UpstreamTokens {
     pub id_token_claims: Map<String, Value>,
 }
 
+/// What an app asked about re-authentication (OIDC Core §3.1.2.1): `prompt`
+/// (`none`, `login`, ...) and `max_age` in seconds.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, Deserialize)]
+pub struct Reauthentication {
+    pub prompt: Option<String>,
+    pub max_age: Option<u64>,
+}
+
+impl Reauthentication {
+    /// Whether the upstream's `auth_time` (None when it sent none) honours
+    /// the request, for a sign-in that started at `started_at`; why not if
+    /// it does not. `max_age` needs an `auth_time` no older than it;
+    /// `prompt=login` one from this sign-in.
+    pub fn check(&self, auth_time: Option<u64>, started_at: u64, now: u64) -> Result<(), String> {
+        let wants_login = self
+            .prompt
+            .as_deref()
+            .is_some_and(|p| p.split(' ').any(|v| v == "login"));
+        if self.max_age.is_none() && !wants_login {
+            return Ok(());
+        }
+        let Some(auth_time) = auth_time else {
+            return Err(
+                "the upstream id token has no auth_time to check max_age or prompt=login against"
+                    .into(),
+            );
+        };
+        if let Some(max_age) = self.max_age
+            && now.saturating_sub(auth_time) > max_age + CLOCK_LEEWAY_SECS
+        {
+            return Err(format!(
+                "the user authenticated {} s ago, more than max_age {max_age} s",
+                now.saturating_sub(auth_time)
+            ));
+        }
+        if wants_login && auth_time + CLOCK_LEEWAY_SECS < started_at {
+            return Err(
+                "the upstream did not sign the user in again, as prompt=login asked".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// One discovered upstream provider.
 pub struct UpstreamClient {
     registration: UpstreamRegistration,
@@ -149,6 +193,7 @@ impl UpstreamClient {
         state: &str,
         nonce: &str,
         code_challenge: &str,
+        reauthentication: &Reauthentication,
     ) -> Result<Url, UpstreamError> {
         let mut url = Url::parse(&self.discovery.authorization_endpoint).map_err(|e| {
             UpstreamError::Discovery {
@@ -165,6 +210,15 @@ impl UpstreamClient {
             .append_pair("nonce", nonce)
             .append_pair("code_challenge", code_challenge)
             .append_pair("code_challenge_method", "S256");
+        // The app's say on re-authentication is passed on: only the upstream
+        // signs users in.
+        if let Some(prompt) = &reauthentication.prompt {
+            url.query_pairs_mut().append_pair("prompt", prompt);
+        }
+        if let Some(max_age) = reauthentication.max_age {
+            url.query_pairs_mut()
+                .append_pair("max_age", &max_age.to_string());
+        }
         Ok(url)
     }
 
