@@ -606,9 +606,9 @@ mod tests {
         }
     }
 
-    /// Stores `user` as the login of an audit entry would.
-    async fn save_user(store: &Store, user: &UserRecord, counts_as_login: bool) {
-        let entry = AuditEntry {
+    /// The audit entry of a login of `user` that minted.
+    fn minted_entry(user: &UserRecord) -> AuditEntry {
+        AuditEntry {
             at: "2025-01-01T00:00:00Z".to_owned(),
             user_id: Some(user.user_id.clone()),
             client_id: "web".to_owned(),
@@ -616,12 +616,19 @@ mod tests {
             outcome: AuditOutcome::Minted,
             steps: Value::Array(Vec::new()),
             correlation_id: None,
-        };
+        }
+    }
+
+    /// Stores `user` as the login of an audit entry would.
+    async fn save_user(store: &Store, user: &UserRecord, counts_as_login: bool) {
         let saved = SavedUser {
             user,
             counts_as_login,
         };
-        store.record_login(&entry, Some(saved)).await.expect("save");
+        store
+            .record_login(&minted_entry(user), Some(saved))
+            .await
+            .expect("save");
     }
 
     /// Consumes `token` as client `web`.
@@ -837,20 +844,14 @@ mod tests {
             logins_count: 1,
             last_login: "2025-01-01T10:00:00Z".to_owned(),
         };
-        let entry = AuditEntry {
-            at: "2025-01-01T10:00:00Z".to_owned(),
-            user_id: Some(user.user_id.clone()),
-            client_id: "web".to_owned(),
-            connection: "github".to_owned(),
-            outcome: AuditOutcome::Minted,
-            steps: Value::Array(Vec::new()),
-            correlation_id: None,
-        };
         let saved = SavedUser {
             user: &user,
             counts_as_login: true,
         };
-        let error = store.record_login(&entry, Some(saved)).await.unwrap_err();
+        let error = store
+            .record_login(&minted_entry(&user), Some(saved))
+            .await
+            .unwrap_err();
         assert!(error.to_string().contains("audit down"), "{error}");
         assert_eq!(store.load_user("github|42").await.expect("load"), None);
     }

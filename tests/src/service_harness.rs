@@ -111,8 +111,9 @@ pub async fn harness_as_process(extra_toml: &str) -> Harness {
     start_harness(extra_toml, "", true).await
 }
 
-pub async fn start_harness(extra_toml: &str, server_toml: &str, as_process: bool) -> Harness {
-    let upstream = DevProvider::start(
+/// A development provider on loopback that knows Claimsmith as a client.
+pub async fn dev_provider() -> DevProvider {
+    DevProvider::start(
         "127.0.0.1:0".parse().unwrap(),
         DevProviderConfig {
             client_id: "claimsmith".into(),
@@ -121,7 +122,11 @@ pub async fn start_harness(extra_toml: &str, server_toml: &str, as_process: bool
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+pub async fn start_harness(extra_toml: &str, server_toml: &str, as_process: bool) -> Harness {
+    let upstream = dev_provider().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let listen = listener.local_addr().unwrap();
     let issuer = format!("http://{listen}");
@@ -261,6 +266,19 @@ impl Harness {
             .filter(|(name, _)| !extra.iter().any(|(n, _)| n == name));
         for (name, value) in kept.chain(extra) {
             url.query_pairs_mut().append_pair(name, value);
+        }
+        url
+    }
+
+    /// Starts the sign-in at `url` in this browser and signs in at the
+    /// upstream: the `/callback` URL the upstream sent the browser back to,
+    /// not yet followed.
+    pub async fn callback_url(&self, url: Url) -> Url {
+        let mut url = url;
+        for _ in 0..2 {
+            let response = self.http.get(url.clone()).send().await.unwrap();
+            let location = response.headers()["location"].to_str().unwrap();
+            url = url.join(location).unwrap();
         }
         url
     }

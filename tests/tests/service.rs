@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use claimsmith::devprovider::{DevProvider, DevProviderConfig, DevUser, Faults};
+use claimsmith::devprovider::Faults;
 use claimsmith_tests::plugin_wasm;
 use claimsmith_tests::service_harness::*;
 use reqwest::{StatusCode, Url};
@@ -697,17 +697,8 @@ async fn a_redirect_carrying_a_code_is_not_cacheable_and_basic_is_case_insensiti
             ("code_challenge_method", "S256"),
         ],
     );
-    let to_upstream = h.http.get(url).send().await.unwrap();
-    let upstream_url = to_upstream.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let to_callback = h.http.get(&upstream_url).send().await.unwrap();
-    let callback_url = to_callback.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let to_app = h.http.get(&callback_url).send().await.unwrap();
+    let callback_url = h.callback_url(url).await;
+    let to_app = h.http.get(callback_url).send().await.unwrap();
     assert_eq!(to_app.headers()["cache-control"], "no-store");
     let location = Url::parse(to_app.headers()["location"].to_str().unwrap()).unwrap();
     let code = location
@@ -747,18 +738,9 @@ async fn a_callback_from_another_browser_than_the_sign_in_is_refused() {
         ],
     );
     // The victim's browser starts a sign-in; the attacker's ends it.
-    let to_upstream = h.http.get(url).send().await.unwrap();
-    let upstream_url = to_upstream.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let to_callback = h.http.get(&upstream_url).send().await.unwrap();
-    let callback_url = to_callback.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let callback_url = h.callback_url(url).await;
     let other_browser = browser();
-    let response = other_browser.get(&callback_url).send().await.unwrap();
+    let response = other_browser.get(callback_url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(
         response.headers().get("location").is_none(),
@@ -816,16 +798,7 @@ async fn a_key_withdrawn_upstream_is_not_trusted_past_the_jwks_max_age() {
 
 #[tokio::test]
 async fn a_response_naming_another_upstream_is_refused_rfc_9207() {
-    let second = DevProvider::start(
-        "127.0.0.1:0".parse().unwrap(),
-        DevProviderConfig {
-            client_id: "claimsmith".into(),
-            client_secret: UPSTREAM_SECRET.into(),
-            user: DevUser::default(),
-        },
-    )
-    .await
-    .unwrap();
+    let second = dev_provider().await;
     let other = second.issuer().to_owned();
     let h = harness(&format!(
         "[[connections]]\nname = \"second\"\nissuer = \"{other}\"\nclient_id = \"claimsmith\"\n\
@@ -865,13 +838,7 @@ async fn a_response_naming_another_upstream_is_refused_rfc_9207() {
     // A response for the `dev` sign-in that names the second upstream, or
     // names none though `dev` promised to, is refused before its code is used.
     for iss in [Some(other.as_str()), None] {
-        let to_upstream = h.http.get(login_at("dev")).send().await.unwrap();
-        let upstream_url = to_upstream.headers()["location"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let to_callback = h.http.get(&upstream_url).send().await.unwrap();
-        let mut callback = Url::parse(to_callback.headers()["location"].to_str().unwrap()).unwrap();
+        let mut callback = h.callback_url(login_at("dev")).await;
         let pairs: Vec<(String, String)> = callback
             .query_pairs()
             .filter(|(name, _)| name != "iss")
