@@ -270,6 +270,18 @@ impl Harness {
         url
     }
 
+    /// The discovery document.
+    pub async fn discovery(&self) -> Value {
+        self.http
+            .get(format!("{}/.well-known/openid-configuration", self.issuer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Starts the sign-in at `url` in this browser and signs in at the
     /// upstream: the `/callback` URL the upstream sent the browser back to,
     /// not yet followed.

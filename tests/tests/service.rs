@@ -13,15 +13,7 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn the_happy_path_mints_tokens_that_verify_against_the_published_jwks() {
     let h = harness("").await;
-    let discovery: Value = h
-        .http
-        .get(format!("{}/.well-known/openid-configuration", h.issuer))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = h.discovery().await;
     assert_eq!(discovery["issuer"], json!(h.issuer));
     assert_eq!(
         discovery["code_challenge_methods_supported"],
@@ -403,15 +395,7 @@ async fn a_refresh_token_family_ends_at_its_absolute_lifetime_however_often_it_r
 #[tokio::test]
 async fn revoking_a_refresh_token_revokes_its_family_rfc_7009() {
     let h = harness("").await;
-    let discovery: Value = h
-        .http
-        .get(format!("{}/.well-known/openid-configuration", h.issuer))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = h.discovery().await;
     let endpoint = discovery["revocation_endpoint"]
         .as_str()
         .unwrap()
@@ -805,15 +789,7 @@ async fn a_response_naming_another_upstream_is_refused_rfc_9207() {
          client_secret = {{ value = \"{UPSTREAM_SECRET}\" }}\n"
     ))
     .await;
-    let discovery: Value = h
-        .http
-        .get(format!("{}/.well-known/openid-configuration", h.issuer))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = h.discovery().await;
     assert_eq!(
         discovery["authorization_response_iss_parameter_supported"],
         json!(true)
