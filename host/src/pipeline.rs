@@ -545,6 +545,7 @@ impl Pipeline {
             }),
             self.http.clone(),
             options.interceptor.clone(),
+            None,
         );
         let response = http
             .send(OutboundRequest {

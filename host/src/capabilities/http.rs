@@ -182,11 +182,12 @@ impl OutboundHttp {
         &self,
         request: OutboundRequest,
         policy: &HttpPolicy,
+        timeout: Duration,
     ) -> Result<OutboundResponse, HttpError> {
         let mut builder = self
             .client
             .request(request.method, request.url)
-            .timeout(policy.timeout);
+            .timeout(timeout);
         for (name, value) in request.headers {
             builder = builder.header(name, value);
         }
@@ -284,6 +285,10 @@ pub struct HttpCapability {
     interceptor: Option<Interceptor>,
     /// Shared by the clones of one invocation's capability.
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// When the plugin's requests must have ended, so that it still has time
+    /// to handle a timeout before its call's own deadline (None: only the
+    /// policy's timeout).
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl HttpCapability {
@@ -292,6 +297,7 @@ impl HttpCapability {
         policy: Arc<HttpPolicy>,
         client: OutboundHttp,
         interceptor: Option<Interceptor>,
+        deadline: Option<tokio::time::Instant>,
     ) -> Self {
         HttpCapability {
             plugin,
@@ -299,6 +305,19 @@ impl HttpCapability {
             client,
             interceptor,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
+            deadline,
+        }
+    }
+
+    /// The policy's timeout, or less when the deadline is nearer: a call
+    /// that waited for its slot has less time left for its requests.
+    fn request_timeout(&self) -> Duration {
+        match self.deadline {
+            Some(deadline) => self
+                .policy
+                .timeout
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            None => self.policy.timeout,
         }
     }
 
@@ -337,7 +356,9 @@ impl HttpCapability {
                 }
             });
         }
-        self.client.send(request, &self.policy).await
+        self.client
+            .send(request, &self.policy, self.request_timeout())
+            .await
     }
 
     fn check(&self, request: &OutboundRequest) -> Result<(), HttpError> {
@@ -420,7 +441,7 @@ impl WasiHttpHooks for HttpCapability {
                 .map_err(|_| WasiHttpError::ConnectionLimitReached)?;
             // One deadline for reading the plugin's body and the exchange, as
             // the contract's `fetch` has one for the exchange.
-            let response = tokio::time::timeout(capability.policy.timeout, async {
+            let response = tokio::time::timeout(capability.request_timeout(), async {
                 let request = collect_wasi_request(request).await?;
                 capability.send(request).await.map_err(wasi_http_error)
             })
@@ -713,6 +734,28 @@ mod tests {
         assert!("not a url".parse::<Origin>().is_err());
     }
 
+    #[tokio::test]
+    async fn a_request_never_outlives_the_deadline_of_its_call() {
+        let capability = |deadline| {
+            HttpCapability::new(
+                Arc::from("p"),
+                Arc::new(HttpPolicy::default()),
+                OutboundHttp::new().unwrap(),
+                None,
+                deadline,
+            )
+        };
+        let policy_timeout = HttpPolicy::default().timeout;
+        assert_eq!(capability(None).request_timeout(), policy_timeout);
+        // A call that spent most of its time waiting for a slot.
+        let soon = tokio::time::Instant::now() + Duration::from_millis(100);
+        assert!(capability(Some(soon)).request_timeout() <= Duration::from_millis(100));
+        let past = tokio::time::Instant::now() - Duration::from_millis(1);
+        assert_eq!(capability(Some(past)).request_timeout(), Duration::ZERO);
+        let late = tokio::time::Instant::now() + policy_timeout * 2;
+        assert_eq!(capability(Some(late)).request_timeout(), policy_timeout);
+    }
+
     #[test]
     fn host_framing_headers_are_refused_before_any_request() {
         let capability = HttpCapability::new(
@@ -722,6 +765,7 @@ mod tests {
                 ..HttpPolicy::default()
             }),
             OutboundHttp::new().unwrap(),
+            None,
             None,
         );
         let request = |headers: Vec<(String, String)>| OutboundRequest {

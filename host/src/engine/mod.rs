@@ -465,8 +465,13 @@ impl Engine {
 /// `http-error::timeout`, which it may handle (fall back, fail with its own
 /// message), instead of the call being killed mid-request.
 fn http_timeout(configured: Duration, call: Duration) -> Duration {
-    let margin = (call / 5).min(MAX_HTTP_TIMEOUT_MARGIN);
-    configured.min(call - margin)
+    configured.min(call - http_timeout_margin(call))
+}
+
+/// The time kept back from a call of `call` long for the plugin to handle a
+/// request that timed out.
+fn http_timeout_margin(call: Duration) -> Duration {
+    (call / 5).min(MAX_HTTP_TIMEOUT_MARGIN)
 }
 
 fn link_shared_capabilities(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
@@ -644,7 +649,8 @@ impl Plugin {
             };
             return (finish(Err(busy), 0), effects);
         };
-        let state = StoreState::new(self, effects, options);
+        let requests_deadline = deadline - http_timeout_margin(self.limits.timeout);
+        let state = StoreState::new(self, effects, options, requests_deadline);
         let mut store = Store::new(&self.wasmtime, state);
         store.limiter(|state| &mut state.memory);
         let budget = store
@@ -732,7 +738,12 @@ struct StoreState {
 }
 
 impl StoreState {
-    fn new(plugin: &Plugin, effects: ActionEffects, options: &CallOptions) -> Self {
+    fn new(
+        plugin: &Plugin,
+        effects: ActionEffects,
+        options: &CallOptions,
+        requests_deadline: tokio::time::Instant,
+    ) -> Self {
         // No preopened directories, no environment, no arguments, no sockets:
         // WASI grants only clocks, randomness and the captured stdio.
         let budget = output_budget();
@@ -773,6 +784,7 @@ impl StoreState {
                 plugin.http_policy.clone(),
                 plugin.http.clone(),
                 options.interceptor.clone(),
+                Some(requests_deadline),
             ),
             api: ApiCapability { effects },
         }
