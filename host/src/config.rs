@@ -780,6 +780,16 @@ fn plugin_spec(
             .get_ref()
             .parse::<Origin>()
             .map_err(|why| (origin.span(), format!("plugin `{name}`: {why}")))?;
+        if parsed.is_metadata_literal() {
+            return Err((
+                origin.span(),
+                format!(
+                    "plugin `{name}`: `{}` is a link-local address, where cloud metadata \
+                     services answer; it cannot be granted",
+                    origin.get_ref()
+                ),
+            ));
+        }
         allowed_origins.push(parsed);
     }
     let mut secrets = BTreeMap::new();
@@ -1012,6 +1022,14 @@ on_error = "continue"
                 .contains("give issuer, client_id and client_secret together"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_metadata_address_cannot_be_granted() {
+        let text = MINIMAL.replace("https://api.example.com", "http://169.254.169.254");
+        let error = parse(&text).unwrap_err();
+        assert_eq!(error.line, 7, "{error}");
+        assert!(error.message.contains("link-local"), "{error}");
     }
 
     #[test]

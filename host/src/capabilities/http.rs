@@ -60,6 +60,25 @@ impl Origin {
     }
 }
 
+impl Origin {
+    /// Whether the host is a link-local IP literal (169.254.0.0/16, fe80::/10),
+    /// where cloud metadata services answer, or AWS's IPv6 metadata address.
+    /// IP literals skip the address guard by design (an operator grants one
+    /// to reach an internal service), so these are refused at load instead.
+    pub fn is_metadata_literal(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        match host.parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) => v4.is_link_local(),
+            Ok(IpAddr::V6(v6)) => {
+                (v6.segments()[0] & 0xffc0) == 0xfe80
+                    || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+                    || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 impl FromStr for Origin {
     type Err = String;
 
@@ -725,6 +744,32 @@ mod tests {
     fn redacted_urls_keep_no_credentials_query_or_fragment() {
         let url = Url::parse("https://user:pw@idp.example.com/userinfo?token=t#frag").unwrap();
         assert_eq!(redacted_url(&url), "https://idp.example.com/userinfo");
+    }
+
+    #[test]
+    fn metadata_literals_are_recognised() {
+        for origin in [
+            "http://169.254.169.254",
+            "http://169.254.0.1:8080",
+            "http://[fe80::1]",
+            "http://[fd00:ec2::254]",
+            "http://[::ffff:169.254.169.254]",
+        ] {
+            assert!(
+                origin.parse::<Origin>().unwrap().is_metadata_literal(),
+                "{origin}"
+            );
+        }
+        for origin in [
+            "http://10.0.0.5:8080",
+            "https://api.example.com",
+            "http://[::1]",
+        ] {
+            assert!(
+                !origin.parse::<Origin>().unwrap().is_metadata_literal(),
+                "{origin}"
+            );
+        }
     }
 
     #[test]

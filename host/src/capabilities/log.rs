@@ -4,17 +4,24 @@
 use std::sync::Arc;
 
 use crate::bindings::fetcher::claimsmith::plugin::log as wit;
+use crate::capabilities::stdio::OutputBudget;
 
 /// Longer messages are cut: a plugin must not flood the host's logs.
 const MAX_MESSAGE_CHARS: usize = 4096;
+/// What a `log` call costs the output budget besides its message: about the
+/// length of a log line's prefix.
+const LOG_LINE_OVERHEAD_BYTES: usize = 64;
 
 pub struct LogCapability {
     plugin: Arc<str>,
+    /// Shared with stdout and stderr: a plugin calling `log` without end is
+    /// cut off as one printing without end is.
+    budget: OutputBudget,
 }
 
 impl LogCapability {
-    pub fn new(plugin: Arc<str>) -> Self {
-        LogCapability { plugin }
+    pub(crate) fn new(plugin: Arc<str>, budget: OutputBudget) -> Self {
+        LogCapability { plugin, budget }
     }
 }
 
@@ -53,6 +60,13 @@ impl wit::Host for LogCapability {
         }
         let plugin = &*self.plugin;
         let message = one_line(&message);
+        // The whole line or nothing: half a message misleads. Each line also
+        // costs its prefix (time, level, target, plugin), or a plugin could
+        // log thousands of one-character lines within the budget.
+        let cost = message.len() + LOG_LINE_OVERHEAD_BYTES;
+        if self.budget.take(cost) < cost {
+            return;
+        }
         match level {
             wit::Level::Trace => tracing::trace!(target: "claimsmith::plugin", plugin, "{message}"),
             wit::Level::Debug => tracing::debug!(target: "claimsmith::plugin", plugin, "{message}"),

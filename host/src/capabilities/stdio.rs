@@ -1,10 +1,11 @@
 //! A plugin's stdout and stderr, captured line by line into the host's logs,
 //! tagged with the plugin's name and escaped as its `log` messages are. A
-//! plugin that prints without end is cut off after a budget; its writes keep
+//! plugin that prints (or calls `log`) without end is cut off after a budget
+//! shared by all three, and the cut is logged once; its writes keep
 //! succeeding so that printing never traps it.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -14,14 +15,43 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use crate::capabilities::log::one_line;
 
-/// How many bytes of output (stdout and stderr together) one invocation may log.
+/// How many bytes of output (stdout, stderr and `log` messages together)
+/// one invocation may log.
 pub(crate) const OUTPUT_BUDGET_BYTES: usize = 64 * 1024;
 
-/// The output budget an invocation's streams share.
-pub(crate) type OutputBudget = Arc<AtomicUsize>;
+/// The output budget an invocation's streams and `log` calls share.
+pub(crate) type OutputBudget = Arc<SharedBudget>;
 
-pub(crate) fn output_budget() -> OutputBudget {
-    Arc::new(AtomicUsize::new(OUTPUT_BUDGET_BYTES))
+pub(crate) struct SharedBudget {
+    plugin: Arc<str>,
+    left: AtomicUsize,
+    /// The cut is logged once, by the first output refused in whole or part.
+    cut: AtomicBool,
+}
+
+pub(crate) fn output_budget(plugin: Arc<str>) -> OutputBudget {
+    Arc::new(SharedBudget {
+        plugin,
+        left: AtomicUsize::new(OUTPUT_BUDGET_BYTES),
+        cut: AtomicBool::new(false),
+    })
+}
+
+impl SharedBudget {
+    /// Takes up to `wanted` bytes from the budget: how many it got.
+    pub(crate) fn take(&self, wanted: usize) -> usize {
+        let mut taken = 0;
+        let _ = self
+            .left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                taken = wanted.min(left);
+                Some(left - taken)
+            });
+        if taken < wanted && !self.cut.swap(true, Ordering::Relaxed) {
+            tracing::warn!(target: "claimsmith::plugin", plugin = &*self.plugin, "output budget of {OUTPUT_BUDGET_BYTES} bytes used up; further output dropped");
+        }
+        taken
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -64,13 +94,7 @@ impl PluginOutput {
 
 impl LineBuffer {
     fn write(&mut self, bytes: &[u8]) {
-        let mut taken = 0;
-        let _ = self
-            .budget
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                taken = bytes.len().min(left);
-                Some(left - taken)
-            });
+        let taken = self.budget.take(bytes.len());
         if taken == 0 {
             return;
         }
@@ -82,7 +106,6 @@ impl LineBuffer {
         if taken < bytes.len() {
             let rest = std::mem::take(&mut self.pending);
             self.emit(&rest);
-            tracing::warn!(target: "claimsmith::plugin", plugin = &*self.plugin, "output budget of {OUTPUT_BUDGET_BYTES} bytes used up; further output dropped");
         }
     }
 

@@ -51,6 +51,10 @@ pub const FUEL_YIELD_INTERVAL: u64 = 100_000;
 /// (146 µs), zeroing costing more than the faults it saves.
 const KEEP_RESIDENT_BYTES: usize = 64 * 1024;
 
+/// The largest profile a fetcher may return (real ones are a few kilobytes):
+/// every action of the login gets a copy.
+pub const MAX_PROFILE_BYTES: usize = 1024 * 1024;
+
 /// The most of a call's timeout kept back from its requests' timeout: time
 /// for the plugin to handle a request that timed out (see [`http_timeout`]).
 const MAX_HTTP_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
@@ -180,6 +184,10 @@ pub enum PluginError {
     Trapped { plugin: String, reason: String },
     #[error("plugin `{plugin}` failed: {message}")]
     Failed { plugin: String, message: String },
+    #[error(
+        "plugin `{plugin}` returned a profile of {bytes} bytes, over the cap of {MAX_PROFILE_BYTES}"
+    )]
+    ProfileTooLarge { plugin: String, bytes: usize },
     #[error("plugin `{plugin}` returned invalid JSON as {what}: {reason}")]
     InvalidJson {
         plugin: String,
@@ -559,6 +567,13 @@ impl Plugin {
             .await;
         let output = invocation.output.and_then(|returned| {
             let profile_json = returned.map_err(|message| self.failed(message))?;
+            // Before parsing: the actions after it would each get a copy.
+            if profile_json.len() > MAX_PROFILE_BYTES {
+                return Err(PluginError::ProfileTooLarge {
+                    plugin: self.name.to_string(),
+                    bytes: profile_json.len(),
+                });
+            }
             profile_from_json(&profile_json).map_err(|reason| PluginError::InvalidJson {
                 plugin: self.name.to_string(),
                 what: "the profile",
@@ -746,7 +761,7 @@ impl StoreState {
     ) -> Self {
         // No preopened directories, no environment, no arguments, no sockets:
         // WASI grants only clocks, randomness and the captured stdio.
-        let budget = output_budget();
+        let budget = output_budget(plugin.name.clone());
         let mut wasi = WasiCtx::builder();
         wasi.stdout(PluginOutput::new(
             plugin.name.clone(),
@@ -756,7 +771,7 @@ impl StoreState {
         .stderr(PluginOutput::new(
             plugin.name.clone(),
             Stream::Stderr,
-            budget,
+            budget.clone(),
         ))
         .allow_tcp(false)
         .allow_udp(false)
@@ -777,7 +792,7 @@ impl StoreState {
                 total_bytes: 0,
                 cap_hit: false,
             },
-            log: LogCapability::new(plugin.name.clone()),
+            log: LogCapability::new(plugin.name.clone(), budget),
             secrets: plugin.secrets.clone(),
             http: HttpCapability::new(
                 plugin.name.clone(),

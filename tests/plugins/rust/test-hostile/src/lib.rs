@@ -83,6 +83,9 @@ impl Guest for Hostile {
             "fetch" => fetch(text("url")?),
             "secret" => steal(text("secret")?),
             "log-flood" => {
+                // The message first: output after the budget is dropped,
+                // `log` calls included.
+                log::log(Level::Warn, &"m".repeat(MIB));
                 let line = flood_line();
                 for _ in 0..2 * MIB / (line.len() + 1) {
                     println!("{line}");
@@ -90,7 +93,6 @@ impl Guest for Hostile {
                 for _ in 0..MIB / 2 / (line.len() + 1) {
                     eprintln!("{line}");
                 }
-                log::log(Level::Warn, &"m".repeat(MIB));
                 behave()
             }
             "log-flood-aligned" => {
