@@ -231,6 +231,16 @@ pub struct AppRedirect {
 }
 
 impl AppRedirect {
+    /// The correlation id in `error_description`: "... (reference <id>)".
+    pub fn reference(&self) -> &str {
+        let description = self.get("error_description").unwrap_or_default();
+        description
+            .split("(reference ")
+            .nth(1)
+            .and_then(|rest| rest.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("no reference in {description:?}"))
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.params.get(name).and_then(Value::as_str)
     }
@@ -423,11 +433,7 @@ impl Harness {
     /// under that reference holds the detail, which the app never sees.
     pub async fn assert_failure_told_by_reference(&self, redirect: &AppRedirect, detail: &str) {
         let description = redirect.get("error_description").unwrap();
-        let reference = description
-            .split("(reference ")
-            .nth(1)
-            .and_then(|rest| rest.strip_suffix(')'))
-            .unwrap_or_else(|| panic!("no reference in {description:?}"));
+        let reference = redirect.reference();
         assert!(
             !description.contains(detail)
                 && !description.contains("127.0.0.1")

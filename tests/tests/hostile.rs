@@ -119,11 +119,7 @@ async fn failure_told_by_reference(
     assert_eq!(redirect.get("error"), Some("server_error"), "{redirect:?}");
     assert!(redirect.get("code").is_none(), "{redirect:?}");
     let description = redirect.get("error_description").unwrap();
-    let reference = description
-        .split("(reference ")
-        .nth(1)
-        .and_then(|rest| rest.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("no reference in {description:?}"));
+    let reference = redirect.reference();
     assert!(
         details.iter().all(|detail| !description.contains(detail))
             && !description.contains("hostile")
