@@ -282,14 +282,36 @@ impl Harness {
 
     /// The discovery document.
     pub async fn discovery(&self) -> Value {
+        self.get_json("/.well-known/openid-configuration").await
+    }
+
+    /// The JSON the service answers at `path`.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         self.http
-            .get(format!("{}/.well-known/openid-configuration", self.issuer))
+            .get(format!("{}{path}", self.issuer))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
+    }
+
+    /// An authorization request of `client_id` ("web-app" or "spa") to its
+    /// redirect URI, with a PKCE challenge for [`VERIFIER`] and `extra`.
+    pub fn pkce_authorize_url(&self, client_id: &str, extra: &[(&str, &str)]) -> Url {
+        let redirect_uri = if client_id == "spa" {
+            SPA_REDIRECT
+        } else {
+            APP_REDIRECT
+        };
+        let challenge = challenge(VERIFIER);
+        let mut fields = vec![
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ];
+        fields.extend_from_slice(extra);
+        self.authorize_url(client_id, redirect_uri, &fields)
     }
 
     /// Starts the sign-in at `url` in this browser and signs in at the
@@ -330,14 +352,7 @@ impl Harness {
 
     /// A web-app login with PKCE; returns the redirect the app received.
     pub async fn web_login(&self) -> AppRedirect {
-        let url = self.authorize_url(
-            "web-app",
-            APP_REDIRECT,
-            &[
-                ("code_challenge", &challenge(VERIFIER)),
-                ("code_challenge_method", "S256"),
-            ],
-        );
+        let url = self.pkce_authorize_url("web-app", &[]);
         let redirect = self.browse(url, APP_REDIRECT).await;
         assert_eq!(redirect.get("state"), Some("app-state-1"), "{redirect:?}");
         redirect
@@ -389,14 +404,7 @@ impl Harness {
     }
 
     pub async fn jwks(&self) -> JwkSet {
-        self.http
-            .get(format!("{}/.well-known/jwks.json", self.issuer))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json("/.well-known/jwks.json").await
     }
 }
 

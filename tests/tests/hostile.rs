@@ -706,15 +706,7 @@ async fn a_hostile_profile_fails_its_own_login_naming_the_fetcher() {
     let sign_in_at = |connection: &'static str| {
         let h = h.clone();
         async move {
-            let url = h.authorize_url(
-                "web-app",
-                APP_REDIRECT,
-                &[
-                    ("code_challenge", &challenge(VERIFIER)),
-                    ("code_challenge_method", "S256"),
-                    ("connection", connection),
-                ],
-            );
+            let url = h.pkce_authorize_url("web-app", &[("connection", connection)]);
             within(connection, h.browse(url, APP_REDIRECT)).await
         }
     };
@@ -776,15 +768,7 @@ async fn a_100_mb_profile_is_refused_naming_the_fetcher_whatever_its_memory_cap(
         )
     ))
     .await;
-    let url = h.authorize_url(
-        "web-app",
-        APP_REDIRECT,
-        &[
-            ("code_challenge", &challenge(VERIFIER)),
-            ("code_challenge_method", "S256"),
-            ("connection", "huge-profile"),
-        ],
-    );
+    let url = h.pkce_authorize_url("web-app", &[("connection", "huge-profile")]);
     let redirect = within("the huge profile", h.browse(url, APP_REDIRECT)).await;
     let entry = failure_told_by_reference(h.store(), &redirect, &[]).await;
     let error = failed_error(&entry);

@@ -5,8 +5,8 @@
 
 use claimsmith_tests::{CapturedLogs, Setup, language_plugin_wasm, login, outcome};
 
-#[tokio::test]
-async fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin() {
+/// The host's log of one login through test-echo.
+async fn echo_login_logs() -> String {
     let captured = CapturedLogs::default();
     let _guard = tracing::subscriber::set_default(captured.subscriber());
     let pipeline = Setup::new()
@@ -14,7 +14,12 @@ async fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin(
         .start()
         .unwrap();
     outcome(&pipeline, &login("okta")).await.unwrap();
-    let logs = captured.text();
+    captured.text()
+}
+
+#[tokio::test]
+async fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin() {
+    let logs = echo_login_logs().await;
     for line in ["echo ran", "echo stdout line", "echo stderr line"] {
         let found = logs
             .lines()
@@ -28,14 +33,7 @@ async fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin(
 /// line: control characters are escaped as in its `log` messages.
 #[tokio::test]
 async fn control_characters_a_plugin_prints_are_logged_escaped() {
-    let captured = CapturedLogs::default();
-    let _guard = tracing::subscriber::set_default(captured.subscriber());
-    let pipeline = Setup::new()
-        .actions(&[("echo", "test-echo", "fail", "")])
-        .start()
-        .unwrap();
-    outcome(&pipeline, &login("okta")).await.unwrap();
-    let logs = captured.text();
+    let logs = echo_login_logs().await;
     let line = logs
         .lines()
         .find(|l| l.contains("echo hostile line"))

@@ -121,14 +121,7 @@ async fn a_public_client_must_use_pkce_and_present_the_right_verifier() {
         .await;
     assert_eq!(without.get("error"), Some("invalid_request"), "{without:?}");
 
-    let url = h.authorize_url(
-        "spa",
-        SPA_REDIRECT,
-        &[
-            ("code_challenge", &challenge(VERIFIER)),
-            ("code_challenge_method", "S256"),
-        ],
-    );
+    let url = h.pkce_authorize_url("spa", &[]);
     let spa = [("redirect_uri", SPA_REDIRECT), ("client_id", "spa")];
     let redirect = h.browse(url.clone(), SPA_REDIRECT).await;
     let (status, body) = h.redeem(redirect.get("code").unwrap(), &spa, None).await;
@@ -467,15 +460,8 @@ async fn a_flood_of_sign_in_requests_holds_no_memory_and_a_real_login_still_succ
             for batch in 0..requests / 50 {
                 let mut sends = tokio::task::JoinSet::new();
                 for i in 0..50 {
-                    let url = h.authorize_url(
-                        "spa",
-                        SPA_REDIRECT,
-                        &[
-                            ("code_challenge", &challenge(VERIFIER)),
-                            ("code_challenge_method", "S256"),
-                            ("state", &format!("{state}{batch}-{i}")),
-                        ],
-                    );
+                    let url =
+                        h.pkce_authorize_url("spa", &[("state", &format!("{state}{batch}-{i}"))]);
                     sends.spawn(attacker.get(url).send());
                 }
                 while let Some(response) = sends.join_next().await {
@@ -673,14 +659,7 @@ async fn userinfo_takes_only_a_valid_access_token() {
 #[tokio::test]
 async fn a_redirect_carrying_a_code_is_not_cacheable_and_basic_is_case_insensitive() {
     let h = harness("").await;
-    let url = h.authorize_url(
-        "web-app",
-        APP_REDIRECT,
-        &[
-            ("code_challenge", &challenge(VERIFIER)),
-            ("code_challenge_method", "S256"),
-        ],
-    );
+    let url = h.pkce_authorize_url("web-app", &[]);
     let callback_url = h.callback_url(url).await;
     let to_app = h.http.get(callback_url).send().await.unwrap();
     assert_eq!(to_app.headers()["cache-control"], "no-store");
@@ -713,14 +692,7 @@ async fn a_redirect_carrying_a_code_is_not_cacheable_and_basic_is_case_insensiti
 #[tokio::test]
 async fn a_callback_from_another_browser_than_the_sign_in_is_refused() {
     let h = harness("").await;
-    let url = h.authorize_url(
-        "web-app",
-        APP_REDIRECT,
-        &[
-            ("code_challenge", &challenge(VERIFIER)),
-            ("code_challenge_method", "S256"),
-        ],
-    );
+    let url = h.pkce_authorize_url("web-app", &[]);
     // The victim's browser starts a sign-in; the attacker's ends it.
     let callback_url = h.callback_url(url).await;
     let other_browser = browser();
@@ -794,17 +766,8 @@ async fn a_response_naming_another_upstream_is_refused_rfc_9207() {
         discovery["authorization_response_iss_parameter_supported"],
         json!(true)
     );
-    let login_at = |connection: &'static str| {
-        h.authorize_url(
-            "web-app",
-            APP_REDIRECT,
-            &[
-                ("code_challenge", &challenge(VERIFIER)),
-                ("code_challenge_method", "S256"),
-                ("connection", connection),
-            ],
-        )
-    };
+    let login_at =
+        |connection: &'static str| h.pkce_authorize_url("web-app", &[("connection", connection)]);
     // Both connections sign in, and our answer names us.
     for connection in ["dev", "second"] {
         let redirect = h.browse(login_at(connection), APP_REDIRECT).await;
@@ -915,17 +878,7 @@ async fn a_client_is_refused_for_a_while_after_too_many_wrong_secrets() {
     );
     // The code was not spent by the refusals, and other clients go on.
     let spa = h
-        .browse(
-            h.authorize_url(
-                "spa",
-                SPA_REDIRECT,
-                &[
-                    ("code_challenge", &challenge(VERIFIER)),
-                    ("code_challenge_method", "S256"),
-                ],
-            ),
-            SPA_REDIRECT,
-        )
+        .browse(h.pkce_authorize_url("spa", &[]), SPA_REDIRECT)
         .await;
     let fields = [
         ("redirect_uri", SPA_REDIRECT),
@@ -991,14 +944,7 @@ async fn a_host_killed_during_a_burst_of_logins_loses_no_minted_login_and_serves
     let minted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut logins = tokio::task::JoinSet::new();
     for _ in 0..48 {
-        let url = h.authorize_url(
-            "web-app",
-            APP_REDIRECT,
-            &[
-                ("code_challenge", &challenge(VERIFIER)),
-                ("code_challenge_method", "S256"),
-            ],
-        );
+        let url = h.pkce_authorize_url("web-app", &[]);
         let issuer = h.issuer.clone();
         let minted = minted.clone();
         logins.spawn(async move {
