@@ -148,9 +148,11 @@ fn scaffolds() -> Result<(), String> {
                 &["--quiet"],
                 &["new", kind, &name, "--lang", language, "--dir", &project],
             )?;
-            // Rust scaffolds are workspaces of their own: share one target
-            // dir so their dependencies compile once.
-            let cargo_target = dir.join("cargo-target").display().to_string();
+            // Rust scaffolds are workspaces of their own: they build in the
+            // workspace's target dir so the plugins' dependencies, already
+            // compiled for the shipped plugins, are not compiled (and stored)
+            // a second time.
+            let cargo_target = root().join("target").display().to_string();
             claimsmith(
                 &["--quiet"],
                 &[
