@@ -58,7 +58,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .first()
         .cloned()
         .context("the demo config needs a client")?;
-    let listen = config.server.listen;
+    let settings = config.server;
+    let listen = settings.listen;
     let issuer = config.issuer.clone();
     let service = Service::start(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -73,12 +74,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }),
     );
     tokio::spawn(async move {
-        if let Err(error) = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        {
+        if let Err(error) = crate::oidc::serve_router(router, settings, listener).await {
             tracing::error!(%error, "the service stopped");
         }
     });

@@ -79,7 +79,11 @@ impl Service {
     pub async fn start(config: Config) -> Result<Arc<Self>, ServiceError> {
         let plugin_http = OutboundHttp::new().map_err(|e| ServiceError::Http(e.to_string()))?;
         create_private_dir(&config.data_dir)?;
-        let store = Store::open_sqlite(&config.data_dir.join("claimsmith.db")).await?;
+        let store = Store::open_sqlite(
+            &config.data_dir.join("claimsmith.db"),
+            config.storage.synchronous,
+        )
+        .await?;
         let upstream_http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
@@ -276,13 +280,22 @@ pub async fn serve(
     service: Arc<Service>,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<()> {
+    let settings = service.config().server;
+    serve_router(router(service), settings, listener).await
+}
+
+/// Serves `app` (the service's [`router`], with routes added as the demo
+/// adds its app page) under the same edge limits as [`serve`].
+pub async fn serve_router(
+    app: Router,
+    settings: crate::config::ServerSettings,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
     use tower::ServiceExt as _;
 
-    let settings = service.config().server;
     let header_read_timeout = Duration::from_secs(settings.header_read_timeout_secs);
     let max_connections = usize::try_from(settings.max_connections).unwrap_or(usize::MAX);
     let connections = Arc::new(tokio::sync::Semaphore::new(max_connections));
-    let app = router(service);
     loop {
         let Ok(permit) = connections.clone().acquire_owned().await else {
             return Ok(());
@@ -296,6 +309,11 @@ pub async fn serve(
                 continue;
             }
         };
+        // Answers go out at once: with Nagle's algorithm a response written
+        // in two parts waits for the client's delayed ACK (40 ms on Linux).
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
+        }
         let app = app.clone();
         tokio::spawn(async move {
             let _permit = permit;
