@@ -72,6 +72,7 @@ pub struct Config {
     pub tokens: TokenSettings,
     pub engine: EngineSettings,
     pub server: ServerSettings,
+    pub storage: StorageSettings,
     pub plugins: BTreeMap<String, PluginSpec>,
     pub connections: Vec<ConnectionConfig>,
     pub clients: Vec<ClientConfig>,
@@ -222,6 +223,28 @@ impl Default for ServerSettings {
     }
 }
 
+/// How the database keeps what it is given.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    #[serde(default)]
+    pub synchronous: Synchronous,
+}
+
+/// When SQLite waits for the disk (its `synchronous` pragma, in WAL mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// At checkpoints only: a process crash loses nothing, a power cut or
+    /// an OS crash can lose the last transactions before the last
+    /// checkpoint (never corrupts the file).
+    #[default]
+    Normal,
+    /// At every commit: nothing committed is ever lost, at a disk flush
+    /// per login.
+    Full,
+}
+
 /// What a post-login action does when its plugin fails.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -254,6 +277,8 @@ struct RawConfig {
     engine: RawEngine,
     #[serde(default)]
     server: ServerSettings,
+    #[serde(default)]
+    storage: StorageSettings,
     #[serde(default)]
     plugins: BTreeMap<String, Spanned<RawPlugin>>,
     #[serde(default)]
@@ -466,6 +491,7 @@ impl Config {
             data_dir,
             tokens: raw.tokens,
             server: raw.server,
+            storage: raw.storage,
             plugins,
             connections,
             clients,

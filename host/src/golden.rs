@@ -19,7 +19,7 @@ use crate::capabilities::http::{HttpPolicy, OutboundHttp};
 use crate::capabilities::secrets::{SecretValue, Secrets};
 use crate::config::{
     ActionConfig, ClientConfig, Config, ConnectionConfig, OnError, SecretsReplaced, ServerSettings,
-    TokenSettings,
+    StorageSettings, TokenSettings,
 };
 use crate::engine::{Engine, EngineSettings, Limits, PluginError, PluginSpec, World, json_kind};
 use crate::pipeline::{LoginFailure, LoginReport, Pipeline, RunOptions, StepStatus};
@@ -573,6 +573,7 @@ fn standalone_config(
         tokens: TokenSettings::default(),
         engine: EngineSettings::default(),
         server: ServerSettings::default(),
+        storage: StorageSettings::default(),
         plugins: BTreeMap::from([(name, spec)]),
         connections: vec![ConnectionConfig {
             name: login.connection.clone(),

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::config::Synchronous;
 
 use crate::pipeline::{StoredUser, UserRecord};
 
@@ -140,8 +142,8 @@ type AuditRow = (
 
 impl Store {
     /// Opens (creating if needed) `<path>` as SQLite in WAL mode, foreign keys
-    /// on, busy timeout 5 s, runs the migrations.
-    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+    /// on, busy timeout 5 s, `synchronous` as configured, runs the migrations.
+    pub async fn open_sqlite(path: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir)
                 .await
@@ -154,6 +156,10 @@ impl Store {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match synchronous {
+                Synchronous::Normal => SqliteSynchronous::Normal,
+                Synchronous::Full => SqliteSynchronous::Full,
+            })
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
@@ -593,9 +599,12 @@ mod tests {
 
     async fn open_temp() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open_sqlite(&dir.path().join("data").join("claimsmith.db"))
-            .await
-            .expect("open");
+        let store = Store::open_sqlite(
+            &dir.path().join("data").join("claimsmith.db"),
+            Synchronous::default(),
+        )
+        .await
+        .expect("open");
         (dir, store)
     }
 
@@ -764,10 +773,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn waits_for_the_disk_as_configured() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // SQLite numbers the modes: NORMAL is 1, FULL is 2.
+        for (setting, pragma) in [(Synchronous::Normal, 1), (Synchronous::Full, 2)] {
+            let path = dir.path().join(format!("{setting:?}.db"));
+            let store = Store::open_sqlite(&path, setting).await.expect("open");
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&store.pool)
+                .await
+                .expect("synchronous");
+            assert_eq!(synchronous, pragma, "{setting:?}");
+        }
+    }
+
+    #[tokio::test]
     async fn opens_twice_in_wal_mode() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("claimsmith.db");
-        let first = Store::open_sqlite(&path).await.expect("first open");
+        let first = Store::open_sqlite(&path, Synchronous::default())
+            .await
+            .expect("first open");
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&first.pool)
             .await
@@ -791,11 +817,15 @@ mod tests {
 
         // Re-open while the first is still open (a second process), then
         // again after it closed: the migrations are not applied twice.
-        let second = Store::open_sqlite(&path).await.expect("second open");
+        let second = Store::open_sqlite(&path, Synchronous::default())
+            .await
+            .expect("second open");
         assert!(second.load_user("github|42").await.expect("load").is_some());
         first.pool.close().await;
         second.pool.close().await;
-        let third = Store::open_sqlite(&path).await.expect("third open");
+        let third = Store::open_sqlite(&path, Synchronous::default())
+            .await
+            .expect("third open");
         let migrations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
             .fetch_one(&third.pool)
             .await
@@ -821,7 +851,9 @@ mod tests {
         // A directory where the database file should be.
         let path = dir.path().join("is-a-dir");
         std::fs::create_dir(&path).expect("mkdir");
-        let error = Store::open_sqlite(&path).await.expect_err("must fail");
+        let error = Store::open_sqlite(&path, Synchronous::default())
+            .await
+            .expect_err("must fail");
         assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
         assert!(error.to_string().contains("is-a-dir"), "{error}");
     }
