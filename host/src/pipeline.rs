@@ -352,7 +352,7 @@ impl Pipeline {
         let mut event = Event {
             user: EventUser {
                 user_id: user_id.clone(),
-                profile: Value::Object(profile.clone()).to_string(),
+                profile: json_text(&profile),
                 user_metadata: String::new(),
                 app_metadata: String::new(),
                 logins_count: if login.refresh {
@@ -365,7 +365,7 @@ impl Pipeline {
             client: EventClient {
                 client_id: client.client_id.clone(),
                 name: client.name.clone(),
-                metadata: Value::Object(client.metadata.clone()).to_string(),
+                metadata: json_text(&client.metadata),
             },
             connection: EventConnection {
                 name: connection.name.clone(),
@@ -458,8 +458,8 @@ impl Pipeline {
             connection: connection.name.clone(),
             access_token: login.upstream.access_token.clone(),
             id_token: login.upstream.id_token.clone(),
-            id_token_claims: Value::Object(login.upstream.id_token_claims.clone()).to_string(),
-            options: Value::Object(connection.options.clone()).to_string(),
+            id_token_claims: json_text(&login.upstream.id_token_claims),
+            options: json_text(&connection.options),
         };
         let invocation = fetcher.fetch_profile(&context, options).await;
         let status = match &invocation.output {
@@ -579,11 +579,10 @@ impl Pipeline {
         for step in &self.actions {
             let plugin = &step.plugin;
             // Each action sees the user and the claims as the ones before left them.
-            event.user.user_metadata = Value::Object(effects.user_metadata.clone()).to_string();
-            event.user.app_metadata = Value::Object(effects.app_metadata.clone()).to_string();
-            event.access_token_claims =
-                Value::Object(effects.access_token_claims.clone()).to_string();
-            event.id_token_claims = Value::Object(effects.id_token_claims.clone()).to_string();
+            event.user.user_metadata = json_text(&effects.user_metadata);
+            event.user.app_metadata = json_text(&effects.app_metadata);
+            event.access_token_claims = json_text(&effects.access_token_claims);
+            event.id_token_claims = json_text(&effects.id_token_claims);
             event.scopes.clone_from(&effects.scopes);
 
             let invocation = plugin
@@ -626,6 +625,12 @@ impl Pipeline {
         }
         Ok(effects)
     }
+}
+
+/// A JSON object as the text the WIT event carries, serialised in place
+/// rather than cloned into a `Value` first.
+fn json_text(object: &Map<String, Value>) -> String {
+    serde_json::to_string(object).unwrap_or_else(|_| "{}".to_owned())
 }
 
 fn plugin_step<T>(plugin: &Plugin, invocation: &Invocation<T>, status: StepStatus) -> StepReport {
