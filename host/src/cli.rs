@@ -80,6 +80,13 @@ enum Command {
         #[arg(long, default_value = "examples/demo/claimsmith.toml")]
         config: PathBuf,
     },
+    /// Runs only the built-in DEVELOPMENT upstream provider of a demo
+    /// config (its first connection), for `serve` on the same config to sign
+    /// in at. Never in production.
+    DevUpstream {
+        #[arg(long, default_value = "examples/demo/claimsmith.toml")]
+        config: PathBuf,
+    },
     /// Checks a configuration and loads every plugin in it, then exits.
     Check {
         #[arg(long)]
@@ -259,6 +266,10 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Demo { config } => {
             crate::demo::run(Config::load(&config)?).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DevUpstream { config } => {
+            crate::demo::run_upstream(Config::load(&config)?).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => {

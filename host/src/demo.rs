@@ -25,34 +25,7 @@ use crate::oidc::protocol::{pkce_challenge, random_token};
 pub const DEMO_APP_PATH: &str = "/demo/app";
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let connection = config
-        .connections
-        .first()
-        .context("the demo config needs a connection")?;
-    let registration = connection
-        .upstream
-        .clone()
-        .context("the demo connection needs issuer, client_id and client_secret")?;
-    let upstream_addr = Url::parse(&registration.issuer)?
-        .socket_addrs(|| None)?
-        .into_iter()
-        .next()
-        .context("the demo upstream issuer has no address")?;
-    let provider = DevProvider::start(
-        upstream_addr,
-        DevProviderConfig {
-            client_id: registration.client_id.clone(),
-            client_secret: registration.client_secret.expose().to_owned(),
-            user: DevUser::default(),
-        },
-    )
-    .await
-    .with_context(|| format!("cannot start the development provider on {upstream_addr}"))?;
-    tracing::warn!(
-        issuer = provider.issuer(),
-        "DEVELOPMENT upstream provider running: never use it in production"
-    );
-
+    let provider = start_upstream(&config).await?;
     let client = config
         .clients
         .first()
@@ -100,6 +73,51 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     drop(provider);
     Ok(())
+}
+
+/// `claimsmith dev-upstream`: only the development provider of `config`'s
+/// first connection, until Ctrl-C, for a `claimsmith serve` of the same
+/// config to sign in at (`cargo xtask bench` measures the service's own
+/// process that way, without the upstream's work in it).
+pub async fn run_upstream(config: Config) -> anyhow::Result<()> {
+    let provider = start_upstream(&config).await?;
+    println!("development upstream ready at {}", provider.issuer());
+    tokio::signal::ctrl_c().await?;
+    drop(provider);
+    Ok(())
+}
+
+/// Starts the development provider at the issuer of `config`'s first
+/// connection, registered with that connection's client id and secret.
+async fn start_upstream(config: &Config) -> anyhow::Result<DevProvider> {
+    let connection = config
+        .connections
+        .first()
+        .context("the demo config needs a connection")?;
+    let registration = connection
+        .upstream
+        .clone()
+        .context("the demo connection needs issuer, client_id and client_secret")?;
+    let upstream_addr = Url::parse(&registration.issuer)?
+        .socket_addrs(|| None)?
+        .into_iter()
+        .next()
+        .context("the demo upstream issuer has no address")?;
+    let provider = DevProvider::start(
+        upstream_addr,
+        DevProviderConfig {
+            client_id: registration.client_id.clone(),
+            client_secret: registration.client_secret.expose().to_owned(),
+            user: DevUser::default(),
+        },
+    )
+    .await
+    .with_context(|| format!("cannot start the development provider on {upstream_addr}"))?;
+    tracing::warn!(
+        issuer = provider.issuer(),
+        "DEVELOPMENT upstream provider running: never use it in production"
+    );
+    Ok(provider)
 }
 
 fn authorize_url(
