@@ -5,8 +5,11 @@
 //!   login through the plugin chain over HTTP; it keeps serving.
 //! - `cargo xtask test`: builds the plugins, then runs every test.
 //!
-//! Also `cargo xtask plugins` (only build the plugins) and `cargo xtask bench`.
+//! Also `cargo xtask plugins` (only build the plugins) and `cargo xtask bench`
+//! (every performance figure, see `bench.rs`).
 //! It installs what the build needs (the `wasm32-wasip2` target) itself.
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -24,11 +27,11 @@ fn main() -> ExitCode {
         Some("test") => build_plugins(Profile::Debug, &["plugins", "tests/plugins"])
             .and_then(|()| test(&args[1..])),
         Some("bench") => {
-            build_plugins(Profile::Release, &["plugins"]).and_then(|()| bench(&args[1..]))
+            build_plugins(Profile::Release, &["plugins"]).and_then(|()| bench::bench(&args[1..]))
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <plugins | demo | test [cargo test args] | bench [criterion args]>"
+                "usage: cargo xtask <plugins | demo | test [cargo test args] | bench [in-process [criterion args] | load]>"
             );
             return ExitCode::from(2);
         }
@@ -109,6 +112,8 @@ fn test(extra: &[String]) -> Result<(), String> {
             "claimsmith",
             "--package",
             "claimsmith-tests",
+            "--package",
+            "claimsmith-load",
         ])
         .args(extra))?;
     // The shipped golden cases, through the command CI users run.
@@ -179,10 +184,4 @@ fn claimsmith(cargo_args: &[&str], args: &[&str]) -> Result<(), String> {
         .args(cargo_args)
         .args(["--package", "claimsmith", "--"])
         .args(args))
-}
-
-fn bench(extra: &[String]) -> Result<(), String> {
-    run(cargo()
-        .args(["bench", "--package", "claimsmith", "--bench", "login", "--"])
-        .args(extra))
 }

@@ -1,0 +1,423 @@
+//! The table of `cargo xtask bench`: every figure of the run beside its
+//! target, as ratios of figures measured in the same run where the target is
+//! a ratio, written as markdown to a file and into the README between its
+//! `<!-- bench:begin -->` and `<!-- bench:end -->` markers.
+//!
+//! It reads what the runs left (the criterion bench's summary and the load
+//! driver's reports) and measures nothing itself.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::Report;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// `target/bench/in-process.json`, from `cargo bench --bench login`.
+    #[arg(long)]
+    in_process: PathBuf,
+    /// The load run against Claimsmith (seed chain).
+    #[arg(long)]
+    claimsmith: PathBuf,
+    /// The same load run against the node-oidc-provider peer.
+    #[arg(long)]
+    peer: PathBuf,
+    /// The run with 20 plugins loaded at high concurrency, started on a warm
+    /// compile cache.
+    #[arg(long)]
+    twenty: PathBuf,
+    /// The command that reproduces the run, quoted under the table.
+    #[arg(long, default_value = "cargo xtask bench")]
+    command: String,
+    #[arg(long)]
+    out: PathBuf,
+    /// Also replace the table in this file, between the markers.
+    #[arg(long)]
+    readme: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Sampled {
+    median_us: f64,
+    p99_us: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct PluginRow {
+    plugin: String,
+    language: String,
+    size_bytes: u64,
+    compile_ms: f64,
+    sampled: Sampled,
+}
+
+#[derive(Debug, Deserialize)]
+struct InProcess {
+    seed_chain: Option<Sampled>,
+    mint_only: Option<Sampled>,
+    chains: Vec<(usize, Sampled)>,
+    plugins: Vec<PluginRow>,
+}
+
+const BEGIN: &str = "<!-- bench:begin -->";
+const END: &str = "<!-- bench:end -->";
+
+pub fn write(args: &Args) -> Result<()> {
+    let in_process: Option<InProcess> = read(&args.in_process)?;
+    let claimsmith: Option<Report> = read(&args.claimsmith)?;
+    let peer: Option<Report> = read(&args.peer)?;
+    let twenty: Option<Report> = read(&args.twenty)?;
+    let table = render(
+        in_process.as_ref(),
+        claimsmith.as_ref(),
+        peer.as_ref(),
+        twenty.as_ref(),
+        &args.command,
+    );
+    std::fs::write(&args.out, &table)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!("{table}");
+    if let Some(readme) = &args.readme {
+        let text = std::fs::read_to_string(readme)
+            .with_context(|| format!("cannot read {}", readme.display()))?;
+        let (before, rest) = text
+            .split_once(BEGIN)
+            .with_context(|| format!("{} has no {BEGIN} marker", readme.display()))?;
+        let (_, after) = rest
+            .split_once(END)
+            .with_context(|| format!("{} has no {END} marker", readme.display()))?;
+        std::fs::write(readme, format!("{before}{BEGIN}\n{table}{END}{after}"))
+            .with_context(|| format!("cannot write {}", readme.display()))?;
+        println!("wrote the table into {}", readme.display());
+    }
+    Ok(())
+}
+
+/// The file's contents, or `None` when that part was not run.
+fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("{} is not what this run writes", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**not met**" }
+}
+
+fn render(
+    in_process: Option<&InProcess>,
+    claimsmith: Option<&Report>,
+    peer: Option<&Report>,
+    twenty: Option<&Report>,
+    command: &str,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Measured by `{command}` on {}.\n", machine());
+    let _ = writeln!(out, "| figure | measured | target | |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    let mut row = |figure: &str, measured: String, target: &str, met: Option<bool>| {
+        let _ = writeln!(
+            out,
+            "| {figure} | {measured} | {target} | {} |",
+            met.map_or("", verdict)
+        );
+    };
+    let not_run = || "not run".to_owned();
+
+    if let Some(InProcess {
+        seed_chain: Some(chain),
+        mint_only: Some(mint),
+        ..
+    }) = in_process
+    {
+        let ratio = chain.median_us / mint.median_us;
+        row(
+            "seed chain (3 Rust plugins) + minting, vs minting alone (median)",
+            format!(
+                "{:.1} µs vs {:.1} µs: **{ratio:.2}×**",
+                chain.median_us, mint.median_us
+            ),
+            "≤ 1.5×",
+            Some(ratio <= 1.5),
+        );
+        let tail = chain.p99_us / chain.median_us;
+        row(
+            "seed chain + minting, p99 / p50",
+            format!(
+                "{:.1} µs / {:.1} µs: {tail:.2}×",
+                chain.p99_us, chain.median_us
+            ),
+            "≤ 3×",
+            Some(tail <= 3.0),
+        );
+    } else {
+        row(
+            "seed chain + minting vs minting alone",
+            not_run(),
+            "≤ 1.5×",
+            None,
+        );
+    }
+
+    match in_process.map(|p| p.chains.as_slice()) {
+        Some([(short, first), .., (long, last)]) if long > short => {
+            let slope = (last.median_us - first.median_us) / (*long - *short) as f64;
+            let medians = in_process
+                .map(|p| {
+                    p.chains
+                        .iter()
+                        .map(|(length, s)| format!("{length}: {:.0} µs", s.median_us))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            // Linear: every middle length within 15% of the line through the ends.
+            let linear = in_process.is_some_and(|p| {
+                p.chains.iter().all(|(length, s)| {
+                    let predicted = first.median_us + slope * (*length - *short) as f64;
+                    (s.median_us - predicted).abs() <= 0.15 * predicted
+                })
+            });
+            row(
+                "login by number of actions (median)",
+                format!("{medians}; **{slope:.1} µs per action**"),
+                "linear",
+                Some(linear),
+            );
+        }
+        _ => row("login by number of actions", not_run(), "linear", None),
+    }
+
+    for plugin in in_process.map(|p| p.plugins.as_slice()).unwrap_or_default() {
+        let (language, limit_us) = match plugin.language.as_str() {
+            "rust" => ("Rust", 20.0),
+            "js" => ("JavaScript", 500.0),
+            "python" => ("Python", 1000.0),
+            other => (other, f64::INFINITY),
+        };
+        row(
+            &format!(
+                "{} ({language}), one call in a fresh instance",
+                plugin.plugin
+            ),
+            format!(
+                "median {:.0} µs, p99 {:.0} µs ({:.1} MiB, compiled in {:.2} s)",
+                plugin.sampled.median_us,
+                plugin.sampled.p99_us,
+                plugin.size_bytes as f64 / (1024.0 * 1024.0),
+                plugin.compile_ms / 1e3
+            ),
+            &format!("median ≤ {limit_us:.0} µs"),
+            Some(plugin.sampled.median_us <= limit_us),
+        );
+    }
+
+    match (claimsmith, peer) {
+        (Some(ours), Some(theirs)) => {
+            let ratio = ours.logins_per_sec / theirs.logins_per_sec.max(f64::MIN_POSITIVE);
+            row(
+                &format!(
+                    "complete code-flow logins over HTTP, {} concurrent: Claimsmith vs node-oidc-provider",
+                    ours.concurrency
+                ),
+                format!(
+                    "{:.0}/s vs {:.0}/s: **{ratio:.1}×**; p99 {:.1} ms vs {:.1} ms; errors {} vs {}",
+                    ours.logins_per_sec,
+                    theirs.logins_per_sec,
+                    ours.p99_ms,
+                    theirs.p99_ms,
+                    ours.errors,
+                    theirs.errors
+                ),
+                "≥ 10× at lower p99, 0 errors",
+                Some(
+                    ratio >= 10.0
+                        && ours.p99_ms < theirs.p99_ms
+                        && ours.errors == 0
+                        && theirs.errors == 0,
+                ),
+            );
+        }
+        _ => row(
+            "logins over HTTP vs node-oidc-provider",
+            not_run(),
+            "≥ 10×",
+            None,
+        ),
+    }
+    if let Some(ours) = claimsmith {
+        let line = |report: &Report| {
+            format!(
+                "{} ms CPU per login, RSS {} MiB, p50 {:.1} ms",
+                report
+                    .server_cpu_ms_per_login
+                    .map_or_else(|| "?".to_owned(), |cpu| format!("{cpu:.2}")),
+                report
+                    .server_rss_mib
+                    .map_or_else(|| "?".to_owned(), |rss| format!("{rss:.0}")),
+                report.p50_ms
+            )
+        };
+        let peer_line = peer.map(|theirs| format!("; peer: {}", line(theirs)));
+        row(
+            "server CPU per login during that run (Claimsmith's process includes its development upstream)",
+            format!("{}{}", line(ours), peer_line.unwrap_or_default()),
+            "≤ 0.5 ms",
+            ours.server_cpu_ms_per_login.map(|cpu| cpu <= 0.5),
+        );
+    }
+    match twenty {
+        Some(run) => {
+            row(
+                &format!(
+                    "peak RSS, 20 plugins loaded, {} concurrent logins",
+                    run.concurrency
+                ),
+                format!(
+                    "{} MiB ({:.0} logins/s, {} errors)",
+                    run.server_peak_rss_mib
+                        .map_or_else(|| "?".to_owned(), |rss| format!("{rss:.0}")),
+                    run.logins_per_sec,
+                    run.errors
+                ),
+                "≤ 256 MiB",
+                run.server_peak_rss_mib.map(|rss| rss <= 256.0),
+            );
+            row(
+                "start-up to first answer, 20 plugins, warm compile cache",
+                run.ready_after_ms
+                    .map_or_else(|| "?".to_owned(), |ms| format!("{ms:.0} ms")),
+                "≤ 200 ms",
+                run.ready_after_ms.map(|ms| ms <= 200.0),
+            );
+        }
+        None => row(
+            "20 plugins: memory and start-up",
+            not_run(),
+            "≤ 256 MiB, ≤ 200 ms",
+            None,
+        ),
+    }
+    out
+}
+
+/// Cores, CPU model and memory of this machine, and the date.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map_or("an unknown CPU", |(_, model)| model.trim());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_gib = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kib| kib / (1024.0 * 1024.0));
+    format!(
+        "{cores} cores ({model}), {memory_gib:.0} GiB, {}; absolute times drift between runs on a shared machine, ratios of one run hold",
+        today()
+    )
+}
+
+/// Today's date (UTC) as YYYY-MM-DD, from the days since 1970 (the civil
+/// calendar algorithm of Howard Hinnant's `civil_from_days`).
+fn today() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let days = (seconds / 86_400) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sampled(median_us: f64) -> Sampled {
+        Sampled {
+            median_us,
+            p99_us: median_us * 2.0,
+        }
+    }
+
+    fn in_process(chain_us: f64, mint_us: f64) -> InProcess {
+        InProcess {
+            seed_chain: Some(sampled(chain_us)),
+            mint_only: Some(sampled(mint_us)),
+            chains: vec![(1, sampled(20.0)), (5, sampled(60.0)), (20, sampled(210.0))],
+            plugins: Vec::new(),
+        }
+    }
+
+    fn row<'a>(table: &'a str, figure: &str) -> &'a str {
+        table
+            .lines()
+            .find(|line| line.starts_with(&format!("| {figure}")))
+            .unwrap_or_else(|| panic!("no row {figure:?} in\n{table}"))
+    }
+
+    #[test]
+    fn a_target_is_met_only_by_a_figure_within_it() {
+        let within = render(Some(&in_process(140.0, 100.0)), None, None, None, "x");
+        let beyond = render(Some(&in_process(160.0, 100.0)), None, None, None, "x");
+        let figure = "seed chain (3 Rust plugins)";
+        assert!(row(&within, figure).ends_with("| met |"), "{within}");
+        assert!(
+            row(&beyond, figure).ends_with("| **not met** |"),
+            "{beyond}"
+        );
+        assert!(row(&beyond, figure).contains("**1.60×**"), "{beyond}");
+    }
+
+    #[test]
+    fn a_part_not_run_says_so_and_meets_nothing() {
+        let table = render(None, None, None, None, "x");
+        for line in table.lines().skip(4) {
+            assert!(line.contains("not run"), "{line}");
+            assert!(!line.contains("met"), "{line}");
+        }
+    }
+
+    #[test]
+    fn the_cost_per_action_is_the_slope_and_a_bend_is_not_linear() {
+        let straight = render(Some(&in_process(1.0, 1.0)), None, None, None, "x");
+        assert!(row(&straight, "login by number of actions").contains("10.0 µs per action"));
+        assert!(row(&straight, "login by number of actions").ends_with("| met |"));
+        let mut bent = in_process(1.0, 1.0);
+        bent.chains[1].1 = sampled(120.0);
+        let bent = render(Some(&bent), None, None, None, "x");
+        assert!(
+            row(&bent, "login by number of actions").ends_with("| **not met** |"),
+            "{bent}"
+        );
+    }
+}

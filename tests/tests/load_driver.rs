@@ -1,0 +1,212 @@
+//! The benchmark's load driver (`bench/load`), held to what its figures
+//! claim: it walks complete logins through the real service, and a login
+//! counts only when its access token carries the claims the plugins add, so
+//! a broken chain cannot post a fast figure.
+
+use claimsmith::store::AuditOutcome;
+use claimsmith_load::{DriveArgs, Report, drive};
+use claimsmith_tests::service_harness::{APP_REDIRECT, ServeProcess, harness};
+use clap::Parser as _;
+
+async fn drive_against(issuer: &str, expected_claim: &str) -> Report {
+    let args = DriveArgs::parse_from([
+        "claimsmith-load",
+        "--issuer",
+        issuer,
+        "--client-id",
+        "web-app",
+        "--client-secret",
+        "web-app-secret-0123",
+        "--redirect-uri",
+        APP_REDIRECT,
+        "--concurrency",
+        "4",
+        "--warmup",
+        "0",
+        "--duration",
+        "2",
+        "--expect-claim",
+        expected_claim,
+        "--server-pid",
+        &std::process::id().to_string(),
+    ]);
+    drive(&args).await.expect("the driver runs")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn counts_complete_logins_whose_tokens_carry_the_plugins_claims() {
+    let h = harness("").await;
+    let report = drive_against(&h.issuer, "geo_ip_country").await;
+    assert_eq!(report.errors, 0, "{:?}", report.error_kinds);
+    assert!(report.logins > 0, "{report:?}");
+    assert!(
+        report.p50_ms > 0.0 && report.p99_ms >= report.p50_ms,
+        "{report:?}"
+    );
+    assert!(report.server_cpu_ms_per_login.is_some_and(|cpu| cpu > 0.0));
+
+    // Every counted login is in the audit trail, minted through the chain.
+    let logins = h.store().recent_logins(u32::MAX).await.unwrap();
+    let minted = logins
+        .iter()
+        .filter(|login| login.outcome == AuditOutcome::Minted)
+        .count();
+    assert!(minted >= report.logins, "{minted} minted, {report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_without_the_expected_claim_is_an_error_not_a_login() {
+    let h = harness("").await;
+    let report = drive_against(&h.issuer, "claim_no_plugin_sets").await;
+    assert_eq!(report.logins, 0, "{report:?}");
+    assert!(report.errors > 0, "{report:?}");
+    assert!(
+        report
+            .error_kinds
+            .keys()
+            .all(|kind| kind == "the access token lacks claim_no_plugin_sets"),
+        "{:?}",
+        report.error_kinds
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_the_service_refuses_is_an_error() {
+    let h = harness("").await;
+    // A secret the service does not know: every code exchange fails.
+    let args = DriveArgs::parse_from([
+        "claimsmith-load",
+        "--issuer",
+        &h.issuer,
+        "--client-id",
+        "web-app",
+        "--client-secret",
+        "not-the-web-app-secret",
+        "--redirect-uri",
+        APP_REDIRECT,
+        "--concurrency",
+        "2",
+        "--warmup",
+        "0",
+        "--duration",
+        "1",
+    ]);
+    let report = drive(&args).await.expect("the driver runs");
+    assert_eq!(report.logins, 0, "{report:?}");
+    // Refused, then throttled once the client failed too often.
+    let refused = "the token endpoint answered 401 Unauthorized";
+    let throttled = "the token endpoint answered 429 Too Many Requests";
+    assert!(report.error_kinds.contains_key(refused), "{report:?}");
+    assert!(
+        report
+            .error_kinds
+            .keys()
+            .all(|kind| kind == refused || kind == throttled),
+        "{:?}",
+        report.error_kinds
+    );
+}
+
+/// `cargo xtask bench`'s setup, in small: `claimsmith dev-upstream` and
+/// `claimsmith serve` on one config as two processes, the driver signing in
+/// through both and measuring the service's process alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_signs_in_at_a_development_upstream_in_another_process() {
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .unwrap()
+    };
+    let (service_port, upstream_port) = (free_port(), free_port());
+    let issuer = format!("http://127.0.0.1:{service_port}");
+    let upstream = format!("http://127.0.0.1:{upstream_port}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("claimsmith.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+issuer = "{issuer}"
+data_dir = "data"
+[engine]
+compile_cache_dir = {cache:?}
+[server]
+listen = "127.0.0.1:{service_port}"
+
+[plugins.okta-userinfo]
+path = {okta:?}
+world = "profile-fetcher"
+allowed_origins = ["{upstream}"]
+
+[plugins.geo-claims]
+path = {geo:?}
+world = "post-login-action"
+
+[[connections]]
+name = "dev"
+issuer = "{upstream}"
+client_id = "claimsmith"
+client_secret = {{ value = "dev-upstream-secret" }}
+profile_fetcher = "okta-userinfo"
+options = {{ userinfo_url = "{upstream}/userinfo" }}
+
+[[clients]]
+client_id = "web-app"
+client_secret = {{ value = "web-app-secret-0123" }}
+redirect_uris = ["{APP_REDIRECT}"]
+
+[[actions]]
+plugin = "geo-claims"
+"#,
+            cache = claimsmith_tests::test_compile_cache(),
+            okta = claimsmith_tests::plugin_wasm("okta-userinfo"),
+            geo = claimsmith_tests::plugin_wasm("geo-claims"),
+        ),
+    )
+    .unwrap();
+
+    let binary = claimsmith_tests::root().join("target/debug/claimsmith");
+    let log = std::fs::File::create(dir.path().join("upstream.log")).unwrap();
+    let upstream_process = ServeProcess(
+        std::process::Command::new(binary)
+            .arg("dev-upstream")
+            .arg("--config")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let service = ServeProcess::start(&config, &dir.path().join("serve.log"), &issuer).await;
+
+    let args = DriveArgs::parse_from([
+        "claimsmith-load",
+        "--issuer",
+        &issuer,
+        "--client-id",
+        "web-app",
+        "--client-secret",
+        "web-app-secret-0123",
+        "--redirect-uri",
+        APP_REDIRECT,
+        "--concurrency",
+        "2",
+        "--warmup",
+        "0",
+        "--duration",
+        "1",
+        "--expect-claim",
+        "geo_ip_country",
+        "--server-pid",
+        &service.0.id().to_string(),
+    ]);
+    let report = drive(&args).await.expect("the driver runs");
+    assert_eq!(report.errors, 0, "{:?}", report.error_kinds);
+    assert!(report.logins > 0, "{report:?}");
+    assert!(
+        report.server_rss_mib.is_some_and(|rss| rss > 1.0),
+        "{report:?}"
+    );
+    drop(upstream_process);
+}
