@@ -267,7 +267,7 @@ fn render(
         };
         let peer_line = peer.map(|theirs| format!("; peer: {}", line(theirs)));
         row(
-            "server CPU per login during that run (Claimsmith's process includes its development upstream)",
+            "server CPU per login during that run (the service's process; its development upstream runs in another)",
             format!("{}{}", line(ours), peer_line.unwrap_or_default()),
             "≤ 0.5 ms",
             ours.server_cpu_ms_per_login.map(|cpu| cpu <= 0.5),
