@@ -785,9 +785,12 @@ fn serve_log(h: &Harness) -> String {
 
 /// The database of a service running as a process.
 async fn process_store(h: &Harness) -> Store {
-    Store::open_sqlite(&h.dir.path().join("data/claimsmith.db"))
-        .await
-        .unwrap()
+    Store::open_sqlite(
+        &h.dir.path().join("data/claimsmith.db"),
+        claimsmith::config::Synchronous::default(),
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

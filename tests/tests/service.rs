@@ -972,9 +972,12 @@ async fn a_host_killed_during_a_burst_of_logins_loses_no_minted_login_and_serves
 
     // Every login that returned tokens has its user and its audit row.
     let database = h.dir.path().join("data/claimsmith.db");
-    let store = claimsmith::store::Store::open_sqlite(&database)
-        .await
-        .unwrap();
+    let store = claimsmith::store::Store::open_sqlite(
+        &database,
+        claimsmith::config::Synchronous::default(),
+    )
+    .await
+    .unwrap();
     let audit = store.audit_for_user("dev|dev-user-1").await.unwrap();
     let recorded = audit
         .iter()
