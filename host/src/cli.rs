@@ -283,6 +283,10 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 config.clients.len(),
                 config.actions.len()
             );
+            // What a config pins with `sha256 = "..."`.
+            for (name, plugin) in pipeline.plugins() {
+                println!("  {name}: sha256 {}", plugin.sha256());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::New {

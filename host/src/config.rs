@@ -364,6 +364,8 @@ struct RawPlugin {
     path: PathBuf,
     world: World,
     #[serde(default)]
+    sha256: Option<Spanned<String>>,
+    #[serde(default)]
     allowed_origins: Vec<Spanned<String>>,
     #[serde(default)]
     secrets: BTreeMap<String, Spanned<RawSecret>>,
@@ -829,11 +831,27 @@ fn plugin_spec(
         })?;
         secrets.insert(secret_name, value);
     }
+    let sha256 = match raw.sha256 {
+        None => None,
+        Some(pinned) if is_sha256_hex(pinned.get_ref()) => {
+            Some(pinned.get_ref().to_ascii_lowercase())
+        }
+        Some(pinned) => {
+            return Err((
+                pinned.span(),
+                format!(
+                    "plugin `{name}`: sha256 must be 64 hexadecimal digits, as \
+                     `claimsmith check` or `sha256sum` prints them"
+                ),
+            ));
+        }
+    };
     let defaults = Limits::default();
     let http_defaults = HttpPolicy::default();
     Ok(PluginSpec {
         name: name.to_owned(),
         path: base.join(raw.path),
+        sha256,
         world: raw.world,
         limits: Limits {
             fuel: raw.limits.fuel.unwrap_or(defaults.fuel),
@@ -859,6 +877,10 @@ fn plugin_spec(
                 .unwrap_or(http_defaults.max_response_bytes),
         },
     })
+}
+
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
 }
 
 /// A profile fetcher not granted its connection's userinfo origin fails every

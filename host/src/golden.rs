@@ -546,6 +546,7 @@ fn standalone_config(
     let spec = PluginSpec {
         name: name.clone(),
         path: wasm.to_owned(),
+        sha256: None,
         world,
         limits: Limits::default(),
         secrets: Secrets::default(),

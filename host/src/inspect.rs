@@ -52,6 +52,7 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
             .file_stem()
             .map_or_else(|| "plugin".to_owned(), |s| s.to_string_lossy().into_owned()),
         path: path.to_owned(),
+        sha256: None,
         world,
         limits: Default::default(),
         secrets: Default::default(),

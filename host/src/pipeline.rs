@@ -9,7 +9,7 @@
 //! It does not store users or speak HTTP to apps (the service does), and it
 //! never sees how a plugin runs (the engine does).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -232,6 +232,7 @@ pub struct Pipeline {
     http: OutboundHttp,
     fetchers: HashMap<String, Arc<Plugin>>,
     actions: Vec<ActionStep>,
+    plugins: BTreeMap<String, Arc<Plugin>>,
 }
 
 impl Pipeline {
@@ -252,7 +253,7 @@ impl Pipeline {
         key: Arc<SigningKey>,
         http: OutboundHttp,
     ) -> Result<Self, StartError> {
-        let mut plugins = HashMap::new();
+        let mut plugins = BTreeMap::new();
         for spec in config.plugins.values() {
             plugins.insert(spec.name.clone(), Arc::new(engine.load(spec.clone())?));
         }
@@ -283,11 +284,17 @@ impl Pipeline {
             http,
             fetchers,
             actions,
+            plugins,
         })
     }
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Every plugin of the config, loaded, by name.
+    pub fn plugins(&self) -> &BTreeMap<String, Arc<Plugin>> {
+        &self.plugins
     }
 
     pub fn signing_key(&self) -> &SigningKey {

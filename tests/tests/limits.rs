@@ -177,6 +177,7 @@ fn loopers_sharing_a_pool<const N: usize>(
             .load(PluginSpec {
                 name: name.to_owned(),
                 path: plugin_wasm("test-looper"),
+                sha256: None,
                 world: World::PostLoginAction,
                 limits: Limits {
                     fuel: 1_000_000_000_000,

@@ -160,3 +160,101 @@ fn compiled_plugins_are_cached_by_digest_and_reused() {
         "rewritten with the compiled plugin"
     );
 }
+
+fn sha256_of(path: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(std::fs::read(path).unwrap())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+#[test]
+fn a_plugin_pinned_to_its_own_hash_loads_and_reports_it() {
+    let hash = sha256_of(&plugin_wasm("geo-claims"));
+    let pipeline = Setup::new()
+        .plugin(
+            "geo",
+            "geo-claims",
+            "post-login-action",
+            &format!("sha256 = \"{}\"", hash.to_uppercase()),
+        )
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pipeline.plugins()["geo"].sha256(), hash);
+}
+
+#[test]
+fn a_plugin_file_other_than_the_pinned_build_fails_the_start() {
+    // roles-claim's file where geo-claims's hash is pinned: a changed build.
+    let pinned = sha256_of(&plugin_wasm("geo-claims"));
+    let actual = sha256_of(&plugin_wasm("roles-claim"));
+    let error = load_error(
+        Setup::new()
+            .plugin(
+                "geo",
+                "roles-claim",
+                "post-login-action",
+                &format!("sha256 = \"{pinned}\""),
+            )
+            .start(),
+    );
+    let message = error.to_string();
+    assert!(
+        matches!(error, LoadError::NotThePinnedBuild { .. }),
+        "{message}"
+    );
+    assert!(message.starts_with("plugin `geo`:"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "has sha256 {actual}, but the config pins {pinned}"
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_pin_that_is_not_a_sha256_fails_the_config_at_its_line() {
+    let setup = Setup::new().plugin(
+        "geo",
+        "geo-claims",
+        "post-login-action",
+        "sha256 = \"d41d8cd98f00b204\"",
+    );
+    let path = setup.write();
+    let error = Config::load(&path).unwrap_err();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().position(|l| l.starts_with("sha256")).unwrap() + 1;
+    assert_eq!(error.line, line, "{error}");
+    assert!(
+        error
+            .message
+            .contains("plugin `geo`: sha256 must be 64 hexadecimal digits"),
+        "{error}"
+    );
+}
+
+#[test]
+fn check_prints_the_hash_of_each_plugin() {
+    let setup = Setup::new().plugin("geo", "geo-claims", "post-login-action", "");
+    let path = setup.write();
+    let output =
+        std::process::Command::new(claimsmith_tests::root().join("target/debug/claimsmith"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let hash = sha256_of(&plugin_wasm("geo-claims"));
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line == format!("  geo: sha256 {hash}")),
+        "{stdout}"
+    );
+}

@@ -144,6 +144,9 @@ impl Default for EngineSettings {
 pub struct PluginSpec {
     pub name: String,
     pub path: PathBuf,
+    /// The SHA-256 (lowercase hex) the file must have, when the config pins
+    /// one: any other build is refused at load.
+    pub sha256: Option<String>,
     pub world: World,
     pub limits: Limits,
     pub secrets: Secrets,
@@ -164,6 +167,16 @@ pub enum LoadError {
         plugin: String,
         path: PathBuf,
         reason: String,
+    },
+    #[error(
+        "plugin `{plugin}`: {} has sha256 {actual}, but the config pins {expected}; \
+         refusing a file that is not the pinned build", path.display()
+    )]
+    NotThePinnedBuild {
+        plugin: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
     },
     #[error("plugin `{plugin}` imports something Claimsmith does not grant: {reason}")]
     UngrantedImport { plugin: String, reason: String },
@@ -319,6 +332,14 @@ impl Engine {
             source,
         })?;
         let digest = hex::encode(Sha256::digest(&wasm));
+        if let Some(pinned) = spec.sha256.as_ref().filter(|pinned| **pinned != digest) {
+            return Err(LoadError::NotThePinnedBuild {
+                plugin,
+                path: spec.path.clone(),
+                expected: pinned.clone(),
+                actual: digest,
+            });
+        }
         let component = self
             .compile(&wasm, &digest)
             .map_err(|e| LoadError::Compile {
@@ -394,6 +415,7 @@ impl Engine {
         );
         Ok(Plugin {
             name: Arc::from(spec.name),
+            sha256: digest,
             world: spec.world,
             limits: spec.limits,
             secrets: spec.secrets,
@@ -538,6 +560,8 @@ enum Prepared {
 /// A loaded plugin, ready to be invoked any number of times concurrently.
 pub struct Plugin {
     name: Arc<str>,
+    /// Of the file it was loaded from (lowercase hex).
+    sha256: String,
     world: World,
     limits: Limits,
     secrets: Secrets,
@@ -551,6 +575,11 @@ pub struct Plugin {
 impl Plugin {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The SHA-256 of the component as loaded: what `sha256` pins.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
     pub fn world(&self) -> World {
