@@ -161,7 +161,7 @@ pub struct ClientConfig {
 pub const DEFAULT_ALLOWED_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 /// Where `serve` listens.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     #[serde(default = "default_listen")]
@@ -184,6 +184,10 @@ pub struct ServerSettings {
     /// defence); an idle kept-alive connection is closed after this too.
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout_secs: u64,
+    /// Reverse proxies (addresses or CIDR networks) whose `Forwarded` or
+    /// `X-Forwarded-For` header gives the client's address.
+    #[serde(default)]
+    pub trusted_proxies: Vec<crate::oidc::forwarded::ProxyRange>,
 }
 
 fn default_max_connections() -> u64 {
@@ -219,6 +223,7 @@ impl Default for ServerSettings {
             refresh_token_reuse_grace_secs: default_refresh_token_reuse_grace(),
             max_connections: default_max_connections(),
             header_read_timeout_secs: default_header_read_timeout(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

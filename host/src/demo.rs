@@ -31,7 +31,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .first()
         .cloned()
         .context("the demo config needs a client")?;
-    let settings = config.server;
+    let settings = config.server.clone();
     let listen = settings.listen;
     let issuer = config.issuer.clone();
     let service = Service::start(config).await?;

@@ -328,7 +328,18 @@ impl Harness {
     }
 
     /// Follows redirects as a browser would, until the app's redirect URI.
-    pub async fn browse(&self, mut url: Url, app_redirect: &str) -> AppRedirect {
+    pub async fn browse(&self, url: Url, app_redirect: &str) -> AppRedirect {
+        self.browse_with_headers(url, app_redirect, &[]).await
+    }
+
+    /// As [`Harness::browse`], every request carrying `headers` (as a
+    /// reverse proxy, or a client pretending to be one, would send them).
+    pub async fn browse_with_headers(
+        &self,
+        mut url: Url,
+        app_redirect: &str,
+        headers: &[(&str, &str)],
+    ) -> AppRedirect {
         for _ in 0..6 {
             if url.as_str().starts_with(app_redirect) {
                 let params = url
@@ -337,7 +348,11 @@ impl Harness {
                     .collect();
                 return AppRedirect { params };
             }
-            let response = self.http.get(url.clone()).send().await.unwrap();
+            let mut request = self.http.get(url.clone());
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await.unwrap();
             let status = response.status();
             let Some(location) = response.headers().get("location") else {
                 panic!(

@@ -1269,3 +1269,41 @@ async fn prompt_and_max_age_are_passed_upstream_and_enforced() {
         "{redirect:?}"
     );
 }
+
+/// What test-echo saw as `event.request.ip` in a web login whose every
+/// request carried `headers`.
+async fn seen_ip(h: &Harness, headers: &[(&str, &str)]) -> Value {
+    let url = h.pkce_authorize_url("web-app", &[]);
+    let redirect = h.browse_with_headers(url, APP_REDIRECT, headers).await;
+    let (status, body) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let access = verify(
+        &body["access_token"],
+        &h.jwks().await,
+        "https://api.example.com",
+        &h.issuer,
+    );
+    access["seen_event"]["request"]["ip"].clone()
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+    let spoofed = [
+        ("x-forwarded-for", "198.51.100.7"),
+        ("forwarded", "for=198.51.100.8"),
+    ];
+    // No trusted proxies: the headers are a client's words, ignored.
+    let direct = harness(&echo_action()).await;
+    assert_eq!(seen_ip(&direct, &spoofed).await, json!("127.0.0.1"));
+
+    // Behind a trusted proxy (the test's loopback peer), its header names
+    // the client; Forwarded wins over X-Forwarded-For.
+    let proxied = harness_with_server(&echo_action(), r#"trusted_proxies = ["127.0.0.0/8"]"#).await;
+    assert_eq!(seen_ip(&proxied, &spoofed).await, json!("198.51.100.8"));
+    // A client may prepend whatever it likes: the right-most address that is
+    // not a trusted proxy is the one the proxy saw.
+    let prepended = [("x-forwarded-for", "192.0.2.66, 198.51.100.7")];
+    assert_eq!(seen_ip(&proxied, &prepended).await, json!("198.51.100.7"));
+    // Without a header, the proxy's own address.
+    assert_eq!(seen_ip(&proxied, &[]).await, json!("127.0.0.1"));
+}

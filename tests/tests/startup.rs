@@ -258,3 +258,25 @@ fn check_prints_the_hash_of_each_plugin() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_trusted_proxy_that_is_not_an_address_fails_the_config_at_its_line() {
+    let setup = Setup::new();
+    let path = setup.write();
+    let text = std::fs::read_to_string(&path).unwrap()
+        + "\n[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.internal\"]\n";
+    std::fs::write(&path, &text).unwrap();
+    let error = Config::load(&path).unwrap_err();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("trusted_proxies"))
+        .unwrap()
+        + 1;
+    assert_eq!(error.line, line, "{error}");
+    assert!(
+        error
+            .message
+            .contains("trusted proxy `proxy.internal` is neither an IP address nor a network"),
+        "{error}"
+    );
+}

@@ -348,8 +348,13 @@ pub(crate) async fn callback(
     headers: HeaderMap,
     Query(params): Query<CallbackParams>,
 ) -> Response {
+    let client = super::forwarded::client_address(
+        peer.ip(),
+        &headers,
+        &service.config().server.trusted_proxies,
+    );
     let request = RequestInfo {
-        ip: Some(peer.ip().to_string()),
+        ip: Some(client.to_string()),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())

@@ -13,6 +13,7 @@
 mod authorize;
 mod cors;
 mod expiring;
+pub mod forwarded;
 mod pending;
 pub mod protocol;
 mod throttle;
@@ -280,7 +281,7 @@ pub async fn serve(
     service: Arc<Service>,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<()> {
-    let settings = service.config().server;
+    let settings = service.config().server.clone();
     serve_router(router(service), settings, listener).await
 }
 
