@@ -256,10 +256,28 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let config = Config::load(&config)?;
             let listen = config.server.listen;
             let issuer = config.issuer.clone();
+            let admin = config.admin;
+            let settings = config.server.clone();
             let service = crate::oidc::Service::start(config).await?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
+            if let Some(admin) = admin {
+                let admin_listener = tokio::net::TcpListener::bind(admin.listen)
+                    .await
+                    .with_context(|| {
+                        format!("cannot listen on {} ([admin] listen)", admin.listen)
+                    })?;
+                let router = crate::oidc::admin::router(service.clone());
+                tokio::spawn(async move {
+                    if let Err(error) =
+                        crate::oidc::serve_router(router, settings, admin_listener).await
+                    {
+                        tracing::error!(%error, "the admin listener stopped");
+                    }
+                });
+                tracing::info!(listen = %admin.listen, "admin listener: /healthz /readyz /metrics");
+            }
             tracing::info!(%listen, issuer, "serving");
             crate::oidc::serve(service, listener).await?;
             Ok(ExitCode::SUCCESS)

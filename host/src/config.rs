@@ -72,6 +72,8 @@ pub struct Config {
     pub tokens: TokenSettings,
     pub engine: EngineSettings,
     pub server: ServerSettings,
+    /// The admin listener, when configured.
+    pub admin: Option<AdminSettings>,
     pub storage: StorageSettings,
     pub plugins: BTreeMap<String, PluginSpec>,
     pub connections: Vec<ConnectionConfig>,
@@ -228,6 +230,14 @@ impl Default for ServerSettings {
     }
 }
 
+/// Where `serve` answers `/healthz`, `/readyz` and `/metrics`: an address of
+/// its own, for the operators' network rather than the apps'.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub listen: std::net::SocketAddr,
+}
+
 /// How the database keeps what it is given.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -282,6 +292,8 @@ struct RawConfig {
     engine: RawEngine,
     #[serde(default)]
     server: ServerSettings,
+    #[serde(default)]
+    admin: Option<AdminSettings>,
     #[serde(default)]
     storage: StorageSettings,
     #[serde(default)]
@@ -498,6 +510,7 @@ impl Config {
             data_dir,
             tokens: raw.tokens,
             server: raw.server,
+            admin: raw.admin,
             storage: raw.storage,
             plugins,
             connections,

@@ -574,6 +574,7 @@ fn standalone_config(
         tokens: TokenSettings::default(),
         engine: EngineSettings::default(),
         server: ServerSettings::default(),
+        admin: None,
         storage: StorageSettings::default(),
         plugins: BTreeMap::from([(name, spec)]),
         connections: vec![ConnectionConfig {

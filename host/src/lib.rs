@@ -38,6 +38,7 @@ pub mod devprovider;
 pub mod engine;
 pub mod golden;
 pub mod inspect;
+pub mod metrics;
 pub mod oidc;
 pub mod pipeline;
 pub mod replay;

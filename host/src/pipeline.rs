@@ -292,6 +292,14 @@ impl Pipeline {
         &self.config
     }
 
+    /// Instances of the plugins' pool in use now.
+    pub fn instance_slots_in_use(&self) -> u32 {
+        self.plugins
+            .values()
+            .next()
+            .map_or(0, |plugin| plugin.instance_slots_in_use())
+    }
+
     /// Every plugin of the config, loaded, by name.
     pub fn plugins(&self) -> &BTreeMap<String, Arc<Plugin>> {
         &self.plugins

@@ -197,6 +197,21 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// Whether the database answers a query now (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(query_error("ping"))
+    }
+
+    /// Closes every connection; later queries fail. For shutdown, and for
+    /// tests of what the service says without its database.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// SQLite's own check of the database (`PRAGMA integrity_check`): "ok"
     /// when it is sound, else what is wrong.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {

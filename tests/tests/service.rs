@@ -1307,3 +1307,123 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
     // Without a header, the proxy's own address.
     assert_eq!(seen_ip(&proxied, &[]).await, json!("127.0.0.1"));
 }
+
+/// The admin listener of the harness's service, on a port of its own.
+async fn admin_listener(h: &Harness) -> String {
+    let Host::InProcess(service) = &h.host else {
+        panic!("the service runs in its own process");
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(claimsmith::oidc::serve_router(
+        claimsmith::oidc::admin::router(service.clone()),
+        claimsmith::config::ServerSettings::default(),
+        listener,
+    ));
+    url
+}
+
+async fn scrape(admin: &str) -> String {
+    let response = reqwest::get(format!("{admin}/metrics")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+        "{:?}",
+        response.headers()
+    );
+    response.text().await.unwrap()
+}
+
+/// The value of the sample `series` (name and labels, as exposed).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test]
+async fn the_admin_listener_counts_logins_and_plugin_calls() {
+    let h = harness("").await;
+    let admin = admin_listener(&h).await;
+    let minted = r#"claimsmith_logins_total{client="web-app",grant="sign_in",outcome="minted"}"#;
+    let failed = r#"claimsmith_logins_total{client="web-app",grant="sign_in",outcome="failed"}"#;
+    let before = scrape(&admin).await;
+    assert_eq!(sample(&before, minted), None, "{before}");
+
+    for _ in 0..2 {
+        let redirect = h.web_login().await;
+        let (status, body) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+        assert_eq!(status, StatusCode::OK, "{body:?}");
+    }
+    h.upstream.set_faults(Faults {
+        token_error: true,
+        ..Faults::default()
+    });
+    let refused = h.web_login().await;
+    assert_eq!(refused.get("error"), Some("server_error"), "{refused:?}");
+
+    let text = scrape(&admin).await;
+    assert_eq!(sample(&text, minted), Some(2.0), "{text}");
+    assert_eq!(sample(&text, failed), Some(1.0), "{text}");
+    for plugin in ["okta-userinfo", "geo-claims"] {
+        let calls =
+            format!(r#"claimsmith_plugin_calls_total{{plugin="{plugin}",status="succeeded"}}"#);
+        assert_eq!(sample(&text, &calls), Some(2.0), "{text}");
+        let timed =
+            format!(r#"claimsmith_plugin_call_duration_seconds_count{{plugin="{plugin}"}}"#);
+        assert_eq!(sample(&text, &timed), Some(2.0), "{text}");
+        let fuel = format!(r#"claimsmith_plugin_fuel_consumed_total{{plugin="{plugin}"}}"#);
+        assert!(
+            sample(&text, &fuel).is_some_and(|fuel| fuel > 0.0),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        sample(&text, "claimsmith_instance_slots_in_use"),
+        Some(0.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn readyz_says_when_the_database_does_not_answer() {
+    let h = harness("").await;
+    let admin = admin_listener(&h).await;
+    let health = reqwest::get(format!("{admin}/healthz")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = reqwest::get(format!("{admin}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["database"], json!("reachable"), "{body}");
+
+    h.store().close().await;
+    let ready = reqwest::get(format!("{admin}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["database"], json!("unreachable"), "{body}");
+    // Alive all the same.
+    let health = reqwest::get(format!("{admin}/healthz")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn serve_answers_on_its_admin_listener_and_not_on_the_apps_one() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    let h = harness_as_process(&format!("\n[admin]\nlisten = \"127.0.0.1:{port}\"\n")).await;
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let on_the_apps_listener = reqwest::get(format!("{}/metrics", h.issuer)).await.unwrap();
+    assert_eq!(on_the_apps_listener.status(), StatusCode::NOT_FOUND);
+}

@@ -582,6 +582,12 @@ impl Plugin {
         &self.sha256
     }
 
+    /// Instances of the engine's pool (shared by all its plugins) in use now.
+    pub fn instance_slots_in_use(&self) -> u32 {
+        let free = u32::try_from(self.slots.free.available_permits()).unwrap_or(u32::MAX);
+        self.slots.total.saturating_sub(free)
+    }
+
     pub fn world(&self) -> World {
         self.world
     }

@@ -10,6 +10,7 @@
 //! ([`pending`]); codes live in memory with an expiry; users, the audit trail
 //! and refresh tokens live in the [`Store`].
 
+pub mod admin;
 mod authorize;
 mod cors;
 mod expiring;
@@ -33,6 +34,7 @@ use sha2::{Digest, Sha256};
 
 use crate::capabilities::http::OutboundHttp;
 use crate::config::{ClientConfig, Config};
+use crate::metrics::Grant;
 use crate::pipeline::{Login, LoginFailure, MintedLogin, Pipeline, RunOptions, StartError};
 use crate::store::{AuditEntry, AuditOutcome, SavedUser, Store};
 use expiring::Expiring;
@@ -73,6 +75,7 @@ pub struct Service {
     /// until they would have expired: a replay revokes that family.
     redeemed_codes: Expiring<String>,
     failed_authentications: throttle::FailedAuthentications,
+    metrics: crate::metrics::Metrics,
 }
 
 impl Service {
@@ -118,6 +121,7 @@ impl Service {
             codes: Expiring::new(code_ttl),
             redeemed_codes: Expiring::new(code_ttl),
             failed_authentications: throttle::FailedAuthentications::default(),
+            metrics: crate::metrics::Metrics::default(),
         }))
     }
 
@@ -147,6 +151,7 @@ impl Service {
         correlation_id: &str,
     ) -> Result<MintedLogin, LoginFailure> {
         let report = self.pipeline.run(login, &RunOptions::default()).await;
+        self.metrics.steps(&report.steps);
         let outcome = report.outcome;
         let user_id = login
             .upstream
@@ -175,12 +180,27 @@ impl Service {
             user: &minted.user,
             counts_as_login: !login.refresh,
         });
-        if let Err(error) = self.store.record_login(&entry, saved).await {
+        let recorded = self.store.record_login(&entry, saved).await;
+        if let Err(error) = &recorded {
             tracing::error!(%error, correlation_id, "cannot record the login");
-            if outcome.is_ok() {
-                return Err(LoginFailure::Storage);
-            }
         }
+        let outcome = match outcome {
+            Ok(_) if recorded.is_err() => Err(LoginFailure::Storage),
+            outcome => outcome,
+        };
+        self.metrics.login(
+            &login.client_id,
+            if login.refresh {
+                Grant::Refresh
+            } else {
+                Grant::SignIn
+            },
+            match &outcome {
+                Ok(_) => "minted",
+                Err(LoginFailure::Denied { .. }) => "denied",
+                Err(_) => "failed",
+            },
+        );
         outcome
     }
 
@@ -208,6 +228,13 @@ impl Service {
         if let Err(error) = self.store.record_login(&entry, None).await {
             tracing::error!(%error, correlation_id, "cannot record the failed login");
         }
+        // Only configured clients name a series, whatever a request claims.
+        let client = if self.client(client_id).is_some() {
+            client_id
+        } else {
+            "unknown"
+        };
+        self.metrics.login(client, Grant::SignIn, "failed");
     }
 }
 
