@@ -132,7 +132,48 @@ pub async fn start_harness(extra_toml: &str, server_toml: &str, as_process: bool
     let issuer = format!("http://{listen}");
     let dir = tempfile::tempdir().unwrap();
     let upstream_issuer = upstream.issuer().to_owned();
-    let toml = format!(
+    let toml = service_config(&issuer, listen, &upstream_issuer, server_toml, extra_toml);
+    let path = dir.path().join("claimsmith.toml");
+    std::fs::write(&path, toml).unwrap();
+    let host = if as_process {
+        // The process binds the address itself.
+        drop(listener);
+        Host::Process(ServeProcess::start(&path, &dir.path().join("serve.log"), &issuer).await)
+    } else {
+        let service = Service::start(Config::load(&path).unwrap()).await.unwrap();
+        tokio::spawn(claimsmith::oidc::serve(service.clone(), listener));
+        Host::InProcess(service)
+    };
+    Harness {
+        issuer,
+        upstream,
+        host,
+        http: browser(),
+        dir,
+        config: path,
+    }
+}
+
+/// A browser: keeps cookies, follows redirects one by one (the tests do).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// The service's config in the tests: okta-userinfo and geo-claims (Rust),
+/// the connection `dev` at `upstream_issuer`, the clients `web-app` and
+/// `spa`; `server_toml` goes into `[server]`, `extra_toml` at the end.
+pub fn service_config(
+    issuer: &str,
+    listen: std::net::SocketAddr,
+    upstream_issuer: &str,
+    server_toml: &str,
+    extra_toml: &str,
+) -> String {
+    format!(
         r#"
 issuer = "{issuer}"
 data_dir = "data"
@@ -179,35 +220,7 @@ plugin = "geo-claims"
         cache = crate::test_compile_cache(),
         okta = plugin_wasm("okta-userinfo"),
         geo = plugin_wasm("geo-claims"),
-    );
-    let path = dir.path().join("claimsmith.toml");
-    std::fs::write(&path, toml).unwrap();
-    let host = if as_process {
-        // The process binds the address itself.
-        drop(listener);
-        Host::Process(ServeProcess::start(&path, &dir.path().join("serve.log"), &issuer).await)
-    } else {
-        let service = Service::start(Config::load(&path).unwrap()).await.unwrap();
-        tokio::spawn(claimsmith::oidc::serve(service.clone(), listener));
-        Host::InProcess(service)
-    };
-    Harness {
-        issuer,
-        upstream,
-        host,
-        http: browser(),
-        dir,
-        config: path,
-    }
-}
-
-/// A browser: keeps cookies, follows redirects one by one (the tests do).
-pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap()
+    )
 }
 
 pub fn echo_action() -> String {
@@ -416,6 +429,17 @@ impl Harness {
     /// The development user as the service stored it, if it did.
     pub async fn stored_user(&self) -> Option<claimsmith::store::StoredUserRow> {
         self.store().load_user("dev|dev-user-1").await.unwrap()
+    }
+
+    /// The claims of the access token in `tokens` (for the audience of
+    /// web-app), verified against the service's JWKS.
+    pub async fn access_claims(&self, tokens: &Map<String, Value>) -> Map<String, Value> {
+        verify(
+            &tokens["access_token"],
+            &self.jwks().await,
+            "https://api.example.com",
+            &self.issuer,
+        )
     }
 
     pub async fn jwks(&self) -> JwkSet {

@@ -5,31 +5,47 @@
 
 use claimsmith::store::AuditOutcome;
 use claimsmith_load::{DriveArgs, Report, drive};
-use claimsmith_tests::service_harness::{APP_REDIRECT, ServeProcess, harness};
+use claimsmith_tests::service_harness::{APP_REDIRECT, ServeProcess, harness, service_config};
 use clap::Parser as _;
 
-async fn drive_against(issuer: &str, expected_claim: &str) -> Report {
-    let args = DriveArgs::parse_from([
+/// The driver's arguments for web-app at `issuer`, for one second with no
+/// warm-up, with `extra` arguments.
+fn drive_args(issuer: &str, client_secret: &str, extra: &[&str]) -> DriveArgs {
+    let mut args = vec![
         "claimsmith-load",
         "--issuer",
         issuer,
         "--client-id",
         "web-app",
         "--client-secret",
-        "web-app-secret-0123",
+        client_secret,
         "--redirect-uri",
         APP_REDIRECT,
-        "--concurrency",
-        "4",
         "--warmup",
         "0",
         "--duration",
-        "2",
-        "--expect-claim",
-        expected_claim,
-        "--server-pid",
-        &std::process::id().to_string(),
-    ]);
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    DriveArgs::parse_from(args)
+}
+
+const WEB_APP_SECRET: &str = "web-app-secret-0123";
+
+async fn drive_against(issuer: &str, expected_claim: &str) -> Report {
+    let pid = std::process::id().to_string();
+    let args = drive_args(
+        issuer,
+        WEB_APP_SECRET,
+        &[
+            "--concurrency",
+            "4",
+            "--expect-claim",
+            expected_claim,
+            "--server-pid",
+            &pid,
+        ],
+    );
     drive(&args).await.expect("the driver runs")
 }
 
@@ -74,23 +90,7 @@ async fn a_login_without_the_expected_claim_is_an_error_not_a_login() {
 async fn a_login_the_service_refuses_is_an_error() {
     let h = harness("").await;
     // A secret the service does not know: every code exchange fails.
-    let args = DriveArgs::parse_from([
-        "claimsmith-load",
-        "--issuer",
-        &h.issuer,
-        "--client-id",
-        "web-app",
-        "--client-secret",
-        "not-the-web-app-secret",
-        "--redirect-uri",
-        APP_REDIRECT,
-        "--concurrency",
-        "2",
-        "--warmup",
-        "0",
-        "--duration",
-        "1",
-    ]);
+    let args = drive_args(&h.issuer, "not-the-web-app-secret", &["--concurrency", "2"]);
     let report = drive(&args).await.expect("the driver runs");
     assert_eq!(report.logins, 0, "{report:?}");
     // Refused, then throttled once the client failed too often.
@@ -123,48 +123,8 @@ async fn the_service_signs_in_at_a_development_upstream_in_another_process() {
     let upstream = format!("http://127.0.0.1:{upstream_port}");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("claimsmith.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-issuer = "{issuer}"
-data_dir = "data"
-[engine]
-compile_cache_dir = {cache:?}
-[server]
-listen = "127.0.0.1:{service_port}"
-
-[plugins.okta-userinfo]
-path = {okta:?}
-world = "profile-fetcher"
-allowed_origins = ["{upstream}"]
-
-[plugins.geo-claims]
-path = {geo:?}
-world = "post-login-action"
-
-[[connections]]
-name = "dev"
-issuer = "{upstream}"
-client_id = "claimsmith"
-client_secret = {{ value = "dev-upstream-secret" }}
-profile_fetcher = "okta-userinfo"
-options = {{ userinfo_url = "{upstream}/userinfo" }}
-
-[[clients]]
-client_id = "web-app"
-client_secret = {{ value = "web-app-secret-0123" }}
-redirect_uris = ["{APP_REDIRECT}"]
-
-[[actions]]
-plugin = "geo-claims"
-"#,
-            cache = claimsmith_tests::test_compile_cache(),
-            okta = claimsmith_tests::plugin_wasm("okta-userinfo"),
-            geo = claimsmith_tests::plugin_wasm("geo-claims"),
-        ),
-    )
-    .unwrap();
+    let listen = format!("127.0.0.1:{service_port}").parse().unwrap();
+    std::fs::write(&config, service_config(&issuer, listen, &upstream, "", "")).unwrap();
 
     let binary = claimsmith_tests::root().join("target/debug/claimsmith");
     let log = std::fs::File::create(dir.path().join("upstream.log")).unwrap();
@@ -180,27 +140,19 @@ plugin = "geo-claims"
     );
     let service = ServeProcess::start(&config, &dir.path().join("serve.log"), &issuer).await;
 
-    let args = DriveArgs::parse_from([
-        "claimsmith-load",
-        "--issuer",
+    let pid = service.0.id().to_string();
+    let args = drive_args(
         &issuer,
-        "--client-id",
-        "web-app",
-        "--client-secret",
-        "web-app-secret-0123",
-        "--redirect-uri",
-        APP_REDIRECT,
-        "--concurrency",
-        "2",
-        "--warmup",
-        "0",
-        "--duration",
-        "1",
-        "--expect-claim",
-        "geo_ip_country",
-        "--server-pid",
-        &service.0.id().to_string(),
-    ]);
+        WEB_APP_SECRET,
+        &[
+            "--concurrency",
+            "2",
+            "--expect-claim",
+            "geo_ip_country",
+            "--server-pid",
+            &pid,
+        ],
+    );
     let report = drive(&args).await.expect("the driver runs");
     assert_eq!(report.errors, 0, "{:?}", report.error_kinds);
     assert!(report.logins > 0, "{report:?}");

@@ -77,12 +77,7 @@ async fn a_second_login_counts_and_sees_the_metadata_of_the_first() {
         let redirect = h.web_login().await;
         let (status, body) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
         assert_eq!(status, StatusCode::OK, "{body:?}");
-        let access = verify(
-            &body["access_token"],
-            &h.jwks().await,
-            "https://api.example.com",
-            &h.issuer,
-        );
+        let access = h.access_claims(&body).await;
         let seen = &access["seen_event"]["user"];
         assert_eq!(seen["logins_count"], json!(expected_count));
         // test-echo counts its runs in app metadata: the second login sees the first's.
@@ -292,12 +287,7 @@ async fn a_refresh_reruns_the_actions_and_rotates_the_token() {
     };
     let (status, second) = refresh(refresh_token.clone()).await;
     assert_eq!(status, StatusCode::OK, "{second:?}");
-    let access = verify(
-        &second["access_token"],
-        &h.jwks().await,
-        "https://api.example.com",
-        &h.issuer,
-    );
+    let access = h.access_claims(&second).await;
     // The actions ran again: the echo saw the count its first run stored.
     assert_eq!(
         access["seen_event"]["user"]["app_metadata"]["echo_count"],
@@ -594,18 +584,8 @@ async fn another_client_cannot_use_or_burn_a_refresh_token() {
         StatusCode::OK,
         "the real client still can: {body:?}"
     );
-    let first_access = verify(
-        &first["access_token"],
-        &h.jwks().await,
-        "https://api.example.com",
-        &h.issuer,
-    );
-    let refreshed = verify(
-        &body["access_token"],
-        &h.jwks().await,
-        "https://api.example.com",
-        &h.issuer,
-    );
+    let first_access = h.access_claims(&first).await;
+    let refreshed = h.access_claims(&body).await;
     assert_eq!(
         refreshed["auth_time"], first_access["auth_time"],
         "a refresh is not a new authentication"
@@ -906,12 +886,7 @@ async fn wasi_grants_a_plugin_no_file_environment_socket_or_name_lookup() {
         let redirect = h.web_login().await;
         let (status, tokens) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
         assert_eq!(status, StatusCode::OK, "{wasm:?} handled every refusal");
-        let access = verify(
-            &tokens["access_token"],
-            &h.jwks().await,
-            "https://api.example.com",
-            &h.issuer,
-        );
+        let access = h.access_claims(&tokens).await;
         let probe = access["wasi_probe"].as_object().unwrap();
         for door in [
             "read_file",
@@ -1277,12 +1252,7 @@ async fn seen_ip(h: &Harness, headers: &[(&str, &str)]) -> Value {
     let redirect = h.browse_with_headers(url, APP_REDIRECT, headers).await;
     let (status, body) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
     assert_eq!(status, StatusCode::OK, "{body:?}");
-    let access = verify(
-        &body["access_token"],
-        &h.jwks().await,
-        "https://api.example.com",
-        &h.issuer,
-    );
+    let access = h.access_claims(&body).await;
     access["seen_event"]["request"]["ip"].clone()
 }
 

@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use claimsmith::oidc::protocol::{pkce_challenge, random_token};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 #[derive(clap::Parser, Debug)]
 #[command(name = "claimsmith-load drive")]
@@ -121,7 +121,7 @@ pub async fn drive(args: &DriveArgs) -> Result<Report> {
     let window_start = started + Duration::from_secs(args.warmup);
     let window_end = window_start + Duration::from_secs(args.duration);
     let mut workers = tokio::task::JoinSet::new();
-    for worker in 0..args.concurrency {
+    for _ in 0..args.concurrency {
         let http = http.clone();
         let endpoints = Endpoints {
             authorization: endpoints.authorization.clone(),
@@ -130,12 +130,10 @@ pub async fn drive(args: &DriveArgs) -> Result<Report> {
         let login = LoginParams::from(args);
         workers.spawn(async move {
             let mut outcomes = Vec::new();
-            let mut sequence = 0u64;
             while Instant::now() < window_end {
-                sequence += 1;
                 let begun = Instant::now();
                 let outcome = login
-                    .run(&http, &endpoints, worker, sequence)
+                    .run(&http, &endpoints)
                     .await
                     .map_err(|e| format!("{e:#}"));
                 let finished = Instant::now();
@@ -273,19 +271,10 @@ impl From<&DriveArgs> for LoginParams {
 const MAX_REDIRECTS: usize = 10;
 
 impl LoginParams {
-    async fn run(
-        &self,
-        http: &reqwest::Client,
-        endpoints: &Endpoints,
-        worker: usize,
-        sequence: u64,
-    ) -> Result<()> {
-        // Unique per login, and not worth a CSPRNG: these are a load driver's
-        // test values, never a real user's.
-        let seed = format!("{}-{worker}-{sequence}", std::process::id());
-        let verifier = hex(&Sha256::digest(format!("verifier-{seed}")));
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        let state = format!("state-{seed}");
+    async fn run(&self, http: &reqwest::Client, endpoints: &Endpoints) -> Result<()> {
+        let verifier = random_token();
+        let challenge = pkce_challenge(&verifier);
+        let state = random_token();
         let mut url = endpoints.authorization.clone();
         url.query_pairs_mut()
             .append_pair("response_type", "code")
@@ -293,7 +282,7 @@ impl LoginParams {
             .append_pair("redirect_uri", &self.redirect_uri)
             .append_pair("scope", &self.scope)
             .append_pair("state", &state)
-            .append_pair("nonce", &format!("nonce-{seed}"))
+            .append_pair("nonce", &random_token())
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256");
 
@@ -422,14 +411,18 @@ fn jwt_payload(token: &str) -> Option<serde_json::Map<String, Value>> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 fn without_query(url: &Url) -> String {
     let mut url = url.clone();
     url.set_query(None);
     url.to_string()
+}
+
+/// The value of `key` (`VmRSS:`, `MemTotal:`) in a /proc file that gives
+/// sizes as `<number> kB`.
+fn kib_field(text: &str, key: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// User plus system CPU time the process has used so far.
@@ -461,17 +454,7 @@ fn process_memory(pid: u32) -> Result<(f64, f64)> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
     let kib = |key: &str| -> Result<f64> {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(key))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-            })
-            .with_context(|| format!("{path} has no {key}"))
+        kib_field(&status, key).with_context(|| format!("{path} has no {key}"))
     };
     Ok((kib("VmRSS:")? / 1024.0, kib("VmHWM:")? / 1024.0))
 }

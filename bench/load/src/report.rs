@@ -39,6 +39,9 @@ pub struct Args {
     readme: Option<PathBuf>,
 }
 
+// What `host/benches/login.rs` writes to in-process.json, read back here. The
+// two programs share the JSON, not the types: a crate both depend on would
+// make the host's benches depend on this driver, which depends on the host.
 #[derive(Debug, Deserialize)]
 struct Sampled {
     median_us: f64,
@@ -318,44 +321,18 @@ fn machine() -> String {
         .and_then(|rest| rest.split_once(':'))
         .map_or("an unknown CPU", |(_, model)| model.trim());
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let memory_gib = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(0.0, |kib| kib / (1024.0 * 1024.0));
+    let memory_gib =
+        crate::kib_field(&meminfo, "MemTotal:").map_or(0.0, |kib| kib / (1024.0 * 1024.0));
     format!(
         "{cores} cores ({model}), {memory_gib:.0} GiB, {}; absolute times drift between runs on a shared machine, ratios of one run hold",
         today()
     )
 }
 
-/// Today's date (UTC) as YYYY-MM-DD, from the days since 1970 (the civil
-/// calendar algorithm of Howard Hinnant's `civil_from_days`).
+/// Today's date (UTC) as YYYY-MM-DD.
 fn today() -> String {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    let days = (seconds / 86_400) as i64 + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    let now = claimsmith::pipeline::rfc3339(claimsmith::pipeline::unix_now());
+    now.split('T').next().unwrap_or_default().to_owned()
 }
 
 #[cfg(test)]
