@@ -796,12 +796,7 @@ async fn process_store(h: &Harness) -> Store {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_flood_is_capped_and_marked_truncated_and_the_login_goes_on() {
     let _shared = ALONE.read().await;
-    let h = harness_as_process(&format!(
-        "{}{}",
-        hostile_action("{ timeout_ms = 10000 }", &[], "fail"),
-        clients(&[("log-flood", mode("log-flood"))])
-    ))
-    .await;
+    let h = one_mode_as_process("{ timeout_ms = 10000 }", "log-flood").await;
     // 2 MiB to stdout and 512 KiB to stderr a line at a time, and a 1 MiB
     // `log` message, beside a good login; then the plugin behaves.
     let started = Instant::now();
@@ -864,6 +859,17 @@ async fn a_log_flood_is_capped_and_marked_truncated_and_the_login_goes_on() {
     assert!(log.len() < 1 << 20, "serve.log holds {} bytes", log.len());
 }
 
+/// The service as its own process with the hostile action under `limits`,
+/// and one client whose logins run it in `mode_name`.
+async fn one_mode_as_process(limits: &str, mode_name: &str) -> Harness {
+    harness_as_process(&format!(
+        "{}{}",
+        hostile_action(limits, &[], "fail"),
+        clients(&[(mode_name, mode(mode_name))])
+    ))
+    .await
+}
+
 /// The same 10 MiB as `log-flood`, written in large writes: WASI hands
 /// them over in whole 4 KiB pieces, so one of them ends exactly where the
 /// 64 KiB budget does.
@@ -871,12 +877,7 @@ async fn a_log_flood_is_capped_and_marked_truncated_and_the_login_goes_on() {
 
 async fn a_log_flood_in_large_writes_is_marked_truncated_too() {
     let _shared = ALONE.read().await;
-    let h = harness_as_process(&format!(
-        "{}{}",
-        hostile_action("{ timeout_ms = 5000 }", &[], "fail"),
-        clients(&[("log-flood-aligned", mode("log-flood-aligned"))])
-    ))
-    .await;
+    let h = one_mode_as_process("{ timeout_ms = 5000 }", "log-flood-aligned").await;
     let redirect = within("the log flood", sign_in(&h, "log-flood-aligned")).await;
     assert!(redirect.get("code").is_some(), "{redirect:?}");
     let log = serve_log(&h);
@@ -898,12 +899,7 @@ async fn a_log_flood_in_large_writes_is_marked_truncated_too() {
 
 async fn a_flood_of_log_calls_is_capped_and_marked_truncated() {
     let _shared = ALONE.read().await;
-    let h = harness_as_process(&format!(
-        "{}{}",
-        hostile_action("{ timeout_ms = 5000 }", &[], "fail"),
-        clients(&[("log-calls", mode("log-calls"))])
-    ))
-    .await;
+    let h = one_mode_as_process("{ timeout_ms = 5000 }", "log-calls").await;
     let redirect = within("the log calls", sign_in(&h, "log-calls")).await;
     println!("{redirect:?}");
     let log = serve_log(&h);

@@ -100,16 +100,27 @@ fn a_file_that_is_not_a_component_fails_the_start() {
     assert!(error.to_string().starts_with("plugin `bogus`"), "{error}");
 }
 
+/// Loads the config at `path`, which must fail on the line `is_the_line`
+/// picks, and returns the error.
+fn config_error_on_line(
+    path: &std::path::Path,
+    is_the_line: impl Fn(&str) -> bool,
+) -> claimsmith::config::ConfigError {
+    let error = Config::load(path).unwrap_err();
+    let text = std::fs::read_to_string(path).unwrap();
+    let line = text.lines().position(is_the_line).unwrap() + 1;
+    assert_eq!(error.line, line, "{error}");
+    error
+}
+
 #[test]
 fn a_bad_config_names_the_file_and_line() {
     let setup = Setup::new()
         .plugin("geo", "geo-claims", "post-login-action", "")
         .action("geo", "sometimes");
     let path = setup.write();
-    let error = Config::load(&path).unwrap_err();
-    let text = std::fs::read_to_string(&path).unwrap();
-    let line = text.lines().position(|l| l.contains("sometimes")).unwrap() + 1;
-    assert_eq!(error.line, line, "{error}");
+    let error = config_error_on_line(&path, |l| l.contains("sometimes"));
+    let line = error.line;
     assert!(
         error
             .to_string()
@@ -222,10 +233,7 @@ fn a_pin_that_is_not_a_sha256_fails_the_config_at_its_line() {
         "sha256 = \"d41d8cd98f00b204\"",
     );
     let path = setup.write();
-    let error = Config::load(&path).unwrap_err();
-    let text = std::fs::read_to_string(&path).unwrap();
-    let line = text.lines().position(|l| l.starts_with("sha256")).unwrap() + 1;
-    assert_eq!(error.line, line, "{error}");
+    let error = config_error_on_line(&path, |l| l.starts_with("sha256"));
     assert!(
         error
             .message
@@ -266,13 +274,7 @@ fn a_trusted_proxy_that_is_not_an_address_fails_the_config_at_its_line() {
     let text = std::fs::read_to_string(&path).unwrap()
         + "\n[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.internal\"]\n";
     std::fs::write(&path, &text).unwrap();
-    let error = Config::load(&path).unwrap_err();
-    let line = text
-        .lines()
-        .position(|l| l.starts_with("trusted_proxies"))
-        .unwrap()
-        + 1;
-    assert_eq!(error.line, line, "{error}");
+    let error = config_error_on_line(&path, |l| l.starts_with("trusted_proxies"));
     assert!(
         error
             .message
