@@ -30,6 +30,26 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum KeysAction {
+    /// Shows each key's kid, algorithm, state (next, current, previous,
+    /// retired) and when it signs from.
+    List {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Adds a key of the configured algorithm, published at once, signing
+    /// after the overlap; deletes retired keys.
+    Rotate {
+        #[arg(long)]
+        config: PathBuf,
+        /// Seconds between publishing and signing; default `[keys]
+        /// rotation_overlap_secs`.
+        #[arg(long)]
+        overlap_secs: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Runs the whole chain for one recorded login and prints the tokens.
     Run {
@@ -92,10 +112,16 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Prints the JWKS document that verifies the tokens this config mints.
+    /// Prints the JWKS document that verifies the tokens this config's
+    /// database signs (every published key).
     Jwks {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// The signing keys in the config's database, shared by every host.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
     },
     /// Writes a new plugin project on the SDK of its language: the source,
     /// its build file, a golden case that passes as generated, a README.
@@ -388,14 +414,67 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Jwks { config } => {
-            let pipeline = start(&config)?;
+            let (_, ring) = key_vault(&config).await?;
+            println!("{}", serde_json::to_string_pretty(&ring.jwks())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys {
+            action: KeysAction::List { config },
+        } => {
+            let (vault, _) = key_vault(&config).await?;
+            println!("{:<44} {:<6} {:<9} signs from", "kid", "alg", "state");
+            for key in vault.list(crate::pipeline::unix_now()).await? {
+                println!(
+                    "{:<44} {:<6} {:<9} {}",
+                    key.kid,
+                    key.algorithm,
+                    key.state.as_str(),
+                    crate::pipeline::rfc3339(key.signs_from)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys {
+            action:
+                KeysAction::Rotate {
+                    config: file,
+                    overlap_secs,
+                },
+        } => {
+            let config = Config::load(&file)?;
+            let (vault, _) = key_vault(&file).await?;
+            let overlap = overlap_secs.unwrap_or(config.keys.rotation_overlap_secs);
+            let now = crate::pipeline::unix_now();
+            let kid = vault.rotate(config.tokens.algorithm, now, overlap).await?;
             println!(
-                "{}",
-                serde_json::to_string_pretty(&pipeline.signing_key().jwks())?
+                "added {kid} ({}): published now, signs from {}",
+                config.tokens.algorithm,
+                crate::pipeline::rfc3339(now + overlap)
             );
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The keys of the database `config` names, and its key ring (made on an
+/// empty database, as `serve` would).
+async fn key_vault(
+    config: &std::path::Path,
+) -> anyhow::Result<(crate::keyring::KeyVault, crate::keyring::KeyRing)> {
+    let config = Config::load(config)?;
+    let store = crate::store::Store::open(&config.storage.database, config.storage.synchronous)
+        .await
+        .context("cannot open the database")?;
+    let key_encryption_key = crate::keyring::key_encryption_key(&config)?;
+    let vault = crate::keyring::KeyVault::new(
+        store,
+        &key_encryption_key,
+        crate::keyring::retire_after(&config),
+    );
+    let ring = vault
+        .open_ring(config.tokens.algorithm, &config.data_dir.join("keys"))
+        .await?;
+    Ok((vault, ring))
 }
 
 fn start(config: &std::path::Path) -> anyhow::Result<Pipeline> {

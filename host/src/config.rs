@@ -75,6 +75,7 @@ pub struct Config {
     /// The admin listener, when configured.
     pub admin: Option<AdminSettings>,
     pub storage: StorageSettings,
+    pub keys: KeySettings,
     pub plugins: BTreeMap<String, PluginSpec>,
     pub connections: Vec<ConnectionConfig>,
     pub clients: Vec<ClientConfig>,
@@ -238,12 +239,57 @@ pub struct AdminSettings {
     pub listen: std::net::SocketAddr,
 }
 
-/// How the database keeps what it is given.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Which database, and how it keeps what it is given.
+#[derive(Debug, Clone)]
 pub struct StorageSettings {
-    #[serde(default)]
+    pub database: Database,
     pub synchronous: Synchronous,
+}
+
+/// The database of `[storage] database_url`.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// One host: a file, `<data_dir>/claimsmith.db` by default.
+    Sqlite(PathBuf),
+    /// Several hosts share it. The URL may carry a password.
+    Postgres(SecretValue),
+}
+
+impl Default for StorageSettings {
+    /// A `claimsmith.db` in the working directory (for configs built in
+    /// code, which the golden runner makes without a database).
+    fn default() -> Self {
+        StorageSettings {
+            database: Database::Sqlite(PathBuf::from("claimsmith.db")),
+            synchronous: Synchronous::default(),
+        }
+    }
+}
+
+/// The signing keys all hosts share, and the key they are sealed under.
+#[derive(Debug, Clone)]
+pub struct KeySettings {
+    /// The key-encryption key (see [`crate::sealing`]). None: a file in
+    /// `<data_dir>/keys/`, made on first start (one host only).
+    pub encryption_key: Option<SecretValue>,
+    /// How long a new key is published before it signs: the JWKS's cache
+    /// lifetime, one reload of every host and 5 s of margin, by default.
+    pub rotation_overlap_secs: u64,
+    /// How often each host reads the keys again.
+    pub reload_secs: u64,
+    /// The JWKS's `Cache-Control: max-age`.
+    pub jwks_max_age_secs: u64,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        KeySettings {
+            encryption_key: None,
+            rotation_overlap_secs: 315,
+            reload_secs: 10,
+            jwks_max_age_secs: 300,
+        }
+    }
 }
 
 /// When SQLite waits for the disk (its `synchronous` pragma, in WAL mode).
@@ -295,7 +341,9 @@ struct RawConfig {
     #[serde(default)]
     admin: Option<AdminSettings>,
     #[serde(default)]
-    storage: StorageSettings,
+    storage: RawStorage,
+    #[serde(default)]
+    keys: RawKeys,
     #[serde(default)]
     plugins: BTreeMap<String, Spanned<RawPlugin>>,
     #[serde(default)]
@@ -411,6 +459,23 @@ enum RawSecret {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawStorage {
+    database_url: Option<Spanned<RawText>>,
+    #[serde(default)]
+    synchronous: Synchronous,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawKeys {
+    encryption_key: Option<Spanned<RawSecret>>,
+    rotation_overlap_secs: Option<u64>,
+    reload_secs: Option<u64>,
+    jwks_max_age_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawLimits {
     fuel: Option<u64>,
     memory_mib: Option<u64>,
@@ -503,6 +568,8 @@ impl Config {
             }
         }
         let data_dir = base.join(raw.data_dir.unwrap_or_else(|| PathBuf::from("data")));
+        let (storage, keys) =
+            storage_and_keys(base, &data_dir, raw.storage, raw.keys).map_err(at)?;
         Ok(Config {
             file: file.to_owned(),
             issuer,
@@ -511,7 +578,8 @@ impl Config {
             tokens: raw.tokens,
             server: raw.server,
             admin: raw.admin,
-            storage: raw.storage,
+            storage,
+            keys,
             plugins,
             connections,
             clients,
@@ -929,6 +997,85 @@ fn warn_about_ungranted_userinfo(
     }
 }
 
+/// `[storage]` and `[keys]`: a shared database needs a shared key.
+fn storage_and_keys(
+    base: &Path,
+    data_dir: &Path,
+    storage: RawStorage,
+    keys: RawKeys,
+) -> Result<(StorageSettings, KeySettings), Located> {
+    let database = match storage.database_url {
+        None => Database::Sqlite(data_dir.join("claimsmith.db")),
+        Some(url) => {
+            let span = url.span();
+            let text = match url.into_inner() {
+                RawText::Plain(text) => text,
+                RawText::From(source) => resolve_secret(base, source)
+                    .map_err(|e| (Some(span.clone()), format!("storage.database_url {e}")))?
+                    .expose()
+                    .to_owned(),
+            };
+            if let Some(path) = text.strip_prefix("sqlite://") {
+                Database::Sqlite(base.join(path))
+            } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+                if keys.encryption_key.is_none() {
+                    return Err((
+                        Some(span),
+                        "a PostgreSQL database is shared by several hosts: set [keys] \
+                         encryption_key (the same on every host) so that each can open \
+                         the signing keys and the others' pending logins"
+                            .to_owned(),
+                    ));
+                }
+                Database::Postgres(SecretValue::new(text))
+            } else {
+                return Err((
+                    Some(span),
+                    "storage.database_url must start with sqlite:// or postgres://".to_owned(),
+                ));
+            }
+        }
+    };
+    let encryption_key = match keys.encryption_key {
+        None => None,
+        Some(source) => {
+            let span = source.span();
+            let key = resolve_secret(base, source.into_inner())
+                .map_err(|e| (Some(span.clone()), format!("keys.encryption_key {e}")))?;
+            if key.expose().trim().len() < crate::sealing::MIN_KEY_ENCRYPTION_KEY_LEN {
+                return Err((
+                    Some(span),
+                    format!(
+                        "keys.encryption_key must be at least {} characters \
+                         (`openssl rand -base64 32` makes one)",
+                        crate::sealing::MIN_KEY_ENCRYPTION_KEY_LEN
+                    ),
+                ));
+            }
+            Some(key)
+        }
+    };
+    let defaults = KeySettings::default();
+    let jwks_max_age_secs = keys.jwks_max_age_secs.unwrap_or(defaults.jwks_max_age_secs);
+    let reload_secs = keys.reload_secs.unwrap_or(defaults.reload_secs).max(1);
+    Ok((
+        StorageSettings {
+            database,
+            synchronous: storage.synchronous,
+        },
+        KeySettings {
+            encryption_key,
+            // Keys are stamped in whole seconds and hosts' clocks differ a
+            // little: a margin on top.
+            rotation_overlap_secs: keys
+                .rotation_overlap_secs
+                .unwrap_or(jwks_max_age_secs + reload_secs + 5),
+            reload_secs,
+            jwks_max_age_secs,
+        },
+    ))
+}
+
 /// Reads a secret from where the config says it is.
 fn resolve_secret(base: &Path, source: RawSecret) -> Result<SecretValue, String> {
     let value = match source {
@@ -999,6 +1146,50 @@ on_error = "continue"
         assert_eq!(
             config.engine.cache_dir.as_deref(),
             Some(Path::new("/etc/claimsmith/data/compile-cache"))
+        );
+    }
+
+    #[test]
+    fn the_database_is_sqlite_in_the_data_dir_unless_a_url_says_otherwise() {
+        let config = parse(MINIMAL).unwrap();
+        assert!(matches!(
+            &config.storage.database,
+            Database::Sqlite(path) if path == Path::new("/etc/claimsmith/data/claimsmith.db")
+        ));
+        assert_eq!(config.keys.rotation_overlap_secs, 300 + 10 + 5);
+
+        let text = format!(
+            "{MINIMAL}\n[storage]\ndatabase_url = \"postgres://db.internal/auth\"\n\
+             [keys]\nencryption_key = {{ value = \"{}\" }}\njwks_max_age_secs = 60\n",
+            "k".repeat(32)
+        );
+        let config = parse(&text).unwrap();
+        assert!(matches!(
+            &config.storage.database,
+            Database::Postgres(url) if url.expose() == "postgres://db.internal/auth"
+        ));
+        assert_eq!(config.keys.jwks_max_age_secs, 60);
+        assert_eq!(config.keys.rotation_overlap_secs, 60 + 10 + 5);
+    }
+
+    #[test]
+    fn a_shared_database_without_a_shared_key_or_a_bad_one_names_its_line() {
+        let postgres = format!("{MINIMAL}\n[storage]\ndatabase_url = \"postgres://db/auth\"\n");
+        let error = parse(&postgres).unwrap_err();
+        assert_eq!(error.line, 22, "{error}");
+        assert!(error.message.contains("encryption_key"), "{error}");
+
+        let short = format!("{postgres}[keys]\nencryption_key = {{ value = \"short\" }}\n");
+        let error = parse(&short).unwrap_err();
+        assert_eq!(error.line, 24, "{error}");
+        assert!(error.message.contains("at least 32"), "{error}");
+
+        let scheme = format!("{MINIMAL}\n[storage]\ndatabase_url = \"mysql://db/auth\"\n");
+        let error = parse(&scheme).unwrap_err();
+        assert_eq!(error.line, 22, "{error}");
+        assert!(
+            error.message.contains("sqlite:// or postgres://"),
+            "{error}"
         );
     }
 

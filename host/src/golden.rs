@@ -18,8 +18,8 @@ use serde_json::{Map, Value, json};
 use crate::capabilities::http::{HttpPolicy, OutboundHttp};
 use crate::capabilities::secrets::{SecretValue, Secrets};
 use crate::config::{
-    ActionConfig, ClientConfig, Config, ConnectionConfig, OnError, SecretsReplaced, ServerSettings,
-    StorageSettings, TokenSettings,
+    ActionConfig, ClientConfig, Config, ConnectionConfig, KeySettings, OnError, SecretsReplaced,
+    ServerSettings, StorageSettings, TokenSettings,
 };
 use crate::engine::{Engine, EngineSettings, Limits, PluginError, PluginSpec, World, json_kind};
 use crate::pipeline::{LoginFailure, LoginReport, Pipeline, RunOptions, StepStatus};
@@ -576,6 +576,7 @@ fn standalone_config(
         server: ServerSettings::default(),
         admin: None,
         storage: StorageSettings::default(),
+        keys: KeySettings::default(),
         plugins: BTreeMap::from([(name, spec)]),
         connections: vec![ConnectionConfig {
             name: login.connection.clone(),
@@ -648,7 +649,7 @@ async fn run_cases(
 ) -> Vec<CaseResult> {
     // One key for the whole run: cases compare claims, not signatures.
     let key = match SigningKey::generate(SigningAlgorithm::ES256) {
-        Ok(key) => Arc::new(key),
+        Ok(key) => crate::keyring::KeyRing::single(key),
         Err(error) => {
             return cases
                 .into_iter()

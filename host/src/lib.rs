@@ -13,9 +13,13 @@
 //! - [`capabilities`] is the host side of what a plugin may import: logging,
 //!   its secrets, allow-listed HTTP and the post-login `api`.
 //! - [`pipeline`] chains the plugins for one login and decides its outcome.
-//! - [`tokens`] holds the signing keys and mints the JWTs.
-//! - [`store`] keeps users, the login audit trail and refresh tokens in
-//!   SQLite (schema by the migrations in `migrations/`).
+//! - [`tokens`] parses signing keys and mints the JWTs; [`keyring`] decides
+//!   which key signs and which are published, for all hosts at once;
+//!   [`sealing`] encrypts what others keep for the host (cookies, keys at
+//!   rest, codes).
+//! - [`store`] keeps users, the login audit trail, refresh tokens, codes and
+//!   signing keys in SQLite or PostgreSQL (schema by the migrations in
+//!   `migrations/`).
 //! - [`replay`] reads recorded logins and answers their HTTP from canned
 //!   exchanges; [`golden`] checks plugins against expected outcomes in CI.
 //! - [`oidc`] is the login service: OIDC provider to the apps, OIDC client to
@@ -38,10 +42,14 @@ pub mod devprovider;
 pub mod engine;
 pub mod golden;
 pub mod inspect;
+pub mod keyring;
 pub mod metrics;
 pub mod oidc;
 pub mod pipeline;
 pub mod replay;
 pub mod scaffold;
+pub mod sealing;
 pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod tokens;

@@ -30,6 +30,11 @@ struct LoginLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PluginLabels {
     plugin: String,
 }
@@ -52,6 +57,7 @@ pub struct Metrics {
     plugin_fuel: Family<PluginLabels, Counter>,
     plugin_calls: Family<PluginCallLabels, Counter>,
     instance_slots_in_use: Gauge,
+    chain_reloads: Family<OutcomeLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -96,7 +102,14 @@ impl Default for Metrics {
             "Plugin instances running now, of the pool's max_concurrent_instances",
             instance_slots_in_use.clone(),
         );
+        let chain_reloads = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "chain_reloads",
+            "Plugin chain reloads, by outcome (swapped, refused)",
+            chain_reloads.clone(),
+        );
         Metrics {
+            chain_reloads,
             registry,
             logins,
             plugin_duration,
@@ -118,6 +131,12 @@ impl Metrics {
                 },
                 outcome,
             })
+            .inc();
+    }
+
+    pub fn chain_reload(&self, outcome: &'static str) {
+        self.chain_reloads
+            .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
 

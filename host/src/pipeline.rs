@@ -25,6 +25,7 @@ use crate::engine::{
     CallOptions, Engine, Event, EventClient, EventConnection, EventRequest, EventUser,
     FetchContext, Invocation, LoadError, Plugin, PluginError, World,
 };
+use crate::keyring::KeyRing;
 use crate::tokens::{MintRequest, MintedTokens, SigningKey, TokenError, is_reserved_claim, mint};
 
 /// One login as the pipeline receives it.
@@ -94,7 +95,7 @@ pub struct StoredUser {
 }
 
 /// The user after a successful login, to be stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserRecord {
     /// `connection|upstream subject`.
     pub user_id: String,
@@ -160,6 +161,7 @@ pub enum StepStatus {
 }
 
 /// A login that ended in tokens.
+#[derive(Serialize, Deserialize)]
 pub struct MintedLogin {
     pub tokens: MintedTokens,
     /// The `auth_time` the tokens carry.
@@ -228,7 +230,9 @@ struct ActionStep {
 /// The configured chain, with its plugins loaded and its key ready.
 pub struct Pipeline {
     config: Config,
-    key: Arc<SigningKey>,
+    keys: KeyRing,
+    /// Names the plugins' builds: see [`Pipeline::chain_version`].
+    chain_version: String,
     http: OutboundHttp,
     fetchers: HashMap<String, Arc<Plugin>>,
     actions: Vec<ActionStep>,
@@ -242,21 +246,23 @@ impl Pipeline {
         let key =
             SigningKey::load_or_generate(&config.data_dir.join("keys"), config.tokens.algorithm)?;
         let engine = Engine::new(&config.engine, http.clone())?;
-        Self::assemble(config, &engine, Arc::new(key), http)
+        Self::assemble(config, &engine, KeyRing::single(key), http)
     }
 
     /// Builds a pipeline on an engine shared with others (the golden runner
-    /// runs many configs on one engine) and a key the caller chose.
+    /// runs many configs on one engine, the service one per chain version)
+    /// and keys the caller chose.
     pub fn assemble(
         config: Config,
         engine: &Engine,
-        key: Arc<SigningKey>,
+        keys: KeyRing,
         http: OutboundHttp,
     ) -> Result<Self, StartError> {
         let mut plugins = BTreeMap::new();
         for spec in config.plugins.values() {
             plugins.insert(spec.name.clone(), Arc::new(engine.load(spec.clone())?));
         }
+        let chain_version = chain_version(&plugins);
         // Config checked that every reference names a plugin of the right world.
         let fetchers = config
             .connections
@@ -280,7 +286,8 @@ impl Pipeline {
             .collect();
         Ok(Pipeline {
             config,
-            key,
+            keys,
+            chain_version,
             http,
             fetchers,
             actions,
@@ -305,8 +312,20 @@ impl Pipeline {
         &self.plugins
     }
 
-    pub fn signing_key(&self) -> &SigningKey {
-        &self.key
+    /// The key that signs now.
+    pub fn signing_key(&self) -> Arc<SigningKey> {
+        self.keys.signing_key()
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The plugins this pipeline runs, by their builds: the first 16 hex
+    /// digits of the SHA-256 of every plugin's name and SHA-256. Two hosts
+    /// with the same files have the same version; the audit row records it.
+    pub fn chain_version(&self) -> &str {
+        &self.chain_version
     }
 
     /// Runs one login through the chain.
@@ -408,7 +427,7 @@ impl Pipeline {
         let started = Instant::now();
         let profile_claims = standard_profile_claims(&profile, &effects.scopes);
         let minted = mint(
-            &self.key,
+            &self.keys.signing_key(),
             &MintRequest {
                 issuer: &self.config.issuer,
                 subject: &user_id,
@@ -741,6 +760,21 @@ pub fn rfc3339(unix_seconds: u64) -> String {
         seconds_of_day % 3600 / 60,
         seconds_of_day % 60
     )
+}
+
+/// See [`Pipeline::chain_version`].
+fn chain_version(plugins: &BTreeMap<String, Arc<Plugin>>) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for (name, plugin) in plugins {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(plugin.sha256().as_bytes());
+        hasher.update([0]);
+    }
+    let mut version = hex::encode(hasher.finalize());
+    version.truncate(16);
+    version
 }
 
 #[cfg(test)]

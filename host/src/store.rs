@@ -1,15 +1,21 @@
-//! Users, the login audit trail and refresh tokens in a real database: SQLite
-//! in the data directory by default (WAL mode), the schema by the migrations in
-//! `host/migrations/`.
+//! Users, the login audit trail, refresh tokens, the codes waiting for their
+//! exchange and the signing keys, in a real database: SQLite in the data
+//! directory by default (WAL mode), or PostgreSQL when several hosts share
+//! the work. The schema is in `host/migrations/{sqlite,postgres}/`, one
+//! folder per backend with the same versions.
+//!
+//! One set of SQL serves both, through sqlx's `Any` driver: plain types
+//! (TEXT, BIGINT, INTEGER 0/1), `$n` placeholders, `ON CONFLICT`,
+//! `RETURNING`. What differs is confined to [`Backend`] checks here.
 //!
 //! It does not decide login outcomes or mint tokens: it stores what the
-//! [`pipeline`](crate::pipeline) and the service hand it. The one decision it
-//! makes is in [`Store::consume_refresh_token`]: a refresh token is good once,
-//! and presenting it again revokes its whole family (rotation with reuse
-//! detection, RFC 6819 §5.2.2.3, OAuth 2.1 §4.3.1).
-//!
-//! The SQL is kept portable (plain types, `$n` placeholders, `ON CONFLICT`,
-//! `RETURNING`) so that a PostgreSQL backend can reuse it later.
+//! [`pipeline`](crate::pipeline) and the service hand it. The decisions it
+//! makes are the ones only the database can make for several hosts at once:
+//! a code is redeemed once ([`Store::redeem_code`]), a refresh token is good
+//! once and presenting it again revokes its whole family
+//! ([`Store::consume_refresh_token`]; rotation with reuse detection, RFC 6819
+//! §5.2.2.3, OAuth 2.1 §4.3.1), and one host at a time prunes
+//! ([`Store::prune_expired`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,15 +23,23 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool};
+use sqlx::{ConnectOptions as _, Executor as _};
 
-use crate::config::Synchronous;
+use crate::config::{Database, Synchronous};
 
 use crate::pipeline::{StoredUser, UserRecord};
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const BUSY_TIMEOUT_PRAGMA: &str = "PRAGMA busy_timeout = 5000";
+
+/// The PostgreSQL advisory lock held while a host prunes expired rows: the
+/// others skip their turn instead of deleting the same rows at once.
+const PRUNE_LOCK: i64 = 0x636c_6169_6d73_0001;
+/// Held while a host adds the first signing key of an empty database.
+const FIRST_KEY_LOCK: i64 = 0x636c_6169_6d73_0002;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -35,12 +49,15 @@ pub enum StoreError {
         error: std::io::Error,
     },
 
-    #[error("cannot open database {}: {error}", path.display())]
-    Open { path: PathBuf, error: sqlx::Error },
+    #[error("cannot open database {database}: {error}")]
+    Open {
+        database: String,
+        error: sqlx::Error,
+    },
 
-    #[error("cannot migrate database {}: {error}", path.display())]
+    #[error("cannot migrate database {database}: {error}")]
     Migrate {
-        path: PathBuf,
+        database: String,
         error: sqlx::migrate::MigrateError,
     },
 
@@ -61,12 +78,19 @@ pub enum StoreError {
     Corrupt { op: &'static str, detail: String },
 }
 
+/// Which database the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 /// The database. Cheap to clone: clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
-
 /// A stored user as [`Store::load_user`] returns it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredUserRow {
@@ -94,6 +118,10 @@ pub struct AuditEntry {
     /// The id an app was given with an error, and the log lines carry.
     #[serde(default)]
     pub correlation_id: Option<String>,
+    /// The chain that ran the login ([`crate::pipeline::Pipeline::chain_version`]);
+    /// None when it failed before the chain ran.
+    #[serde(default)]
+    pub chain_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,7 +156,7 @@ pub struct RefreshGrant {
 }
 
 /// One `logins` row: at, user_id, client_id, connection, outcome, detail,
-/// steps, correlation_id.
+/// steps, correlation_id, chain_version.
 type AuditRow = (
     String,
     Option<String>,
@@ -138,12 +166,63 @@ type AuditRow = (
     Option<String>,
     String,
     Option<String>,
+    Option<String>,
 );
 
+/// The columns of an [`AuditRow`], as a literal for `concat!`: sqlx takes
+/// only SQL known at compile time unless told otherwise.
+macro_rules! audit_columns {
+    () => {
+        "at, user_id, client_id, connection, outcome, detail, steps, correlation_id, chain_version"
+    };
+}
+
+/// What became of a code presented for exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// This presentation won: what the code stands for, as it was sealed.
+    Redeemed { sealed: String },
+    /// It was redeemed before: a replay. `family` is the refresh token
+    /// family the first redemption started.
+    Replayed { family: Option<String> },
+    /// Unknown or expired.
+    Unknown,
+}
+
+/// What one pruning pass deleted; None from [`Store::prune_expired`] when
+/// another host was pruning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    pub refresh_tokens: u64,
+    pub codes: u64,
+}
+
+/// One row of `signing_keys`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub algorithm: String,
+    /// The PKCS#8 private key, sealed under the key-encryption key.
+    pub sealed_pkcs8: String,
+    /// Unix seconds: published from then.
+    pub created_at: u64,
+    /// Unix seconds: signs from then, until a later key signs.
+    pub signs_from: u64,
+}
+
 impl Store {
+    /// Opens the configured database and brings its schema up to date.
+    pub async fn open(database: &Database, synchronous: Synchronous) -> Result<Self, StoreError> {
+        match database {
+            Database::Sqlite(path) => Self::open_sqlite(path, synchronous).await,
+            Database::Postgres(url) => Self::open_postgres(url.expose()).await,
+        }
+    }
+
     /// Opens (creating if needed) `<path>` as SQLite in WAL mode, foreign keys
     /// on, busy timeout 5 s, `synchronous` as configured, runs the migrations.
     pub async fn open_sqlite(path: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
+        let shown = path.display().to_string();
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir)
                 .await
@@ -152,25 +231,42 @@ impl Store {
                     error,
                 })?;
         }
-        let options = SqliteConnectOptions::new()
+        let url = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match synchronous {
-                Synchronous::Normal => SqliteSynchronous::Normal,
-                Synchronous::Full => SqliteSynchronous::Full,
-            })
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        // Not pinged before each use: the file cannot go away like a network
-        // peer, and each ping is one more hop to the connection's thread
-        // (two per login, measured under load).
-        let pool = SqlitePoolOptions::new()
+            .to_url_lossy();
+        let options = AnyConnectOptions::from_url(&url).map_err(|error| StoreError::Open {
+            database: shown.clone(),
+            error,
+        })?;
+        let synchronous = match synchronous {
+            Synchronous::Normal => "PRAGMA synchronous = NORMAL",
+            Synchronous::Full => "PRAGMA synchronous = FULL",
+        };
+        sqlx::any::install_default_drivers();
+        // The Any driver takes a URL, which carries no pragmas: each new
+        // connection sets them. Not pinged before each use: the file cannot
+        // go away like a network peer, and each ping is one more hop to the
+        // connection's thread (two per login, measured under load).
+        let pool = AnyPoolOptions::new()
             .test_before_acquire(false)
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        synchronous,
+                        "PRAGMA foreign_keys = ON",
+                        BUSY_TIMEOUT_PRAGMA,
+                    ] {
+                        connection.execute(pragma).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|error| StoreError::Open {
-                path: path.to_owned(),
+                database: shown.clone(),
                 error,
             })?;
 
@@ -180,21 +276,59 @@ impl Store {
             .fetch_one(&pool)
             .await
             .map_err(|error| StoreError::Open {
-                path: path.to_owned(),
+                database: shown.clone(),
                 error,
             })?;
         if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(path = %path.display(), %mode, "database is not in WAL mode");
+            tracing::warn!(path = %shown, %mode, "database is not in WAL mode");
         }
 
-        sqlx::migrate!("./migrations")
+        sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(|error| StoreError::Migrate {
-                path: path.to_owned(),
+                database: shown,
                 error,
             })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            backend: Backend::Sqlite,
+        })
+    }
+
+    /// Connects to PostgreSQL at `url` and runs the migrations. Several hosts
+    /// may do this at once: sqlx's migrator takes an advisory lock.
+    pub async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        let shown = without_password(url);
+        let options: AnyConnectOptions = url.parse().map_err(|error| StoreError::Open {
+            database: shown.clone(),
+            error,
+        })?;
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(20)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|error| StoreError::Open {
+                database: shown.clone(),
+                error,
+            })?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|error| StoreError::Migrate {
+                database: shown,
+                error,
+            })?;
+        Ok(Self {
+            pool,
+            backend: Backend::Postgres,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Whether the database answers a query now (for `/readyz`).
@@ -275,10 +409,11 @@ impl Store {
     /// The audit entries of a user, oldest first (for tests and operators).
     pub async fn audit_for_user(&self, user_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
         const OP: &str = "audit_for_user";
-        let rows: Vec<AuditRow> = sqlx::query_as(
-            "SELECT at, user_id, client_id, connection, outcome, detail, steps, correlation_id \
-                 FROM logins WHERE user_id = $1 ORDER BY id",
-        )
+        let rows: Vec<AuditRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM logins WHERE user_id = $1 ORDER BY id"
+        ))
         .bind(user_id)
         .fetch_all(&self.pool)
         .await
@@ -289,10 +424,11 @@ impl Store {
     /// The `limit` newest audit entries, newest first, whoever they are for.
     pub async fn recent_logins(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         const OP: &str = "recent_logins";
-        let rows: Vec<AuditRow> = sqlx::query_as(
-            "SELECT at, user_id, client_id, connection, outcome, detail, steps, correlation_id \
-                 FROM logins ORDER BY id DESC LIMIT $1",
-        )
+        let rows: Vec<AuditRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM logins ORDER BY id DESC LIMIT $1"
+        ))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
@@ -335,16 +471,181 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes refresh tokens that expired before `before` (unix seconds):
-    /// used, revoked or not, they can no longer be presented.
-    pub async fn prune_refresh_tokens(&self, before: u64) -> Result<u64, StoreError> {
-        const OP: &str = "prune_refresh_tokens";
-        let result = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
-            .bind(to_db_seconds(before))
-            .execute(&self.pool)
+    /// Deletes the refresh tokens that expired before `now` (Unix seconds),
+    /// used, revoked or not, and the codes that expired more than
+    /// `code_memory_secs` before it (kept that long to spot a replay).
+    /// On PostgreSQL one host at a time prunes: the others get None.
+    pub async fn prune_expired(
+        &self,
+        now: u64,
+        code_memory_secs: u64,
+    ) -> Result<Option<Pruned>, StoreError> {
+        const OP: &str = "prune_expired";
+        let mut transaction = self.pool.begin().await.map_err(query_error(OP))?;
+        if self.backend == Backend::Postgres {
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(PRUNE_LOCK)
+                .fetch_one(&mut *transaction)
+                .await
+                .map_err(query_error(OP))?;
+            if !locked {
+                return Ok(None);
+            }
+        }
+        let refresh_tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+            .bind(to_db_seconds(now))
+            .execute(&mut *transaction)
             .await
-            .map_err(query_error(OP))?;
-        Ok(result.rows_affected())
+            .map_err(query_error(OP))?
+            .rows_affected();
+        let codes = sqlx::query("DELETE FROM authorization_codes WHERE expires_at < $1")
+            .bind(to_db_seconds(now.saturating_sub(code_memory_secs)))
+            .execute(&mut *transaction)
+            .await
+            .map_err(query_error(OP))?
+            .rows_affected();
+        transaction.commit().await.map_err(query_error(OP))?;
+        Ok(Some(Pruned {
+            refresh_tokens,
+            codes,
+        }))
+    }
+
+    /// Stores an issued code by the SHA-256 of its value, with what it
+    /// stands for `sealed` by the caller, until `expires_at` (Unix seconds).
+    pub async fn insert_code(
+        &self,
+        code: &str,
+        sealed: &str,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, sealed, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash(code))
+        .bind(sealed)
+        .bind(to_db_seconds(expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("insert_code"))?;
+        Ok(())
+    }
+
+    /// Redeems `code` once, at `now`, recording `family` as the refresh
+    /// token family it starts. One conditional UPDATE: of any number of
+    /// hosts presenting the same code at once, exactly one sees it unredeemed.
+    pub async fn redeem_code(
+        &self,
+        code: &str,
+        family: &str,
+        now: u64,
+    ) -> Result<Redemption, StoreError> {
+        const OP: &str = "redeem_code";
+        let hash = token_hash(code);
+        let sealed: Option<String> = sqlx::query_scalar(
+            "UPDATE authorization_codes SET redeemed = 1, family = $2 \
+             WHERE code_hash = $1 AND redeemed = 0 AND expires_at > $3 \
+             RETURNING sealed",
+        )
+        .bind(&hash)
+        .bind(family)
+        .bind(to_db_seconds(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        if let Some(sealed) = sealed {
+            return Ok(Redemption::Redeemed { sealed });
+        }
+        let replayed: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT family FROM authorization_codes WHERE code_hash = $1 AND redeemed = 1",
+        )
+        .bind(&hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        Ok(match replayed {
+            Some(family) => Redemption::Replayed { family },
+            None => Redemption::Unknown,
+        })
+    }
+
+    /// Every signing key, oldest first.
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, StoreError> {
+        const OP: &str = "signing_keys";
+        let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT kid, algorithm, sealed_pkcs8, created_at, signs_from \
+             FROM signing_keys ORDER BY signs_from, created_at",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        rows.into_iter()
+            .map(|(kid, algorithm, sealed_pkcs8, created_at, signs_from)| {
+                let seconds = |value: i64| {
+                    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+                        op: OP,
+                        detail: format!("signing key {kid}: negative time {value}"),
+                    })
+                };
+                Ok(SigningKeyRow {
+                    created_at: seconds(created_at)?,
+                    signs_from: seconds(signs_from)?,
+                    kid,
+                    algorithm,
+                    sealed_pkcs8,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds a signing key. With `only_if_none`, only when the table is
+    /// empty (the first start of a deployment, which several hosts may race):
+    /// false when another key was there first.
+    pub async fn insert_signing_key(
+        &self,
+        row: &SigningKeyRow,
+        only_if_none: bool,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "insert_signing_key";
+        let mut transaction = self.pool.begin().await.map_err(query_error(OP))?;
+        if self.backend == Backend::Postgres && only_if_none {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(FIRST_KEY_LOCK)
+                .execute(&mut *transaction)
+                .await
+                .map_err(query_error(OP))?;
+        }
+        // One statement that writes: SQLite runs it under its write lock, so
+        // the check and the insert cannot be split by another writer.
+        let inserted = sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, sealed_pkcs8, created_at, signs_from) \
+             SELECT $1, $2, $3, $4, $5 \
+             WHERE $6 = 0 OR NOT EXISTS (SELECT 1 FROM signing_keys)",
+        )
+        .bind(&row.kid)
+        .bind(&row.algorithm)
+        .bind(&row.sealed_pkcs8)
+        .bind(to_db_seconds(row.created_at))
+        .bind(to_db_seconds(row.signs_from))
+        .bind(i64::from(only_if_none))
+        .execute(&mut *transaction)
+        .await
+        .map_err(query_error(OP))?
+        .rows_affected();
+        transaction.commit().await.map_err(query_error(OP))?;
+        Ok(inserted == 1)
+    }
+
+    /// Deletes the signing keys `kids` (retired ones).
+    pub async fn delete_signing_keys(&self, kids: &[String]) -> Result<(), StoreError> {
+        for kid in kids {
+            sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+                .bind(kid)
+                .execute(&self.pool)
+                .await
+                .map_err(query_error("delete_signing_keys"))?;
+        }
+        Ok(())
     }
 
     /// Atomically consumes a refresh token (rotation): returns its grant and
@@ -493,7 +794,7 @@ pub struct SavedUser<'a> {
 /// (`last_login`). The count is incremented in SQL, so two logins of one user
 /// at once both count.
 async fn upsert_user(
-    connection: &mut sqlx::SqliteConnection,
+    connection: &mut AnyConnection,
     SavedUser {
         user,
         counts_as_login,
@@ -525,7 +826,7 @@ async fn upsert_user(
 }
 
 async fn insert_audit_row(
-    connection: &mut sqlx::SqliteConnection,
+    connection: &mut AnyConnection,
     entry: &AuditEntry,
 ) -> Result<(), StoreError> {
     const OP: &str = "record_login";
@@ -534,11 +835,11 @@ async fn insert_audit_row(
         AuditOutcome::Denied { reason } => ("denied", Some(reason.as_str())),
         AuditOutcome::Failed { error } => ("failed", Some(error.as_str())),
     };
-    sqlx::query(
-        "INSERT INTO logins \
-             (at, user_id, client_id, connection, outcome, detail, steps, correlation_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
+    sqlx::query(concat!(
+        "INSERT INTO logins (",
+        audit_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    ))
     .bind(&entry.at)
     .bind(entry.user_id.as_deref())
     .bind(&entry.client_id)
@@ -547,6 +848,7 @@ async fn insert_audit_row(
     .bind(detail)
     .bind(to_json(OP, "steps", &entry.steps)?)
     .bind(entry.correlation_id.as_deref())
+    .bind(entry.chain_version.as_deref())
     .execute(connection)
     .await
     .map_err(query_error(OP))?;
@@ -555,7 +857,7 @@ async fn insert_audit_row(
 
 fn audit_entry(
     op: &'static str,
-    (at, user_id, client_id, connection, outcome, detail, steps, correlation_id): AuditRow,
+    (at, user_id, client_id, connection, outcome, detail, steps, correlation_id, chain_version): AuditRow,
 ) -> Result<AuditEntry, StoreError> {
     let outcome = match (outcome.as_str(), detail) {
         ("minted", _) => AuditOutcome::Minted,
@@ -576,12 +878,25 @@ fn audit_entry(
         connection,
         outcome,
         correlation_id,
+        chain_version,
     })
 }
 
 /// The key a refresh token is stored under.
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The URL to show in messages: the password replaced.
+fn without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<the configured database_url>".to_owned(),
+    }
 }
 
 /// Unix seconds as the database stores them (BIGINT): far-future times
@@ -616,15 +931,32 @@ mod tests {
     use crate::pipeline::{StepKind, StepReport, StepStatus};
     use serde_json::json;
 
-    async fn open_temp() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open_sqlite(
-            &dir.path().join("data").join("claimsmith.db"),
-            Synchronous::default(),
-        )
-        .await
-        .expect("open");
-        (dir, store)
+    /// What a test's database lives in; dropped after the test.
+    enum Scratch {
+        Sqlite(#[expect(dead_code, reason = "held for its Drop")] tempfile::TempDir),
+        Postgres(
+            #[expect(dead_code, reason = "held for its Drop")] crate::testing::ScratchPostgres,
+        ),
+    }
+
+    async fn open_temp(backend: Backend) -> (Scratch, Store) {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store = Store::open_sqlite(
+                    &dir.path().join("data").join("claimsmith.db"),
+                    Synchronous::default(),
+                )
+                .await
+                .expect("open");
+                (Scratch::Sqlite(dir), store)
+            }
+            Backend::Postgres => {
+                let database = crate::testing::ScratchPostgres::create().await;
+                let store = Store::open_postgres(&database.url).await.expect("open");
+                (Scratch::Postgres(database), store)
+            }
+        }
     }
 
     fn object(value: Value) -> Map<String, Value> {
@@ -644,6 +976,7 @@ mod tests {
             outcome: AuditOutcome::Minted,
             steps: Value::Array(Vec::new()),
             correlation_id: None,
+            chain_version: None,
         }
     }
 
@@ -699,9 +1032,10 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_retry_within_the_grace_window_gets_the_grant_and_expires_the_lost_successor() {
-        let (_dir, store) = open_temp().await;
+    async fn a_retry_within_the_grace_window_gets_the_grant_and_expires_the_lost_successor(
+        backend: Backend,
+    ) {
+        let (_dir, store) = open_temp(backend).await;
         let now = 1_700_000_000;
         let family = grant("fam-g");
         insert(&store, "rt-1", &family, now + 3600).await;
@@ -744,9 +1078,8 @@ mod tests {
         assert_eq!(taken("rt-b", now + 11).await, None, "the family is revoked");
     }
 
-    #[tokio::test]
-    async fn revoking_a_refresh_token_revokes_its_family_for_its_own_client_only() {
-        let (_dir, store) = open_temp().await;
+    async fn revoking_a_refresh_token_revokes_its_family_for_its_own_client_only(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
         let now = 1_700_000_000;
         insert(&store, "rt-1", &grant("fam-r"), now + 3600).await;
         assert!(consume(&store, "rt-1", now).await.is_some());
@@ -757,9 +1090,8 @@ mod tests {
         assert_eq!(consume(&store, "rt-2", now).await, None);
     }
 
-    #[tokio::test]
-    async fn expired_refresh_tokens_are_pruned() {
-        let (_dir, store) = open_temp().await;
+    async fn expired_refresh_tokens_are_pruned(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
         let now = 1_700_000_000;
         store
             .insert_refresh_token("rt-old", None, &grant("fam-o"), now - 1)
@@ -769,14 +1101,14 @@ mod tests {
             .insert_refresh_token("rt-new", None, &grant("fam-n"), now + 60)
             .await
             .expect("insert");
-        assert_eq!(store.prune_refresh_tokens(now).await.expect("prune"), 1);
+        let pruned = store.prune_expired(now, 60).await.expect("prune");
+        assert_eq!(pruned.map(|pruned| pruned.refresh_tokens), Some(1));
         let taken = consume(&store, "rt-new", now).await;
         assert!(taken.is_some());
     }
 
-    #[tokio::test]
-    async fn another_client_can_neither_use_nor_burn_a_refresh_token() {
-        let (_dir, store) = open_temp().await;
+    async fn another_client_can_neither_use_nor_burn_a_refresh_token(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
         let now = 1_700_000_000;
         let family = grant("fam-x");
         insert(&store, "rt-web", &family, now + 3600).await;
@@ -849,7 +1181,7 @@ mod tests {
             .fetch_one(&third.pool)
             .await
             .expect("count migrations");
-        let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
             .expect("the migrations folder")
             .count();
         assert_eq!(
@@ -879,7 +1211,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_login_whose_audit_row_cannot_be_written_stores_no_user() {
-        let (_dir, store) = open_temp().await;
+        let (_dir, store) = open_temp(Backend::Sqlite).await;
         sqlx::query(
             "CREATE TRIGGER audit_down BEFORE INSERT ON logins \
              BEGIN SELECT RAISE(ABORT, 'audit down'); END",
@@ -907,9 +1239,8 @@ mod tests {
         assert_eq!(store.load_user("github|42").await.expect("load"), None);
     }
 
-    #[tokio::test]
-    async fn users_round_trip_and_keep_created_at() {
-        let (_dir, store) = open_temp().await;
+    async fn users_round_trip_and_keep_created_at(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
         assert_eq!(store.load_user("github|42").await.expect("load"), None);
 
         let first = UserRecord {
@@ -974,9 +1305,8 @@ mod tests {
         assert_eq!(store.load_user("github|43").await.expect("load"), None);
     }
 
-    #[tokio::test]
-    async fn audit_keeps_order_steps_and_outcomes() {
-        let (_dir, store) = open_temp().await;
+    async fn audit_keeps_order_steps_and_outcomes(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
         let steps = serde_json::to_value(vec![
             StepReport {
                 name: "github-profile".to_owned(),
@@ -1004,6 +1334,7 @@ mod tests {
             outcome,
             steps: steps.clone(),
             correlation_id: Some(format!("corr-{at}")),
+            chain_version: Some("0123456789abcdef".to_owned()),
         };
         let entries = vec![
             entry(
@@ -1082,9 +1413,8 @@ mod tests {
         assert_eq!(anonymous, 1);
     }
 
-    #[tokio::test]
-    async fn refresh_tokens_rotate_once_and_reuse_revokes_the_family() {
-        let (_dir, store) = open_temp().await;
+    async fn refresh_tokens_rotate_once_and_reuse_revokes_the_family(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
         let now = 1_700_000_000;
         let family = grant("fam-1");
         insert(&store, "rt-first", &family, now + 3600).await;
@@ -1107,9 +1437,8 @@ mod tests {
         assert_eq!(consume(&store, "rt-unknown", now).await, None);
     }
 
-    #[tokio::test]
-    async fn expired_refresh_tokens_are_refused_without_revoking() {
-        let (_dir, store) = open_temp().await;
+    async fn expired_refresh_tokens_are_refused_without_revoking(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
         let now = 1_700_000_000;
         let family = grant("fam-exp");
         insert(&store, "rt-expired", &family, now).await;
@@ -1127,9 +1456,8 @@ mod tests {
         assert!(consume(&store, "rt-forever", now).await.is_some());
     }
 
-    #[tokio::test]
-    async fn refresh_tokens_are_stored_hashed() {
-        let (_dir, store) = open_temp().await;
+    async fn refresh_tokens_are_stored_hashed(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
         let token = "very-secret-refresh-token-value";
         store
             .insert_refresh_token(token, None, &grant("fam-hash"), 2_000_000_000)
@@ -1153,9 +1481,8 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_presentations_consume_a_token_once() {
-        let (_dir, store) = open_temp().await;
+    async fn concurrent_presentations_consume_a_token_once(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
         let now = 1_700_000_000;
         store
             .insert_refresh_token("rt-race", None, &grant("fam-race"), now + 60)
@@ -1183,4 +1510,211 @@ mod tests {
                 .expect("select");
         assert_eq!(revoked, 1, "the losing presentations are reuse");
     }
+
+    async fn a_code_is_redeemed_once_and_a_replay_names_its_family(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
+        let now = 1_700_000_000;
+        store
+            .insert_code("code-1", "sealed-1", now + 60)
+            .await
+            .expect("insert");
+        assert_eq!(
+            store
+                .redeem_code("code-1", "fam-1", now)
+                .await
+                .expect("redeem"),
+            Redemption::Redeemed {
+                sealed: "sealed-1".to_owned()
+            }
+        );
+        assert_eq!(
+            store
+                .redeem_code("code-1", "fam-2", now)
+                .await
+                .expect("replay"),
+            Redemption::Replayed {
+                family: Some("fam-1".to_owned())
+            },
+            "the replay names the first redemption's family, not its own"
+        );
+        assert_eq!(
+            store
+                .redeem_code("code-2", "fam-3", now)
+                .await
+                .expect("unknown"),
+            Redemption::Unknown
+        );
+        store
+            .insert_code("code-old", "sealed", now - 1)
+            .await
+            .expect("insert");
+        assert_eq!(
+            store
+                .redeem_code("code-old", "fam-4", now)
+                .await
+                .expect("expired"),
+            Redemption::Unknown,
+            "expired at its expires_at"
+        );
+        let stored: Vec<String> = sqlx::query_scalar("SELECT code_hash FROM authorization_codes")
+            .fetch_all(&store.pool)
+            .await
+            .expect("select");
+        assert!(
+            stored.iter().all(|hash| !hash.contains("code")),
+            "{stored:?}"
+        );
+
+        // A redeemed code is remembered for `code_memory_secs` after it
+        // expired, then pruned.
+        let pruned = store.prune_expired(now + 60 + 30, 60).await.expect("prune");
+        assert_eq!(
+            pruned.map(|pruned| pruned.codes),
+            Some(1),
+            "only the old one"
+        );
+        assert!(matches!(
+            store
+                .redeem_code("code-1", "fam-5", now)
+                .await
+                .expect("replay"),
+            Redemption::Replayed { .. }
+        ));
+        let pruned = store.prune_expired(now + 60 + 61, 60).await.expect("prune");
+        assert_eq!(pruned.map(|pruned| pruned.codes), Some(1));
+    }
+
+    async fn concurrent_redemptions_of_a_code_have_one_winner(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
+        let now = 1_700_000_000;
+        for round in 0..20 {
+            let code = format!("code-{round}");
+            store
+                .insert_code(&code, "sealed", now + 60)
+                .await
+                .expect("insert");
+            let tasks: Vec<_> = (0..4)
+                .map(|task| {
+                    let (store, code) = (store.clone(), code.clone());
+                    tokio::spawn(async move {
+                        store.redeem_code(&code, &format!("fam-{task}"), now).await
+                    })
+                })
+                .collect();
+            let mut winners = 0;
+            for task in tasks {
+                match task.await.expect("join").expect("redeem") {
+                    Redemption::Redeemed { .. } => winners += 1,
+                    Redemption::Replayed { family } => assert!(family.is_some()),
+                    Redemption::Unknown => panic!("a redeemed code is known"),
+                }
+            }
+            assert_eq!(winners, 1, "round {round}");
+        }
+    }
+
+    async fn the_first_signing_key_is_added_once(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
+        let row = |kid: &str| SigningKeyRow {
+            kid: kid.to_owned(),
+            algorithm: "ES256".to_owned(),
+            sealed_pkcs8: "sealed".to_owned(),
+            created_at: 1,
+            signs_from: 0,
+        };
+        let tasks: Vec<_> = (0..6)
+            .map(|host| {
+                let (store, row) = (store.clone(), row(&format!("kid-{host}")));
+                tokio::spawn(async move { store.insert_signing_key(&row, true).await })
+            })
+            .collect();
+        let mut added = 0;
+        for task in tasks {
+            added += usize::from(task.await.expect("join").expect("insert"));
+        }
+        assert_eq!(added, 1, "hosts starting at once add one first key");
+        assert!(
+            store
+                .insert_signing_key(&row("next"), false)
+                .await
+                .expect("rotate")
+        );
+        let kids: Vec<String> = store
+            .signing_keys()
+            .await
+            .expect("keys")
+            .into_iter()
+            .map(|key| key.kid)
+            .collect();
+        assert_eq!(kids.len(), 2, "{kids:?}");
+        store.delete_signing_keys(&kids[..1]).await.expect("delete");
+        assert_eq!(store.signing_keys().await.expect("keys").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_host_skips_pruning_while_another_prunes() {
+        let (_dir, store) = open_temp(Backend::Postgres).await;
+        let mut other_host = store.pool.acquire().await.expect("connection");
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(PRUNE_LOCK)
+            .execute(&mut *other_host)
+            .await
+            .expect("lock");
+        assert_eq!(store.prune_expired(1, 0).await.expect("prune"), None);
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(PRUNE_LOCK)
+            .execute(&mut *other_host)
+            .await
+            .expect("unlock");
+        assert_eq!(
+            store.prune_expired(1, 0).await.expect("prune"),
+            Some(Pruned::default())
+        );
+    }
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        let shown = without_password("postgres://claimsmith:s3cret@db.internal:5432/auth");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("db.internal:5432/auth"), "{shown}");
+        assert!(!without_password("not a url s3cret").contains("s3cret"));
+    }
+
+    /// Runs each backend-neutral test above on SQLite and on PostgreSQL.
+    macro_rules! on_both_backends {
+        ($($name:ident),* $(,)?) => {
+            mod on_sqlite {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn $name() {
+                        super::$name(super::Backend::Sqlite).await
+                    }
+                )*
+            }
+            mod on_postgres {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn $name() {
+                        super::$name(super::Backend::Postgres).await
+                    }
+                )*
+            }
+        };
+    }
+
+    on_both_backends!(
+        a_code_is_redeemed_once_and_a_replay_names_its_family,
+        concurrent_redemptions_of_a_code_have_one_winner,
+        the_first_signing_key_is_added_once,
+        a_retry_within_the_grace_window_gets_the_grant_and_expires_the_lost_successor,
+        revoking_a_refresh_token_revokes_its_family_for_its_own_client_only,
+        expired_refresh_tokens_are_pruned,
+        another_client_can_neither_use_nor_burn_a_refresh_token,
+        users_round_trip_and_keep_created_at,
+        audit_keeps_order_steps_and_outcomes,
+        refresh_tokens_rotate_once_and_reuse_revokes_the_family,
+        expired_refresh_tokens_are_refused_without_revoking,
+        refresh_tokens_are_stored_hashed,
+        concurrent_presentations_consume_a_token_once,
+    );
 }

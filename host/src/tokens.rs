@@ -98,6 +98,13 @@ impl SigningAlgorithm {
         }
     }
 
+    /// The algorithm of a JOSE name ([`SigningAlgorithm::as_str`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::ES256, Self::RS256, Self::EdDSA]
+            .into_iter()
+            .find(|alg| alg.as_str() == name)
+    }
+
     fn key_file_name(self) -> &'static str {
         match self {
             Self::ES256 => "signing-key-es256.pem",
@@ -217,11 +224,39 @@ impl SigningKey {
 
     /// Generates a key in memory only (for tests and benches).
     pub fn generate(alg: SigningAlgorithm) -> Result<Self, TokenError> {
+        Self::generate_with_pkcs8(alg).map(|(key, _)| key)
+    }
+
+    /// Generates a key, and its PKCS#8 DER for a caller that keeps it
+    /// elsewhere (the key ring seals it into the database).
+    pub fn generate_with_pkcs8(alg: SigningAlgorithm) -> Result<(Self, Vec<u8>), TokenError> {
         let pkcs8 = generate_pkcs8(alg)?;
-        Self::from_pkcs8_der(alg, &pkcs8).map_err(|reason| TokenError::KeyGeneration {
-            algorithm: alg,
-            reason: format!("the generated key does not parse back: {reason}"),
-        })
+        let key =
+            Self::from_pkcs8_der(alg, &pkcs8).map_err(|reason| TokenError::KeyGeneration {
+                algorithm: alg,
+                reason: format!("the generated key does not parse back: {reason}"),
+            })?;
+        Ok((key, pkcs8))
+    }
+
+    /// A key from its PKCS#8 DER, as [`SigningKey::generate_with_pkcs8`]
+    /// gave it.
+    pub fn from_pkcs8(alg: SigningAlgorithm, pkcs8: &[u8]) -> Result<Self, String> {
+        Self::from_pkcs8_der(alg, pkcs8)
+    }
+
+    /// The PKCS#8 DER of the key file [`SigningKey::load_or_generate`]
+    /// keeps in `dir`, when there is one: a deployment from before keys
+    /// lived in the database imports it, so its tokens stay valid.
+    pub fn read_key_file(dir: &Path, alg: SigningAlgorithm) -> Result<Option<Vec<u8>>, TokenError> {
+        let path = dir.join(alg.key_file_name());
+        match fs::read(&path) {
+            Ok(pem) => decode_pkcs8_pem(&pem)
+                .map(Some)
+                .map_err(|reason| TokenError::KeyFileCorrupt { path, reason }),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(TokenError::KeyFileUnreadable { path, error }),
+        }
     }
 
     pub fn algorithm(&self) -> SigningAlgorithm {
@@ -645,6 +680,7 @@ pub struct MintRequest<'a> {
     pub id_token_claims: &'a Map<String, Value>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct MintedTokens {
     pub access_token: String,
     pub id_token: String,

@@ -105,6 +105,7 @@ fn demo() -> Result<(), String> {
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
+    postgres()?;
     run(cargo()
         .args([
             "test",
@@ -133,6 +134,63 @@ fn test(extra: &[String]) -> Result<(), String> {
             "examples/okta/login.json",
         ],
     )
+}
+
+/// The tests' PostgreSQL (the machine's, unless `CLAIMSMITH_TEST_POSTGRES`
+/// names another): started when it is not running, and cleared of scratch
+/// databases an earlier run left behind (a test that panics skips its
+/// drop). Each test makes its own fresh database.
+fn postgres() -> Result<(), String> {
+    let own_server = std::env::var_os("CLAIMSMITH_TEST_POSTGRES").is_none();
+    let ready = || {
+        Command::new("pg_isready")
+            .args(["--quiet", "--host", "127.0.0.1", "--port", "5432"])
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if own_server && !ready() {
+        let versions = std::fs::read_dir("/etc/postgresql")
+            .map_err(|e| format!("PostgreSQL is not running and /etc/postgresql: {e}"))?;
+        for version in versions.flatten() {
+            eprintln!(
+                "xtask: starting PostgreSQL {}",
+                version.file_name().to_string_lossy()
+            );
+            run(Command::new("pg_ctlcluster")
+                .arg("--skip-systemctl-redirect")
+                .arg(version.file_name())
+                .args(["main", "start"]))?;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !ready() {
+            if std::time::Instant::now() > deadline {
+                return Err("PostgreSQL did not come up on 127.0.0.1:5432".to_owned());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    if own_server {
+        let psql = |sql: &str| {
+            Command::new("psql")
+                .args([
+                    "--host",
+                    "127.0.0.1",
+                    "--username",
+                    "postgres",
+                    "--dbname",
+                    "test",
+                ])
+                .args(["--no-align", "--tuples-only", "--command", sql])
+                .output()
+                .map_err(|e| format!("psql: {e}"))
+        };
+        let leftovers =
+            psql("SELECT datname FROM pg_database WHERE datname LIKE 'claimsmith\\_scratch\\_%'")?;
+        for name in String::from_utf8_lossy(&leftovers.stdout).lines() {
+            psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+        }
+    }
+    Ok(())
 }
 
 /// `claimsmith new` must never rot: one project of each kind per language is

@@ -51,7 +51,7 @@ async fn readyz(State(service): State<Arc<Service>>) -> Response {
 async fn metrics(State(service): State<Arc<Service>>) -> Response {
     let text = service
         .metrics
-        .render(service.pipeline.instance_slots_in_use());
+        .render(service.pipeline().instance_slots_in_use());
     (
         [(
             header::CONTENT_TYPE,

@@ -503,19 +503,35 @@ impl Service {
         match self.run_login(&login, correlation_id).await {
             Ok(minted) => {
                 let code = random_token();
-                self.codes.insert(
-                    code.clone(),
-                    IssuedCode {
-                        client_id: pending.client_id,
-                        redirect_uri: pending.redirect_uri.clone(),
-                        code_challenge: pending.code_challenge,
-                        upstream_subject: subject,
-                        connection: pending.connection,
-                        audience: pending.audience,
-                        requested_scopes: pending.scopes,
-                        minted,
-                    },
-                );
+                let issued = IssuedCode {
+                    client_id: pending.client_id,
+                    redirect_uri: pending.redirect_uri.clone(),
+                    code_challenge: pending.code_challenge,
+                    upstream_subject: subject,
+                    connection: pending.connection,
+                    audience: pending.audience,
+                    requested_scopes: pending.scopes,
+                    minted,
+                };
+                let expires_at = unix_now() + self.config().server.code_ttl_secs;
+                let stored = match issued.seal(&code) {
+                    Ok(sealed) => self
+                        .store
+                        .insert_code(&code, &sealed, expires_at)
+                        .await
+                        .map_err(|error| error.to_string()),
+                    Err(error) => Err(error.to_string()),
+                };
+                if let Err(error) = stored {
+                    tracing::error!(%error, correlation_id, "cannot store the authorization code");
+                    return app_error(
+                        self.issuer(),
+                        redirect_uri,
+                        state,
+                        "server_error",
+                        &format!("the sign-in could not be completed (id {correlation_id})"),
+                    );
+                }
                 redirect_to_app(self.issuer(), redirect_uri, state, &[("code", &code)])
             }
             Err(failure) => {

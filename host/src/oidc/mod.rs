@@ -7,22 +7,24 @@
 //! redirect URI and challenge, rotating refresh tokens, OAuth error answers.
 //! Handlers stay thin: each parses its request and calls one method of
 //! [`Service`]. Pending logins live in the browser, sealed in a cookie
-//! ([`pending`]); codes live in memory with an expiry; users, the audit trail
-//! and refresh tokens live in the [`Store`].
+//! ([`pending`]); codes, users, the audit trail, refresh tokens and signing
+//! keys live in the [`Store`], so that with a shared database any host serves
+//! any step of any login. The plugin chain can be swapped while serving
+//! ([`reload`]).
 
 pub mod admin;
 mod authorize;
 mod cors;
-mod expiring;
 pub mod forwarded;
 mod pending;
 pub mod protocol;
+pub mod reload;
 mod throttle;
 mod token;
 pub mod upstream;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -34,10 +36,11 @@ use sha2::{Digest, Sha256};
 
 use crate::capabilities::http::OutboundHttp;
 use crate::config::{ClientConfig, Config};
+use crate::engine::Engine;
+use crate::keyring::{KeyRing, KeyRingError, KeyVault};
 use crate::metrics::Grant;
 use crate::pipeline::{Login, LoginFailure, MintedLogin, Pipeline, RunOptions, StartError};
 use crate::store::{AuditEntry, AuditOutcome, SavedUser, Store};
-use expiring::Expiring;
 use upstream::{UpstreamClient, UpstreamError};
 
 /// How long a user may take at the upstream provider.
@@ -62,32 +65,47 @@ pub enum ServiceError {
     Loader(String),
     #[error("data directory {0}")]
     DataDir(String),
+    #[error("key-encryption key: {0}")]
+    KeyEncryptionKey(#[from] crate::sealing::KeyFileError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyRingError),
 }
 
 /// Everything the endpoints share.
 pub struct Service {
-    pipeline: Arc<Pipeline>,
+    /// As loaded at start: what the endpoints follow (issuer, clients,
+    /// server settings). A reload swaps the chain, not these.
+    config: Config,
+    /// The chain new logins run on; a reload replaces it whole.
+    chain: RwLock<Arc<Pipeline>>,
+    /// Where new chains are loaded (its compile cache and pool).
+    engine: Arc<Engine>,
+    plugin_http: OutboundHttp,
+    keys: KeyRing,
     store: Store,
     upstreams: HashMap<String, UpstreamClient>,
     login_sealer: pending::LoginSealer,
-    codes: Expiring<token::IssuedCode>,
-    /// Codes already exchanged, with the refresh token family each started,
-    /// until they would have expired: a replay revokes that family.
-    redeemed_codes: Expiring<String>,
     failed_authentications: throttle::FailedAuthentications,
     metrics: crate::metrics::Metrics,
 }
 
 impl Service {
-    /// Loads the plugins, opens the database and discovers every upstream.
+    /// Loads the plugins, opens the database and its signing keys, and
+    /// discovers every upstream.
     pub async fn start(config: Config) -> Result<Arc<Self>, ServiceError> {
         let plugin_http = OutboundHttp::new().map_err(|e| ServiceError::Http(e.to_string()))?;
         create_private_dir(&config.data_dir)?;
-        let store = Store::open_sqlite(
-            &config.data_dir.join("claimsmith.db"),
-            config.storage.synchronous,
-        )
-        .await?;
+        let store = Store::open(&config.storage.database, config.storage.synchronous).await?;
+        let key_encryption_key = crate::keyring::key_encryption_key(&config)?;
+        let vault = KeyVault::new(
+            store.clone(),
+            &key_encryption_key,
+            crate::keyring::retire_after(&config),
+        );
+        let keys = vault
+            .open_ring(config.tokens.algorithm, &config.data_dir.join("keys"))
+            .await?;
+        keys.spawn_reloading(vault, config.keys.reload_secs);
         let upstream_http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
@@ -107,30 +125,40 @@ impl Service {
                 })?;
             upstreams.insert(connection.name.clone(), client);
         }
-        let code_ttl = Duration::from_secs(config.server.code_ttl_secs);
-        // Compiling plugins is CPU work: keep it off the async workers.
-        let pipeline = tokio::task::spawn_blocking(move || Pipeline::new(config, plugin_http))
-            .await
-            .map_err(|e| ServiceError::Loader(e.to_string()))??;
-        spawn_refresh_token_pruning(store.clone());
-        Ok(Arc::new(Service {
-            pipeline: Arc::new(pipeline),
+        let engine =
+            Arc::new(Engine::new(&config.engine, plugin_http.clone()).map_err(StartError::from)?);
+        let pipeline = load_chain(&engine, config.clone(), &keys, &plugin_http).await?;
+        spawn_pruning(store.clone(), config.server.code_ttl_secs);
+        let service = Arc::new(Service {
+            login_sealer: pending::LoginSealer::new(&key_encryption_key),
+            chain: RwLock::new(Arc::new(pipeline)),
+            config,
+            engine,
+            plugin_http,
+            keys,
             store,
             upstreams,
-            login_sealer: pending::LoginSealer::generate(),
-            codes: Expiring::new(code_ttl),
-            redeemed_codes: Expiring::new(code_ttl),
             failed_authentications: throttle::FailedAuthentications::default(),
             metrics: crate::metrics::Metrics::default(),
-        }))
+        });
+        reload::spawn_watching(&service);
+        Ok(service)
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    /// The chain new logins run on now.
+    pub fn pipeline(&self) -> Arc<Pipeline> {
+        self.chain
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     fn config(&self) -> &Config {
-        self.pipeline.config()
+        &self.config
     }
 
     fn issuer(&self) -> &str {
@@ -150,7 +178,10 @@ impl Service {
         login: &Login,
         correlation_id: &str,
     ) -> Result<MintedLogin, LoginFailure> {
-        let report = self.pipeline.run(login, &RunOptions::default()).await;
+        // The chain of this moment, for the whole run: a reload meanwhile
+        // does not mix two versions in one login.
+        let pipeline = self.pipeline();
+        let report = pipeline.run(login, &RunOptions::default()).await;
         self.metrics.steps(&report.steps);
         let outcome = report.outcome;
         let user_id = login
@@ -175,6 +206,7 @@ impl Service {
             },
             steps: serde_json::to_value(&report.steps).unwrap_or(Value::Null),
             correlation_id: Some(correlation_id.to_owned()),
+            chain_version: Some(pipeline.chain_version().to_owned()),
         };
         let saved = outcome.as_ref().ok().map(|minted| SavedUser {
             user: &minted.user,
@@ -224,6 +256,7 @@ impl Service {
             },
             steps: Value::Array(Vec::new()),
             correlation_id: Some(correlation_id.to_owned()),
+            chain_version: None,
         };
         if let Err(error) = self.store.record_login(&entry, None).await {
             tracing::error!(%error, correlation_id, "cannot record the failed login");
@@ -245,20 +278,42 @@ pub(crate) fn correlation_id() -> String {
     id
 }
 
-/// Expired refresh tokens are deleted hourly, so the table does not grow
-/// with every refresh ever made.
-fn spawn_refresh_token_pruning(store: Store) {
+/// Loads a chain on `engine` with the service's keys. Compiling plugins is
+/// CPU work: it runs off the async workers.
+async fn load_chain(
+    engine: &Arc<Engine>,
+    config: Config,
+    keys: &KeyRing,
+    http: &OutboundHttp,
+) -> Result<Pipeline, ServiceError> {
+    let engine = engine.clone();
+    let keys = keys.clone();
+    let http = http.clone();
+    tokio::task::spawn_blocking(move || Pipeline::assemble(config, &engine, keys, http))
+        .await
+        .map_err(|e| ServiceError::Loader(e.to_string()))?
+        .map_err(ServiceError::from)
+}
+
+/// Expired refresh tokens and codes are deleted every minute, so the tables
+/// do not grow with every login ever made; with several hosts, one of them
+/// prunes each time.
+fn spawn_pruning(store: Store, code_ttl_secs: u64) {
     tokio::spawn(async move {
-        let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+        let mut every = tokio::time::interval(Duration::from_secs(60));
         loop {
-            hourly.tick().await;
+            every.tick().await;
             match store
-                .prune_refresh_tokens(crate::pipeline::unix_now())
+                .prune_expired(crate::pipeline::unix_now(), code_ttl_secs)
                 .await
             {
-                Ok(0) => {}
-                Ok(deleted) => tracing::info!(deleted, "pruned expired refresh tokens"),
-                Err(error) => tracing::warn!(%error, "cannot prune refresh tokens"),
+                Ok(Some(pruned)) if pruned != crate::store::Pruned::default() => tracing::info!(
+                    refresh_tokens = pruned.refresh_tokens,
+                    codes = pruned.codes,
+                    "pruned expired rows"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "cannot prune expired rows"),
             }
         }
     });
@@ -368,7 +423,7 @@ pub async fn serve_router(
 async fn discovery(axum::extract::State(service): axum::extract::State<Arc<Service>>) -> Response {
     let issuer = service.issuer();
     let config = service.config();
-    let algorithm = service.pipeline.signing_key().algorithm().to_string();
+    let algorithm = service.keys.signing_key().algorithm().to_string();
     let mut scopes: Vec<&str> = config
         .clients
         .iter()
@@ -400,8 +455,11 @@ async fn discovery(axum::extract::State(service): axum::extract::State<Arc<Servi
 
 async fn jwks(axum::extract::State(service): axum::extract::State<Arc<Service>>) -> Response {
     (
-        [(header::CACHE_CONTROL, "public, max-age=300")],
-        axum::Json(service.pipeline.signing_key().jwks()),
+        [(
+            header::CACHE_CONTROL,
+            format!("public, max-age={}", service.config.keys.jwks_max_age_secs),
+        )],
+        axum::Json(service.keys.jwks()),
     )
         .into_response()
 }

@@ -2,21 +2,20 @@
 //! browser that started it rather than by the server.
 //!
 //! `/authorize` is open to anyone: whatever it keeps per request, a flood of
-//! requests fills. So the pending login is sealed (AES-256-GCM, a key made at
-//! start and never written anywhere) into a cookie of the browser, bound to
-//! the upstream `state` in the URL as additional data, with its expiry
-//! inside. The server keeps nothing per attempt; a callback without the
-//! cookie (another browser, an expired or forged one) is refused, which is
-//! also what stops login CSRF. A restart makes the key anew, so sign-ins in
-//! progress then start again, as they did when they were held in memory.
+//! requests fills. So the pending login is sealed (AES-256-GCM, under a key
+//! derived from the deployment's key-encryption key, see [`crate::sealing`])
+//! into a cookie of the browser, bound to the upstream `state` in the URL as
+//! additional data, with its expiry inside. The server keeps nothing per
+//! attempt, so any host of the deployment can take the callback; one without
+//! the cookie (another browser, an expired or forged one) is refused, which
+//! is also what stops login CSRF.
 //!
 //! Owns the sealing and the size bounds of what is sealed; it does not check
 //! the request (that is [`super::authorize`]).
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
+
+use crate::sealing::{KeyEncryptionKey, Sealer};
 
 /// The longest `state` an app may send; longer is refused, not stored.
 pub(crate) const MAX_STATE_LEN: usize = 1024;
@@ -51,18 +50,24 @@ pub(crate) struct PendingLogin {
 pub(crate) struct TooLarge;
 
 pub(crate) struct LoginSealer {
-    key: RandomizedNonceKey,
+    sealer: Sealer,
 }
 
 impl LoginSealer {
-    /// A sealer with a fresh random key.
+    /// A sealer with a fresh random key (a test's, or a process's own).
+    #[cfg(test)]
     pub(crate) fn generate() -> Self {
-        let mut key = [0u8; 32];
-        // aws-lc aborts rather than return predictable bytes.
-        let _ = aws_lc_rs::rand::fill(&mut key);
-        let key = RandomizedNonceKey::new(&AES_256_GCM, &key)
-            .unwrap_or_else(|_| unreachable!("a 32-byte key is an AES-256 key"));
-        LoginSealer { key }
+        LoginSealer {
+            sealer: Sealer::generate(),
+        }
+    }
+
+    /// The deployment's sealer: every host with the same key-encryption key
+    /// opens the logins any of them sealed, so the callback may land on any.
+    pub(crate) fn new(key_encryption_key: &KeyEncryptionKey) -> Self {
+        LoginSealer {
+            sealer: key_encryption_key.sealer("pending-login v1"),
+        }
     }
 
     /// `login`, encrypted and authenticated, bound to `upstream_state`.
@@ -71,21 +76,15 @@ impl LoginSealer {
         upstream_state: &str,
         login: &PendingLogin,
     ) -> Result<String, TooLarge> {
-        let mut sealed = serde_json::to_vec(login).map_err(|_| TooLarge)?;
-        let nonce = self
-            .key
-            .seal_in_place_append_tag(Aad::from(upstream_state.as_bytes()), &mut sealed)
-            .map_err(|_| TooLarge)?;
-        let mut bytes = nonce.as_ref().to_vec();
-        bytes.extend_from_slice(&sealed);
-        let encoded = URL_SAFE_NO_PAD.encode(bytes);
+        let plaintext = serde_json::to_vec(login).map_err(|_| TooLarge)?;
+        let encoded = self.sealer.seal(upstream_state.as_bytes(), &plaintext);
         (encoded.len() <= MAX_SEALED_LEN)
             .then_some(encoded)
             .ok_or(TooLarge)
     }
 
-    /// The login sealed in `sealed` for `upstream_state`, if this process
-    /// sealed it and it has not expired at `now` (Unix seconds).
+    /// The login sealed in `sealed` for `upstream_state`, if a host of this
+    /// deployment sealed it and it has not expired at `now` (Unix seconds).
     pub(crate) fn open(
         &self,
         upstream_state: &str,
@@ -95,17 +94,8 @@ impl LoginSealer {
         if sealed.len() > MAX_SEALED_LEN {
             return None;
         }
-        let mut bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
-        if bytes.len() < NONCE_LEN {
-            return None;
-        }
-        let mut ciphertext = bytes.split_off(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(&bytes).ok()?;
-        let plaintext = self
-            .key
-            .open_in_place(nonce, Aad::from(upstream_state.as_bytes()), &mut ciphertext)
-            .ok()?;
-        let login: PendingLogin = serde_json::from_slice(plaintext).ok()?;
+        let plaintext = self.sealer.open(upstream_state.as_bytes(), sealed)?;
+        let login: PendingLogin = serde_json::from_slice(&plaintext).ok()?;
         (login.expires_at > now).then_some(login)
     }
 }
@@ -113,6 +103,8 @@ impl LoginSealer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn login(expires_at: u64) -> PendingLogin {
         PendingLogin {
@@ -145,7 +137,7 @@ mod tests {
         assert_eq!(
             LoginSealer::generate().open("state-1", &sealed, 99),
             None,
-            "another process's key"
+            "another deployment's key"
         );
     }
 

@@ -21,9 +21,10 @@ use crate::config::ClientConfig;
 use crate::pipeline::{
     Login, LoginFailure, MintedLogin, RequestInfo, UpstreamLogin, standard_profile_claims, unix_now,
 };
-use crate::store::RefreshGrant;
+use crate::store::{Redemption, RefreshGrant};
 
 /// A code waiting for the app to exchange it, with the login's tokens.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct IssuedCode {
     pub(crate) client_id: String,
     pub(crate) redirect_uri: String,
@@ -35,6 +36,26 @@ pub(crate) struct IssuedCode {
     /// each refresh runs the actions again from these.
     pub(crate) requested_scopes: Vec<String>,
     pub(crate) minted: MintedLogin,
+}
+
+impl IssuedCode {
+    /// Sealed under a key derived from `code` itself: the database keeps
+    /// the tokens a code stands for, but only the code's holder can open
+    /// them.
+    pub(crate) fn seal(&self, code: &str) -> Result<String, serde_json::Error> {
+        let plaintext = serde_json::to_vec(self)?;
+        Ok(code_sealer(code).seal(b"", &plaintext))
+    }
+
+    fn open(code: &str, sealed: &str) -> Option<Self> {
+        let plaintext = code_sealer(code).open(b"", sealed)?;
+        serde_json::from_slice(&plaintext).ok()
+    }
+}
+
+/// Codes are 256 random bits (43 characters), a key-encryption key's worth.
+fn code_sealer(code: &str) -> crate::sealing::Sealer {
+    crate::sealing::KeyEncryptionKey::from_secret(code).sealer("authorization code v1")
 }
 
 pub(crate) async fn token(
@@ -132,25 +153,36 @@ impl Service {
     ) -> Result<Value, OAuthError> {
         let client = self.authenticate_client(headers, form)?;
         let code = required(form, "code")?;
-        // Taken out whatever follows: a code is tried once.
-        let Some(issued) = self.codes.take(code) else {
-            // A second use means the code leaked: what the first use got goes
-            // too (RFC 6749 §4.1.2).
-            if let Some(family) = self.redeemed_codes.get(code) {
+        // Redeemed whatever follows: a code is tried once, at one host.
+        let family = random_token();
+        let redemption = self
+            .store
+            .redeem_code(code, &family, unix_now())
+            .await
+            .map_err(OAuthError::server_error)?;
+        let issued = match redemption {
+            Redemption::Redeemed { sealed } => IssuedCode::open(code, &sealed),
+            Redemption::Replayed { family } => {
+                // A second use means the code leaked: what the first use got
+                // goes too (RFC 6749 §4.1.2).
                 tracing::warn!(
                     "an authorization code was used twice; its refresh tokens are revoked"
                 );
-                self.store
-                    .revoke_refresh_family(&family)
-                    .await
-                    .map_err(OAuthError::server_error)?;
+                if let Some(family) = family {
+                    self.store
+                        .revoke_refresh_family(&family)
+                        .await
+                        .map_err(OAuthError::server_error)?;
+                }
+                None
             }
+            Redemption::Unknown => None,
+        };
+        let Some(issued) = issued else {
             return Err(OAuthError::invalid_grant(
                 "the code is unknown, used or expired",
             ));
         };
-        let family = random_token();
-        self.redeemed_codes.insert(code.clone(), family.clone());
         if issued.client_id != client.client_id {
             return Err(OAuthError::invalid_grant(
                 "the code was issued to another client",
@@ -339,13 +371,19 @@ impl Service {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| authorization_credentials(v, "Bearer"))
             .ok_or("a Bearer access token is required")?;
-        let key = self.pipeline.signing_key();
-        let decoding =
-            DecodingKey::from_jwk(key.public_jwk()).map_err(|_| "no verification key")?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
         if header.typ.as_deref() != Some(crate::tokens::ACCESS_TOKEN_TYP) {
             return Err("not an access token");
         }
+        // Any key still published: a token signed before a rotation stays
+        // good until it expires.
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.published_key(kid))
+            .ok_or("signed by no published key")?;
+        let decoding =
+            DecodingKey::from_jwk(key.public_jwk()).map_err(|_| "no verification key")?;
         // The algorithm of our key, never the token header's say.
         let mut validation = Validation::new(key.algorithm().jwt_algorithm());
         validation.set_issuer(&[self.issuer()]);

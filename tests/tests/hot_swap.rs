@@ -1,0 +1,119 @@
+//! Swapping a plugin while `claimsmith` serves: the new chain goes in whole
+//! or not at all, no login fails across the swap, each login runs on one
+//! chain version and its audit row says which.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use claimsmith_tests::plugin_wasm;
+use claimsmith_tests::service_harness::{Harness, VERIFIER, harness};
+use reqwest::StatusCode;
+use serde_json::{Map, Value};
+
+const ROLES_CLAIM: &str = "https://claimsmith.dev/roles";
+
+/// Which build of the swapped action ran, told by the claim it sets.
+fn build_that_ran(claims: &Map<String, Value>) -> &'static str {
+    match (
+        claims.contains_key(ROLES_CLAIM),
+        claims.contains_key("seen_event"),
+    ) {
+        (true, false) => "roles-claim",
+        (false, true) => "test-echo",
+        other => panic!("no single build ran: {other:?} in {claims:?}"),
+    }
+}
+
+/// Puts `source` at `target` in one step, as a deploy should (a copy
+/// renamed into place), so that no reader sees half a file.
+fn deploy(source: &Path, target: &Path) {
+    let staged = target.with_extension("staged");
+    std::fs::copy(source, &staged).unwrap();
+    std::fs::rename(&staged, target).unwrap();
+}
+
+async fn login(service: &Harness) -> Map<String, Value> {
+    let code = service.web_login().await;
+    let (status, tokens) = service
+        .exchange(code.get("code").expect("a code"), VERIFIER)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens:?}");
+    service.access_claims(&tokens).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plugin_swapped_under_load_fails_no_login_and_a_broken_one_is_refused() {
+    let plugins = tempfile::tempdir().unwrap();
+    let swapped = plugins.path().join("swapped.wasm");
+    deploy(&plugin_wasm("roles-claim"), &swapped);
+    let service = harness(&format!(
+        "[plugins.swapped]\npath = {swapped:?}\nworld = \"post-login-action\"\n\
+         [[actions]]\nplugin = \"swapped\"\n"
+    ))
+    .await;
+
+    // Logins all along; the new build deployed a second in.
+    let started = Instant::now();
+    let mut deployed = false;
+    let mut builds = Vec::new();
+    while started.elapsed() < Duration::from_secs(4) {
+        if !deployed && started.elapsed() > Duration::from_secs(1) {
+            deploy(&plugin_wasm("test-echo"), &swapped);
+            deployed = true;
+        }
+        builds.push(build_that_ran(&login(&service).await));
+    }
+    let first_new = builds
+        .iter()
+        .position(|build| *build == "test-echo")
+        .expect("the new build took over");
+    assert!(first_new > 0, "the old build served first: {builds:?}");
+    assert!(
+        builds[first_new..]
+            .iter()
+            .all(|build| *build == "test-echo"),
+        "once swapped, only the new build runs: {builds:?}"
+    );
+
+    // The audit rows name the version that ran: the first login's for as
+    // many logins as the old build served, another for the rest.
+    let rows = service.store().recent_logins(10_000).await.unwrap();
+    assert_eq!(rows.len(), builds.len(), "every login minted and recorded");
+    let versions: Vec<String> = rows
+        .iter()
+        .rev()
+        .map(|row| row.chain_version.clone().expect("a chain version"))
+        .collect();
+    let old_version = versions[0].clone();
+    assert!(
+        versions[..first_new].iter().all(|v| *v == old_version),
+        "{versions:?}"
+    );
+    assert!(
+        versions[first_new..].iter().all(|v| *v != old_version),
+        "{versions:?}"
+    );
+
+    // A broken build is refused: the last good chain keeps serving.
+    std::fs::write(plugins.path().join("broken.wasm"), b"\0asm but not really").unwrap();
+    deploy(&plugins.path().join("broken.wasm"), &swapped);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(build_that_ran(&login(&service).await), "test-echo");
+
+    // Rolling back is putting the old file back.
+    deploy(&plugin_wasm("roles-claim"), &swapped);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if build_that_ran(&login(&service).await) == "roles-claim" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rollback never took");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rows = service.store().recent_logins(1).await.unwrap();
+    assert_eq!(
+        rows[0].chain_version.as_ref(),
+        Some(&old_version),
+        "the rolled-back chain has the old version"
+    );
+}
