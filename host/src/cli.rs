@@ -179,18 +179,22 @@ pub fn main() -> ExitCode {
         Command::Test { .. } => "warn",
         _ => "warn,claimsmith=info",
     };
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| default_filter.to_owned());
-    tracing_subscriber::registry()
-        .with(log_filter(&filter))
-        .with(no_wasi_call_tracing())
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_writer(std::io::stderr),
-        )
-        .init();
+    // `serve` and `demo` log as their config says; the whole config is read
+    // (and its mistakes reported) after logging is set up.
+    let telemetry = match &cli.command {
+        Command::Serve { config } | Command::Demo { config } => {
+            crate::config::TelemetrySettings::peek(config)
+        }
+        _ => crate::config::TelemetrySettings::default(),
+    };
+    let _telemetry = match crate::telemetry::init(&filter, &telemetry) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("error: cannot set up logging: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -205,27 +209,6 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// The log filter for `spec` (`RUST_LOG` syntax); a bad spec falls back to
-/// the default.
-pub fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_new(spec)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,claimsmith=info"))
-}
-
-/// A filter layer that drops wasmtime's WASI call tracing whatever
-/// `RUST_LOG` says (a target, a span directive such as `[plugin]=trace`): at
-/// `trace` those bindings log every call's arguments, and a JavaScript
-/// `fetch()` passes its URL query and its `Authorization` header through them.
-pub fn no_wasi_call_tracing() -> tracing_subscriber::filter::FilterFn {
-    tracing_subscriber::filter::filter_fn(|metadata| {
-        !is_wasi_call_trace(metadata.target(), *metadata.level())
-    })
-}
-
-fn is_wasi_call_trace(target: &str, level: tracing::Level) -> bool {
-    target.starts_with("wasmtime_wasi") && level == tracing::Level::TRACE
 }
 
 async fn execute(command: Command) -> anyhow::Result<ExitCode> {
@@ -542,28 +525,4 @@ fn decode_jwt(token: &str) -> Value {
     };
     let mut parts = token.split('.');
     json!({ "header": decode(parts.next()), "claims": decode(parts.next()) })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tracing::Level;
-
-    // The filter's decision itself: a scoped subscriber in a unit test would
-    // race other threads over tracing's per-callsite interest cache.
-    #[test]
-    fn wasi_call_arguments_are_never_logged_even_at_trace() {
-        for target in [
-            "wasmtime_wasi_http::p2::bindings::generated::wasi::http::types",
-            "wasmtime_wasi::p2::bindings::async_io::wasi::clocks::monotonic_clock",
-        ] {
-            assert!(is_wasi_call_trace(target, Level::TRACE), "{target}");
-            assert!(
-                !is_wasi_call_trace(target, Level::DEBUG),
-                "{target}: above trace stays"
-            );
-        }
-        assert!(!is_wasi_call_trace("claimsmith::engine", Level::TRACE));
-        assert!(!is_wasi_call_trace("wasmtime::runtime", Level::TRACE));
-    }
 }

@@ -76,6 +76,7 @@ pub struct Config {
     pub admin: Option<AdminSettings>,
     pub storage: StorageSettings,
     pub keys: KeySettings,
+    pub telemetry: TelemetrySettings,
     pub plugins: BTreeMap<String, PluginSpec>,
     pub connections: Vec<ConnectionConfig>,
     pub clients: Vec<ClientConfig>,
@@ -266,6 +267,45 @@ impl Default for StorageSettings {
     }
 }
 
+/// Where the logs and traces go (see [`crate::telemetry`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// An OTLP/HTTP collector's base URL (`http://collector:4318`): spans
+    /// go to `<it>/v1/traces` as JSON.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per event, for a log pipeline.
+    Json,
+}
+
+impl TelemetrySettings {
+    /// The `[telemetry]` table of `file`, read before logging exists; any
+    /// mistake gives the defaults here and is reported by [`Config::load`].
+    pub fn peek(file: &Path) -> Self {
+        #[derive(Deserialize)]
+        struct JustTelemetry {
+            #[serde(default)]
+            telemetry: TelemetrySettings,
+        }
+        std::fs::read_to_string(file)
+            .ok()
+            .and_then(|text| toml::from_str::<JustTelemetry>(&text).ok())
+            .map(|just| just.telemetry)
+            .unwrap_or_default()
+    }
+}
+
 /// The signing keys all hosts share, and the key they are sealed under.
 #[derive(Debug, Clone)]
 pub struct KeySettings {
@@ -344,6 +384,8 @@ struct RawConfig {
     storage: RawStorage,
     #[serde(default)]
     keys: RawKeys,
+    #[serde(default)]
+    telemetry: Option<Spanned<TelemetrySettings>>,
     #[serde(default)]
     plugins: BTreeMap<String, Spanned<RawPlugin>>,
     #[serde(default)]
@@ -570,6 +612,7 @@ impl Config {
         let data_dir = base.join(raw.data_dir.unwrap_or_else(|| PathBuf::from("data")));
         let (storage, keys) =
             storage_and_keys(base, &data_dir, raw.storage, raw.keys).map_err(at)?;
+        let telemetry = check_telemetry(raw.telemetry).map_err(at)?;
         Ok(Config {
             file: file.to_owned(),
             issuer,
@@ -580,6 +623,7 @@ impl Config {
             admin: raw.admin,
             storage,
             keys,
+            telemetry,
             plugins,
             connections,
             clients,
@@ -994,6 +1038,30 @@ fn warn_about_ungranted_userinfo(
                 "the connection's userinfo_url is not in its profile fetcher's allowed_origins"
             );
         }
+    }
+}
+
+/// `[telemetry]`: the collector must be an http(s) base URL.
+fn check_telemetry(
+    telemetry: Option<Spanned<TelemetrySettings>>,
+) -> Result<TelemetrySettings, Located> {
+    let Some(telemetry) = telemetry else {
+        return Ok(TelemetrySettings::default());
+    };
+    let span = telemetry.span();
+    let telemetry = telemetry.into_inner();
+    match &telemetry.otlp_endpoint {
+        Some(endpoint)
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) =>
+        {
+            Err((
+                Some(span),
+                format!(
+                    "telemetry.otlp_endpoint `{endpoint}` must be an http(s) URL (OTLP over HTTP)"
+                ),
+            ))
+        }
+        _ => Ok(telemetry),
     }
 }
 

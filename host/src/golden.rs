@@ -577,6 +577,7 @@ fn standalone_config(
         admin: None,
         storage: StorageSettings::default(),
         keys: KeySettings::default(),
+        telemetry: Default::default(),
         plugins: BTreeMap::from([(name, spec)]),
         connections: vec![ConnectionConfig {
             name: login.connection.clone(),

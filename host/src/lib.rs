@@ -50,6 +50,7 @@ pub mod replay;
 pub mod scaffold;
 pub mod sealing;
 pub mod store;
+pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod tokens;

@@ -30,6 +30,23 @@ struct LoginLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    plugin: String,
+    limit: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    connection: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -45,6 +62,16 @@ struct PluginCallLabels {
     status: &'static str,
 }
 
+/// 1 ms to about 16 s (an upstream near the client's 10 s timeout).
+fn upstream_duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+/// 50 µs (SQLite on a warm page cache) to about 3 s (a busy PostgreSQL).
+fn database_duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 3.0, 14))
+}
+
 /// 10 µs (a Rust plugin) to about 2.6 s (a plugin near its timeout).
 fn plugin_duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_01, 4.0, 10))
@@ -58,6 +85,10 @@ pub struct Metrics {
     plugin_calls: Family<PluginCallLabels, Counter>,
     instance_slots_in_use: Gauge,
     chain_reloads: Family<OutcomeLabels, Counter>,
+    limit_trips: Family<LimitLabels, Counter>,
+    upstream_duration: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
+    database_duration: Family<OperationLabels, Histogram, fn() -> Histogram>,
+    logins_started: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,8 +139,44 @@ impl Default for Metrics {
             "Plugin chain reloads, by outcome (swapped, refused)",
             chain_reloads.clone(),
         );
+        let limit_trips = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "plugin_limit_trips",
+            "Plugin calls stopped by a limit: fuel, memory, wall_clock or instance_pool",
+            limit_trips.clone(),
+        );
+        let upstream_duration =
+            Family::<UpstreamLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                upstream_duration_histogram,
+            );
+        registry.register(
+            "upstream_code_exchange_duration_seconds",
+            "The upstream code exchange and id token check at /callback, by connection and \
+             outcome (ok, error)",
+            upstream_duration.clone(),
+        );
+        let database_duration =
+            Family::<OperationLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                database_duration_histogram,
+            );
+        registry.register(
+            "database_duration_seconds",
+            "Database operations of the login path, by operation",
+            database_duration.clone(),
+        );
+        let logins_started = Counter::default();
+        registry.register(
+            "logins_started",
+            "Sign-ins sent to the upstream; the pending ones live in browsers' cookies, so \
+             pending = started - sign-in logins - upstream failures",
+            logins_started.clone(),
+        );
         Metrics {
             chain_reloads,
+            limit_trips,
+            upstream_duration,
+            database_duration,
+            logins_started,
             registry,
             logins,
             plugin_duration,
@@ -132,6 +199,26 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    pub fn login_started(&self) {
+        self.logins_started.inc();
+    }
+
+    /// One upstream code exchange at `connection` (a configured name).
+    pub fn upstream_exchange(&self, connection: &str, ok: bool, took: std::time::Duration) {
+        self.upstream_duration
+            .get_or_create(&UpstreamLabels {
+                connection: connection.to_owned(),
+                outcome: if ok { "ok" } else { "error" },
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn database(&self, operation: &'static str, took: std::time::Duration) {
+        self.database_duration
+            .get_or_create(&OperationLabels { operation })
+            .observe(took.as_secs_f64());
     }
 
     pub fn chain_reload(&self, outcome: &'static str) {
@@ -171,6 +258,14 @@ impl Metrics {
                     status,
                 })
                 .inc();
+            if let Some(limit) = step.limit_tripped {
+                self.limit_trips
+                    .get_or_create(&LimitLabels {
+                        plugin: step.name.clone(),
+                        limit,
+                    })
+                    .inc();
+            }
         }
     }
 

@@ -23,7 +23,7 @@ use crate::capabilities::http::{
 use crate::config::{Config, ConnectionConfig, OnError};
 use crate::engine::{
     CallOptions, Engine, Event, EventClient, EventConnection, EventRequest, EventUser,
-    FetchContext, Invocation, LoadError, Plugin, PluginError, World,
+    FetchContext, Invocation, Limit, LoadError, Plugin, PluginError, World,
 };
 use crate::keyring::KeyRing;
 use crate::tokens::{MintRequest, MintedTokens, SigningKey, TokenError, is_reserved_claim, mint};
@@ -133,6 +133,11 @@ pub struct StepReport {
     /// Fuel the plugin used; none for the host's own steps.
     pub fuel_consumed: Option<u64>,
     pub status: StepStatus,
+    /// The limit the call ran into, for the metrics (the status's error
+    /// says it in words): `fuel`, `memory`, `wall_clock` or
+    /// `instance_pool`.
+    #[serde(skip)]
+    pub limit_tripped: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -449,6 +454,7 @@ impl Pipeline {
             kind: StepKind::Mint,
             duration: started.elapsed(),
             fuel_consumed: None,
+            limit_tripped: None,
             status: match &minted {
                 Ok(_) => StepStatus::Succeeded,
                 Err(e) => StepStatus::Failed {
@@ -547,6 +553,7 @@ impl Pipeline {
             kind: StepKind::Userinfo,
             duration: started.elapsed(),
             fuel_consumed: None,
+            limit_tripped: None,
             status: match &result {
                 Ok(_) => StepStatus::Succeeded,
                 Err(e) => StepStatus::Failed {
@@ -677,6 +684,15 @@ fn plugin_step<T>(plugin: &Plugin, invocation: &Invocation<T>, status: StepStatu
         duration: invocation.duration,
         fuel_consumed: Some(invocation.fuel_consumed),
         status,
+        limit_tripped: match &invocation.output {
+            Err(PluginError::LimitExceeded { limit, .. }) => Some(match limit {
+                Limit::Fuel(_) => "fuel",
+                Limit::Memory(_) => "memory",
+                Limit::WallClock(_) => "wall_clock",
+            }),
+            Err(PluginError::Capacity { .. }) => Some("instance_pool"),
+            _ => None,
+        },
     }
 }
 

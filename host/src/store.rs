@@ -1314,6 +1314,7 @@ mod tests {
                 duration: Duration::from_millis(12),
                 fuel_consumed: Some(123_456),
                 status: StepStatus::Succeeded,
+                limit_tripped: None,
             },
             StepReport {
                 name: "deny-unverified".to_owned(),
@@ -1323,6 +1324,7 @@ mod tests {
                 status: StepStatus::Denied {
                     reason: "email not verified".to_owned(),
                 },
+                limit_tripped: None,
             },
         ])
         .expect("steps to JSON");

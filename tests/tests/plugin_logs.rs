@@ -87,7 +87,7 @@ async fn a_refused_fetch_is_logged_alike_from_rust_and_javascript() {
             "{language}: {refusal}"
         );
         // The host's own lines; wasmtime's trace-level call logs are capped
-        // by the `claimsmith` command's log filter (see `cli::log_filter`).
+        // by the `claimsmith` command's log filter (see `telemetry::log_filter`).
         let host_lines: Vec<&str> = logs
             .lines()
             .filter(|l| l.contains(" claimsmith::"))

@@ -1316,7 +1316,13 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn the_admin_listener_counts_logins_and_plugin_calls() {
-    let h = harness("").await;
+    // An action that always runs out of fuel, skipped: a limit trip per login.
+    let h = harness(&format!(
+        "[plugins.looper]\npath = {:?}\nworld = \"post-login-action\"\n\
+         limits = {{ fuel = 200000 }}\n[[actions]]\nplugin = \"looper\"\non_error = \"continue\"\n",
+        plugin_wasm("test-looper")
+    ))
+    .await;
     let admin = admin_listener(&h).await;
     let minted = r#"claimsmith_logins_total{client="web-app",grant="sign_in",outcome="minted"}"#;
     let failed = r#"claimsmith_logins_total{client="web-app",grant="sign_in",outcome="failed"}"#;
@@ -1356,6 +1362,31 @@ async fn the_admin_listener_counts_logins_and_plugin_calls() {
         Some(0.0),
         "{text}"
     );
+    let trips = r#"claimsmith_plugin_limit_trips_total{plugin="looper",limit="fuel"}"#;
+    assert_eq!(sample(&text, trips), Some(2.0), "{text}");
+    let skipped = r#"claimsmith_plugin_calls_total{plugin="looper",status="skipped"}"#;
+    assert_eq!(sample(&text, skipped), Some(2.0), "{text}");
+    for (series, count) in [
+        (
+            r#"claimsmith_upstream_code_exchange_duration_seconds_count{connection="dev",outcome="ok"}"#,
+            2.0,
+        ),
+        (
+            r#"claimsmith_upstream_code_exchange_duration_seconds_count{connection="dev",outcome="error"}"#,
+            1.0,
+        ),
+        (
+            r#"claimsmith_database_duration_seconds_count{operation="record_login"}"#,
+            2.0,
+        ),
+        (
+            r#"claimsmith_database_duration_seconds_count{operation="redeem_code"}"#,
+            2.0,
+        ),
+        ("claimsmith_logins_started_total", 3.0),
+    ] {
+        assert_eq!(sample(&text, series), Some(count), "{series}: {text}");
+    }
 }
 
 #[tokio::test]

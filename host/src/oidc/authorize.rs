@@ -313,6 +313,7 @@ impl Service {
         let Ok(sealed) = self.login_sealer.seal(&upstream_state, &pending) else {
             return fail("invalid_request", "the sign-in request is too large");
         };
+        self.metrics.login_started();
         let set_cookie = login_cookie(
             self.issuer(),
             &upstream_state,
@@ -423,15 +424,18 @@ impl Service {
                 .fail_before_pipeline(&pending, correlation_id, None, "server_error", detail)
                 .await;
         };
-        let tokens = match upstream
+        let started = std::time::Instant::now();
+        let exchanged = upstream
             .exchange_code(
                 code,
                 &pending.upstream_verifier,
                 &self.callback_uri(),
                 &pending.upstream_nonce,
             )
-            .await
-        {
+            .await;
+        self.metrics
+            .upstream_exchange(&pending.connection, exchanged.is_ok(), started.elapsed());
+        let tokens = match exchanged {
             Ok(tokens) => tokens,
             Err(error) => {
                 let detail = format!("upstream login failed: {error}");
@@ -466,7 +470,10 @@ impl Service {
                 .await;
         }
         let user_id = crate::pipeline::user_id(&pending.connection, &subject);
-        let stored = match self.store.load_user(&user_id).await {
+        let stored = match self
+            .timed("load_user", self.store.load_user(&user_id))
+            .await
+        {
             Ok(stored) => stored.map(|row| row.user).unwrap_or_default(),
             Err(error) => {
                 let detail = format!("cannot read the user: {error}");
@@ -516,8 +523,10 @@ impl Service {
                 let expires_at = unix_now() + self.config().server.code_ttl_secs;
                 let stored = match issued.seal(&code) {
                     Ok(sealed) => self
-                        .store
-                        .insert_code(&code, &sealed, expires_at)
+                        .timed(
+                            "insert_code",
+                            self.store.insert_code(&code, &sealed, expires_at),
+                        )
                         .await
                         .map_err(|error| error.to_string()),
                     Err(error) => Err(error.to_string()),

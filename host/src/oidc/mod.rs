@@ -161,6 +161,15 @@ impl Service {
         &self.config
     }
 
+    /// `work` (a database operation of the login path), timed into the
+    /// `database_duration_seconds{operation}` histogram.
+    async fn timed<T>(&self, operation: &'static str, work: impl Future<Output = T>) -> T {
+        let started = std::time::Instant::now();
+        let result = work.await;
+        self.metrics.database(operation, started.elapsed());
+        result
+    }
+
     fn issuer(&self) -> &str {
         &self.config().issuer
     }
@@ -212,7 +221,9 @@ impl Service {
             user: &minted.user,
             counts_as_login: !login.refresh,
         });
-        let recorded = self.store.record_login(&entry, saved).await;
+        let recorded = self
+            .timed("record_login", self.store.record_login(&entry, saved))
+            .await;
         if let Err(error) = &recorded {
             tracing::error!(%error, correlation_id, "cannot record the login");
         }

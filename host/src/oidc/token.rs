@@ -156,8 +156,10 @@ impl Service {
         // Redeemed whatever follows: a code is tried once, at one host.
         let family = random_token();
         let redemption = self
-            .store
-            .redeem_code(code, &family, unix_now())
+            .timed(
+                "redeem_code",
+                self.store.redeem_code(code, &family, unix_now()),
+            )
             .await
             .map_err(OAuthError::server_error)?;
         let issued = match redemption {
@@ -233,12 +235,14 @@ impl Service {
         let client = self.authenticate_client(headers, form)?;
         let token = required(form, "refresh_token")?;
         let mut grant = self
-            .store
-            .consume_refresh_token(
-                token,
-                &client.client_id,
-                unix_now(),
-                self.config().server.refresh_token_reuse_grace_secs,
+            .timed(
+                "consume_refresh_token",
+                self.store.consume_refresh_token(
+                    token,
+                    &client.client_id,
+                    unix_now(),
+                    self.config().server.refresh_token_reuse_grace_secs,
+                ),
             )
             .await
             .map_err(OAuthError::server_error)?
@@ -254,8 +258,7 @@ impl Service {
             unix_now() + self.config().server.refresh_token_lifetime_secs,
         ));
         let stored = self
-            .store
-            .load_user(&grant.user_id)
+            .timed("load_user", self.store.load_user(&grant.user_id))
             .await
             .map_err(OAuthError::server_error)?
             .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
@@ -311,10 +314,17 @@ impl Service {
         let family_expires_at = grant.family_expires_at.unwrap_or_else(unix_now);
         if minted.scopes.iter().any(|s| s == "offline_access") && family_expires_at > unix_now() {
             let refresh_token = random_token();
-            self.store
-                .insert_refresh_token(&refresh_token, rotated_from, &grant, family_expires_at)
-                .await
-                .map_err(OAuthError::server_error)?;
+            self.timed(
+                "insert_refresh_token",
+                self.store.insert_refresh_token(
+                    &refresh_token,
+                    rotated_from,
+                    &grant,
+                    family_expires_at,
+                ),
+            )
+            .await
+            .map_err(OAuthError::server_error)?;
             body["refresh_token"] = Value::String(refresh_token);
         }
         Ok(body)
