@@ -1241,6 +1241,40 @@ on_error = "continue"
     }
 
     #[test]
+    fn the_deploy_example_is_a_valid_config_for_several_hosts() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/deploy/claimsmith.toml");
+        // Its secrets come from the environment, which a test does not set.
+        let text = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace(
+                r#"{ env = "CLAIMSMITH_DATABASE_URL" }"#,
+                r#""postgres://claimsmith@db.internal/claimsmith""#,
+            )
+            .replace(
+                r#"{ env = "CLAIMSMITH_KEY_ENCRYPTION_KEY" }"#,
+                r#"{ value = "0123456789abcdef0123456789abcdef" }"#,
+            )
+            .replace(r#"{ env = "#, r#"{ value = "#);
+        let config = Config::parse(&file, &text).unwrap();
+        assert!(matches!(config.storage.database, Database::Postgres(_)));
+        assert!(config.keys.encryption_key.is_some());
+        assert_eq!(config.telemetry.log_format, LogFormat::Json);
+        assert!(config.admin.is_some());
+        assert!(!config.server.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn an_otlp_endpoint_must_be_http_and_a_log_format_known() {
+        let grpc = format!("{MINIMAL}\n[telemetry]\notlp_endpoint = \"grpc://collector:4317\"\n");
+        let error = parse(&grpc).unwrap_err();
+        assert_eq!(error.line, 21, "{error}");
+        assert!(error.message.contains("OTLP over HTTP"), "{error}");
+        let xml = format!("{MINIMAL}\n[telemetry]\nlog_format = \"xml\"\n");
+        let error = parse(&xml).unwrap_err();
+        assert_eq!(error.line, 22, "{error}");
+    }
+
+    #[test]
     fn a_shared_database_without_a_shared_key_or_a_bad_one_names_its_line() {
         let postgres = format!("{MINIMAL}\n[storage]\ndatabase_url = \"postgres://db/auth\"\n");
         let error = parse(&postgres).unwrap_err();

@@ -117,3 +117,31 @@ async fn a_plugin_swapped_under_load_fails_no_login_and_a_broken_one_is_refused(
         "the rolled-back chain has the old version"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_reloads_its_chain_on_sighup() {
+    let service = claimsmith_tests::service_harness::harness_as_process("").await;
+    let claimsmith_tests::service_harness::Host::Process(process) = &service.host else {
+        unreachable!("harness_as_process runs serve as a process");
+    };
+    let hangup = std::process::Command::new("kill")
+        .args(["-HUP", &process.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hangup.success());
+    let log = service.dir.path().join("serve.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text
+            .lines()
+            .any(|line| line.contains("swapped in a new plugin chain") && line.contains("SIGHUP"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reload on SIGHUP:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Still serving, on the reloaded chain.
+    assert!(login(&service).await.contains_key("geo_ip_country"));
+}

@@ -112,10 +112,13 @@ impl Service {
 /// chain's plugins changes, for as long as the service lives.
 pub(super) fn spawn_watching(service: &Arc<Service>) {
     let service = Arc::downgrade(service);
+    // Registered before returning: from then on a SIGHUP reloads instead of
+    // ending the process (the default action).
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .inspect_err(|error| tracing::warn!(%error, "cannot listen for SIGHUP"))
+        .ok();
     tokio::spawn(async move {
-        #[cfg(unix)]
-        let mut hangup =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut seen = fingerprint(&service);
         let mut every = tokio::time::interval(WATCH_INTERVAL);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
