@@ -52,27 +52,37 @@ async fn a_plugin_swapped_under_load_fails_no_login_and_a_broken_one_is_refused(
     ))
     .await;
 
-    // Logins all along; the new build deployed a second in.
+    // Four logins at a time, all along; the new build deployed a second in.
     let started = Instant::now();
-    let mut deployed = false;
-    let mut builds = Vec::new();
-    while started.elapsed() < Duration::from_secs(4) {
-        if !deployed && started.elapsed() > Duration::from_secs(1) {
-            deploy(&plugin_wasm("test-echo"), &swapped);
-            deployed = true;
+    let deployer = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        deploy(&plugin_wasm("test-echo"), &swapped);
+    };
+    let runner = || async {
+        let mut seen = Vec::new();
+        while started.elapsed() < Duration::from_secs(4) {
+            let began = started.elapsed();
+            seen.push((began, build_that_ran(&login(&service).await)));
         }
-        builds.push(build_that_ran(&login(&service).await));
-    }
+        seen
+    };
+    let ((), a, b, c, d) = tokio::join!(deployer, runner(), runner(), runner(), runner());
+    let mut runs: Vec<(Duration, &str)> = [a, b, c, d].concat();
+    runs.sort();
+    let builds: Vec<&str> = runs.iter().map(|(_, build)| *build).collect();
     let first_new = builds
         .iter()
         .position(|build| *build == "test-echo")
         .expect("the new build took over");
     assert!(first_new > 0, "the old build served first: {builds:?}");
+    // Logins that began after the first one on the new build run on it
+    // too; a few begun just before may still finish on the old one.
+    let settled = runs[first_new].0 + Duration::from_millis(500);
     assert!(
-        builds[first_new..]
-            .iter()
-            .all(|build| *build == "test-echo"),
-        "once swapped, only the new build runs: {builds:?}"
+        runs.iter()
+            .filter(|(began, _)| *began > settled)
+            .all(|(_, build)| *build == "test-echo"),
+        "once swapped, only the new build runs: {runs:?}"
     );
 
     // The audit rows name the version that ran: the first login's for as
@@ -81,17 +91,16 @@ async fn a_plugin_swapped_under_load_fails_no_login_and_a_broken_one_is_refused(
     assert_eq!(rows.len(), builds.len(), "every login minted and recorded");
     let versions: Vec<String> = rows
         .iter()
-        .rev()
         .map(|row| row.chain_version.clone().expect("a chain version"))
         .collect();
-    let old_version = versions[0].clone();
-    assert!(
-        versions[..first_new].iter().all(|v| *v == old_version),
-        "{versions:?}"
-    );
-    assert!(
-        versions[first_new..].iter().all(|v| *v != old_version),
-        "{versions:?}"
+    let old_version = rows.last().unwrap().chain_version.clone().unwrap();
+    let on_old = versions.iter().filter(|v| **v == old_version).count();
+    let distinct: std::collections::BTreeSet<&String> = versions.iter().collect();
+    assert_eq!(distinct.len(), 2, "{distinct:?}");
+    let old_builds = builds.iter().filter(|b| **b == "roles-claim").count();
+    assert_eq!(
+        on_old, old_builds,
+        "each login's row names the build it ran"
     );
 
     // A broken build is refused: the last good chain keeps serving.
