@@ -22,10 +22,8 @@ pub struct Telemetry {
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
-        if let Some(provider) = self.tracer_provider.take() {
-            if let Err(error) = provider.shutdown() {
-                eprintln!("could not flush the last spans to the OTLP collector: {error}");
-            }
+        if let Some(Err(error)) = self.tracer_provider.take().map(|p| p.shutdown()) {
+            eprintln!("could not flush the last spans to the OTLP collector: {error}");
         }
     }
 }

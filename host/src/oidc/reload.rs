@@ -155,9 +155,13 @@ pub(super) fn spawn_watching(service: &Arc<Service>) {
     });
 }
 
-/// Size and modification time of the config file and of every plugin file
-/// of the current chain; None once the service is gone.
-fn fingerprint(service: &Weak<Service>) -> Option<Vec<(PathBuf, Option<(u64, SystemTime)>)>> {
+/// Each watched file with its size and modification time (None while it
+/// cannot be read).
+type Fingerprint = Vec<(PathBuf, Option<(u64, SystemTime)>)>;
+
+/// The config file and every plugin file of the current chain; None once
+/// the service is gone.
+fn fingerprint(service: &Weak<Service>) -> Option<Fingerprint> {
     let service = service.upgrade()?;
     let pipeline = service.pipeline();
     let files = std::iter::once(service.config.file.clone()).chain(
