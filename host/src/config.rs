@@ -159,10 +159,33 @@ pub struct ClientConfig {
     /// Origins whose scripts may call the token, revocation and userinfo
     /// endpoints, discovery and the JWKS (CORS): a single-page app's own.
     pub web_origins: Vec<Origin>,
+    /// How it gets tokens: users' sign-ins (`authorization_code`, with
+    /// `refresh_token`), or as itself for the Management API
+    /// (`client_credentials`), never both.
+    pub grant_types: Vec<GrantType>,
+}
+
+impl ClientConfig {
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+}
+
+/// An OAuth grant a client may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
 }
 
 /// The scopes an app may ask for when its config does not say.
 pub const DEFAULT_ALLOWED_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+/// The Management API's scopes: what a `client_credentials` client may be
+/// allowed, and all it is allowed when its config does not say.
+pub const MANAGEMENT_SCOPES: &[&str] = &["read:users", "update:users", "read:logs", "read:plugins"];
 
 /// Where `serve` listens.
 #[derive(Debug, Clone, Deserialize)]
@@ -431,6 +454,7 @@ struct RawClient {
     metadata: Map<String, Value>,
     #[serde(default)]
     web_origins: Vec<Spanned<String>>,
+    grant_types: Option<Vec<GrantType>>,
 }
 
 #[derive(Deserialize)]
@@ -886,6 +910,49 @@ fn clients_section(
                 return Err((Some(span), format!("redirect URI `{uri}` {problem}")));
             }
         }
+        let grant_types = client
+            .grant_types
+            .unwrap_or_else(|| vec![GrantType::AuthorizationCode, GrantType::RefreshToken]);
+        let machine = grant_types.contains(&GrantType::ClientCredentials);
+        let refuse = |why: &str| {
+            (
+                Some(span.clone()),
+                format!("client `{}`: {why}", client.client_id),
+            )
+        };
+        if machine && grant_types.len() > 1 {
+            return Err(refuse(
+                "client_credentials is for a machine-to-machine client of its own: \
+                 give it no other grant type",
+            ));
+        }
+        if machine && client_secret.is_none() {
+            return Err(refuse("a client_credentials client needs a client_secret"));
+        }
+        if grant_types.is_empty() {
+            return Err(refuse("grant_types is empty"));
+        }
+        let default_scopes = if machine {
+            MANAGEMENT_SCOPES
+        } else {
+            DEFAULT_ALLOWED_SCOPES
+        };
+        let allowed_scopes = client
+            .allowed_scopes
+            .unwrap_or_else(|| default_scopes.iter().map(|s| (*s).to_owned()).collect());
+        if let Some(scope) = allowed_scopes
+            .iter()
+            .find(|scope| MANAGEMENT_SCOPES.contains(&scope.as_str()) != machine)
+        {
+            return Err(refuse(&format!(
+                "scope `{scope}` is {}",
+                if machine {
+                    "not a Management API scope (read:users, update:users, read:logs, read:plugins)"
+                } else {
+                    "a Management API scope: only a client_credentials client may have it"
+                }
+            )));
+        }
         clients.push(ClientConfig {
             client_id: client.client_id,
             name: client.name,
@@ -893,14 +960,10 @@ fn clients_section(
             redirect_uris: client.redirect_uris,
             audience: client.audience,
             allowed_audiences: client.allowed_audiences,
-            allowed_scopes: client.allowed_scopes.unwrap_or_else(|| {
-                DEFAULT_ALLOWED_SCOPES
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .collect()
-            }),
+            allowed_scopes,
             metadata: client.metadata,
             web_origins,
+            grant_types,
         });
     }
     Ok(clients)
@@ -1293,6 +1356,49 @@ on_error = "continue"
             error.message.contains("sqlite:// or postgres://"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_machine_client_is_its_own_kind_with_a_secret_and_management_scopes() {
+        let machine = |body: &str| format!("{MINIMAL}\n[[clients]]\nclient_id = \"ops\"\n{body}");
+        let config = parse(&machine(
+            "client_secret = { value = \"ops-secret-0123456789\" }\ngrant_types = [\"client_credentials\"]\n",
+        ))
+        .unwrap();
+        let ops = config.client("ops").unwrap();
+        assert!(ops.allows(GrantType::ClientCredentials));
+        assert_eq!(ops.allowed_scopes, MANAGEMENT_SCOPES);
+        assert!(
+            config
+                .client("app")
+                .unwrap()
+                .allows(GrantType::AuthorizationCode)
+        );
+
+        for (body, says) in [
+            (
+                "client_secret = { value = \"ops-secret-0123456789\" }\n\
+                 grant_types = [\"client_credentials\", \"authorization_code\"]\n",
+                "no other grant type",
+            ),
+            (
+                "grant_types = [\"client_credentials\"]\n",
+                "needs a client_secret",
+            ),
+            (
+                "client_secret = { value = \"ops-secret-0123456789\" }\n\
+                 grant_types = [\"client_credentials\"]\nallowed_scopes = [\"openid\"]\n",
+                "not a Management API scope",
+            ),
+            (
+                "allowed_scopes = [\"read:users\"]\n",
+                "only a client_credentials client",
+            ),
+        ] {
+            let error = parse(&machine(body)).unwrap_err();
+            assert_eq!(error.line, 21, "{error}");
+            assert!(error.message.contains(says), "{error}");
+        }
     }
 
     #[test]

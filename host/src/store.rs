@@ -177,6 +177,49 @@ macro_rules! audit_columns {
     };
 }
 
+/// One page of a listing, and how many there are in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+/// A user as the Management API lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserListing {
+    pub user_id: String,
+    pub row: StoredUserRow,
+}
+
+/// An audit row with its id (the Management API's `log_id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginListing {
+    pub id: i64,
+    pub entry: AuditEntry,
+}
+
+/// Which audit rows a listing wants; None matches any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginFilter {
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    /// `minted`, `denied` or `failed`.
+    pub outcome: Option<String>,
+}
+
+/// What an administrator did, for the `admin_actions` trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminAction {
+    /// RFC 3339.
+    pub at: String,
+    /// The Management API client, or the console user.
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// What was asked (never a secret value).
+    pub detail: Value,
+}
+
 /// What became of a code presented for exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redemption {
@@ -434,6 +477,223 @@ impl Store {
         .await
         .map_err(query_error(OP))?;
         rows.into_iter().map(|row| audit_entry(OP, row)).collect()
+    }
+
+    /// Users whose id or email is `query` or starts with it (an email
+    /// compared without case), by user id, `limit` from `offset`.
+    pub async fn search_users(
+        &self,
+        query: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<UserListing>, StoreError> {
+        const OP: &str = "search_users";
+        const MATCHES: &str = "(user_id = $1 OR email = $2 OR user_id LIKE $3 ESCAPE '\\' \
+             OR email LIKE $4 ESCAPE '\\')";
+        let prefix = |text: &str| {
+            let escaped: String = text
+                .chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            format!("{escaped}%")
+        };
+        let email = query.to_lowercase();
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM users WHERE {MATCHES}"
+        )))
+        .bind(query)
+        .bind(&email)
+        .bind(prefix(query))
+        .bind(prefix(&email))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT user_id FROM users WHERE {MATCHES} ORDER BY user_id LIMIT $5 OFFSET $6"
+        )))
+        .bind(query)
+        .bind(&email)
+        .bind(prefix(query))
+        .bind(prefix(&email))
+        .bind(to_db_seconds(limit))
+        .bind(to_db_seconds(offset))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        let mut items = Vec::with_capacity(ids.len());
+        for user_id in ids {
+            if let Some(row) = self.load_user(&user_id).await? {
+                items.push(UserListing { user_id, row });
+            }
+        }
+        Ok(Page {
+            items,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    /// Replaces a user's metadata (the caller merged it); false when there
+    /// is no such user.
+    pub async fn update_metadata(
+        &self,
+        user_id: &str,
+        user_metadata: &Map<String, Value>,
+        app_metadata: &Map<String, Value>,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "update_metadata";
+        let updated = sqlx::query(
+            "UPDATE users SET user_metadata = $2, app_metadata = $3 WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .bind(to_json(OP, "user_metadata", user_metadata)?)
+        .bind(to_json(OP, "app_metadata", app_metadata)?)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(OP))?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Audit rows matching `filter`, newest first, `limit` from `offset`.
+    pub async fn logins(
+        &self,
+        filter: &LoginFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<LoginListing>, StoreError> {
+        const OP: &str = "logins";
+        const MATCHES: &str = "($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR client_id = $2) \
+             AND ($3 IS NULL OR outcome = $3)";
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM logins WHERE {MATCHES}"
+        )))
+        .bind(filter.user_id.as_deref())
+        .bind(filter.client_id.as_deref())
+        .bind(filter.outcome.as_deref())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        let rows: Vec<(
+            i64,
+            String,
+            Option<String>,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            Option<String>,
+        )> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, {} FROM logins WHERE {MATCHES} ORDER BY id DESC LIMIT $4 OFFSET $5",
+            audit_columns!()
+        )))
+        .bind(filter.user_id.as_deref())
+        .bind(filter.client_id.as_deref())
+        .bind(filter.outcome.as_deref())
+        .bind(to_db_seconds(limit))
+        .bind(to_db_seconds(offset))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        let items = rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    at,
+                    user_id,
+                    client_id,
+                    connection,
+                    outcome,
+                    detail,
+                    steps,
+                    correlation_id,
+                    chain_version,
+                )| {
+                    audit_entry(
+                        OP,
+                        (
+                            at,
+                            user_id,
+                            client_id,
+                            connection,
+                            outcome,
+                            detail,
+                            steps,
+                            correlation_id,
+                            chain_version,
+                        ),
+                    )
+                    .map(|entry| LoginListing { id, entry })
+                },
+            )
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    /// The audit row `id`.
+    pub async fn login(&self, id: i64) -> Result<Option<LoginListing>, StoreError> {
+        const OP: &str = "login";
+        let row: Option<AuditRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM logins WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        row.map(|row| audit_entry(OP, row).map(|entry| LoginListing { id, entry }))
+            .transpose()
+    }
+
+    /// Appends to the trail of what administrators did.
+    pub async fn record_admin_action(&self, action: &AdminAction) -> Result<(), StoreError> {
+        const OP: &str = "record_admin_action";
+        sqlx::query(
+            "INSERT INTO admin_actions (at, actor, action, target, detail) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&action.at)
+        .bind(&action.actor)
+        .bind(&action.action)
+        .bind(&action.target)
+        .bind(to_json(OP, "detail", &action.detail)?)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        Ok(())
+    }
+
+    /// The `limit` newest admin actions, newest first.
+    pub async fn admin_actions(&self, limit: u64) -> Result<Vec<AdminAction>, StoreError> {
+        const OP: &str = "admin_actions";
+        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT at, actor, action, target, detail FROM admin_actions \
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(to_db_seconds(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        rows.into_iter()
+            .map(|(at, actor, action, target, detail)| {
+                Ok(AdminAction {
+                    detail: from_json(OP, "detail", &detail)?,
+                    at,
+                    actor,
+                    action,
+                    target,
+                })
+            })
+            .collect()
     }
 
     /// Stores a refresh token by the sha256 hex of its value (never the value
@@ -803,14 +1063,16 @@ async fn upsert_user(
     const OP: &str = "save_user";
     sqlx::query(
         "INSERT INTO users \
-             (user_id, profile, user_metadata, app_metadata, logins_count, last_login, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             (user_id, profile, user_metadata, app_metadata, logins_count, last_login, created_at, \
+              email) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $8) \
          ON CONFLICT (user_id) DO UPDATE SET \
              profile = excluded.profile, \
              user_metadata = excluded.user_metadata, \
              app_metadata = excluded.app_metadata, \
              logins_count = users.logins_count + $7, \
-             last_login = excluded.last_login",
+             last_login = excluded.last_login, \
+             email = excluded.email",
     )
     .bind(&user.user_id)
     .bind(to_json(OP, "profile", &user.profile)?)
@@ -819,6 +1081,12 @@ async fn upsert_user(
     .bind(i64::from(user.logins_count))
     .bind(&user.last_login)
     .bind(i64::from(counts_as_login))
+    .bind(
+        user.profile
+            .get("email")
+            .and_then(Value::as_str)
+            .map(str::to_lowercase),
+    )
     .execute(connection)
     .await
     .map_err(query_error(OP))?;
@@ -1682,6 +1950,99 @@ mod tests {
         assert!(!without_password("not a url s3cret").contains("s3cret"));
     }
 
+    async fn users_are_searched_and_logins_filtered_and_paged(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
+        for (id, email) in [
+            ("okta|1", "Ada@Example.com"),
+            ("okta|2", "bob@example.com"),
+            ("gh|100%", "c_d@x.org"),
+        ] {
+            let user = UserRecord {
+                user_id: id.to_owned(),
+                profile: object(json!({"email": email})),
+                user_metadata: Map::new(),
+                app_metadata: Map::new(),
+                logins_count: 1,
+                last_login: "2025-01-01T00:00:00Z".to_owned(),
+            };
+            save_user(&store, &user, true).await;
+        }
+        let found = |page: Page<UserListing>| -> Vec<String> {
+            page.items
+                .into_iter()
+                .map(|listing| listing.user_id)
+                .collect()
+        };
+        assert_eq!(
+            found(store.search_users("ada@example.COM", 0, 10).await.unwrap()),
+            ["okta|1"]
+        );
+        assert_eq!(
+            found(store.search_users("okta|", 0, 10).await.unwrap()),
+            ["okta|1", "okta|2"]
+        );
+        assert_eq!(
+            found(store.search_users("okta|", 1, 10).await.unwrap()),
+            ["okta|2"]
+        );
+        assert_eq!(store.search_users("okta|", 1, 10).await.unwrap().total, 2);
+        assert!(
+            found(store.search_users("%", 0, 10).await.unwrap()).is_empty(),
+            "% is literal"
+        );
+        assert_eq!(
+            found(store.search_users("gh|100%", 0, 10).await.unwrap()),
+            ["gh|100%"]
+        );
+        assert!(found(store.search_users("c%d", 0, 10).await.unwrap()).is_empty());
+        assert_eq!(
+            found(store.search_users("c_", 0, 10).await.unwrap()),
+            ["gh|100%"]
+        );
+
+        assert!(
+            store
+                .update_metadata("okta|2", &object(json!({"a": 1})), &Map::new())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .update_metadata("nobody", &Map::new(), &Map::new())
+                .await
+                .unwrap()
+        );
+        let filter = LoginFilter {
+            user_id: Some("okta|2".to_owned()),
+            ..LoginFilter::default()
+        };
+        let page = store.logins(&filter, 0, 10).await.unwrap();
+        assert_eq!(page.total, 1);
+        let listing = &page.items[0];
+        assert_eq!(
+            store.login(listing.id).await.unwrap().as_ref(),
+            Some(listing)
+        );
+        let all = store.logins(&LoginFilter::default(), 0, 2).await.unwrap();
+        assert_eq!((all.items.len(), all.total), (2, 3));
+        assert!(all.items[0].id > all.items[1].id, "newest first");
+        let denied = LoginFilter {
+            outcome: Some("denied".to_owned()),
+            ..LoginFilter::default()
+        };
+        assert_eq!(store.logins(&denied, 0, 10).await.unwrap().total, 0);
+
+        let action = AdminAction {
+            at: "2025-01-01T00:00:00Z".to_owned(),
+            actor: "ops".to_owned(),
+            action: "update_user".to_owned(),
+            target: "okta|2".to_owned(),
+            detail: json!({"app_metadata": {"a": 1}}),
+        };
+        store.record_admin_action(&action).await.unwrap();
+        assert_eq!(store.admin_actions(5).await.unwrap(), [action]);
+    }
+
     /// Runs each backend-neutral test above on SQLite and on PostgreSQL.
     macro_rules! on_both_backends {
         ($($name:ident),* $(,)?) => {
@@ -1705,6 +2066,7 @@ mod tests {
     }
 
     on_both_backends!(
+        users_are_searched_and_logins_filtered_and_paged,
         a_code_is_redeemed_once_and_a_replay_names_its_family,
         concurrent_redemptions_of_a_code_have_one_winner,
         the_first_signing_key_is_added_once,

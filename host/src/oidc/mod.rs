@@ -16,6 +16,7 @@ pub mod admin;
 mod authorize;
 mod cors;
 pub mod forwarded;
+pub mod management;
 mod pending;
 pub mod protocol;
 pub mod reload;
@@ -355,10 +356,20 @@ pub fn router(service: Arc<Service>) -> Router {
             service.clone(),
             cors::allow_web_origins,
         ));
+    let (management, openapi) = management::routes();
+    let openapi = Arc::new(openapi);
+    let management = management.route(
+        "/openapi.json",
+        get(move || {
+            let openapi = openapi.clone();
+            async move { axum::Json(openapi) }
+        }),
+    );
     Router::new()
         .route("/authorize", get(authorize::authorize))
         .route("/callback", get(authorize::callback))
         .merge(called_by_scripts)
+        .nest("/api/v2", management)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES))
         .with_state(service)
 }
@@ -452,7 +463,7 @@ async fn discovery(axum::extract::State(service): axum::extract::State<Arc<Servi
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [algorithm],
         "code_challenge_methods_supported": ["S256"],

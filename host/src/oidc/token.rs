@@ -17,7 +17,7 @@ use super::protocol::{
     authorization_credentials, form_urldecode, is_valid_code_verifier, pkce_challenge, random_token,
 };
 use super::{OAuthError, Service, secrets_equal};
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, GrantType};
 use crate::pipeline::{
     Login, LoginFailure, MintedLogin, RequestInfo, UpstreamLogin, standard_profile_claims, unix_now,
 };
@@ -66,6 +66,7 @@ pub(crate) async fn token(
     let answer = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => service.exchange_code(&headers, &form).await,
         Some("refresh_token") => service.refresh(&headers, &form).await,
+        Some("client_credentials") => service.client_credentials(&headers, &form).await,
         Some(other) => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -227,6 +228,58 @@ impl Service {
         self.token_response(&issued.minted, grant, None).await
     }
 
+    /// A Management API token for a machine-to-machine client (RFC 6749
+    /// §4.4). No user, so no actions run.
+    async fn client_credentials(
+        &self,
+        headers: &HeaderMap,
+        form: &HashMap<String, String>,
+    ) -> Result<Value, OAuthError> {
+        let client = self.authenticate_client(headers, form)?;
+        if !client.allows(GrantType::ClientCredentials) || client.client_secret.is_none() {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "this client may not use the client_credentials grant".to_owned(),
+            ));
+        }
+        let audience = super::management::audience(self.issuer());
+        if form.get("audience").is_some_and(|asked| *asked != audience) {
+            return Err(OAuthError::invalid_request(format!(
+                "the only audience of this grant is {audience}"
+            )));
+        }
+        let scopes: Vec<String> = match form.get("scope") {
+            None => client.allowed_scopes.clone(),
+            Some(asked) => asked.split_ascii_whitespace().map(str::to_owned).collect(),
+        };
+        if let Some(scope) = scopes.iter().find(|s| !client.allowed_scopes.contains(s)) {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                format!("scope `{scope}` is not allowed to this client"),
+            ));
+        }
+        let ttl = self.config().tokens.access_token_ttl_secs;
+        let access_token = crate::tokens::mint_client_access_token(
+            &self.keys.signing_key(),
+            self.issuer(),
+            &client.client_id,
+            &audience,
+            &scopes,
+            unix_now(),
+            ttl,
+        )
+        .map_err(OAuthError::server_error)?;
+        tracing::info!(client = %client.client_id, scope = %scopes.join(" "), "issued a Management API token");
+        Ok(json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": ttl,
+            "scope": scopes.join(" "),
+        }))
+    }
+
     async fn refresh(
         &self,
         headers: &HeaderMap,
@@ -312,7 +365,13 @@ impl Service {
             "scope": minted.scopes.join(" "),
         });
         let family_expires_at = grant.family_expires_at.unwrap_or_else(unix_now);
-        if minted.scopes.iter().any(|s| s == "offline_access") && family_expires_at > unix_now() {
+        let may_refresh = self
+            .client(&grant.client_id)
+            .is_some_and(|client| client.allows(GrantType::RefreshToken));
+        if may_refresh
+            && minted.scopes.iter().any(|s| s == "offline_access")
+            && family_expires_at > unix_now()
+        {
             let refresh_token = random_token();
             self.timed(
                 "insert_refresh_token",
@@ -373,9 +432,15 @@ pub(crate) async fn userinfo(State(service): State<Arc<Service>>, headers: Heade
 }
 
 impl Service {
-    /// The standard claims the access token's scopes release, from the stored
-    /// profile (OIDC Core §5.3).
-    async fn userinfo(&self, headers: &HeaderMap) -> Result<Value, &'static str> {
+    /// The claims of the request's Bearer access token, when this
+    /// deployment signed it (with any key still published: a token signed
+    /// before a rotation stays good until it expires), it has not expired,
+    /// and its `aud` is `audience` when one is given.
+    pub(crate) fn verify_bearer(
+        &self,
+        headers: &HeaderMap,
+        audience: Option<&str>,
+    ) -> Result<Map<String, Value>, &'static str> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -385,8 +450,6 @@ impl Service {
         if header.typ.as_deref() != Some(crate::tokens::ACCESS_TOKEN_TYP) {
             return Err("not an access token");
         }
-        // Any key still published: a token signed before a rotation stays
-        // good until it expires.
         let key = header
             .kid
             .as_deref()
@@ -397,10 +460,19 @@ impl Service {
         // The algorithm of our key, never the token header's say.
         let mut validation = Validation::new(key.algorithm().jwt_algorithm());
         validation.set_issuer(&[self.issuer()]);
-        validation.validate_aud = false;
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &decoding, &validation)
-            .map_err(|_| "the token is invalid or expired")?
-            .claims;
+        match audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        jsonwebtoken::decode::<Map<String, Value>>(token, &decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| "the token is invalid, expired or not for this audience")
+    }
+
+    /// The standard claims the access token's scopes release, from the stored
+    /// profile (OIDC Core §5.3).
+    async fn userinfo(&self, headers: &HeaderMap) -> Result<Value, &'static str> {
+        let claims = self.verify_bearer(headers, None)?;
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)
