@@ -126,13 +126,30 @@ pub async fn dev_provider() -> DevProvider {
 }
 
 pub async fn start_harness(extra_toml: &str, server_toml: &str, as_process: bool) -> Harness {
+    start_edited_harness(extra_toml, server_toml, as_process, |config| config).await
+}
+
+/// As [`start_harness`], the config text passed through `edit` first (to
+/// take a part of the seed chain out, say).
+pub async fn start_edited_harness(
+    extra_toml: &str,
+    server_toml: &str,
+    as_process: bool,
+    edit: impl FnOnce(String) -> String,
+) -> Harness {
     let upstream = dev_provider().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let listen = listener.local_addr().unwrap();
     let issuer = format!("http://{listen}");
     let dir = tempfile::tempdir().unwrap();
     let upstream_issuer = upstream.issuer().to_owned();
-    let toml = service_config(&issuer, listen, &upstream_issuer, server_toml, extra_toml);
+    let toml = edit(service_config(
+        &issuer,
+        listen,
+        &upstream_issuer,
+        server_toml,
+        extra_toml,
+    ));
     let path = dir.path().join("claimsmith.toml");
     std::fs::write(&path, toml).unwrap();
     let host = if as_process {

@@ -401,3 +401,63 @@ async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
         );
     }
 }
+
+/// The reference scenario's Action (plugins/management-geo), through the
+/// service, against this very Management API: the claim comes from the
+/// user it reads, so only from the second sign-in on (the first one's user
+/// is stored after the chain ran).
+#[tokio::test]
+async fn the_ported_action_reads_the_user_through_the_real_management_api() {
+    for language in ["rust", "js"] {
+        let plugin = |issuer: &str| {
+            format!(
+                r#"
+[plugins.management-geo]
+path = {path:?}
+world = "post-login-action"
+allowed_origins = ["{issuer}"]
+secrets = {{ domain = {{ value = "{issuer}" }}, clientId = {{ value = "{id}" }}, clientSecret = {{ value = "{secret}" }} }}
+
+[[actions]]
+plugin = "management-geo"
+"#,
+                path = claimsmith_tests::language_plugin_wasm(language, "management-geo"),
+                id = OPS.0,
+                secret = OPS.1,
+            )
+        };
+        // geo-claims is taken out of the chain: the claim can only come
+        // from management-geo.
+        let h = claimsmith_tests::service_harness::start_edited_harness(
+            &machine_clients(),
+            "",
+            false,
+            |config| {
+                let issuer = config
+                    .lines()
+                    .find_map(|line| line.strip_prefix("issuer = "))
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_owned();
+                config.replace("[[actions]]\nplugin = \"geo-claims\"\n", &plugin(&issuer))
+            },
+        )
+        .await;
+        let sign_in = || async {
+            let redirect = h.web_login().await;
+            let (status, tokens) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+            assert_eq!(status, StatusCode::OK, "{language}: {tokens:?}");
+            h.access_claims(&tokens).await
+        };
+        let first = sign_in().await;
+        assert!(
+            first.get("geo_ip_country").is_none(),
+            "{language}: not stored yet: {first:?}"
+        );
+        let second = sign_in().await;
+        assert_eq!(second["geo_ip_country"], "NZ", "{language}: {second:?}");
+        let logins = h.store().recent_logins(1).await.unwrap();
+        let steps = logins[0].steps.to_string();
+        assert!(steps.contains("management-geo"), "{language}: {steps}");
+    }
+}
