@@ -226,6 +226,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let options = RunOptions {
                 interceptor: canned.clone().map(|c| c as _),
                 now: recorded.now,
+                log_sink: None,
             };
             let report = pipeline.run(&recorded.login, &options).await;
             if json {

@@ -77,6 +77,8 @@ pub struct Config {
     pub storage: StorageSettings,
     pub keys: KeySettings,
     pub telemetry: TelemetrySettings,
+    /// The admin console, when configured.
+    pub console: Option<ConsoleSettings>,
     pub plugins: BTreeMap<String, PluginSpec>,
     pub connections: Vec<ConnectionConfig>,
     pub clients: Vec<ClientConfig>,
@@ -290,6 +292,42 @@ impl Default for StorageSettings {
     }
 }
 
+/// The admin console at `/admin` (see `oidc::console`): who may sign in.
+#[derive(Debug, Clone)]
+pub struct ConsoleSettings {
+    /// A `[[clients]]` entry the console signs in through, with
+    /// `<issuer>/admin/callback` among its redirect URIs.
+    pub client_id: String,
+    /// The id token claim an administrator has: equal to `value`, or a list
+    /// holding it (a role from an action, say).
+    pub required_claim: RequiredClaim,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequiredClaim {
+    pub name: String,
+    pub value: Value,
+}
+
+impl RequiredClaim {
+    /// Whether `claims` carry it.
+    pub fn is_met_by(&self, claims: &Map<String, Value>) -> bool {
+        match claims.get(&self.name) {
+            Some(Value::Array(values)) => values.contains(&self.value),
+            Some(value) => *value == self.value,
+            None => false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    client_id: String,
+    required_claim: RequiredClaim,
+}
+
 /// Where the logs and traces go (see [`crate::telemetry`]).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -409,6 +447,8 @@ struct RawConfig {
     keys: RawKeys,
     #[serde(default)]
     telemetry: Option<Spanned<TelemetrySettings>>,
+    #[serde(default)]
+    console: Option<Spanned<RawConsole>>,
     #[serde(default)]
     plugins: BTreeMap<String, Spanned<RawPlugin>>,
     #[serde(default)]
@@ -637,6 +677,7 @@ impl Config {
         let (storage, keys) =
             storage_and_keys(base, &data_dir, raw.storage, raw.keys).map_err(at)?;
         let telemetry = check_telemetry(raw.telemetry).map_err(at)?;
+        let console = check_console(raw.console, &issuer, &clients).map_err(at)?;
         Ok(Config {
             file: file.to_owned(),
             issuer,
@@ -648,6 +689,7 @@ impl Config {
             storage,
             keys,
             telemetry,
+            console,
             plugins,
             connections,
             clients,
@@ -1101,6 +1143,40 @@ fn warn_about_ungranted_userinfo(
                 "the connection's userinfo_url is not in its profile fetcher's allowed_origins"
             );
         }
+    }
+}
+
+/// `[console]`: its client must exist and be able to come back to it.
+fn check_console(
+    console: Option<Spanned<RawConsole>>,
+    issuer: &str,
+    clients: &[ClientConfig],
+) -> Result<Option<ConsoleSettings>, Located> {
+    let Some(console) = console else {
+        return Ok(None);
+    };
+    let span = console.span();
+    let console = console.into_inner();
+    let callback = format!("{issuer}/admin/callback");
+    match clients.iter().find(|c| c.client_id == console.client_id) {
+        None => Err((
+            Some(span),
+            format!(
+                "console.client_id `{}` is not a [[clients]] entry",
+                console.client_id
+            ),
+        )),
+        Some(client) if !client.redirect_uris.contains(&callback) => Err((
+            Some(span),
+            format!(
+                "console client `{}` must have `{callback}` among its redirect_uris",
+                client.client_id
+            ),
+        )),
+        Some(_) => Ok(Some(ConsoleSettings {
+            client_id: console.client_id,
+            required_claim: console.required_claim,
+        })),
     }
 }
 

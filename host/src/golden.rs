@@ -578,6 +578,7 @@ fn standalone_config(
         storage: StorageSettings::default(),
         keys: KeySettings::default(),
         telemetry: Default::default(),
+        console: None,
         plugins: BTreeMap::from([(name, spec)]),
         connections: vec![ConnectionConfig {
             name: login.connection.clone(),
@@ -768,6 +769,7 @@ async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
     let options = RunOptions {
         interceptor: Some(canned.clone()),
         now: prepared.case.input.now,
+        log_sink: None,
     };
     let report = pipeline.run(&prepared.case.input.login, &options).await;
     let duration = started.elapsed();
@@ -836,6 +838,108 @@ async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
             .collect(),
         actual,
     }
+}
+
+/// What one run of a login through a plugin (or the chain) gave: the
+/// admin console's Try it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tried {
+    /// In the shape of a case's `expect`: `claims`, `denied` or `error`
+    /// (and `profile` for a profile fetcher or the chain).
+    pub outcome: Map<String, Value>,
+    pub steps: Vec<crate::pipeline::StepReport>,
+    pub logs: Vec<crate::capabilities::log::LogLine>,
+    /// Requests that matched no canned exchange, or that the plugin's HTTP
+    /// policy refused.
+    pub notes: Vec<String>,
+    /// The run as a golden case file (YAML), its `expect` what it gave.
+    pub golden_case: String,
+}
+
+/// Runs `input` (a login in the `claimsmith run --input` shape, its HTTP
+/// answered from its `http` exchanges, never sent) through `plugin` alone,
+/// or the whole chain when None, with the plugins and grants of `config`,
+/// on `engine` (whose compile cache already holds the serving plugins).
+pub async fn try_login(
+    config: &Config,
+    engine: &Engine,
+    http: OutboundHttp,
+    plugin: Option<&str>,
+    input: Value,
+) -> Result<Tried, String> {
+    let recorded: RecordedLogin =
+        serde_json::from_value(input.clone()).map_err(|error| format!("input: {error}"))?;
+    let case = Case {
+        name: None,
+        config: Some(config.file.clone()),
+        plugin: plugin.map(str::to_owned),
+        wasm: None,
+        world: None,
+        allowed_origins: Vec::new(),
+        options: Map::new(),
+        secrets: None,
+        max_fuel: None,
+        input: recorded,
+        expect: Map::new(),
+    };
+    let (focused, kind) = focus_config(config.clone(), &case, plugin)?;
+    let key = SigningKey::generate(SigningAlgorithm::ES256).map_err(|e| e.to_string())?;
+    let pipeline = Pipeline::assemble(focused, engine, crate::keyring::KeyRing::single(key), http)
+        .map_err(|error| error.to_string())?;
+    let canned = Arc::new(CannedHttp::new(case.input.http.clone().unwrap_or_default()));
+    let sink = crate::capabilities::log::LogSink::default();
+    let options = RunOptions {
+        interceptor: Some(canned.clone()),
+        now: case.input.now,
+        log_sink: Some(sink.clone()),
+    };
+    let report = pipeline.run(&case.input.login, &options).await;
+    let mut outcome = outcome(&report, kind, case.input.now.is_some());
+    // A case file keeps what a reader checks: the rest is noise there.
+    outcome.retain(|section, value| match section.as_str() {
+        "tokens" | "scopes" => false,
+        "skipped" | "user_metadata" | "app_metadata" => {
+            value.as_array().is_some_and(|a| !a.is_empty())
+                || value.as_object().is_some_and(|o| !o.is_empty())
+        }
+        _ => true,
+    });
+    let mut notes: Vec<String> = canned
+        .unmatched()
+        .into_iter()
+        .map(|request| format!("request matched no exchange: {request}"))
+        .collect();
+    notes.extend(
+        canned
+            .refusals()
+            .into_iter()
+            .map(|refusal| format!("request refused by the plugin's HTTP policy: {refusal}")),
+    );
+    let mut file = Map::new();
+    file.insert(
+        "name".into(),
+        Value::String(format!(
+            "{} (from the console's Try it)",
+            plugin.unwrap_or("the whole chain")
+        )),
+    );
+    file.insert(
+        "config".into(),
+        Value::String(config.file.display().to_string()),
+    );
+    if let Some(plugin) = plugin {
+        file.insert("plugin".into(), Value::String(plugin.to_owned()));
+    }
+    file.insert("input".into(), input);
+    file.insert("expect".into(), Value::Object(outcome.clone()));
+    let golden_case = serde_norway::to_string(&Value::Object(file)).map_err(|e| e.to_string())?;
+    Ok(Tried {
+        outcome,
+        steps: report.steps,
+        logs: sink.lines(),
+        notes,
+        golden_case,
+    })
 }
 
 /// The outcome of a case, in the shape of its `expect` section.

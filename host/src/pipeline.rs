@@ -115,6 +115,8 @@ pub struct RunOptions {
     pub interceptor: Option<Interceptor>,
     /// The clock, in unix seconds; the system clock when absent.
     pub now: Option<u64>,
+    /// Collects the plugins' log lines.
+    pub log_sink: Option<crate::capabilities::log::LogSink>,
 }
 
 /// What happened to one login, step by step.
@@ -375,6 +377,7 @@ impl Pipeline {
         let call = CallOptions {
             interceptor: options.interceptor.clone(),
             pinned_clock: options.now,
+            log_sink: options.log_sink.clone(),
         };
 
         let profile = match &login.profile {

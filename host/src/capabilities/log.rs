@@ -17,11 +17,42 @@ pub struct LogCapability {
     /// Shared with stdout and stderr: a plugin calling `log` without end is
     /// cut off as one printing without end is.
     budget: OutputBudget,
+    /// Where a caller collects the lines too (the console's Try it).
+    sink: Option<LogSink>,
+}
+
+/// The plugin log lines of one run, collected whatever the host's log level
+/// (within each call's output budget).
+#[derive(Debug, Clone, Default)]
+pub struct LogSink(Arc<std::sync::Mutex<Vec<LogLine>>>);
+
+/// One `log` call of a plugin.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LogLine {
+    pub plugin: String,
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: &'static str,
+    /// On one line, control characters escaped.
+    pub message: String,
+}
+
+impl LogSink {
+    pub fn lines(&self) -> Vec<LogLine> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn push(&self, line: LogLine) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
 }
 
 impl LogCapability {
-    pub(crate) fn new(plugin: Arc<str>, budget: OutputBudget) -> Self {
-        LogCapability { plugin, budget }
+    pub(crate) fn new(plugin: Arc<str>, budget: OutputBudget, sink: Option<LogSink>) -> Self {
+        LogCapability {
+            plugin,
+            budget,
+            sink,
+        }
     }
 }
 
@@ -55,7 +86,7 @@ impl wit::Host for LogCapability {
             wit::Level::Warn => tracing::enabled!(target: "claimsmith::plugin", Level::WARN),
             wit::Level::Error => tracing::enabled!(target: "claimsmith::plugin", Level::ERROR),
         };
-        if !target_enabled {
+        if !target_enabled && self.sink.is_none() {
             return;
         }
         let plugin = &*self.plugin;
@@ -65,6 +96,22 @@ impl wit::Host for LogCapability {
         // log thousands of one-character lines within the budget.
         let cost = message.len() + LOG_LINE_OVERHEAD_BYTES;
         if self.budget.take(cost) < cost {
+            return;
+        }
+        if let Some(sink) = &self.sink {
+            sink.push(LogLine {
+                plugin: plugin.to_owned(),
+                level: match level {
+                    wit::Level::Trace => "trace",
+                    wit::Level::Debug => "debug",
+                    wit::Level::Info => "info",
+                    wit::Level::Warn => "warn",
+                    wit::Level::Error => "error",
+                },
+                message: message.clone(),
+            });
+        }
+        if !target_enabled {
             return;
         }
         match level {

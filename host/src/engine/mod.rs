@@ -234,6 +234,8 @@ pub struct CallOptions {
     pub interceptor: Option<Interceptor>,
     /// Pins the wall clock the plugin reads, in unix seconds (golden tests).
     pub pinned_clock: Option<u64>,
+    /// Collects the plugin's log lines (the console's Try it).
+    pub log_sink: Option<crate::capabilities::log::LogSink>,
 }
 
 /// A finished invocation: its outcome, and what it cost whatever the outcome.
@@ -834,7 +836,7 @@ impl StoreState {
                 total_bytes: 0,
                 cap_hit: false,
             },
-            log: LogCapability::new(plugin.name.clone(), budget),
+            log: LogCapability::new(plugin.name.clone(), budget, options.log_sink.clone()),
             secrets: plugin.secrets.clone(),
             http: HttpCapability::new(
                 plugin.name.clone(),

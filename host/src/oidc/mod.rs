@@ -14,6 +14,7 @@
 
 pub mod admin;
 mod authorize;
+mod console;
 mod cors;
 pub mod forwarded;
 pub mod management;
@@ -86,6 +87,8 @@ pub struct Service {
     store: Store,
     upstreams: HashMap<String, UpstreamClient>,
     login_sealer: pending::LoginSealer,
+    /// Seals the console's session and sign-in cookies.
+    console_sealer: crate::sealing::Sealer,
     failed_authentications: throttle::FailedAuthentications,
     metrics: crate::metrics::Metrics,
 }
@@ -132,6 +135,7 @@ impl Service {
         spawn_pruning(store.clone(), config.server.code_ttl_secs);
         let service = Arc::new(Service {
             login_sealer: pending::LoginSealer::new(&key_encryption_key),
+            console_sealer: key_encryption_key.sealer("console v1"),
             chain: RwLock::new(Arc::new(pipeline)),
             config,
             engine,
@@ -370,6 +374,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/callback", get(authorize::callback))
         .merge(called_by_scripts)
         .nest("/api/v2", management)
+        .nest("/admin", console::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES))
         .with_state(service)
 }

@@ -147,7 +147,7 @@ impl Service {
         }
     }
 
-    async fn exchange_code(
+    pub(super) async fn exchange_code(
         &self,
         headers: &HeaderMap,
         form: &HashMap<String, String>,
@@ -467,6 +467,35 @@ impl Service {
         jsonwebtoken::decode::<Map<String, Value>>(token, &decoding, &validation)
             .map(|data| data.claims)
             .map_err(|_| "the token is invalid, expired or not for this audience")
+    }
+
+    /// The claims of the id token in a token answer of this issuer, for
+    /// `client_id`, carrying `nonce` (the console's own sign-in).
+    pub(super) fn verify_id_token(
+        &self,
+        tokens: &Value,
+        client_id: &str,
+        nonce: &str,
+    ) -> Result<Map<String, Value>, &'static str> {
+        let token = tokens["id_token"].as_str().ok_or("no id token")?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed id token")?;
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.published_key(kid))
+            .ok_or("the id token is signed by no published key")?;
+        let decoding =
+            DecodingKey::from_jwk(key.public_jwk()).map_err(|_| "no verification key")?;
+        let mut validation = Validation::new(key.algorithm().jwt_algorithm());
+        validation.set_issuer(&[self.issuer()]);
+        validation.set_audience(&[client_id]);
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &decoding, &validation)
+            .map_err(|_| "the id token is invalid")?
+            .claims;
+        if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
+            return Err("the id token is not for this sign-in");
+        }
+        Ok(claims)
     }
 
     /// The standard claims the access token's scopes release, from the stored
