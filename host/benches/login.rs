@@ -97,7 +97,7 @@ fn login_benchmarks(c: &mut Criterion) {
         interceptor: Some(Arc::new(CannedHttp::new(answering_every_time(
             recorded.http.clone(),
         )))),
-        now: None,
+        ..RunOptions::default()
     };
     let run = |pipeline: &Pipeline| {
         let report = runtime.block_on(pipeline.run(&recorded.login, &options));
@@ -284,7 +284,7 @@ fn language_builds() -> LanguageBuilds {
         interceptor: Some(Arc::new(CannedHttp::new(answering_every_time(
             recorded.http,
         )))),
-        pinned_clock: None,
+        ..CallOptions::default()
     };
     LanguageBuilds {
         runtime,

@@ -169,6 +169,20 @@ type AuditRow = (
     Option<String>,
 );
 
+/// A `logins` row's id, then an [`AuditRow`].
+type NumberedAuditRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
 /// The columns of an [`AuditRow`], as a literal for `concat!`: sqlx takes
 /// only SQL known at compile time unless told otherwise.
 macro_rules! audit_columns {
@@ -576,18 +590,7 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .map_err(query_error(OP))?;
-        let rows: Vec<(
-            i64,
-            String,
-            Option<String>,
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-            Option<String>,
-            Option<String>,
-        )> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<NumberedAuditRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT id, {} FROM logins WHERE {MATCHES} ORDER BY id DESC LIMIT $4 OFFSET $5",
             audit_columns!()
         )))

@@ -542,3 +542,38 @@ pub fn refresh_token_of(body: &Map<String, Value>) -> String {
         .unwrap_or_else(|| panic!("no refresh token: {body:?}"))
         .to_owned()
 }
+
+/// The harness's chain plus roles-claim (the dev user is in `engineers`),
+/// an `admin-console` client, and `[console]` requiring `role`.
+pub async fn console_harness(role: &str) -> Harness {
+    let role = role.to_owned();
+    start_edited_harness("", "", false, move |config| {
+        let issuer = config
+            .lines()
+            .find_map(|line| line.strip_prefix("issuer = "))
+            .unwrap()
+            .trim_matches('"')
+            .to_owned();
+        format!(
+            r#"{config}
+[plugins.roles-claim]
+path = {roles:?}
+world = "post-login-action"
+
+[[actions]]
+plugin = "roles-claim"
+
+[[clients]]
+client_id = "admin-console"
+name = "Admin console"
+redirect_uris = ["{issuer}/admin/callback"]
+
+[console]
+client_id = "admin-console"
+required_claim = {{ name = "https://claimsmith.dev/roles", value = "{role}" }}
+"#,
+            roles = crate::plugin_wasm("roles-claim"),
+        )
+    })
+    .await
+}

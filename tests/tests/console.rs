@@ -1,43 +1,8 @@
 //! The admin console over HTTP: who may sign in, what the pages show, and
 //! what a forged form gets. The browser tests are in `console_browser.rs`.
 
-use claimsmith_tests::service_harness::{Harness, VERIFIER, start_edited_harness};
+use claimsmith_tests::service_harness::{Harness, VERIFIER, console_harness};
 use reqwest::{StatusCode, Url};
-
-/// The harness's chain plus roles-claim (the dev user is in `engineers`),
-/// an `admin-console` client, and `[console]` requiring `role`.
-pub async fn console_harness(role: &str) -> Harness {
-    let role = role.to_owned();
-    start_edited_harness("", "", false, move |config| {
-        let issuer = config
-            .lines()
-            .find_map(|line| line.strip_prefix("issuer = "))
-            .unwrap()
-            .trim_matches('"')
-            .to_owned();
-        format!(
-            r#"{config}
-[plugins.roles-claim]
-path = {roles:?}
-world = "post-login-action"
-
-[[actions]]
-plugin = "roles-claim"
-
-[[clients]]
-client_id = "admin-console"
-name = "Admin console"
-redirect_uris = ["{issuer}/admin/callback"]
-
-[console]
-client_id = "admin-console"
-required_claim = {{ name = "https://claimsmith.dev/roles", value = "{role}" }}
-"#,
-            roles = claimsmith_tests::plugin_wasm("roles-claim"),
-        )
-    })
-    .await
-}
 
 /// Follows the console's sign-in as a browser would; the last answer.
 async fn sign_in(h: &Harness) -> reqwest::Response {

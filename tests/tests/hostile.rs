@@ -1129,7 +1129,7 @@ async fn the_cloud_metadata_service_is_refused_before_anything_is_sent() {
     let network = Arc::new(NoNetwork::default());
     let options = RunOptions {
         interceptor: Some(network.clone()),
-        now: None,
+        ..RunOptions::default()
     };
     let mut logins = tokio::task::JoinSet::new();
     for i in 0..targets.len() {

@@ -145,6 +145,7 @@ async fn the_example_runs_from_its_recorded_input_without_the_network() {
     let options = RunOptions {
         interceptor: Some(canned.clone()),
         now: Some(1_795_000_000),
+        log_sink: None,
     };
     let minted = pipeline
         .run(&recorded.login, &options)

@@ -106,6 +106,7 @@ fn demo() -> Result<(), String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     postgres()?;
+    chromium()?;
     run(cargo()
         .args([
             "test",
@@ -191,6 +192,43 @@ fn postgres() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Debian's Chromium and ChromeDriver, for the console's browser tests:
+/// installed when missing.
+fn chromium() -> Result<(), String> {
+    let found = |program: &str| {
+        Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok_and(|output| output.status.success())
+    };
+    if found("chromedriver") && Path::new("/usr/bin/chromium").exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing chromium and chromium-driver (the console's browser tests)");
+    let install = || {
+        Command::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "chromium",
+                "chromium-driver",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if install() {
+        return Ok(());
+    }
+    run(Command::new("apt-get").arg("update"))?;
+    if install() {
+        Ok(())
+    } else {
+        Err("cannot install chromium and chromium-driver with apt-get".to_owned())
+    }
 }
 
 /// `claimsmith new` must never rot: one project of each kind per language is

@@ -112,35 +112,52 @@ impl Service {
     }
 }
 
-/// The request's administrator, or the way to sign in.
-fn require(service: &Service, headers: &HeaderMap) -> Result<Session, Response> {
-    if service.config.console.is_none() {
-        return Err(StatusCode::NOT_FOUND.into_response());
+/// Why a console request is not served.
+enum Refused {
+    /// No `[console]` in the config.
+    NoConsole,
+    SignInFirst,
+    /// A POST without the session's CSRF token.
+    ForgedForm,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::NoConsole => StatusCode::NOT_FOUND.into_response(),
+            Refused::SignInFirst => Redirect::to("/admin/login").into_response(),
+            Refused::ForgedForm => (
+                StatusCode::FORBIDDEN,
+                Html(pages::message(
+                    "Refused",
+                    "The form was not sent from this console.",
+                )),
+            )
+                .into_response(),
+        }
     }
-    service
-        .session(headers)
-        .ok_or_else(|| Redirect::to("/admin/login").into_response())
+}
+
+/// The request's administrator, or the way to sign in.
+fn require(service: &Service, headers: &HeaderMap) -> Result<Session, Refused> {
+    if service.config.console.is_none() {
+        return Err(Refused::NoConsole);
+    }
+    service.session(headers).ok_or(Refused::SignInFirst)
 }
 
 /// A POST's CSRF token must be the session's.
-fn check_csrf(session: &Session, form: &HashMap<String, String>) -> Result<(), Response> {
+fn check_csrf(session: &Session, form: &HashMap<String, String>) -> Result<(), Refused> {
     match form.get("csrf") {
         Some(token) if super::secrets_equal(token, &session.csrf) => Ok(()),
-        _ => Err((
-            StatusCode::FORBIDDEN,
-            Html(pages::message(
-                "Refused",
-                "The form was not sent from this console.",
-            )),
-        )
-            .into_response()),
+        _ => Err(Refused::ForgedForm),
     }
 }
 
 async fn home(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
     match require(&service, &headers) {
         Ok(_) => Redirect::to("/admin/users").into_response(),
-        Err(response) => response,
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -276,10 +293,10 @@ async fn sign_out(
 ) -> Response {
     let session = match require(&service, &headers) {
         Ok(session) => session,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
-    if let Err(response) = check_csrf(&session, &form) {
-        return response;
+    if let Err(refused) = check_csrf(&session, &form) {
+        return refused.into_response();
     }
     service
         .record_admin_action(&session.admin, "console_sign_out", "console", Value::Null)
@@ -314,7 +331,7 @@ async fn users(
 ) -> Response {
     let session = match require(&service, &headers) {
         Ok(session) => session,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let q = params.get("q").map(String::as_str).unwrap_or("");
     match service.store.search_users(q.trim(), 0, PAGE_ROWS).await {
@@ -330,7 +347,7 @@ async fn user(
 ) -> Response {
     let session = match require(&service, &headers) {
         Ok(session) => session,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let row = match service.store.load_user(&id).await {
         Ok(Some(row)) => row,
@@ -363,7 +380,7 @@ async fn logins(
 ) -> Response {
     let session = match require(&service, &headers) {
         Ok(session) => session,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let given = |name: &str| {
         params
@@ -396,7 +413,7 @@ async fn login(
 ) -> Response {
     let session = match require(&service, &headers) {
         Ok(session) => session,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let found = match id.parse::<i64>() {
         Ok(id) => service.store.login(id).await,
@@ -419,7 +436,7 @@ async fn login(
 async fn plugins(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
     let session = match require(&service, &headers) {
         Ok(session) => session,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let infos = super::management::plugin_infos(&service.pipeline());
     Html(pages::plugins(&session, &infos)).into_response()
@@ -484,7 +501,7 @@ async fn try_form(
 ) -> Response {
     let session = match require(&service, &headers) {
         Ok(session) => session,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     if !service.pipeline().plugins().contains_key(&name) {
         return (
@@ -505,10 +522,10 @@ async fn try_run(
 ) -> Response {
     let session = match require(&service, &headers) {
         Ok(session) => session,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
-    if let Err(response) = check_csrf(&session, &form) {
-        return response;
+    if let Err(refused) = check_csrf(&session, &form) {
+        return refused.into_response();
     }
     let pipeline = service.pipeline();
     if !pipeline.plugins().contains_key(&name) {

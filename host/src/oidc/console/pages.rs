@@ -135,7 +135,7 @@ pub(super) fn users(session: &Session, q: &str, page: &Page<UserListing>) -> Str
         })
         .collect();
     let body = format!(
-        r#"<form method="get" action="/admin/users"><input type="search" name="q" value="{q}" placeholder="email or user id" autofocus> <button>Search</button></form>
+        r#"<form id="user-search" method="get" action="/admin/users"><input type="search" name="q" value="{q}" placeholder="email or user id" autofocus> <button>Search</button></form>
 <p>{total} user(s).</p>
 <table id="users"><tr><th>User</th><th>Email</th><th>Logins</th><th>Last login</th></tr>{rows}</table>"#,
         q = escape(q),
