@@ -72,9 +72,13 @@ async fn a_try_collects_the_logs_and_writes_a_case_that_passes_and_can_fail() {
     let case = dir.path().join("tried.yaml");
     std::fs::write(&case, &tried.golden_case).unwrap();
     let mut out = Vec::new();
-    let summary = run_suite(&[case.clone()], &SuiteOptions::default(), &mut out)
-        .await
-        .unwrap();
+    let summary = run_suite(
+        std::slice::from_ref(&case),
+        &SuiteOptions::default(),
+        &mut out,
+    )
+    .await
+    .unwrap();
     let report = String::from_utf8_lossy(&out);
     assert_eq!(
         (summary.passed(), summary.results.len()),
