@@ -71,7 +71,7 @@ fn login_cookie(issuer: &str, upstream_state: &str, value: &str, max_age_secs: u
 }
 
 /// The value of cookie `name` in the request.
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+pub(super) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -83,17 +83,6 @@ fn cookie(service: &Service, name: &str, value: &str, max_age: u64) -> HeaderVal
     .unwrap_or_else(|_| HeaderValue::from_static("claimsmith_admin=; Max-Age=0"))
 }
 
-fn read_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-}
-
 impl Service {
     fn seal<T: Serialize>(&self, what: &str, value: &T) -> String {
         let plaintext = serde_json::to_vec(value).unwrap_or_default();
@@ -107,7 +96,10 @@ impl Service {
 
     /// The administrator of this request, if signed in.
     fn session(&self, headers: &HeaderMap) -> Option<Session> {
-        let session: Session = self.open(SESSION_COOKIE, read_cookie(headers, SESSION_COOKIE)?)?;
+        let session: Session = self.open(
+            SESSION_COOKIE,
+            super::authorize::cookie(headers, SESSION_COOKIE)?,
+        )?;
         (session.expires_at > unix_now()).then_some(session)
     }
 }
@@ -210,7 +202,7 @@ async fn signed_in(
     let refuse = |status: StatusCode, why: &str| {
         (status, Html(pages::message("Not signed in", why))).into_response()
     };
-    let pending: Option<SignIn> = read_cookie(&headers, SIGN_IN_COOKIE)
+    let pending: Option<SignIn> = super::authorize::cookie(&headers, SIGN_IN_COOKIE)
         .and_then(|sealed| service.open(SIGN_IN_COOKIE, sealed))
         .filter(|pending: &SignIn| pending.expires_at > unix_now());
     let Some(pending) = pending else {
@@ -311,6 +303,10 @@ async fn sign_out(
         .into_response()
 }
 
+fn not_found(title: &str, text: &str) -> Response {
+    (StatusCode::NOT_FOUND, Html(pages::message(title, text))).into_response()
+}
+
 fn server_error(error: impl std::fmt::Display) -> Response {
     let reference = super::correlation_id();
     tracing::error!(%error, reference, "console page failed");
@@ -352,14 +348,7 @@ async fn user(
     let row = match service.store.load_user(&id).await {
         Ok(Some(row)) => row,
         Ok(None) => {
-            return (
-                StatusCode::NOT_FOUND,
-                Html(pages::message(
-                    "No such user",
-                    &format!("There is no user {id}."),
-                )),
-            )
-                .into_response();
+            return not_found("No such user", &format!("There is no user {id}."));
         }
         Err(error) => return server_error(error),
     };
@@ -421,14 +410,7 @@ async fn login(
     };
     match found {
         Ok(Some(listing)) => Html(pages::login(&session, &listing)).into_response(),
-        Ok(None) => (
-            StatusCode::NOT_FOUND,
-            Html(pages::message(
-                "No such login",
-                &format!("There is no login {id}."),
-            )),
-        )
-            .into_response(),
+        Ok(None) => not_found("No such login", &format!("There is no login {id}.")),
         Err(error) => server_error(error),
     }
 }
@@ -504,11 +486,7 @@ async fn try_form(
         Err(refused) => return refused.into_response(),
     };
     if !service.pipeline().plugins().contains_key(&name) {
-        return (
-            StatusCode::NOT_FOUND,
-            Html(pages::message("No such plugin", &name)),
-        )
-            .into_response();
+        return not_found("No such plugin", &name);
     }
     let input = serde_json::to_string_pretty(&sample_input(&service, &name)).unwrap_or_default();
     Html(pages::try_it(&session, &name, &input, false, None)).into_response()
@@ -529,11 +507,7 @@ async fn try_run(
     }
     let pipeline = service.pipeline();
     if !pipeline.plugins().contains_key(&name) {
-        return (
-            StatusCode::NOT_FOUND,
-            Html(pages::message("No such plugin", &name)),
-        )
-            .into_response();
+        return not_found("No such plugin", &name);
     }
     let text = form.get("input").cloned().unwrap_or_default();
     let whole_chain = form.get("scope").is_some_and(|scope| scope == "chain");
