@@ -413,7 +413,12 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                     key.kid,
                     key.algorithm,
                     key.state.as_str(),
-                    crate::pipeline::rfc3339(key.signs_from)
+                    // The first key of a deployment signs from the start.
+                    if key.signs_from == 0 {
+                        "the start".to_owned()
+                    } else {
+                        crate::pipeline::rfc3339(key.signs_from)
+                    }
                 );
             }
             Ok(ExitCode::SUCCESS)

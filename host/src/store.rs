@@ -288,8 +288,25 @@ impl Store {
                     error,
                 })?;
         }
+        // The Any driver takes a URL, and a relative path in one reads as
+        // a host (`sqlite://data/../x.db`): the file goes in as an absolute
+        // path, its folder resolved.
+        let absolute = match (path.parent(), path.file_name()) {
+            (Some(dir), Some(file)) => tokio::fs::canonicalize(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            })
+            .await
+            .map(|dir| dir.join(file))
+            .map_err(|error| StoreError::CreateDir {
+                path: path.to_owned(),
+                error,
+            })?,
+            _ => path.to_owned(),
+        };
         let url = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(path)
+            .filename(&absolute)
             .create_if_missing(true)
             .to_url_lossy();
         let options = AnyConnectOptions::from_url(&url).map_err(|error| StoreError::Open {
@@ -1465,6 +1482,24 @@ mod tests {
             .await
             .expect("journal_mode");
         assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn opens_a_relative_path_with_dot_dots_where_it_points() {
+        // Unit tests run in host/: this is <workspace>/target/….
+        let unique = format!("store-relative-{}", std::process::id());
+        let relative = PathBuf::from(format!("../target/{unique}/data/../db/claimsmith.db"));
+        let store = Store::open_sqlite(&relative, Synchronous::default())
+            .await
+            .expect("open a relative path");
+        store.ping().await.expect("it answers");
+        store.close().await;
+        let created = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../target/{unique}/db/claimsmith.db"));
+        assert!(created.exists(), "{} is missing", created.display());
+        let _ = std::fs::remove_dir_all(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/{unique}")),
+        );
     }
 
     #[tokio::test]
