@@ -126,16 +126,16 @@ pub async fn dev_provider() -> DevProvider {
 }
 
 pub async fn start_harness(extra_toml: &str, server_toml: &str, as_process: bool) -> Harness {
-    start_edited_harness(extra_toml, server_toml, as_process, |config| config).await
+    start_edited_harness(extra_toml, server_toml, as_process, |config, _| config).await
 }
 
-/// As [`start_harness`], the config text passed through `edit` first (to
-/// take a part of the seed chain out, say).
+/// As [`start_harness`], the config text passed through `edit`, with the
+/// issuer, first (to take a part of the seed chain out, say).
 pub async fn start_edited_harness(
     extra_toml: &str,
     server_toml: &str,
     as_process: bool,
-    edit: impl FnOnce(String) -> String,
+    edit: impl FnOnce(String, &str) -> String,
 ) -> Harness {
     let upstream = dev_provider().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -143,13 +143,10 @@ pub async fn start_edited_harness(
     let issuer = format!("http://{listen}");
     let dir = tempfile::tempdir().unwrap();
     let upstream_issuer = upstream.issuer().to_owned();
-    let toml = edit(service_config(
+    let toml = edit(
+        service_config(&issuer, listen, &upstream_issuer, server_toml, extra_toml),
         &issuer,
-        listen,
-        &upstream_issuer,
-        server_toml,
-        extra_toml,
-    ));
+    );
     let path = dir.path().join("claimsmith.toml");
     std::fs::write(&path, toml).unwrap();
     let host = if as_process {
@@ -547,13 +544,7 @@ pub fn refresh_token_of(body: &Map<String, Value>) -> String {
 /// an `admin-console` client, and `[console]` requiring `role`.
 pub async fn console_harness(role: &str) -> Harness {
     let role = role.to_owned();
-    start_edited_harness("", "", false, move |config| {
-        let issuer = config
-            .lines()
-            .find_map(|line| line.strip_prefix("issuer = "))
-            .unwrap()
-            .trim_matches('"')
-            .to_owned();
+    start_edited_harness("", "", false, move |config, issuer| {
         format!(
             r#"{config}
 [plugins.roles-claim]

@@ -432,14 +432,8 @@ plugin = "management-geo"
             &machine_clients(),
             "",
             false,
-            |config| {
-                let issuer = config
-                    .lines()
-                    .find_map(|line| line.strip_prefix("issuer = "))
-                    .unwrap()
-                    .trim_matches('"')
-                    .to_owned();
-                config.replace("[[actions]]\nplugin = \"geo-claims\"\n", &plugin(&issuer))
+            |config, issuer| {
+                config.replace("[[actions]]\nplugin = \"geo-claims\"\n", &plugin(issuer))
             },
         )
         .await;

@@ -130,12 +130,20 @@ impl IntoResponse for Refused {
     }
 }
 
-/// The request's administrator, or the way to sign in.
-fn require(service: &Service, headers: &HeaderMap) -> Result<Session, Refused> {
-    if service.config.console.is_none() {
-        return Err(Refused::NoConsole);
+/// A handler that takes a [`Session`] serves administrators only: anyone
+/// else is sent to sign in (or gets 404 without a `[console]`).
+impl axum::extract::FromRequestParts<Arc<Service>> for Session {
+    type Rejection = Refused;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        service: &Arc<Service>,
+    ) -> Result<Self, Refused> {
+        if service.config.console.is_none() {
+            return Err(Refused::NoConsole);
+        }
+        service.session(&parts.headers).ok_or(Refused::SignInFirst)
     }
-    service.session(headers).ok_or(Refused::SignInFirst)
 }
 
 /// A POST's CSRF token must be the session's.
@@ -146,11 +154,8 @@ fn check_csrf(session: &Session, form: &HashMap<String, String>) -> Result<(), R
     }
 }
 
-async fn home(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
-    match require(&service, &headers) {
-        Ok(_) => Redirect::to("/admin/users").into_response(),
-        Err(refused) => refused.into_response(),
-    }
+async fn home(_: Session) -> Response {
+    Redirect::to("/admin/users").into_response()
 }
 
 async fn sign_in(State(service): State<Arc<Service>>) -> Response {
@@ -280,13 +285,9 @@ async fn signed_in(
 
 async fn sign_out(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    session: Session,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match require(&service, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
     if let Err(refused) = check_csrf(&session, &form) {
         return refused.into_response();
     }
@@ -322,13 +323,9 @@ fn server_error(error: impl std::fmt::Display) -> Response {
 
 async fn users(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    session: Session,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let session = match require(&service, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
     let q = params.get("q").map(String::as_str).unwrap_or("");
     match service.store.search_users(q.trim(), 0, PAGE_ROWS).await {
         Ok(page) => Html(pages::users(&session, q, &page)).into_response(),
@@ -338,13 +335,9 @@ async fn users(
 
 async fn user(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    session: Session,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match require(&service, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
     let row = match service.store.load_user(&id).await {
         Ok(Some(row)) => row,
         Ok(None) => {
@@ -364,13 +357,9 @@ async fn user(
 
 async fn logins(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    session: Session,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let session = match require(&service, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
     let given = |name: &str| {
         params
             .get(name)
@@ -397,13 +386,9 @@ async fn logins(
 
 async fn login(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    session: Session,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match require(&service, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
     let found = match id.parse::<i64>() {
         Ok(id) => service.store.login(id).await,
         Err(_) => Ok(None),
@@ -415,11 +400,7 @@ async fn login(
     }
 }
 
-async fn plugins(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
-    let session = match require(&service, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
+async fn plugins(State(service): State<Arc<Service>>, session: Session) -> Response {
     let infos = super::management::plugin_infos(&service.pipeline());
     Html(pages::plugins(&session, &infos)).into_response()
 }
@@ -478,13 +459,9 @@ fn sample_input(service: &Service, plugin: &str) -> Value {
 
 async fn try_form(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    session: Session,
     Path(name): Path<String>,
 ) -> Response {
-    let session = match require(&service, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
     if !service.pipeline().plugins().contains_key(&name) {
         return not_found("No such plugin", &name);
     }
@@ -494,14 +471,10 @@ async fn try_form(
 
 async fn try_run(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    session: Session,
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match require(&service, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
     if let Err(refused) = check_csrf(&session, &form) {
         return refused.into_response();
     }
