@@ -314,8 +314,14 @@ impl Harness {
 
     /// The JSON the service answers at `path`.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.get_json_from(&self.issuer, path).await
+    }
+
+    /// The JSON `host` (this service's, or another host's base URL) answers
+    /// at `path`, asked by this browser.
+    pub async fn get_json_from<T: serde::de::DeserializeOwned>(&self, host: &str, path: &str) -> T {
         self.http
-            .get(format!("{}{path}", self.issuer))
+            .get(format!("{host}{path}"))
             .send()
             .await
             .unwrap()

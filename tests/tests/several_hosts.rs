@@ -128,15 +128,7 @@ impl TwoHosts {
     }
 
     async fn jwks_at(&self, host: &str) -> JwkSet {
-        self.a
-            .http
-            .get(format!("{host}/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.a.get_json_from(host, "/.well-known/jwks.json").await
     }
 
     /// Both tokens of `tokens` verify against `jwks`.
