@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: every figure of the performance section, in one run
 //! on this machine, so that the ratios compare like with like.
 //!
-//! - `in-process`: the criterion bench `host/benches/login.rs` (the seed
+//! - `in-process`: the criterion bench `host/claimsmith/benches/login.rs` (the seed
 //!   chain against minting alone, 1/5/20 actions, each plugin per language).
 //! - `load`: complete code-flow logins over HTTP with the project's driver
 //!   (`bench/load`), against `claimsmith serve` on `examples/bench/` (its

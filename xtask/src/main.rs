@@ -10,6 +10,7 @@
 //! It installs what the build needs (the `wasm32-wasip2` target) itself.
 
 mod bench;
+mod layers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -18,6 +19,9 @@ use std::process::{Command, ExitCode};
 /// installs the JavaScript and Python toolchains.
 const PLUGINS_OUT: &str = "target/plugins";
 const TOOLCHAINS: &str = "target/toolchains";
+/// The host as every step builds it: with the development provider, which
+/// the demo and the end-to-end tests start.
+const HOST_FEATURES: &[&str] = &["--features", "claimsmith/demo"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -105,18 +109,20 @@ fn demo() -> Result<(), String> {
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
+    layers::check(&root().join("host"))?;
     postgres()?;
     chromium()?;
     run(cargo()
-        .args([
-            "test",
-            "--package",
-            "claimsmith",
-            "--package",
-            "claimsmith-tests",
-            "--package",
-            "claimsmith-load",
-        ])
+        // Every host crate's unit tests, the end-to-end binary (`tests/all`)
+        // and the load driver's; with the features the other steps build, so
+        // that each crate compiles once.
+        .arg("test")
+        .args(
+            tested_packages()?
+                .iter()
+                .flat_map(|package| ["--package", package.as_str()]),
+        )
+        .args(HOST_FEATURES)
         .args(extra))?;
     // The shipped golden cases, through the command CI users run.
     claimsmith(
@@ -135,6 +141,19 @@ fn test(extra: &[String]) -> Result<(), String> {
             "examples/okta/login.json",
         ],
     )
+}
+
+/// The packages whose tests `cargo xtask test` runs: every crate under
+/// `host/` (read from the tree, so a new crate cannot be left out), the
+/// load driver and this tool (its layer check). Plugins and SDKs are tested through them.
+fn tested_packages() -> Result<Vec<String>, String> {
+    let mut packages = vec!["claimsmith-load".to_owned(), "xtask".to_owned()];
+    for (manifest, text) in layers::host_manifests(&root().join("host"))? {
+        let name = layers::package_name(&text)
+            .ok_or_else(|| format!("{} names no package", manifest.display()))?;
+        packages.push(name.to_owned());
+    }
+    Ok(packages)
 }
 
 /// The tests' PostgreSQL (the machine's, unless `CLAIMSMITH_TEST_POSTGRES`
@@ -278,6 +297,8 @@ fn claimsmith(cargo_args: &[&str], args: &[&str]) -> Result<(), String> {
     run(cargo()
         .arg("run")
         .args(cargo_args)
-        .args(["--package", "claimsmith", "--"])
+        .args(["--package", "claimsmith"])
+        .args(HOST_FEATURES)
+        .arg("--")
         .args(args))
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use claimsmith::oidc::protocol::{pkce_challenge, random_token};
+use claimsmith_oauth::{pkce_challenge, random_token};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};

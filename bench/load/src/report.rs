@@ -39,7 +39,7 @@ pub struct Args {
     readme: Option<PathBuf>,
 }
 
-// What `host/benches/login.rs` writes to in-process.json, read back here. The
+// What `host/claimsmith/benches/login.rs` writes to in-process.json, read back here. The
 // two programs share the JSON, not the types: a crate both depend on would
 // make the host's benches depend on this driver, which depends on the host.
 #[derive(Debug, Deserialize)]
@@ -331,7 +331,7 @@ fn machine() -> String {
 
 /// Today's date (UTC) as YYYY-MM-DD.
 fn today() -> String {
-    let now = claimsmith::pipeline::rfc3339(claimsmith::pipeline::unix_now());
+    let now = claimsmith_core::rfc3339(claimsmith_core::unix_now());
     now.split('T').next().unwrap_or_default().to_owned()
 }
 

@@ -2,7 +2,7 @@
 //! connection's options `mode` names, and returns the id token's claims as
 //! the profile for a connection without a mode.
 //!
-//! Exists to prove, through the real service (`tests/tests/hostile.rs`), that
+//! Exists to prove, through the real service (`tests/all/hostile.rs`), that
 //! a hostile profile fails its own login with a typed error naming the
 //! fetcher. Modes:
 //!

@@ -2,7 +2,7 @@
 //! metadata `mode` names, and behaves well (sets the access token claim
 //! `hostile_behaved`) for a client without a mode.
 //!
-//! Exists to prove, through the real service (`tests/tests/hostile.rs`), that
+//! Exists to prove, through the real service (`tests/all/hostile.rs`), that
 //! each hostile behaviour fails its own login with a typed error (or is
 //! skipped under `on_error = "continue"`) while logins of other clients,
 //! through the same plugin, succeed beside it. Modes:

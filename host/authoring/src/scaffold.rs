@@ -1,0 +1,316 @@
+//! `claimsmith new`: a plugin project to start from, in Rust, JavaScript or
+//! Python, on that language's SDK.
+//!
+//! Owns the templates: the source, its build file, a golden case that passes
+//! as generated, and a short README. It writes files only; `claimsmith build`
+//! builds them and `claimsmith test` runs the case.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::build::Language;
+use claimsmith_engine::World;
+
+/// Writes a new `world` plugin called `name` in `language` into `dir`, which
+/// must not exist yet or be empty. Returns the files written.
+pub fn create(world: World, language: Language, name: &str, dir: &Path) -> Result<Vec<PathBuf>> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || !name.starts_with(|c: char| c.is_ascii_lowercase())
+    {
+        bail!(
+            "`{name}` is not a plugin name: use lower-case letters, digits and `-`, starting with a letter"
+        );
+    }
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .next()
+            .is_some()
+    {
+        bail!("{} exists and is not empty", dir.display());
+    }
+    let module = name.replace('-', "_");
+    let mut files: Vec<(String, String)> = match language {
+        Language::Rust => rust_files(world, name, dir)?,
+        Language::JavaScript => javascript_files(world, name),
+        Language::Python => python_files(world, name, &module),
+    };
+    files.push((
+        format!("goldens/{}.yaml", golden_name(world)),
+        golden(world, language, name),
+    ));
+    files.push(("README.md".to_owned(), readme(world, language, name)));
+    let mut written = Vec::new();
+    for (relative, text) in files {
+        let path = dir.join(&relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn rust_files(world: World, name: &str, dir: &Path) -> Result<Vec<(String, String)>> {
+    // The SDK is not on crates.io: point at the checkout this binary was built from.
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/rust");
+    let sdk = sdk.canonicalize().unwrap_or(sdk);
+    // Where Claimsmith's workspace takes plugins as members
+    // (`plugins/*/rust`), the project is one; anywhere else it is a
+    // workspace of its own, with the plugin profile `claimsmith build` uses.
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let member = std::path::absolute(dir)
+        .ok()
+        .zip(workspace.canonicalize().ok())
+        .is_some_and(|(dir, root)| {
+            dir.file_name().is_some_and(|name| name == "rust")
+                && dir.parent().and_then(Path::parent) == Some(&root.join("plugins"))
+        });
+    let standalone = if member {
+        String::new()
+    } else {
+        "\n[workspace]\n\n# Plugins are loaded on every host start: keep them small.\n\
+         [profile.plugin]\ninherits = \"release\"\nopt-level = \"s\"\ndebug = false\n\
+         strip = true\nlto = true\ncodegen-units = 1\n"
+            .to_owned()
+    };
+    let cargo_toml = format!(
+        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
+         [lib]\ncrate-type = [\"cdylib\"]\n\n\
+         [dependencies]\nclaimsmith-sdk = {{ path = {sdk:?} }}\nserde_json = \"1\"\n{standalone}"
+    );
+    let source = match world {
+        World::PostLoginAction => format!(
+            r#"//! {name}: a post-login action. It copies the profile's `department`
+//! into the access token, and denies users whose email is not verified.
+
+use claimsmith_sdk::Error;
+use claimsmith_sdk::action::{{Api, Event}};
+use serde_json::Value;
+
+fn on_execute_post_login(event: &Event, api: &mut Api) -> Result<(), Error> {{
+    if event.user.profile.get("email_verified") == Some(&Value::Bool(false)) {{
+        api.access().deny("email address not verified");
+        return Ok(());
+    }}
+    if let Some(department) = event.user.profile.get("department") {{
+        api.access_token().set_custom_claim("department", department)?;
+    }}
+    Ok(())
+}}
+
+claimsmith_sdk::post_login_action!(on_execute_post_login);
+"#
+        ),
+        World::ProfileFetcher => format!(
+            r#"//! {name}: a profile fetcher. It GETs the connection's `userinfo_url`
+//! with the upstream access token and returns the answer as the profile.
+
+use claimsmith_sdk::fetcher::{{FetchContext, Profile}};
+use claimsmith_sdk::{{Error, http}};
+use serde_json::Value;
+
+fn fetch_user_profile(access_token: &str, ctx: &FetchContext) -> Result<Profile, Error> {{
+    let Some(Value::String(url)) = ctx.options.get("userinfo_url") else {{
+        return Err("connection option `userinfo_url` is missing".into());
+    }};
+    let response = http::get(url)
+        .header("Authorization", &format!("Bearer {{access_token}}"))
+        .send()?;
+    if response.status() != 200 {{
+        return Err(Error::msg(format!("userinfo answered {{}}", response.status())));
+    }}
+    let mut profile: Profile = response.json()?;
+    profile.insert("connection".to_owned(), Value::from(ctx.connection.clone()));
+    Ok(profile)
+}}
+
+claimsmith_sdk::profile_fetcher!(fetch_user_profile);
+"#
+        ),
+    };
+    Ok(vec![
+        ("Cargo.toml".to_owned(), cargo_toml),
+        ("src/lib.rs".to_owned(), source),
+    ])
+}
+
+fn javascript_files(world: World, name: &str) -> Vec<(String, String)> {
+    let source = match world {
+        World::PostLoginAction => format!(
+            r#"// {name}: a post-login action. It copies the profile's `department`
+// into the access token, and denies users whose email is not verified.
+
+/**
+ * @param {{import('./claimsmith').PostLoginEvent}} event
+ * @param {{import('./claimsmith').PostLoginApi}} api
+ */
+export async function onExecutePostLogin(event, api) {{
+  if (event.user.profile.email_verified === false) {{
+    api.access.deny('email address not verified');
+    return;
+  }}
+  api.accessToken.setCustomClaim('department', event.user.profile.department);
+}}
+"#
+        ),
+        World::ProfileFetcher => format!(
+            r#"// {name}: a profile fetcher. It GETs the connection's `userinfo_url`
+// with the upstream access token and returns the answer as the profile.
+
+/**
+ * @param {{string}} accessToken
+ * @param {{import('./claimsmith').FetchUserProfileContext}} ctx
+ */
+export async function fetchUserProfile(accessToken, ctx) {{
+  const url = ctx.options.userinfo_url;
+  if (typeof url !== 'string') throw new Error('connection option `userinfo_url` is missing');
+  const response = await fetch(url, {{ headers: {{ Authorization: `Bearer ${{accessToken}}` }} }});
+  if (response.status !== 200) throw new Error(`userinfo answered ${{response.status}}`);
+  const profile = await response.json();
+  profile.connection = ctx.connection;
+  return profile;
+}}
+"#
+        ),
+    };
+    let package_json = format!(
+        "{{\n  \"name\": \"{name}\",\n  \"private\": true,\n  \"type\": \"module\",\n  \
+         \"main\": \"{name}.js\",\n  \"claimsmith\": {{ \"world\": \"{world}\" }}\n}}\n"
+    );
+    vec![
+        (format!("{name}.js"), source),
+        ("package.json".to_owned(), package_json),
+        ("claimsmith.d.ts".to_owned(), crate::build::JS_TYPES.to_owned()),
+        (
+            "jsconfig.json".to_owned(),
+            "{\n  \"compilerOptions\": { \"checkJs\": true, \"module\": \"es2022\", \"target\": \"es2022\" }\n}\n"
+                .to_owned(),
+        ),
+    ]
+}
+
+fn python_files(world: World, name: &str, module: &str) -> Vec<(String, String)> {
+    let source = match world {
+        World::PostLoginAction => format!(
+            r#""""{name}: a post-login action. It copies the profile's `department`
+into the access token, and denies users whose email is not verified."""
+
+from claimsmith import Event
+from claimsmith.action import Api
+
+
+def on_execute_post_login(event: Event, api: Api) -> None:
+    if event.user.profile.get("email_verified") is False:
+        api.access.deny("email address not verified")
+        return
+    if "department" in event.user.profile:
+        api.access_token.set_custom_claim("department", event.user.profile["department"])
+"#
+        ),
+        World::ProfileFetcher => format!(
+            r#""""{name}: a profile fetcher. It GETs the connection's `userinfo_url`
+with the upstream access token and returns the answer as the profile."""
+
+from claimsmith import FetchContext, fetch
+
+
+def fetch_user_profile(access_token: str, ctx: FetchContext) -> dict:
+    url = ctx.options.get("userinfo_url")
+    if not isinstance(url, str):
+        raise ValueError("connection option `userinfo_url` is missing")
+    response = fetch(url, headers={{"Authorization": f"Bearer {{access_token}}"}})
+    if response.status != 200:
+        raise RuntimeError(f"userinfo answered {{response.status}}")
+    profile = response.json()
+    profile["connection"] = ctx.connection
+    return profile
+"#
+        ),
+    };
+    let pyproject = format!(
+        "[project]\nname = \"{name}\"\nversion = \"0.1.0\"\n\n\
+         [tool.claimsmith]\nworld = \"{world}\"\nmodule = \"{module}\"\n"
+    );
+    vec![
+        (format!("{module}.py"), source),
+        ("pyproject.toml".to_owned(), pyproject),
+    ]
+}
+
+fn golden_name(world: World) -> &'static str {
+    match world {
+        World::PostLoginAction => "department-claim",
+        World::ProfileFetcher => "userinfo-profile",
+    }
+}
+
+fn golden(world: World, language: Language, name: &str) -> String {
+    let wasm = format!("../target/plugins/{}/{name}.wasm", language.dir_name());
+    match world {
+        World::PostLoginAction => format!(
+            r#"# A golden case: `claimsmith test goldens` runs it against the build.
+name: {name} puts the department into the access token
+wasm: {wasm}
+world: post-login-action
+input:
+  connection: upstream
+  client_id: my-app
+  upstream:
+    access_token: at-ada
+    id_token_claims: {{ sub: ada }}
+  profile: {{ sub: ada, email_verified: true, department: Engines }}
+expect:
+  claims:
+    access_token: {{ department: Engines }}
+    id_token: {{}}
+"#
+        ),
+        World::ProfileFetcher => format!(
+            r#"# A golden case: `claimsmith test goldens` runs it against the build.
+# The userinfo request is answered from `http`, never from the network.
+name: {name} returns the userinfo answer as the profile
+wasm: {wasm}
+world: profile-fetcher
+allowed_origins: [https://idp.example.com]
+options: {{ userinfo_url: https://idp.example.com/userinfo }}
+input:
+  connection: upstream
+  client_id: my-app
+  upstream:
+    access_token: at-ada
+    id_token_claims: {{ sub: ada }}
+  http:
+    - request:
+        url: https://idp.example.com/userinfo
+        headers: {{ authorization: Bearer at-ada }}
+      response:
+        json: {{ sub: ada, name: Ada Lovelace }}
+expect:
+  profile: {{ sub: ada, name: Ada Lovelace, connection: upstream }}
+"#
+        ),
+    }
+}
+
+fn readme(world: World, language: Language, name: &str) -> String {
+    format!(
+        "# {name}\n\nA Claimsmith {world} in {language_name}, made by `claimsmith new`.\n\n\
+         ```sh\nclaimsmith build .             # -> target/plugins/{lang}/{name}.wasm\n\
+         claimsmith test goldens         # the golden cases in goldens/\n```\n\n\
+         To run it in a login, add it to your `claimsmith.toml`:\n\n\
+         ```toml\n[plugins.{name}]\npath = \"target/plugins/{lang}/{name}.wasm\"\nworld = \"{world}\"\n```\n",
+        language_name = match language {
+            Language::Rust => "Rust",
+            Language::JavaScript => "JavaScript",
+            Language::Python => "Python",
+        },
+        lang = language.dir_name(),
+    )
+}

@@ -1,0 +1,335 @@
+//! The post-login `api` (`claimsmith:plugin/api`): what an action may change.
+//!
+//! Owns the rules on each change — reserved claims refused, values must be
+//! JSON, payloads capped — and records the changes in [`ActionEffects`]. It
+//! does not mint or store anything: the pipeline decides what the effects of a
+//! finished action become.
+
+use serde_json::{Map, Value};
+
+use claimsmith_core::is_reserved_claim;
+use claimsmith_wit::action::claimsmith::plugin::api as wit;
+
+/// The cap on one token's custom claims, and on one metadata object, as
+/// serialized JSON (Auth0 caps custom claims at 100 KB too).
+pub const MAX_PAYLOAD_BYTES: u64 = 100 * 1024;
+/// A login cannot carry more scopes than this.
+const MAX_SCOPES: usize = 100;
+const MAX_DENY_REASON_CHARS: usize = 1024;
+/// Scopes actions may not add.
+const PROTOCOL_SCOPES: &[&str] = &["openid", "offline_access"];
+
+/// Which token a claim goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Id,
+}
+
+/// Why a change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("claim `{0}` is reserved to the host")]
+    ReservedClaim(String),
+    #[error("value is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("payload would exceed {0} bytes")]
+    TooLarge(u64),
+    #[error("invalid name: {0}")]
+    InvalidName(String),
+}
+
+/// Everything the actions of one login changed so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActionEffects {
+    pub access_token_claims: Map<String, Value>,
+    pub id_token_claims: Map<String, Value>,
+    pub scopes: Vec<String>,
+    pub user_metadata: Map<String, Value>,
+    pub app_metadata: Map<String, Value>,
+    /// Set by `deny`: the chain stops after the action that set it.
+    pub denial: Option<String>,
+}
+
+impl ActionEffects {
+    pub fn set_custom_claim(
+        &mut self,
+        token: TokenKind,
+        name: &str,
+        value_json: &str,
+    ) -> Result<(), ApiError> {
+        check_claim_name(name)?;
+        let value = parse_json(value_json)?;
+        let claims = match token {
+            TokenKind::Access => &mut self.access_token_claims,
+            TokenKind::Id => &mut self.id_token_claims,
+        };
+        insert_capped(claims, name, value)
+    }
+
+    pub fn remove_custom_claim(&mut self, token: TokenKind, name: &str) -> Result<(), ApiError> {
+        check_claim_name(name)?;
+        match token {
+            TokenKind::Access => self.access_token_claims.remove(name),
+            TokenKind::Id => self.id_token_claims.remove(name),
+        };
+        Ok(())
+    }
+
+    pub fn add_scope(&mut self, scope: &str) -> Result<(), ApiError> {
+        // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+        let valid = !scope.is_empty()
+            && scope.len() <= 256
+            && scope
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if !valid {
+            return Err(ApiError::InvalidName(format!(
+                "`{scope}` is not a valid scope token"
+            )));
+        }
+        // These grant protocol powers (an id token, a refresh token) that
+        // only the app's own request may ask for.
+        if PROTOCOL_SCOPES.contains(&scope) {
+            return Err(ApiError::InvalidName(format!(
+                "`{scope}` is granted by the app's request, not by actions"
+            )));
+        }
+        if !self.scopes.iter().any(|s| s == scope) {
+            if self.scopes.len() >= MAX_SCOPES {
+                return Err(ApiError::TooLarge(MAX_SCOPES as u64));
+            }
+            self.scopes.push(scope.to_owned());
+        }
+        Ok(())
+    }
+
+    pub fn remove_scope(&mut self, scope: &str) {
+        self.scopes.retain(|s| s != scope);
+    }
+
+    pub fn set_user_metadata(&mut self, key: &str, value_json: &str) -> Result<(), ApiError> {
+        check_key(key)?;
+        let value = parse_json(value_json)?;
+        insert_capped(&mut self.user_metadata, key, value)
+    }
+
+    pub fn set_app_metadata(&mut self, key: &str, value_json: &str) -> Result<(), ApiError> {
+        check_key(key)?;
+        let value = parse_json(value_json)?;
+        insert_capped(&mut self.app_metadata, key, value)
+    }
+
+    pub fn deny(&mut self, reason: &str) {
+        let reason = crate::log::truncated(reason, MAX_DENY_REASON_CHARS);
+        self.denial = Some(reason.into_owned());
+    }
+}
+
+/// Checks a whole set of custom claims against the rules the API enforces one
+/// call at a time; the pipeline runs it before minting, whatever path the
+/// claims took.
+pub fn validate_custom_claims(claims: &Map<String, Value>) -> Result<(), ApiError> {
+    for name in claims.keys() {
+        check_claim_name(name)?;
+    }
+    if serialized_len(claims) > MAX_PAYLOAD_BYTES {
+        return Err(ApiError::TooLarge(MAX_PAYLOAD_BYTES));
+    }
+    Ok(())
+}
+
+fn check_claim_name(name: &str) -> Result<(), ApiError> {
+    check_key(name)?;
+    if is_reserved_claim(name) {
+        return Err(ApiError::ReservedClaim(name.to_owned()));
+    }
+    Ok(())
+}
+
+fn check_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > 256 {
+        return Err(ApiError::InvalidName(
+            "names are 1 to 256 bytes long".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_json(text: &str) -> Result<Value, ApiError> {
+    serde_json::from_str(text).map_err(|e| ApiError::InvalidJson(e.to_string()))
+}
+
+/// Inserts, then undoes the insert if the object would outgrow the cap, so a
+/// refused call changes nothing.
+fn insert_capped(object: &mut Map<String, Value>, key: &str, value: Value) -> Result<(), ApiError> {
+    let previous = object.insert(key.to_owned(), value);
+    if serialized_len(object) > MAX_PAYLOAD_BYTES {
+        match previous {
+            Some(previous) => object.insert(key.to_owned(), previous),
+            None => object.remove(key),
+        };
+        return Err(ApiError::TooLarge(MAX_PAYLOAD_BYTES));
+    }
+    Ok(())
+}
+
+fn serialized_len(object: &Map<String, Value>) -> u64 {
+    // Serializing a Map into a Vec cannot fail.
+    serde_json::to_vec(object).map_or(u64::MAX, |bytes| bytes.len() as u64)
+}
+
+/// The `api` import of one action invocation: starts from the effects of the
+/// actions before it and records this one's on top.
+pub struct ApiCapability {
+    pub effects: ActionEffects,
+}
+
+impl From<wit::Token> for TokenKind {
+    fn from(token: wit::Token) -> Self {
+        match token {
+            wit::Token::AccessToken => TokenKind::Access,
+            wit::Token::IdToken => TokenKind::Id,
+        }
+    }
+}
+
+impl From<ApiError> for wit::ApiError {
+    fn from(error: ApiError) -> Self {
+        match error {
+            ApiError::ReservedClaim(name) => wit::ApiError::ReservedClaim(name),
+            ApiError::InvalidJson(why) => wit::ApiError::InvalidJson(why),
+            ApiError::TooLarge(cap) => wit::ApiError::TooLarge(cap),
+            ApiError::InvalidName(why) => wit::ApiError::InvalidName(why),
+        }
+    }
+}
+
+impl wit::Host for ApiCapability {
+    fn set_custom_claim(
+        &mut self,
+        token: wit::Token,
+        name: String,
+        value: String,
+    ) -> Result<(), wit::ApiError> {
+        Ok(self.effects.set_custom_claim(token.into(), &name, &value)?)
+    }
+
+    fn remove_custom_claim(
+        &mut self,
+        token: wit::Token,
+        name: String,
+    ) -> Result<(), wit::ApiError> {
+        Ok(self.effects.remove_custom_claim(token.into(), &name)?)
+    }
+
+    fn add_scope(&mut self, scope: String) -> Result<(), wit::ApiError> {
+        Ok(self.effects.add_scope(&scope)?)
+    }
+
+    fn remove_scope(&mut self, scope: String) {
+        self.effects.remove_scope(&scope)
+    }
+
+    fn set_user_metadata(&mut self, key: String, value: String) -> Result<(), wit::ApiError> {
+        Ok(self.effects.set_user_metadata(&key, &value)?)
+    }
+
+    fn set_app_metadata(&mut self, key: String, value: String) -> Result<(), wit::ApiError> {
+        Ok(self.effects.set_app_metadata(&key, &value)?)
+    }
+
+    fn deny(&mut self, reason: String) {
+        self.effects.deny(&reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_claims_are_refused_on_both_tokens() {
+        let mut effects = ActionEffects::default();
+        for name in ["iss", "sub", "aud", "exp", "nonce", "scope", "azp", "jti"] {
+            for token in [TokenKind::Access, TokenKind::Id] {
+                assert_eq!(
+                    effects.set_custom_claim(token, name, "\"x\""),
+                    Err(ApiError::ReservedClaim(name.to_owned()))
+                );
+                assert_eq!(
+                    effects.remove_custom_claim(token, name),
+                    Err(ApiError::ReservedClaim(name.to_owned()))
+                );
+            }
+        }
+        assert_eq!(effects, ActionEffects::default());
+    }
+
+    #[test]
+    fn claims_must_be_json_and_land_on_their_token() {
+        let mut effects = ActionEffects::default();
+        assert!(matches!(
+            effects.set_custom_claim(TokenKind::Access, "x", "{oops"),
+            Err(ApiError::InvalidJson(_))
+        ));
+        effects
+            .set_custom_claim(TokenKind::Id, "roles", r#"["admin"]"#)
+            .unwrap();
+        assert_eq!(
+            effects.id_token_claims["roles"],
+            serde_json::json!(["admin"])
+        );
+        assert!(effects.access_token_claims.is_empty());
+        effects.remove_custom_claim(TokenKind::Id, "roles").unwrap();
+        assert!(effects.id_token_claims.is_empty());
+    }
+
+    #[test]
+    fn the_payload_cap_refuses_and_keeps_the_previous_state() {
+        let mut effects = ActionEffects::default();
+        let big = format!("\"{}\"", "a".repeat(60 * 1024));
+        effects
+            .set_custom_claim(TokenKind::Access, "one", &big)
+            .unwrap();
+        assert_eq!(
+            effects.set_custom_claim(TokenKind::Access, "two", &big),
+            Err(ApiError::TooLarge(MAX_PAYLOAD_BYTES))
+        );
+        assert_eq!(effects.access_token_claims.len(), 1);
+        assert_eq!(
+            effects.set_user_metadata("blob", &format!("\"{}\"", "b".repeat(110 * 1024))),
+            Err(ApiError::TooLarge(MAX_PAYLOAD_BYTES))
+        );
+        assert!(effects.user_metadata.is_empty());
+    }
+
+    #[test]
+    fn scopes_are_validated_and_deduplicated() {
+        let mut effects = ActionEffects::default();
+        effects.add_scope("read:users").unwrap();
+        effects.add_scope("read:users").unwrap();
+        assert_eq!(effects.scopes, vec!["read:users"]);
+        assert!(effects.add_scope("two words").is_err());
+        assert!(effects.add_scope("").is_err());
+        assert!(
+            effects.add_scope("offline_access").is_err(),
+            "a refresh token is the app's to ask for"
+        );
+        assert!(effects.add_scope("openid").is_err());
+        effects.remove_scope("read:users");
+        assert!(effects.scopes.is_empty());
+    }
+
+    #[test]
+    fn validation_catches_what_the_api_would_refuse() {
+        let mut claims = Map::new();
+        claims.insert("geo_ip_country".into(), "NZ".into());
+        assert_eq!(validate_custom_claims(&claims), Ok(()));
+        claims.insert("iss".into(), "https://evil".into());
+        assert_eq!(
+            validate_custom_claims(&claims),
+            Err(ApiError::ReservedClaim("iss".into()))
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! A plugin's secrets (`claimsmith:plugin/secrets`): the ones configured for
+//! that plugin and no other. Values never reach a log: their `Debug` is
+//! redacted.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use claimsmith_wit::fetcher::claimsmith::plugin::secrets as wit;
+
+/// A secret's value, redacted in `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    pub fn new(value: String) -> Self {
+        SecretValue(value)
+    }
+
+    /// The value itself, for the one place that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+/// The secrets of one plugin, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets(Arc<BTreeMap<String, SecretValue>>);
+
+impl Secrets {
+    pub fn new(secrets: BTreeMap<String, SecretValue>) -> Self {
+        Secrets(Arc::new(secrets))
+    }
+}
+
+impl wit::Host for Secrets {
+    fn secret(&mut self, name: String) -> Option<String> {
+        self.0.get(&name).map(|value| value.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wit::Host;
+
+    #[test]
+    fn only_configured_secrets_are_given_and_debug_hides_values() {
+        let mut secrets = Secrets::new(BTreeMap::from([(
+            "api_key".to_owned(),
+            SecretValue::new("s3cr3t".to_owned()),
+        )]));
+        assert_eq!(secrets.secret("api_key".into()).as_deref(), Some("s3cr3t"));
+        assert_eq!(secrets.secret("other".into()), None);
+        assert!(!format!("{secrets:?}").contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,21 @@
+//! The bottom layer of the host: the domain types every other crate passes
+//! around, the clock and the claim rules.
+//!
+//! Owns shapes and rules that need nothing else: a login and its step
+//! reports ([`login`]), the time ([`clock`]), the reserved claim names
+//! ([`claims`]) and the trusted-proxy ranges ([`proxy`]). It must not depend
+//! on any other Claimsmith crate, run plugins, do I/O beyond reading the
+//! clock, or know about HTTP.
+
+pub mod claims;
+pub mod clock;
+pub mod login;
+pub mod proxy;
+
+pub use claims::{RESERVED_CLAIMS, is_reserved_claim};
+pub use clock::{rfc3339, unix_now};
+pub use login::{
+    Login, RequestInfo, StepKind, StepReport, StepStatus, StoredUser, UpstreamLogin, UserRecord,
+    user_id,
+};
+pub use proxy::ProxyRange;

@@ -1,0 +1,945 @@
+//! The Wasm engine: compiles, caches, links and runs plugin components.
+//!
+//! Owns wasmtime. A plugin is compiled once at load (or read back from the
+//! on-disk cache), checked against the world its config names, and linked
+//! once (`InstancePre`). Every invocation then gets a fresh instance from the
+//! pooling allocator, so nothing a plugin keeps in globals outlives one login,
+//! and runs bounded by fuel, a memory cap and a wall-clock timeout. Plugins
+//! run on tokio: a plugin waiting on `fetch` holds no thread and a busy one
+//! yields every [`FUEL_YIELD_INTERVAL`] units.
+//!
+//! It sets what WASI grants every plugin (no files, no environment, no
+//! sockets, no name lookup; clocks, randomness and captured stdio only), and
+//! builds each instance's capabilities from the plugin's grant. It does not
+//! decide what a plugin is granted (config does, and the capabilities enforce
+//! it) nor what its results mean for the login (the pipeline does).
+
+mod cache;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use claimsmith_capabilities::api::{ActionEffects, ApiCapability};
+use claimsmith_capabilities::http::{HttpCapability, HttpPolicy, Interceptor, OutboundHttp};
+use claimsmith_capabilities::log::LogCapability;
+use claimsmith_capabilities::secrets::Secrets;
+use claimsmith_capabilities::stdio::{PluginOutput, Stream, output_budget};
+use claimsmith_wit::{action, fetcher};
+
+pub use claimsmith_wit::action::claimsmith::plugin::event_types::{
+    Client as EventClient, Connection as EventConnection, Event, Request as EventRequest,
+    User as EventUser,
+};
+pub use claimsmith_wit::fetcher::claimsmith::plugin::profile_types::FetchContext;
+
+/// A busy plugin hands its thread back to tokio this often (in fuel units,
+/// roughly wasm instructions), so it cannot starve other logins.
+pub const FUEL_YIELD_INTERVAL: u64 = 100_000;
+
+/// How much of a freed instance's memory (and tables) stays mapped and is
+/// reset in place rather than returned to the OS, so the next login does
+/// not page-fault it back in. With `pagemap_scan` only the pages an instance
+/// dirtied are reset, so a large value costs a small plugin nothing. Measured
+/// with `cargo xtask bench` in one run: without pagemap_scan (64 KiB kept,
+/// the rest `madvise`d away, 24% of the seed chain's samples in page faults
+/// and madvise) Rust's geo-claims took 25.3 µs and JavaScript's 887 µs; with
+/// it and 1 MiB, 12.5 µs and 527 µs, the seed chain 164 → 117 µs. 8 and 32
+/// MiB gained nothing more; batching decommits made it slower.
+const KEEP_RESIDENT_BYTES: usize = 1024 * 1024;
+
+/// The largest profile a fetcher may return (real ones are a few kilobytes):
+/// every action of the login gets a copy.
+pub const MAX_PROFILE_BYTES: usize = 1024 * 1024;
+
+/// The most of a call's timeout kept back from its requests' timeout: time
+/// for the plugin to handle a request that timed out (see [`http_timeout`]).
+const MAX_HTTP_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
+
+/// What a plugin may import at all, by name prefix: WASI, which every
+/// language's standard library imports, and the contract (`wit/`). Which of
+/// these a plugin is granted is then up to its world's linker.
+const GRANTED_IMPORTS: [&str; 2] = ["wasi:", "claimsmith:plugin/"];
+
+/// The world a plugin implements, as named in config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum World {
+    ProfileFetcher,
+    PostLoginAction,
+}
+
+impl std::fmt::Display for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            World::ProfileFetcher => "profile-fetcher",
+            World::PostLoginAction => "post-login-action",
+        })
+    }
+}
+
+/// The bounds of one invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Fuel units (about one per wasm instruction).
+    pub fuel: u64,
+    /// The most linear memory the instance may grow to, in bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock time for the whole invocation, from the wait for an
+    /// instance slot to the result, `fetch` calls included.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: 1_000_000_000,
+            memory_bytes: 64 * 1024 * 1024,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Which bound an invocation hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Limit {
+    #[error("fuel budget of {0} units")]
+    Fuel(u64),
+    #[error("memory cap of {} MiB", .0 / (1024 * 1024))]
+    Memory(u64),
+    #[error("wall-clock timeout of {} ms", .0.as_millis())]
+    WallClock(Duration),
+}
+
+/// Settings of the engine as a whole, shared by every plugin.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// How many plugin instances may be alive at once (the pool's size).
+    pub max_concurrent_instances: u32,
+    /// The largest memory cap of any plugin; the pool reserves slots this big.
+    pub max_memory_bytes: u64,
+    /// Where compiled plugins are cached; `None` compiles on every start.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            max_concurrent_instances: 128,
+            max_memory_bytes: Limits::default().memory_bytes,
+            cache_dir: None,
+        }
+    }
+}
+
+/// Everything needed to load one plugin.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    pub name: String,
+    pub path: PathBuf,
+    /// The SHA-256 (lowercase hex) the file must have, when the config pins
+    /// one: any other build is refused at load.
+    pub sha256: Option<String>,
+    pub world: World,
+    pub limits: Limits,
+    pub secrets: Secrets,
+    pub http: HttpPolicy,
+}
+
+/// Why a plugin could not be loaded; the host refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("plugin `{plugin}`: cannot read {}: {source}", path.display())]
+    Read {
+        plugin: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("plugin `{plugin}` ({}) is not a valid WebAssembly component: {reason}", path.display())]
+    Compile {
+        plugin: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error(
+        "plugin `{plugin}`: {} has sha256 {actual}, but the config pins {expected}; \
+         refusing a file that is not the pinned build", path.display()
+    )]
+    NotThePinnedBuild {
+        plugin: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("plugin `{plugin}` imports something Claimsmith does not grant: {reason}")]
+    UngrantedImport { plugin: String, reason: String },
+    #[error(
+        "plugin `{plugin}` is configured as a {expected} but does not implement that world: {reason}"
+    )]
+    WrongWorld {
+        plugin: String,
+        expected: World,
+        reason: String,
+    },
+    #[error("cannot set up the Wasm engine: {0}")]
+    Engine(String),
+}
+
+/// Why one invocation failed. The host carries on either way.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("plugin `{plugin}` exceeded its {limit}")]
+    LimitExceeded { plugin: String, limit: Limit },
+    #[error("plugin `{plugin}` trapped: {reason}")]
+    Trapped { plugin: String, reason: String },
+    #[error("plugin `{plugin}` failed: {message}")]
+    Failed { plugin: String, message: String },
+    #[error(
+        "plugin `{plugin}` returned a profile of {bytes} bytes, over the cap of {MAX_PROFILE_BYTES}"
+    )]
+    ProfileTooLarge { plugin: String, bytes: usize },
+    #[error("plugin `{plugin}` returned invalid JSON as {what}: {reason}")]
+    InvalidJson {
+        plugin: String,
+        what: &'static str,
+        reason: String,
+    },
+    /// Every slot of the instance pool (`slots` of them) stayed busy for the
+    /// plugin's whole timeout: the host is overloaded. Never skipped by
+    /// `on_error = "continue"`, or load would switch actions (a deny, say) off.
+    #[error(
+        "plugin `{plugin}` could not run: every slot of the instance pool (size {slots}) stayed busy for its whole timeout"
+    )]
+    Capacity { plugin: String, slots: u32 },
+}
+
+impl PluginError {
+    /// Whether the plugin itself failed, as opposed to the host around it.
+    pub fn is_plugin_fault(&self) -> bool {
+        !matches!(self, PluginError::Capacity { .. })
+    }
+}
+
+/// Per-call choices of the caller.
+#[derive(Clone, Default)]
+pub struct CallOptions {
+    /// Answers the plugin's HTTP instead of the network (local runs, tests).
+    pub interceptor: Option<Interceptor>,
+    /// Pins the wall clock the plugin reads, in unix seconds (golden tests).
+    pub pinned_clock: Option<u64>,
+    /// Collects the plugin's log lines (the console's Try it).
+    pub log_sink: Option<claimsmith_capabilities::log::LogSink>,
+}
+
+/// A finished invocation: its outcome, and what it cost whatever the outcome.
+#[derive(Debug)]
+pub struct Invocation<T> {
+    pub output: Result<T, PluginError>,
+    pub fuel_consumed: u64,
+    pub duration: Duration,
+}
+
+/// The Wasm engine, shared by all plugins and logins.
+pub struct Engine {
+    wasmtime: wasmtime::Engine,
+    /// Components already compiled by this engine, by wasm digest: loading
+    /// the same plugin again (another config, a golden case) costs nothing.
+    compiled: Mutex<HashMap<String, Component>>,
+    fetcher_linker: Linker<StoreState>,
+    action_linker: Linker<StoreState>,
+    cache: Option<cache::CompileCache>,
+    http: OutboundHttp,
+    slots: Arc<InstanceSlots>,
+}
+
+/// One permit per instance the pool holds: callers wait for a slot instead
+/// of failing on a full pool.
+struct InstanceSlots {
+    free: tokio::sync::Semaphore,
+    /// The pool's size, which a capacity error reports.
+    total: u32,
+}
+
+impl Engine {
+    pub fn new(settings: &EngineSettings, http: OutboundHttp) -> Result<Self, LoadError> {
+        let engine_error = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
+        let instances = settings.max_concurrent_instances.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(instances)
+            .total_stacks(instances)
+            // Components built from other languages bring several core
+            // modules, memories and tables each.
+            .max_core_instances_per_component(32)
+            .max_memories_per_component(4)
+            .max_tables_per_component(8)
+            .total_core_instances(instances.saturating_mul(32))
+            .total_memories(instances.saturating_mul(4))
+            .total_tables(instances.saturating_mul(8))
+            .max_memory_size(usize::try_from(settings.max_memory_bytes).unwrap_or(usize::MAX))
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(KEEP_RESIDENT_BYTES)
+            // Linux 6.7+: reset only the pages an instance dirtied, keeping
+            // them mapped; elsewhere wasmtime falls back to memset + madvise.
+            .pagemap_scan(wasmtime::Enabled::Auto);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let wasmtime = wasmtime::Engine::new(&config).map_err(engine_error)?;
+
+        let mut fetcher_linker = Linker::new(&wasmtime);
+        link_shared_capabilities(&mut fetcher_linker).map_err(engine_error)?;
+        let mut action_linker = Linker::new(&wasmtime);
+        link_shared_capabilities(&mut action_linker).map_err(engine_error)?;
+        action::claimsmith::plugin::api::add_to_linker::<_, HasSelf<ApiCapability>>(
+            &mut action_linker,
+            |state: &mut StoreState| &mut state.api,
+        )
+        .map_err(engine_error)?;
+
+        Ok(Engine {
+            wasmtime,
+            compiled: Mutex::default(),
+            fetcher_linker,
+            action_linker,
+            cache: settings.cache_dir.as_ref().and_then(|dir| {
+                cache::CompileCache::open(dir.clone())
+                    .inspect_err(|error| {
+                        tracing::warn!(dir = %dir.display(), error = format!("{error:#}"), "compile cache not used: plugins compile on every start");
+                    })
+                    .ok()
+            }),
+            http,
+            slots: Arc::new(InstanceSlots {
+                free: tokio::sync::Semaphore::new(instances as usize),
+                total: instances,
+            }),
+        })
+    }
+
+    /// Compiles (or reads back from the cache), checks and links a plugin.
+    pub fn load(&self, spec: PluginSpec) -> Result<Plugin, LoadError> {
+        let plugin = spec.name.clone();
+        let wasm = std::fs::read(&spec.path).map_err(|source| LoadError::Read {
+            plugin: plugin.clone(),
+            path: spec.path.clone(),
+            source,
+        })?;
+        let digest = hex::encode(Sha256::digest(&wasm));
+        if let Some(pinned) = spec.sha256.as_ref().filter(|pinned| **pinned != digest) {
+            return Err(LoadError::NotThePinnedBuild {
+                plugin,
+                path: spec.path.clone(),
+                expected: pinned.clone(),
+                actual: digest,
+            });
+        }
+        let component = self
+            .compile(&wasm, &digest)
+            .map_err(|e| LoadError::Compile {
+                plugin: plugin.clone(),
+                path: spec.path.clone(),
+                reason: format!("{e:#}"),
+            })?;
+
+        // Exports first: a plugin built for the other world also imports
+        // what that world grants, and "wrong world" is the useful message.
+        let expected_export = match spec.world {
+            World::ProfileFetcher => "fetch-profile",
+            World::PostLoginAction => "on-execute-post-login",
+        };
+        let exports = export_names(&self.wasmtime, &component);
+        if !exports.iter().any(|name| name == expected_export) {
+            return Err(LoadError::WrongWorld {
+                plugin,
+                expected: spec.world,
+                reason: describe_world_mismatch(
+                    &exports,
+                    &format!("it does not export `{expected_export}`"),
+                ),
+            });
+        }
+        // Before linking, and whatever the linkers come to hold: a plugin
+        // reaches WASI and the contract, nothing else the host may link.
+        let component_type = component.component_type();
+        let foreign = component_type
+            .imports(&self.wasmtime)
+            .map(|(name, _)| name)
+            .find(|name| !GRANTED_IMPORTS.iter().any(|p| name.starts_with(p)));
+        if let Some(import) = foreign {
+            return Err(LoadError::UngrantedImport {
+                plugin,
+                reason: format!(
+                    "`{import}`, which is neither WASI (`wasi:*`) nor the Claimsmith contract (`claimsmith:plugin/*`)"
+                ),
+            });
+        }
+        let linker = match spec.world {
+            World::ProfileFetcher => &self.fetcher_linker,
+            World::PostLoginAction => &self.action_linker,
+        };
+        let ungranted = |e: wasmtime::Error| LoadError::UngrantedImport {
+            plugin: plugin.clone(),
+            reason: format!("{e:#}"),
+        };
+        let pre = linker.instantiate_pre(&component).map_err(ungranted)?;
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
+            plugin: plugin.clone(),
+            expected: spec.world,
+            reason: describe_world_mismatch(&exports, &format!("{e:#}")),
+        };
+        let prepared = match spec.world {
+            World::ProfileFetcher => {
+                Prepared::ProfileFetcher(fetcher::ProfileFetcherPre::new(pre).map_err(wrong_world)?)
+            }
+            World::PostLoginAction => Prepared::PostLoginAction(
+                action::PostLoginActionPre::new(pre).map_err(wrong_world)?,
+            ),
+        };
+        let http_policy = HttpPolicy {
+            timeout: http_timeout(spec.http.timeout, spec.limits.timeout),
+            ..spec.http
+        };
+        tracing::info!(
+            plugin,
+            world = %spec.world,
+            sha256 = %digest,
+            http_timeout_ms = http_policy.timeout.as_millis(),
+            "plugin loaded"
+        );
+        Ok(Plugin {
+            name: Arc::from(spec.name),
+            sha256: digest,
+            world: spec.world,
+            limits: spec.limits,
+            secrets: spec.secrets,
+            http_policy: Arc::new(http_policy),
+            http: self.http.clone(),
+            wasmtime: self.wasmtime.clone(),
+            slots: self.slots.clone(),
+            prepared,
+        })
+    }
+}
+
+impl Engine {
+    fn compile(&self, wasm: &[u8], digest: &str) -> wasmtime::Result<Component> {
+        let memo = |compiled: &Mutex<HashMap<String, Component>>| {
+            compiled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(digest)
+                .cloned()
+        };
+        if let Some(component) = memo(&self.compiled) {
+            return Ok(component);
+        }
+        let component = match &self.cache {
+            Some(cache) => {
+                let (component, source) = cache.component(&self.wasmtime, wasm, digest)?;
+                tracing::debug!(digest, ?source, "plugin component ready");
+                component
+            }
+            None => Component::new(&self.wasmtime, wasm)?,
+        };
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.to_owned(), component.clone());
+        Ok(component)
+    }
+}
+
+/// What a component is, as `claimsmith inspect` shows it.
+#[derive(Debug, Clone)]
+pub struct ComponentDescription {
+    /// The world its exports implement, when they implement one.
+    pub world: Option<World>,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    /// How long Cranelift took to compile it (no cache).
+    pub compile_time: Duration,
+}
+
+impl Engine {
+    /// Compiles `wasm` without the cache and names its imports, exports and
+    /// world; `load` is what checks the imports against the grants.
+    pub fn describe(&self, wasm: &[u8]) -> Result<ComponentDescription, String> {
+        let started = Instant::now();
+        let component = Component::new(&self.wasmtime, wasm).map_err(|e| format!("{e:#}"))?;
+        let compile_time = started.elapsed();
+        let component_type = component.component_type();
+        let imports = component_type
+            .imports(&self.wasmtime)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let exports = export_names(&self.wasmtime, &component);
+        let world = if exports.iter().any(|e| e == "on-execute-post-login") {
+            Some(World::PostLoginAction)
+        } else if exports.iter().any(|e| e == "fetch-profile") {
+            Some(World::ProfileFetcher)
+        } else {
+            None
+        };
+        Ok(ComponentDescription {
+            world,
+            imports,
+            exports,
+            compile_time,
+        })
+    }
+}
+
+/// The timeout of each of a plugin's requests: the configured one, but ending
+/// before the call's own timeout, by a fifth of it (at most
+/// [`MAX_HTTP_TIMEOUT_MARGIN`]). A slow origin then reaches the plugin as
+/// `http-error::timeout`, which it may handle (fall back, fail with its own
+/// message), instead of the call being killed mid-request.
+fn http_timeout(configured: Duration, call: Duration) -> Duration {
+    configured.min(call - http_timeout_margin(call))
+}
+
+/// The time kept back from a call of `call` long for the plugin to handle a
+/// request that timed out.
+fn http_timeout_margin(call: Duration) -> Duration {
+    (call / 5).min(MAX_HTTP_TIMEOUT_MARGIN)
+}
+
+fn link_shared_capabilities(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+    // WASI is linked because every language's standard library imports it;
+    // the context built per invocation grants none of its resources.
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    // wasi:http is JavaScript's `fetch()`; its requests go through the same
+    // policy as `http.fetch` (see `capabilities::http`).
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    use fetcher::claimsmith::plugin::{http, log, secrets};
+    log::add_to_linker::<_, HasSelf<LogCapability>>(linker, |state: &mut StoreState| {
+        &mut state.log
+    })?;
+    secrets::add_to_linker::<_, HasSelf<Secrets>>(linker, |state: &mut StoreState| {
+        &mut state.secrets
+    })?;
+    http::add_to_linker::<_, HasSelf<HttpCapability>>(linker, |state: &mut StoreState| {
+        &mut state.http
+    })?;
+    Ok(())
+}
+
+fn export_names(engine: &wasmtime::Engine, component: &Component) -> Vec<String> {
+    component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
+/// Says what is wrong, and names the world the component does implement
+/// when it implements the other one.
+fn describe_world_mismatch(exports: &[String], problem: &str) -> String {
+    let hint = if exports.iter().any(|name| name == "on-execute-post-login") {
+        " (it exports `on-execute-post-login`: it is a post-login-action)"
+    } else if exports.iter().any(|name| name == "fetch-profile") {
+        " (it exports `fetch-profile`: it is a profile-fetcher)"
+    } else {
+        ""
+    };
+    format!("{problem}; its exports are [{}]{hint}", exports.join(", "))
+}
+
+enum Prepared {
+    ProfileFetcher(fetcher::ProfileFetcherPre<StoreState>),
+    PostLoginAction(action::PostLoginActionPre<StoreState>),
+}
+
+/// A loaded plugin, ready to be invoked any number of times concurrently.
+pub struct Plugin {
+    name: Arc<str>,
+    /// Of the file it was loaded from (lowercase hex).
+    sha256: String,
+    world: World,
+    limits: Limits,
+    secrets: Secrets,
+    http_policy: Arc<HttpPolicy>,
+    http: OutboundHttp,
+    wasmtime: wasmtime::Engine,
+    slots: Arc<InstanceSlots>,
+    prepared: Prepared,
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The SHA-256 of the component as loaded: what `sha256` pins.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Instances of the engine's pool (shared by all its plugins) in use now.
+    pub fn instance_slots_in_use(&self) -> u32 {
+        let free = u32::try_from(self.slots.free.available_permits()).unwrap_or(u32::MAX);
+        self.slots.total.saturating_sub(free)
+    }
+
+    pub fn world(&self) -> World {
+        self.world
+    }
+
+    /// Runs `fetch-profile` in a fresh instance; the profile must be a JSON object.
+    pub async fn fetch_profile(
+        &self,
+        context: &FetchContext,
+        options: &CallOptions,
+    ) -> Invocation<Map<String, Value>> {
+        let Prepared::ProfileFetcher(pre) = &self.prepared else {
+            return self.not_a(World::ProfileFetcher);
+        };
+        let (invocation, _no_effects) = self
+            .invoke(ActionEffects::default(), options, async |store| {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                instance.call_fetch_profile(&mut *store, context).await
+            })
+            .await;
+        let output = invocation.output.and_then(|returned| {
+            let profile_json = returned.map_err(|message| self.failed(message))?;
+            // Before parsing: the actions after it would each get a copy.
+            if profile_json.len() > MAX_PROFILE_BYTES {
+                return Err(PluginError::ProfileTooLarge {
+                    plugin: self.name.to_string(),
+                    bytes: profile_json.len(),
+                });
+            }
+            profile_from_json(&profile_json).map_err(|reason| PluginError::InvalidJson {
+                plugin: self.name.to_string(),
+                what: "the profile",
+                reason,
+            })
+        });
+        Invocation {
+            output,
+            fuel_consumed: invocation.fuel_consumed,
+            duration: invocation.duration,
+        }
+    }
+
+    /// Runs `on-execute-post-login` in a fresh instance, starting from the
+    /// effects of the actions before it; returns the effects with this
+    /// action's changes applied.
+    pub async fn on_execute_post_login(
+        &self,
+        event: &Event,
+        effects: ActionEffects,
+        options: &CallOptions,
+    ) -> Invocation<ActionEffects> {
+        let Prepared::PostLoginAction(pre) = &self.prepared else {
+            return self.not_a(World::PostLoginAction);
+        };
+        let (invocation, effects) = self
+            .invoke(effects, options, async |store| {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                instance
+                    .call_on_execute_post_login(&mut *store, event)
+                    .await
+            })
+            .await;
+        let returned = invocation
+            .output
+            .and_then(|returned| returned.map_err(|message| self.failed(message)));
+        let output = match returned {
+            Ok(()) => Ok(effects),
+            // A denial stands even if the action then fails: failing must
+            // never be a way to turn a "no" into a skipped step.
+            Err(error) if effects.denial.is_some() && error.is_plugin_fault() => {
+                tracing::warn!(%error, "action failed after denying; the denial stands");
+                Ok(effects)
+            }
+            Err(error) => Err(error),
+        };
+        Invocation {
+            output,
+            fuel_consumed: invocation.fuel_consumed,
+            duration: invocation.duration,
+        }
+    }
+
+    fn not_a<T>(&self, world: World) -> Invocation<T> {
+        Invocation {
+            output: Err(self.failed(format!("is a {}, not a {world}", self.world))),
+            fuel_consumed: 0,
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// One invocation in a fresh store, within the plugin's limits. Returns
+    /// the export's result with its cost, and the `api` effects the store
+    /// ended with whatever the result.
+    #[tracing::instrument(level = "debug", name = "plugin", skip_all, fields(plugin = &*self.name))]
+    async fn invoke<R>(
+        &self,
+        effects: ActionEffects,
+        options: &CallOptions,
+        call: impl AsyncFnOnce(&mut Store<StoreState>) -> wasmtime::Result<R>,
+    ) -> (Invocation<R>, ActionEffects) {
+        let started = Instant::now();
+        let finish = |output, fuel_consumed| Invocation {
+            output,
+            fuel_consumed,
+            duration: started.elapsed(),
+        };
+        // One deadline for the wait for a slot and the call together: the
+        // timeout bounds how long the login waits on this plugin, whatever
+        // the time went on.
+        let deadline = tokio::time::Instant::from_std(started) + self.limits.timeout;
+        // Wait for a free instance slot rather than fail on a full pool.
+        let Ok(Ok(_slot)) = tokio::time::timeout_at(deadline, self.slots.free.acquire()).await
+        else {
+            let busy = PluginError::Capacity {
+                plugin: self.name.to_string(),
+                slots: self.slots.total,
+            };
+            return (finish(Err(busy), 0), effects);
+        };
+        let requests_deadline = deadline - http_timeout_margin(self.limits.timeout);
+        let state = StoreState::new(self, effects, options, requests_deadline);
+        let mut store = Store::new(&self.wasmtime, state);
+        store.limiter(|state| &mut state.memory);
+        let budget = store
+            .set_fuel(self.limits.fuel)
+            .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)));
+        if let Err(error) = budget {
+            let effects = std::mem::take(&mut store.data_mut().api.effects);
+            return (finish(Err(self.trapped(error)), 0), effects);
+        }
+
+        let outcome = tokio::time::timeout_at(deadline, call(&mut store)).await;
+        let fuel_consumed = self
+            .limits
+            .fuel
+            .saturating_sub(store.get_fuel().unwrap_or(0));
+        let limit = |limit| PluginError::LimitExceeded {
+            plugin: self.name.to_string(),
+            limit,
+        };
+        let output = match outcome {
+            Err(_elapsed) => Err(limit(Limit::WallClock(self.limits.timeout))),
+            // Fuel first: a refused growth earlier may have been survived.
+            Ok(Err(error)) if error.downcast_ref() == Some(&wasmtime::Trap::OutOfFuel) => {
+                Err(limit(Limit::Fuel(self.limits.fuel)))
+            }
+            Ok(Err(_)) if store.data().memory.cap_hit => {
+                Err(limit(Limit::Memory(self.limits.memory_bytes)))
+            }
+            Ok(Err(error)) => Err(self.trapped(error)),
+            Ok(Ok(output)) => Ok(output),
+        };
+        let effects = std::mem::take(&mut store.data_mut().api.effects);
+        (finish(output, fuel_consumed), effects)
+    }
+
+    fn failed(&self, message: String) -> PluginError {
+        PluginError::Failed {
+            plugin: self.name.to_string(),
+            message,
+        }
+    }
+
+    /// The trap itself ("wasm `unreachable` instruction executed"); the wasm
+    /// backtrace goes to the debug log, not to apps and audit rows.
+    fn trapped(&self, error: wasmtime::Error) -> PluginError {
+        tracing::debug!(plugin = &*self.name, "trap: {error:?}");
+        PluginError::Trapped {
+            plugin: self.name.to_string(),
+            reason: error.root_cause().to_string(),
+        }
+    }
+}
+
+/// The profile a fetcher returned: it must be a JSON object.
+pub fn profile_from_json(text: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(profile)) => Ok(profile),
+        Ok(other) => Err(format!("expected a JSON object, got {}", json_kind(&other))),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// "a string", "an object", ...: for messages about a JSON value.
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The data of one store: one plugin instance's capabilities.
+struct StoreState {
+    wasi: WasiCtx,
+    wasi_http: WasiHttpCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+    log: LogCapability,
+    secrets: Secrets,
+    http: HttpCapability,
+    api: ApiCapability,
+}
+
+impl StoreState {
+    fn new(
+        plugin: &Plugin,
+        effects: ActionEffects,
+        options: &CallOptions,
+        requests_deadline: tokio::time::Instant,
+    ) -> Self {
+        // No preopened directories, no environment, no arguments, no sockets:
+        // WASI grants only clocks, randomness and the captured stdio.
+        let budget = output_budget(plugin.name.clone());
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(PluginOutput::new(
+            plugin.name.clone(),
+            Stream::Stdout,
+            budget.clone(),
+        ))
+        .stderr(PluginOutput::new(
+            plugin.name.clone(),
+            Stream::Stderr,
+            budget.clone(),
+        ))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        // wasmtime-wasi's default too; said here so that no change of
+        // default can open a socket.
+        .socket_addr_check(|_, _| Box::pin(async { false }));
+        if let Some(unix_seconds) = options.pinned_clock {
+            wasi.wall_clock(PinnedClock(Duration::from_secs(unix_seconds)));
+        }
+        let wasi = wasi.build();
+        StoreState {
+            wasi,
+            wasi_http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            memory: MemoryCap {
+                max_bytes: plugin.limits.memory_bytes,
+                total_bytes: 0,
+                cap_hit: false,
+            },
+            log: LogCapability::new(plugin.name.clone(), budget, options.log_sink.clone()),
+            secrets: plugin.secrets.clone(),
+            http: HttpCapability::new(
+                plugin.name.clone(),
+                plugin.http_policy.clone(),
+                plugin.http.clone(),
+                options.interceptor.clone(),
+                Some(requests_deadline),
+            ),
+            api: ApiCapability { effects },
+        }
+    }
+}
+
+/// A wall clock stopped at one instant, for reproducible runs.
+struct PinnedClock(Duration);
+
+impl wasmtime_wasi::HostWallClock for PinnedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.0
+    }
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StoreState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.wasi_http,
+            table: &mut self.table,
+            hooks: &mut self.http,
+        }
+    }
+}
+
+/// Refuses memory growth past the plugin's cap and remembers that it did, so
+/// the trap that follows (an allocator aborting) is reported as the limit.
+/// The cap is on all of an instance's memories together: a component may
+/// have several.
+struct MemoryCap {
+    max_bytes: u64,
+    total_bytes: u64,
+    cap_hit: bool,
+}
+
+/// Tables hold function references; no plugin needs more.
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let growth = desired.saturating_sub(current) as u64;
+        let total = self.total_bytes.saturating_add(growth);
+        if total > self.max_bytes {
+            self.cap_hit = true;
+            return Ok(false);
+        }
+        self.total_bytes = total;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::http_timeout;
+
+    #[test]
+    fn requests_time_out_before_their_call_does() {
+        let ms = Duration::from_millis;
+        // The defaults, 5 s each: a request gets 4 s.
+        assert_eq!(http_timeout(ms(5000), ms(5000)), ms(4000));
+        // A configured timeout that already ends in time is kept.
+        assert_eq!(http_timeout(ms(2000), ms(3000)), ms(2000));
+        assert_eq!(http_timeout(ms(5000), ms(500)), ms(400));
+        // The margin is at most a second.
+        assert_eq!(http_timeout(ms(60_000), ms(30_000)), ms(29_000));
+    }
+}

@@ -1,0 +1,665 @@
+//! The login pipeline: one login, from the upstream's tokens to ours.
+//!
+//! profile fetch (the connection's plugin, or the id token's claims merged
+//! with the userinfo response) → post-login actions in configured order, each
+//! seeing the changes of the ones before → claim validation → minting.
+//!
+//! Owns the order of the steps and what each outcome means: a deny stops the
+//! chain, a failing step fails the login unless configured to be skipped.
+//! It must not store users or speak HTTP to apps (the service does), and it
+//! never sees how a plugin runs (the engine does): it depends on nothing
+//! above the key ring.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use claimsmith_capabilities::api::{ActionEffects, ApiError, validate_custom_claims};
+use claimsmith_capabilities::http::{
+    HttpCapability, HttpPolicy, Interceptor, Origin, OutboundHttp, OutboundRequest,
+};
+use claimsmith_config::{Config, ConnectionConfig, OnError};
+use claimsmith_core::{is_reserved_claim, rfc3339, unix_now, user_id};
+use claimsmith_engine::{
+    CallOptions, Engine, Event, EventClient, EventConnection, EventRequest, EventUser,
+    FetchContext, Invocation, Limit, LoadError, Plugin, PluginError, World,
+};
+use claimsmith_keys::KeyRing;
+use claimsmith_tokens::{MintRequest, MintedTokens, SigningKey, TokenError, mint};
+
+// The pipeline's input and its step reports are core's shapes: the store and
+// the service hand them around too.
+pub use claimsmith_core::{
+    Login, RequestInfo, StepKind, StepReport, StepStatus, StoredUser, UpstreamLogin, UserRecord,
+};
+
+/// Per-run choices of the caller.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Answers plugins' HTTP instead of the network (local runs, tests).
+    pub interceptor: Option<Interceptor>,
+    /// The clock, in unix seconds; the system clock when absent.
+    pub now: Option<u64>,
+    /// Collects the plugins' log lines.
+    pub log_sink: Option<claimsmith_capabilities::log::LogSink>,
+}
+
+/// What happened to one login, step by step.
+#[derive(Debug)]
+pub struct LoginReport {
+    pub steps: Vec<StepReport>,
+    pub outcome: Result<MintedLogin, LoginFailure>,
+}
+
+/// A login that ended in tokens.
+#[derive(Serialize, Deserialize)]
+pub struct MintedLogin {
+    pub tokens: MintedTokens,
+    /// The `auth_time` the tokens carry.
+    pub auth_time: u64,
+    pub user: UserRecord,
+    pub scopes: Vec<String>,
+    /// The custom claims the actions set on each token.
+    pub access_token_claims: Map<String, Value>,
+    pub id_token_claims: Map<String, Value>,
+}
+
+impl std::fmt::Debug for MintedLogin {
+    // Bearer tokens stay out of debug output, which ends up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedLogin")
+            .field("tokens", &"<redacted>")
+            .field("user", &self.user)
+            .field("scopes", &self.scopes)
+            .field("access_token_claims", &self.access_token_claims)
+            .field("id_token_claims", &self.id_token_claims)
+            .finish()
+    }
+}
+
+/// Why no token was minted.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginFailure {
+    #[error("unknown connection `{0}`")]
+    UnknownConnection(String),
+    #[error("unknown client `{0}`")]
+    UnknownClient(String),
+    #[error("the upstream id token has no `sub` claim")]
+    MissingSubject,
+    #[error("login denied by `{plugin}`: {reason}")]
+    Denied { plugin: String, reason: String },
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("userinfo request failed: {0}")]
+    Userinfo(String),
+    #[error("custom claims of the {token} refused: {error}")]
+    InvalidClaims {
+        token: &'static str,
+        error: ApiError,
+    },
+    #[error("minting failed: {0}")]
+    Mint(#[from] TokenError),
+    /// The detail is in the host's log, not in what apps see.
+    #[error("the user could not be stored")]
+    Storage,
+}
+
+/// Why the pipeline could not be built; the host does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Plugin(#[from] LoadError),
+    #[error("signing key: {0}")]
+    Key(#[from] TokenError),
+}
+
+struct ActionStep {
+    plugin: Arc<Plugin>,
+    on_error: OnError,
+}
+
+/// The configured chain, with its plugins loaded and its key ready.
+pub struct Pipeline {
+    config: Config,
+    keys: KeyRing,
+    /// Names the plugins' builds: see [`Pipeline::chain_version`].
+    chain_version: String,
+    http: OutboundHttp,
+    fetchers: HashMap<String, Arc<Plugin>>,
+    actions: Vec<ActionStep>,
+    plugins: BTreeMap<String, Arc<Plugin>>,
+}
+
+impl Pipeline {
+    /// Loads the signing key and every configured plugin. Compiling is CPU
+    /// work: call it before serving, or from a blocking task.
+    pub fn new(config: Config, http: OutboundHttp) -> Result<Self, StartError> {
+        let key =
+            SigningKey::load_or_generate(&config.data_dir.join("keys"), config.tokens.algorithm)?;
+        let engine = Engine::new(&config.engine, http.clone())?;
+        Self::assemble(config, &engine, KeyRing::single(key), http)
+    }
+
+    /// Builds a pipeline on an engine shared with others (the golden runner
+    /// runs many configs on one engine, the service one per chain version)
+    /// and keys the caller chose.
+    pub fn assemble(
+        config: Config,
+        engine: &Engine,
+        keys: KeyRing,
+        http: OutboundHttp,
+    ) -> Result<Self, StartError> {
+        let mut plugins = BTreeMap::new();
+        for spec in config.plugins.values() {
+            plugins.insert(spec.name.clone(), Arc::new(engine.load(spec.clone())?));
+        }
+        let chain_version = chain_version(&plugins);
+        // Config checked that every reference names a plugin of the right world.
+        let fetchers = config
+            .connections
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    c.name.clone(),
+                    plugins.get(c.profile_fetcher.as_ref()?)?.clone(),
+                ))
+            })
+            .collect();
+        let actions = config
+            .actions
+            .iter()
+            .filter_map(|a| {
+                Some(ActionStep {
+                    plugin: plugins.get(&a.plugin)?.clone(),
+                    on_error: a.on_error,
+                })
+            })
+            .collect();
+        Ok(Pipeline {
+            config,
+            keys,
+            chain_version,
+            http,
+            fetchers,
+            actions,
+            plugins,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Instances of the plugins' pool in use now.
+    pub fn instance_slots_in_use(&self) -> u32 {
+        self.plugins
+            .values()
+            .next()
+            .map_or(0, |plugin| plugin.instance_slots_in_use())
+    }
+
+    /// Every plugin of the config, loaded, by name.
+    pub fn plugins(&self) -> &BTreeMap<String, Arc<Plugin>> {
+        &self.plugins
+    }
+
+    /// The key that signs now.
+    pub fn signing_key(&self) -> Arc<SigningKey> {
+        self.keys.signing_key()
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The plugins this pipeline runs, by their builds: the first 16 hex
+    /// digits of the SHA-256 of every plugin's name and SHA-256. Two hosts
+    /// with the same files have the same version; the audit row records it.
+    pub fn chain_version(&self) -> &str {
+        &self.chain_version
+    }
+
+    /// Runs one login through the chain.
+    pub async fn run(&self, login: &Login, options: &RunOptions) -> LoginReport {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "login",
+            connection = %login.connection,
+            client = %login.client_id,
+            refresh = login.refresh,
+        );
+        let mut steps = Vec::new();
+        let outcome = self
+            .run_steps(login, options, &mut steps)
+            .instrument(span)
+            .await;
+        LoginReport { steps, outcome }
+    }
+
+    async fn run_steps(
+        &self,
+        login: &Login,
+        options: &RunOptions,
+        steps: &mut Vec<StepReport>,
+    ) -> Result<MintedLogin, LoginFailure> {
+        let connection = self
+            .config
+            .connection(&login.connection)
+            .ok_or_else(|| LoginFailure::UnknownConnection(login.connection.clone()))?;
+        let client = self
+            .config
+            .client(&login.client_id)
+            .ok_or_else(|| LoginFailure::UnknownClient(login.client_id.clone()))?;
+        let subject = login
+            .upstream
+            .id_token_claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or(LoginFailure::MissingSubject)?;
+        let user_id = user_id(&connection.name, subject);
+        let now = options.now.unwrap_or_else(unix_now);
+        let call = CallOptions {
+            interceptor: options.interceptor.clone(),
+            pinned_clock: options.now,
+            log_sink: options.log_sink.clone(),
+        };
+
+        let profile = match &login.profile {
+            Some(profile) => profile.clone(),
+            None => self.fetch_profile(connection, login, &call, steps).await?,
+        };
+        let audience = login.audience.clone().or_else(|| client.audience.clone());
+        let effects = ActionEffects {
+            scopes: login.scopes.clone(),
+            user_metadata: login.user.user_metadata.clone(),
+            app_metadata: login.user.app_metadata.clone(),
+            ..ActionEffects::default()
+        };
+        let mut event = Event {
+            user: EventUser {
+                user_id: user_id.clone(),
+                profile: json_text(&profile),
+                user_metadata: String::new(),
+                app_metadata: String::new(),
+                logins_count: if login.refresh {
+                    login.user.logins_count
+                } else {
+                    login.user.logins_count.saturating_add(1)
+                },
+                last_login: login.user.last_login.clone(),
+            },
+            client: EventClient {
+                client_id: client.client_id.clone(),
+                name: client.name.clone(),
+                metadata: json_text(&client.metadata),
+            },
+            connection: EventConnection {
+                name: connection.name.clone(),
+                strategy: "oidc".to_owned(),
+            },
+            request: EventRequest {
+                ip: login.request.ip.clone(),
+                user_agent: login.request.user_agent.clone(),
+            },
+            scopes: Vec::new(),
+            audience: audience.clone(),
+            access_token_claims: String::new(),
+            id_token_claims: String::new(),
+        };
+        let effects = self.run_actions(&mut event, effects, &call, steps).await?;
+
+        for (token, claims) in [
+            ("access token", &effects.access_token_claims),
+            ("id token", &effects.id_token_claims),
+        ] {
+            validate_custom_claims(claims)
+                .map_err(|error| LoginFailure::InvalidClaims { token, error })?;
+        }
+
+        let started = Instant::now();
+        let profile_claims = standard_profile_claims(&profile, &effects.scopes);
+        let minted = mint(
+            &self.keys.signing_key(),
+            &MintRequest {
+                issuer: &self.config.issuer,
+                subject: &user_id,
+                client_id: &client.client_id,
+                audience: audience.as_deref(),
+                scopes: &effects.scopes,
+                nonce: login.nonce.as_deref(),
+                auth_time: login.auth_time.unwrap_or(now),
+                now,
+                access_token_ttl: self.config.tokens.access_token_ttl_secs,
+                id_token_ttl: self.config.tokens.id_token_ttl_secs,
+                profile_claims: &profile_claims,
+                access_token_claims: &effects.access_token_claims,
+                id_token_claims: &effects.id_token_claims,
+            },
+        );
+        steps.push(StepReport {
+            name: "mint".to_owned(),
+            kind: StepKind::Mint,
+            duration: started.elapsed(),
+            fuel_consumed: None,
+            limit_tripped: None,
+            status: match &minted {
+                Ok(_) => StepStatus::Succeeded,
+                Err(e) => StepStatus::Failed {
+                    error: e.to_string(),
+                },
+            },
+        });
+        Ok(MintedLogin {
+            tokens: minted?,
+            auth_time: login.auth_time.unwrap_or(now),
+            user: UserRecord {
+                user_id,
+                profile,
+                user_metadata: effects.user_metadata,
+                app_metadata: effects.app_metadata,
+                logins_count: event.user.logins_count,
+                last_login: match (&login.user.last_login, login.refresh) {
+                    (Some(previous), true) => previous.clone(),
+                    _ => rfc3339(now),
+                },
+            },
+            scopes: effects.scopes,
+            access_token_claims: effects.access_token_claims,
+            id_token_claims: effects.id_token_claims,
+        })
+    }
+
+    async fn fetch_profile(
+        &self,
+        connection: &ConnectionConfig,
+        login: &Login,
+        options: &CallOptions,
+        steps: &mut Vec<StepReport>,
+    ) -> Result<Map<String, Value>, LoginFailure> {
+        let Some(fetcher) = self.fetchers.get(&connection.name) else {
+            return self
+                .default_profile(connection, login, options, steps)
+                .await;
+        };
+        let context = FetchContext {
+            connection: connection.name.clone(),
+            access_token: login.upstream.access_token.clone(),
+            id_token: login.upstream.id_token.clone(),
+            id_token_claims: json_text(&login.upstream.id_token_claims),
+            options: json_text(&connection.options),
+        };
+        let invocation = fetcher.fetch_profile(&context, options).await;
+        let status = match &invocation.output {
+            Ok(_) => StepStatus::Succeeded,
+            Err(error) => StepStatus::Failed {
+                error: error.to_string(),
+            },
+        };
+        steps.push(plugin_step(fetcher, &invocation, status));
+        Ok(invocation.output?)
+    }
+
+    /// Without a profile fetcher: the id token's claims (less the token's own
+    /// bookkeeping) merged with the userinfo response, which wins where both
+    /// say something.
+    async fn default_profile(
+        &self,
+        connection: &ConnectionConfig,
+        login: &Login,
+        options: &CallOptions,
+        steps: &mut Vec<StepReport>,
+    ) -> Result<Map<String, Value>, LoginFailure> {
+        let mut profile: Map<String, Value> = login
+            .upstream
+            .id_token_claims
+            .iter()
+            .filter(|(name, _)| *name == "sub" || !is_reserved_claim(name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let Some(url) = connection.userinfo_url() else {
+            return Ok(profile);
+        };
+        let started = Instant::now();
+        let result = self
+            .fetch_userinfo(url, &login.upstream.access_token, options)
+            .await
+            .and_then(|userinfo| {
+                // OIDC Core §5.3.2: a userinfo about someone else is refused.
+                match (
+                    userinfo.get("sub"),
+                    login.upstream.id_token_claims.get("sub"),
+                ) {
+                    (Some(theirs), Some(ours)) if theirs != ours => Err(LoginFailure::Userinfo(
+                        "its `sub` differs from the id token's".to_owned(),
+                    )),
+                    _ => Ok(userinfo),
+                }
+            });
+        steps.push(StepReport {
+            name: "userinfo".to_owned(),
+            kind: StepKind::Userinfo,
+            duration: started.elapsed(),
+            fuel_consumed: None,
+            limit_tripped: None,
+            status: match &result {
+                Ok(_) => StepStatus::Succeeded,
+                Err(e) => StepStatus::Failed {
+                    error: e.to_string(),
+                },
+            },
+        });
+        profile.extend(result?);
+        Ok(profile)
+    }
+
+    async fn fetch_userinfo(
+        &self,
+        url: &str,
+        access_token: &str,
+        options: &CallOptions,
+    ) -> Result<Map<String, Value>, LoginFailure> {
+        let failure = |why: String| LoginFailure::Userinfo(why);
+        let url = reqwest::Url::parse(url).map_err(|e| failure(e.to_string()))?;
+        let origin: Origin = url
+            .origin()
+            .ascii_serialization()
+            .parse()
+            .map_err(failure)?;
+        let http = HttpCapability::new(
+            Arc::from("userinfo"),
+            Arc::new(HttpPolicy {
+                allowed_origins: vec![origin],
+                ..HttpPolicy::default()
+            }),
+            self.http.clone(),
+            options.interceptor.clone(),
+            None,
+        );
+        let response = http
+            .send(OutboundRequest {
+                method: reqwest::Method::GET,
+                url,
+                headers: vec![
+                    ("authorization".to_owned(), format!("Bearer {access_token}")),
+                    ("accept".to_owned(), "application/json".to_owned()),
+                ],
+                body: None,
+            })
+            .await
+            .map_err(|e| failure(e.to_string()))?;
+        if response.status != 200 {
+            return Err(failure(format!("status {}", response.status)));
+        }
+        match serde_json::from_slice(&response.body) {
+            Ok(Value::Object(userinfo)) => Ok(userinfo),
+            Ok(_) => Err(failure("the response is not a JSON object".to_owned())),
+            Err(e) => Err(failure(format!("the response is not JSON: {e}"))),
+        }
+    }
+
+    async fn run_actions(
+        &self,
+        event: &mut Event,
+        mut effects: ActionEffects,
+        options: &CallOptions,
+        steps: &mut Vec<StepReport>,
+    ) -> Result<ActionEffects, LoginFailure> {
+        for step in &self.actions {
+            let plugin = &step.plugin;
+            // Each action sees the user and the claims as the ones before left them.
+            event.user.user_metadata = json_text(&effects.user_metadata);
+            event.user.app_metadata = json_text(&effects.app_metadata);
+            event.access_token_claims = json_text(&effects.access_token_claims);
+            event.id_token_claims = json_text(&effects.id_token_claims);
+            event.scopes.clone_from(&effects.scopes);
+
+            let invocation = plugin
+                .on_execute_post_login(event, effects.clone(), options)
+                .await;
+            let skip = step.on_error == OnError::Continue;
+            let status = match &invocation.output {
+                Ok(changed) => match &changed.denial {
+                    Some(reason) => StepStatus::Denied {
+                        reason: reason.clone(),
+                    },
+                    None => StepStatus::Succeeded,
+                },
+                Err(error) if skip && error.is_plugin_fault() => StepStatus::Skipped {
+                    error: error.to_string(),
+                },
+                Err(error) => StepStatus::Failed {
+                    error: error.to_string(),
+                },
+            };
+            steps.push(plugin_step(plugin, &invocation, status));
+            match invocation.output {
+                Ok(ActionEffects {
+                    denial: Some(reason),
+                    ..
+                }) => {
+                    tracing::info!(plugin = plugin.name(), reason, "login denied");
+                    return Err(LoginFailure::Denied {
+                        plugin: plugin.name().to_owned(),
+                        reason,
+                    });
+                }
+                Ok(changed) => effects = changed,
+                Err(error) if skip && error.is_plugin_fault() => {
+                    // The failed action's changes are dropped with it.
+                    tracing::warn!(%error, "action failed; skipped as configured (on_error = \"continue\")");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(effects)
+    }
+}
+
+/// A JSON object as the text the WIT event carries, serialised in place
+/// rather than cloned into a `Value` first.
+fn json_text(object: &Map<String, Value>) -> String {
+    serde_json::to_string(object).unwrap_or_else(|_| "{}".to_owned())
+}
+
+fn plugin_step<T>(plugin: &Plugin, invocation: &Invocation<T>, status: StepStatus) -> StepReport {
+    StepReport {
+        name: plugin.name().to_owned(),
+        kind: match plugin.world() {
+            World::ProfileFetcher => StepKind::ProfileFetcher,
+            World::PostLoginAction => StepKind::PostLoginAction,
+        },
+        duration: invocation.duration,
+        fuel_consumed: Some(invocation.fuel_consumed),
+        status,
+        limit_tripped: match &invocation.output {
+            Err(PluginError::LimitExceeded { limit, .. }) => Some(match limit {
+                Limit::Fuel(_) => "fuel",
+                Limit::Memory(_) => "memory",
+                Limit::WallClock(_) => "wall_clock",
+            }),
+            Err(PluginError::Capacity { .. }) => Some("instance_pool"),
+            _ => None,
+        },
+    }
+}
+
+/// The OpenID Connect standard claims (Core §5.4) the granted scopes release
+/// from the profile into the id token.
+pub fn standard_profile_claims(
+    profile: &Map<String, Value>,
+    scopes: &[String],
+) -> Map<String, Value> {
+    const BY_SCOPE: &[(&str, &[&str])] = &[
+        (
+            "profile",
+            &[
+                "name",
+                "family_name",
+                "given_name",
+                "middle_name",
+                "nickname",
+                "preferred_username",
+                "profile",
+                "picture",
+                "website",
+                "gender",
+                "birthdate",
+                "zoneinfo",
+                "locale",
+                "updated_at",
+            ],
+        ),
+        ("email", &["email", "email_verified"]),
+        ("address", &["address"]),
+        ("phone", &["phone_number", "phone_number_verified"]),
+    ];
+    let mut claims = Map::new();
+    for (scope, names) in BY_SCOPE {
+        if scopes.iter().any(|s| s == scope) {
+            for name in *names {
+                if let Some(value) = profile.get(*name) {
+                    claims.insert((*name).to_owned(), value.clone());
+                }
+            }
+        }
+    }
+    claims
+}
+
+/// See [`Pipeline::chain_version`].
+fn chain_version(plugins: &BTreeMap<String, Arc<Plugin>>) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for (name, plugin) in plugins {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(plugin.sha256().as_bytes());
+        hasher.update([0]);
+    }
+    let mut version = hex::encode(hasher.finalize());
+    version.truncate(16);
+    version
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_release_only_their_standard_claims() {
+        let profile: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "name": "Ada", "email": "ada@example.com", "geo_ip_country": "NZ", "user_type": "x"
+        }))
+        .unwrap();
+        let claims = standard_profile_claims(&profile, &["openid".into(), "email".into()]);
+        assert_eq!(
+            Value::Object(claims),
+            serde_json::json!({"email": "ada@example.com"})
+        );
+        let claims = standard_profile_claims(&profile, &["profile".into()]);
+        assert_eq!(Value::Object(claims), serde_json::json!({"name": "Ada"}));
+    }
+}

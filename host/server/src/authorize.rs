@@ -1,0 +1,602 @@
+//! `/authorize` (an app sends its user here) and `/callback` (the upstream
+//! sends the user back): the browser half of a login.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use reqwest::Url;
+use serde::Deserialize;
+
+use super::pending::{MAX_NONCE_LEN, MAX_STATE_LEN, PendingLogin};
+use super::protocol::{is_valid_s256_challenge, pkce_challenge, random_token};
+use super::token::IssuedCode;
+use super::upstream::Reauthentication;
+use super::{OAuthError, Service, error_page};
+use claimsmith_core::unix_now;
+use claimsmith_pipeline::{Login, RequestInfo, UpstreamLogin};
+
+/// An app's authorization request (RFC 6749 §4.1.1, RFC 7636, OIDC Core §3.1.2.1).
+#[derive(Debug, Deserialize)]
+pub(crate) struct AuthorizeParams {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    /// Which upstream to sign in with; the only one when absent.
+    connection: Option<String>,
+    audience: Option<String>,
+    /// `none`, or any of `login`, `consent`, `select_account`: passed on.
+    prompt: Option<String>,
+    /// Seconds: the user must have authenticated no longer ago than this.
+    max_age: Option<String>,
+}
+
+/// The prompt values of OIDC Core §3.1.2.1.
+const PROMPT_VALUES: [&str; 4] = ["none", "login", "consent", "select_account"];
+
+/// What an upstream may answer to `prompt=none` and the like, passed to the
+/// app as is (OIDC Core §3.1.2.6): the app needs to know it must interact.
+const INTERACTION_ERRORS: [&str; 4] = [
+    "login_required",
+    "interaction_required",
+    "consent_required",
+    "account_selection_required",
+];
+
+/// The cookie that holds a pending login in its browser; one per login, so
+/// two tabs signing in at once do not clash.
+fn login_cookie_name(upstream_state: &str) -> String {
+    format!(
+        "claimsmith_login_{}",
+        &upstream_state[..upstream_state.len().min(16)]
+    )
+}
+
+fn login_cookie(issuer: &str, upstream_state: &str, value: &str, max_age_secs: u64) -> String {
+    let secure = if issuer.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{}={value}; Path=/callback; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{secure}",
+        login_cookie_name(upstream_state)
+    )
+}
+
+/// The value of cookie `name` in the request.
+pub(super) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(key, value)| (key == name).then_some(value))
+}
+
+/// Where the app gets its answer: its redirect URI with these parameters,
+/// `state`, and our `issuer` (RFC 9207, so that an app with several providers
+/// knows which one answered).
+fn redirect_to_app(
+    issuer: &str,
+    redirect_uri: &str,
+    state: Option<&str>,
+    params: &[(&str, &str)],
+) -> Response {
+    let Ok(mut url) = Url::parse(redirect_uri) else {
+        // Config checked every registered redirect URI parses.
+        return error_page(StatusCode::INTERNAL_SERVER_ERROR, "bad redirect URI");
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (name, value) in params {
+            query.append_pair(name, value);
+        }
+        if let Some(state) = state {
+            query.append_pair("state", state);
+        }
+        query.append_pair("iss", issuer);
+    }
+    // The URL may carry a code: no cache may keep it.
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Redirect::to(url.as_str()),
+    )
+        .into_response()
+}
+
+fn app_error(
+    issuer: &str,
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> Response {
+    redirect_to_app(
+        issuer,
+        redirect_uri,
+        state,
+        &[("error", error), ("error_description", description)],
+    )
+}
+
+/// `prompt` and `max_age` checked (OIDC Core §3.1.2.1).
+fn reauthentication(params: &AuthorizeParams) -> Result<Reauthentication, String> {
+    let prompt = params.prompt.as_deref().filter(|p| !p.is_empty());
+    if let Some(prompt) = prompt {
+        let values: Vec<&str> = prompt.split(' ').collect();
+        if let Some(unknown) = values.iter().find(|v| !PROMPT_VALUES.contains(v)) {
+            return Err(format!(
+                "prompt value `{unknown}` is not one of none, login, consent, select_account"
+            ));
+        }
+        if values.len() > 1 && values.contains(&"none") {
+            return Err("prompt=none cannot be combined with other values".into());
+        }
+    }
+    let max_age = match params.max_age.as_deref() {
+        None => None,
+        Some(text) => Some(
+            text.parse::<u64>()
+                .map_err(|_| "max_age must be a number of seconds".to_owned())?,
+        ),
+    };
+    Ok(Reauthentication {
+        prompt: prompt.map(str::to_owned),
+        max_age,
+    })
+}
+
+pub(crate) async fn authorize(
+    State(service): State<Arc<Service>>,
+    Query(params): Query<AuthorizeParams>,
+) -> Response {
+    service.start_login(params)
+}
+
+impl Service {
+    fn start_login(&self, params: AuthorizeParams) -> Response {
+        // Until client and redirect URI are known good, answer the user, never
+        // a redirect: an open redirector would leak codes and errors.
+        let Some(client) = params.client_id.as_deref().and_then(|id| self.client(id)) else {
+            return error_page(StatusCode::BAD_REQUEST, "Unknown client.");
+        };
+        let Some(redirect_uri) = params.redirect_uri.as_deref().filter(|uri| {
+            client
+                .redirect_uris
+                .iter()
+                .any(|registered| registered == uri)
+        }) else {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "The redirect URI is not registered for this client.",
+            );
+        };
+        // An oversized state is not echoed back: it is not stored either.
+        if params
+            .state
+            .as_ref()
+            .is_some_and(|s| s.len() > MAX_STATE_LEN)
+        {
+            return app_error(
+                self.issuer(),
+                redirect_uri,
+                None,
+                "invalid_request",
+                &format!("state is longer than {MAX_STATE_LEN} bytes"),
+            );
+        }
+        let state = params.state.as_deref();
+        let fail = |error: &str, description: &str| {
+            app_error(self.issuer(), redirect_uri, state, error, description)
+        };
+        if params
+            .nonce
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_NONCE_LEN)
+        {
+            return fail(
+                "invalid_request",
+                &format!("nonce is longer than {MAX_NONCE_LEN} bytes"),
+            );
+        }
+
+        if params.response_type.as_deref() != Some("code") {
+            return fail(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            );
+        }
+        let reauthentication = match reauthentication(&params) {
+            Ok(reauthentication) => reauthentication,
+            Err(why) => return fail("invalid_request", &why),
+        };
+        match (
+            &params.code_challenge,
+            params.code_challenge_method.as_deref(),
+        ) {
+            (None, _) if client.client_secret.is_none() => {
+                return fail(
+                    "invalid_request",
+                    "public clients must use PKCE (code_challenge)",
+                );
+            }
+            (Some(challenge), Some("S256")) if !is_valid_s256_challenge(challenge) => {
+                return fail("invalid_request", "code_challenge is not an S256 challenge");
+            }
+            (Some(_), Some("S256")) | (None, _) => {}
+            (Some(_), _) => return fail("invalid_request", "code_challenge_method must be S256"),
+        }
+        let mut scopes: Vec<String> = Vec::new();
+        for scope in params
+            .scope
+            .as_deref()
+            .unwrap_or("openid")
+            .split_ascii_whitespace()
+        {
+            if !scopes.iter().any(|s| s == scope) {
+                scopes.push(scope.to_owned());
+            }
+        }
+        if !scopes.iter().any(|s| s == "openid") {
+            return fail("invalid_scope", "the openid scope is required");
+        }
+        if let Some(scope) = scopes.iter().find(|s| !client.allowed_scopes.contains(s)) {
+            return fail(
+                "invalid_scope",
+                &format!("scope `{scope}` is not allowed for this client"),
+            );
+        }
+        if let Some(audience) = &params.audience
+            && client.audience.as_ref() != Some(audience)
+            && !client.allowed_audiences.contains(audience)
+        {
+            return fail(
+                "invalid_request",
+                &format!("audience `{audience}` is not allowed for this client"),
+            );
+        }
+        let connection = match params.connection.as_deref() {
+            Some(name) if self.upstreams.contains_key(name) => name.to_owned(),
+            Some(name) => return fail("invalid_request", &format!("unknown connection `{name}`")),
+            None if self.upstreams.len() == 1 => match self.upstreams.keys().next() {
+                Some(name) => name.clone(),
+                None => return fail("server_error", "no connection is configured"),
+            },
+            None => {
+                return fail(
+                    "invalid_request",
+                    "several connections: choose one with `connection`",
+                );
+            }
+        };
+        let Some(upstream) = self.upstreams.get(&connection) else {
+            return fail("server_error", "no connection is configured");
+        };
+
+        let upstream_state = random_token();
+        let pending = PendingLogin {
+            client_id: client.client_id.clone(),
+            redirect_uri: redirect_uri.to_owned(),
+            app_state: params.state.clone(),
+            app_nonce: params.nonce.clone(),
+            code_challenge: params.code_challenge.clone(),
+            scopes,
+            audience: params.audience.clone(),
+            connection,
+            upstream_nonce: random_token(),
+            upstream_verifier: random_token(),
+            started_at: unix_now(),
+            expires_at: unix_now() + super::PENDING_LOGIN_TTL.as_secs(),
+            reauthentication,
+        };
+        let url = match upstream.authorization_url(
+            &self.callback_uri(),
+            &upstream_state,
+            &pending.upstream_nonce,
+            &pkce_challenge(&pending.upstream_verifier),
+            &pending.reauthentication,
+        ) {
+            Ok(url) => url,
+            Err(error) => {
+                let answer = OAuthError::server_error(error);
+                return fail(answer.error, &answer.description);
+            }
+        };
+        let Ok(sealed) = self.login_sealer.seal(&upstream_state, &pending) else {
+            return fail("invalid_request", "the sign-in request is too large");
+        };
+        self.metrics.login_started();
+        let set_cookie = login_cookie(
+            self.issuer(),
+            &upstream_state,
+            &sealed,
+            super::PENDING_LOGIN_TTL.as_secs(),
+        );
+        (
+            [(header::SET_COOKIE, set_cookie)],
+            Redirect::to(url.as_str()),
+        )
+            .into_response()
+    }
+
+    fn callback_uri(&self) -> String {
+        format!("{}/callback", self.issuer())
+    }
+}
+
+/// What the upstream sends back (RFC 6749 §4.1.2).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CallbackParams {
+    code: Option<String>,
+    /// RFC 9207: the issuer of the response.
+    iss: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+pub(crate) async fn callback(
+    State(service): State<Arc<Service>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Query<CallbackParams>,
+) -> Response {
+    let client = super::forwarded::client_address(
+        peer.ip(),
+        &headers,
+        &service.config().server.trusted_proxies,
+    );
+    let request = RequestInfo {
+        ip: Some(client.to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    let Some(upstream_state) = params.state.clone() else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "The sign-in came back without its state.",
+        );
+    };
+    let sealed_login = cookie(&headers, &login_cookie_name(&upstream_state)).map(str::to_owned);
+    let response = service.finish_login(params, sealed_login, request).await;
+    // The pending login is spent either way.
+    let expire = login_cookie(service.issuer(), &upstream_state, "", 0);
+    ([(header::SET_COOKIE, expire)], response).into_response()
+}
+
+impl Service {
+    async fn finish_login(
+        &self,
+        params: CallbackParams,
+        sealed_login: Option<String>,
+        request: RequestInfo,
+    ) -> Response {
+        let pending = params
+            .state
+            .as_deref()
+            .zip(sealed_login)
+            .and_then(|(state, sealed)| self.login_sealer.open(state, &sealed, unix_now()));
+        let Some(pending) = pending else {
+            tracing::info!("a callback without a valid sign-in cookie; refused");
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in is unknown, has expired, or did not start in this browser. \
+                 Start again from the application.",
+            );
+        };
+        let correlation_id = super::correlation_id();
+        let correlation_id = correlation_id.as_str();
+        let Some(upstream) = self.upstreams.get(&pending.connection) else {
+            let detail = "the connection is gone";
+            return self
+                .fail_before_pipeline(&pending, correlation_id, None, "server_error", detail)
+                .await;
+        };
+        if let Err(detail) = upstream.check_response_issuer(params.iss.as_deref()) {
+            return self
+                .fail_before_pipeline(&pending, correlation_id, None, "server_error", &detail)
+                .await;
+        }
+        if let Some(error) = &params.error {
+            let description = params.error_description.as_deref().unwrap_or("");
+            let detail = format!("the identity provider answered {error}: {description}");
+            let answer = INTERACTION_ERRORS
+                .into_iter()
+                .find(|e| e == error)
+                .unwrap_or("access_denied");
+            return self
+                .fail_before_pipeline(&pending, correlation_id, None, answer, &detail)
+                .await;
+        }
+        let Some(code) = params.code.as_deref() else {
+            let detail = "the identity provider sent no code";
+            return self
+                .fail_before_pipeline(&pending, correlation_id, None, "server_error", detail)
+                .await;
+        };
+        let started = std::time::Instant::now();
+        let exchanged = upstream
+            .exchange_code(
+                code,
+                &pending.upstream_verifier,
+                &self.callback_uri(),
+                &pending.upstream_nonce,
+            )
+            .await;
+        self.metrics
+            .upstream_exchange(&pending.connection, exchanged.is_ok(), started.elapsed());
+        let tokens = match exchanged {
+            Ok(tokens) => tokens,
+            Err(error) => {
+                let detail = format!("upstream login failed: {error}");
+                return self
+                    .fail_before_pipeline(&pending, correlation_id, None, "server_error", &detail)
+                    .await;
+            }
+        };
+        let Some(subject) = tokens
+            .id_token_claims
+            .get("sub")
+            .and_then(|s| s.as_str())
+            .map(str::to_owned)
+        else {
+            let detail = "the upstream id token has no subject";
+            return self
+                .fail_before_pipeline(&pending, correlation_id, None, "server_error", detail)
+                .await;
+        };
+        // When the user really authenticated, if the upstream says so.
+        let upstream_auth_time = tokens
+            .id_token_claims
+            .get("auth_time")
+            .and_then(serde_json::Value::as_u64);
+        if let Err(detail) =
+            pending
+                .reauthentication
+                .check(upstream_auth_time, pending.started_at, unix_now())
+        {
+            return self
+                .fail_before_pipeline(&pending, correlation_id, None, "login_required", &detail)
+                .await;
+        }
+        let user_id = claimsmith_core::user_id(&pending.connection, &subject);
+        let stored = match self
+            .timed("load_user", self.store.load_user(&user_id))
+            .await
+        {
+            Ok(stored) => stored.map(|row| row.user).unwrap_or_default(),
+            Err(error) => {
+                let detail = format!("cannot read the user: {error}");
+                return self
+                    .fail_before_pipeline(
+                        &pending,
+                        correlation_id,
+                        Some(user_id),
+                        "server_error",
+                        &detail,
+                    )
+                    .await;
+            }
+        };
+        let login = Login {
+            connection: pending.connection.clone(),
+            client_id: pending.client_id.clone(),
+            scopes: pending.scopes.clone(),
+            audience: pending.audience.clone(),
+            nonce: pending.app_nonce.clone(),
+            request,
+            upstream: UpstreamLogin {
+                access_token: tokens.access_token,
+                id_token: tokens.id_token,
+                id_token_claims: tokens.id_token_claims,
+            },
+            user: stored,
+            profile: None,
+            refresh: false,
+            auth_time: upstream_auth_time,
+        };
+        let state = pending.app_state.as_deref();
+        let redirect_uri = pending.redirect_uri.as_str();
+        match self.run_login(&login, correlation_id).await {
+            Ok(minted) => {
+                let code = random_token();
+                let issued = IssuedCode {
+                    client_id: pending.client_id,
+                    redirect_uri: pending.redirect_uri.clone(),
+                    code_challenge: pending.code_challenge,
+                    upstream_subject: subject,
+                    connection: pending.connection,
+                    audience: pending.audience,
+                    requested_scopes: pending.scopes,
+                    minted,
+                };
+                let expires_at = unix_now() + self.config().server.code_ttl_secs;
+                let stored = match issued.seal(&code) {
+                    Ok(sealed) => self
+                        .timed(
+                            "insert_code",
+                            self.store.insert_code(&code, &sealed, expires_at),
+                        )
+                        .await
+                        .map_err(|error| error.to_string()),
+                    Err(error) => Err(error.to_string()),
+                };
+                if let Err(error) = stored {
+                    tracing::error!(%error, correlation_id, "cannot store the authorization code");
+                    return app_error(
+                        self.issuer(),
+                        redirect_uri,
+                        state,
+                        "server_error",
+                        &format!("the sign-in could not be completed (id {correlation_id})"),
+                    );
+                }
+                redirect_to_app(self.issuer(), redirect_uri, state, &[("code", &code)])
+            }
+            Err(failure) => {
+                let answer = OAuthError::from_failure(&failure, correlation_id);
+                app_error(
+                    self.issuer(),
+                    redirect_uri,
+                    state,
+                    answer.error,
+                    &answer.description,
+                )
+            }
+        }
+    }
+
+    /// A sign-in that failed before the plugins ran: the detail goes to the
+    /// log and the audit row under `correlation_id`, the app gets `error`
+    /// with a short description naming the reference.
+    async fn fail_before_pipeline(
+        &self,
+        pending: &PendingLogin,
+        correlation_id: &str,
+        user_id: Option<String>,
+        error: &str,
+        detail: &str,
+    ) -> Response {
+        tracing::warn!(
+            connection = pending.connection,
+            correlation_id,
+            detail = ?detail,
+            "sign-in failed before the plugins ran"
+        );
+        self.record_failed_attempt(
+            &pending.client_id,
+            &pending.connection,
+            user_id,
+            detail,
+            correlation_id,
+        )
+        .await;
+        let description = match error {
+            "access_denied" => {
+                format!("the identity provider refused the sign-in (reference {correlation_id})")
+            }
+            "server_error" => super::failed_login_description(correlation_id),
+            _ => format!(
+                "the user must sign in again at the identity provider (reference {correlation_id})"
+            ),
+        };
+        app_error(
+            self.issuer(),
+            &pending.redirect_uri,
+            pending.app_state.as_deref(),
+            error,
+            &description,
+        )
+    }
+}

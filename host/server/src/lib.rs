@@ -1,0 +1,617 @@
+//! The login service: an OpenID Connect provider to the apps in config, and
+//! an OpenID Connect client to the upstream providers, running the plugin
+//! pipeline on every login.
+//!
+//! Owns the HTTP endpoints and the OAuth rules around them: registered
+//! clients only, exact redirect URIs, PKCE, single-use codes bound to client,
+//! redirect URI and challenge, rotating refresh tokens, OAuth error answers.
+//! Handlers stay thin: each parses its request and calls one method of
+//! [`Service`]. Pending logins live in the browser, sealed in a cookie
+//! ([`pending`]); codes, users, the audit trail, refresh tokens and signing
+//! keys live in the [`Store`], so that with a shared database any host serves
+//! any step of any login. The plugin chain can be swapped while serving
+//! ([`reload`]). [`metrics`] are the Prometheus metrics the admin listener
+//! serves.
+//!
+//! This is the only crate that speaks HTTP to browsers and apps; it must not
+//! start the development provider (only the `claimsmith` binary's `demo`
+//! feature links that).
+
+pub mod admin;
+mod authorize;
+mod console;
+mod cors;
+pub mod forwarded;
+pub mod management;
+pub mod metrics;
+mod pending;
+pub use claimsmith_oauth as protocol;
+pub mod reload;
+mod throttle;
+mod token;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::metrics::Grant;
+use claimsmith_capabilities::http::OutboundHttp;
+use claimsmith_config::{ClientConfig, Config};
+use claimsmith_engine::Engine;
+use claimsmith_keys::{KeyRing, KeyRingError, KeyVault};
+use claimsmith_pipeline::{Login, LoginFailure, MintedLogin, Pipeline, RunOptions, StartError};
+use claimsmith_store::{AuditEntry, AuditOutcome, SavedUser, Store};
+use upstream::{UpstreamClient, UpstreamError};
+
+/// How long a user may take at the upstream provider.
+pub(crate) const PENDING_LOGIN_TTL: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("database: {0}")]
+    Store(#[from] claimsmith_store::StoreError),
+    #[error("connection `{connection}`: {source}")]
+    Upstream {
+        connection: String,
+        source: UpstreamError,
+    },
+    #[error("connection `{0}` has no upstream registration (issuer, client_id, client_secret)")]
+    NoUpstream(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+    #[error("loading the plugins stopped: {0}")]
+    Loader(String),
+    #[error("data directory {0}")]
+    DataDir(String),
+    #[error("key-encryption key: {0}")]
+    KeyEncryptionKey(#[from] claimsmith_tokens::sealing::KeyFileError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyRingError),
+}
+
+/// Everything the endpoints share.
+pub struct Service {
+    /// As loaded at start: what the endpoints follow (issuer, clients,
+    /// server settings). A reload swaps the chain, not these.
+    config: Config,
+    /// The chain new logins run on; a reload replaces it whole.
+    chain: RwLock<Arc<Pipeline>>,
+    /// Where new chains are loaded (its compile cache and pool).
+    engine: Arc<Engine>,
+    plugin_http: OutboundHttp,
+    keys: KeyRing,
+    store: Store,
+    upstreams: HashMap<String, UpstreamClient>,
+    login_sealer: pending::LoginSealer,
+    /// Seals the console's session and sign-in cookies.
+    console_sealer: claimsmith_tokens::sealing::Sealer,
+    failed_authentications: throttle::FailedAuthentications,
+    metrics: crate::metrics::Metrics,
+}
+
+impl Service {
+    /// Loads the plugins, opens the database and its signing keys, and
+    /// discovers every upstream.
+    pub async fn start(config: Config) -> Result<Arc<Self>, ServiceError> {
+        let plugin_http = OutboundHttp::new().map_err(|e| ServiceError::Http(e.to_string()))?;
+        create_private_dir(&config.data_dir)?;
+        let store = Store::open(&config.storage.database, config.storage.synchronous).await?;
+        let key_encryption_key = claimsmith_keys::key_encryption_key(&config)?;
+        let vault = KeyVault::new(
+            store.clone(),
+            &key_encryption_key,
+            claimsmith_keys::retire_after(&config),
+        );
+        let keys = vault
+            .open_ring(config.tokens.algorithm, &config.data_dir.join("keys"))
+            .await?;
+        keys.spawn_reloading(vault, config.keys.reload_secs);
+        let upstream_http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ServiceError::Http(e.to_string()))?;
+        let mut upstreams = HashMap::new();
+        for connection in &config.connections {
+            let registration = connection
+                .upstream
+                .clone()
+                .ok_or_else(|| ServiceError::NoUpstream(connection.name.clone()))?;
+            let client = UpstreamClient::discover(registration, upstream_http.clone())
+                .await
+                .map_err(|source| ServiceError::Upstream {
+                    connection: connection.name.clone(),
+                    source,
+                })?;
+            upstreams.insert(connection.name.clone(), client);
+        }
+        let engine =
+            Arc::new(Engine::new(&config.engine, plugin_http.clone()).map_err(StartError::from)?);
+        let pipeline = load_chain(&engine, config.clone(), &keys, &plugin_http).await?;
+        spawn_pruning(store.clone(), config.server.code_ttl_secs);
+        let service = Arc::new(Service {
+            login_sealer: pending::LoginSealer::new(&key_encryption_key),
+            console_sealer: key_encryption_key.sealer("console v1"),
+            chain: RwLock::new(Arc::new(pipeline)),
+            config,
+            engine,
+            plugin_http,
+            keys,
+            store,
+            upstreams,
+            failed_authentications: throttle::FailedAuthentications::default(),
+            metrics: crate::metrics::Metrics::default(),
+        });
+        reload::spawn_watching(&service);
+        Ok(service)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The chain new logins run on now.
+    pub fn pipeline(&self) -> Arc<Pipeline> {
+        self.chain
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// `work` (a database operation of the login path), timed into the
+    /// `database_duration_seconds{operation}` histogram.
+    async fn timed<T>(&self, operation: &'static str, work: impl Future<Output = T>) -> T {
+        let started = std::time::Instant::now();
+        let result = work.await;
+        self.metrics.database(operation, started.elapsed());
+        result
+    }
+
+    fn issuer(&self) -> &str {
+        &self.config().issuer
+    }
+
+    fn client(&self, client_id: &str) -> Option<&ClientConfig> {
+        self.config().client(client_id)
+    }
+
+    /// Runs the pipeline for one login and records it: the audit row, and
+    /// the user when tokens were minted, in one transaction. A denied or
+    /// failed login changes nothing about the user: metadata its actions set
+    /// is dropped. Tokens that could not be recorded are not handed out.
+    async fn run_login(
+        &self,
+        login: &Login,
+        correlation_id: &str,
+    ) -> Result<MintedLogin, LoginFailure> {
+        // The chain of this moment, for the whole run: a reload meanwhile
+        // does not mix two versions in one login.
+        let pipeline = self.pipeline();
+        let report = pipeline.run(login, &RunOptions::default()).await;
+        self.metrics.steps(&report.steps);
+        let outcome = report.outcome;
+        let user_id = login
+            .upstream
+            .id_token_claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(|sub| claimsmith_core::user_id(&login.connection, sub));
+        let entry = AuditEntry {
+            at: claimsmith_core::rfc3339(claimsmith_core::unix_now()),
+            user_id,
+            client_id: login.client_id.clone(),
+            connection: login.connection.clone(),
+            outcome: match &outcome {
+                Ok(_) => AuditOutcome::Minted,
+                Err(LoginFailure::Denied { reason, .. }) => AuditOutcome::Denied {
+                    reason: reason.clone(),
+                },
+                Err(failure) => AuditOutcome::Failed {
+                    error: failure.to_string(),
+                },
+            },
+            steps: serde_json::to_value(&report.steps).unwrap_or(Value::Null),
+            correlation_id: Some(correlation_id.to_owned()),
+            chain_version: Some(pipeline.chain_version().to_owned()),
+        };
+        let saved = outcome.as_ref().ok().map(|minted| SavedUser {
+            user: &minted.user,
+            counts_as_login: !login.refresh,
+        });
+        let recorded = self
+            .timed("record_login", self.store.record_login(&entry, saved))
+            .await;
+        if let Err(error) = &recorded {
+            tracing::error!(%error, correlation_id, "cannot record the login");
+        }
+        let outcome = match outcome {
+            Ok(_) if recorded.is_err() => Err(LoginFailure::Storage),
+            outcome => outcome,
+        };
+        self.metrics.login(
+            &login.client_id,
+            if login.refresh {
+                Grant::Refresh
+            } else {
+                Grant::SignIn
+            },
+            match &outcome {
+                Ok(_) => "minted",
+                Err(LoginFailure::Denied { .. }) => "denied",
+                Err(_) => "failed",
+            },
+        );
+        outcome
+    }
+
+    /// Records a login that failed before the pipeline ran (at the upstream,
+    /// say), so that the audit trail has every attempt.
+    async fn record_failed_attempt(
+        &self,
+        client_id: &str,
+        connection: &str,
+        user_id: Option<String>,
+        error: &str,
+        correlation_id: &str,
+    ) {
+        let entry = AuditEntry {
+            at: claimsmith_core::rfc3339(claimsmith_core::unix_now()),
+            user_id,
+            client_id: client_id.to_owned(),
+            connection: connection.to_owned(),
+            outcome: AuditOutcome::Failed {
+                error: error.to_owned(),
+            },
+            steps: Value::Array(Vec::new()),
+            correlation_id: Some(correlation_id.to_owned()),
+            chain_version: None,
+        };
+        if let Err(error) = self.store.record_login(&entry, None).await {
+            tracing::error!(%error, correlation_id, "cannot record the failed login");
+        }
+        // Only configured clients name a series, whatever a request claims.
+        let client = if self.client(client_id).is_some() {
+            client_id
+        } else {
+            "unknown"
+        };
+        self.metrics.login(client, Grant::SignIn, "failed");
+    }
+}
+
+/// The id that ties an app's error answer to the log lines and the audit row.
+pub(crate) fn correlation_id() -> String {
+    let mut id = protocol::random_token();
+    id.truncate(16);
+    id
+}
+
+/// Loads a chain on `engine` with the service's keys. Compiling plugins is
+/// CPU work: it runs off the async workers.
+async fn load_chain(
+    engine: &Arc<Engine>,
+    config: Config,
+    keys: &KeyRing,
+    http: &OutboundHttp,
+) -> Result<Pipeline, ServiceError> {
+    let engine = engine.clone();
+    let keys = keys.clone();
+    let http = http.clone();
+    tokio::task::spawn_blocking(move || Pipeline::assemble(config, &engine, keys, http))
+        .await
+        .map_err(|e| ServiceError::Loader(e.to_string()))?
+        .map_err(ServiceError::from)
+}
+
+/// Expired refresh tokens and codes are deleted every minute, so the tables
+/// do not grow with every login ever made; with several hosts, one of them
+/// prunes each time.
+fn spawn_pruning(store: Store, code_ttl_secs: u64) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            match store
+                .prune_expired(claimsmith_core::unix_now(), code_ttl_secs)
+                .await
+            {
+                Ok(Some(pruned)) if pruned != claimsmith_store::Pruned::default() => {
+                    tracing::info!(
+                        refresh_tokens = pruned.refresh_tokens,
+                        codes = pruned.codes,
+                        "pruned expired rows"
+                    )
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "cannot prune expired rows"),
+            }
+        }
+    });
+}
+
+/// The data directory holds keys, users and refresh tokens: owner only.
+fn create_private_dir(dir: &std::path::Path) -> Result<(), ServiceError> {
+    let failed = |e: std::io::Error| ServiceError::DataDir(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// The HTTP endpoints: those a browser navigates to, and those an app's
+/// scripts call (open to the clients' `web_origins`).
+pub fn router(service: Arc<Service>) -> Router {
+    let called_by_scripts = Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/oauth/token", post(token::token))
+        .route("/oauth/revoke", post(token::revoke))
+        .route("/userinfo", get(token::userinfo).post(token::userinfo))
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            cors::allow_web_origins,
+        ));
+    let (management, openapi) = management::routes();
+    let openapi = Arc::new(openapi);
+    let management = management.route(
+        "/openapi.json",
+        get(move || {
+            let openapi = openapi.clone();
+            async move { axum::Json(openapi) }
+        }),
+    );
+    Router::new()
+        .route("/authorize", get(authorize::authorize))
+        .route("/callback", get(authorize::callback))
+        .merge(called_by_scripts)
+        .nest("/api/v2", management)
+        .nest("/admin", console::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES))
+        .with_state(service)
+}
+
+/// The largest request body any endpoint reads (token and revocation forms
+/// are a few hundred bytes).
+const MAX_REQUEST_BODY_BYTES: usize = 64 * 1024;
+
+/// Serves `service` on `listener` until the process ends: HTTP/1.1, at most
+/// `server.max_connections` at once (more wait in the listen queue), each
+/// given `server.header_read_timeout_secs` to send a request's headers.
+pub async fn serve(
+    service: Arc<Service>,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
+    let settings = service.config().server.clone();
+    serve_router(router(service), settings, listener).await
+}
+
+/// Serves `app` (the service's [`router`], with routes added as the demo
+/// adds its app page) under the same edge limits as [`serve`].
+pub async fn serve_router(
+    app: Router,
+    settings: claimsmith_config::ServerSettings,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
+    use tower::ServiceExt as _;
+
+    let header_read_timeout = Duration::from_secs(settings.header_read_timeout_secs);
+    let max_connections = usize::try_from(settings.max_connections).unwrap_or(usize::MAX);
+    let connections = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    loop {
+        let Ok(permit) = connections.clone().acquire_owned().await else {
+            return Ok(());
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors, say: wait rather than spin.
+                tracing::warn!(%error, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // Answers go out at once: with Nagle's algorithm a response written
+        // in two parts waits for the client's delayed ACK (40 ms on Linux).
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
+        }
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let requests = hyper::service::service_fn(
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    app.clone().oneshot(request.map(axum::body::Body::new))
+                },
+            );
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), requests)
+                .await;
+            if let Err(error) = served {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn discovery(axum::extract::State(service): axum::extract::State<Arc<Service>>) -> Response {
+    let issuer = service.issuer();
+    let config = service.config();
+    let algorithm = service.keys.signing_key().algorithm().to_string();
+    let mut scopes: Vec<&str> = config
+        .clients
+        .iter()
+        .flat_map(|c| c.allowed_scopes.iter().map(String::as_str))
+        .collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    axum::Json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [algorithm],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "scopes_supported": scopes,
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email", "email_verified"],
+    }))
+    .into_response()
+}
+
+async fn jwks(axum::extract::State(service): axum::extract::State<Arc<Service>>) -> Response {
+    (
+        [(
+            header::CACHE_CONTROL,
+            format!("public, max-age={}", service.config.keys.jwks_max_age_secs),
+        )],
+        axum::Json(service.keys.jwks()),
+    )
+        .into_response()
+}
+
+/// An OAuth error answer (RFC 6749 §5.2), as JSON.
+#[derive(Debug)]
+pub(crate) struct OAuthError {
+    status: StatusCode,
+    pub(crate) error: &'static str,
+    pub(crate) description: String,
+}
+
+impl OAuthError {
+    pub(crate) fn new(
+        status: StatusCode,
+        error: &'static str,
+        description: impl Into<String>,
+    ) -> Self {
+        OAuthError {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+
+    pub(crate) fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    pub(crate) fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+
+    /// The service itself failed (storage, say). The app gets a stable
+    /// description with a reference; the detail goes to the log only.
+    pub(crate) fn server_error(error: impl std::fmt::Display) -> Self {
+        let correlation_id = correlation_id();
+        tracing::error!(%error, correlation_id, "token endpoint failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            format!("the request could not be completed (reference {correlation_id})"),
+        )
+    }
+
+    pub(crate) fn invalid_client(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+    }
+
+    /// The answer for a login that did not mint. A denial's reason is the
+    /// action's message to the app; any other failure's detail (plugin
+    /// errors, database errors) stays in the log and the audit row.
+    pub(crate) fn from_failure(failure: &LoginFailure, correlation_id: &str) -> Self {
+        match failure {
+            LoginFailure::Denied { reason, .. } => {
+                Self::new(StatusCode::FORBIDDEN, "access_denied", reason.clone())
+            }
+            other => {
+                tracing::warn!(error = %other, correlation_id, "login failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    failed_login_description(correlation_id),
+                )
+            }
+        }
+    }
+}
+
+/// What an app is told of a login that failed inside the service.
+pub(crate) fn failed_login_description(correlation_id: &str) -> String {
+    format!("the sign-in could not be completed (reference {correlation_id})")
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"claimsmith\""),
+            );
+        }
+        (
+            self.status,
+            headers,
+            axum::Json(json!({ "error": self.error, "error_description": self.description })),
+        )
+            .into_response()
+    }
+}
+
+/// An error shown to the user, never redirected: used when the client or the
+/// redirect URI cannot be trusted with the answer.
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    (
+        status,
+        Html(format!(
+            "<!doctype html><title>Sign-in error</title><h1>Sign-in error</h1><p>{escaped}</p>"
+        )),
+    )
+        .into_response()
+}
+
+/// Compares secrets in constant time, lengths included (digests are compared).
+pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(
+        &Sha256::digest(a.as_bytes()),
+        &Sha256::digest(b.as_bytes()),
+    )
+    .is_ok()
+}

@@ -1,0 +1,533 @@
+//! `/oauth/token` (an app trades a code or a refresh token for tokens) and
+//! `/userinfo` (an app reads the user with an access token).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde_json::{Map, Value, json};
+
+use super::protocol::{
+    authorization_credentials, form_urldecode, is_valid_code_verifier, pkce_challenge, random_token,
+};
+use super::{OAuthError, Service, secrets_equal};
+use claimsmith_config::{ClientConfig, GrantType};
+use claimsmith_core::unix_now;
+use claimsmith_pipeline::{
+    Login, LoginFailure, MintedLogin, RequestInfo, UpstreamLogin, standard_profile_claims,
+};
+use claimsmith_store::{Redemption, RefreshGrant};
+
+/// A code waiting for the app to exchange it, with the login's tokens.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct IssuedCode {
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) code_challenge: Option<String>,
+    pub(crate) upstream_subject: String,
+    pub(crate) connection: String,
+    pub(crate) audience: Option<String>,
+    /// The scopes the app asked for and was allowed, before the actions ran:
+    /// each refresh runs the actions again from these.
+    pub(crate) requested_scopes: Vec<String>,
+    pub(crate) minted: MintedLogin,
+}
+
+impl IssuedCode {
+    /// Sealed under a key derived from `code` itself: the database keeps
+    /// the tokens a code stands for, but only the code's holder can open
+    /// them.
+    pub(crate) fn seal(&self, code: &str) -> Result<String, serde_json::Error> {
+        let plaintext = serde_json::to_vec(self)?;
+        Ok(code_sealer(code).seal(b"", &plaintext))
+    }
+
+    fn open(code: &str, sealed: &str) -> Option<Self> {
+        let plaintext = code_sealer(code).open(b"", sealed)?;
+        serde_json::from_slice(&plaintext).ok()
+    }
+}
+
+/// Codes are 256 random bits (43 characters), a key-encryption key's worth.
+fn code_sealer(code: &str) -> claimsmith_tokens::sealing::Sealer {
+    claimsmith_tokens::sealing::KeyEncryptionKey::from_secret(code).sealer("authorization code v1")
+}
+
+pub(crate) async fn token(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let answer = match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => service.exchange_code(&headers, &form).await,
+        Some("refresh_token") => service.refresh(&headers, &form).await,
+        Some("client_credentials") => service.client_credentials(&headers, &form).await,
+        Some(other) => Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!("grant_type `{other}` is not supported"),
+        )),
+        None => Err(OAuthError::invalid_request("grant_type is missing")),
+    };
+    match answer {
+        Ok(body) => (
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::PRAGMA, "no-cache"),
+            ],
+            axum::Json(body),
+        )
+            .into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+impl Service {
+    /// `client_secret_basic`, `client_secret_post`, or a public client's id.
+    fn authenticate_client(
+        &self,
+        headers: &HeaderMap,
+        form: &HashMap<String, String>,
+    ) -> Result<&ClientConfig, OAuthError> {
+        let (client_id, secret) = match headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| authorization_credentials(v, "Basic"))
+        {
+            Some(encoded) => {
+                let decoded = STANDARD
+                    .decode(encoded.trim())
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+                let (id, secret) = decoded
+                    .split_once(':')
+                    .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+                let malformed = || OAuthError::invalid_client("malformed Basic credentials");
+                (
+                    form_urldecode(id).ok_or_else(malformed)?,
+                    Some(form_urldecode(secret).ok_or_else(malformed)?),
+                )
+            }
+            None => (
+                form.get("client_id")
+                    .cloned()
+                    .ok_or_else(|| OAuthError::invalid_client("no client authentication"))?,
+                form.get("client_secret").cloned(),
+            ),
+        };
+        let client = self
+            .client(&client_id)
+            .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+        let Some(expected) = &client.client_secret else {
+            return Ok(client);
+        };
+        if let Some(wait) = self.failed_authentications.locked_for(&client.client_id) {
+            return Err(OAuthError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "invalid_client",
+                format!(
+                    "too many failed authentications: try again in {} s",
+                    wait.as_secs() + 1
+                ),
+            ));
+        }
+        match secret {
+            Some(given) if secrets_equal(expected.expose(), &given) => Ok(client),
+            _ => {
+                self.failed_authentications
+                    .record_failure(&client.client_id);
+                Err(OAuthError::invalid_client("client authentication failed"))
+            }
+        }
+    }
+
+    pub(super) async fn exchange_code(
+        &self,
+        headers: &HeaderMap,
+        form: &HashMap<String, String>,
+    ) -> Result<Value, OAuthError> {
+        let client = self.authenticate_client(headers, form)?;
+        let code = required(form, "code")?;
+        // Redeemed whatever follows: a code is tried once, at one host.
+        let family = random_token();
+        let redemption = self
+            .timed(
+                "redeem_code",
+                self.store.redeem_code(code, &family, unix_now()),
+            )
+            .await
+            .map_err(OAuthError::server_error)?;
+        let issued = match redemption {
+            Redemption::Redeemed { sealed } => IssuedCode::open(code, &sealed),
+            Redemption::Replayed { family } => {
+                // A second use means the code leaked: what the first use got
+                // goes too (RFC 6749 §4.1.2).
+                tracing::warn!(
+                    "an authorization code was used twice; its refresh tokens are revoked"
+                );
+                if let Some(family) = family {
+                    self.store
+                        .revoke_refresh_family(&family)
+                        .await
+                        .map_err(OAuthError::server_error)?;
+                }
+                None
+            }
+            Redemption::Unknown => None,
+        };
+        let Some(issued) = issued else {
+            return Err(OAuthError::invalid_grant(
+                "the code is unknown, used or expired",
+            ));
+        };
+        if issued.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant(
+                "the code was issued to another client",
+            ));
+        }
+        if form.get("redirect_uri") != Some(&issued.redirect_uri) {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        match (&issued.code_challenge, form.get("code_verifier")) {
+            (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is missing")),
+            (Some(challenge), Some(verifier))
+                if !is_valid_code_verifier(verifier) || pkce_challenge(verifier) != *challenge =>
+            {
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier does not match the challenge",
+                ));
+            }
+            // A verifier for a code issued without a challenge is a
+            // downgrade attempt (RFC 9700 §2.1.1).
+            (None, Some(_)) => {
+                return Err(OAuthError::invalid_grant(
+                    "the authorization request had no code_challenge",
+                ));
+            }
+            _ => {}
+        }
+        let grant = RefreshGrant {
+            family,
+            user_id: issued.minted.user.user_id.clone(),
+            upstream_subject: issued.upstream_subject,
+            connection: issued.connection,
+            client_id: issued.client_id,
+            scopes: issued.requested_scopes,
+            audience: issued.audience,
+            auth_time: issued.minted.auth_time,
+            family_expires_at: Some(unix_now() + self.config().server.refresh_token_lifetime_secs),
+        };
+        self.token_response(&issued.minted, grant, None).await
+    }
+
+    /// A Management API token for a machine-to-machine client (RFC 6749
+    /// §4.4). No user, so no actions run.
+    async fn client_credentials(
+        &self,
+        headers: &HeaderMap,
+        form: &HashMap<String, String>,
+    ) -> Result<Value, OAuthError> {
+        let client = self.authenticate_client(headers, form)?;
+        if !client.allows(GrantType::ClientCredentials) || client.client_secret.is_none() {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "this client may not use the client_credentials grant".to_owned(),
+            ));
+        }
+        let audience = super::management::audience(self.issuer());
+        if form.get("audience").is_some_and(|asked| *asked != audience) {
+            return Err(OAuthError::invalid_request(format!(
+                "the only audience of this grant is {audience}"
+            )));
+        }
+        let scopes: Vec<String> = match form.get("scope") {
+            None => client.allowed_scopes.clone(),
+            Some(asked) => asked.split_ascii_whitespace().map(str::to_owned).collect(),
+        };
+        if let Some(scope) = scopes.iter().find(|s| !client.allowed_scopes.contains(s)) {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                format!("scope `{scope}` is not allowed to this client"),
+            ));
+        }
+        let ttl = self.config().tokens.access_token_ttl_secs;
+        let access_token = claimsmith_tokens::mint_client_access_token(
+            &self.keys.signing_key(),
+            self.issuer(),
+            &client.client_id,
+            &audience,
+            &scopes,
+            unix_now(),
+            ttl,
+        )
+        .map_err(OAuthError::server_error)?;
+        tracing::info!(client = %client.client_id, scope = %scopes.join(" "), "issued a Management API token");
+        Ok(json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": ttl,
+            "scope": scopes.join(" "),
+        }))
+    }
+
+    async fn refresh(
+        &self,
+        headers: &HeaderMap,
+        form: &HashMap<String, String>,
+    ) -> Result<Value, OAuthError> {
+        let client = self.authenticate_client(headers, form)?;
+        let token = required(form, "refresh_token")?;
+        let mut grant = self
+            .timed(
+                "consume_refresh_token",
+                self.store.consume_refresh_token(
+                    token,
+                    &client.client_id,
+                    unix_now(),
+                    self.config().server.refresh_token_reuse_grace_secs,
+                ),
+            )
+            .await
+            .map_err(OAuthError::server_error)?
+            .ok_or_else(|| {
+                OAuthError::invalid_grant("the refresh token is unknown, used or expired")
+            })?;
+        if grant.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was issued to another client",
+            ));
+        }
+        grant.family_expires_at = grant.family_expires_at.or(Some(
+            unix_now() + self.config().server.refresh_token_lifetime_secs,
+        ));
+        let stored = self
+            .timed("load_user", self.store.load_user(&grant.user_id))
+            .await
+            .map_err(OAuthError::server_error)?
+            .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
+        // The actions run again, as Auth0 does on refresh, on the stored
+        // profile: there is no upstream login to fetch a new one from.
+        let login = Login {
+            connection: grant.connection.clone(),
+            client_id: grant.client_id.clone(),
+            scopes: grant.scopes.clone(),
+            audience: grant.audience.clone(),
+            nonce: None,
+            request: RequestInfo::default(),
+            upstream: UpstreamLogin {
+                access_token: String::new(),
+                id_token: String::new(),
+                id_token_claims: Map::from_iter([(
+                    "sub".to_owned(),
+                    Value::String(grant.upstream_subject.clone()),
+                )]),
+            },
+            user: stored.user,
+            profile: Some(stored.profile),
+            refresh: true,
+            auth_time: Some(grant.auth_time),
+        };
+        let correlation_id = super::correlation_id();
+        let minted =
+            self.run_login(&login, &correlation_id)
+                .await
+                .map_err(|failure| match failure {
+                    // RFC 6749 §5.2 has no access_denied at the token endpoint.
+                    LoginFailure::Denied { reason, .. } => OAuthError::invalid_grant(reason),
+                    other => OAuthError::from_failure(&other, &correlation_id),
+                })?;
+        self.token_response(&minted, grant, Some(token)).await
+    }
+
+    /// The token response; a refresh token (same family) when `offline_access`
+    /// was granted.
+    async fn token_response(
+        &self,
+        minted: &MintedLogin,
+        grant: RefreshGrant,
+        rotated_from: Option<&str>,
+    ) -> Result<Value, OAuthError> {
+        let mut body = json!({
+            "access_token": minted.tokens.access_token,
+            "id_token": minted.tokens.id_token,
+            "token_type": "Bearer",
+            "expires_in": minted.tokens.expires_in,
+            "scope": minted.scopes.join(" "),
+        });
+        let family_expires_at = grant.family_expires_at.unwrap_or_else(unix_now);
+        let may_refresh = self
+            .client(&grant.client_id)
+            .is_some_and(|client| client.allows(GrantType::RefreshToken));
+        if may_refresh
+            && minted.scopes.iter().any(|s| s == "offline_access")
+            && family_expires_at > unix_now()
+        {
+            let refresh_token = random_token();
+            self.timed(
+                "insert_refresh_token",
+                self.store.insert_refresh_token(
+                    &refresh_token,
+                    rotated_from,
+                    &grant,
+                    family_expires_at,
+                ),
+            )
+            .await
+            .map_err(OAuthError::server_error)?;
+            body["refresh_token"] = Value::String(refresh_token);
+        }
+        Ok(body)
+    }
+}
+
+/// RFC 7009: an app revokes a refresh token, and with it its family. An
+/// unknown token, an access token (a JWT, which lives out its short life) or
+/// another client's token is answered 200 too, so the answer tells nothing.
+pub(crate) async fn revoke(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let answer = async {
+        let client = service.authenticate_client(&headers, &form)?;
+        let token = required(&form, "token")?;
+        let revoked = service
+            .store
+            .revoke_refresh_token(token, &client.client_id)
+            .await
+            .map_err(OAuthError::server_error)?;
+        if revoked {
+            tracing::info!(client = client.client_id, "refresh token family revoked");
+        }
+        Ok::<_, OAuthError>(())
+    };
+    match answer.await {
+        Ok(()) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+pub(crate) async fn userinfo(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
+    match service.userinfo(&headers).await {
+        Ok(claims) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(claims)).into_response(),
+        Err(description) => (
+            StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                format!("Bearer error=\"invalid_token\", error_description=\"{description}\""),
+            )],
+        )
+            .into_response(),
+    }
+}
+
+impl Service {
+    /// The claims of the request's Bearer access token, when this
+    /// deployment signed it (with any key still published: a token signed
+    /// before a rotation stays good until it expires), it has not expired,
+    /// and its `aud` is `audience` when one is given.
+    pub(crate) fn verify_bearer(
+        &self,
+        headers: &HeaderMap,
+        audience: Option<&str>,
+    ) -> Result<Map<String, Value>, &'static str> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| authorization_credentials(v, "Bearer"))
+            .ok_or("a Bearer access token is required")?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
+        if header.typ.as_deref() != Some(claimsmith_tokens::ACCESS_TOKEN_TYP) {
+            return Err("not an access token");
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.published_key(kid))
+            .ok_or("signed by no published key")?;
+        let decoding =
+            DecodingKey::from_jwk(key.public_jwk()).map_err(|_| "no verification key")?;
+        // The algorithm of our key, never the token header's say.
+        let mut validation = Validation::new(key.algorithm().jwt_algorithm());
+        validation.set_issuer(&[self.issuer()]);
+        match audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        jsonwebtoken::decode::<Map<String, Value>>(token, &decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| "the token is invalid, expired or not for this audience")
+    }
+
+    /// The claims of the id token in a token answer of this issuer, for
+    /// `client_id`, carrying `nonce` (the console's own sign-in).
+    pub(super) fn verify_id_token(
+        &self,
+        tokens: &Value,
+        client_id: &str,
+        nonce: &str,
+    ) -> Result<Map<String, Value>, &'static str> {
+        let token = tokens["id_token"].as_str().ok_or("no id token")?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed id token")?;
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.published_key(kid))
+            .ok_or("the id token is signed by no published key")?;
+        let decoding =
+            DecodingKey::from_jwk(key.public_jwk()).map_err(|_| "no verification key")?;
+        let mut validation = Validation::new(key.algorithm().jwt_algorithm());
+        validation.set_issuer(&[self.issuer()]);
+        validation.set_audience(&[client_id]);
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &decoding, &validation)
+            .map_err(|_| "the id token is invalid")?
+            .claims;
+        if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
+            return Err("the id token is not for this sign-in");
+        }
+        Ok(claims)
+    }
+
+    /// The standard claims the access token's scopes release, from the stored
+    /// profile (OIDC Core §5.3).
+    async fn userinfo(&self, headers: &HeaderMap) -> Result<Value, &'static str> {
+        let claims = self.verify_bearer(headers, None)?;
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or("no subject")?;
+        let scopes: Vec<String> = claims
+            .get("scope")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let stored = self
+            .store
+            .load_user(subject)
+            .await
+            .map_err(|_| "storage unavailable")?
+            .ok_or("unknown user")?;
+        let mut released = standard_profile_claims(&stored.profile, &scopes);
+        released.insert("sub".to_owned(), Value::String(subject.to_owned()));
+        Ok(Value::Object(released))
+    }
+}
+
+/// The form field `name`, or the OAuth answer for its absence.
+fn required<'f>(form: &'f HashMap<String, String>, name: &str) -> Result<&'f String, OAuthError> {
+    form.get(name)
+        .ok_or_else(|| OAuthError::invalid_request(format!("{name} is missing")))
+}

@@ -1,0 +1,159 @@
+//! The admin console over HTTP: who may sign in, what the pages show, and
+//! what a forged form gets. The browser tests are in `console_browser.rs`.
+
+use crate::support::service_harness::{Harness, VERIFIER, console_harness};
+use reqwest::{StatusCode, Url};
+
+/// Follows the console's sign-in as a browser would; the last answer.
+async fn sign_in(h: &Harness) -> reqwest::Response {
+    let mut url = Url::parse(&format!("{}/admin", h.issuer)).unwrap();
+    for _ in 0..10 {
+        let response = h.http.get(url.clone()).send().await.unwrap();
+        let Some(location) = response.headers().get("location") else {
+            return response;
+        };
+        url = url.join(location.to_str().unwrap()).unwrap();
+    }
+    panic!("too many redirects");
+}
+
+async fn page(h: &Harness, path: &str) -> (StatusCode, String) {
+    let response = h
+        .http
+        .get(format!("{}{path}", h.issuer))
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+/// The CSRF token the console put in its forms.
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a csrf field")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_administrator_signs_in_and_sees_users_logins_and_plugins() {
+    let h = console_harness("engineers").await;
+    let redirect = h.web_login().await;
+    let (status, _) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, before) = page(&h, "/admin/users").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "not signed in yet: {before}");
+
+    let landed = sign_in(&h).await;
+    assert_eq!(landed.status(), StatusCode::OK);
+    assert!(
+        landed.url().path().ends_with("/admin/users"),
+        "{}",
+        landed.url()
+    );
+    let (_, users) = page(&h, "/admin/users?q=ada%40example.com").await;
+    assert!(
+        users.contains("dev|dev-user-1") && users.contains("ada@example.com"),
+        "{users}"
+    );
+    let (_, user) = page(&h, "/admin/users/dev%7Cdev-user-1").await;
+    assert!(
+        user.contains("geo_ip_country") && user.contains("NZ"),
+        "{user}"
+    );
+    assert!(
+        !user.contains("at-") && !user.contains("refresh_token"),
+        "no token shown"
+    );
+    let (_, logins) = page(&h, "/admin/logins?outcome=minted&client=web-app").await;
+    let first = logins
+        .split("href=\"/admin/logins/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a login link")
+        .to_owned();
+    let (_, login) = page(&h, &format!("/admin/logins/{first}")).await;
+    for step in ["okta-userinfo", "geo-claims", "roles-claim"] {
+        assert!(
+            login.contains(&format!("data-step=\"{step}\"")),
+            "{step}: {login}"
+        );
+    }
+    let (_, plugins) = page(&h, "/admin/plugins").await;
+    assert!(
+        plugins.contains("/admin/plugins/geo-claims/try"),
+        "{plugins}"
+    );
+    assert!(!plugins.contains("web-app-secret"), "no secret shown");
+
+    // Try it, with the form's own sample and CSRF token.
+    let (_, form) = page(&h, "/admin/plugins/geo-claims/try").await;
+    let csrf = csrf_of(&form);
+    let input = form
+        .split("id=\"try-input\" rows=\"18\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</textarea>").next())
+        .unwrap()
+        .replace("&quot;", "\"");
+    let tried = h
+        .http
+        .post(format!("{}/admin/plugins/geo-claims/try", h.issuer))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("input", input.as_str()),
+            ("scope", "plugin"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tried.status(), StatusCode::OK);
+    let tried = tried.text().await.unwrap();
+    let outcome = tried.split("id=\"try-outcome\"").nth(1).unwrap_or_default();
+    assert!(
+        outcome.contains("geo_ip_country") && outcome.contains("NZ"),
+        "{tried}"
+    );
+    assert!(tried.contains("id=\"golden-case\""), "{tried}");
+
+    // A form without the session's token is refused, whatever it asks.
+    let forged = h
+        .http
+        .post(format!("{}/admin/plugins/geo-claims/try", h.issuer))
+        .form(&[("csrf", "forged"), ("input", input.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    let actions: Vec<String> = h
+        .store()
+        .admin_actions(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|action| action.action)
+        .collect();
+    assert_eq!(actions, ["try_plugin", "console_sign_in"], "newest first");
+}
+
+#[tokio::test]
+async fn a_user_without_the_required_claim_is_refused_and_the_refusal_recorded() {
+    let h = console_harness("admins").await;
+    let refused = sign_in(&h).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("is not an administrator"), "{text}");
+    let (status, _) = page(&h, "/admin/users").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "no session");
+    let actions = h.store().admin_actions(10).await.unwrap();
+    assert_eq!(actions[0].action, "console_sign_in_refused");
+    assert_eq!(actions[0].actor, "dev|dev-user-1");
+}
+
+#[tokio::test]
+async fn without_a_console_section_there_is_no_console() {
+    let h = crate::support::service_harness::harness("").await;
+    let (status, _) = page(&h, "/admin/users").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,219 @@
+//! The admin console as a person uses it, in Debian's Chromium driven over
+//! WebDriver (ChromeDriver on loopback): sign in, find the user a login
+//! created and see `geo_ip_country`, open that login and see both plugin
+//! steps with their times, run Try it on `geo-claims` and see the claim.
+//! Each page is kept as a screenshot under `target/console-screenshots/`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::service_harness::{VERIFIER, console_harness};
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
+
+/// ChromeDriver on a free loopback port, stopped when dropped.
+struct ChromeDriver {
+    process: Child,
+    url: String,
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+async fn chromedriver() -> ChromeDriver {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let process = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!(
+                "cannot start chromedriver ({error}): install Debian's chromium and \
+                 chromium-driver (`cargo xtask test` does)"
+            )
+        });
+    let driver = ChromeDriver {
+        process,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{}/status", driver.url))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "chromedriver did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    driver
+}
+
+async fn browser(driver: &ChromeDriver) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1000", "--no-first-run"],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+fn screenshots() -> PathBuf {
+    let dir = crate::support::root().join("target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn keep_screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// The text of the element `css`, waited for; the page, when it never
+/// comes.
+async fn text_of(client: &Client, css: &str) -> String {
+    match client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+    {
+        Ok(element) => element.text().await.unwrap(),
+        Err(error) => {
+            let url = client
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            let page = client.source().await.unwrap_or_default();
+            panic!("no {css} ({error}) at {url}:\n{page}")
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_administrator_uses_the_console_in_chromium() {
+    let h = console_harness("engineers").await;
+    let redirect = h.web_login().await;
+    let (status, _) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "a test login creates the user");
+
+    let driver = chromedriver().await;
+    let client = browser(&driver).await;
+
+    // Sign in: /admin sends the browser through Claimsmith's own sign-in
+    // (and the development upstream) and back.
+    client.goto(&format!("{}/admin", h.issuer)).await.unwrap();
+    text_of(&client, "table#users").await;
+    let who = text_of(&client, "header .who").await;
+    assert!(who.contains("dev|dev-user-1"), "{who}");
+
+    // Find the user, open their page.
+    let search = client.find(Locator::Css("input[name=q]")).await.unwrap();
+    search.send_keys("ada@example.com").await.unwrap();
+    client
+        .find(Locator::Css("#user-search button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let found = text_of(&client, "table#users").await;
+    assert!(found.contains("ada@example.com"), "{found}");
+    keep_screenshot(&client, "users").await;
+    client
+        .find(Locator::LinkText("dev|dev-user-1"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let profile = text_of(&client, "table.fields:nth-of-type(2)").await;
+    assert!(
+        profile.contains("geo_ip_country") && profile.contains("NZ"),
+        "{profile}"
+    );
+    keep_screenshot(&client, "user").await;
+
+    // Open the login from the user's page: both plugin steps, with times.
+    client
+        .find(Locator::Css("table#recent-logins a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    text_of(&client, "#steps").await;
+    for plugin in ["okta-userinfo", "geo-claims"] {
+        let step = text_of(&client, &format!("[data-step=\"{plugin}\"]")).await;
+        let duration = text_of(&client, &format!("[data-step=\"{plugin}\"] .duration")).await;
+        assert!(duration.ends_with(" ms"), "{plugin}: {step}");
+        let ms: f64 = duration.trim_end_matches(" ms").parse().unwrap();
+        assert!(ms > 0.0, "{plugin}: {step}");
+    }
+    keep_screenshot(&client, "login").await;
+
+    // The plugins, and Try it on geo-claims with its sample login.
+    client
+        .goto(&format!("{}/admin/plugins", h.issuer))
+        .await
+        .unwrap();
+    let plugins = text_of(&client, "table#plugins").await;
+    assert!(
+        plugins.contains("geo-claims") && plugins.contains("post-login-action"),
+        "{plugins}"
+    );
+    keep_screenshot(&client, "plugins").await;
+    client
+        .find(Locator::Css("a[href=\"/admin/plugins/geo-claims/try\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Id("run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let outcome = text_of(&client, "#try-outcome").await;
+    assert!(
+        outcome.contains("geo_ip_country") && outcome.contains("NZ"),
+        "{outcome}"
+    );
+    let case = text_of(&client, "#golden-case").await;
+    assert!(
+        case.contains("plugin: geo-claims") && case.contains("expect:"),
+        "{case}"
+    );
+    keep_screenshot(&client, "try-it").await;
+
+    client
+        .goto(&format!("{}/admin/logins", h.issuer))
+        .await
+        .unwrap();
+    text_of(&client, "table#logins").await;
+    keep_screenshot(&client, "logins").await;
+    client.close().await.unwrap();
+}

@@ -1,0 +1,156 @@
+//! Swapping a plugin while `claimsmith` serves: the new chain goes in whole
+//! or not at all, no login fails across the swap, each login runs on one
+//! chain version and its audit row says which.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::plugin_wasm;
+use crate::support::service_harness::{Harness, VERIFIER, harness};
+use reqwest::StatusCode;
+use serde_json::{Map, Value};
+
+const ROLES_CLAIM: &str = "https://claimsmith.dev/roles";
+
+/// Which build of the swapped action ran, told by the claim it sets.
+fn build_that_ran(claims: &Map<String, Value>) -> &'static str {
+    match (
+        claims.contains_key(ROLES_CLAIM),
+        claims.contains_key("seen_event"),
+    ) {
+        (true, false) => "roles-claim",
+        (false, true) => "test-echo",
+        other => panic!("no single build ran: {other:?} in {claims:?}"),
+    }
+}
+
+/// Puts `source` at `target` in one step, as a deploy should (a copy
+/// renamed into place), so that no reader sees half a file.
+fn deploy(source: &Path, target: &Path) {
+    let staged = target.with_extension("staged");
+    std::fs::copy(source, &staged).unwrap();
+    std::fs::rename(&staged, target).unwrap();
+}
+
+async fn login(service: &Harness) -> Map<String, Value> {
+    let code = service.web_login().await;
+    let (status, tokens) = service
+        .exchange(code.get("code").expect("a code"), VERIFIER)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens:?}");
+    service.access_claims(&tokens).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plugin_swapped_under_load_fails_no_login_and_a_broken_one_is_refused() {
+    let plugins = tempfile::tempdir().unwrap();
+    let swapped = plugins.path().join("swapped.wasm");
+    deploy(&plugin_wasm("roles-claim"), &swapped);
+    let service = harness(&format!(
+        "[plugins.swapped]\npath = {swapped:?}\nworld = \"post-login-action\"\n\
+         [[actions]]\nplugin = \"swapped\"\n"
+    ))
+    .await;
+
+    // Four logins at a time, all along; the new build deployed a second in.
+    let started = Instant::now();
+    let deployer = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        deploy(&plugin_wasm("test-echo"), &swapped);
+    };
+    let runner = || async {
+        let mut seen = Vec::new();
+        while started.elapsed() < Duration::from_secs(4) {
+            let began = started.elapsed();
+            seen.push((began, build_that_ran(&login(&service).await)));
+        }
+        seen
+    };
+    let ((), a, b, c, d) = tokio::join!(deployer, runner(), runner(), runner(), runner());
+    let mut runs: Vec<(Duration, &str)> = [a, b, c, d].concat();
+    runs.sort();
+    let builds: Vec<&str> = runs.iter().map(|(_, build)| *build).collect();
+    let first_new = builds
+        .iter()
+        .position(|build| *build == "test-echo")
+        .expect("the new build took over");
+    assert!(first_new > 0, "the old build served first: {builds:?}");
+    // Logins that began after the first one on the new build run on it
+    // too; a few begun just before may still finish on the old one.
+    let settled = runs[first_new].0 + Duration::from_millis(500);
+    assert!(
+        runs.iter()
+            .filter(|(began, _)| *began > settled)
+            .all(|(_, build)| *build == "test-echo"),
+        "once swapped, only the new build runs: {runs:?}"
+    );
+
+    // The audit rows name the version that ran: the first login's for as
+    // many logins as the old build served, another for the rest.
+    let rows = service.store().recent_logins(10_000).await.unwrap();
+    assert_eq!(rows.len(), builds.len(), "every login minted and recorded");
+    let versions: Vec<String> = rows
+        .iter()
+        .map(|row| row.chain_version.clone().expect("a chain version"))
+        .collect();
+    let old_version = rows.last().unwrap().chain_version.clone().unwrap();
+    let on_old = versions.iter().filter(|v| **v == old_version).count();
+    let distinct: std::collections::BTreeSet<&String> = versions.iter().collect();
+    assert_eq!(distinct.len(), 2, "{distinct:?}");
+    let old_builds = builds.iter().filter(|b| **b == "roles-claim").count();
+    assert_eq!(
+        on_old, old_builds,
+        "each login's row names the build it ran"
+    );
+
+    // A broken build is refused: the last good chain keeps serving.
+    std::fs::write(plugins.path().join("broken.wasm"), b"\0asm but not really").unwrap();
+    deploy(&plugins.path().join("broken.wasm"), &swapped);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(build_that_ran(&login(&service).await), "test-echo");
+
+    // Rolling back is putting the old file back.
+    deploy(&plugin_wasm("roles-claim"), &swapped);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if build_that_ran(&login(&service).await) == "roles-claim" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rollback never took");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rows = service.store().recent_logins(1).await.unwrap();
+    assert_eq!(
+        rows[0].chain_version.as_ref(),
+        Some(&old_version),
+        "the rolled-back chain has the old version"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_reloads_its_chain_on_sighup() {
+    let service = crate::support::service_harness::harness_as_process("").await;
+    let crate::support::service_harness::Host::Process(process) = &service.host else {
+        unreachable!("harness_as_process runs serve as a process");
+    };
+    let hangup = std::process::Command::new("kill")
+        .args(["-HUP", &process.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hangup.success());
+    let log = service.dir.path().join("serve.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text
+            .lines()
+            .any(|line| line.contains("swapped in a new plugin chain") && line.contains("SIGHUP"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reload on SIGHUP:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Still serving, on the reloaded chain.
+    assert!(login(&service).await.contains_key("geo_ip_country"));
+}

@@ -1,0 +1,457 @@
+//! The Management API through the real service: machine-to-machine tokens
+//! from the client credentials grant, the users a login created, metadata
+//! updates, the login trail, the plugins, each route's scope, and the
+//! OpenAPI document that lists exactly the routes there are.
+
+use crate::support::service_harness::{Harness, VERIFIER, assert_oauth_error, harness};
+use reqwest::{Method, StatusCode};
+use serde_json::{Map, Value, json};
+
+const OPS: (&str, &str) = ("ops", "ops-secret-0123456789");
+const READER: (&str, &str) = ("reader", "reader-secret-0123456789");
+const USER: &str = "dev|dev-user-1";
+
+fn machine_clients() -> String {
+    format!(
+        r#"
+[[clients]]
+client_id = "{}"
+name = "Operations"
+client_secret = {{ value = "{}" }}
+grant_types = ["client_credentials"]
+
+[[clients]]
+client_id = "{}"
+client_secret = {{ value = "{}" }}
+grant_types = ["client_credentials"]
+allowed_scopes = ["read:logs"]
+"#,
+        OPS.0, OPS.1, READER.0, READER.1
+    )
+}
+
+async fn machine_token(h: &Harness, client: (&str, &str), extra: &[(&str, &str)]) -> String {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend_from_slice(extra);
+    let (status, body) = h.token(&form, Some(client)).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn api(
+    h: &Harness,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = h.http.request(method, format!("{}/api/v2{path}", h.issuer));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn signed_in_once(h: &Harness) {
+    let redirect = h.web_login().await;
+    let (status, body) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+}
+
+#[tokio::test]
+async fn a_machine_client_gets_a_management_token_and_nothing_else() {
+    let h = harness(&machine_clients()).await;
+    let audience = format!("{}/api/v2/", h.issuer);
+    let (status, body) = h
+        .token(
+            &[
+                ("grant_type", "client_credentials"),
+                ("audience", audience.as_str()),
+            ],
+            Some(OPS),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    assert!(
+        body.get("refresh_token").is_none() && body.get("id_token").is_none(),
+        "{body:?}"
+    );
+    assert_eq!(
+        body["scope"],
+        "read:users update:users read:logs read:plugins"
+    );
+    let claims = crate::support::service_harness::verify(
+        &body["access_token"],
+        &h.jwks().await,
+        &audience,
+        &h.issuer,
+    );
+    assert_eq!(claims["sub"], "ops");
+    assert_eq!(claims["gty"], "client-credentials");
+
+    // What must not get one: a sign-in client, another audience, a scope
+    // beyond the client's, a wrong secret.
+    let (status, body) = h
+        .token(
+            &[("grant_type", "client_credentials")],
+            Some(("web-app", "web-app-secret-0123")),
+        )
+        .await;
+    assert_oauth_error(
+        &status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "unauthorized_client",
+    );
+    let (status, body) = h
+        .token(
+            &[
+                ("grant_type", "client_credentials"),
+                ("audience", "https://api.example.com"),
+            ],
+            Some(OPS),
+        )
+        .await;
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    let (status, body) = h
+        .token(
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "read:users"),
+            ],
+            Some(READER),
+        )
+        .await;
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_scope");
+    let (status, body) = h
+        .token(
+            &[("grant_type", "client_credentials")],
+            Some((OPS.0, "not-the-secret-of-ops")),
+        )
+        .await;
+    assert_oauth_error(&status, &body, StatusCode::UNAUTHORIZED, "invalid_client");
+    // A sign-in client cannot be given Management API scopes either.
+    assert!(h.stored_user().await.is_none(), "no login ran");
+}
+
+#[tokio::test]
+async fn the_user_a_login_created_is_read_found_and_updated() {
+    let h = harness(&machine_clients()).await;
+    signed_in_once(&h).await;
+    let token = machine_token(&h, OPS, &[]).await;
+    let encoded = USER.replace('|', "%7C");
+
+    let (status, user) = api(
+        &h,
+        Method::GET,
+        &format!("/users/{encoded}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    // Auth0's shape: the profile snapshot at the top level.
+    assert_eq!(user["user_id"], USER);
+    assert_eq!(user["geo_ip_country"], "NZ");
+    assert_eq!(user["email"], "ada@example.com");
+    assert_eq!(user["logins_count"], 1);
+    assert!(
+        user["created_at"].is_string() && user["last_login"].is_string(),
+        "{user}"
+    );
+    assert!(
+        user.get("user_type").is_none(),
+        "okta-userinfo deletes it: {user}"
+    );
+    let (status, _) = api(&h, Method::GET, "/users/dev%7Cnobody", Some(&token), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    for q in [
+        "ADA@example.com",
+        "email:\"ada@example.com\"",
+        "ada@",
+        "dev|",
+        USER,
+    ] {
+        let path = format!("/users?q={}&include_totals=true", urlencode(q));
+        let (status, page) = api(&h, Method::GET, &path, Some(&token), None).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {page}");
+        assert_eq!(page["total"], 1, "{q}: {page}");
+        assert_eq!(page["users"][0]["user_id"], USER, "{q}");
+    }
+    for q in ["bob@example.com", "%", "_"] {
+        let (_, found) = api(
+            &h,
+            Method::GET,
+            &format!("/users?q={}", urlencode(q)),
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(found, json!([]), "{q} finds no one");
+    }
+
+    let (status, updated) = api(
+        &h,
+        Method::PATCH,
+        &format!("/users/{encoded}"),
+        Some(&token),
+        Some(json!({"app_metadata": {"plan": "gold", "echo_count": null}, "user_metadata": {"theme": "dark"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["app_metadata"], json!({"plan": "gold"}));
+    assert_eq!(updated["user_metadata"]["theme"], "dark");
+    let stored = h.stored_user().await.unwrap();
+    assert_eq!(stored.user.app_metadata["plan"], "gold");
+    let actions = h.store().admin_actions(10).await.unwrap();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(
+        (actions[0].actor.as_str(), actions[0].action.as_str()),
+        ("ops", "update_user")
+    );
+    assert_eq!(actions[0].target, USER);
+    let (status, refused) = api(
+        &h,
+        Method::PATCH,
+        &format!("/users/{encoded}"),
+        Some(&token),
+        Some(json!({"logins_count": 99})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "only metadata changes: {refused}"
+    );
+}
+
+fn urlencode(text: &str) -> String {
+    reqwest::Url::parse_with_params("http://x/", [("q", text)])
+        .unwrap()
+        .query()
+        .unwrap()
+        .trim_start_matches("q=")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_login_trail_and_the_plugins_are_listed() {
+    let h = harness(&machine_clients()).await;
+    signed_in_once(&h).await;
+    let token = machine_token(&h, OPS, &[]).await;
+
+    let (status, logs) = api(
+        &h,
+        Method::GET,
+        "/logs?include_totals=true",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{logs}");
+    assert_eq!(logs["total"], 1, "{logs}");
+    let log = &logs["logs"][0];
+    assert_eq!(
+        (log["outcome"].as_str(), log["client_id"].as_str()),
+        (Some("minted"), Some("web-app"))
+    );
+    let steps: Vec<&str> = log["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        steps.contains(&"okta-userinfo") && steps.contains(&"geo-claims"),
+        "{steps:?}"
+    );
+    let id = log["log_id"].as_str().unwrap();
+    let (status, one) = api(&h, Method::GET, &format!("/logs/{id}"), Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&one, log);
+    let (_, denied) = api(&h, Method::GET, "/logs?outcome=denied", Some(&token), None).await;
+    assert_eq!(denied, json!([]));
+    let (_, mine) = api(
+        &h,
+        Method::GET,
+        "/users/dev%7Cdev-user-1/logs",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(mine.as_array().map(Vec::len), Some(1), "{mine}");
+    let (_, paged) = api(
+        &h,
+        Method::GET,
+        "/logs?page=1&per_page=1",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(paged, json!([]), "one login, one page");
+
+    let (status, plugins) = api(&h, Method::GET, "/plugins", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK, "{plugins}");
+    let by_name: Map<String, Value> = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_owned(), p.clone()))
+        .collect();
+    assert_eq!(
+        by_name["okta-userinfo"]["used_by"],
+        json!(["connection dev"])
+    );
+    assert_eq!(by_name["okta-userinfo"]["world"], "profile-fetcher");
+    assert_eq!(by_name["geo-claims"]["used_by"], json!(["action 1"]));
+    assert_eq!(
+        by_name["geo-claims"]["sha256"].as_str().map(str::len),
+        Some(64)
+    );
+    assert!(by_name["geo-claims"]["size"].as_u64().unwrap() > 0);
+    assert!(!plugins.to_string().contains("secret"), "{plugins}");
+}
+
+#[tokio::test]
+async fn each_route_wants_its_scope_and_a_management_token() {
+    let h = harness(&machine_clients()).await;
+    signed_in_once(&h).await;
+    let reader = machine_token(&h, READER, &[]).await;
+    let (status, body) = api(&h, Method::GET, "/logs", Some(&reader), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for path in ["/users?q=ada", "/users/dev%7Cdev-user-1", "/plugins"] {
+        let (status, body) = api(&h, Method::GET, path, Some(&reader), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("Insufficient scope"),
+            "{body}"
+        );
+    }
+    // A user's access token is for the app's API, not this one.
+    let redirect = h.web_login().await;
+    let (_, tokens) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+    let users_token = tokens["access_token"].as_str().unwrap();
+    let (status, _) = api(&h, Method::GET, "/logs", Some(users_token), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = api(&h, Method::GET, "/logs", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
+    let h = harness("").await;
+    let (status, document) = api(&h, Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(document["openapi"], "3.1.0");
+    let spec = oas3::from_json(document.to_string()).expect("a valid OpenAPI 3.1 document");
+    let mut listed: Vec<(String, String)> = Vec::new();
+    for (path, item) in spec.paths.iter().flatten() {
+        for (method, operation) in item.methods() {
+            assert!(
+                !operation.responses(&spec).is_empty(),
+                "{method} {path}: no responses"
+            );
+            assert!(
+                operation
+                    .security
+                    .iter()
+                    .any(|s| s.0.contains_key("bearer")),
+                "{method} {path}"
+            );
+            listed.push((method.to_string(), path.clone()));
+        }
+    }
+    listed.sort();
+    let expected = [
+        ("GET", "/logs"),
+        ("GET", "/logs/{id}"),
+        ("GET", "/plugins"),
+        ("GET", "/users"),
+        ("GET", "/users/{id}"),
+        ("GET", "/users/{id}/logs"),
+        ("PATCH", "/users/{id}"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(listed, expected);
+    // Every route listed is served (and guarded): a 401, not a 404 or 405.
+    for (method, path) in &listed {
+        let concrete = path.replace("{id}", "dev%7Cdev-user-1");
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, body) = api(&h, method.clone(), &concrete, None, None).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {concrete}: {body}"
+        );
+    }
+}
+
+/// The reference scenario's Action (plugins/management-geo), through the
+/// service, against this very Management API: the claim comes from the
+/// user it reads, so only from the second sign-in on (the first one's user
+/// is stored after the chain ran).
+#[tokio::test]
+async fn the_ported_action_reads_the_user_through_the_real_management_api() {
+    for language in ["rust", "js"] {
+        let plugin = |issuer: &str| {
+            format!(
+                r#"
+[plugins.management-geo]
+path = {path:?}
+world = "post-login-action"
+allowed_origins = ["{issuer}"]
+secrets = {{ domain = {{ value = "{issuer}" }}, clientId = {{ value = "{id}" }}, clientSecret = {{ value = "{secret}" }} }}
+
+[[actions]]
+plugin = "management-geo"
+"#,
+                path = crate::support::language_plugin_wasm(language, "management-geo"),
+                id = OPS.0,
+                secret = OPS.1,
+            )
+        };
+        // geo-claims is taken out of the chain: the claim can only come
+        // from management-geo.
+        let h = crate::support::service_harness::start_edited_harness(
+            &machine_clients(),
+            "",
+            false,
+            |config, issuer| {
+                config.replace("[[actions]]\nplugin = \"geo-claims\"\n", &plugin(issuer))
+            },
+        )
+        .await;
+        let sign_in = || async {
+            let redirect = h.web_login().await;
+            let (status, tokens) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+            assert_eq!(status, StatusCode::OK, "{language}: {tokens:?}");
+            h.access_claims(&tokens).await
+        };
+        let first = sign_in().await;
+        assert!(
+            first.get("geo_ip_country").is_none(),
+            "{language}: not stored yet: {first:?}"
+        );
+        let second = sign_in().await;
+        assert_eq!(second["geo_ip_country"], "NZ", "{language}: {second:?}");
+        let logins = h.store().recent_logins(1).await.unwrap();
+        let steps = logins[0].steps.to_string();
+        assert!(steps.contains("management-geo"), "{language}: {steps}");
+    }
+}

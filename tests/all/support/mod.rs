@@ -1,0 +1,245 @@
+//! Support for the end-to-end tests: the compiled plugins, a config written
+//! the way a user writes one, and real HTTP servers on loopback.
+//!
+//! The plugins are built by `cargo xtask test` (or `cargo xtask plugins`)
+//! before the tests run; nothing here compiles or fakes a plugin.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use claimsmith::capabilities::http::OutboundHttp;
+use claimsmith::config::Config;
+use claimsmith::pipeline::{
+    Login, LoginFailure, LoginReport, MintedLogin, Pipeline, RunOptions, StartError,
+};
+use serde_json::json;
+
+pub mod service_harness;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    // This binary belongs to `host/claimsmith`, two levels below the root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("host/claimsmith is inside the workspace")
+}
+
+/// The compiled component of the Rust plugin `name` (e.g. `test-looper`).
+pub fn plugin_wasm(name: &str) -> PathBuf {
+    language_plugin_wasm("rust", name)
+}
+
+/// The compiled component of plugin `name` in `language` (`rust`, `js`,
+/// `python`), where `claimsmith build` puts it.
+pub fn language_plugin_wasm(language: &str, name: &str) -> PathBuf {
+    let path = root()
+        .join("target/plugins")
+        .join(language)
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the plugins with `cargo xtask test` (or `cargo xtask plugins`)",
+        path.display()
+    );
+    path
+}
+
+/// The compile cache all tests share, so each plugin compiles once per run.
+pub fn test_compile_cache() -> PathBuf {
+    root().join("target/test-compile-cache")
+}
+
+/// A config under construction, in TOML, with a data directory of its own.
+pub struct Setup {
+    dir: tempfile::TempDir,
+    toml: String,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Setup {
+    /// An issuer, one client `app` (audience `https://api.example.com`) and a
+    /// compile cache shared by all tests, so each plugin compiles once.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let cache = test_compile_cache();
+        let toml = format!(
+            r#"
+issuer = "https://login.example.com"
+data_dir = "data"
+
+[engine]
+compile_cache_dir = {cache:?}
+
+[[clients]]
+client_id = "app"
+name = "Test App"
+audience = "https://api.example.com"
+"#
+        );
+        Setup { dir, toml }
+    }
+
+    /// Sets the instance pool's size.
+    pub fn max_concurrent_instances(mut self, count: u32) -> Self {
+        self.toml = self.toml.replacen(
+            "[engine]\n",
+            &format!("[engine]\nmax_concurrent_instances = {count}\n"),
+            1,
+        );
+        self
+    }
+
+    /// A chain of post-login actions on connection `okta` (no profile
+    /// fetcher), one step per `(name, plugin crate, on_error, extra plugin TOML)`.
+    pub fn actions(mut self, steps: &[(&str, &str, &str, &str)]) -> Self {
+        for (name, crate_name, _, extra) in steps {
+            self = self.plugin(name, crate_name, "post-login-action", extra);
+        }
+        self = self.connection("okta", None, "{}");
+        for (name, _, on_error, _) in steps {
+            self = self.action(name, on_error);
+        }
+        self
+    }
+
+    /// Adds `[plugins.<name>]` for Rust plugin `crate_name`, with extra TOML lines.
+    pub fn plugin(self, name: &str, crate_name: &str, world: &str, extra: &str) -> Self {
+        self.plugin_at(name, &plugin_wasm(crate_name), world, extra)
+    }
+
+    /// Adds `[plugins.<name>]` for the component at `wasm`, with extra TOML lines.
+    pub fn plugin_at(mut self, name: &str, wasm: &Path, world: &str, extra: &str) -> Self {
+        self.toml +=
+            &format!("\n[plugins.{name}]\npath = {wasm:?}\nworld = \"{world}\"\n{extra}\n");
+        self
+    }
+
+    /// Adds a connection named `name`; `fetcher` names its profile fetcher.
+    pub fn connection(mut self, name: &str, fetcher: Option<&str>, options: &str) -> Self {
+        self.toml += &format!("\n[[connections]]\nname = \"{name}\"\noptions = {options}\n");
+        if let Some(fetcher) = fetcher {
+            self.toml += &format!("profile_fetcher = \"{fetcher}\"\n");
+        }
+        self
+    }
+
+    /// Adds a client with metadata (TOML inline table).
+    pub fn client(mut self, client_id: &str, metadata: &str) -> Self {
+        self.toml += &format!(
+            "\n[[clients]]\nclient_id = \"{client_id}\"\nname = \"{client_id}\"\nmetadata = {metadata}\n"
+        );
+        self
+    }
+
+    /// Appends an action step.
+    pub fn action(mut self, plugin: &str, on_error: &str) -> Self {
+        self.toml += &format!("\n[[actions]]\nplugin = \"{plugin}\"\non_error = \"{on_error}\"\n");
+        self
+    }
+
+    /// The config file, written where a user would keep it.
+    pub fn write(&self) -> PathBuf {
+        let path = self.dir.path().join("claimsmith.toml");
+        std::fs::write(&path, &self.toml).expect("write the config");
+        path
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Reads the config as `claimsmith` does and starts the pipeline.
+    pub fn start(&self) -> Result<Pipeline, StartError> {
+        self.start_with(OutboundHttp::new().expect("an HTTP client"))
+    }
+
+    pub fn start_with(&self, http: OutboundHttp) -> Result<Pipeline, StartError> {
+        let config = Config::load(&self.write()).unwrap_or_else(|e| panic!("{e}\n{}", self.toml));
+        Pipeline::new(config, http)
+    }
+}
+
+/// A login of `sub` = `00u1ada` through connection `connection` to client `app`.
+pub fn login(connection: &str) -> Login {
+    serde_json::from_value(json!({
+        "connection": connection,
+        "client_id": "app",
+        "scopes": ["openid", "profile", "email"],
+        "nonce": "nonce-123",
+        "request": { "ip": "203.0.113.7", "user_agent": "test-agent" },
+        "upstream": {
+            "access_token": "upstream-at",
+            "id_token": "header.payload.signature",
+            "id_token_claims": {
+                "iss": "https://upstream.example.com",
+                "sub": "00u1ada",
+                "aud": "claimsmith",
+                "email": "ada@example.com",
+                "geoipcountry": "NZ"
+            }
+        }
+    }))
+    .expect("a valid login")
+}
+
+/// Runs `login` through `pipeline` with default options: each step and the end.
+pub async fn report(pipeline: &Pipeline, login: &Login) -> LoginReport {
+    pipeline.run(login, &RunOptions::default()).await
+}
+
+/// Runs `login` through `pipeline` with default options: what it ended in.
+pub async fn outcome(pipeline: &Pipeline, login: &Login) -> Result<MintedLogin, LoginFailure> {
+    report(pipeline, login).await.outcome
+}
+
+/// A real HTTP server on an ephemeral loopback port, serving `router` until
+/// the test's runtime ends.
+pub async fn serve(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let address = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    address
+}
+
+/// Logs written while its subscriber is the default, as text.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
+        let sink = self.clone();
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || sink.clone())
+            .finish()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
