@@ -90,7 +90,9 @@ async fn a_refused_fetch_is_logged_alike_from_rust_and_javascript() {
         // by the `claimsmith` command's log filter (see `telemetry::log_filter`).
         let host_lines: Vec<&str> = logs
             .lines()
-            .filter(|l| l.contains(" claimsmith::"))
+            // Targets are module paths: `claimsmith::plugin` and the host
+            // crates' `claimsmith_<crate>::...`.
+            .filter(|l| l.contains(" claimsmith::") || l.contains(" claimsmith_"))
             .collect();
         assert!(
             host_lines

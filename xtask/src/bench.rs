@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{cargo, root, run};
+use crate::{HOST_FEATURES, cargo, root, run};
 
 const CLAIMSMITH_ISSUER: &str = "http://127.0.0.1:8190";
 /// The development upstream (`claimsmith dev-upstream`) the service signs in at.
@@ -72,15 +72,18 @@ fn bench_dir() -> PathBuf {
 }
 
 fn load() -> Result<(), String> {
-    run(cargo().args([
-        "build",
-        "--quiet",
-        "--release",
-        "--package",
-        "claimsmith",
-        "--package",
-        "claimsmith-load",
-    ]))?;
+    // The load run starts `claimsmith dev-upstream`: the `demo` feature.
+    run(cargo()
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "claimsmith",
+            "--package",
+            "claimsmith-load",
+        ])
+        .args(HOST_FEATURES))?;
     let dir = bench_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
 

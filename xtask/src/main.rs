@@ -28,8 +28,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("plugins") => build_plugins(Profile::Debug, &["plugins", "tests/plugins"]),
         Some("demo") => build_plugins(Profile::Release, &["plugins"]).and_then(|()| demo()),
-        Some("test") => build_plugins(Profile::Debug, &["plugins", "tests/plugins"])
-            .and_then(|()| test(&args[1..])),
+        Some("test") => test(&args[1..]),
         Some("bench") => {
             build_plugins(Profile::Release, &["plugins"]).and_then(|()| bench::bench(&args[1..]))
         }
@@ -94,9 +93,13 @@ fn run(command: &mut Command) -> Result<(), String> {
 /// `claimsmith build`, which installs the wasm target and the JavaScript and
 /// Python toolchains itself.
 fn build_plugins(profile: Profile, dirs: &[&str]) -> Result<(), String> {
+    claimsmith(profile.cargo_args(), &build_args(dirs))
+}
+
+fn build_args<'a>(dirs: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["build", "--out", PLUGINS_OUT, "--toolchains", TOOLCHAINS];
     args.extend_from_slice(dirs);
-    claimsmith(profile.cargo_args(), &args)
+    args
 }
 
 /// The main job: the service on the embedded defaults, a development
@@ -112,35 +115,38 @@ fn test(extra: &[String]) -> Result<(), String> {
     layers::check(&root().join("host"))?;
     postgres()?;
     chromium()?;
-    run(cargo()
-        // Every host crate's unit tests, the end-to-end binary (`tests/all`)
-        // and the load driver's; with the features the other steps build, so
-        // that each crate compiles once.
-        .arg("test")
-        .args(
-            tested_packages()?
-                .iter()
-                .flat_map(|package| ["--package", package.as_str()]),
-        )
-        .args(HOST_FEATURES)
-        .args(extra))?;
+    // Every host crate's unit tests, the end-to-end binary (`tests/all`), the
+    // load driver's and this tool's. Built first, and the host binary of
+    // that build runs every other step: a `cargo run` would build the host a
+    // second time, since dev-dependencies change the features of shared
+    // crates (hyper-util, ...) and with them everything above.
+    let packages = tested_packages()?;
+    let cargo_test = || {
+        let mut command = cargo();
+        command
+            .arg("test")
+            .args(
+                packages
+                    .iter()
+                    .flat_map(|package| ["--package", package.as_str()]),
+            )
+            .args(HOST_FEATURES);
+        command
+    };
+    run(cargo_test().arg("--no-run"))?;
+    debug_host(&build_args(&["plugins", "tests/plugins"]))?;
+    run(cargo_test().args(extra))?;
     // The shipped golden cases, through the command CI users run.
-    claimsmith(
-        &["--quiet"],
-        &["test", "--builds", PLUGINS_OUT, "plugins", "examples"],
-    )?;
+    debug_host(&["test", "--builds", PLUGINS_OUT, "plugins", "examples"])?;
     scaffolds()?;
     // The recorded example login must keep working, as a user runs it.
-    claimsmith(
-        &["--quiet"],
-        &[
-            "run",
-            "--config",
-            "examples/okta/claimsmith.toml",
-            "--input",
-            "examples/okta/login.json",
-        ],
-    )
+    debug_host(&[
+        "run",
+        "--config",
+        "examples/okta/claimsmith.toml",
+        "--input",
+        "examples/okta/login.json",
+    ])
 }
 
 /// The packages whose tests `cargo xtask test` runs: every crate under
@@ -264,32 +270,35 @@ fn scaffolds() -> Result<(), String> {
             }
             let project = project.display().to_string();
             let name = format!("new-{kind}");
-            claimsmith(
-                &["--quiet"],
-                &["new", kind, &name, "--lang", language, "--dir", &project],
-            )?;
+            debug_host(&["new", kind, &name, "--lang", language, "--dir", &project])?;
             // Rust scaffolds are workspaces of their own: they build in the
             // workspace's target dir so the plugins' dependencies, already
             // compiled for the shipped plugins, are not compiled (and stored)
             // a second time.
             let cargo_target = root().join("target").display().to_string();
-            claimsmith(
-                &["--quiet"],
-                &[
-                    "build",
-                    &project,
-                    "--out",
-                    &format!("{project}/target/plugins"),
-                    "--toolchains",
-                    TOOLCHAINS,
-                    "--cargo-target-dir",
-                    &cargo_target,
-                ],
-            )?;
-            claimsmith(&["--quiet"], &["test", &format!("{project}/goldens")])?;
+            debug_host(&[
+                "build",
+                &project,
+                "--out",
+                &format!("{project}/target/plugins"),
+                "--toolchains",
+                TOOLCHAINS,
+                "--cargo-target-dir",
+                &cargo_target,
+            ])?;
+            debug_host(&["test", &format!("{project}/goldens")])?;
         }
     }
     Ok(())
+}
+
+/// Runs the debug `claimsmith` binary that `cargo test` built.
+fn debug_host(args: &[&str]) -> Result<(), String> {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    run(Command::new(target.join("debug/claimsmith"))
+        .current_dir(root())
+        .args(args))
 }
 
 /// Runs the `claimsmith` binary through cargo, as a user would.

@@ -9,6 +9,10 @@ use serde_json::{Map, Value};
 
 use claimsmith_core::is_reserved_claim;
 use claimsmith_wit::action::claimsmith::plugin::api as wit;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::{CallContext, Capability, CapabilityView, Has};
+use claimsmith_wit::World;
 
 /// The cap on one token's custom claims, and on one metadata object, as
 /// serialized JSON (Auth0 caps custom claims at 100 KB too).
@@ -241,6 +245,27 @@ impl wit::Host for ApiCapability {
 
     fn deny(&mut self, reason: String) {
         self.effects.deny(&reason)
+    }
+}
+
+/// Only post-login actions import `api`; a call starts from the effects of
+/// the actions before it.
+impl Capability for ApiCapability {
+    fn link<T: CapabilityView>(linker: &mut Linker<T>, world: World) -> wasmtime::Result<()> {
+        match world {
+            World::PostLoginAction => {
+                wit::add_to_linker::<T, HasSelf<ApiCapability>>(linker, |state: &mut T| {
+                    state.capabilities().get()
+                })
+            }
+            World::ProfileFetcher => Ok(()),
+        }
+    }
+
+    fn prepare(call: &mut CallContext<'_>) -> Self {
+        ApiCapability {
+            effects: std::mem::take(&mut call.effects),
+        }
     }
 }
 

@@ -27,6 +27,10 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use wasmtime_wasi_http::{Error as WasiHttpError, ForbiddenHeaderFilter, WasiBody, WasiHttpHooks};
 
 use claimsmith_wit::fetcher::claimsmith::plugin::http as wit;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::{CallContext, Capability, CapabilityView, Has};
+use claimsmith_wit::World;
 
 /// How long a plugin's request may take, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -674,6 +678,26 @@ pub fn is_blocked_address(ip: IpAddr) -> bool {
                 || segments[..2] == [0x2001, 0x0db8] // documentation
                 || segments[0] == 0x2002 // 6to4 embeds an arbitrary IPv4 address
         }
+    }
+}
+
+/// Every world imports `http`; `wasi:http` (linked with WASI) sends through
+/// the same capability.
+impl Capability for HttpCapability {
+    fn link<T: CapabilityView>(linker: &mut Linker<T>, _world: World) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, HasSelf<HttpCapability>>(linker, |state: &mut T| {
+            state.capabilities().get()
+        })
+    }
+
+    fn prepare(call: &mut CallContext<'_>) -> Self {
+        HttpCapability::new(
+            call.plugin.clone(),
+            call.http_policy.clone(),
+            call.http.clone(),
+            call.interceptor.cloned(),
+            Some(call.requests_deadline),
+        )
     }
 }
 

@@ -2,13 +2,86 @@
 //!
 //! Each capability is a small struct holding the state of one plugin
 //! instance, created fresh for every invocation, and grants exactly what the
-//! plugin's config grants: its own secrets, its own origins. Capabilities do
-//! not run plugins (that is the engine) and do not decide a login's outcome
-//! (that is the pipeline): they record what the plugin asked for. This crate
-//! must not depend on the engine, the config or anything above them.
+//! plugin's config grants: its own secrets, its own origins. Each implements
+//! [`Capability`]: it links its own imports and builds its own state from the
+//! call's [`CallContext`]. The set is composed in one place, below
+//! ([`Capabilities`]); the engine names no capability.
+//!
+//! Capabilities do not run plugins (that is the engine) and do not decide a
+//! login's outcome (that is the pipeline): they record what the plugin asked
+//! for. This crate must not depend on the engine, the config or anything
+//! above them.
 
 pub mod api;
+pub mod capability;
 pub mod http;
 pub mod log;
 pub mod secrets;
 pub mod stdio;
+pub mod wasi;
+
+use wasmtime::component::Linker;
+use wasmtime_wasi::WasiCtx;
+
+pub use capability::{CallContext, Capability, CapabilityView, Has};
+use claimsmith_wit::World;
+
+/// Declares the composed set: its struct, a [`Has`] per member, and the
+/// linking and preparing of every member in order.
+macro_rules! compose {
+    ($($field:ident: $capability:ty),* $(,)?) => {
+        /// The state of every host capability for one call.
+        pub struct Capabilities {
+            $(pub $field: $capability,)*
+        }
+
+        $(impl Has<$capability> for Capabilities {
+            fn get(&mut self) -> &mut $capability {
+                &mut self.$field
+            }
+        })*
+
+        impl Capabilities {
+            /// Links WASI and every capability `world`'s plugins may import.
+            pub fn link<T: CapabilityView>(
+                linker: &mut Linker<T>,
+                world: World,
+            ) -> wasmtime::Result<()> {
+                wasi::link(linker)?;
+                $(<$capability as Capability>::link(linker, world)?;)*
+                Ok(())
+            }
+
+            /// The WASI context and every capability's state for one call.
+            pub fn prepare(mut call: CallContext<'_>) -> (WasiCtx, Self) {
+                let wasi = wasi::context(&call);
+                let capabilities = Capabilities {
+                    $($field: <$capability as Capability>::prepare(&mut call),)*
+                };
+                (wasi, capabilities)
+            }
+        }
+    };
+}
+
+// The one place the host's capabilities are composed. A new capability is a
+// module implementing `Capability` and one line here.
+compose! {
+    log: log::LogCapability,
+    secrets: secrets::Secrets,
+    http: http::HttpCapability,
+    api: api::ApiCapability,
+}
+
+impl Capabilities {
+    /// The `api` effects the call ended with, whatever its outcome.
+    pub fn take_effects(&mut self) -> api::ActionEffects {
+        std::mem::take(&mut self.api.effects)
+    }
+
+    /// What `wasi:http` (JavaScript's `fetch`) sends through: the `http`
+    /// capability's policy.
+    pub fn http_hooks(&mut self) -> &mut dyn wasmtime_wasi_http::WasiHttpHooks {
+        &mut self.http
+    }
+}

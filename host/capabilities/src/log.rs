@@ -5,6 +5,10 @@ use std::sync::Arc;
 
 use crate::stdio::OutputBudget;
 use claimsmith_wit::fetcher::claimsmith::plugin::log as wit;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::{CallContext, Capability, CapabilityView, Has};
+use claimsmith_wit::World;
 
 /// Longer messages are cut: a plugin must not flood the host's logs.
 const MAX_MESSAGE_CHARS: usize = 4096;
@@ -121,6 +125,23 @@ impl wit::Host for LogCapability {
             wit::Level::Warn => tracing::warn!(target: "claimsmith::plugin", plugin, "{message}"),
             wit::Level::Error => tracing::error!(target: "claimsmith::plugin", plugin, "{message}"),
         }
+    }
+}
+
+/// Every world imports `log`.
+impl Capability for LogCapability {
+    fn link<T: CapabilityView>(linker: &mut Linker<T>, _world: World) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, HasSelf<LogCapability>>(linker, |state: &mut T| {
+            state.capabilities().get()
+        })
+    }
+
+    fn prepare(call: &mut CallContext<'_>) -> Self {
+        LogCapability::new(
+            call.plugin.clone(),
+            call.output_budget.clone(),
+            call.log_sink.cloned(),
+        )
     }
 }
 

@@ -7,6 +7,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use claimsmith_wit::fetcher::claimsmith::plugin::secrets as wit;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::{CallContext, Capability, CapabilityView, Has};
+use claimsmith_wit::World;
 
 /// A secret's value, redacted in `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -42,6 +46,19 @@ impl Secrets {
 impl wit::Host for Secrets {
     fn secret(&mut self, name: String) -> Option<String> {
         self.0.get(&name).map(|value| value.0.clone())
+    }
+}
+
+/// Every world imports `secrets`; a call gets its own plugin's.
+impl Capability for Secrets {
+    fn link<T: CapabilityView>(linker: &mut Linker<T>, _world: World) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, HasSelf<Secrets>>(linker, |state: &mut T| {
+            state.capabilities().get()
+        })
+    }
+
+    fn prepare(call: &mut CallContext<'_>) -> Self {
+        call.secrets.clone()
     }
 }
 

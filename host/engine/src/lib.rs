@@ -23,19 +23,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use claimsmith_capabilities::api::{ActionEffects, ApiCapability};
-use claimsmith_capabilities::http::{HttpCapability, HttpPolicy, Interceptor, OutboundHttp};
-use claimsmith_capabilities::log::LogCapability;
+use claimsmith_capabilities::api::ActionEffects;
+use claimsmith_capabilities::http::{HttpPolicy, Interceptor, OutboundHttp};
 use claimsmith_capabilities::secrets::Secrets;
-use claimsmith_capabilities::stdio::{PluginOutput, Stream, output_budget};
+use claimsmith_capabilities::stdio::output_budget;
+use claimsmith_capabilities::{CallContext, Capabilities, CapabilityView};
 use claimsmith_wit::{action, fetcher};
+
+pub use claimsmith_wit::World;
 
 pub use claimsmith_wit::action::claimsmith::plugin::event_types::{
     Client as EventClient, Connection as EventConnection, Event, Request as EventRequest,
@@ -70,23 +72,6 @@ const MAX_HTTP_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
 /// language's standard library imports, and the contract (`wit/`). Which of
 /// these a plugin is granted is then up to its world's linker.
 const GRANTED_IMPORTS: [&str; 2] = ["wasi:", "claimsmith:plugin/"];
-
-/// The world a plugin implements, as named in config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum World {
-    ProfileFetcher,
-    PostLoginAction,
-}
-
-impl std::fmt::Display for World {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            World::ProfileFetcher => "profile-fetcher",
-            World::PostLoginAction => "post-login-action",
-        })
-    }
-}
 
 /// The bounds of one invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,14 +284,9 @@ impl Engine {
         let wasmtime = wasmtime::Engine::new(&config).map_err(engine_error)?;
 
         let mut fetcher_linker = Linker::new(&wasmtime);
-        link_shared_capabilities(&mut fetcher_linker).map_err(engine_error)?;
+        Capabilities::link(&mut fetcher_linker, World::ProfileFetcher).map_err(engine_error)?;
         let mut action_linker = Linker::new(&wasmtime);
-        link_shared_capabilities(&mut action_linker).map_err(engine_error)?;
-        action::claimsmith::plugin::api::add_to_linker::<_, HasSelf<ApiCapability>>(
-            &mut action_linker,
-            |state: &mut StoreState| &mut state.api,
-        )
-        .map_err(engine_error)?;
+        Capabilities::link(&mut action_linker, World::PostLoginAction).map_err(engine_error)?;
 
         Ok(Engine {
             wasmtime,
@@ -516,26 +496,6 @@ fn http_timeout_margin(call: Duration) -> Duration {
     (call / 5).min(MAX_HTTP_TIMEOUT_MARGIN)
 }
 
-fn link_shared_capabilities(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
-    // WASI is linked because every language's standard library imports it;
-    // the context built per invocation grants none of its resources.
-    wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    // wasi:http is JavaScript's `fetch()`; its requests go through the same
-    // policy as `http.fetch` (see `capabilities::http`).
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
-    use fetcher::claimsmith::plugin::{http, log, secrets};
-    log::add_to_linker::<_, HasSelf<LogCapability>>(linker, |state: &mut StoreState| {
-        &mut state.log
-    })?;
-    secrets::add_to_linker::<_, HasSelf<Secrets>>(linker, |state: &mut StoreState| {
-        &mut state.secrets
-    })?;
-    http::add_to_linker::<_, HasSelf<HttpCapability>>(linker, |state: &mut StoreState| {
-        &mut state.http
-    })?;
-    Ok(())
-}
-
 fn export_names(engine: &wasmtime::Engine, component: &Component) -> Vec<String> {
     component
         .component_type()
@@ -719,7 +679,7 @@ impl Plugin {
             .set_fuel(self.limits.fuel)
             .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)));
         if let Err(error) = budget {
-            let effects = std::mem::take(&mut store.data_mut().api.effects);
+            let effects = store.data_mut().capabilities.take_effects();
             return (finish(Err(self.trapped(error)), 0), effects);
         }
 
@@ -744,7 +704,7 @@ impl Plugin {
             Ok(Err(error)) => Err(self.trapped(error)),
             Ok(Ok(output)) => Ok(output),
         };
-        let effects = std::mem::take(&mut store.data_mut().api.effects);
+        let effects = store.data_mut().capabilities.take_effects();
         (finish(output, fuel_consumed), effects)
     }
 
@@ -787,16 +747,14 @@ pub fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// The data of one store: one plugin instance's capabilities.
+/// The data of one store: one plugin instance's WASI context, resources,
+/// memory cap and capabilities.
 struct StoreState {
     wasi: WasiCtx,
     wasi_http: WasiHttpCtx,
     table: ResourceTable,
     memory: MemoryCap,
-    log: LogCapability,
-    secrets: Secrets,
-    http: HttpCapability,
-    api: ApiCapability,
+    capabilities: Capabilities,
 }
 
 impl StoreState {
@@ -806,30 +764,18 @@ impl StoreState {
         options: &CallOptions,
         requests_deadline: tokio::time::Instant,
     ) -> Self {
-        // No preopened directories, no environment, no arguments, no sockets:
-        // WASI grants only clocks, randomness and the captured stdio.
-        let budget = output_budget(plugin.name.clone());
-        let mut wasi = WasiCtx::builder();
-        wasi.stdout(PluginOutput::new(
-            plugin.name.clone(),
-            Stream::Stdout,
-            budget.clone(),
-        ))
-        .stderr(PluginOutput::new(
-            plugin.name.clone(),
-            Stream::Stderr,
-            budget.clone(),
-        ))
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        // wasmtime-wasi's default too; said here so that no change of
-        // default can open a socket.
-        .socket_addr_check(|_, _| Box::pin(async { false }));
-        if let Some(unix_seconds) = options.pinned_clock {
-            wasi.wall_clock(PinnedClock(Duration::from_secs(unix_seconds)));
-        }
-        let wasi = wasi.build();
+        let (wasi, capabilities) = Capabilities::prepare(CallContext {
+            plugin: &plugin.name,
+            secrets: &plugin.secrets,
+            http_policy: &plugin.http_policy,
+            http: &plugin.http,
+            interceptor: options.interceptor.as_ref(),
+            log_sink: options.log_sink.as_ref(),
+            pinned_clock: options.pinned_clock,
+            requests_deadline,
+            output_budget: output_budget(plugin.name.clone()),
+            effects,
+        });
         StoreState {
             wasi,
             wasi_http: WasiHttpCtx::new(),
@@ -839,30 +785,14 @@ impl StoreState {
                 total_bytes: 0,
                 cap_hit: false,
             },
-            log: LogCapability::new(plugin.name.clone(), budget, options.log_sink.clone()),
-            secrets: plugin.secrets.clone(),
-            http: HttpCapability::new(
-                plugin.name.clone(),
-                plugin.http_policy.clone(),
-                plugin.http.clone(),
-                options.interceptor.clone(),
-                Some(requests_deadline),
-            ),
-            api: ApiCapability { effects },
+            capabilities,
         }
     }
 }
 
-/// A wall clock stopped at one instant, for reproducible runs.
-struct PinnedClock(Duration);
-
-impl wasmtime_wasi::HostWallClock for PinnedClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-
-    fn now(&self) -> Duration {
-        self.0
+impl CapabilityView for StoreState {
+    fn capabilities(&mut self) -> &mut Capabilities {
+        &mut self.capabilities
     }
 }
 
@@ -880,7 +810,7 @@ impl WasiHttpView for StoreState {
         WasiHttpCtxView {
             ctx: &mut self.wasi_http,
             table: &mut self.table,
-            hooks: &mut self.http,
+            hooks: self.capabilities.http_hooks(),
         }
     }
 }

@@ -21,7 +21,7 @@ use claimsmith_capabilities::api::{ActionEffects, ApiError, validate_custom_clai
 use claimsmith_capabilities::http::{
     HttpCapability, HttpPolicy, Interceptor, Origin, OutboundHttp, OutboundRequest,
 };
-use claimsmith_config::{Config, ConnectionConfig, OnError};
+use claimsmith_config::{ClientConfig, Config, ConnectionConfig, OnError};
 use claimsmith_core::{is_reserved_claim, rfc3339, unix_now, user_id};
 use claimsmith_engine::{
     CallOptions, Engine, Event, EventClient, EventConnection, EventRequest, EventUser,
@@ -278,37 +278,7 @@ impl Pipeline {
             app_metadata: login.user.app_metadata.clone(),
             ..ActionEffects::default()
         };
-        let mut event = Event {
-            user: EventUser {
-                user_id: user_id.clone(),
-                profile: json_text(&profile),
-                user_metadata: String::new(),
-                app_metadata: String::new(),
-                logins_count: if login.refresh {
-                    login.user.logins_count
-                } else {
-                    login.user.logins_count.saturating_add(1)
-                },
-                last_login: login.user.last_login.clone(),
-            },
-            client: EventClient {
-                client_id: client.client_id.clone(),
-                name: client.name.clone(),
-                metadata: json_text(&client.metadata),
-            },
-            connection: EventConnection {
-                name: connection.name.clone(),
-                strategy: "oidc".to_owned(),
-            },
-            request: EventRequest {
-                ip: login.request.ip.clone(),
-                user_agent: login.request.user_agent.clone(),
-            },
-            scopes: Vec::new(),
-            audience: audience.clone(),
-            access_token_claims: String::new(),
-            id_token_claims: String::new(),
-        };
+        let mut event = action_event(login, client, connection, &user_id, &profile, &audience);
         let effects = self.run_actions(&mut event, effects, &call, steps).await?;
 
         for (token, claims) in [
@@ -319,10 +289,9 @@ impl Pipeline {
                 .map_err(|error| LoginFailure::InvalidClaims { token, error })?;
         }
 
-        let started = Instant::now();
+        let auth_time = login.auth_time.unwrap_or(now);
         let profile_claims = standard_profile_claims(&profile, &effects.scopes);
-        let minted = mint(
-            &self.keys.signing_key(),
+        let minted = self.mint_step(
             &MintRequest {
                 issuer: &self.config.issuer,
                 subject: &user_id,
@@ -330,7 +299,7 @@ impl Pipeline {
                 audience: audience.as_deref(),
                 scopes: &effects.scopes,
                 nonce: login.nonce.as_deref(),
-                auth_time: login.auth_time.unwrap_or(now),
+                auth_time,
                 now,
                 access_token_ttl: self.config.tokens.access_token_ttl_secs,
                 id_token_ttl: self.config.tokens.id_token_ttl_secs,
@@ -338,23 +307,11 @@ impl Pipeline {
                 access_token_claims: &effects.access_token_claims,
                 id_token_claims: &effects.id_token_claims,
             },
+            steps,
         );
-        steps.push(StepReport {
-            name: "mint".to_owned(),
-            kind: StepKind::Mint,
-            duration: started.elapsed(),
-            fuel_consumed: None,
-            limit_tripped: None,
-            status: match &minted {
-                Ok(_) => StepStatus::Succeeded,
-                Err(e) => StepStatus::Failed {
-                    error: e.to_string(),
-                },
-            },
-        });
         Ok(MintedLogin {
             tokens: minted?,
-            auth_time: login.auth_time.unwrap_or(now),
+            auth_time,
             user: UserRecord {
                 user_id,
                 profile,
@@ -370,6 +327,30 @@ impl Pipeline {
             access_token_claims: effects.access_token_claims,
             id_token_claims: effects.id_token_claims,
         })
+    }
+
+    /// The minting step: the tokens, and the step's report.
+    fn mint_step(
+        &self,
+        request: &MintRequest<'_>,
+        steps: &mut Vec<StepReport>,
+    ) -> Result<MintedTokens, TokenError> {
+        let started = Instant::now();
+        let minted = mint(&self.keys.signing_key(), request);
+        steps.push(StepReport {
+            name: "mint".to_owned(),
+            kind: StepKind::Mint,
+            duration: started.elapsed(),
+            fuel_consumed: None,
+            limit_tripped: None,
+            status: match &minted {
+                Ok(_) => StepStatus::Succeeded,
+                Err(e) => StepStatus::Failed {
+                    error: e.to_string(),
+                },
+            },
+        });
+        minted
     }
 
     async fn fetch_profile(
@@ -627,6 +608,50 @@ pub fn standard_profile_claims(
         }
     }
     claims
+}
+
+/// The event the actions see: the user as stored and this login's profile,
+/// the client, the connection and the request. The metadata and claims are
+/// filled in before each action from the effects so far.
+fn action_event(
+    login: &Login,
+    client: &ClientConfig,
+    connection: &ConnectionConfig,
+    user_id: &str,
+    profile: &Map<String, Value>,
+    audience: &Option<String>,
+) -> Event {
+    Event {
+        user: EventUser {
+            user_id: user_id.to_owned(),
+            profile: json_text(profile),
+            user_metadata: String::new(),
+            app_metadata: String::new(),
+            logins_count: if login.refresh {
+                login.user.logins_count
+            } else {
+                login.user.logins_count.saturating_add(1)
+            },
+            last_login: login.user.last_login.clone(),
+        },
+        client: EventClient {
+            client_id: client.client_id.clone(),
+            name: client.name.clone(),
+            metadata: json_text(&client.metadata),
+        },
+        connection: EventConnection {
+            name: connection.name.clone(),
+            strategy: "oidc".to_owned(),
+        },
+        request: EventRequest {
+            ip: login.request.ip.clone(),
+            user_agent: login.request.user_agent.clone(),
+        },
+        scopes: Vec::new(),
+        audience: audience.clone(),
+        access_token_claims: String::new(),
+        id_token_claims: String::new(),
+    }
 }
 
 /// See [`Pipeline::chain_version`].

@@ -13,10 +13,11 @@ use serde::Deserialize;
 use super::pending::{MAX_NONCE_LEN, MAX_STATE_LEN, PendingLogin};
 use super::protocol::{is_valid_s256_challenge, pkce_challenge, random_token};
 use super::token::IssuedCode;
-use super::upstream::Reauthentication;
+use super::upstream::{Reauthentication, UpstreamTokens};
 use super::{OAuthError, Service, error_page};
+use claimsmith_config::ClientConfig;
 use claimsmith_core::unix_now;
-use claimsmith_pipeline::{Login, RequestInfo, UpstreamLogin};
+use claimsmith_pipeline::{Login, MintedLogin, RequestInfo, UpstreamLogin};
 
 /// An app's authorization request (RFC 6749 §4.1.1, RFC 7636, OIDC Core §3.1.2.1).
 #[derive(Debug, Deserialize)]
@@ -198,85 +199,13 @@ impl Service {
         let fail = |error: &str, description: &str| {
             app_error(self.issuer(), redirect_uri, state, error, description)
         };
-        if params
-            .nonce
-            .as_ref()
-            .is_some_and(|n| n.len() > MAX_NONCE_LEN)
-        {
-            return fail(
-                "invalid_request",
-                &format!("nonce is longer than {MAX_NONCE_LEN} bytes"),
-            );
-        }
-
-        if params.response_type.as_deref() != Some("code") {
-            return fail(
-                "unsupported_response_type",
-                "only response_type=code is supported",
-            );
-        }
-        let reauthentication = match reauthentication(&params) {
-            Ok(reauthentication) => reauthentication,
-            Err(why) => return fail("invalid_request", &why),
-        };
-        match (
-            &params.code_challenge,
-            params.code_challenge_method.as_deref(),
-        ) {
-            (None, _) if client.client_secret.is_none() => {
-                return fail(
-                    "invalid_request",
-                    "public clients must use PKCE (code_challenge)",
-                );
-            }
-            (Some(challenge), Some("S256")) if !is_valid_s256_challenge(challenge) => {
-                return fail("invalid_request", "code_challenge is not an S256 challenge");
-            }
-            (Some(_), Some("S256")) | (None, _) => {}
-            (Some(_), _) => return fail("invalid_request", "code_challenge_method must be S256"),
-        }
-        let mut scopes: Vec<String> = Vec::new();
-        for scope in params
-            .scope
-            .as_deref()
-            .unwrap_or("openid")
-            .split_ascii_whitespace()
-        {
-            if !scopes.iter().any(|s| s == scope) {
-                scopes.push(scope.to_owned());
-            }
-        }
-        if !scopes.iter().any(|s| s == "openid") {
-            return fail("invalid_scope", "the openid scope is required");
-        }
-        if let Some(scope) = scopes.iter().find(|s| !client.allowed_scopes.contains(s)) {
-            return fail(
-                "invalid_scope",
-                &format!("scope `{scope}` is not allowed for this client"),
-            );
-        }
-        if let Some(audience) = &params.audience
-            && client.audience.as_ref() != Some(audience)
-            && !client.allowed_audiences.contains(audience)
-        {
-            return fail(
-                "invalid_request",
-                &format!("audience `{audience}` is not allowed for this client"),
-            );
-        }
-        let connection = match params.connection.as_deref() {
-            Some(name) if self.upstreams.contains_key(name) => name.to_owned(),
-            Some(name) => return fail("invalid_request", &format!("unknown connection `{name}`")),
-            None if self.upstreams.len() == 1 => match self.upstreams.keys().next() {
-                Some(name) => name.clone(),
-                None => return fail("server_error", "no connection is configured"),
-            },
-            None => {
-                return fail(
-                    "invalid_request",
-                    "several connections: choose one with `connection`",
-                );
-            }
+        let CheckedRequest {
+            scopes,
+            reauthentication,
+            connection,
+        } = match self.check_request(client, &params) {
+            Ok(checked) => checked,
+            Err(answer) => return fail(answer.error, &answer.description),
         };
         let Some(upstream) = self.upstreams.get(&connection) else {
             return fail("server_error", "no connection is configured");
@@ -328,9 +257,153 @@ impl Service {
             .into_response()
     }
 
+    /// The checks of an authorization request once its client and redirect
+    /// URI are known good, so that a refusal goes back to the app (RFC 6749
+    /// §4.1.2.1): sizes, response type, reauthentication, PKCE, scopes,
+    /// audience and connection.
+    fn check_request(
+        &self,
+        client: &ClientConfig,
+        params: &AuthorizeParams,
+    ) -> Result<CheckedRequest, OAuthError> {
+        if params
+            .nonce
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_NONCE_LEN)
+        {
+            return Err(refused(
+                "invalid_request",
+                &format!("nonce is longer than {MAX_NONCE_LEN} bytes"),
+            ));
+        }
+
+        if params.response_type.as_deref() != Some("code") {
+            return Err(refused(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
+        let reauthentication = match reauthentication(params) {
+            Ok(reauthentication) => reauthentication,
+            Err(why) => return Err(refused("invalid_request", &why)),
+        };
+        match (
+            &params.code_challenge,
+            params.code_challenge_method.as_deref(),
+        ) {
+            (None, _) if client.client_secret.is_none() => {
+                return Err(refused(
+                    "invalid_request",
+                    "public clients must use PKCE (code_challenge)",
+                ));
+            }
+            (Some(challenge), Some("S256")) if !is_valid_s256_challenge(challenge) => {
+                return Err(refused(
+                    "invalid_request",
+                    "code_challenge is not an S256 challenge",
+                ));
+            }
+            (Some(_), Some("S256")) | (None, _) => {}
+            (Some(_), _) => {
+                return Err(refused(
+                    "invalid_request",
+                    "code_challenge_method must be S256",
+                ));
+            }
+        }
+        let mut scopes: Vec<String> = Vec::new();
+        for scope in params
+            .scope
+            .as_deref()
+            .unwrap_or("openid")
+            .split_ascii_whitespace()
+        {
+            if !scopes.iter().any(|s| s == scope) {
+                scopes.push(scope.to_owned());
+            }
+        }
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(refused("invalid_scope", "the openid scope is required"));
+        }
+        if let Some(scope) = scopes.iter().find(|s| !client.allowed_scopes.contains(s)) {
+            return Err(refused(
+                "invalid_scope",
+                &format!("scope `{scope}` is not allowed for this client"),
+            ));
+        }
+        if let Some(audience) = &params.audience
+            && client.audience.as_ref() != Some(audience)
+            && !client.allowed_audiences.contains(audience)
+        {
+            return Err(refused(
+                "invalid_request",
+                &format!("audience `{audience}` is not allowed for this client"),
+            ));
+        }
+        let connection = match params.connection.as_deref() {
+            Some(name) if self.upstreams.contains_key(name) => name.to_owned(),
+            Some(name) => {
+                return Err(refused(
+                    "invalid_request",
+                    &format!("unknown connection `{name}`"),
+                ));
+            }
+            None if self.upstreams.len() == 1 => match self.upstreams.keys().next() {
+                Some(name) => name.clone(),
+                None => return Err(refused("server_error", "no connection is configured")),
+            },
+            None => {
+                return Err(refused(
+                    "invalid_request",
+                    "several connections: choose one with `connection`",
+                ));
+            }
+        };
+        Ok(CheckedRequest {
+            scopes,
+            reauthentication,
+            connection,
+        })
+    }
+
     fn callback_uri(&self) -> String {
         format!("{}/callback", self.issuer())
     }
+}
+
+/// What a valid authorization request asks for.
+struct CheckedRequest {
+    scopes: Vec<String>,
+    reauthentication: Reauthentication,
+    connection: String,
+}
+
+/// A refusal of an authorization request, sent to the app's redirect URI.
+fn refused(error: &'static str, description: &str) -> OAuthError {
+    OAuthError::new(StatusCode::BAD_REQUEST, error, description)
+}
+
+/// A callback the upstream's answer fails: the app gets `error`, the log
+/// and the audit row `detail`.
+struct Refusal {
+    error: &'static str,
+    detail: String,
+}
+
+impl Refusal {
+    fn new(error: &'static str, detail: impl Into<String>) -> Self {
+        Refusal {
+            error,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What a callback got from the upstream, verified.
+struct UpstreamLoginDone {
+    tokens: UpstreamTokens,
+    subject: String,
+    auth_time: Option<u64>,
 }
 
 /// What the upstream sends back (RFC 6749 §4.1.2).
@@ -397,79 +470,19 @@ impl Service {
         };
         let correlation_id = super::correlation_id();
         let correlation_id = correlation_id.as_str();
-        let Some(upstream) = self.upstreams.get(&pending.connection) else {
-            let detail = "the connection is gone";
-            return self
-                .fail_before_pipeline(&pending, correlation_id, None, "server_error", detail)
-                .await;
-        };
-        if let Err(detail) = upstream.check_response_issuer(params.iss.as_deref()) {
-            return self
-                .fail_before_pipeline(&pending, correlation_id, None, "server_error", &detail)
-                .await;
-        }
-        if let Some(error) = &params.error {
-            let description = params.error_description.as_deref().unwrap_or("");
-            let detail = format!("the identity provider answered {error}: {description}");
-            let answer = INTERACTION_ERRORS
-                .into_iter()
-                .find(|e| e == error)
-                .unwrap_or("access_denied");
-            return self
-                .fail_before_pipeline(&pending, correlation_id, None, answer, &detail)
-                .await;
-        }
-        let Some(code) = params.code.as_deref() else {
-            let detail = "the identity provider sent no code";
-            return self
-                .fail_before_pipeline(&pending, correlation_id, None, "server_error", detail)
-                .await;
-        };
-        let started = std::time::Instant::now();
-        let exchanged = upstream
-            .exchange_code(
-                code,
-                &pending.upstream_verifier,
-                &self.callback_uri(),
-                &pending.upstream_nonce,
-            )
-            .await;
-        self.metrics
-            .upstream_exchange(&pending.connection, exchanged.is_ok(), started.elapsed());
-        let tokens = match exchanged {
-            Ok(tokens) => tokens,
-            Err(error) => {
-                let detail = format!("upstream login failed: {error}");
+        let verified = match self.upstream_login(&pending, &params).await {
+            Ok(verified) => verified,
+            Err(Refusal { error, detail }) => {
                 return self
-                    .fail_before_pipeline(&pending, correlation_id, None, "server_error", &detail)
+                    .fail_before_pipeline(&pending, correlation_id, None, error, &detail)
                     .await;
             }
         };
-        let Some(subject) = tokens
-            .id_token_claims
-            .get("sub")
-            .and_then(|s| s.as_str())
-            .map(str::to_owned)
-        else {
-            let detail = "the upstream id token has no subject";
-            return self
-                .fail_before_pipeline(&pending, correlation_id, None, "server_error", detail)
-                .await;
-        };
-        // When the user really authenticated, if the upstream says so.
-        let upstream_auth_time = tokens
-            .id_token_claims
-            .get("auth_time")
-            .and_then(serde_json::Value::as_u64);
-        if let Err(detail) =
-            pending
-                .reauthentication
-                .check(upstream_auth_time, pending.started_at, unix_now())
-        {
-            return self
-                .fail_before_pipeline(&pending, correlation_id, None, "login_required", &detail)
-                .await;
-        }
+        let UpstreamLoginDone {
+            tokens,
+            subject,
+            auth_time: upstream_auth_time,
+        } = verified;
         let user_id = claimsmith_core::user_id(&pending.connection, &subject);
         let stored = match self
             .timed("load_user", self.store.load_user(&user_id))
@@ -506,55 +519,151 @@ impl Service {
             refresh: false,
             auth_time: upstream_auth_time,
         };
-        let state = pending.app_state.as_deref();
-        let redirect_uri = pending.redirect_uri.as_str();
         match self.run_login(&login, correlation_id).await {
             Ok(minted) => {
-                let code = random_token();
-                let issued = IssuedCode {
-                    client_id: pending.client_id,
-                    redirect_uri: pending.redirect_uri.clone(),
-                    code_challenge: pending.code_challenge,
-                    upstream_subject: subject,
-                    connection: pending.connection,
-                    audience: pending.audience,
-                    requested_scopes: pending.scopes,
-                    minted,
-                };
-                let expires_at = unix_now() + self.config().server.code_ttl_secs;
-                let stored = match issued.seal(&code) {
-                    Ok(sealed) => self
-                        .timed(
-                            "insert_code",
-                            self.store.insert_code(&code, &sealed, expires_at),
-                        )
-                        .await
-                        .map_err(|error| error.to_string()),
-                    Err(error) => Err(error.to_string()),
-                };
-                if let Err(error) = stored {
-                    tracing::error!(%error, correlation_id, "cannot store the authorization code");
-                    return app_error(
-                        self.issuer(),
-                        redirect_uri,
-                        state,
-                        "server_error",
-                        &format!("the sign-in could not be completed (id {correlation_id})"),
-                    );
-                }
-                redirect_to_app(self.issuer(), redirect_uri, state, &[("code", &code)])
+                self.issue_code(pending, subject, minted, correlation_id)
+                    .await
             }
             Err(failure) => {
                 let answer = OAuthError::from_failure(&failure, correlation_id);
                 app_error(
                     self.issuer(),
-                    redirect_uri,
-                    state,
+                    &pending.redirect_uri,
+                    pending.app_state.as_deref(),
                     answer.error,
                     &answer.description,
                 )
             }
         }
+    }
+
+    /// A login that minted: its tokens sealed under a fresh code, the code
+    /// stored for the app's exchange and sent to its redirect URI.
+    async fn issue_code(
+        &self,
+        pending: PendingLogin,
+        subject: String,
+        minted: MintedLogin,
+        correlation_id: &str,
+    ) -> Response {
+        let PendingLogin {
+            client_id,
+            redirect_uri,
+            app_state,
+            code_challenge,
+            connection,
+            audience,
+            scopes,
+            ..
+        } = pending;
+        let code = random_token();
+        let issued = IssuedCode {
+            client_id,
+            redirect_uri: redirect_uri.clone(),
+            code_challenge,
+            upstream_subject: subject,
+            connection,
+            audience,
+            requested_scopes: scopes,
+            minted,
+        };
+        let (redirect_uri, state) = (redirect_uri.as_str(), app_state.as_deref());
+        let expires_at = unix_now() + self.config().server.code_ttl_secs;
+        let stored = match issued.seal(&code) {
+            Ok(sealed) => self
+                .timed(
+                    "insert_code",
+                    self.store.insert_code(&code, &sealed, expires_at),
+                )
+                .await
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = stored {
+            tracing::error!(%error, correlation_id, "cannot store the authorization code");
+            return app_error(
+                self.issuer(),
+                redirect_uri,
+                state,
+                "server_error",
+                &format!("the sign-in could not be completed (id {correlation_id})"),
+            );
+        }
+        redirect_to_app(self.issuer(), redirect_uri, state, &[("code", &code)])
+    }
+
+    /// The upstream's side of a callback: its issuer (RFC 9207), its error,
+    /// the code exchanged for verified tokens, their subject and whether the
+    /// upstream authenticated as recently as the app asked.
+    async fn upstream_login(
+        &self,
+        pending: &PendingLogin,
+        params: &CallbackParams,
+    ) -> Result<UpstreamLoginDone, Refusal> {
+        let Some(upstream) = self.upstreams.get(&pending.connection) else {
+            let detail = "the connection is gone";
+            return Err(Refusal::new("server_error", detail));
+        };
+        if let Err(detail) = upstream.check_response_issuer(params.iss.as_deref()) {
+            return Err(Refusal::new("server_error", detail));
+        }
+        if let Some(error) = &params.error {
+            let description = params.error_description.as_deref().unwrap_or("");
+            let detail = format!("the identity provider answered {error}: {description}");
+            let answer = INTERACTION_ERRORS
+                .into_iter()
+                .find(|e| e == error)
+                .unwrap_or("access_denied");
+            return Err(Refusal::new(answer, detail));
+        }
+        let Some(code) = params.code.as_deref() else {
+            let detail = "the identity provider sent no code";
+            return Err(Refusal::new("server_error", detail));
+        };
+        let started = std::time::Instant::now();
+        let exchanged = upstream
+            .exchange_code(
+                code,
+                &pending.upstream_verifier,
+                &self.callback_uri(),
+                &pending.upstream_nonce,
+            )
+            .await;
+        self.metrics
+            .upstream_exchange(&pending.connection, exchanged.is_ok(), started.elapsed());
+        let tokens = match exchanged {
+            Ok(tokens) => tokens,
+            Err(error) => {
+                let detail = format!("upstream login failed: {error}");
+                return Err(Refusal::new("server_error", detail));
+            }
+        };
+        let Some(subject) = tokens
+            .id_token_claims
+            .get("sub")
+            .and_then(|s| s.as_str())
+            .map(str::to_owned)
+        else {
+            let detail = "the upstream id token has no subject";
+            return Err(Refusal::new("server_error", detail));
+        };
+        // When the user really authenticated, if the upstream says so.
+        let upstream_auth_time = tokens
+            .id_token_claims
+            .get("auth_time")
+            .and_then(serde_json::Value::as_u64);
+        if let Err(detail) =
+            pending
+                .reauthentication
+                .check(upstream_auth_time, pending.started_at, unix_now())
+        {
+            return Err(Refusal::new("login_required", detail));
+        }
+        Ok(UpstreamLoginDone {
+            tokens,
+            subject,
+            auth_time: upstream_auth_time,
+        })
     }
 
     /// A sign-in that failed before the plugins ran: the detail goes to the
