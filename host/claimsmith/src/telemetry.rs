@@ -9,6 +9,7 @@
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+use tracing::level_filters::LevelFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -32,6 +33,8 @@ impl Drop for Telemetry {
 /// log lines, and with an OTLP endpoint, every span of this crate for the
 /// collector, whatever the log filter.
 pub fn init(filter: &str, settings: &TelemetrySettings) -> Result<Telemetry, String> {
+    let log_filter = log_filter(filter);
+    let max_level = max_level(&log_filter, settings.otlp_endpoint.is_some());
     let log_lines = match settings.log_format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -44,7 +47,7 @@ pub fn init(filter: &str, settings: &TelemetrySettings) -> Result<Telemetry, Str
             .with_writer(std::io::stderr)
             .boxed(),
     }
-    .with_filter(log_filter(filter));
+    .with_filter(log_filter);
     let (spans, tracer_provider) = match &settings.otlp_endpoint {
         None => (None, None),
         Some(endpoint) => {
@@ -72,7 +75,7 @@ pub fn init(filter: &str, settings: &TelemetrySettings) -> Result<Telemetry, Str
         }
     };
     tracing_subscriber::registry()
-        .with(no_wasi_call_tracing())
+        .with(no_wasi_call_tracing().with_max_level_hint(max_level))
         .with(log_lines)
         .with(spans)
         .try_init()
@@ -85,6 +88,22 @@ pub fn init(filter: &str, settings: &TelemetrySettings) -> Result<Telemetry, Str
 pub fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
     tracing_subscriber::EnvFilter::try_new(spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,claimsmith=info"))
+}
+
+/// The most verbose level any layer takes: the log filter's, and `debug` for
+/// the spans when they are exported. Told to tracing, and through it to the
+/// `log` crate, so that the trace-level `log` records Cranelift and
+/// regalloc2 write while compiling a plugin stop at their call site: without
+/// it the filter layer below has no hint, the process's maximum is `trace`,
+/// and every one of those records is turned into an event and filtered out
+/// (in the debug host, most of the CPU of compiling a JavaScript plugin).
+fn max_level(log_filter: &tracing_subscriber::EnvFilter, spans: bool) -> LevelFilter {
+    let logged = log_filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
+    if spans {
+        logged.max(LevelFilter::DEBUG)
+    } else {
+        logged
+    }
 }
 
 /// A filter layer that drops wasmtime's WASI call tracing whatever
@@ -105,6 +124,15 @@ fn is_wasi_call_trace(target: &str, level: tracing::Level) -> bool {
 mod tests {
     use super::*;
     use tracing::Level;
+
+    #[test]
+    fn the_process_logs_no_more_verbosely_than_its_filter_and_spans_ask() {
+        let level = |spec: &str, spans| max_level(&log_filter(spec), spans);
+        assert_eq!(level("warn", false), LevelFilter::WARN);
+        assert_eq!(level("warn,claimsmith=info", false), LevelFilter::INFO);
+        assert_eq!(level("warn,claimsmith=info", true), LevelFilter::DEBUG);
+        assert_eq!(level("claimsmith_engine=trace", false), LevelFilter::TRACE);
+    }
 
     // The filter's decision itself: a scoped subscriber in a unit test would
     // race other threads over tracing's per-callsite interest cache.

@@ -1487,16 +1487,16 @@ mod tests {
 
     #[tokio::test]
     async fn opens_a_relative_path_with_dot_dots_where_it_points() {
-        // Unit tests run in host/: this is <workspace>/target/….
+        // Unit tests run in host/store/: this is <workspace>/target/….
         let unique = format!("store-relative-{}", std::process::id());
-        let relative = PathBuf::from(format!("../target/{unique}/data/../db/claimsmith.db"));
+        let relative = PathBuf::from(format!("../../target/{unique}/data/../db/claimsmith.db"));
         let store = Store::open_sqlite(&relative, Synchronous::default())
             .await
             .expect("open a relative path");
         store.ping().await.expect("it answers");
         store.close().await;
         let created = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("../target/{unique}/db/claimsmith.db"));
+            .join(format!("../../target/{unique}/db/claimsmith.db"));
         assert!(created.exists(), "{} is missing", created.display());
         let _ = std::fs::remove_dir_all(
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/{unique}")),
