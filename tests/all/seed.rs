@@ -72,7 +72,7 @@ async fn the_seed_login_mints_tokens_that_verify_against_the_jwks() {
     let minted = outcome(&pipeline, &login("okta")).await.unwrap();
     // The JWKS as an app would fetch it: serialized, then parsed.
     let jwks: jsonwebtoken::jwk::JwkSet =
-        serde_json::from_str(&serde_json::to_string(&pipeline.signing_key().jwks()).unwrap())
+        serde_json::from_str(&serde_json::to_string(&pipeline.keys().jwks()).unwrap())
             .unwrap();
 
     let access = verify(

@@ -20,6 +20,7 @@
 pub mod report;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -97,10 +98,14 @@ pub struct Report {
     pub ready_after_ms: Option<f64>,
 }
 
+#[derive(Clone)]
 struct Endpoints {
     authorization: Url,
     token: Url,
 }
+
+/// How long one login took, and the error it ended in, if any.
+type LoginOutcome = (Duration, Result<(), String>);
 
 /// Drives logins as `args` say, for their warm-up and duration.
 pub async fn drive(args: &DriveArgs) -> Result<Report> {
@@ -122,27 +127,12 @@ pub async fn drive(args: &DriveArgs) -> Result<Report> {
     let window_end = window_start + Duration::from_secs(args.duration);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
-        let http = http.clone();
-        let endpoints = Endpoints {
-            authorization: endpoints.authorization.clone(),
-            token: endpoints.token.clone(),
-        };
-        let login = LoginParams::from(args);
-        workers.spawn(async move {
-            let mut outcomes = Vec::new();
-            while Instant::now() < window_end {
-                let begun = Instant::now();
-                let outcome = login
-                    .run(&http, &endpoints)
-                    .await
-                    .map_err(|e| format!("{e:#}"));
-                let finished = Instant::now();
-                if begun >= window_start && finished <= window_end {
-                    outcomes.push((finished - begun, outcome));
-                }
-            }
-            outcomes
-        });
+        workers.spawn(run_logins(
+            LoginParams::from(args),
+            http.clone(),
+            endpoints.clone(),
+            window_start..window_end,
+        ));
     }
 
     tokio::time::sleep_until(window_start.into()).await;
@@ -151,16 +141,7 @@ pub async fn drive(args: &DriveArgs) -> Result<Report> {
     let cpu_after = args.server_pid.map(process_cpu).transpose()?;
     let memory = args.server_pid.map(process_memory).transpose()?;
 
-    let mut latencies = Vec::new();
-    let mut error_kinds = BTreeMap::new();
-    while let Some(outcomes) = workers.join_next().await {
-        for (latency, outcome) in outcomes.context("a driver task panicked")? {
-            match outcome {
-                Ok(()) => latencies.push(latency),
-                Err(error) => *error_kinds.entry(error).or_insert(0) += 1,
-            }
-        }
-    }
+    let (mut latencies, error_kinds) = collect_outcomes(workers).await?;
     latencies.sort();
     let seconds = args.duration as f64;
     let logins = latencies.len();
@@ -187,6 +168,47 @@ pub async fn drive(args: &DriveArgs) -> Result<Report> {
         server_peak_rss_mib: memory.map(|(_, peak)| peak),
         ready_after_ms,
     })
+}
+
+/// One worker: logins back to back until `window` ends, keeping those that
+/// began and finished inside it.
+async fn run_logins(
+    login: LoginParams,
+    http: reqwest::Client,
+    endpoints: Endpoints,
+    window: Range<Instant>,
+) -> Vec<LoginOutcome> {
+    let mut outcomes = Vec::new();
+    while Instant::now() < window.end {
+        let begun = Instant::now();
+        let outcome = login
+            .run(&http, &endpoints)
+            .await
+            .map_err(|e| format!("{e:#}"));
+        let finished = Instant::now();
+        if begun >= window.start && finished <= window.end {
+            outcomes.push((finished - begun, outcome));
+        }
+    }
+    outcomes
+}
+
+/// Waits for every worker; returns the latencies of the logins that
+/// succeeded and how often each error happened.
+async fn collect_outcomes(
+    mut workers: tokio::task::JoinSet<Vec<LoginOutcome>>,
+) -> Result<(Vec<Duration>, BTreeMap<String, usize>)> {
+    let mut latencies = Vec::new();
+    let mut error_kinds = BTreeMap::new();
+    while let Some(outcomes) = workers.join_next().await {
+        for (latency, outcome) in outcomes.context("a driver task panicked")? {
+            match outcome {
+                Ok(()) => latencies.push(latency),
+                Err(error) => *error_kinds.entry(error).or_insert(0) += 1,
+            }
+        }
+    }
+    Ok((latencies, error_kinds))
 }
 
 /// Polls the discovery document until it answers; returns the milliseconds
@@ -275,20 +297,38 @@ impl LoginParams {
         let verifier = random_token();
         let challenge = pkce_challenge(&verifier);
         let state = random_token();
-        let mut url = endpoints.authorization.clone();
+        let url = self.authorization_url(&endpoints.authorization, &challenge, &state);
+        let code = self.follow_redirects_to_code(http, url, &state).await?;
+        self.redeem_code(http, &endpoints.token, &code, &verifier)
+            .await
+    }
+
+    /// The authorization request that starts a login.
+    fn authorization_url(&self, authorization_endpoint: &Url, challenge: &str, state: &str) -> Url {
+        let mut url = authorization_endpoint.clone();
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", &self.client_id)
             .append_pair("redirect_uri", &self.redirect_uri)
             .append_pair("scope", &self.scope)
-            .append_pair("state", &state)
+            .append_pair("state", state)
             .append_pair("nonce", &random_token())
-            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge", challenge)
             .append_pair("code_challenge_method", "S256");
+        url
+    }
 
+    /// Follows the login's redirects, as its browser, from `url` to the app;
+    /// returns the code the app got.
+    async fn follow_redirects_to_code(
+        &self,
+        http: &reqwest::Client,
+        mut url: Url,
+        state: &str,
+    ) -> Result<String> {
         let mut jar = CookieJar::default();
         let mut redirects = 0;
-        let code = loop {
+        loop {
             let mut request = http.get(url.clone());
             if let Some(cookies) = jar.header() {
                 request = request.header(COOKIE, cookies);
@@ -322,26 +362,36 @@ impl LoginParams {
                     bail!("the app got error {error}");
                 }
                 ensure!(
-                    parameter("state").as_deref() == Some(state.as_str()),
+                    parameter("state").as_deref() == Some(state),
                     "the app got another state"
                 );
-                break parameter("code").context("the app got no code")?;
+                return parameter("code").context("the app got no code");
             }
             redirects += 1;
             ensure!(
                 redirects <= MAX_REDIRECTS,
                 "more than {MAX_REDIRECTS} redirects"
             );
-        };
+        }
+    }
 
+    /// Redeems `code` as the app does, and checks the access token carries
+    /// the expected claims.
+    async fn redeem_code(
+        &self,
+        http: &reqwest::Client,
+        token_endpoint: &Url,
+        code: &str,
+        verifier: &str,
+    ) -> Result<()> {
         let response = http
-            .post(endpoints.token.clone())
+            .post(token_endpoint.clone())
             .basic_auth(&self.client_id, Some(&self.client_secret))
             .form(&[
                 ("grant_type", "authorization_code"),
-                ("code", &code),
+                ("code", code),
                 ("redirect_uri", &self.redirect_uri),
-                ("code_verifier", &verifier),
+                ("code_verifier", verifier),
             ])
             .send()
             .await

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
+use claimsmith_core::{Clock, SystemClock};
+
 use crate::Report;
 
 #[derive(clap::Args, Debug)]
@@ -121,54 +123,73 @@ fn render(
     twenty: Option<&Report>,
     command: &str,
 ) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "Measured by `{command}` on {}.\n", machine());
-    let _ = writeln!(out, "| figure | measured | target | |");
-    let _ = writeln!(out, "|---|---|---|---|");
-    let mut row = |figure: &str, measured: String, target: &str, met: Option<bool>| {
+    let mut table = Table(String::new());
+    let _ = writeln!(table.0, "Measured by `{command}` on {}.\n", machine());
+    let _ = writeln!(table.0, "| figure | measured | target | |");
+    let _ = writeln!(table.0, "|---|---|---|---|");
+    seed_chain_rows(&mut table, in_process);
+    chain_length_row(&mut table, in_process);
+    plugin_rows(&mut table, in_process);
+    http_comparison_row(&mut table, claimsmith, peer);
+    server_cpu_row(&mut table, claimsmith, peer);
+    twenty_plugins_rows(&mut table, twenty);
+    table.0
+}
+
+/// The markdown table `render` writes, one row per figure.
+struct Table(String);
+
+impl Table {
+    /// Appends a row; a `met` of `None` leaves its verdict blank.
+    fn row(&mut self, figure: &str, measured: String, target: &str, met: Option<bool>) {
         let _ = writeln!(
-            out,
+            self.0,
             "| {figure} | {measured} | {target} | {} |",
             met.map_or("", verdict)
         );
-    };
-    let not_run = || "not run".to_owned();
+    }
 
-    if let Some(InProcess {
+    /// Appends the row of a part that was not run.
+    fn not_run(&mut self, figure: &str, target: &str) {
+        self.row(figure, "not run".to_owned(), target, None);
+    }
+}
+
+/// The seed chain's cost over minting alone, and its tail.
+fn seed_chain_rows(table: &mut Table, in_process: Option<&InProcess>) {
+    let Some(InProcess {
         seed_chain: Some(chain),
         mint_only: Some(mint),
         ..
     }) = in_process
-    {
-        let ratio = chain.median_us / mint.median_us;
-        row(
-            "seed chain (3 Rust plugins) + minting, vs minting alone (median)",
-            format!(
-                "{:.1} µs vs {:.1} µs: **{ratio:.2}×**",
-                chain.median_us, mint.median_us
-            ),
-            "≤ 1.5×",
-            Some(ratio <= 1.5),
-        );
-        let tail = chain.p99_us / chain.median_us;
-        row(
-            "seed chain + minting, p99 / p50",
-            format!(
-                "{:.1} µs / {:.1} µs: {tail:.2}×",
-                chain.p99_us, chain.median_us
-            ),
-            "≤ 3×",
-            Some(tail <= 3.0),
-        );
-    } else {
-        row(
-            "seed chain + minting vs minting alone",
-            not_run(),
-            "≤ 1.5×",
-            None,
-        );
-    }
+    else {
+        table.not_run("seed chain + minting vs minting alone", "≤ 1.5×");
+        return;
+    };
+    let ratio = chain.median_us / mint.median_us;
+    table.row(
+        "seed chain (3 Rust plugins) + minting, vs minting alone (median)",
+        format!(
+            "{:.1} µs vs {:.1} µs: **{ratio:.2}×**",
+            chain.median_us, mint.median_us
+        ),
+        "≤ 1.5×",
+        Some(ratio <= 1.5),
+    );
+    let tail = chain.p99_us / chain.median_us;
+    table.row(
+        "seed chain + minting, p99 / p50",
+        format!(
+            "{:.1} µs / {:.1} µs: {tail:.2}×",
+            chain.p99_us, chain.median_us
+        ),
+        "≤ 3×",
+        Some(tail <= 3.0),
+    );
+}
 
+/// The login's cost per action, from chains of several lengths.
+fn chain_length_row(table: &mut Table, in_process: Option<&InProcess>) {
     match in_process.map(|p| p.chains.as_slice()) {
         Some([(short, first), .., (long, last)]) if long > short => {
             let slope = (last.median_us - first.median_us) / (*long - *short) as f64;
@@ -188,16 +209,19 @@ fn render(
                     (s.median_us - predicted).abs() <= 0.15 * predicted
                 })
             });
-            row(
+            table.row(
                 "login by number of actions (median)",
                 format!("{medians}; **{slope:.1} µs per action**"),
                 "linear",
                 Some(linear),
             );
         }
-        _ => row("login by number of actions", not_run(), "linear", None),
+        _ => table.not_run("login by number of actions", "linear"),
     }
+}
 
+/// One call of each plugin in a fresh instance, against its language's limit.
+fn plugin_rows(table: &mut Table, in_process: Option<&InProcess>) {
     for plugin in in_process.map(|p| p.plugins.as_slice()).unwrap_or_default() {
         let (language, limit_us) = match plugin.language.as_str() {
             "rust" => ("Rust", 20.0),
@@ -205,7 +229,7 @@ fn render(
             "python" => ("Python", 1000.0),
             other => (other, f64::INFINITY),
         };
-        row(
+        table.row(
             &format!(
                 "{} ({language}), one call in a fresh instance",
                 plugin.plugin
@@ -221,94 +245,90 @@ fn render(
             Some(plugin.sampled.median_us <= limit_us),
         );
     }
+}
 
-    match (claimsmith, peer) {
-        (Some(ours), Some(theirs)) => {
-            let ratio = ours.logins_per_sec / theirs.logins_per_sec.max(f64::MIN_POSITIVE);
-            row(
-                &format!(
-                    "complete code-flow logins over HTTP, {} concurrent: Claimsmith vs node-oidc-provider",
-                    ours.concurrency
-                ),
-                format!(
-                    "{:.0}/s vs {:.0}/s: **{ratio:.1}×**; p99 {:.1} ms vs {:.1} ms; errors {} vs {}",
-                    ours.logins_per_sec,
-                    theirs.logins_per_sec,
-                    ours.p99_ms,
-                    theirs.p99_ms,
-                    ours.errors,
-                    theirs.errors
-                ),
-                "≥ 10× at lower p99, 0 errors",
-                Some(
-                    ratio >= 10.0
-                        && ours.p99_ms < theirs.p99_ms
-                        && ours.errors == 0
-                        && theirs.errors == 0,
-                ),
-            );
-        }
-        _ => row(
-            "logins over HTTP vs node-oidc-provider",
-            not_run(),
-            "≥ 10×",
-            None,
+/// Logins over HTTP, Claimsmith against the node-oidc-provider peer.
+fn http_comparison_row(table: &mut Table, claimsmith: Option<&Report>, peer: Option<&Report>) {
+    let (Some(ours), Some(theirs)) = (claimsmith, peer) else {
+        table.not_run("logins over HTTP vs node-oidc-provider", "≥ 10×");
+        return;
+    };
+    let ratio = ours.logins_per_sec / theirs.logins_per_sec.max(f64::MIN_POSITIVE);
+    table.row(
+        &format!(
+            "complete code-flow logins over HTTP, {} concurrent: Claimsmith vs node-oidc-provider",
+            ours.concurrency
         ),
-    }
-    if let Some(ours) = claimsmith {
-        let line = |report: &Report| {
-            format!(
-                "{} ms CPU per login, RSS {} MiB, p50 {:.1} ms",
-                report
-                    .server_cpu_ms_per_login
-                    .map_or_else(|| "?".to_owned(), |cpu| format!("{cpu:.2}")),
-                report
-                    .server_rss_mib
-                    .map_or_else(|| "?".to_owned(), |rss| format!("{rss:.0}")),
-                report.p50_ms
-            )
-        };
-        let peer_line = peer.map(|theirs| format!("; peer: {}", line(theirs)));
-        row(
-            "server CPU per login during that run (the service's process; its development upstream runs in another)",
-            format!("{}{}", line(ours), peer_line.unwrap_or_default()),
-            "≤ 0.5 ms",
-            ours.server_cpu_ms_per_login.map(|cpu| cpu <= 0.5),
-        );
-    }
-    match twenty {
-        Some(run) => {
-            row(
-                &format!(
-                    "peak RSS, 20 plugins loaded, {} concurrent logins",
-                    run.concurrency
-                ),
-                format!(
-                    "{} MiB ({:.0} logins/s, {} errors)",
-                    run.server_peak_rss_mib
-                        .map_or_else(|| "?".to_owned(), |rss| format!("{rss:.0}")),
-                    run.logins_per_sec,
-                    run.errors
-                ),
-                "≤ 256 MiB",
-                run.server_peak_rss_mib.map(|rss| rss <= 256.0),
-            );
-            row(
-                "start-up to first answer, 20 plugins, warm compile cache",
-                run.ready_after_ms
-                    .map_or_else(|| "?".to_owned(), |ms| format!("{ms:.0} ms")),
-                "≤ 200 ms",
-                run.ready_after_ms.map(|ms| ms <= 200.0),
-            );
-        }
-        None => row(
-            "20 plugins: memory and start-up",
-            not_run(),
-            "≤ 256 MiB, ≤ 200 ms",
-            None,
+        format!(
+            "{:.0}/s vs {:.0}/s: **{ratio:.1}×**; p99 {:.1} ms vs {:.1} ms; errors {} vs {}",
+            ours.logins_per_sec,
+            theirs.logins_per_sec,
+            ours.p99_ms,
+            theirs.p99_ms,
+            ours.errors,
+            theirs.errors
         ),
-    }
-    out
+        "≥ 10× at lower p99, 0 errors",
+        Some(
+            ratio >= 10.0 && ours.p99_ms < theirs.p99_ms && ours.errors == 0 && theirs.errors == 0,
+        ),
+    );
+}
+
+/// The service's CPU per login during the HTTP run, with the peer's beside it.
+fn server_cpu_row(table: &mut Table, claimsmith: Option<&Report>, peer: Option<&Report>) {
+    let Some(ours) = claimsmith else {
+        return;
+    };
+    let line = |report: &Report| {
+        format!(
+            "{} ms CPU per login, RSS {} MiB, p50 {:.1} ms",
+            report
+                .server_cpu_ms_per_login
+                .map_or_else(|| "?".to_owned(), |cpu| format!("{cpu:.2}")),
+            report
+                .server_rss_mib
+                .map_or_else(|| "?".to_owned(), |rss| format!("{rss:.0}")),
+            report.p50_ms
+        )
+    };
+    let peer_line = peer.map(|theirs| format!("; peer: {}", line(theirs)));
+    table.row(
+        "server CPU per login during that run (the service's process; its development upstream runs in another)",
+        format!("{}{}", line(ours), peer_line.unwrap_or_default()),
+        "≤ 0.5 ms",
+        ours.server_cpu_ms_per_login.map(|cpu| cpu <= 0.5),
+    );
+}
+
+/// Peak memory and start-up time of the run with 20 plugins loaded.
+fn twenty_plugins_rows(table: &mut Table, twenty: Option<&Report>) {
+    let Some(run) = twenty else {
+        table.not_run("20 plugins: memory and start-up", "≤ 256 MiB, ≤ 200 ms");
+        return;
+    };
+    table.row(
+        &format!(
+            "peak RSS, 20 plugins loaded, {} concurrent logins",
+            run.concurrency
+        ),
+        format!(
+            "{} MiB ({:.0} logins/s, {} errors)",
+            run.server_peak_rss_mib
+                .map_or_else(|| "?".to_owned(), |rss| format!("{rss:.0}")),
+            run.logins_per_sec,
+            run.errors
+        ),
+        "≤ 256 MiB",
+        run.server_peak_rss_mib.map(|rss| rss <= 256.0),
+    );
+    table.row(
+        "start-up to first answer, 20 plugins, warm compile cache",
+        run.ready_after_ms
+            .map_or_else(|| "?".to_owned(), |ms| format!("{ms:.0} ms")),
+        "≤ 200 ms",
+        run.ready_after_ms.map(|ms| ms <= 200.0),
+    );
 }
 
 /// Cores, CPU model and memory of this machine, and the date.
@@ -331,7 +351,7 @@ fn machine() -> String {
 
 /// Today's date (UTC) as YYYY-MM-DD.
 fn today() -> String {
-    let now = claimsmith_core::rfc3339(claimsmith_core::unix_now());
+    let now = claimsmith_core::rfc3339(SystemClock.now());
     now.split('T').next().unwrap_or_default().to_owned()
 }
 

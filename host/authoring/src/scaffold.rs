@@ -57,6 +57,8 @@ pub fn create(world: World, language: Language, name: &str, dir: &Path) -> Resul
     Ok(written)
 }
 
+/// A new Rust project's files. Long because most of it is the files' text,
+/// kept whole so a reader sees each file as it will be written.
 fn rust_files(world: World, name: &str, dir: &Path) -> Result<Vec<(String, String)>> {
     // The SDK is not on crates.io: point at the checkout this binary was built from.
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/rust");

@@ -112,16 +112,15 @@ impl ActionEffects {
         self.scopes.retain(|s| s != scope);
     }
 
+    /// Sets `key` of the user's metadata; `null` removes it, as in Auth0
+    /// (and as the Management API's PATCH does).
     pub fn set_user_metadata(&mut self, key: &str, value_json: &str) -> Result<(), ApiError> {
-        check_key(key)?;
-        let value = parse_json(value_json)?;
-        insert_capped(&mut self.user_metadata, key, value)
+        set_metadata(&mut self.user_metadata, key, value_json)
     }
 
+    /// Sets `key` of the app metadata; `null` removes it.
     pub fn set_app_metadata(&mut self, key: &str, value_json: &str) -> Result<(), ApiError> {
-        check_key(key)?;
-        let value = parse_json(value_json)?;
-        insert_capped(&mut self.app_metadata, key, value)
+        set_metadata(&mut self.app_metadata, key, value_json)
     }
 
     pub fn deny(&mut self, reason: &str) {
@@ -158,6 +157,21 @@ fn check_key(key: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+fn set_metadata(
+    metadata: &mut Map<String, Value>,
+    key: &str,
+    value_json: &str,
+) -> Result<(), ApiError> {
+    check_key(key)?;
+    match parse_json(value_json)? {
+        Value::Null => {
+            metadata.remove(key);
+            Ok(())
+        }
+        value => insert_capped(metadata, key, value),
+    }
 }
 
 fn parse_json(text: &str) -> Result<Value, ApiError> {
@@ -327,6 +341,21 @@ mod tests {
             Err(ApiError::TooLarge(MAX_PAYLOAD_BYTES))
         );
         assert!(effects.user_metadata.is_empty());
+    }
+
+    #[test]
+    fn null_metadata_removes_the_key_in_both_kinds() {
+        let mut effects = ActionEffects::default();
+        effects.user_metadata.insert("theme".into(), "dark".into());
+        effects.app_metadata.insert("plan".into(), "gold".into());
+        effects.app_metadata.insert("region".into(), "eu".into());
+        effects.set_user_metadata("theme", "null").unwrap();
+        effects.set_app_metadata("plan", "null").unwrap();
+        assert!(effects.user_metadata.is_empty(), "{:?}", effects.user_metadata);
+        assert_eq!(
+            Value::Object(effects.app_metadata),
+            serde_json::json!({"region": "eu"})
+        );
     }
 
     #[test]

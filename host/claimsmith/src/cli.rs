@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use claimsmith_capabilities::http::OutboundHttp;
 use claimsmith_config::Config;
+use claimsmith_core::{Clock, SystemClock};
 use claimsmith_golden::replay::{CannedHttp, RecordedLogin};
 use claimsmith_golden::{SuiteOptions, run_suite};
 use claimsmith_pipeline::{LoginReport, Pipeline, RunOptions, StepStatus};
@@ -473,7 +474,7 @@ async fn print_jwks(config: PathBuf) -> anyhow::Result<ExitCode> {
 async fn list_keys(config: PathBuf) -> anyhow::Result<ExitCode> {
     let (vault, _) = key_vault(&config).await?;
     println!("{:<44} {:<6} {:<9} signs from", "kid", "alg", "state");
-    for key in vault.list(claimsmith_core::unix_now()).await? {
+    for key in vault.list(SystemClock.now()).await? {
         println!(
             "{:<44} {:<6} {:<9} {}",
             key.kid,
@@ -495,7 +496,7 @@ async fn rotate_key(file: PathBuf, overlap_secs: Option<u64>) -> anyhow::Result<
     let config = Config::load(&file)?;
     let (vault, _) = key_vault(&file).await?;
     let overlap = overlap_secs.unwrap_or(config.keys.rotation_overlap_secs);
-    let now = claimsmith_core::unix_now();
+    let now = SystemClock.now();
     let kid = vault.rotate(config.tokens.algorithm, now, overlap).await?;
     println!(
         "added {kid} ({}): published now, signs from {}",
@@ -519,6 +520,7 @@ async fn key_vault(
         store,
         &key_encryption_key,
         claimsmith_keys::retire_after(&config),
+        Arc::new(SystemClock),
     );
     let ring = vault
         .open_ring(config.tokens.algorithm, &config.data_dir.join("keys"))

@@ -648,36 +648,7 @@ impl Config {
         let connections = connections_section(base, raw.connections).map_err(at)?;
         warn_about_ungranted_userinfo(&plugins, &connections);
         let clients = clients_section(base, raw.clients).map_err(at)?;
-        for (name, value, range) in [
-            ("code_ttl_secs", raw.server.code_ttl_secs, 1..=600),
-            (
-                "refresh_token_lifetime_secs",
-                raw.server.refresh_token_lifetime_secs,
-                1..=366 * 24 * 3600,
-            ),
-            (
-                "refresh_token_reuse_grace_secs",
-                raw.server.refresh_token_reuse_grace_secs,
-                0..=60,
-            ),
-            ("max_connections", raw.server.max_connections, 1..=65_536),
-            (
-                "header_read_timeout_secs",
-                raw.server.header_read_timeout_secs,
-                1..=300,
-            ),
-        ] {
-            if !range.contains(&value) {
-                return Err(at((
-                    None,
-                    format!(
-                        "server.{name} must be between {} and {}",
-                        range.start(),
-                        range.end()
-                    ),
-                )));
-            }
-        }
+        check_server(&raw.server).map_err(at)?;
         let data_dir = base.join(raw.data_dir.unwrap_or_else(|| PathBuf::from("data")));
         let (storage, keys) =
             storage_and_keys(base, &data_dir, raw.storage, raw.keys).map_err(at)?;
@@ -731,6 +702,41 @@ fn check_issuer(issuer: Spanned<String>) -> Result<String, Located> {
         ));
     }
     Ok(issuer.into_inner().trim_end_matches('/').to_owned())
+}
+
+/// `[server]`: every time and count within its bounds.
+fn check_server(server: &ServerSettings) -> Result<(), Located> {
+    for (name, value, range) in [
+        ("code_ttl_secs", server.code_ttl_secs, 1..=600),
+        (
+            "refresh_token_lifetime_secs",
+            server.refresh_token_lifetime_secs,
+            1..=366 * 24 * 3600,
+        ),
+        (
+            "refresh_token_reuse_grace_secs",
+            server.refresh_token_reuse_grace_secs,
+            0..=60,
+        ),
+        ("max_connections", server.max_connections, 1..=65_536),
+        (
+            "header_read_timeout_secs",
+            server.header_read_timeout_secs,
+            1..=300,
+        ),
+    ] {
+        if !range.contains(&value) {
+            return Err((
+                None,
+                format!(
+                    "server.{name} must be between {} and {}",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `[plugins.*]`, and the largest memory cap among them (the pool's slot size).
@@ -911,95 +917,16 @@ fn clients_section(
     for client in raw {
         let span = client.span();
         let client = client.into_inner();
-        let client_secret = match client.client_secret {
-            None => None,
-            Some(source) => Some(
-                resolve_secret(base, source)
-                    .and_then(|secret| {
-                        // An empty secret would make a public client
-                        // confidential, and so excuse it from PKCE.
-                        let length = secret.expose().chars().count();
-                        if length < MIN_CLIENT_SECRET_CHARS {
-                            return Err(format!(
-                                "is {length} characters: use at least \
-                                 {MIN_CLIENT_SECRET_CHARS} random ones, or leave it out for a \
-                                 public client (which must then use PKCE)"
-                            ));
-                        }
-                        Ok(secret)
-                    })
-                    .map_err(|why| {
-                        (
-                            Some(span.clone()),
-                            format!("client `{}`: client_secret {why}", client.client_id),
-                        )
-                    })?,
-            ),
-        };
-        let mut web_origins = Vec::new();
-        for origin in client.web_origins {
-            let parsed = origin.get_ref().parse::<Origin>().map_err(|why| {
-                (
-                    Some(origin.span()),
-                    format!("client `{}`: web_origins: {why}", client.client_id),
-                )
-            })?;
-            web_origins.push(parsed);
-        }
-        for uri in &client.redirect_uris {
-            let problem = match reqwest::Url::parse(uri) {
-                Err(_) => Some("is not an absolute URL"),
-                // RFC 6749 §3.1.2: no fragment.
-                Ok(url) if url.fragment().is_some() => Some("has a fragment"),
-                Ok(_) => None,
-            };
-            if let Some(problem) = problem {
-                return Err((Some(span), format!("redirect URI `{uri}` {problem}")));
-            }
-        }
-        let grant_types = client
-            .grant_types
-            .unwrap_or_else(|| vec![GrantType::AuthorizationCode, GrantType::RefreshToken]);
-        let machine = grant_types.contains(&GrantType::ClientCredentials);
-        let refuse = |why: &str| {
-            (
-                Some(span.clone()),
-                format!("client `{}`: {why}", client.client_id),
-            )
-        };
-        if machine && grant_types.len() > 1 {
-            return Err(refuse(
-                "client_credentials is for a machine-to-machine client of its own: \
-                 give it no other grant type",
-            ));
-        }
-        if machine && client_secret.is_none() {
-            return Err(refuse("a client_credentials client needs a client_secret"));
-        }
-        if grant_types.is_empty() {
-            return Err(refuse("grant_types is empty"));
-        }
-        let default_scopes = if machine {
-            MANAGEMENT_SCOPES
-        } else {
-            DEFAULT_ALLOWED_SCOPES
-        };
-        let allowed_scopes = client
-            .allowed_scopes
-            .unwrap_or_else(|| default_scopes.iter().map(|s| (*s).to_owned()).collect());
-        if let Some(scope) = allowed_scopes
-            .iter()
-            .find(|scope| MANAGEMENT_SCOPES.contains(&scope.as_str()) != machine)
-        {
-            return Err(refuse(&format!(
-                "scope `{scope}` is {}",
-                if machine {
-                    "not a Management API scope (read:users, update:users, read:logs, read:plugins)"
-                } else {
-                    "a Management API scope: only a client_credentials client may have it"
-                }
-            )));
-        }
+        let client_secret =
+            resolve_client_secret(base, &span, &client.client_id, client.client_secret)?;
+        let web_origins = client_web_origins(&client.client_id, client.web_origins)?;
+        check_redirect_uris(&span, &client.redirect_uris)?;
+        let (grant_types, allowed_scopes) = client_grants_and_scopes(
+            client.grant_types,
+            client.allowed_scopes,
+            client_secret.is_some(),
+        )
+        .map_err(|why| (Some(span), format!("client `{}`: {why}", client.client_id)))?;
         clients.push(ClientConfig {
             client_id: client.client_id,
             name: client.name,
@@ -1014,6 +941,117 @@ fn clients_section(
         });
     }
     Ok(clients)
+}
+
+/// A client's `client_secret`, resolved and checked to be long enough.
+fn resolve_client_secret(
+    base: &Path,
+    span: &Range<usize>,
+    client_id: &str,
+    source: Option<RawSecret>,
+) -> Result<Option<SecretValue>, Located> {
+    let Some(source) = source else {
+        return Ok(None);
+    };
+    resolve_secret(base, source)
+        .and_then(|secret| {
+            // An empty secret would make a public client
+            // confidential, and so excuse it from PKCE.
+            let length = secret.expose().chars().count();
+            if length < MIN_CLIENT_SECRET_CHARS {
+                return Err(format!(
+                    "is {length} characters: use at least \
+                     {MIN_CLIENT_SECRET_CHARS} random ones, or leave it out for a \
+                     public client (which must then use PKCE)"
+                ));
+            }
+            Ok(Some(secret))
+        })
+        .map_err(|why| {
+            (
+                Some(span.clone()),
+                format!("client `{client_id}`: client_secret {why}"),
+            )
+        })
+}
+
+/// A client's `web_origins`, parsed.
+fn client_web_origins(client_id: &str, raw: Vec<Spanned<String>>) -> Result<Vec<Origin>, Located> {
+    let mut web_origins = Vec::new();
+    for origin in raw {
+        let parsed = origin.get_ref().parse::<Origin>().map_err(|why| {
+            (
+                Some(origin.span()),
+                format!("client `{client_id}`: web_origins: {why}"),
+            )
+        })?;
+        web_origins.push(parsed);
+    }
+    Ok(web_origins)
+}
+
+/// A client's redirect URIs: absolute and without a fragment.
+fn check_redirect_uris(span: &Range<usize>, redirect_uris: &[String]) -> Result<(), Located> {
+    for uri in redirect_uris {
+        let problem = match reqwest::Url::parse(uri) {
+            Err(_) => Some("is not an absolute URL"),
+            // RFC 6749 §3.1.2: no fragment.
+            Ok(url) if url.fragment().is_some() => Some("has a fragment"),
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            return Err((
+                Some(span.clone()),
+                format!("redirect URI `{uri}` {problem}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A client's grant types and allowed scopes, defaulted and checked by its kind (machine or not).
+fn client_grants_and_scopes(
+    grant_types: Option<Vec<GrantType>>,
+    allowed_scopes: Option<Vec<String>>,
+    has_secret: bool,
+) -> Result<(Vec<GrantType>, Vec<String>), String> {
+    let grant_types =
+        grant_types.unwrap_or_else(|| vec![GrantType::AuthorizationCode, GrantType::RefreshToken]);
+    let machine = grant_types.contains(&GrantType::ClientCredentials);
+    if machine && grant_types.len() > 1 {
+        return Err(
+            "client_credentials is for a machine-to-machine client of its own: \
+             give it no other grant type"
+                .to_owned(),
+        );
+    }
+    if machine && !has_secret {
+        return Err("a client_credentials client needs a client_secret".to_owned());
+    }
+    if grant_types.is_empty() {
+        return Err("grant_types is empty".to_owned());
+    }
+    let default_scopes = if machine {
+        MANAGEMENT_SCOPES
+    } else {
+        DEFAULT_ALLOWED_SCOPES
+    };
+    let allowed_scopes =
+        allowed_scopes.unwrap_or_else(|| default_scopes.iter().map(|s| (*s).to_owned()).collect());
+    if let Some(scope) = allowed_scopes
+        .iter()
+        .find(|scope| MANAGEMENT_SCOPES.contains(&scope.as_str()) != machine)
+    {
+        return Err(format!(
+            "scope `{scope}` is {}",
+            if machine {
+                "not a Management API scope (read:users, update:users, read:logs, read:plugins)"
+            } else {
+                "a Management API scope: only a client_credentials client may have it"
+            }
+        ));
+    }
+    Ok((grant_types, allowed_scopes))
 }
 
 /// `[engine]`: the pool and the compile cache (in the data dir by default).
@@ -1042,24 +1080,7 @@ fn plugin_spec(
     raw: RawPlugin,
     resolve_secrets: bool,
 ) -> Result<PluginSpec, (Range<usize>, String)> {
-    let mut allowed_origins = Vec::new();
-    for origin in raw.allowed_origins {
-        let parsed = origin
-            .get_ref()
-            .parse::<Origin>()
-            .map_err(|why| (origin.span(), format!("plugin `{name}`: {why}")))?;
-        if parsed.is_metadata_literal() {
-            return Err((
-                origin.span(),
-                format!(
-                    "plugin `{name}`: `{}` is a link-local address, where cloud metadata \
-                     services answer; it cannot be granted",
-                    origin.get_ref()
-                ),
-            ));
-        }
-        allowed_origins.push(parsed);
-    }
+    let allowed_origins = plugin_allowed_origins(name, raw.allowed_origins)?;
     let mut secrets = BTreeMap::new();
     for (secret_name, source) in raw.secrets.into_iter().filter(|_| resolve_secrets) {
         let span = source.span();
@@ -1071,21 +1092,7 @@ fn plugin_spec(
         })?;
         secrets.insert(secret_name, value);
     }
-    let sha256 = match raw.sha256 {
-        None => None,
-        Some(pinned) if is_sha256_hex(pinned.get_ref()) => {
-            Some(pinned.get_ref().to_ascii_lowercase())
-        }
-        Some(pinned) => {
-            return Err((
-                pinned.span(),
-                format!(
-                    "plugin `{name}`: sha256 must be 64 hexadecimal digits, as \
-                     `claimsmith check` or `sha256sum` prints them"
-                ),
-            ));
-        }
-    };
+    let sha256 = pinned_sha256(name, raw.sha256)?;
     let defaults = Limits::default();
     let http_defaults = HttpPolicy::default();
     Ok(PluginSpec {
@@ -1117,6 +1124,52 @@ fn plugin_spec(
                 .unwrap_or(http_defaults.max_response_bytes),
         },
     })
+}
+
+/// A plugin's `allowed_origins`, parsed; a cloud metadata address is refused.
+fn plugin_allowed_origins(
+    name: &str,
+    raw: Vec<Spanned<String>>,
+) -> Result<Vec<Origin>, (Range<usize>, String)> {
+    let mut allowed_origins = Vec::new();
+    for origin in raw {
+        let parsed = origin
+            .get_ref()
+            .parse::<Origin>()
+            .map_err(|why| (origin.span(), format!("plugin `{name}`: {why}")))?;
+        if parsed.is_metadata_literal() {
+            return Err((
+                origin.span(),
+                format!(
+                    "plugin `{name}`: `{}` is a link-local address, where cloud metadata \
+                     services answer; it cannot be granted",
+                    origin.get_ref()
+                ),
+            ));
+        }
+        allowed_origins.push(parsed);
+    }
+    Ok(allowed_origins)
+}
+
+/// A plugin's `sha256` pin, lowercased once checked to be a digest.
+fn pinned_sha256(
+    name: &str,
+    raw: Option<Spanned<String>>,
+) -> Result<Option<String>, (Range<usize>, String)> {
+    match raw {
+        None => Ok(None),
+        Some(pinned) if is_sha256_hex(pinned.get_ref()) => {
+            Ok(Some(pinned.get_ref().to_ascii_lowercase()))
+        }
+        Some(pinned) => Err((
+            pinned.span(),
+            format!(
+                "plugin `{name}`: sha256 must be 64 hexadecimal digits, as \
+                 `claimsmith check` or `sha256sum` prints them"
+            ),
+        )),
+    }
 }
 
 fn is_sha256_hex(text: &str) -> bool {

@@ -1,15 +1,30 @@
 //! The time, in unix seconds, and its RFC 3339 form.
 //!
-//! Owns reading the system clock and formatting instants; it does not decide
-//! what an instant means (expiry, retention: their owners do).
+//! Owns the one reader of the system clock ([`SystemClock`]) and formatting
+//! instants; it does not decide what an instant means (expiry, retention:
+//! their owners do). A service holds one [`Clock`] and reads it once per
+//! request, passing the instant down (as Kanidm passes `ct`), so that one
+//! request sees one time and a test can set it.
 
+use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The system clock, in unix seconds.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+/// Where a service's time comes from.
+pub trait Clock: fmt::Debug + Send + Sync {
+    /// Now, in unix seconds.
+    fn now(&self) -> u64;
+}
+
+/// The system clock: the one a running host uses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs())
+    }
 }
 
 /// `unix_seconds` as an RFC 3339 UTC timestamp.

@@ -13,7 +13,7 @@ pub mod login;
 pub mod proxy;
 
 pub use claims::{RESERVED_CLAIMS, is_reserved_claim};
-pub use clock::{rfc3339, unix_now};
+pub use clock::{Clock, SystemClock, rfc3339};
 pub use login::{
     Login, RequestInfo, StepKind, StepReport, StepStatus, StoredUser, UpstreamLogin, UserRecord,
     user_id,

@@ -36,8 +36,10 @@ use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use claimsmith_core::{Clock, SystemClock};
 use claimsmith_oauth::{
-    form_urldecode, is_valid_code_verifier, is_valid_s256_challenge, pkce_challenge, random_token,
+    ErrorCode, form_urldecode, is_valid_code_verifier, is_valid_s256_challenge, pkce_challenge,
+    random_token,
 };
 use claimsmith_tokens::{ID_TOKEN_TYP, SigningAlgorithm, SigningKey};
 
@@ -139,21 +141,7 @@ impl DevProvider {
     /// Refuses a non-loopback address (`InvalidInput`): the provider signs in
     /// its user for anyone who asks.
     pub async fn start(addr: SocketAddr, config: DevProviderConfig) -> io::Result<DevProvider> {
-        if !addr.ip().is_loopback() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "the development provider only listens on loopback addresses, not {addr}: \
-                     it signs its test user in without asking"
-                ),
-            ));
-        }
-        if config.client_id.is_empty() || config.client_secret.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the development provider needs a non-empty client_id and client_secret",
-            ));
-        }
+        check_start_args(addr, &config)?;
         let key = SigningKey::generate(SigningAlgorithm::ES256).map_err(io::Error::other)?;
         let impostor_key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
             .map_err(|error| io::Error::other(format!("cannot generate a P-256 key: {error}")))?;
@@ -175,36 +163,8 @@ impl DevProvider {
             token_requests: AtomicUsize::new(0),
         });
 
-        let router = Router::new()
-            .route("/.well-known/openid-configuration", get(discovery))
-            .route("/jwks", get(jwks))
-            .route("/authorize", get(authorize))
-            .route("/token", post(token))
-            .route("/userinfo", get(userinfo).post(userinfo))
-            .with_state(Arc::clone(&shared));
-
-        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let server_issuer = issuer.clone();
-        let server = tokio::spawn(async move {
-            // As the service does (`oidc::serve`): no Nagle delay on answers.
-            let listener = listener.tap_io(|stream| {
-                let _ = stream.set_nodelay(true);
-            });
-            let result = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    // A dropped sender also means "stop".
-                    let _ = shutdown_rx.await;
-                })
-                .await;
-            match result {
-                Ok(()) => {
-                    tracing::info!(issuer = %server_issuer, "development provider stopped");
-                }
-                Err(error) => {
-                    tracing::error!(issuer = %server_issuer, %error, "development provider failed");
-                }
-            }
-        });
+        let (shutdown_tx, server) =
+            spawn_server(listener, routes(Arc::clone(&shared)), issuer.clone());
 
         tracing::warn!(
             %issuer,
@@ -290,6 +250,68 @@ impl Drop for DevProvider {
             let _ = shutdown_tx.send(());
         }
     }
+}
+
+/// Refuses what [`DevProvider::start`] must not serve.
+fn check_start_args(addr: SocketAddr, config: &DevProviderConfig) -> io::Result<()> {
+    if !addr.ip().is_loopback() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the development provider only listens on loopback addresses, not {addr}: \
+                 it signs its test user in without asking"
+            ),
+        ));
+    }
+    if config.client_id.is_empty() || config.client_secret.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the development provider needs a non-empty client_id and client_secret",
+        ));
+    }
+    Ok(())
+}
+
+/// The provider's endpoints, under its issuer.
+fn routes(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwks", get(jwks))
+        .route("/authorize", get(authorize))
+        .route("/token", post(token))
+        .route("/userinfo", get(userinfo).post(userinfo))
+        .with_state(shared)
+}
+
+/// Serves `router` on `listener` in a task until the returned sender fires
+/// or is dropped.
+fn spawn_server(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    issuer: String,
+) -> (oneshot::Sender<()>, JoinHandle<()>) {
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        // As the service does (`oidc::serve`): no Nagle delay on answers.
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                // A dropped sender also means "stop".
+                let _ = shutdown_rx.await;
+            })
+            .await;
+        match result {
+            Ok(()) => {
+                tracing::info!(%issuer, "development provider stopped");
+            }
+            Err(error) => {
+                tracing::error!(%issuer, %error, "development provider failed");
+            }
+        }
+    });
+    (shutdown_tx, server)
 }
 
 /// State shared by the handlers.
@@ -402,14 +424,14 @@ impl Params {
 #[derive(Debug)]
 struct OAuthError {
     status: StatusCode,
-    error: &'static str,
+    error: ErrorCode,
     description: String,
     /// Extra response header: `WWW-Authenticate` for 401s.
     www_authenticate: Option<&'static str>,
 }
 
 impl OAuthError {
-    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+    fn new(status: StatusCode, error: ErrorCode, description: impl Into<String>) -> Self {
         Self {
             status,
             error,
@@ -419,31 +441,47 @@ impl OAuthError {
     }
 
     fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            description,
+        )
     }
 
     fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidGrant,
+            description,
+        )
     }
 
     fn invalid_client(description: impl Into<String>) -> Self {
         Self {
             www_authenticate: Some(r#"Basic realm="claimsmith development provider""#),
-            ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidClient,
+                description,
+            )
         }
     }
 
     fn invalid_token(description: impl Into<String>) -> Self {
         Self {
             www_authenticate: Some(r#"Bearer error="invalid_token""#),
-            ..Self::new(StatusCode::UNAUTHORIZED, "invalid_token", description)
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidToken,
+                description,
+            )
         }
     }
 
     fn server_error(description: impl Into<String>) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
+            ErrorCode::ServerError,
             description,
         )
     }
@@ -452,7 +490,7 @@ impl OAuthError {
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = Json(json!({
-            "error": self.error,
+            "error": self.error.as_str(),
             "error_description": format!("development provider: {}", self.description),
         }));
         let mut response = (self.status, no_store_headers(), body).into_response();
@@ -562,69 +600,22 @@ async fn authorize(
         Ok(params) => params,
         Err(name) => return authorize_page_error(&format!("{name} is given more than once")),
     };
-
-    // Until client and redirect_uri are known good, errors cannot go back to
-    // the client (RFC 6749 section 4.1.2.1).
-    match params.get("client_id") {
-        None => return authorize_page_error("client_id is missing"),
-        Some(client_id) if client_id != shared.client_id => {
-            return authorize_page_error("unknown client_id");
-        }
-        Some(_) => {}
-    }
-    let Some(redirect_uri_text) = params.get("redirect_uri") else {
-        return authorize_page_error("redirect_uri is missing");
+    let (redirect_uri_text, redirect_uri) = match client_redirect_uri(&shared, &params) {
+        Ok(redirect) => redirect,
+        Err(reason) => return authorize_page_error(reason),
     };
-    let redirect_uri = match Url::parse(redirect_uri_text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.fragment().is_none() => url,
-        _ => {
-            return authorize_page_error(
-                "redirect_uri must be an absolute http(s) URL without a fragment",
+    let request = match code_request(&params) {
+        Ok(request) => request,
+        Err((error, description)) => {
+            return redirect_error(
+                &redirect_uri,
+                &shared.issuer,
+                params.get("state"),
+                error.as_str(),
+                description,
             );
         }
     };
-
-    let state = params.get("state");
-    let fail = |error: &str, description: &str| {
-        redirect_error(&redirect_uri, &shared.issuer, state, error, description)
-    };
-    if params.get("response_type") != Some("code") {
-        return fail(
-            "unsupported_response_type",
-            "only response_type=code is supported",
-        );
-    }
-    let Some(state) = state else {
-        return fail("invalid_request", "state is required");
-    };
-    let Some(nonce) = params.get("nonce") else {
-        return fail("invalid_request", "nonce is required");
-    };
-    let requested: Vec<&str> = params.get("scope").unwrap_or("").split(' ').collect();
-    if !requested.contains(&"openid") {
-        return fail("invalid_scope", "scope must include openid");
-    }
-    let mut granted: Vec<&str> = Vec::new();
-    for scope in requested {
-        if SUPPORTED_SCOPES.contains(&scope) && !granted.contains(&scope) {
-            granted.push(scope);
-        }
-    }
-    let Some(code_challenge) = params.get("code_challenge") else {
-        return fail(
-            "invalid_request",
-            "PKCE is required: code_challenge is missing",
-        );
-    };
-    if params.get("code_challenge_method") != Some("S256") {
-        return fail("invalid_request", "code_challenge_method must be S256");
-    }
-    if !is_valid_s256_challenge(code_challenge) {
-        return fail(
-            "invalid_request",
-            "code_challenge is not a base64url SHA-256 digest",
-        );
-    }
 
     if let Some(error) = shared.faults().authorize_error {
         tracing::info!(
@@ -635,18 +626,109 @@ async fn authorize(
             &redirect_uri,
             &[
                 ("error", error.as_str()),
-                ("state", state),
+                ("state", request.state),
                 ("iss", &shared.issuer),
             ],
         );
     }
 
-    let code = match Ok::<_, OAuthError>(random_token()) {
-        Ok(code) => code,
-        Err(error) => {
-            return fail("server_error", &error.description);
+    let code = issue_code(&shared, redirect_uri_text, &request);
+    // RFC 9207: the response names its issuer, against mix-up attacks.
+    redirect_with(
+        &redirect_uri,
+        &[
+            ("code", &code),
+            ("state", request.state),
+            ("iss", &shared.issuer),
+        ],
+    )
+}
+
+/// The client's redirect_uri, as given and parsed, once the client and it
+/// check out; Err is why the request is refused.
+fn client_redirect_uri<'a>(
+    shared: &Shared,
+    params: &'a Params,
+) -> Result<(&'a str, Url), &'static str> {
+    // Until client and redirect_uri are known good, errors cannot go back to
+    // the client (RFC 6749 section 4.1.2.1).
+    match params.get("client_id") {
+        None => return Err("client_id is missing"),
+        Some(client_id) if client_id != shared.client_id => return Err("unknown client_id"),
+        Some(_) => {}
+    }
+    let redirect_uri_text = params
+        .get("redirect_uri")
+        .ok_or("redirect_uri is missing")?;
+    match Url::parse(redirect_uri_text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.fragment().is_none() => {
+            Ok((redirect_uri_text, url))
         }
-    };
+        _ => Err("redirect_uri must be an absolute http(s) URL without a fragment"),
+    }
+}
+
+/// What a valid authorization request asks a code for.
+struct CodeRequest<'a> {
+    state: &'a str,
+    nonce: &'a str,
+    /// The requested scopes it knows, each once.
+    granted: Vec<&'a str>,
+    code_challenge: &'a str,
+}
+
+/// Checks the parameters whose errors go back to the client; Err is the
+/// error to redirect with.
+fn code_request(params: &Params) -> Result<CodeRequest<'_>, (ErrorCode, &'static str)> {
+    if params.get("response_type") != Some("code") {
+        return Err((
+            ErrorCode::UnsupportedResponseType,
+            "only response_type=code is supported",
+        ));
+    }
+    let state = params
+        .get("state")
+        .ok_or((ErrorCode::InvalidRequest, "state is required"))?;
+    let nonce = params
+        .get("nonce")
+        .ok_or((ErrorCode::InvalidRequest, "nonce is required"))?;
+    let requested: Vec<&str> = params.get("scope").unwrap_or("").split(' ').collect();
+    if !requested.contains(&"openid") {
+        return Err((ErrorCode::InvalidScope, "scope must include openid"));
+    }
+    let mut granted: Vec<&str> = Vec::new();
+    for scope in requested {
+        if SUPPORTED_SCOPES.contains(&scope) && !granted.contains(&scope) {
+            granted.push(scope);
+        }
+    }
+    let code_challenge = params.get("code_challenge").ok_or((
+        ErrorCode::InvalidRequest,
+        "PKCE is required: code_challenge is missing",
+    ))?;
+    if params.get("code_challenge_method") != Some("S256") {
+        return Err((
+            ErrorCode::InvalidRequest,
+            "code_challenge_method must be S256",
+        ));
+    }
+    if !is_valid_s256_challenge(code_challenge) {
+        return Err((
+            ErrorCode::InvalidRequest,
+            "code_challenge is not a base64url SHA-256 digest",
+        ));
+    }
+    Ok(CodeRequest {
+        state,
+        nonce,
+        granted,
+        code_challenge,
+    })
+}
+
+/// Signs the test user in: records a new code for `request` and returns it.
+fn issue_code(shared: &Shared, redirect_uri_text: &str, request: &CodeRequest<'_>) -> String {
+    let code = random_token();
     let now = Instant::now();
     {
         let mut grants = lock(&shared.grants);
@@ -656,9 +738,9 @@ async fn authorize(
             CodeGrant {
                 client_id: shared.client_id.clone(),
                 redirect_uri: redirect_uri_text.to_owned(),
-                code_challenge: code_challenge.to_owned(),
-                nonce: nonce.to_owned(),
-                scope: granted.join(" "),
+                code_challenge: request.code_challenge.to_owned(),
+                nonce: request.nonce.to_owned(),
+                scope: request.granted.join(" "),
                 expires_at: now + CODE_TTL,
                 redeemed_for: None,
             },
@@ -669,11 +751,7 @@ async fn authorize(
         redirect_uri = %redirect_uri_text,
         "development provider: signed the test user in, redirecting with a code"
     );
-    // RFC 9207: the response names its issuer, against mix-up attacks.
-    redirect_with(
-        &redirect_uri,
-        &[("code", &code), ("state", state), ("iss", &shared.issuer)],
-    )
+    code
 }
 
 /// The client id a token request authenticated as.
@@ -763,7 +841,7 @@ async fn token(
         Ok(response) => response,
         Err(error) => {
             tracing::info!(
-                error = error.error,
+                error = error.error.as_str(),
                 description = %error.description,
                 "development provider: token request refused"
             );
@@ -795,85 +873,12 @@ fn exchange_code(
         Some(_) => {
             return Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
+                ErrorCode::UnsupportedGrantType,
                 "only authorization_code is supported",
             ));
         }
     }
-    let code = params
-        .get("code")
-        .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
-    let redirect_uri = params
-        .get("redirect_uri")
-        .ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
-    let verifier = params.get("code_verifier");
-
-    let access_token = random_token();
-    let now = Instant::now();
-    let grant = {
-        let mut grants = lock(&shared.grants);
-        grants.prune(now);
-        let Grants {
-            codes,
-            access_tokens,
-            ..
-        } = &mut *grants;
-        let grant = match codes.get_mut(code) {
-            None => return Err(OAuthError::invalid_grant("unknown or expired code")),
-            // Not swept yet (see PRUNE_INTERVAL), but expired all the same.
-            Some(grant) if grant.expires_at <= now => {
-                return Err(OAuthError::invalid_grant("unknown or expired code"));
-            }
-            Some(grant) if grant.client_id != shared.client_id => {
-                return Err(OAuthError::invalid_grant(
-                    "code was issued to another client",
-                ));
-            }
-            Some(grant) => grant,
-        };
-        if let Some(previous) = &grant.redeemed_for {
-            access_tokens.remove(previous);
-            tracing::warn!(
-                "development provider: authorization code presented twice; revoked the access \
-                 token it was exchanged for"
-            );
-            return Err(OAuthError::invalid_grant("code was already used"));
-        }
-        // From here on the code is spent, whatever the outcome.
-        grant.redeemed_for = Some(access_token.clone());
-        let grant = grant.clone();
-        if grant.redirect_uri != redirect_uri {
-            return Err(OAuthError::invalid_grant(
-                "redirect_uri differs from the authorization request's",
-            ));
-        }
-        let Some(verifier) = verifier else {
-            return Err(OAuthError::invalid_grant("code_verifier is missing"));
-        };
-        if !is_valid_code_verifier(verifier) {
-            return Err(OAuthError::invalid_grant(
-                "code_verifier must be 43 to 128 unreserved characters",
-            ));
-        }
-        let computed = pkce_challenge(verifier);
-        if aws_lc_rs::constant_time::verify_slices_are_equal(
-            computed.as_bytes(),
-            grant.code_challenge.as_bytes(),
-        )
-        .is_err()
-        {
-            return Err(OAuthError::invalid_grant(
-                "code_verifier does not match the code_challenge",
-            ));
-        }
-        access_tokens.insert(
-            access_token.clone(),
-            AccessGrant {
-                expires_at: now + Duration::from_secs(TOKEN_TTL_SECS),
-            },
-        );
-        grant
-    };
+    let (access_token, grant) = redeem_code(shared, &params)?;
 
     let id_token = match id_token(shared, &grant, &faults) {
         Ok(id_token) => id_token,
@@ -897,9 +902,92 @@ fn exchange_code(
     Ok((no_store_headers(), body).into_response())
 }
 
+/// Spends the code the token request presents and issues an access token
+/// for it; Ok is that token and what the code was issued for.
+fn redeem_code(shared: &Shared, params: &Params) -> Result<(String, CodeGrant), OAuthError> {
+    let code = params
+        .get("code")
+        .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
+    let verifier = params.get("code_verifier");
+
+    let access_token = random_token();
+    let now = Instant::now();
+    let mut grants = lock(&shared.grants);
+    grants.prune(now);
+    let Grants {
+        codes,
+        access_tokens,
+        ..
+    } = &mut *grants;
+    let grant = match codes.get_mut(code) {
+        None => return Err(OAuthError::invalid_grant("unknown or expired code")),
+        // Not swept yet (see PRUNE_INTERVAL), but expired all the same.
+        Some(grant) if grant.expires_at <= now => {
+            return Err(OAuthError::invalid_grant("unknown or expired code"));
+        }
+        Some(grant) if grant.client_id != shared.client_id => {
+            return Err(OAuthError::invalid_grant(
+                "code was issued to another client",
+            ));
+        }
+        Some(grant) => grant,
+    };
+    if let Some(previous) = &grant.redeemed_for {
+        access_tokens.remove(previous);
+        tracing::warn!(
+            "development provider: authorization code presented twice; revoked the access \
+             token it was exchanged for"
+        );
+        return Err(OAuthError::invalid_grant("code was already used"));
+    }
+    // From here on the code is spent, whatever the outcome.
+    grant.redeemed_for = Some(access_token.clone());
+    let grant = grant.clone();
+    if grant.redirect_uri != redirect_uri {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri differs from the authorization request's",
+        ));
+    }
+    check_code_verifier(verifier, &grant.code_challenge)?;
+    access_tokens.insert(
+        access_token.clone(),
+        AccessGrant {
+            expires_at: now + Duration::from_secs(TOKEN_TTL_SECS),
+        },
+    );
+    Ok((access_token, grant))
+}
+
+/// PKCE (RFC 7636 section 4.6): the verifier must hash to the code's challenge.
+fn check_code_verifier(verifier: Option<&str>, code_challenge: &str) -> Result<(), OAuthError> {
+    let Some(verifier) = verifier else {
+        return Err(OAuthError::invalid_grant("code_verifier is missing"));
+    };
+    if !is_valid_code_verifier(verifier) {
+        return Err(OAuthError::invalid_grant(
+            "code_verifier must be 43 to 128 unreserved characters",
+        ));
+    }
+    let computed = pkce_challenge(verifier);
+    if aws_lc_rs::constant_time::verify_slices_are_equal(
+        computed.as_bytes(),
+        code_challenge.as_bytes(),
+    )
+    .is_err()
+    {
+        return Err(OAuthError::invalid_grant(
+            "code_verifier does not match the code_challenge",
+        ));
+    }
+    Ok(())
+}
+
 fn id_token(shared: &Shared, grant: &CodeGrant, faults: &Faults) -> Result<String, OAuthError> {
     let user = &shared.user;
-    let now = claimsmith_core::unix_now();
+    let now = SystemClock.now();
     let mut claims = Map::new();
     let issuer = if faults.wrong_issuer {
         format!("{}/elsewhere", shared.issuer)
@@ -974,7 +1062,11 @@ async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
             "development provider: fault userinfo_status, answering an error"
         );
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (status, Json(json!({"error": "server_error"}))).into_response();
+        return (
+            status,
+            Json(json!({"error": ErrorCode::ServerError.as_str()})),
+        )
+            .into_response();
     }
     match check_access_token(&shared, &headers) {
         Ok(()) => {
@@ -1274,7 +1366,7 @@ mod tests {
         assert_eq!(claims["geoipcountry"], "NZ");
         let iat = claims["iat"].as_u64().expect("iat");
         assert_eq!(claims["exp"].as_u64().expect("exp"), iat + 3600);
-        assert!(iat.abs_diff(claimsmith_core::unix_now()) < 60);
+        assert!(iat.abs_diff(SystemClock.now()) < 60);
 
         let response = userinfo_with(&provider, access_token).await;
         assert_eq!(response.status(), StatusCode::OK);

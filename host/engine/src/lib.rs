@@ -311,20 +311,7 @@ impl Engine {
     /// Compiles (or reads back from the cache), checks and links a plugin.
     pub fn load(&self, spec: PluginSpec) -> Result<Plugin, LoadError> {
         let plugin = spec.name.clone();
-        let wasm = std::fs::read(&spec.path).map_err(|source| LoadError::Read {
-            plugin: plugin.clone(),
-            path: spec.path.clone(),
-            source,
-        })?;
-        let digest = hex::encode(Sha256::digest(&wasm));
-        if let Some(pinned) = spec.sha256.as_ref().filter(|pinned| **pinned != digest) {
-            return Err(LoadError::NotThePinnedBuild {
-                plugin,
-                path: spec.path.clone(),
-                expected: pinned.clone(),
-                actual: digest,
-            });
-        }
+        let (wasm, digest) = read_pinned_wasm(&spec)?;
         let component = self
             .compile(&wasm, &digest)
             .map_err(|e| LoadError::Compile {
@@ -335,58 +322,11 @@ impl Engine {
 
         // Exports first: a plugin built for the other world also imports
         // what that world grants, and "wrong world" is the useful message.
-        let expected_export = match spec.world {
-            World::ProfileFetcher => "fetch-profile",
-            World::PostLoginAction => "on-execute-post-login",
-        };
-        let exports = export_names(&self.wasmtime, &component);
-        if !exports.iter().any(|name| name == expected_export) {
-            return Err(LoadError::WrongWorld {
-                plugin,
-                expected: spec.world,
-                reason: describe_world_mismatch(
-                    &exports,
-                    &format!("it does not export `{expected_export}`"),
-                ),
-            });
-        }
+        let exports = self.check_world_exports(&spec, &component)?;
         // Before linking, and whatever the linkers come to hold: a plugin
         // reaches WASI and the contract, nothing else the host may link.
-        let component_type = component.component_type();
-        let foreign = component_type
-            .imports(&self.wasmtime)
-            .map(|(name, _)| name)
-            .find(|name| !GRANTED_IMPORTS.iter().any(|p| name.starts_with(p)));
-        if let Some(import) = foreign {
-            return Err(LoadError::UngrantedImport {
-                plugin,
-                reason: format!(
-                    "`{import}`, which is neither WASI (`wasi:*`) nor the Claimsmith contract (`claimsmith:plugin/*`)"
-                ),
-            });
-        }
-        let linker = match spec.world {
-            World::ProfileFetcher => &self.fetcher_linker,
-            World::PostLoginAction => &self.action_linker,
-        };
-        let ungranted = |e: wasmtime::Error| LoadError::UngrantedImport {
-            plugin: plugin.clone(),
-            reason: format!("{e:#}"),
-        };
-        let pre = linker.instantiate_pre(&component).map_err(ungranted)?;
-        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
-            plugin: plugin.clone(),
-            expected: spec.world,
-            reason: describe_world_mismatch(&exports, &format!("{e:#}")),
-        };
-        let prepared = match spec.world {
-            World::ProfileFetcher => {
-                Prepared::ProfileFetcher(fetcher::ProfileFetcherPre::new(pre).map_err(wrong_world)?)
-            }
-            World::PostLoginAction => Prepared::PostLoginAction(
-                action::PostLoginActionPre::new(pre).map_err(wrong_world)?,
-            ),
-        };
+        self.check_imports_granted(&spec, &component)?;
+        let prepared = self.prepare(&spec, &component, &exports)?;
         let http_policy = HttpPolicy {
             timeout: http_timeout(spec.http.timeout, spec.limits.timeout),
             ..spec.http
@@ -414,6 +354,83 @@ impl Engine {
 }
 
 impl Engine {
+    /// The component's export names, once they include its world's export.
+    fn check_world_exports(
+        &self,
+        spec: &PluginSpec,
+        component: &Component,
+    ) -> Result<Vec<String>, LoadError> {
+        let expected_export = match spec.world {
+            World::ProfileFetcher => "fetch-profile",
+            World::PostLoginAction => "on-execute-post-login",
+        };
+        let exports = export_names(&self.wasmtime, component);
+        if !exports.iter().any(|name| name == expected_export) {
+            return Err(LoadError::WrongWorld {
+                plugin: spec.name.clone(),
+                expected: spec.world,
+                reason: describe_world_mismatch(
+                    &exports,
+                    &format!("it does not export `{expected_export}`"),
+                ),
+            });
+        }
+        Ok(exports)
+    }
+
+    /// Refuses a component that imports anything but WASI and the contract.
+    fn check_imports_granted(
+        &self,
+        spec: &PluginSpec,
+        component: &Component,
+    ) -> Result<(), LoadError> {
+        let component_type = component.component_type();
+        let foreign = component_type
+            .imports(&self.wasmtime)
+            .map(|(name, _)| name)
+            .find(|name| !GRANTED_IMPORTS.iter().any(|p| name.starts_with(p)));
+        if let Some(import) = foreign {
+            return Err(LoadError::UngrantedImport {
+                plugin: spec.name.clone(),
+                reason: format!(
+                    "`{import}`, which is neither WASI (`wasi:*`) nor the Claimsmith contract (`claimsmith:plugin/*`)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Links the component with its world's linker, once for every invocation.
+    fn prepare(
+        &self,
+        spec: &PluginSpec,
+        component: &Component,
+        exports: &[String],
+    ) -> Result<Prepared, LoadError> {
+        let linker = match spec.world {
+            World::ProfileFetcher => &self.fetcher_linker,
+            World::PostLoginAction => &self.action_linker,
+        };
+        let ungranted = |e: wasmtime::Error| LoadError::UngrantedImport {
+            plugin: spec.name.clone(),
+            reason: format!("{e:#}"),
+        };
+        let pre = linker.instantiate_pre(component).map_err(ungranted)?;
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
+            plugin: spec.name.clone(),
+            expected: spec.world,
+            reason: describe_world_mismatch(exports, &format!("{e:#}")),
+        };
+        Ok(match spec.world {
+            World::ProfileFetcher => {
+                Prepared::ProfileFetcher(fetcher::ProfileFetcherPre::new(pre).map_err(wrong_world)?)
+            }
+            World::PostLoginAction => Prepared::PostLoginAction(
+                action::PostLoginActionPre::new(pre).map_err(wrong_world)?,
+            ),
+        })
+    }
+
     fn compile(&self, wasm: &[u8], digest: &str) -> wasmtime::Result<Component> {
         let memo = |compiled: &Mutex<HashMap<String, Component>>| {
             compiled
@@ -494,6 +511,25 @@ fn http_timeout(configured: Duration, call: Duration) -> Duration {
 /// request that timed out.
 fn http_timeout_margin(call: Duration) -> Duration {
     (call / 5).min(MAX_HTTP_TIMEOUT_MARGIN)
+}
+
+/// The plugin's file and its digest, refused unless it is the pinned build.
+fn read_pinned_wasm(spec: &PluginSpec) -> Result<(Vec<u8>, String), LoadError> {
+    let wasm = std::fs::read(&spec.path).map_err(|source| LoadError::Read {
+        plugin: spec.name.clone(),
+        path: spec.path.clone(),
+        source,
+    })?;
+    let digest = hex::encode(Sha256::digest(&wasm));
+    if let Some(pinned) = spec.sha256.as_ref().filter(|pinned| **pinned != digest) {
+        return Err(LoadError::NotThePinnedBuild {
+            plugin: spec.name.clone(),
+            path: spec.path.clone(),
+            expected: pinned.clone(),
+            actual: digest,
+        });
+    }
+    Ok((wasm, digest))
 }
 
 fn export_names(engine: &wasmtime::Engine, component: &Component) -> Vec<String> {

@@ -665,48 +665,54 @@ async fn run_cases(
                 .collect();
         }
     };
+    let assembled = match assemble_pipelines(&shared, &key, cases).await {
+        Ok(assembled) => assembled,
+        Err(error) => {
+            return vec![run_failure(
+                "<loading the plugins>",
+                format!("loading the plugins failed: {error}"),
+            )];
+        }
+    };
+    run_in_parallel(assembled).await
+}
+
+/// Each case with the pipeline it runs on, or why it has none.
+async fn assemble_pipelines(
+    shared: &Arc<(Engine, OutboundHttp)>,
+    key: &claimsmith_keys::KeyRing,
+    cases: Vec<PreparedCase>,
+) -> Result<Vec<(PreparedCase, Result<Pipeline, String>)>, tokio::task::JoinError> {
     // Loading hashes, compiles and links the plugins: CPU work kept off the
     // runtime's threads, where it would eat into other cases' wall-clock
     // limits while their plugins run.
-    let assembled = {
-        let shared = shared.clone();
-        let key = key.clone();
-        tokio::task::spawn_blocking(move || {
-            cases
-                .into_iter()
-                .map(|prepared| {
-                    let pipeline = match &prepared.broken {
-                        Some(why) => Err(why.clone()),
-                        None => Pipeline::assemble(
-                            prepared.config.clone(),
-                            &shared.0,
-                            key.clone(),
-                            shared.1.clone(),
-                        )
-                        .map_err(|error| error.to_string()),
-                    };
-                    (prepared, pipeline)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-    };
-    let assembled = match assembled {
-        Ok(assembled) => assembled,
-        Err(error) => {
-            return vec![CaseResult {
-                file: PathBuf::new(),
-                name: "<loading the plugins>".to_owned(),
-                language: None,
-                passed: false,
-                duration_ms: 0.0,
-                fuel: 0,
-                failures: vec![format!("loading the plugins failed: {error}")],
-                notes: Vec::new(),
-                actual: Map::new(),
-            }];
-        }
-    };
+    let shared = shared.clone();
+    let key = key.clone();
+    tokio::task::spawn_blocking(move || {
+        cases
+            .into_iter()
+            .map(|prepared| {
+                let pipeline = match &prepared.broken {
+                    Some(why) => Err(why.clone()),
+                    None => Pipeline::assemble(
+                        prepared.config.clone(),
+                        &shared.0,
+                        key.clone(),
+                        shared.1.clone(),
+                    )
+                    .map_err(|error| error.to_string()),
+                };
+                (prepared, pipeline)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+}
+
+/// Runs the assembled cases, a few per CPU at once, their results in order.
+async fn run_in_parallel(
+    assembled: Vec<(PreparedCase, Result<Pipeline, String>)>,
+) -> Vec<CaseResult> {
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
     let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
     let mut handles = Vec::new();
@@ -724,20 +730,28 @@ async fn run_cases(
     for handle in handles {
         match handle.await {
             Ok(result) => results.push(result),
-            Err(error) => results.push(CaseResult {
-                file: PathBuf::new(),
-                name: "<panicked case>".to_owned(),
-                language: None,
-                passed: false,
-                duration_ms: 0.0,
-                fuel: 0,
-                failures: vec![format!("the case's task failed: {error}")],
-                notes: Vec::new(),
-                actual: Map::new(),
-            }),
+            Err(error) => results.push(run_failure(
+                "<panicked case>",
+                format!("the case's task failed: {error}"),
+            )),
         }
     }
     results
+}
+
+/// A failed result for what went wrong outside any one case.
+fn run_failure(name: &str, failure: String) -> CaseResult {
+    CaseResult {
+        file: PathBuf::new(),
+        name: name.to_owned(),
+        language: None,
+        passed: false,
+        duration_ms: 0.0,
+        fuel: 0,
+        failures: vec![failure],
+        notes: Vec::new(),
+        actual: Map::new(),
+    }
 }
 
 fn case_name(prepared: &PreparedCase) -> String {
@@ -921,6 +935,23 @@ pub async fn try_login(
             .into_iter()
             .map(|refusal| format!("request refused by the plugin's HTTP policy: {refusal}")),
     );
+    let golden_case = tried_as_golden_case(config, plugin, input, &outcome)?;
+    Ok(Tried {
+        outcome,
+        steps: report.steps,
+        logs: sink.lines(),
+        notes,
+        golden_case,
+    })
+}
+
+/// A Try it run as a golden case file (YAML) expecting `outcome`.
+fn tried_as_golden_case(
+    config: &Config,
+    plugin: Option<&str>,
+    input: Value,
+    outcome: &Map<String, Value>,
+) -> Result<String, String> {
     let mut file = Map::new();
     file.insert(
         "name".into(),
@@ -938,14 +969,7 @@ pub async fn try_login(
     }
     file.insert("input".into(), input);
     file.insert("expect".into(), Value::Object(outcome.clone()));
-    let golden_case = serde_norway::to_string(&Value::Object(file)).map_err(|e| e.to_string())?;
-    Ok(Tried {
-        outcome,
-        steps: report.steps,
-        logs: sink.lines(),
-        notes,
-        golden_case,
-    })
+    serde_norway::to_string(&Value::Object(file)).map_err(|e| e.to_string())
 }
 
 /// The outcome of a case, in the shape of its `expect` section.

@@ -25,6 +25,7 @@ use std::time::Duration;
 use jsonwebtoken::jwk::JwkSet;
 
 use claimsmith_config::{Config, KeySettings};
+use claimsmith_core::Clock;
 use claimsmith_store::{SigningKeyRow, Store, StoreError};
 use claimsmith_tokens::sealing::{KeyEncryptionKey, Sealer};
 use claimsmith_tokens::{SigningAlgorithm, SigningKey, TokenError};
@@ -152,10 +153,6 @@ impl KeyRing {
             .unwrap_or_else(|| unreachable!("a key ring is never empty"))
     }
 
-    pub fn signing_key(&self) -> Arc<SigningKey> {
-        self.signing_key_at(claimsmith_core::unix_now())
-    }
-
     /// The published key `kid`, to verify a token this deployment signed.
     pub fn published_key(&self, kid: &str) -> Option<Arc<SigningKey>> {
         self.schedule()
@@ -172,7 +169,7 @@ impl KeyRing {
 
     /// Reads the keys from the database again.
     pub async fn reload(&self, vault: &KeyVault) -> Result<(), KeyRingError> {
-        let schedule = vault.schedule(claimsmith_core::unix_now()).await?;
+        let schedule = vault.schedule(vault.clock.now()).await?;
         *self
             .schedule
             .write()
@@ -204,6 +201,7 @@ pub struct KeyVault {
     store: Store,
     sealer: Arc<Sealer>,
     retire_after: u64,
+    clock: Arc<dyn Clock>,
 }
 
 /// One key as `claimsmith keys list` shows it.
@@ -217,11 +215,19 @@ pub struct KeyListing {
 }
 
 impl KeyVault {
-    pub fn new(store: Store, key_encryption_key: &KeyEncryptionKey, retire_after: u64) -> Self {
+    /// The vault of `store`'s keys; `clock` decides which key signs and
+    /// which are published.
+    pub fn new(
+        store: Store,
+        key_encryption_key: &KeyEncryptionKey,
+        retire_after: u64,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         KeyVault {
             store,
             sealer: Arc::new(key_encryption_key.sealer("signing-key v1")),
             retire_after,
+            clock,
         }
     }
 
@@ -234,6 +240,7 @@ impl KeyVault {
         algorithm: SigningAlgorithm,
         key_file_dir: &Path,
     ) -> Result<KeyRing, KeyRingError> {
+        let now = self.clock.now();
         if self.store.signing_keys().await?.is_empty() {
             let imported = SigningKey::read_key_file(key_file_dir, algorithm)?;
             let (key, pkcs8) = match imported {
@@ -250,19 +257,16 @@ impl KeyVault {
                 None => SigningKey::generate_with_pkcs8(algorithm)?,
             };
             // signs_from 0: it signs at once, whatever the hosts' clocks say.
-            let row = self.row(&key, &pkcs8, claimsmith_core::unix_now(), 0);
+            let row = self.row(&key, &pkcs8, now, 0);
             if !self.store.insert_signing_key(&row, true).await? {
                 tracing::info!("another host added the first signing key");
             }
         }
-        let schedule = self.schedule(claimsmith_core::unix_now()).await?;
-        let current = schedule
-            .keys
-            .iter()
-            .rev()
-            .find(|(_, signs_from)| *signs_from <= claimsmith_core::unix_now())
-            .map(|(key, _)| key.algorithm());
-        if let Some(current) = current.filter(|current| *current != algorithm) {
+        let ring = KeyRing {
+            schedule: Arc::new(RwLock::new(Arc::new(self.schedule(now).await?))),
+        };
+        let current = ring.signing_key_at(now).algorithm();
+        if current != algorithm {
             tracing::warn!(
                 signing = %current,
                 configured = %algorithm,
@@ -270,9 +274,7 @@ impl KeyVault {
                  `claimsmith keys rotate` adds a key of the configured algorithm"
             );
         }
-        Ok(KeyRing {
-            schedule: Arc::new(RwLock::new(Arc::new(schedule))),
-        })
+        Ok(ring)
     }
 
     /// Adds a key of `algorithm` that signs from `now + overlap`, and deletes
@@ -392,6 +394,7 @@ pub fn key_encryption_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use claimsmith_core::SystemClock;
 
     fn row(kid: &str, signs_from: u64) -> SigningKeyRow {
         SigningKeyRow {
@@ -428,7 +431,12 @@ mod tests {
             Store::open_sqlite(&dir.join("keys.db"), claimsmith_config::Synchronous::Normal)
                 .await
                 .expect("open");
-        KeyVault::new(store, &KeyEncryptionKey::from_secret(secret), 3600)
+        KeyVault::new(
+            store,
+            &KeyEncryptionKey::from_secret(secret),
+            3600,
+            Arc::new(SystemClock),
+        )
     }
 
     const SECRET: &str = "a-key-encryption-key-for-the-keyring-tests";
@@ -441,16 +449,16 @@ mod tests {
             .open_ring(SigningAlgorithm::ES256, &dir.path().join("no-key-files"))
             .await
             .expect("ring");
-        let first = ring.signing_key().kid().to_owned();
+        let now = SystemClock.now();
+        let first = ring.signing_key_at(now).kid().to_owned();
         assert_eq!(ring.jwks().keys.len(), 1);
 
-        let now = claimsmith_core::unix_now();
         let next = vault
             .rotate(SigningAlgorithm::EdDSA, now, 100)
             .await
             .expect("rotate");
         ring.reload(&vault).await.expect("reload");
-        assert_eq!(ring.signing_key().kid(), first, "not before its time");
+        assert_eq!(ring.signing_key_at(now).kid(), first, "not before its time");
         assert_eq!(ring.signing_key_at(now + 100).kid(), next);
         assert_eq!(
             ring.signing_key_at(now + 100).algorithm(),
@@ -534,7 +542,7 @@ mod tests {
             .await
             .expect("ring");
         assert_eq!(
-            ring.signing_key().kid(),
+            ring.signing_key_at(SystemClock.now()).kid(),
             file_key.kid(),
             "tokens signed before stay valid"
         );

@@ -1,5 +1,6 @@
 //! OAuth and OIDC protocol primitives, shared by the service and the
-//! development provider: random values, PKCE (RFC 7636) and form decoding.
+//! development provider: the error codes, random values, PKCE (RFC 7636) and
+//! form decoding.
 //! Nothing here knows about clients, users or plugins, and it must stay free
 //! of HTTP frameworks (no axum) and of every other Claimsmith crate: the load
 //! driver links it without linking wasmtime.
@@ -7,6 +8,86 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
+
+/// The error codes an authorization server answers with, each where its
+/// RFC defines it. Typed so that a misspelt code does not compile; the
+/// wire form is [`ErrorCode::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// RFC 6749 §4.1.2.1 and §5.2.
+    InvalidRequest,
+    /// RFC 6749 §5.2.
+    InvalidClient,
+    /// RFC 6749 §5.2.
+    InvalidGrant,
+    /// RFC 6749 §4.1.2.1 and §5.2.
+    UnauthorizedClient,
+    /// RFC 6749 §5.2.
+    UnsupportedGrantType,
+    /// RFC 6749 §4.1.2.1.
+    UnsupportedResponseType,
+    /// RFC 6749 §4.1.2.1 and §5.2.
+    InvalidScope,
+    /// RFC 6749 §4.1.2.1.
+    AccessDenied,
+    /// RFC 6749 §4.1.2.1.
+    ServerError,
+    /// RFC 6750 §3.1: a bearer token that is expired, revoked or malformed.
+    InvalidToken,
+    /// OIDC Core §3.1.2.6.
+    LoginRequired,
+    /// OIDC Core §3.1.2.6.
+    InteractionRequired,
+    /// OIDC Core §3.1.2.6.
+    ConsentRequired,
+    /// OIDC Core §3.1.2.6.
+    AccountSelectionRequired,
+}
+
+impl ErrorCode {
+    /// The codes an upstream may answer to `prompt=none` and the like
+    /// (OIDC Core §3.1.2.6), which an app needs as they are: they tell it
+    /// the user must interact.
+    pub const INTERACTION: [ErrorCode; 4] = [
+        ErrorCode::LoginRequired,
+        ErrorCode::InteractionRequired,
+        ErrorCode::ConsentRequired,
+        ErrorCode::AccountSelectionRequired,
+    ];
+
+    /// The code as it is sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::InteractionRequired => "interaction_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::AccountSelectionRequired => "account_selection_required",
+        }
+    }
+
+    /// The interaction code an upstream answered, if `code` is one.
+    pub fn interaction(code: &str) -> Option<ErrorCode> {
+        ErrorCode::INTERACTION
+            .into_iter()
+            .find(|known| known.as_str() == code)
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// 256 random bits, base64url: codes, states, nonces, verifiers, tokens.
 pub fn random_token() -> String {
@@ -76,6 +157,20 @@ pub fn authorization_credentials<'h>(header: &'h str, scheme: &str) -> Option<&'
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_interaction_codes_pass_through_from_an_upstream() {
+        assert_eq!(
+            ErrorCode::interaction("consent_required"),
+            Some(ErrorCode::ConsentRequired)
+        );
+        assert_eq!(ErrorCode::interaction("access_denied"), None);
+        assert_eq!(ErrorCode::interaction("server_error"), None);
+        assert_eq!(
+            ErrorCode::AccountSelectionRequired.to_string(),
+            "account_selection_required"
+        );
+    }
 
     #[test]
     fn pkce_matches_the_rfc_7636_example() {

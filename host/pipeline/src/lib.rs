@@ -22,7 +22,7 @@ use claimsmith_capabilities::http::{
     HttpCapability, HttpPolicy, Interceptor, Origin, OutboundHttp, OutboundRequest,
 };
 use claimsmith_config::{ClientConfig, Config, ConnectionConfig, OnError};
-use claimsmith_core::{is_reserved_claim, rfc3339, unix_now, user_id};
+use claimsmith_core::{Clock, SystemClock, is_reserved_claim, rfc3339, user_id};
 use claimsmith_engine::{
     CallOptions, Engine, Event, EventClient, EventConnection, EventRequest, EventUser,
     FetchContext, Invocation, Limit, LoadError, Plugin, PluginError, World,
@@ -206,11 +206,6 @@ impl Pipeline {
         &self.plugins
     }
 
-    /// The key that signs now.
-    pub fn signing_key(&self) -> Arc<SigningKey> {
-        self.keys.signing_key()
-    }
-
     pub fn keys(&self) -> &KeyRing {
         &self.keys
     }
@@ -260,7 +255,7 @@ impl Pipeline {
             .and_then(Value::as_str)
             .ok_or(LoginFailure::MissingSubject)?;
         let user_id = user_id(&connection.name, subject);
-        let now = options.now.unwrap_or_else(unix_now);
+        let now = options.now.unwrap_or_else(|| SystemClock.now());
         let call = CallOptions {
             interceptor: options.interceptor.clone(),
             pinned_clock: options.now,
@@ -336,7 +331,7 @@ impl Pipeline {
         steps: &mut Vec<StepReport>,
     ) -> Result<MintedTokens, TokenError> {
         let started = Instant::now();
-        let minted = mint(&self.keys.signing_key(), request);
+        let minted = mint(&self.keys.signing_key_at(request.now), request);
         steps.push(StepReport {
             name: "mint".to_owned(),
             kind: StepKind::Mint,

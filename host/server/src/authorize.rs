@@ -11,12 +11,12 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use super::pending::{MAX_NONCE_LEN, MAX_STATE_LEN, PendingLogin};
-use super::protocol::{is_valid_s256_challenge, pkce_challenge, random_token};
+use super::protocol::{ErrorCode, is_valid_s256_challenge, pkce_challenge, random_token};
 use super::token::IssuedCode;
 use super::upstream::{Reauthentication, UpstreamTokens};
 use super::{OAuthError, Service, error_page};
 use claimsmith_config::ClientConfig;
-use claimsmith_core::unix_now;
+use claimsmith_core::StoredUser;
 use claimsmith_pipeline::{Login, MintedLogin, RequestInfo, UpstreamLogin};
 
 /// An app's authorization request (RFC 6749 §4.1.1, RFC 7636, OIDC Core §3.1.2.1).
@@ -41,15 +41,6 @@ pub(crate) struct AuthorizeParams {
 
 /// The prompt values of OIDC Core §3.1.2.1.
 const PROMPT_VALUES: [&str; 4] = ["none", "login", "consent", "select_account"];
-
-/// What an upstream may answer to `prompt=none` and the like, passed to the
-/// app as is (OIDC Core §3.1.2.6): the app needs to know it must interact.
-const INTERACTION_ERRORS: [&str; 4] = [
-    "login_required",
-    "interaction_required",
-    "consent_required",
-    "account_selection_required",
-];
 
 /// The cookie that holds a pending login in its browser; one per login, so
 /// two tabs signing in at once do not clash.
@@ -118,14 +109,17 @@ fn app_error(
     issuer: &str,
     redirect_uri: &str,
     state: Option<&str>,
-    error: &str,
+    error: ErrorCode,
     description: &str,
 ) -> Response {
     redirect_to_app(
         issuer,
         redirect_uri,
         state,
-        &[("error", error), ("error_description", description)],
+        &[
+            ("error", error.as_str()),
+            ("error_description", description),
+        ],
     )
 }
 
@@ -164,11 +158,15 @@ pub(crate) async fn authorize(
 }
 
 impl Service {
-    fn start_login(&self, params: AuthorizeParams) -> Response {
-        // Until client and redirect URI are known good, answer the user, never
-        // a redirect: an open redirector would leak codes and errors.
+    /// The client the request names and its redirect URI, exactly as
+    /// registered. Until both are known good the user gets a page, never a
+    /// redirect: an open redirector would leak codes and errors.
+    fn trusted_redirect<'s, 'p>(
+        &'s self,
+        params: &'p AuthorizeParams,
+    ) -> Result<(&'s ClientConfig, &'p str), Response> {
         let Some(client) = params.client_id.as_deref().and_then(|id| self.client(id)) else {
-            return error_page(StatusCode::BAD_REQUEST, "Unknown client.");
+            return Err(error_page(StatusCode::BAD_REQUEST, "Unknown client."));
         };
         let Some(redirect_uri) = params.redirect_uri.as_deref().filter(|uri| {
             client
@@ -176,10 +174,18 @@ impl Service {
                 .iter()
                 .any(|registered| registered == uri)
         }) else {
-            return error_page(
+            return Err(error_page(
                 StatusCode::BAD_REQUEST,
                 "The redirect URI is not registered for this client.",
-            );
+            ));
+        };
+        Ok((client, redirect_uri))
+    }
+
+    fn start_login(&self, params: AuthorizeParams) -> Response {
+        let (client, redirect_uri) = match self.trusted_redirect(&params) {
+            Ok(trusted) => trusted,
+            Err(page) => return page,
         };
         // An oversized state is not echoed back: it is not stored either.
         if params
@@ -191,42 +197,23 @@ impl Service {
                 self.issuer(),
                 redirect_uri,
                 None,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 &format!("state is longer than {MAX_STATE_LEN} bytes"),
             );
         }
         let state = params.state.as_deref();
-        let fail = |error: &str, description: &str| {
+        let fail = |error: ErrorCode, description: &str| {
             app_error(self.issuer(), redirect_uri, state, error, description)
         };
-        let CheckedRequest {
-            scopes,
-            reauthentication,
-            connection,
-        } = match self.check_request(client, &params) {
+        let checked = match self.check_request(client, &params) {
             Ok(checked) => checked,
             Err(answer) => return fail(answer.error, &answer.description),
         };
-        let Some(upstream) = self.upstreams.get(&connection) else {
-            return fail("server_error", "no connection is configured");
+        let Some(upstream) = self.upstreams.get(&checked.connection) else {
+            return fail(ErrorCode::ServerError, "no connection is configured");
         };
-
         let upstream_state = random_token();
-        let pending = PendingLogin {
-            client_id: client.client_id.clone(),
-            redirect_uri: redirect_uri.to_owned(),
-            app_state: params.state.clone(),
-            app_nonce: params.nonce.clone(),
-            code_challenge: params.code_challenge.clone(),
-            scopes,
-            audience: params.audience.clone(),
-            connection,
-            upstream_nonce: random_token(),
-            upstream_verifier: random_token(),
-            started_at: unix_now(),
-            expires_at: unix_now() + super::PENDING_LOGIN_TTL.as_secs(),
-            reauthentication,
-        };
+        let pending = self.pending_login(client, redirect_uri, &params, checked);
         let url = match upstream.authorization_url(
             &self.callback_uri(),
             &upstream_state,
@@ -241,7 +228,10 @@ impl Service {
             }
         };
         let Ok(sealed) = self.login_sealer.seal(&upstream_state, &pending) else {
-            return fail("invalid_request", "the sign-in request is too large");
+            return fail(
+                ErrorCode::InvalidRequest,
+                "the sign-in request is too large",
+            );
         };
         self.metrics.login_started();
         let set_cookie = login_cookie(
@@ -255,6 +245,33 @@ impl Service {
             Redirect::to(url.as_str()),
         )
             .into_response()
+    }
+
+    /// The login to finish at `/callback`: what the app asked, and the
+    /// nonce and verifier the upstream's answer must match.
+    fn pending_login(
+        &self,
+        client: &ClientConfig,
+        redirect_uri: &str,
+        params: &AuthorizeParams,
+        checked: CheckedRequest,
+    ) -> PendingLogin {
+        let now = self.clock.now();
+        PendingLogin {
+            client_id: client.client_id.clone(),
+            redirect_uri: redirect_uri.to_owned(),
+            app_state: params.state.clone(),
+            app_nonce: params.nonce.clone(),
+            code_challenge: params.code_challenge.clone(),
+            scopes: checked.scopes,
+            audience: params.audience.clone(),
+            connection: checked.connection,
+            upstream_nonce: random_token(),
+            upstream_verifier: random_token(),
+            started_at: now,
+            expires_at: now + super::PENDING_LOGIN_TTL.as_secs(),
+            reauthentication: checked.reauthentication,
+        }
     }
 
     /// The checks of an authorization request once its client and redirect
@@ -272,98 +289,60 @@ impl Service {
             .is_some_and(|n| n.len() > MAX_NONCE_LEN)
         {
             return Err(refused(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 &format!("nonce is longer than {MAX_NONCE_LEN} bytes"),
             ));
         }
 
         if params.response_type.as_deref() != Some("code") {
             return Err(refused(
-                "unsupported_response_type",
+                ErrorCode::UnsupportedResponseType,
                 "only response_type=code is supported",
             ));
         }
         let reauthentication = match reauthentication(params) {
             Ok(reauthentication) => reauthentication,
-            Err(why) => return Err(refused("invalid_request", &why)),
+            Err(why) => return Err(refused(ErrorCode::InvalidRequest, &why)),
         };
-        match (
-            &params.code_challenge,
-            params.code_challenge_method.as_deref(),
-        ) {
-            (None, _) if client.client_secret.is_none() => {
-                return Err(refused(
-                    "invalid_request",
-                    "public clients must use PKCE (code_challenge)",
-                ));
-            }
-            (Some(challenge), Some("S256")) if !is_valid_s256_challenge(challenge) => {
-                return Err(refused(
-                    "invalid_request",
-                    "code_challenge is not an S256 challenge",
-                ));
-            }
-            (Some(_), Some("S256")) | (None, _) => {}
-            (Some(_), _) => {
-                return Err(refused(
-                    "invalid_request",
-                    "code_challenge_method must be S256",
-                ));
-            }
-        }
-        let mut scopes: Vec<String> = Vec::new();
-        for scope in params
-            .scope
-            .as_deref()
-            .unwrap_or("openid")
-            .split_ascii_whitespace()
-        {
-            if !scopes.iter().any(|s| s == scope) {
-                scopes.push(scope.to_owned());
-            }
-        }
-        if !scopes.iter().any(|s| s == "openid") {
-            return Err(refused("invalid_scope", "the openid scope is required"));
-        }
-        if let Some(scope) = scopes.iter().find(|s| !client.allowed_scopes.contains(s)) {
-            return Err(refused(
-                "invalid_scope",
-                &format!("scope `{scope}` is not allowed for this client"),
-            ));
-        }
+        check_pkce(client, params)?;
+        let scopes = requested_scopes(client, params)?;
         if let Some(audience) = &params.audience
             && client.audience.as_ref() != Some(audience)
             && !client.allowed_audiences.contains(audience)
         {
             return Err(refused(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 &format!("audience `{audience}` is not allowed for this client"),
             ));
         }
-        let connection = match params.connection.as_deref() {
-            Some(name) if self.upstreams.contains_key(name) => name.to_owned(),
-            Some(name) => {
-                return Err(refused(
-                    "invalid_request",
-                    &format!("unknown connection `{name}`"),
-                ));
-            }
-            None if self.upstreams.len() == 1 => match self.upstreams.keys().next() {
-                Some(name) => name.clone(),
-                None => return Err(refused("server_error", "no connection is configured")),
-            },
-            None => {
-                return Err(refused(
-                    "invalid_request",
-                    "several connections: choose one with `connection`",
-                ));
-            }
-        };
+        let connection = self.chosen_connection(params)?;
         Ok(CheckedRequest {
             scopes,
             reauthentication,
             connection,
         })
+    }
+
+    /// The connection the request names, or the only one there is.
+    fn chosen_connection(&self, params: &AuthorizeParams) -> Result<String, OAuthError> {
+        match params.connection.as_deref() {
+            Some(name) if self.upstreams.contains_key(name) => Ok(name.to_owned()),
+            Some(name) => Err(refused(
+                ErrorCode::InvalidRequest,
+                &format!("unknown connection `{name}`"),
+            )),
+            None if self.upstreams.len() == 1 => match self.upstreams.keys().next() {
+                Some(name) => Ok(name.clone()),
+                None => Err(refused(
+                    ErrorCode::ServerError,
+                    "no connection is configured",
+                )),
+            },
+            None => Err(refused(
+                ErrorCode::InvalidRequest,
+                "several connections: choose one with `connection`",
+            )),
+        }
     }
 
     fn callback_uri(&self) -> String {
@@ -378,20 +357,102 @@ struct CheckedRequest {
     connection: String,
 }
 
+/// PKCE as RFC 7636 has it, and required of public clients.
+fn check_pkce(client: &ClientConfig, params: &AuthorizeParams) -> Result<(), OAuthError> {
+    match (
+        &params.code_challenge,
+        params.code_challenge_method.as_deref(),
+    ) {
+        (None, _) if client.client_secret.is_none() => Err(refused(
+            ErrorCode::InvalidRequest,
+            "public clients must use PKCE (code_challenge)",
+        )),
+        (Some(challenge), Some("S256")) if !is_valid_s256_challenge(challenge) => Err(refused(
+            ErrorCode::InvalidRequest,
+            "code_challenge is not an S256 challenge",
+        )),
+        (Some(_), Some("S256")) | (None, _) => Ok(()),
+        (Some(_), _) => Err(refused(
+            ErrorCode::InvalidRequest,
+            "code_challenge_method must be S256",
+        )),
+    }
+}
+
+/// The requested scopes, each once, in order; `openid` among them and each
+/// allowed for the client.
+fn requested_scopes(
+    client: &ClientConfig,
+    params: &AuthorizeParams,
+) -> Result<Vec<String>, OAuthError> {
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in params
+        .scope
+        .as_deref()
+        .unwrap_or("openid")
+        .split_ascii_whitespace()
+    {
+        if !scopes.iter().any(|s| s == scope) {
+            scopes.push(scope.to_owned());
+        }
+    }
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(refused(
+            ErrorCode::InvalidScope,
+            "the openid scope is required",
+        ));
+    }
+    if let Some(scope) = scopes.iter().find(|s| !client.allowed_scopes.contains(s)) {
+        return Err(refused(
+            ErrorCode::InvalidScope,
+            &format!("scope `{scope}` is not allowed for this client"),
+        ));
+    }
+    Ok(scopes)
+}
+
 /// A refusal of an authorization request, sent to the app's redirect URI.
-fn refused(error: &'static str, description: &str) -> OAuthError {
+fn refused(error: ErrorCode, description: &str) -> OAuthError {
     OAuthError::new(StatusCode::BAD_REQUEST, error, description)
+}
+
+/// The login the chain runs for a sign-in: what the app asked, what the
+/// upstream answered and the user as stored.
+fn sign_in_login(
+    pending: &PendingLogin,
+    tokens: UpstreamTokens,
+    auth_time: Option<u64>,
+    user: StoredUser,
+    request: RequestInfo,
+) -> Login {
+    Login {
+        connection: pending.connection.clone(),
+        client_id: pending.client_id.clone(),
+        scopes: pending.scopes.clone(),
+        audience: pending.audience.clone(),
+        nonce: pending.app_nonce.clone(),
+        request,
+        upstream: UpstreamLogin {
+            access_token: tokens.access_token,
+            id_token: tokens.id_token,
+            id_token_claims: tokens.id_token_claims,
+        },
+        user,
+        profile: None,
+        refresh: false,
+        auth_time,
+    }
 }
 
 /// A callback the upstream's answer fails: the app gets `error`, the log
 /// and the audit row `detail`.
 struct Refusal {
-    error: &'static str,
+    error: ErrorCode,
     detail: String,
 }
 
 impl Refusal {
-    fn new(error: &'static str, detail: impl Into<String>) -> Self {
+    fn new(error: ErrorCode, detail: impl Into<String>) -> Self {
         Refusal {
             error,
             detail: detail.into(),
@@ -459,7 +520,7 @@ impl Service {
             .state
             .as_deref()
             .zip(sealed_login)
-            .and_then(|(state, sealed)| self.login_sealer.open(state, &sealed, unix_now()));
+            .and_then(|(state, sealed)| self.login_sealer.open(state, &sealed, self.clock.now()));
         let Some(pending) = pending else {
             tracing::info!("a callback without a valid sign-in cookie; refused");
             return error_page(
@@ -496,29 +557,13 @@ impl Service {
                         &pending,
                         correlation_id,
                         Some(user_id),
-                        "server_error",
+                        ErrorCode::ServerError,
                         &detail,
                     )
                     .await;
             }
         };
-        let login = Login {
-            connection: pending.connection.clone(),
-            client_id: pending.client_id.clone(),
-            scopes: pending.scopes.clone(),
-            audience: pending.audience.clone(),
-            nonce: pending.app_nonce.clone(),
-            request,
-            upstream: UpstreamLogin {
-                access_token: tokens.access_token,
-                id_token: tokens.id_token,
-                id_token_claims: tokens.id_token_claims,
-            },
-            user: stored,
-            profile: None,
-            refresh: false,
-            auth_time: upstream_auth_time,
-        };
+        let login = sign_in_login(&pending, tokens, upstream_auth_time, stored, request);
         match self.run_login(&login, correlation_id).await {
             Ok(minted) => {
                 self.issue_code(pending, subject, minted, correlation_id)
@@ -568,7 +613,7 @@ impl Service {
             minted,
         };
         let (redirect_uri, state) = (redirect_uri.as_str(), app_state.as_deref());
-        let expires_at = unix_now() + self.config().server.code_ttl_secs;
+        let expires_at = self.clock.now() + self.config().server.code_ttl_secs;
         let stored = match issued.seal(&code) {
             Ok(sealed) => self
                 .timed(
@@ -585,7 +630,7 @@ impl Service {
                 self.issuer(),
                 redirect_uri,
                 state,
-                "server_error",
+                ErrorCode::ServerError,
                 &format!("the sign-in could not be completed (id {correlation_id})"),
             );
         }
@@ -602,23 +647,22 @@ impl Service {
     ) -> Result<UpstreamLoginDone, Refusal> {
         let Some(upstream) = self.upstreams.get(&pending.connection) else {
             let detail = "the connection is gone";
-            return Err(Refusal::new("server_error", detail));
+            return Err(Refusal::new(ErrorCode::ServerError, detail));
         };
         if let Err(detail) = upstream.check_response_issuer(params.iss.as_deref()) {
-            return Err(Refusal::new("server_error", detail));
+            return Err(Refusal::new(ErrorCode::ServerError, detail));
         }
         if let Some(error) = &params.error {
             let description = params.error_description.as_deref().unwrap_or("");
             let detail = format!("the identity provider answered {error}: {description}");
-            let answer = INTERACTION_ERRORS
-                .into_iter()
-                .find(|e| e == error)
-                .unwrap_or("access_denied");
+            // An interaction code goes to the app as it is (the app must
+            // send the user to interact); any other is a refusal.
+            let answer = ErrorCode::interaction(error).unwrap_or(ErrorCode::AccessDenied);
             return Err(Refusal::new(answer, detail));
         }
         let Some(code) = params.code.as_deref() else {
             let detail = "the identity provider sent no code";
-            return Err(Refusal::new("server_error", detail));
+            return Err(Refusal::new(ErrorCode::ServerError, detail));
         };
         let started = std::time::Instant::now();
         let exchanged = upstream
@@ -635,7 +679,7 @@ impl Service {
             Ok(tokens) => tokens,
             Err(error) => {
                 let detail = format!("upstream login failed: {error}");
-                return Err(Refusal::new("server_error", detail));
+                return Err(Refusal::new(ErrorCode::ServerError, detail));
             }
         };
         let Some(subject) = tokens
@@ -645,7 +689,7 @@ impl Service {
             .map(str::to_owned)
         else {
             let detail = "the upstream id token has no subject";
-            return Err(Refusal::new("server_error", detail));
+            return Err(Refusal::new(ErrorCode::ServerError, detail));
         };
         // When the user really authenticated, if the upstream says so.
         let upstream_auth_time = tokens
@@ -655,9 +699,9 @@ impl Service {
         if let Err(detail) =
             pending
                 .reauthentication
-                .check(upstream_auth_time, pending.started_at, unix_now())
+                .check(upstream_auth_time, pending.started_at, self.clock.now())
         {
-            return Err(Refusal::new("login_required", detail));
+            return Err(Refusal::new(ErrorCode::LoginRequired, detail));
         }
         Ok(UpstreamLoginDone {
             tokens,
@@ -674,7 +718,7 @@ impl Service {
         pending: &PendingLogin,
         correlation_id: &str,
         user_id: Option<String>,
-        error: &str,
+        error: ErrorCode,
         detail: &str,
     ) -> Response {
         tracing::warn!(
@@ -692,10 +736,10 @@ impl Service {
         )
         .await;
         let description = match error {
-            "access_denied" => {
+            ErrorCode::AccessDenied => {
                 format!("the identity provider refused the sign-in (reference {correlation_id})")
             }
-            "server_error" => super::failed_login_description(correlation_id),
+            ErrorCode::ServerError => super::failed_login_description(correlation_id),
             _ => format!(
                 "the user must sign in again at the identity provider (reference {correlation_id})"
             ),

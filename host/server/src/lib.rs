@@ -26,6 +26,7 @@ pub mod management;
 pub mod metrics;
 mod pending;
 pub use claimsmith_oauth as protocol;
+use protocol::ErrorCode;
 pub mod reload;
 mod throttle;
 mod token;
@@ -45,6 +46,7 @@ use sha2::{Digest, Sha256};
 use crate::metrics::Grant;
 use claimsmith_capabilities::http::OutboundHttp;
 use claimsmith_config::{ClientConfig, Config};
+use claimsmith_core::{Clock, SystemClock};
 use claimsmith_engine::Engine;
 use claimsmith_keys::{KeyRing, KeyRingError, KeyVault};
 use claimsmith_pipeline::{Login, LoginFailure, MintedLogin, Pipeline, RunOptions, StartError};
@@ -97,6 +99,8 @@ pub struct Service {
     console_sealer: claimsmith_tokens::sealing::Sealer,
     failed_authentications: throttle::FailedAuthentications,
     metrics: crate::metrics::Metrics,
+    /// The one clock of the service: expiries, audit times, key schedules.
+    clock: Arc<dyn Clock>,
 }
 
 impl Service {
@@ -107,10 +111,12 @@ impl Service {
         create_private_dir(&config.data_dir)?;
         let store = Store::open(&config.storage.database, config.storage.synchronous).await?;
         let key_encryption_key = claimsmith_keys::key_encryption_key(&config)?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let vault = KeyVault::new(
             store.clone(),
             &key_encryption_key,
             claimsmith_keys::retire_after(&config),
+            clock.clone(),
         );
         let keys = vault
             .open_ring(config.tokens.algorithm, &config.data_dir.join("keys"))
@@ -138,7 +144,7 @@ impl Service {
         let engine =
             Arc::new(Engine::new(&config.engine, plugin_http.clone()).map_err(StartError::from)?);
         let pipeline = load_chain(&engine, config.clone(), &keys, &plugin_http).await?;
-        spawn_pruning(store.clone(), config.server.code_ttl_secs);
+        spawn_pruning(store.clone(), config.server.code_ttl_secs, clock.clone());
         let service = Arc::new(Service {
             login_sealer: pending::LoginSealer::new(&key_encryption_key),
             console_sealer: key_encryption_key.sealer("console v1"),
@@ -151,6 +157,7 @@ impl Service {
             upstreams,
             failed_authentications: throttle::FailedAuthentications::default(),
             metrics: crate::metrics::Metrics::default(),
+            clock,
         });
         reload::spawn_watching(&service);
         Ok(service)
@@ -211,7 +218,7 @@ impl Service {
             .and_then(Value::as_str)
             .map(|sub| claimsmith_core::user_id(&login.connection, sub));
         let entry = AuditEntry {
-            at: claimsmith_core::rfc3339(claimsmith_core::unix_now()),
+            at: claimsmith_core::rfc3339(self.clock.now()),
             user_id,
             client_id: login.client_id.clone(),
             connection: login.connection.clone(),
@@ -269,7 +276,7 @@ impl Service {
         correlation_id: &str,
     ) {
         let entry = AuditEntry {
-            at: claimsmith_core::rfc3339(claimsmith_core::unix_now()),
+            at: claimsmith_core::rfc3339(self.clock.now()),
             user_id,
             client_id: client_id.to_owned(),
             connection: connection.to_owned(),
@@ -320,13 +327,13 @@ async fn load_chain(
 /// Expired refresh tokens and codes are deleted every minute, so the tables
 /// do not grow with every login ever made; with several hosts, one of them
 /// prunes each time.
-fn spawn_pruning(store: Store, code_ttl_secs: u64) {
+fn spawn_pruning(store: Store, code_ttl_secs: u64, clock: Arc<dyn Clock>) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(60));
         loop {
             every.tick().await;
             match store
-                .prune_expired(claimsmith_core::unix_now(), code_ttl_secs)
+                .prune_expired(clock.now(), code_ttl_secs)
                 .await
             {
                 Ok(Some(pruned)) if pruned != claimsmith_store::Pruned::default() => {
@@ -458,7 +465,11 @@ pub async fn serve_router(
 async fn discovery(axum::extract::State(service): axum::extract::State<Arc<Service>>) -> Response {
     let issuer = service.issuer();
     let config = service.config();
-    let algorithm = service.keys.signing_key().algorithm().to_string();
+    let algorithm = service
+        .keys
+        .signing_key_at(service.clock.now())
+        .algorithm()
+        .to_string();
     let mut scopes: Vec<&str> = config
         .clients
         .iter()
@@ -503,14 +514,14 @@ async fn jwks(axum::extract::State(service): axum::extract::State<Arc<Service>>)
 #[derive(Debug)]
 pub(crate) struct OAuthError {
     status: StatusCode,
-    pub(crate) error: &'static str,
+    pub(crate) error: ErrorCode,
     pub(crate) description: String,
 }
 
 impl OAuthError {
     pub(crate) fn new(
         status: StatusCode,
-        error: &'static str,
+        error: ErrorCode,
         description: impl Into<String>,
     ) -> Self {
         OAuthError {
@@ -521,11 +532,11 @@ impl OAuthError {
     }
 
     pub(crate) fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, description)
     }
 
     pub(crate) fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidGrant, description)
     }
 
     /// The service itself failed (storage, say). The app gets a stable
@@ -535,13 +546,13 @@ impl OAuthError {
         tracing::error!(%error, correlation_id, "token endpoint failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
+            ErrorCode::ServerError,
             format!("the request could not be completed (reference {correlation_id})"),
         )
     }
 
     pub(crate) fn invalid_client(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidClient, description)
     }
 
     /// The answer for a login that did not mint. A denial's reason is the
@@ -550,13 +561,13 @@ impl OAuthError {
     pub(crate) fn from_failure(failure: &LoginFailure, correlation_id: &str) -> Self {
         match failure {
             LoginFailure::Denied { reason, .. } => {
-                Self::new(StatusCode::FORBIDDEN, "access_denied", reason.clone())
+                Self::new(StatusCode::FORBIDDEN, ErrorCode::AccessDenied, reason.clone())
             }
             other => {
                 tracing::warn!(error = %other, correlation_id, "login failed");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
+                    ErrorCode::ServerError,
                     failed_login_description(correlation_id),
                 )
             }
@@ -585,7 +596,7 @@ impl IntoResponse for OAuthError {
         (
             self.status,
             headers,
-            axum::Json(json!({ "error": self.error, "error_description": self.description })),
+            axum::Json(json!({ "error": self.error.as_str(), "error_description": self.description })),
         )
             .into_response()
     }

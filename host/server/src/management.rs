@@ -633,7 +633,7 @@ impl Service {
         detail: Value,
     ) {
         let entry = AdminAction {
-            at: claimsmith_core::rfc3339(claimsmith_core::unix_now()),
+            at: claimsmith_core::rfc3339(self.clock.now()),
             actor: actor.to_owned(),
             action: action.to_owned(),
             target: target.to_owned(),

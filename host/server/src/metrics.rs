@@ -98,6 +98,8 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Default for Metrics {
+    // Long on purpose: one registration per metric, read as the list of
+    // what the service exports (each name and help text where it is made).
     fn default() -> Self {
         let mut registry = Registry::with_prefix("claimsmith");
         let logins = Family::<LoginLabels, Counter>::default();

@@ -14,11 +14,11 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value, json};
 
 use super::protocol::{
-    authorization_credentials, form_urldecode, is_valid_code_verifier, pkce_challenge, random_token,
+    ErrorCode, authorization_credentials, form_urldecode, is_valid_code_verifier, pkce_challenge,
+    random_token,
 };
 use super::{OAuthError, Service, secrets_equal};
 use claimsmith_config::{ClientConfig, GrantType};
-use claimsmith_core::unix_now;
 use claimsmith_pipeline::{
     Login, LoginFailure, MintedLogin, RequestInfo, UpstreamLogin, standard_profile_claims,
 };
@@ -55,6 +55,48 @@ impl IssuedCode {
 }
 
 /// Codes are 256 random bits (43 characters), a key-encryption key's worth.
+/// An authorization-code exchange (RFC 6749 §4.1.3) by a client already
+/// authenticated.
+pub(super) struct CodeExchange<'a> {
+    pub(super) client: &'a ClientConfig,
+    pub(super) code: &'a str,
+    pub(super) redirect_uri: Option<&'a str>,
+    pub(super) code_verifier: Option<&'a str>,
+}
+
+impl CodeExchange<'_> {
+    /// The code was issued to this client, for this redirect URI, and the
+    /// verifier matches its PKCE challenge.
+    fn check(&self, issued: &IssuedCode) -> Result<(), OAuthError> {
+        if issued.client_id != self.client.client_id {
+            return Err(OAuthError::invalid_grant(
+                "the code was issued to another client",
+            ));
+        }
+        if self.redirect_uri != Some(issued.redirect_uri.as_str()) {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        match (&issued.code_challenge, self.code_verifier) {
+            (Some(_), None) => Err(OAuthError::invalid_grant("code_verifier is missing")),
+            (Some(challenge), Some(verifier))
+                if !is_valid_code_verifier(verifier) || pkce_challenge(verifier) != *challenge =>
+            {
+                Err(OAuthError::invalid_grant(
+                    "code_verifier does not match the challenge",
+                ))
+            }
+            // A verifier for a code issued without a challenge is a
+            // downgrade attempt (RFC 9700 §2.1.1).
+            (None, Some(_)) => Err(OAuthError::invalid_grant(
+                "the authorization request had no code_challenge",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 fn code_sealer(code: &str) -> claimsmith_tokens::sealing::Sealer {
     claimsmith_tokens::sealing::KeyEncryptionKey::from_secret(code).sealer("authorization code v1")
 }
@@ -64,13 +106,16 @@ pub(crate) async fn token(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    // The request's one reading of the clock: every expiry it checks or
+    // sets is against this instant.
+    let now = service.clock.now();
     let answer = match form.get("grant_type").map(String::as_str) {
-        Some("authorization_code") => service.exchange_code(&headers, &form).await,
-        Some("refresh_token") => service.refresh(&headers, &form).await,
-        Some("client_credentials") => service.client_credentials(&headers, &form).await,
+        Some("authorization_code") => service.exchange_code(&headers, &form, now).await,
+        Some("refresh_token") => service.refresh(&headers, &form, now).await,
+        Some("client_credentials") => service.client_credentials(&headers, &form, now).await,
         Some(other) => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
+            ErrorCode::UnsupportedGrantType,
             format!("grant_type `{other}` is not supported"),
         )),
         None => Err(OAuthError::invalid_request("grant_type is missing")),
@@ -131,7 +176,7 @@ impl Service {
         if let Some(wait) = self.failed_authentications.locked_for(&client.client_id) {
             return Err(OAuthError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "invalid_client",
+                ErrorCode::InvalidClient,
                 format!(
                     "too many failed authentications: try again in {} s",
                     wait.as_secs() + 1
@@ -148,27 +193,62 @@ impl Service {
         }
     }
 
-    pub(super) async fn exchange_code(
+    async fn exchange_code(
         &self,
         headers: &HeaderMap,
         form: &HashMap<String, String>,
+        now: u64,
     ) -> Result<Value, OAuthError> {
-        let client = self.authenticate_client(headers, form)?;
-        let code = required(form, "code")?;
+        let exchange = CodeExchange {
+            client: self.authenticate_client(headers, form)?,
+            code: required(form, "code")?,
+            redirect_uri: form.get("redirect_uri").map(String::as_str),
+            code_verifier: form.get("code_verifier").map(String::as_str),
+        };
+        self.redeem_code(&exchange, now).await
+    }
+
+    /// Tokens for an authorization code (RFC 6749 §4.1.3), for the client
+    /// that has been authenticated: the token endpoint's, or the console
+    /// redeeming its own sign-in.
+    pub(super) async fn redeem_code(
+        &self,
+        exchange: &CodeExchange<'_>,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
         // Redeemed whatever follows: a code is tried once, at one host.
         let family = random_token();
+        let issued = self.redeemed_code(exchange.code, &family, now).await?;
+        exchange.check(&issued)?;
+        let grant = RefreshGrant {
+            family,
+            user_id: issued.minted.user.user_id.clone(),
+            upstream_subject: issued.upstream_subject,
+            connection: issued.connection,
+            client_id: issued.client_id,
+            scopes: issued.requested_scopes,
+            audience: issued.audience,
+            auth_time: issued.minted.auth_time,
+            family_expires_at: Some(now + self.config().server.refresh_token_lifetime_secs),
+        };
+        self.token_response(&issued.minted, grant, None, now).await
+    }
+
+    /// The login sealed under `code`, spent by this call; a code used twice
+    /// revokes what its first use got (RFC 6749 §4.1.2: it leaked).
+    async fn redeemed_code(
+        &self,
+        code: &str,
+        family: &str,
+        now: u64,
+    ) -> Result<IssuedCode, OAuthError> {
         let redemption = self
-            .timed(
-                "redeem_code",
-                self.store.redeem_code(code, &family, unix_now()),
-            )
+            .timed("redeem_code", self.store.redeem_code(code, family, now))
             .await
             .map_err(OAuthError::server_error)?;
         let issued = match redemption {
             Redemption::Redeemed { sealed } => IssuedCode::open(code, &sealed),
             Redemption::Replayed { family } => {
-                // A second use means the code leaked: what the first use got
-                // goes too (RFC 6749 §4.1.2).
                 tracing::warn!(
                     "an authorization code was used twice; its refresh tokens are revoked"
                 );
@@ -182,51 +262,7 @@ impl Service {
             }
             Redemption::Unknown => None,
         };
-        let Some(issued) = issued else {
-            return Err(OAuthError::invalid_grant(
-                "the code is unknown, used or expired",
-            ));
-        };
-        if issued.client_id != client.client_id {
-            return Err(OAuthError::invalid_grant(
-                "the code was issued to another client",
-            ));
-        }
-        if form.get("redirect_uri") != Some(&issued.redirect_uri) {
-            return Err(OAuthError::invalid_grant(
-                "redirect_uri does not match the authorization request",
-            ));
-        }
-        match (&issued.code_challenge, form.get("code_verifier")) {
-            (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is missing")),
-            (Some(challenge), Some(verifier))
-                if !is_valid_code_verifier(verifier) || pkce_challenge(verifier) != *challenge =>
-            {
-                return Err(OAuthError::invalid_grant(
-                    "code_verifier does not match the challenge",
-                ));
-            }
-            // A verifier for a code issued without a challenge is a
-            // downgrade attempt (RFC 9700 §2.1.1).
-            (None, Some(_)) => {
-                return Err(OAuthError::invalid_grant(
-                    "the authorization request had no code_challenge",
-                ));
-            }
-            _ => {}
-        }
-        let grant = RefreshGrant {
-            family,
-            user_id: issued.minted.user.user_id.clone(),
-            upstream_subject: issued.upstream_subject,
-            connection: issued.connection,
-            client_id: issued.client_id,
-            scopes: issued.requested_scopes,
-            audience: issued.audience,
-            auth_time: issued.minted.auth_time,
-            family_expires_at: Some(unix_now() + self.config().server.refresh_token_lifetime_secs),
-        };
-        self.token_response(&issued.minted, grant, None).await
+        issued.ok_or_else(|| OAuthError::invalid_grant("the code is unknown, used or expired"))
     }
 
     /// A Management API token for a machine-to-machine client (RFC 6749
@@ -235,12 +271,13 @@ impl Service {
         &self,
         headers: &HeaderMap,
         form: &HashMap<String, String>,
+        now: u64,
     ) -> Result<Value, OAuthError> {
         let client = self.authenticate_client(headers, form)?;
         if !client.allows(GrantType::ClientCredentials) || client.client_secret.is_none() {
             return Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
-                "unauthorized_client",
+                ErrorCode::UnauthorizedClient,
                 "this client may not use the client_credentials grant".to_owned(),
             ));
         }
@@ -257,18 +294,18 @@ impl Service {
         if let Some(scope) = scopes.iter().find(|s| !client.allowed_scopes.contains(s)) {
             return Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_scope",
+                ErrorCode::InvalidScope,
                 format!("scope `{scope}` is not allowed to this client"),
             ));
         }
         let ttl = self.config().tokens.access_token_ttl_secs;
         let access_token = claimsmith_tokens::mint_client_access_token(
-            &self.keys.signing_key(),
+            &self.keys.signing_key_at(now),
             self.issuer(),
             &client.client_id,
             &audience,
             &scopes,
-            unix_now(),
+            now,
             ttl,
         )
         .map_err(OAuthError::server_error)?;
@@ -285,6 +322,7 @@ impl Service {
         &self,
         headers: &HeaderMap,
         form: &HashMap<String, String>,
+        now: u64,
     ) -> Result<Value, OAuthError> {
         let client = self.authenticate_client(headers, form)?;
         let token = required(form, "refresh_token")?;
@@ -294,7 +332,7 @@ impl Service {
                 self.store.consume_refresh_token(
                     token,
                     &client.client_id,
-                    unix_now(),
+                    now,
                     self.config().server.refresh_token_reuse_grace_secs,
                 ),
             )
@@ -308,9 +346,9 @@ impl Service {
                 "the refresh token was issued to another client",
             ));
         }
-        grant.family_expires_at = grant.family_expires_at.or(Some(
-            unix_now() + self.config().server.refresh_token_lifetime_secs,
-        ));
+        grant.family_expires_at = grant
+            .family_expires_at
+            .or(Some(now + self.config().server.refresh_token_lifetime_secs));
         let stored = self
             .timed("load_user", self.store.load_user(&grant.user_id))
             .await
@@ -347,7 +385,7 @@ impl Service {
                     LoginFailure::Denied { reason, .. } => OAuthError::invalid_grant(reason),
                     other => OAuthError::from_failure(&other, &correlation_id),
                 })?;
-        self.token_response(&minted, grant, Some(token)).await
+        self.token_response(&minted, grant, Some(token), now).await
     }
 
     /// The token response; a refresh token (same family) when `offline_access`
@@ -357,6 +395,7 @@ impl Service {
         minted: &MintedLogin,
         grant: RefreshGrant,
         rotated_from: Option<&str>,
+        now: u64,
     ) -> Result<Value, OAuthError> {
         let mut body = json!({
             "access_token": minted.tokens.access_token,
@@ -365,13 +404,13 @@ impl Service {
             "expires_in": minted.tokens.expires_in,
             "scope": minted.scopes.join(" "),
         });
-        let family_expires_at = grant.family_expires_at.unwrap_or_else(unix_now);
+        let family_expires_at = grant.family_expires_at.unwrap_or(now);
         let may_refresh = self
             .client(&grant.client_id)
             .is_some_and(|client| client.allows(GrantType::RefreshToken));
         if may_refresh
             && minted.scopes.iter().any(|s| s == "offline_access")
-            && family_expires_at > unix_now()
+            && family_expires_at > now
         {
             let refresh_token = random_token();
             self.timed(

@@ -281,31 +281,7 @@ impl Store {
     /// on, busy timeout 5 s, `synchronous` as configured, runs the migrations.
     pub async fn open_sqlite(path: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|error| StoreError::CreateDir {
-                    path: path.to_owned(),
-                    error,
-                })?;
-        }
-        // The Any driver takes a URL, and a relative path in one reads as
-        // a host (`sqlite://data/../x.db`): the file goes in as an absolute
-        // path, its folder resolved.
-        let absolute = match (path.parent(), path.file_name()) {
-            (Some(dir), Some(file)) => tokio::fs::canonicalize(if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            })
-            .await
-            .map(|dir| dir.join(file))
-            .map_err(|error| StoreError::CreateDir {
-                path: path.to_owned(),
-                error,
-            })?,
-            _ => path.to_owned(),
-        };
+        let absolute = absolute_sqlite_path(path).await?;
         let url = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(&absolute)
             .create_if_missing(true)
@@ -314,36 +290,7 @@ impl Store {
             database: shown.clone(),
             error,
         })?;
-        let synchronous = match synchronous {
-            Synchronous::Normal => "PRAGMA synchronous = NORMAL",
-            Synchronous::Full => "PRAGMA synchronous = FULL",
-        };
-        sqlx::any::install_default_drivers();
-        // The Any driver takes a URL, which carries no pragmas: each new
-        // connection sets them. Not pinged before each use: the file cannot
-        // go away like a network peer, and each ping is one more hop to the
-        // connection's thread (two per login, measured under load).
-        let pool = AnyPoolOptions::new()
-            .test_before_acquire(false)
-            .after_connect(move |connection, _| {
-                Box::pin(async move {
-                    for pragma in [
-                        "PRAGMA journal_mode = WAL",
-                        synchronous,
-                        "PRAGMA foreign_keys = ON",
-                        BUSY_TIMEOUT_PRAGMA,
-                    ] {
-                        connection.execute(pragma).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .map_err(|error| StoreError::Open {
-                database: shown.clone(),
-                error,
-            })?;
+        let pool = connect_sqlite(options, synchronous, &shown).await?;
 
         // SQLite silently keeps its old journal mode where WAL is not possible
         // (some network file systems): say so rather than run slower unawares.
@@ -972,51 +919,19 @@ impl Store {
         }
 
         let mut transaction = self.pool.begin().await.map_err(query_error(OP))?;
-        // A write (that changes nothing) rather than a SELECT: a transaction
-        // that reads first and then writes fails at once in SQLite when
-        // another writer got in between; one that writes first waits its turn.
-        let retried: Option<(String, String)> = sqlx::query_as(
-            "UPDATE refresh_tokens SET used_at = used_at \
-             WHERE token_hash = $1 AND client_id = $2 AND used = 1 AND revoked = 0 \
-                 AND expires_at > $3 AND used_at >= $3 - $4 \
-                 AND NOT EXISTS (SELECT 1 FROM refresh_tokens AS successor \
-                     WHERE successor.parent_hash = refresh_tokens.token_hash \
-                         AND successor.used = 1) \
-             RETURNING family, grant_json",
-        )
-        .bind(&hash)
-        .bind(client_id)
-        .bind(to_db_seconds(now))
-        .bind(to_db_seconds(grace_secs))
-        .fetch_optional(&mut *transaction)
-        .await
-        .map_err(query_error(OP))?
-        .filter(|_| grace_secs > 0);
-        if let Some((family, grant)) = retried {
-            // Expired rather than revoked: a revoked token marks the whole
-            // family dead, and the retry's new token belongs to it.
-            sqlx::query("UPDATE refresh_tokens SET expires_at = 0 WHERE family = $1 AND used = 0")
-                .bind(&family)
-                .execute(&mut *transaction)
-                .await
-                .map_err(query_error(OP))?;
+        let retried = retry_within_grace(&mut transaction, &hash, client_id, now, grace_secs)
+            .await
+            .map_err(query_error(OP))?;
+        if let Some(grant) = retried {
             transaction.commit().await.map_err(query_error(OP))?;
             tracing::info!(token_hash = %hash, "refresh token retried within the grace window");
             return from_json(OP, "grant", &grant).map(Some);
         }
 
         // Not consumable. When it was consumed before, this is a reuse.
-        let revoked = sqlx::query(
-            "UPDATE refresh_tokens SET revoked = 1 \
-             WHERE family = (SELECT family FROM refresh_tokens \
-                             WHERE token_hash = $1 AND used = 1 AND client_id = $2)",
-        )
-        .bind(&hash)
-        .bind(client_id)
-        .execute(&mut *transaction)
-        .await
-        .map_err(query_error(OP))?
-        .rows_affected();
+        let revoked = revoke_reused_family(&mut transaction, &hash, client_id)
+            .await
+            .map_err(query_error(OP))?;
         transaction.commit().await.map_err(query_error(OP))?;
         if revoked > 0 {
             tracing::warn!(
@@ -1060,6 +975,130 @@ impl Store {
             .map_err(query_error(OP))?;
         Ok(())
     }
+}
+
+/// `path` with its folder created and resolved to an absolute path.
+async fn absolute_sqlite_path(path: &Path) -> Result<PathBuf, StoreError> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|error| StoreError::CreateDir {
+                path: path.to_owned(),
+                error,
+            })?;
+    }
+    // The Any driver takes a URL, and a relative path in one reads as
+    // a host (`sqlite://data/../x.db`): the file goes in as an absolute
+    // path, its folder resolved.
+    Ok(match (path.parent(), path.file_name()) {
+        (Some(dir), Some(file)) => tokio::fs::canonicalize(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+        .await
+        .map(|dir| dir.join(file))
+        .map_err(|error| StoreError::CreateDir {
+            path: path.to_owned(),
+            error,
+        })?,
+        _ => path.to_owned(),
+    })
+}
+
+/// The SQLite pool, each of its connections set up with the store's pragmas.
+async fn connect_sqlite(
+    options: AnyConnectOptions,
+    synchronous: Synchronous,
+    shown: &str,
+) -> Result<AnyPool, StoreError> {
+    let synchronous = match synchronous {
+        Synchronous::Normal => "PRAGMA synchronous = NORMAL",
+        Synchronous::Full => "PRAGMA synchronous = FULL",
+    };
+    sqlx::any::install_default_drivers();
+    // The Any driver takes a URL, which carries no pragmas: each new
+    // connection sets them. Not pinged before each use: the file cannot
+    // go away like a network peer, and each ping is one more hop to the
+    // connection's thread (two per login, measured under load).
+    AnyPoolOptions::new()
+        .test_before_acquire(false)
+        .after_connect(move |connection, _| {
+            Box::pin(async move {
+                for pragma in [
+                    "PRAGMA journal_mode = WAL",
+                    synchronous,
+                    "PRAGMA foreign_keys = ON",
+                    BUSY_TIMEOUT_PRAGMA,
+                ] {
+                    connection.execute(pragma).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(|error| StoreError::Open {
+            database: shown.to_owned(),
+            error,
+        })
+}
+
+/// The grant of a used token retried within the grace window, its unused successors expired.
+async fn retry_within_grace(
+    connection: &mut AnyConnection,
+    hash: &str,
+    client_id: &str,
+    now: u64,
+    grace_secs: u64,
+) -> Result<Option<String>, sqlx::Error> {
+    // A write (that changes nothing) rather than a SELECT: a transaction
+    // that reads first and then writes fails at once in SQLite when
+    // another writer got in between; one that writes first waits its turn.
+    let retried: Option<(String, String)> = sqlx::query_as(
+        "UPDATE refresh_tokens SET used_at = used_at \
+         WHERE token_hash = $1 AND client_id = $2 AND used = 1 AND revoked = 0 \
+             AND expires_at > $3 AND used_at >= $3 - $4 \
+             AND NOT EXISTS (SELECT 1 FROM refresh_tokens AS successor \
+                 WHERE successor.parent_hash = refresh_tokens.token_hash \
+                     AND successor.used = 1) \
+         RETURNING family, grant_json",
+    )
+    .bind(hash)
+    .bind(client_id)
+    .bind(to_db_seconds(now))
+    .bind(to_db_seconds(grace_secs))
+    .fetch_optional(&mut *connection)
+    .await?
+    .filter(|_| grace_secs > 0);
+    let Some((family, grant)) = retried else {
+        return Ok(None);
+    };
+    // Expired rather than revoked: a revoked token marks the whole
+    // family dead, and the retry's new token belongs to it.
+    sqlx::query("UPDATE refresh_tokens SET expires_at = 0 WHERE family = $1 AND used = 0")
+        .bind(&family)
+        .execute(&mut *connection)
+        .await?;
+    Ok(Some(grant))
+}
+
+/// Revokes the family of a token used before (a reuse): how many tokens it revoked.
+async fn revoke_reused_family(
+    connection: &mut AnyConnection,
+    hash: &str,
+    client_id: &str,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE refresh_tokens SET revoked = 1 \
+         WHERE family = (SELECT family FROM refresh_tokens \
+                         WHERE token_hash = $1 AND used = 1 AND client_id = $2)",
+    )
+    .bind(hash)
+    .bind(client_id)
+    .execute(connection)
+    .await?
+    .rows_affected())
 }
 
 /// The user of a login that minted, as [`Store::record_login`] stores it.

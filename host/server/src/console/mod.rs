@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 
 use super::Service;
 use super::protocol::{pkce_challenge, random_token};
-use claimsmith_core::unix_now;
+use super::token::CodeExchange;
 use claimsmith_store::LoginFilter;
 
 const SESSION_COOKIE: &str = "claimsmith_admin";
@@ -100,7 +100,7 @@ impl Service {
             SESSION_COOKIE,
             super::authorize::cookie(headers, SESSION_COOKIE)?,
         )?;
-        (session.expires_at > unix_now()).then_some(session)
+        (session.expires_at > self.clock.now()).then_some(session)
     }
 }
 
@@ -166,7 +166,7 @@ async fn sign_in(State(service): State<Arc<Service>>) -> Response {
         state: random_token(),
         nonce: random_token(),
         verifier: random_token(),
-        expires_at: unix_now() + SIGN_IN_SECS,
+        expires_at: service.clock.now() + SIGN_IN_SECS,
     };
     let mut url = match reqwest::Url::parse(&format!("{}/authorize", service.issuer())) {
         Ok(url) => url,
@@ -201,45 +201,28 @@ async fn signed_in(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
+    let now = service.clock.now();
     let Some(console) = service.config.console.clone() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let refuse = |status: StatusCode, why: &str| {
-        (status, Html(pages::message("Not signed in", why))).into_response()
+    let (pending, code) = match returning_sign_in(&service, &headers, &params, now) {
+        Ok(returned) => returned,
+        Err(refusal) => return refusal,
     };
-    let pending: Option<SignIn> = super::authorize::cookie(&headers, SIGN_IN_COOKIE)
-        .and_then(|sealed| service.open(SIGN_IN_COOKIE, sealed))
-        .filter(|pending: &SignIn| pending.expires_at > unix_now());
-    let Some(pending) = pending else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "The sign-in expired or was started elsewhere: sign in again.",
-        );
-    };
-    if params.get("state") != Some(&pending.state) {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "The sign-in does not match this browser's.",
-        );
-    }
-    let Some(code) = params.get("code") else {
-        let error = params.get("error_description").or(params.get("error"));
+    let Some(client) = service.client(&console.client_id) else {
         return refuse(
             StatusCode::FORBIDDEN,
-            &format!(
-                "Sign-in failed: {}",
-                error.map_or("no code", String::as_str)
-            ),
+            "the console's client is not configured",
         );
     };
-    let form = HashMap::from([
-        ("grant_type".to_owned(), "authorization_code".to_owned()),
-        ("code".to_owned(), code.clone()),
-        ("redirect_uri".to_owned(), callback_uri(&service)),
-        ("code_verifier".to_owned(), pending.verifier.clone()),
-        ("client_id".to_owned(), console.client_id.clone()),
-    ]);
-    let tokens = match service.exchange_code(&HeaderMap::new(), &form).await {
+    let redirect_uri = callback_uri(&service);
+    let exchange = CodeExchange {
+        client,
+        code: &code,
+        redirect_uri: Some(&redirect_uri),
+        code_verifier: Some(&pending.verifier),
+    };
+    let tokens = match service.redeem_code(&exchange, now).await {
         Ok(tokens) => tokens,
         Err(error) => return refuse(StatusCode::FORBIDDEN, &error.description),
     };
@@ -270,7 +253,7 @@ async fn signed_in(
     let session = Session {
         admin,
         csrf: random_token(),
-        expires_at: unix_now() + SESSION_SECS,
+        expires_at: now + SESSION_SECS,
     };
     let sealed = service.seal(SESSION_COOKIE, &session);
     let mut response = Redirect::to("/admin/users").into_response();
@@ -281,6 +264,47 @@ async fn signed_in(
     );
     headers.append(header::SET_COOKIE, cookie(&service, SIGN_IN_COOKIE, "", 0));
     response
+}
+
+/// The console's sign-in that came back: its sealed cookie still valid, its
+/// state this browser's, and the code it brought.
+fn returning_sign_in(
+    service: &Service,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+    now: u64,
+) -> Result<(SignIn, String), Response> {
+    let pending: Option<SignIn> = super::authorize::cookie(headers, SIGN_IN_COOKIE)
+        .and_then(|sealed| service.open(SIGN_IN_COOKIE, sealed))
+        .filter(|pending: &SignIn| pending.expires_at > now);
+    let Some(pending) = pending else {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "The sign-in expired or was started elsewhere: sign in again.",
+        ));
+    };
+    if params.get("state") != Some(&pending.state) {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "The sign-in does not match this browser's.",
+        ));
+    }
+    let Some(code) = params.get("code") else {
+        let error = params.get("error_description").or(params.get("error"));
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "Sign-in failed: {}",
+                error.map_or("no code", String::as_str)
+            ),
+        ));
+    };
+    Ok((pending, code.clone()))
+}
+
+/// A page saying why the administrator is not signed in.
+fn refuse(status: StatusCode, why: &str) -> Response {
+    (status, Html(pages::message("Not signed in", why))).into_response()
 }
 
 async fn sign_out(
