@@ -6,7 +6,14 @@
 // module that hands the plugin's function to `postLoginAction` below.
 
 import * as host from 'claimsmith:plugin/api@0.1.0';
-import { describeHostError, errorText, jsonText, parseObject, secretsProxy } from './common.js';
+import {
+  describeHostError,
+  errorText,
+  jsonText,
+  naming,
+  parseObject,
+  secretsProxy,
+} from './common.js';
 
 function call(what, operation) {
   try {
@@ -45,19 +52,30 @@ function auth0Api() {
     const text = jsonText(value === undefined ? null : value, `${kind} metadata \`${key}\``);
     call(`cannot set ${kind} metadata \`${key}\``, () => set(key, text));
   };
-  return {
-    accessToken,
-    idToken: tokenApi('id-token', 'id token'),
-    access: {
-      deny(reason) {
-        host.deny(String(reason));
-      },
+  // Auth0 members Claimsmith lacks (`api.redirect`, `api.multifactor`, ...)
+  // throw when called, naming the call.
+  return naming(
+    {
+      accessToken: naming(accessToken, 'api.accessToken'),
+      idToken: naming(tokenApi('id-token', 'id token'), 'api.idToken'),
+      access: naming(
+        {
+          deny(reason) {
+            host.deny(String(reason));
+          },
+        },
+        'api.access',
+      ),
+      user: naming(
+        {
+          setUserMetadata: metadata(host.setUserMetadata, 'user'),
+          setAppMetadata: metadata(host.setAppMetadata, 'app'),
+        },
+        'api.user',
+      ),
     },
-    user: {
-      setUserMetadata: metadata(host.setUserMetadata, 'user'),
-      setAppMetadata: metadata(host.setAppMetadata, 'app'),
-    },
-  };
+    'api',
+  );
 }
 
 function auth0Event(event) {

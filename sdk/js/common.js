@@ -63,6 +63,57 @@ export function describeHostError(error) {
   return errorText(error);
 }
 
+/** Where an exception thrown by a callback goes: see {@link runCallback}. */
+let failRunningCall = null;
+
+/**
+ * Calls `callback` as Node calls one from its event loop: an exception it
+ * throws fails the running plugin call, as an uncaught exception ends an
+ * Auth0 script, instead of vanishing into a promise nobody awaits.
+ */
+export function runCallback(callback, ...args) {
+  try {
+    callback(...args);
+  } catch (error) {
+    if (failRunningCall === null) {
+      throw error;
+    }
+    failRunningCall(error);
+  }
+}
+
+/** Makes `fail` receive the exceptions of callbacks from now on. */
+export function failOnUncaught(fail) {
+  failRunningCall = fail;
+}
+
+/**
+ * An Auth0 member Claimsmith does not have: reading through it is allowed
+ * (`api.redirect.sendUserTo`), calling it throws an error naming it.
+ */
+export function unsupported(path) {
+  return new Proxy(function unsupportedCall() {}, {
+    get(_target, name) {
+      return typeof name === 'string' && name !== 'then' ? unsupported(`${path}.${name}`) : undefined;
+    },
+    apply() {
+      throw new Error(`${path} is not supported by Claimsmith`);
+    },
+  });
+}
+
+/** `object`, whose missing members are {@link unsupported} under `path`. */
+export function naming(object, path) {
+  return new Proxy(object, {
+    get(target, name, receiver) {
+      if (typeof name !== 'string' || name in target || name === 'then' || name === 'toJSON') {
+        return Reflect.get(target, name, receiver);
+      }
+      return unsupported(`${path}.${name}`);
+    },
+  });
+}
+
 /** A JSON text for the host, refusing values JSON cannot carry. */
 export function jsonText(value, what) {
   const text = JSON.stringify(value);

@@ -4,9 +4,9 @@
 //! built and tested by `cargo xtask test`, through the command.)
 
 use crate::support::language_plugin_wasm;
-use claimsmith::build::Language;
 use claimsmith::engine::World;
 use claimsmith::inspect::inspect;
+use claimsmith::scaffold::SourceLanguage;
 
 #[test]
 fn inspect_names_world_and_source_language_of_every_build() {
@@ -77,7 +77,7 @@ fn new_refuses_bad_names_and_folders_that_are_not_empty() {
     for bad in ["", "Upper", "9lives", "with space", "under_score"] {
         let error = claimsmith::scaffold::create(
             World::PostLoginAction,
-            Language::JavaScript,
+            SourceLanguage::JavaScript,
             bad,
             &dir.path().join("x"),
         )
@@ -90,7 +90,7 @@ fn new_refuses_bad_names_and_folders_that_are_not_empty() {
     std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
     let error = claimsmith::scaffold::create(
         World::ProfileFetcher,
-        Language::Python,
+        SourceLanguage::Python,
         "my-fetcher",
         dir.path(),
     )
@@ -104,12 +104,18 @@ fn new_refuses_bad_names_and_folders_that_are_not_empty() {
 
 #[test]
 fn new_writes_a_project_claimsmith_build_recognises() {
-    for language in [Language::Rust, Language::JavaScript, Language::Python] {
+    for source in [
+        SourceLanguage::Rust,
+        SourceLanguage::JavaScript,
+        SourceLanguage::TypeScript,
+        SourceLanguage::Python,
+    ] {
         for world in [World::PostLoginAction, World::ProfileFetcher] {
             let dir = tempfile::tempdir().unwrap();
             let project_dir = dir.path().join("my-plugin");
-            claimsmith::scaffold::create(world, language, "my-plugin", &project_dir).unwrap();
+            claimsmith::scaffold::create(world, source, "my-plugin", &project_dir).unwrap();
             let projects = claimsmith::build::discover(std::slice::from_ref(&project_dir)).unwrap();
+            let language = source.built_as();
             assert_eq!(projects.len(), 1, "{language} {world}");
             assert_eq!(projects[0].name, "my-plugin");
             assert_eq!(projects[0].language, language);
@@ -124,4 +130,100 @@ fn new_writes_a_project_claimsmith_build_recognises() {
             assert!(project_dir.join("README.md").exists());
         }
     }
+}
+
+/// Builds the JavaScript project `files` describe with the toolchain
+/// `cargo xtask test` installed; the build's error text when it fails.
+fn javascript_build_error(files: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    for (relative, text) in files {
+        let path = project.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let found = claimsmith::build::discover(&[project]).unwrap();
+    let options = claimsmith::build::BuildOptions {
+        out_dir: dir.path().join("out"),
+        toolchains_dir: crate::support::root().join("target/toolchains"),
+        cargo_target_dir: None,
+    };
+    let error = claimsmith::build::build(&found[0], &options).unwrap_err();
+    format!("{error:#}")
+}
+
+fn package(world: &str, main: &str, dependencies: &str) -> String {
+    format!(
+        r#"{{ "name": "p", "main": "{main}", "dependencies": {{ {dependencies} }}, "claimsmith": {{ "world": "{world}" }} }}"#
+    )
+}
+
+#[test]
+fn a_dependency_that_needs_a_node_built_in_fails_the_build_naming_both() {
+    let error = javascript_build_error(&[
+        (
+            "package.json",
+            &package(
+                "post-login-action",
+                "action.js",
+                r#""reads-files": "file:./vendor/reads-files""#,
+            ),
+        ),
+        (
+            "action.js",
+            "const read = require('reads-files');\nexports.onExecutePostLogin = async () => read();\n",
+        ),
+        (
+            "vendor/reads-files/package.json",
+            r#"{ "name": "reads-files", "version": "1.0.0", "main": "index.js" }"#,
+        ),
+        (
+            "vendor/reads-files/index.js",
+            "const fs = require('node:fs');\nmodule.exports = () => fs.readFileSync('/etc/passwd');\n",
+        ),
+    ]);
+    assert!(
+        error.contains("the package `reads-files` needs the Node built-in `node:fs`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_connection_script_that_is_not_one_function_is_refused_at_its_line() {
+    let error = javascript_build_error(&[
+        ("package.json", &package("profile-fetcher", "script.js", "")),
+        (
+            "script.js",
+            "function (accessToken, ctx, cb) {\n  cb(null, {});\n}\nconsole.log('and more');\n",
+        ),
+    ]);
+    let first = error.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("project/script.js:4:1: error"),
+        "the user's file and line first: {error}"
+    );
+    assert!(
+        error.contains("is read as an Auth0 connection script"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_typescript_error_shows_the_users_file_and_line_first() {
+    let error = javascript_build_error(&[
+        (
+            "package.json",
+            &package("post-login-action", "action.ts", ""),
+        ),
+        (
+            "action.ts",
+            "import type { Event } from '@auth0/actions/post-login/v3';\n\
+             export const onExecutePostLogin = async (event: Event) => {\n  const x: number = ;\n};\n",
+        ),
+    ]);
+    let first = error.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("project/action.ts:3:"),
+        "the user's file and line first: {error}"
+    );
 }

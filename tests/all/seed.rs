@@ -72,8 +72,7 @@ async fn the_seed_login_mints_tokens_that_verify_against_the_jwks() {
     let minted = outcome(&pipeline, &login("okta")).await.unwrap();
     // The JWKS as an app would fetch it: serialized, then parsed.
     let jwks: jsonwebtoken::jwk::JwkSet =
-        serde_json::from_str(&serde_json::to_string(&pipeline.keys().jwks()).unwrap())
-            .unwrap();
+        serde_json::from_str(&serde_json::to_string(&pipeline.keys().jwks()).unwrap()).unwrap();
 
     let access = verify(
         &minted.tokens.access_token,
@@ -146,6 +145,7 @@ async fn the_example_runs_from_its_recorded_input_without_the_network() {
         interceptor: Some(canned.clone()),
         now: Some(1_795_000_000),
         log_sink: None,
+        ..RunOptions::default()
     };
     let minted = pipeline
         .run(&recorded.login, &options)

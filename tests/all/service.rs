@@ -257,8 +257,15 @@ async fn a_denying_plugin_fails_the_login_and_stores_nothing_it_set() {
     );
     assert!(redirect.get("code").is_none());
     // Metadata the echo set before the denial is not stored: a denied login
-    // changes nothing about the user (documented in the README).
+    // changes nothing about the user (documented in the README), and the
+    // Management API's view of the user during the chain is gone with it.
     assert!(h.stored_user().await.is_none());
+    let shown = h
+        .store()
+        .user_signing_in("dev|dev-user-1", 0)
+        .await
+        .unwrap();
+    assert!(shown.is_none(), "{shown:?}");
     let audit = h.store().audit_for_user("dev|dev-user-1").await.unwrap();
     assert_eq!(
         audit[0].outcome,

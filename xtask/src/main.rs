@@ -26,7 +26,10 @@ const HOST_FEATURES: &[&str] = &["--features", "claimsmith/demo"];
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("plugins") => build_plugins(Profile::Debug, &["plugins", "tests/plugins"]),
+        Some("plugins") => build_plugins(
+            Profile::Debug,
+            &["plugins", "tests/plugins", "examples/auth0"],
+        ),
         Some("demo") => build_plugins(Profile::Release, &["plugins"]).and_then(|()| demo()),
         Some("test") => test(&args[1..]),
         Some("bench") => {
@@ -134,7 +137,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         command
     };
     run(cargo_test().arg("--no-run"))?;
-    debug_host(&build_args(&["plugins", "tests/plugins"]))?;
+    debug_host(&build_args(&["plugins", "tests/plugins", "examples/auth0"]))?;
     run(cargo_test().args(extra))?;
     // The shipped golden cases, through the command CI users run.
     debug_host(&["test", "--builds", PLUGINS_OUT, "plugins", "examples"])?;
@@ -261,7 +264,7 @@ fn chromium() -> Result<(), String> {
 /// commands a plugin author runs.
 fn scaffolds() -> Result<(), String> {
     let dir = root().join("target/scaffolds");
-    for language in ["rust", "js", "python"] {
+    for language in ["rust", "js", "ts", "python"] {
         for kind in ["action", "profile-fetcher"] {
             let project = dir.join(format!("{language}-{kind}"));
             if project.exists() {

@@ -1,5 +1,5 @@
-//! `claimsmith new`: a plugin project to start from, in Rust, JavaScript or
-//! Python, on that language's SDK.
+//! `claimsmith new`: a plugin project to start from, in Rust, JavaScript,
+//! TypeScript or Python, on that language's SDK.
 //!
 //! Owns the templates: the source, its build file, a golden case that passes
 //! as generated, and a short README. It writes files only; `claimsmith build`
@@ -12,9 +12,44 @@ use anyhow::{Context, Result, bail};
 use crate::build::Language;
 use claimsmith_engine::World;
 
-/// Writes a new `world` plugin called `name` in `language` into `dir`, which
+/// The languages a project is written in: the build's, and TypeScript (a
+/// JavaScript project whose `main` is a `.ts` file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceLanguage {
+    Rust,
+    JavaScript,
+    TypeScript,
+    Python,
+}
+
+impl SourceLanguage {
+    /// The language its build is, and its components' folder.
+    pub fn built_as(self) -> Language {
+        match self {
+            SourceLanguage::Rust => Language::Rust,
+            SourceLanguage::JavaScript | SourceLanguage::TypeScript => Language::JavaScript,
+            SourceLanguage::Python => Language::Python,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            SourceLanguage::Rust => "Rust",
+            SourceLanguage::JavaScript => "JavaScript",
+            SourceLanguage::TypeScript => "TypeScript",
+            SourceLanguage::Python => "Python",
+        }
+    }
+}
+
+/// Writes a new `world` plugin called `name` in `source` into `dir`, which
 /// must not exist yet or be empty. Returns the files written.
-pub fn create(world: World, language: Language, name: &str, dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn create(
+    world: World,
+    source: SourceLanguage,
+    name: &str,
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
     if name.is_empty()
         || !name
             .chars()
@@ -34,16 +69,17 @@ pub fn create(world: World, language: Language, name: &str, dir: &Path) -> Resul
         bail!("{} exists and is not empty", dir.display());
     }
     let module = name.replace('-', "_");
-    let mut files: Vec<(String, String)> = match language {
-        Language::Rust => rust_files(world, name, dir)?,
-        Language::JavaScript => javascript_files(world, name),
-        Language::Python => python_files(world, name, &module),
+    let mut files: Vec<(String, String)> = match source {
+        SourceLanguage::Rust => rust_files(world, name, dir)?,
+        SourceLanguage::JavaScript => javascript_files(world, name),
+        SourceLanguage::TypeScript => typescript_files(world, name),
+        SourceLanguage::Python => python_files(world, name, &module),
     };
     files.push((
         format!("goldens/{}.yaml", golden_name(world)),
-        golden(world, language, name),
+        golden(world, source.built_as(), name),
     ));
-    files.push(("README.md".to_owned(), readme(world, language, name)));
+    files.push(("README.md".to_owned(), readme(world, source, name)));
     let mut written = Vec::new();
     for (relative, text) in files {
         let path = dir.join(&relative);
@@ -198,6 +234,68 @@ export async function fetchUserProfile(accessToken, ctx) {{
     ]
 }
 
+/// A new TypeScript project: the JavaScript project's plugin, typed. The
+/// types come from the SDK's `claimsmith.d.ts` by a type-only import, which
+/// the build erases.
+fn typescript_files(world: World, name: &str) -> Vec<(String, String)> {
+    let source = match world {
+        World::PostLoginAction => format!(
+            r#"// {name}: a post-login action. It copies the profile's `department`
+// into the access token, and denies users whose email is not verified.
+
+import type {{ PostLoginApi, PostLoginEvent }} from './claimsmith';
+
+export async function onExecutePostLogin(event: PostLoginEvent, api: PostLoginApi): Promise<void> {{
+  if (event.user.profile.email_verified === false) {{
+    api.access.deny('email address not verified');
+    return;
+  }}
+  api.accessToken.setCustomClaim('department', event.user.profile.department);
+}}
+"#
+        ),
+        World::ProfileFetcher => format!(
+            r#"// {name}: a profile fetcher. It GETs the connection's `userinfo_url`
+// with the upstream access token and returns the answer as the profile.
+
+import type {{ FetchUserProfileContext, Json }} from './claimsmith';
+
+export async function fetchUserProfile(
+  accessToken: string,
+  ctx: FetchUserProfileContext,
+): Promise<Record<string, Json>> {{
+  const url = ctx.options.userinfo_url;
+  if (typeof url !== 'string') throw new Error('connection option `userinfo_url` is missing');
+  const response = await fetch(url, {{ headers: {{ Authorization: `Bearer ${{accessToken}}` }} }});
+  if (response.status !== 200) throw new Error(`userinfo answered ${{response.status}}`);
+  const profile = (await response.json()) as Record<string, Json>;
+  profile.connection = ctx.connection;
+  return profile;
+}}
+"#
+        ),
+    };
+    let package_json = format!(
+        "{{\n  \"name\": \"{name}\",\n  \"private\": true,\n  \"type\": \"module\",\n  \
+         \"main\": \"{name}.ts\",\n  \"claimsmith\": {{ \"world\": \"{world}\" }}\n}}\n"
+    );
+    vec![
+        (format!("{name}.ts"), source),
+        ("package.json".to_owned(), package_json),
+        (
+            "claimsmith.d.ts".to_owned(),
+            crate::build::JS_TYPES.to_owned(),
+        ),
+        (
+            "tsconfig.json".to_owned(),
+            "{\n  \"compilerOptions\": {\n    \"strict\": true,\n    \"noEmit\": true,\n    \
+             \"module\": \"es2022\",\n    \"target\": \"es2022\",\n    \
+             \"moduleResolution\": \"bundler\",\n    \"lib\": [\"es2022\", \"dom\"]\n  }}\n}}\n"
+                .to_owned(),
+        ),
+    ]
+}
+
 fn python_files(world: World, name: &str, module: &str) -> Vec<(String, String)> {
     let source = match world {
         World::PostLoginAction => format!(
@@ -301,18 +399,14 @@ expect:
     }
 }
 
-fn readme(world: World, language: Language, name: &str) -> String {
+fn readme(world: World, source: SourceLanguage, name: &str) -> String {
     format!(
         "# {name}\n\nA Claimsmith {world} in {language_name}, made by `claimsmith new`.\n\n\
          ```sh\nclaimsmith build .             # -> target/plugins/{lang}/{name}.wasm\n\
          claimsmith test goldens         # the golden cases in goldens/\n```\n\n\
          To run it in a login, add it to your `claimsmith.toml`:\n\n\
          ```toml\n[plugins.{name}]\npath = \"target/plugins/{lang}/{name}.wasm\"\nworld = \"{world}\"\n```\n",
-        language_name = match language {
-            Language::Rust => "Rust",
-            Language::JavaScript => "JavaScript",
-            Language::Python => "Python",
-        },
-        lang = language.dir_name(),
+        language_name = source.name(),
+        lang = source.built_as().dir_name(),
     )
 }

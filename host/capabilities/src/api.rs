@@ -351,7 +351,11 @@ mod tests {
         effects.app_metadata.insert("region".into(), "eu".into());
         effects.set_user_metadata("theme", "null").unwrap();
         effects.set_app_metadata("plan", "null").unwrap();
-        assert!(effects.user_metadata.is_empty(), "{:?}", effects.user_metadata);
+        assert!(
+            effects.user_metadata.is_empty(),
+            "{:?}",
+            effects.user_metadata
+        );
         assert_eq!(
             Value::Object(effects.app_metadata),
             serde_json::json!({"region": "eu"})

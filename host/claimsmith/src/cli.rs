@@ -12,6 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
+use claimsmith_authoring::scaffold::SourceLanguage;
 use claimsmith_capabilities::http::OutboundHttp;
 use claimsmith_config::Config;
 use claimsmith_core::{Clock, SystemClock};
@@ -149,9 +150,11 @@ enum Command {
         /// Where the components land.
         #[arg(long, default_value = "target/plugins")]
         out: PathBuf,
-        /// Where the JavaScript and Python toolchains are installed.
-        #[arg(long, default_value = "target/toolchains")]
-        toolchains: PathBuf,
+        /// Where the JavaScript and Python toolchains, npm dependencies and
+        /// the build cache are kept (default: `$CLAIMSMITH_TOOLCHAINS`, else
+        /// `~/.cache/claimsmith/toolchains`, shared by every project).
+        #[arg(long)]
+        toolchains: Option<PathBuf>,
         /// cargo's target dir for Rust projects (default: cargo's choice).
         #[arg(long)]
         cargo_target_dir: Option<PathBuf>,
@@ -170,6 +173,7 @@ enum PluginKind {
 enum LanguageArg {
     Rust,
     Js,
+    Ts,
     Python,
 }
 
@@ -266,7 +270,8 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let options = claimsmith_authoring::build::BuildOptions {
                 out_dir: out,
-                toolchains_dir: toolchains,
+                toolchains_dir: toolchains
+                    .unwrap_or_else(claimsmith_authoring::build::default_toolchains_dir),
                 cargo_target_dir,
             };
             build(paths, options)
@@ -301,6 +306,7 @@ async fn run_recorded_login(
         interceptor: canned.clone().map(|c| c as _),
         now: recorded.now,
         log_sink: None,
+        ..RunOptions::default()
     };
     let report = pipeline.run(&recorded.login, &options).await;
     if json {
@@ -397,9 +403,10 @@ fn new_project(
         PluginKind::ProfileFetcher => claimsmith_engine::World::ProfileFetcher,
     };
     let language = match lang {
-        LanguageArg::Rust => claimsmith_authoring::build::Language::Rust,
-        LanguageArg::Js => claimsmith_authoring::build::Language::JavaScript,
-        LanguageArg::Python => claimsmith_authoring::build::Language::Python,
+        LanguageArg::Rust => SourceLanguage::Rust,
+        LanguageArg::Js => SourceLanguage::JavaScript,
+        LanguageArg::Ts => SourceLanguage::TypeScript,
+        LanguageArg::Python => SourceLanguage::Python,
     };
     let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
     for file in claimsmith_authoring::scaffold::create(world, language, &name, &dir)? {

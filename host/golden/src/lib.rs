@@ -62,6 +62,10 @@ pub struct Case {
     pub secrets: Option<BTreeMap<String, String>>,
     /// The most fuel the case's plugins may use together.
     pub max_fuel: Option<u64>,
+    /// With `--builds`, the language folders the case runs in (all when
+    /// absent): a case about code that exists in one language only, such
+    /// as an Auth0 original in JavaScript, names it.
+    pub languages: Option<Vec<String>>,
     /// The same shape as `claimsmith run --input`.
     pub input: RecordedLogin,
     /// What the case must produce. Each section given is compared whole.
@@ -243,9 +247,10 @@ struct PreparedCase {
     under_test: Option<String>,
 }
 
-/// Each case once per language folder under `builds`, its plugins' wasm
-/// files replaced by that language's builds. A missing build fails the case:
-/// one set of cases holds every language to the same behaviour.
+/// Each case once per language folder under `builds` (those it names in
+/// `languages`, if it does), its plugins' wasm files replaced by that
+/// language's builds. A missing build fails the case: one set of cases holds
+/// every language to the same behaviour.
 fn per_language(cases: Vec<PreparedCase>, builds: &Path) -> Result<Vec<PreparedCase>, String> {
     let mut languages: Vec<String> = std::fs::read_dir(builds)
         .map_err(|e| format!("{}: {e}", builds.display()))?
@@ -264,7 +269,13 @@ fn per_language(cases: Vec<PreparedCase>, builds: &Path) -> Result<Vec<PreparedC
     }
     let mut each = Vec::new();
     for case in cases {
-        for language in &languages {
+        let wanted = |language: &String| {
+            case.case
+                .languages
+                .as_ref()
+                .is_none_or(|only| only.contains(language))
+        };
+        for language in languages.iter().filter(|language| wanted(language)) {
             let mut variant = case.clone();
             variant.language = Some(language.clone());
             for (name, spec) in &mut variant.config.plugins {
@@ -790,6 +801,7 @@ async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
         interceptor: Some(canned.clone()),
         now: prepared.case.input.now,
         log_sink: None,
+        ..RunOptions::default()
     };
     let report = pipeline.run(&prepared.case.input.login, &options).await;
     let duration = started.elapsed();
@@ -899,6 +911,7 @@ pub async fn try_login(
         options: Map::new(),
         secrets: None,
         max_fuel: None,
+        languages: None,
         input: recorded,
         expect: Map::new(),
     };
@@ -912,6 +925,7 @@ pub async fn try_login(
         interceptor: Some(canned.clone()),
         now: case.input.now,
         log_sink: Some(sink.clone()),
+        ..RunOptions::default()
     };
     let report = pipeline.run(&case.input.login, &options).await;
     let mut outcome = outcome(&report, kind, case.input.now.is_some());

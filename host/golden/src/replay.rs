@@ -36,8 +36,12 @@ impl<'de> Deserialize<'de> for RecordedLogin {
         let mut fields = Map::<String, Value>::deserialize(deserializer)?;
         let http = fields.remove("http");
         let now = fields.remove("now");
+        let mut login: Login = from_value_with_path(Value::Object(fields), None)?;
+        if login.upstream.id_token.is_empty() {
+            login.upstream.id_token = unsigned_id_token(&login.upstream.id_token_claims);
+        }
         Ok(RecordedLogin {
-            login: from_value_with_path(Value::Object(fields), None)?,
+            login,
             http: http
                 .map(|h| from_value_with_path(h, Some("http")))
                 .transpose()?,
@@ -46,6 +50,23 @@ impl<'de> Deserialize<'de> for RecordedLogin {
                 .transpose()?,
         })
     }
+}
+
+/// The raw id token of a recording that gives only its claims: an unsigned
+/// compact JWT (`alg: none`) of those claims, so that a plugin reading the
+/// raw token, as Auth0 scripts do with `jwt.decode(ctx.id_token)`, sees what
+/// the recording says. Plugins only decode it: the claims stand for a token
+/// the host has verified.
+fn unsigned_id_token(claims: &Map<String, Value>) -> String {
+    use base64::Engine as _;
+    let encode =
+        |value: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+    let header = serde_json::json!({ "alg": "none", "typ": "JWT" });
+    format!(
+        "{}.{}.",
+        encode(&header),
+        encode(&Value::Object(claims.clone()))
+    )
 }
 
 /// Deserializes `value`, saying where inside it a mistake is.
@@ -400,6 +421,33 @@ mod tests {
 
     fn canned(yaml: &str) -> CannedRequest {
         serde_norway::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn a_recording_without_a_raw_id_token_gets_an_unsigned_one_of_its_claims() {
+        use base64::Engine as _;
+        let recorded: RecordedLogin = serde_norway::from_str(
+            "connection: c\nclient_id: a\nupstream: { access_token: t, id_token_claims: { sub: u, geoipcountry: SG } }\n",
+        )
+        .unwrap();
+        let token = &recorded.login.upstream.id_token;
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3, "{token}");
+        assert_eq!(parts[2], "", "unsigned");
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .unwrap();
+        let claims: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(
+            claims,
+            serde_json::json!({ "sub": "u", "geoipcountry": "SG" })
+        );
+
+        let given: RecordedLogin = serde_norway::from_str(
+            "connection: c\nclient_id: a\nupstream: { access_token: t, id_token: raw, id_token_claims: {} }\n",
+        )
+        .unwrap();
+        assert_eq!(given.login.upstream.id_token, "raw");
     }
 
     #[test]

@@ -45,6 +45,22 @@ pub struct RunOptions {
     pub now: Option<u64>,
     /// Collects the plugins' log lines.
     pub log_sink: Option<claimsmith_capabilities::log::LogSink>,
+    /// Shown the user once their profile is fetched, before the actions run.
+    pub signing_in: Option<Arc<dyn SigningIn>>,
+}
+
+/// Where a login shows the user it is signing in, between the profile fetch
+/// and the actions: Auth0 stores the user before its Actions run, and
+/// Actions read them back (through the Management API), first sign-in
+/// included. The caller keeps the view until the login is stored or
+/// dropped, so that a failed login still stores nothing.
+pub trait SigningIn: Send + Sync {
+    /// Shows `user` (its `logins_count` counting this login). An error is
+    /// logged and the login goes on: the view is for the actions' reads.
+    fn show<'a>(
+        &'a self,
+        user: &'a UserRecord,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 }
 
 /// What happened to one login, step by step.
@@ -274,6 +290,19 @@ impl Pipeline {
             ..ActionEffects::default()
         };
         let mut event = action_event(login, client, connection, &user_id, &profile, &audience);
+        if let Some(signing_in) = &options.signing_in {
+            let user = UserRecord {
+                user_id: user_id.clone(),
+                profile: profile.clone(),
+                user_metadata: login.user.user_metadata.clone(),
+                app_metadata: login.user.app_metadata.clone(),
+                logins_count: event.user.logins_count,
+                last_login: rfc3339(now),
+            };
+            if let Err(error) = signing_in.show(&user).await {
+                tracing::warn!(%error, user = %user_id, "cannot show the user signing in to the Management API");
+            }
+        }
         let effects = self.run_actions(&mut event, effects, &call, steps).await?;
 
         for (token, claims) in [

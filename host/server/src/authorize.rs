@@ -159,14 +159,15 @@ pub(crate) async fn authorize(
 
 impl Service {
     /// The client the request names and its redirect URI, exactly as
-    /// registered. Until both are known good the user gets a page, never a
-    /// redirect: an open redirector would leak codes and errors.
+    /// registered; else what the error page says. Until both are known good
+    /// the user gets a page, never a redirect: an open redirector would leak
+    /// codes and errors.
     fn trusted_redirect<'s, 'p>(
         &'s self,
         params: &'p AuthorizeParams,
-    ) -> Result<(&'s ClientConfig, &'p str), Response> {
+    ) -> Result<(&'s ClientConfig, &'p str), &'static str> {
         let Some(client) = params.client_id.as_deref().and_then(|id| self.client(id)) else {
-            return Err(error_page(StatusCode::BAD_REQUEST, "Unknown client."));
+            return Err("Unknown client.");
         };
         let Some(redirect_uri) = params.redirect_uri.as_deref().filter(|uri| {
             client
@@ -174,10 +175,7 @@ impl Service {
                 .iter()
                 .any(|registered| registered == uri)
         }) else {
-            return Err(error_page(
-                StatusCode::BAD_REQUEST,
-                "The redirect URI is not registered for this client.",
-            ));
+            return Err("The redirect URI is not registered for this client.");
         };
         Ok((client, redirect_uri))
     }
@@ -185,7 +183,7 @@ impl Service {
     fn start_login(&self, params: AuthorizeParams) -> Response {
         let (client, redirect_uri) = match self.trusted_redirect(&params) {
             Ok(trusted) => trusted,
-            Err(page) => return page,
+            Err(why) => return error_page(StatusCode::BAD_REQUEST, why),
         };
         // An oversized state is not echoed back: it is not stored either.
         if params
@@ -549,7 +547,7 @@ impl Service {
             .timed("load_user", self.store.load_user(&user_id))
             .await
         {
-            Ok(stored) => stored.map(|row| row.user).unwrap_or_default(),
+            Ok(stored) => stored,
             Err(error) => {
                 let detail = format!("cannot read the user: {error}");
                 return self
@@ -563,8 +561,12 @@ impl Service {
                     .await;
             }
         };
+        let (stored, created_at) = match stored {
+            Some(row) => (row.user, Some(row.created_at)),
+            None => (StoredUser::default(), None),
+        };
         let login = sign_in_login(&pending, tokens, upstream_auth_time, stored, request);
-        match self.run_login(&login, correlation_id).await {
+        match self.run_login(&login, correlation_id, created_at).await {
             Ok(minted) => {
                 self.issue_code(pending, subject, minted, correlation_id)
                     .await

@@ -47,10 +47,13 @@ use crate::metrics::Grant;
 use claimsmith_capabilities::http::OutboundHttp;
 use claimsmith_config::{ClientConfig, Config};
 use claimsmith_core::{Clock, SystemClock};
+use claimsmith_core::{StoredUser, UserRecord};
 use claimsmith_engine::Engine;
 use claimsmith_keys::{KeyRing, KeyRingError, KeyVault};
-use claimsmith_pipeline::{Login, LoginFailure, MintedLogin, Pipeline, RunOptions, StartError};
-use claimsmith_store::{AuditEntry, AuditOutcome, SavedUser, Store};
+use claimsmith_pipeline::{
+    Login, LoginFailure, MintedLogin, Pipeline, RunOptions, SigningIn, StartError,
+};
+use claimsmith_store::{AuditEntry, AuditOutcome, SavedUser, Store, StoredUserRow};
 use upstream::{UpstreamClient, UpstreamError};
 
 /// How long a user may take at the upstream provider.
@@ -200,15 +203,33 @@ impl Service {
     /// the user when tokens were minted, in one transaction. A denied or
     /// failed login changes nothing about the user: metadata its actions set
     /// is dropped. Tokens that could not be recorded are not handed out.
+    ///
+    /// On a sign-in, the Management API answers for the user while the
+    /// chain runs, as Auth0's does ([`SignInView`]); `created_at` is when
+    /// the user was first stored, None on a first sign-in.
     async fn run_login(
         &self,
         login: &Login,
         correlation_id: &str,
+        created_at: Option<String>,
     ) -> Result<MintedLogin, LoginFailure> {
         // The chain of this moment, for the whole run: a reload meanwhile
         // does not mix two versions in one login.
         let pipeline = self.pipeline();
-        let report = pipeline.run(login, &RunOptions::default()).await;
+        let now = self.clock.now();
+        let view = (!login.refresh).then(|| {
+            Arc::new(SignInView {
+                store: self.store.clone(),
+                login_key: protocol::random_token(),
+                created_at: created_at.unwrap_or_else(|| claimsmith_core::rfc3339(now)),
+                expires_at: now + SIGN_IN_VIEW_SECS,
+            })
+        });
+        let options = RunOptions {
+            signing_in: view.clone().map(|view| view as Arc<dyn SigningIn>),
+            ..RunOptions::default()
+        };
+        let report = pipeline.run(login, &options).await;
         self.metrics.steps(&report.steps);
         let outcome = report.outcome;
         let user_id = login
@@ -245,6 +266,9 @@ impl Service {
         if let Err(error) = &recorded {
             tracing::error!(%error, correlation_id, "cannot record the login");
         }
+        if let Some(view) = view {
+            view.end().await;
+        }
         let outcome = match outcome {
             Ok(_) if recorded.is_err() => Err(LoginFailure::Storage),
             outcome => outcome,
@@ -264,7 +288,58 @@ impl Service {
         );
         outcome
     }
+}
 
+/// How long a sign-in's view of its user outlives a host that stopped
+/// mid-login: longer than any chain may run.
+const SIGN_IN_VIEW_SECS: u64 = 300;
+
+/// What the Management API answers for a user while a sign-in's chain runs:
+/// the profile just fetched, their metadata and `logins_count` counting this
+/// login. In the database, so that whichever host of a deployment an action
+/// reaches answers alike; ended once the login is stored or dropped, so that
+/// a denied or failed login leaves nothing of the user behind.
+struct SignInView {
+    store: Store,
+    login_key: String,
+    created_at: String,
+    expires_at: u64,
+}
+
+impl SigningIn for SignInView {
+    fn show<'a>(
+        &'a self,
+        user: &'a UserRecord,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            let row = StoredUserRow {
+                user: StoredUser {
+                    user_metadata: user.user_metadata.clone(),
+                    app_metadata: user.app_metadata.clone(),
+                    logins_count: user.logins_count,
+                    last_login: Some(user.last_login.clone()),
+                },
+                profile: user.profile.clone(),
+                created_at: self.created_at.clone(),
+            };
+            self.store
+                .begin_sign_in(&self.login_key, &user.user_id, &row, self.expires_at)
+                .await
+                .map_err(|error| error.to_string())
+        })
+    }
+}
+
+impl SignInView {
+    async fn end(&self) {
+        if let Err(error) = self.store.end_sign_in(&self.login_key).await {
+            // Pruned when it expires.
+            tracing::warn!(%error, "cannot end the sign-in's view of its user");
+        }
+    }
+}
+
+impl Service {
     /// Records a login that failed before the pipeline ran (at the upstream,
     /// say), so that the audit trail has every attempt.
     async fn record_failed_attempt(
@@ -332,14 +407,12 @@ fn spawn_pruning(store: Store, code_ttl_secs: u64, clock: Arc<dyn Clock>) {
         let mut every = tokio::time::interval(Duration::from_secs(60));
         loop {
             every.tick().await;
-            match store
-                .prune_expired(clock.now(), code_ttl_secs)
-                .await
-            {
+            match store.prune_expired(clock.now(), code_ttl_secs).await {
                 Ok(Some(pruned)) if pruned != claimsmith_store::Pruned::default() => {
                     tracing::info!(
                         refresh_tokens = pruned.refresh_tokens,
                         codes = pruned.codes,
+                        users_signing_in = pruned.users_signing_in,
                         "pruned expired rows"
                     )
                 }
@@ -532,11 +605,19 @@ impl OAuthError {
     }
 
     pub(crate) fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, description)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            description,
+        )
     }
 
     pub(crate) fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidGrant, description)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidGrant,
+            description,
+        )
     }
 
     /// The service itself failed (storage, say). The app gets a stable
@@ -552,7 +633,11 @@ impl OAuthError {
     }
 
     pub(crate) fn invalid_client(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidClient, description)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidClient,
+            description,
+        )
     }
 
     /// The answer for a login that did not mint. A denial's reason is the
@@ -560,9 +645,11 @@ impl OAuthError {
     /// errors, database errors) stays in the log and the audit row.
     pub(crate) fn from_failure(failure: &LoginFailure, correlation_id: &str) -> Self {
         match failure {
-            LoginFailure::Denied { reason, .. } => {
-                Self::new(StatusCode::FORBIDDEN, ErrorCode::AccessDenied, reason.clone())
-            }
+            LoginFailure::Denied { reason, .. } => Self::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::AccessDenied,
+                reason.clone(),
+            ),
             other => {
                 tracing::warn!(error = %other, correlation_id, "login failed");
                 Self::new(
@@ -596,7 +683,9 @@ impl IntoResponse for OAuthError {
         (
             self.status,
             headers,
-            axum::Json(json!({ "error": self.error.as_str(), "error_description": self.description })),
+            axum::Json(
+                json!({ "error": self.error.as_str(), "error_description": self.description }),
+            ),
         )
             .into_response()
     }

@@ -297,12 +297,22 @@ async fn get_user(
     Path(id): Path<String>,
 ) -> Result<Json<User>, ApiError> {
     caller(&service, &headers, "read:users")?;
-    let row = service
+    // A user being signed in is answered as that login shows them (Auth0
+    // has stored them by the time its Actions run); otherwise as stored.
+    let signing_in = service
         .store
-        .load_user(&id)
+        .user_signing_in(&id, service.clock.now())
         .await
-        .map_err(ApiError::server)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "The user does not exist."))?;
+        .map_err(ApiError::server)?;
+    let row = match signing_in {
+        Some(row) => row,
+        None => service
+            .store
+            .load_user(&id)
+            .await
+            .map_err(ApiError::server)?
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "The user does not exist."))?,
+    };
     Ok(Json(User::new(id, row)))
 }
 

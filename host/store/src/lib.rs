@@ -93,7 +93,7 @@ pub struct Store {
     backend: Backend,
 }
 /// A stored user as [`Store::load_user`] returns it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredUserRow {
     /// The state the pipeline starts a login from.
     pub user: StoredUser,
@@ -253,6 +253,7 @@ pub enum Redemption {
 pub struct Pruned {
     pub refresh_tokens: u64,
     pub codes: u64,
+    pub users_signing_in: u64,
 }
 
 /// One row of `signing_keys`.
@@ -408,6 +409,67 @@ impl Store {
             profile: from_json(OP, "profile", &profile)?,
             created_at,
         }))
+    }
+
+    /// Shows `row` as user `user_id` while the login `login_key` runs its
+    /// chain, until `expires_at` (unix seconds) at the latest; see
+    /// [`Store::user_signing_in`].
+    pub async fn begin_sign_in(
+        &self,
+        login_key: &str,
+        user_id: &str,
+        row: &StoredUserRow,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "begin_sign_in";
+        let json = serde_json::to_string(row).map_err(|error| StoreError::Json {
+            op: OP,
+            what: "row_json",
+            error,
+        })?;
+        sqlx::query(
+            "INSERT INTO users_signing_in (login_key, user_id, row_json, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(login_key)
+        .bind(user_id)
+        .bind(json)
+        .bind(to_db_seconds(expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        Ok(())
+    }
+
+    /// Ends what [`Store::begin_sign_in`] showed, whatever the login's outcome.
+    pub async fn end_sign_in(&self, login_key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM users_signing_in WHERE login_key = $1")
+            .bind(login_key)
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("end_sign_in"))?;
+        Ok(())
+    }
+
+    /// The user as a login now signing them in shows them (the latest such
+    /// login, if several), for the Management API to answer during a chain.
+    pub async fn user_signing_in(
+        &self,
+        user_id: &str,
+        now: u64,
+    ) -> Result<Option<StoredUserRow>, StoreError> {
+        const OP: &str = "user_signing_in";
+        let json: Option<String> = sqlx::query_scalar(
+            "SELECT row_json FROM users_signing_in WHERE user_id = $1 AND expires_at >= $2 \
+             ORDER BY expires_at DESC LIMIT 1",
+        )
+        .bind(user_id)
+        .bind(to_db_seconds(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        json.map(|json| from_json(OP, "row_json", &json))
+            .transpose()
     }
 
     /// Records one login attempt in the audit trail and, when it minted,
@@ -732,10 +794,17 @@ impl Store {
             .await
             .map_err(query_error(OP))?
             .rows_affected();
+        let users_signing_in = sqlx::query("DELETE FROM users_signing_in WHERE expires_at < $1")
+            .bind(to_db_seconds(now))
+            .execute(&mut *transaction)
+            .await
+            .map_err(query_error(OP))?
+            .rows_affected();
         transaction.commit().await.map_err(query_error(OP))?;
         Ok(Some(Pruned {
             refresh_tokens,
             codes,
+            users_signing_in,
         }))
     }
 
@@ -1464,6 +1533,47 @@ mod tests {
                 .expect("synchronous");
             assert_eq!(synchronous, pragma, "{setting:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_user_signing_in_is_shown_until_the_login_ends_or_expires() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_sqlite(&dir.path().join("c.db"), Synchronous::default())
+            .await
+            .expect("open");
+        let row = |count: u32| StoredUserRow {
+            user: StoredUser {
+                logins_count: count,
+                ..StoredUser::default()
+            },
+            profile: serde_json::from_value(json!({ "geo_ip_country": "NZ" })).unwrap(),
+            created_at: "2026-12-03T00:00:00Z".to_owned(),
+        };
+        assert_eq!(store.user_signing_in("okta|ada", 100).await.unwrap(), None);
+        store
+            .begin_sign_in("first", "okta|ada", &row(1), 400)
+            .await
+            .unwrap();
+        store
+            .begin_sign_in("later", "okta|ada", &row(2), 500)
+            .await
+            .unwrap();
+        // The latest login's view wins; another user sees nothing of it.
+        assert_eq!(
+            store.user_signing_in("okta|ada", 100).await.unwrap(),
+            Some(row(2))
+        );
+        assert_eq!(store.user_signing_in("okta|bob", 100).await.unwrap(), None);
+        store.end_sign_in("later").await.unwrap();
+        assert_eq!(
+            store.user_signing_in("okta|ada", 100).await.unwrap(),
+            Some(row(1))
+        );
+        // Expired, it is not shown, and pruning deletes it.
+        assert_eq!(store.user_signing_in("okta|ada", 401).await.unwrap(), None);
+        let pruned = store.prune_expired(401, 0).await.unwrap().unwrap();
+        assert_eq!(pruned.users_signing_in, 1);
+        assert_eq!(store.user_signing_in("okta|ada", 100).await.unwrap(), None);
     }
 
     #[tokio::test]

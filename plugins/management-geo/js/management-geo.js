@@ -24,8 +24,9 @@ function managementClient({ domain, clientId, clientSecret }) {
       const user = await fetch(base + '/api/v2/users/' + encodeURIComponent(id), {
         headers: { Authorization: 'Bearer ' + access_token, Accept: 'application/json' },
       });
-      // Claimsmith stores a user once the chain has minted: on a first
-      // sign-in the Management API does not know them yet.
+      // A user the Management API does not know (deleted meanwhile, say)
+      // has no country to read. (The user being signed in it knows, first
+      // sign-in included.)
       if (user.status === 404) return {};
       if (user.status !== 200) throw new Error('getUser answered ' + user.status);
       return JSON.parse(await user.text());

@@ -30,8 +30,9 @@ def get_user(domain: str, client_id: str, client_secret: str, user_id: str) -> d
         f"{base}/api/v2/users/{quote(user_id, safe='')}",
         headers={"Authorization": f"Bearer {token.json()['access_token']}", "Accept": "application/json"},
     )
-    # Claimsmith stores a user once the chain has minted: on a first sign-in
-    # the Management API does not know them yet.
+    # A user the Management API does not know (deleted meanwhile, say) has
+    # no country to read. (The user being signed in it knows, first sign-in
+    # included.)
     if user.status == 404:
         return {}
     if user.status != 200:

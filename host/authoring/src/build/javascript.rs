@@ -1,6 +1,10 @@
-//! JavaScript: a `package.json` naming its world under `claimsmith`, built
-//! with componentize-js (installed with `npm ci` from the pinned lock file)
-//! behind the SDK's adapter.
+//! JavaScript and TypeScript: a `package.json` naming its world under
+//! `claimsmith`. Its `main` may be an ES module, CommonJS (as Auth0 Actions
+//! are written), TypeScript, or, for a profile fetcher, an Auth0 connection
+//! script (one anonymous function). Its npm `dependencies` are installed, and
+//! esbuild bundles them with the plugin and the SDK's adapter into one module
+//! that componentize-js compiles; both are pinned in the toolchain (installed
+//! with `npm ci` from the pinned lock file).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,8 +73,18 @@ impl Toolchain for JavaScript {
     }
 }
 
-/// Writes the SDK and the entry module into `staging`; the command that
-/// compiles them with componentize-js into `output`.
+/// The modules the SDK stands in for, by the name a plugin requires them
+/// with: Auth0's Management API client, and the legacy modules connection
+/// scripts use. Never installed from npm, whatever version a project lists.
+const SDK_MODULES: [(&str, &str); 3] = [
+    ("auth0", "shims/auth0.js"),
+    ("request", "shims/request.js"),
+    ("jsonwebtoken", "shims/jsonwebtoken.js"),
+];
+
+/// Writes the SDK and the build's description into `staging`; the command
+/// that bundles the plugin with esbuild and compiles the bundle with
+/// componentize-js into `output` (`componentize.mjs` in the toolchain).
 fn javascript_command(
     project: &Project,
     world: World,
@@ -82,37 +96,112 @@ fn javascript_command(
     for (name, text) in embedded::JS_SDK {
         write(&staging.join("sdk").join(name), text)?;
     }
-    let (adapter, module, plugin_export, wit_export) = match world {
-        World::PostLoginAction => (
-            "postLoginAction",
-            "action.js",
-            "onExecutePostLogin",
-            "onExecutePostLogin",
+    let node_paths = installed_dependencies(project, &options.toolchains_dir)?;
+    let description = serde_json::json!({
+        "staging": staging,
+        "main": project.entry,
+        "world": world.to_string(),
+        "output": output,
+        "project": std::path::absolute(&project.dir)?,
+        "nodePaths": node_paths,
+        "sdkModules": serde_json::Map::from_iter(
+            SDK_MODULES.map(|(name, file)| (name.to_owned(), file.into()))
         ),
-        World::ProfileFetcher => (
-            "profileFetcher",
-            "fetcher.js",
-            "fetchUserProfile",
-            "fetchProfile",
-        ),
-    };
-    let entry = format!(
-        "// Written by `claimsmith build`: the plugin's function behind the WIT export.\n\
-         import * as plugin from './plugin/{}';\n\
-         import {{ {adapter} }} from './sdk/{module}';\n\
-         export const {wit_export} = {adapter}(plugin.{plugin_export});\n",
-        project.entry
-    );
-    write(&staging.join("entry.js"), &entry)?;
+    });
+    let build_file = staging.join("build.json");
+    write(&build_file, &description.to_string())?;
     let mut command = Command::new("node");
     command
         .current_dir(&toolchain)
         .arg("componentize.mjs")
-        .arg(staging.join("entry.js"))
-        .arg(staging.join("wit"))
-        .arg(world.to_string())
-        .arg(output);
+        .arg(build_file);
     Ok(command)
+}
+
+/// Where esbuild finds the project's npm dependencies: nothing when it lists
+/// none besides the SDK's stand-ins, else the `node_modules` of an install
+/// kept in the toolchains folder under the digest of what was asked for (the
+/// dependencies and the lock file), so that a set is installed once per
+/// machine, not once per project or build.
+fn installed_dependencies(project: &Project, toolchains: &Path) -> Result<Vec<PathBuf>> {
+    let file = project.dir.join("package.json");
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}", file.display()))?;
+    let wanted = wanted_dependencies(&manifest, &project.dir);
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lock = std::fs::read_to_string(project.dir.join("package-lock.json")).ok();
+    let package = serde_json::json!({
+        "name": "claimsmith-plugin-dependencies",
+        "private": true,
+        "dependencies": wanted,
+    })
+    .to_string();
+    let digest = hex::encode(Sha256::digest(format!(
+        "{package}\n{}",
+        lock.as_deref().unwrap_or("")
+    )));
+    let dir = toolchains.join("js-dependencies").join(&digest[..24]);
+    let marker = dir.join(".installed");
+    if !marker.exists() {
+        let names = wanted.keys().cloned().collect::<Vec<_>>().join(", ");
+        eprintln!(
+            "installing the npm dependencies of {} ({names})",
+            project.name
+        );
+        write(&dir.join("package.json"), &package)?;
+        if let Some(lock) = &lock {
+            write(&dir.join("package-lock.json"), lock)?;
+        }
+        // Without lifecycle scripts: a plugin's dependency is bundled as
+        // source, and nothing it ships runs on the build machine. Local
+        // `file:` packages are copied in, not linked, so that the install
+        // stands alone and errors name them as packages.
+        run(Command::new("npm").current_dir(&dir).args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--install-links",
+            "--loglevel=error",
+        ]))
+        .with_context(|| {
+            format!(
+                "cannot install the npm dependencies of {} ({names})",
+                project.name
+            )
+        })?;
+        write(&marker, "")?;
+    }
+    Ok(vec![dir.join("node_modules")])
+}
+
+/// The project's `dependencies` that npm installs: not the SDK's stand-ins,
+/// and a local `file:` package by its absolute path (the install runs in
+/// another folder).
+fn wanted_dependencies(
+    manifest: &serde_json::Value,
+    project_dir: &Path,
+) -> serde_json::Map<String, serde_json::Value> {
+    let Some(dependencies) = manifest.get("dependencies").and_then(|d| d.as_object()) else {
+        return serde_json::Map::new();
+    };
+    dependencies
+        .iter()
+        .filter(|(name, _)| !SDK_MODULES.iter().any(|(module, _)| module == name))
+        .map(|(name, spec)| {
+            let spec = match spec.as_str().and_then(|s| s.strip_prefix("file:")) {
+                Some(local) => std::path::absolute(project_dir.join(local))
+                    .map(|path| format!("file:{}", path.display()).into())
+                    .unwrap_or_else(|_| spec.clone()),
+                None => spec.clone(),
+            };
+            (name.clone(), spec)
+        })
+        .collect()
 }
 
 /// The folder holding componentize-js, installed with `npm ci` from the

@@ -3,8 +3,10 @@
 //!
 //! Owns finding plugin projects, installing the JavaScript and Python
 //! toolchains (`npm ci` of `sdk/js/package-lock.json`, a virtual environment
-//! with `sdk/python/requirements.txt`), staging a plugin with its SDK, and
-//! skipping a build whose inputs have not changed. A component lands at
+//! with `sdk/python/requirements.txt`) once per machine and user
+//! ([`default_toolchains_dir`]), a JavaScript plugin's npm dependencies,
+//! staging a plugin with its SDK, and skipping a build whose inputs have not
+//! changed. A component lands at
 //! `<out>/<language>/<name>.wasm`. It does not load or run plugins: that is
 //! the engine.
 //!
@@ -44,6 +46,18 @@ mod embedded {
         ("common.js", include_str!("../../../../sdk/js/common.js")),
         ("action.js", include_str!("../../../../sdk/js/action.js")),
         ("fetcher.js", include_str!("../../../../sdk/js/fetcher.js")),
+        (
+            "shims/auth0.js",
+            include_str!("../../../../sdk/js/shims/auth0.js"),
+        ),
+        (
+            "shims/request.js",
+            include_str!("../../../../sdk/js/shims/request.js"),
+        ),
+        (
+            "shims/jsonwebtoken.js",
+            include_str!("../../../../sdk/js/shims/jsonwebtoken.js"),
+        ),
     ];
     pub const JS_TYPES: &str = include_str!("../../../../sdk/js/claimsmith.d.ts");
     pub const JS_TOOLCHAIN: &[(&str, &str)] = &[
@@ -139,6 +153,29 @@ pub struct Built {
     pub component: PathBuf,
     pub up_to_date: bool,
     pub duration: Duration,
+}
+
+/// Where the pinned toolchains, installed npm dependencies and the build
+/// cache live unless `--toolchains` names a folder: once per machine and
+/// user, as cargo and npm keep theirs. `$CLAIMSMITH_TOOLCHAINS`, else
+/// `claimsmith/toolchains` in the XDG cache folder (`$XDG_CACHE_HOME`, else
+/// `~/.cache`), else `target/toolchains` when there is no home.
+///
+/// Written out rather than taken from the `dirs` crate: the rule is two
+/// variables, and `dirs` would put it, on macOS, where neither npm nor
+/// cargo keep their caches.
+pub fn default_toolchains_dir() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    if let Some(dir) = var("CLAIMSMITH_TOOLCHAINS") {
+        return PathBuf::from(dir);
+    }
+    var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .map_or_else(
+            || PathBuf::from("target/toolchains"),
+            |cache| cache.join("claimsmith/toolchains"),
+        )
 }
 
 impl BuildOptions {
@@ -320,8 +357,11 @@ fn build_componentized(
         // Written beside `component` and renamed into place, so that a
         // failed build leaves nothing.
         let temporary = component.with_extension("wasm.partial");
-        run(&mut componentize(&staging, &temporary)?)
-            .with_context(|| format!("{tool} could not build {}", project.name))?;
+        run_reporting(
+            &mut componentize(&staging, &temporary)?,
+            tool,
+            &project.name,
+        )?;
         std::fs::rename(&temporary, component)
             .with_context(|| format!("cannot write {}", component.display()))?;
         if let Some(dir) = cached.parent() {
@@ -452,6 +492,29 @@ fn run(command: &mut Command) -> Result<()> {
         bail!("{:?} failed ({status})", command.get_program());
     }
     Ok(())
+}
+
+/// Runs a componentizing `command`. Its error output leads the error, so
+/// that the user's file and line come first, before the name of the tool
+/// that failed; on success it is passed on (warnings).
+fn run_reporting(command: &mut Command, tool: &str, project: &str) -> Result<()> {
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {:?}", command.get_program()))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.success() {
+        eprint!("{stderr}");
+        return Ok(());
+    }
+    let said = stderr.trim_end();
+    if said.is_empty() {
+        bail!("{tool} could not build {project} ({})", output.status);
+    }
+    bail!(
+        "{said}\n{tool} could not build {project} ({})",
+        output.status
+    )
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {

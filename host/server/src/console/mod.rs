@@ -207,7 +207,7 @@ async fn signed_in(
     };
     let (pending, code) = match returning_sign_in(&service, &headers, &params, now) {
         Ok(returned) => returned,
-        Err(refusal) => return refusal,
+        Err((status, why)) => return refuse(status, &why),
     };
     let Some(client) = service.client(&console.client_id) else {
         return refuse(
@@ -267,33 +267,34 @@ async fn signed_in(
 }
 
 /// The console's sign-in that came back: its sealed cookie still valid, its
-/// state this browser's, and the code it brought.
+/// state this browser's, and the code it brought; else the status and the
+/// reason to refuse with.
 fn returning_sign_in(
     service: &Service,
     headers: &HeaderMap,
     params: &HashMap<String, String>,
     now: u64,
-) -> Result<(SignIn, String), Response> {
+) -> Result<(SignIn, String), (StatusCode, String)> {
     let pending: Option<SignIn> = super::authorize::cookie(headers, SIGN_IN_COOKIE)
         .and_then(|sealed| service.open(SIGN_IN_COOKIE, sealed))
         .filter(|pending: &SignIn| pending.expires_at > now);
     let Some(pending) = pending else {
-        return Err(refuse(
+        return Err((
             StatusCode::BAD_REQUEST,
-            "The sign-in expired or was started elsewhere: sign in again.",
+            "The sign-in expired or was started elsewhere: sign in again.".to_owned(),
         ));
     };
     if params.get("state") != Some(&pending.state) {
-        return Err(refuse(
+        return Err((
             StatusCode::BAD_REQUEST,
-            "The sign-in does not match this browser's.",
+            "The sign-in does not match this browser's.".to_owned(),
         ));
     }
     let Some(code) = params.get("code") else {
         let error = params.get("error_description").or(params.get("error"));
-        return Err(refuse(
+        return Err((
             StatusCode::FORBIDDEN,
-            &format!(
+            format!(
                 "Sign-in failed: {}",
                 error.map_or("no code", String::as_str)
             ),

@@ -64,8 +64,9 @@ fn on_execute_post_login(event: &Event, api: &mut Api) -> Result<(), Error> {
     .header("Authorization", &format!("Bearer {access_token}"))
     .header("Accept", "application/json")
     .send()?;
-    // Claimsmith stores a user once the chain has minted: on a first
-    // sign-in the Management API does not know them yet.
+    // A user the Management API does not know (deleted meanwhile, say) has
+    // no country to read. (The user being signed in it knows, first sign-in
+    // included.)
     if answer.status() == 404 {
         return Ok(());
     }
