@@ -6,6 +6,7 @@
 // module that hands the plugin's function to `postLoginAction` below.
 
 import * as host from 'claimsmith:plugin/api@0.1.0';
+import * as hostCache from 'claimsmith:plugin/cache@0.1.0';
 import {
   describeHostError,
   errorText,
@@ -43,6 +44,43 @@ function tokenApi(token, label) {
   };
 }
 
+/** A lifetime in milliseconds for the host (`undefined` for none given). */
+function millis(value) {
+  return value === undefined || value === null ? undefined : BigInt(Math.max(0, Math.floor(Number(value))));
+}
+
+/**
+ * Auth0's `api.cache`: the host keeps the entries (each call is a fresh
+ * instance). Writes answer `{ type: 'success', record }` or
+ * `{ type: 'error', code }` as Auth0's do, never throw.
+ */
+function cacheApi() {
+  const record = (entry) => ({ value: entry.value, expires_at: Number(entry.expiresAt) });
+  return {
+    get(key) {
+      const entry = hostCache.get(String(key));
+      return entry === undefined ? undefined : record(entry);
+    },
+    set(key, value, options = {}) {
+      try {
+        const entry = hostCache.set(
+          String(key),
+          String(value),
+          millis(options.ttl),
+          millis(options.expires_at),
+        );
+        return { type: 'success', record: record(entry) };
+      } catch (error) {
+        return { type: 'error', code: describeHostError(error) };
+      }
+    },
+    delete(key) {
+      hostCache.delete(String(key));
+      return { type: 'success' };
+    },
+  };
+}
+
 function auth0Api() {
   const accessToken = tokenApi('access-token', 'access token');
   accessToken.addScope = (scope) =>
@@ -73,6 +111,7 @@ function auth0Api() {
         },
         'api.user',
       ),
+      cache: naming(cacheApi(), 'api.cache'),
     },
     'api',
   );
@@ -80,6 +119,8 @@ function auth0Api() {
 
 function auth0Event(event) {
   const profile = parseObject(event.user.profile);
+  const transaction = parseObject(event.transaction);
+  const [connection, subject] = splitUserId(event.user.userId);
   const user = {
     // Auth0 puts the profile's attributes on `event.user` itself.
     ...profile,
@@ -88,6 +129,12 @@ function auth0Event(event) {
     user_metadata: parseObject(event.user.userMetadata),
     app_metadata: parseObject(event.user.appMetadata),
     last_login: event.user.lastLogin,
+    created_at: event.user.createdAt,
+    updated_at: new Date().toISOString(),
+    email_verified: profile.email_verified === true,
+    identities: [
+      { connection, user_id: subject, provider: event.connection.strategy, isSocial: false },
+    ],
   };
   return {
     user,
@@ -98,13 +145,26 @@ function auth0Event(event) {
       metadata: parseObject(event.client.metadata),
     },
     connection: { name: event.connection.name, strategy: event.connection.strategy },
-    request: { ip: event.request.ip, user_agent: event.request.userAgent },
-    transaction: { requested_scopes: [...event.scopes] },
+    request: {
+      ip: event.request.ip,
+      hostname: event.request.hostname,
+      user_agent: event.request.userAgent,
+      language: event.request.language,
+      query: parseObject(event.request.query),
+    },
+    transaction,
+    authentication: parseObject(event.authentication),
     resource_server: event.audience === undefined ? undefined : { identifier: event.audience },
     access_token_claims: parseObject(event.accessTokenClaims),
     id_token_claims: parseObject(event.idTokenClaims),
     secrets: secretsProxy(),
   };
+}
+
+/** `connection|subject` as its two parts (the subject may hold `|`). */
+function splitUserId(userId) {
+  const at = userId.indexOf('|');
+  return at < 0 ? ['', userId] : [userId.slice(0, at), userId.slice(at + 1)];
 }
 
 /** The WIT export `on-execute-post-login` around the plugin's handler. */

@@ -23,6 +23,11 @@ export interface User {
   app_metadata: Record<string, Json>;
   /** When the previous login happened (RFC 3339), if there was one. */
   last_login?: string;
+  /** When the user was first stored (RFC 3339): now, on a first login. */
+  created_at: string;
+  updated_at: string;
+  /** One entry: the connection and the upstream's subject. */
+  identities: { connection: string; user_id: string; provider: string; isSocial: boolean }[];
   email?: string;
   email_verified?: boolean;
   name?: string;
@@ -35,8 +40,27 @@ export interface PostLoginEvent {
   stats: { logins_count: number };
   client: { client_id: string; name: string; metadata: Record<string, Json> };
   connection: { name: string; strategy: string };
-  request: { ip?: string; user_agent?: string };
-  transaction: { requested_scopes: string[] };
+  request: {
+    ip?: string;
+    hostname?: string;
+    user_agent?: string;
+    language?: string;
+    /** The authorization request's parameters (empty on a refresh). */
+    query: Record<string, string>;
+  };
+  transaction: {
+    /** `oidc-basic-profile` for a sign-in, `oauth2-refresh-token` for a refresh. */
+    protocol: 'oidc-basic-profile' | 'oauth2-refresh-token';
+    /** The scopes the app asked for. */
+    requested_scopes: string[];
+    redirect_uri?: string;
+    response_type: string[];
+    ui_locales: string[];
+    acr_values: string[];
+    login_hint?: string;
+  };
+  /** One method per upstream `amr` value, at the upstream's `auth_time`. */
+  authentication: { methods: { name: string; timestamp: string }[] };
   /** The access token's audience, when there is one. */
   resource_server?: { identifier: string };
   /** Custom claims the actions before this one set. */
@@ -67,6 +91,18 @@ export interface PostLoginApi {
   user: {
     setUserMetadata(key: string, value: Json): void;
     setAppMetadata(key: string, value: Json): void;
+  };
+  /** Short-lived strings this action keeps across logins (kept by the host). */
+  cache: {
+    get(key: string): { value: string; expires_at: number } | undefined;
+    set(
+      key: string,
+      value: string,
+      options?: { ttl?: number; expires_at?: number },
+    ):
+      | { type: 'success'; record: { value: string; expires_at: number } }
+      | { type: 'error'; code: 'invalid-key' | 'value-too-large' | 'cache-full' | 'invalid-lifetime' };
+    delete(key: string): { type: 'success' };
   };
 }
 

@@ -60,6 +60,10 @@ export function describeHostError(error) {
   if (payload && typeof payload === 'object' && 'tag' in payload) {
     return payload.val === undefined ? payload.tag : `${payload.tag}: ${payload.val}`;
   }
+  // A WIT enum arrives as its case's name.
+  if (typeof payload === 'string') {
+    return payload;
+  }
   return errorText(error);
 }
 

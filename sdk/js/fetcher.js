@@ -38,7 +38,7 @@ export function profileFetcher(fetchUserProfile) {
  * `function (accessToken, ctx, cb)`: the profile is what it passes to
  * `cb(null, profile)`. A second `cb` in the same turn fails the step
  * (Auth0 would have taken the first); a script that never calls `cb` fails
- * when the event loop runs dry.
+ * at its timeout.
  */
 export function connectionScript(script) {
   if (typeof script !== 'function') {
@@ -50,9 +50,17 @@ export function connectionScript(script) {
     try {
       const profile = await new Promise((resolve, reject) => {
         failOnUncaught(reject);
+        // Keeps the event loop alive for a script that never calls `cb`, so
+        // that it fails by its timeout (the plugin's, or Auth0's 20 s)
+        // instead of a trap when nothing is left to wait for.
+        const watchdog = setTimeout(
+          () => reject(new Error('the connection script did not call its callback within 20 s')),
+          20_000,
+        );
         let calls = 0;
         const cb = (error, profile) => {
           calls += 1;
+          clearTimeout(watchdog);
           if (calls > 1) {
             reject(new Error('the connection script called its callback more than once'));
             return;

@@ -227,3 +227,60 @@ fn a_typescript_error_shows_the_users_file_and_line_first() {
         "the user's file and line first: {error}"
     );
 }
+
+/// A connection script that calls `cb` twice fails naming that; one that
+/// never calls it fails by its timeout, not a trap.
+#[tokio::test]
+async fn a_connection_script_calling_cb_twice_or_never_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each with the error it must fail with.
+    let scripts = [
+        (
+            "cb-twice",
+            "function (accessToken, ctx, cb) {\n  cb(null, {});\n  cb(null, {});\n}\n",
+            "kind: failed\n    message: the connection script called its callback more than once",
+        ),
+        (
+            "cb-never",
+            "function (accessToken, ctx, cb) {\n}\n",
+            "kind: limit-exceeded\n    message: plugin `cb-never` exceeded its wall-clock timeout of 5000 ms",
+        ),
+    ];
+    let mut cases = Vec::new();
+    for (name, script, error) in scripts {
+        let project = dir.path().join(name);
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::write(project.join("s.js"), script).unwrap();
+        std::fs::write(project.join("package.json"), package_named(name, "s.js")).unwrap();
+        let found = claimsmith::build::discover(&[project]).unwrap();
+        let options = claimsmith::build::BuildOptions {
+            out_dir: dir.path().join("out"),
+            toolchains_dir: crate::support::root().join("target/toolchains"),
+            cargo_target_dir: None,
+        };
+        let built = claimsmith::build::build(&found[0], &options).unwrap();
+        let case = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &case,
+            format!(
+                "wasm: {:?}\nworld: profile-fetcher\ninput:\n  connection: okta\n  client_id: app\n  upstream: {{ access_token: t, id_token_claims: {{ sub: u }} }}\nexpect:\n  error:\n    {error}\n",
+                built.component
+            ),
+        )
+        .unwrap();
+        cases.push(case);
+    }
+    let mut out = Vec::new();
+    let summary = claimsmith::golden::run_suite(&cases, &Default::default(), &mut out)
+        .await
+        .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(summary.exit_code(), 0, "{out}");
+    assert_eq!(summary.results.len(), 2, "{out}");
+}
+
+fn package_named(name: &str, main: &str) -> String {
+    format!(
+        r#"{{ "name": "{name}", "main": "{main}", "claimsmith": {{ "world": "profile-fetcher" }} }}"#
+    )
+}

@@ -769,3 +769,25 @@ input:
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_case_naming_its_languages_runs_only_in_those() {
+    let builds = tempfile::tempdir().unwrap();
+    for (language, build) in [("rust", "geo-claims"), ("impostor", "test-denier")] {
+        let dir = builds.path().join(language);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(plugin_wasm(build), dir.join("geo-claims.wasm")).unwrap();
+    }
+    let (_dir, case) = case_in_tempdir(&format!(
+        "wasm: {:?}\nworld: post-login-action\nlanguages: [rust]\ninput:\n  connection: okta\n  client_id: demo-app\n  upstream: {{ access_token: t, id_token_claims: {{ sub: u }} }}\n  profile: {{ sub: u, geo_ip_country: NZ }}\nexpect:\n  claims:\n    access_token: {{ geo_ip_country: NZ }}\n    id_token: {{}}\n",
+        plugin_wasm("geo-claims")
+    ));
+    let options = SuiteOptions {
+        builds: Some(builds.path().to_owned()),
+        ..SuiteOptions::default()
+    };
+    let (summary, out) = run(&[case], &options).await;
+    let languages: Vec<_> = summary.results.iter().map(|r| r.language.clone()).collect();
+    assert_eq!(languages, vec![Some("rust".to_owned())], "{out}");
+    assert_eq!(summary.exit_code(), 0, "{out}");
+}

@@ -267,6 +267,7 @@ fn event() -> Event {
             app_metadata: "{}".into(),
             logins_count: 1,
             last_login: None,
+            created_at: "2026-01-01T00:00:00Z".into(),
         },
         client: EventClient {
             client_id: "app".into(),
@@ -280,10 +281,15 @@ fn event() -> Event {
         request: EventRequest {
             ip: None,
             user_agent: None,
+            hostname: None,
+            language: None,
+            query: "{}".into(),
         },
         scopes: Vec::new(),
         audience: None,
         access_token_claims: "{}".into(),
         id_token_claims: "{}".into(),
+        transaction: "{}".into(),
+        authentication: r#"{"methods":[]}"#.into(),
     }
 }

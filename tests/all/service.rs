@@ -1435,3 +1435,63 @@ async fn serve_answers_on_its_admin_listener_and_not_on_the_apps_one() {
     let on_the_apps_listener = reqwest::get(format!("{}/metrics", h.issuer)).await.unwrap();
     assert_eq!(on_the_apps_listener.status(), StatusCode::NOT_FOUND);
 }
+
+/// Auth0's `api.cache` through the service (`plugins/last-visitor`, in each
+/// language): what one login keeps, the next login of the same action
+/// reads; two actions of one build in one chain never see each other's
+/// entries.
+#[tokio::test]
+async fn api_cache_entries_outlive_their_call_and_stay_with_their_action() {
+    for language in ["rust", "js", "python"] {
+        let wasm = crate::support::language_plugin_wasm(language, "last-visitor");
+        let chain = format!(
+            r#"
+[plugins.first]
+path = {wasm:?}
+world = "post-login-action"
+secrets = {{ prefix = {{ value = "a/" }} }}
+
+[plugins.second]
+path = {wasm:?}
+world = "post-login-action"
+secrets = {{ prefix = {{ value = "b/" }} }}
+
+[[actions]]
+plugin = "first"
+
+[[actions]]
+plugin = "second"
+"#
+        );
+        let h = harness(&chain).await;
+        let sign_in = || async {
+            let redirect = h.web_login().await;
+            let (status, tokens) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+            assert_eq!(status, StatusCode::OK, "{language}: {tokens:?}");
+            h.access_claims(&tokens).await
+        };
+        let first = sign_in().await;
+        assert_eq!(
+            first["a/previous_visitor"],
+            Value::Null,
+            "{language}: {first:?}"
+        );
+        // `first` has just cached the user: `second` must not see it.
+        assert_eq!(
+            first["b/previous_visitor"],
+            Value::Null,
+            "{language}: {first:?}"
+        );
+        assert_eq!(first["a/cache_write"], "success", "{language}");
+        assert_eq!(first["b/long_key"], "invalid-key", "{language}");
+        let second = sign_in().await;
+        assert_eq!(
+            second["a/previous_visitor"], "dev|dev-user-1",
+            "{language}: {second:?}"
+        );
+        assert_eq!(
+            second["b/previous_visitor"], "dev|dev-user-1",
+            "{language}: {second:?}"
+        );
+    }
+}

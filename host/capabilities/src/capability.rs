@@ -12,6 +12,7 @@ use wasmtime_wasi_http::WasiHttpView;
 use claimsmith_wit::World;
 
 use crate::api::ActionEffects;
+use crate::cache::ActionCache;
 use crate::http::{HttpPolicy, Interceptor, OutboundHttp};
 use crate::log::LogSink;
 use crate::secrets::Secrets;
@@ -40,6 +41,8 @@ pub struct CallContext<'a> {
     pub output_budget: OutputBudget,
     /// The `api` effects the call starts from (those of the actions before).
     pub effects: ActionEffects,
+    /// The plugin's `api.cache`, shared by its calls.
+    pub cache: &'a ActionCache,
 }
 
 /// The data of a store that holds the composed capabilities (the engine's).

@@ -13,6 +13,7 @@
 //! above them.
 
 pub mod api;
+pub mod cache;
 pub mod capability;
 pub mod http;
 pub mod log;
@@ -71,6 +72,7 @@ compose! {
     secrets: secrets::Secrets,
     http: http::HttpCapability,
     api: api::ApiCapability,
+    cache: cache::CacheCapability,
 }
 
 impl Capabilities {

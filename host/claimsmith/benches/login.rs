@@ -314,6 +314,7 @@ fn event() -> claimsmith::engine::Event {
             app_metadata: "{}".into(),
             logins_count: 1,
             last_login: None,
+            created_at: "2026-01-01T00:00:00Z".into(),
         },
         client: EventClient {
             client_id: "demo-app".into(),
@@ -327,11 +328,16 @@ fn event() -> claimsmith::engine::Event {
         request: EventRequest {
             ip: Some("203.0.113.7".into()),
             user_agent: None,
+            hostname: None,
+            language: None,
+            query: "{}".into(),
         },
         scopes: vec!["openid".into()],
         audience: None,
         access_token_claims: "{}".into(),
         id_token_claims: "{}".into(),
+        transaction: "{}".into(),
+        authentication: r#"{"methods":[]}"#.into(),
     }
 }
 

@@ -15,7 +15,7 @@ pub mod proxy;
 pub use claims::{RESERVED_CLAIMS, is_reserved_claim};
 pub use clock::{Clock, SystemClock, rfc3339};
 pub use login::{
-    Login, RequestInfo, StepKind, StepReport, StepStatus, StoredUser, UpstreamLogin, UserRecord,
-    user_id,
+    Login, RequestInfo, StepKind, StepReport, StepStatus, StoredUser, Transaction, UpstreamLogin,
+    UserRecord, user_id,
 };
 pub use proxy::ProxyRange;

@@ -24,6 +24,10 @@ pub struct Login {
     pub nonce: Option<String>,
     #[serde(default)]
     pub request: RequestInfo,
+    /// The authorization request a sign-in answers (Auth0's
+    /// `event.transaction`); empty on a refresh.
+    #[serde(default)]
+    pub transaction: Transaction,
     pub upstream: UpstreamLogin,
     /// The user as stored before this login (nothing for a first login).
     #[serde(default)]
@@ -47,6 +51,28 @@ pub struct Login {
 pub struct RequestInfo {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The `Host` the browser came back to.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// The browser's first `Accept-Language`.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// The app's authorization request, as a sign-in's actions see it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transaction {
+    pub redirect_uri: Option<String>,
+    pub response_type: Option<String>,
+    /// Space-separated, as sent.
+    pub ui_locales: Option<String>,
+    /// Space-separated, as sent.
+    pub acr_values: Option<String>,
+    pub login_hint: Option<String>,
+    /// Every parameter of the request (Auth0's `event.request.query`).
+    #[serde(default)]
+    pub query: Map<String, Value>,
 }
 
 /// What the upstream provider returned. The claims are those of a verified
@@ -72,6 +98,9 @@ pub struct StoredUser {
     #[serde(default)]
     pub logins_count: u32,
     pub last_login: Option<String>,
+    /// When the user was first stored (RFC 3339); none before a first login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
 }
 
 /// The user after a successful login, to be stored.

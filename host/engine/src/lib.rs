@@ -31,6 +31,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use claimsmith_capabilities::api::ActionEffects;
+use claimsmith_capabilities::cache::ActionCache;
 use claimsmith_capabilities::http::{HttpPolicy, Interceptor, OutboundHttp};
 use claimsmith_capabilities::secrets::Secrets;
 use claimsmith_capabilities::stdio::output_budget;
@@ -346,6 +347,7 @@ impl Engine {
             secrets: spec.secrets,
             http_policy: Arc::new(http_policy),
             http: self.http.clone(),
+            cache: ActionCache::default(),
             wasmtime: self.wasmtime.clone(),
             slots: self.slots.clone(),
             prepared,
@@ -568,6 +570,8 @@ pub struct Plugin {
     secrets: Secrets,
     http_policy: Arc<HttpPolicy>,
     http: OutboundHttp,
+    /// Its `api.cache`: kept while this load of the plugin lives.
+    cache: ActionCache,
     wasmtime: wasmtime::Engine,
     slots: Arc<InstanceSlots>,
     prepared: Prepared,
@@ -811,6 +815,7 @@ impl StoreState {
             requests_deadline,
             output_budget: output_budget(plugin.name.clone()),
             effects,
+            cache: &plugin.cache,
         });
         StoreState {
             wasi,

@@ -33,7 +33,8 @@ use claimsmith_tokens::{MintRequest, MintedTokens, SigningKey, TokenError, mint}
 // The pipeline's input and its step reports are core's shapes: the store and
 // the service hand them around too.
 pub use claimsmith_core::{
-    Login, RequestInfo, StepKind, StepReport, StepStatus, StoredUser, UpstreamLogin, UserRecord,
+    Login, RequestInfo, StepKind, StepReport, StepStatus, StoredUser, Transaction, UpstreamLogin,
+    UserRecord,
 };
 
 /// Per-run choices of the caller.
@@ -289,7 +290,9 @@ impl Pipeline {
             app_metadata: login.user.app_metadata.clone(),
             ..ActionEffects::default()
         };
-        let mut event = action_event(login, client, connection, &user_id, &profile, &audience);
+        let mut event = action_event(
+            login, client, connection, &user_id, &profile, &audience, now,
+        );
         if let Some(signing_in) = &options.signing_in {
             let user = UserRecord {
                 user_id: user_id.clone(),
@@ -644,6 +647,7 @@ fn action_event(
     user_id: &str,
     profile: &Map<String, Value>,
     audience: &Option<String>,
+    now: u64,
 ) -> Event {
     Event {
         user: EventUser {
@@ -657,6 +661,11 @@ fn action_event(
                 login.user.logins_count.saturating_add(1)
             },
             last_login: login.user.last_login.clone(),
+            created_at: login
+                .user
+                .created_at
+                .clone()
+                .unwrap_or_else(|| rfc3339(now)),
         },
         client: EventClient {
             client_id: client.client_id.clone(),
@@ -670,12 +679,56 @@ fn action_event(
         request: EventRequest {
             ip: login.request.ip.clone(),
             user_agent: login.request.user_agent.clone(),
+            hostname: login.request.hostname.clone(),
+            language: login.request.language.clone(),
+            query: json_text(&login.transaction.query),
         },
         scopes: Vec::new(),
         audience: audience.clone(),
         access_token_claims: String::new(),
         id_token_claims: String::new(),
+        transaction: transaction_json(login).to_string(),
+        authentication: authentication_json(login, now).to_string(),
     }
+}
+
+/// Auth0's `event.transaction` for `login`.
+fn transaction_json(login: &Login) -> Value {
+    let transaction = &login.transaction;
+    fn list(value: &Option<String>) -> Vec<&str> {
+        value
+            .as_deref()
+            .map(|v| v.split_ascii_whitespace().collect())
+            .unwrap_or_default()
+    }
+    serde_json::json!({
+        "protocol": if login.refresh { "oauth2-refresh-token" } else { "oidc-basic-profile" },
+        "requested_scopes": login.scopes,
+        "redirect_uri": transaction.redirect_uri,
+        "response_type": list(&transaction.response_type),
+        "ui_locales": list(&transaction.ui_locales),
+        "acr_values": list(&transaction.acr_values),
+        "login_hint": transaction.login_hint,
+    })
+}
+
+/// Auth0's `event.authentication`: a method per value of the upstream id
+/// token's `amr` (RFC 8176), at its `auth_time`.
+fn authentication_json(login: &Login, now: u64) -> Value {
+    let timestamp = rfc3339(login.auth_time.unwrap_or(now));
+    let methods: Vec<Value> = login
+        .upstream
+        .id_token_claims
+        .get("amr")
+        .and_then(Value::as_array)
+        .map(|amr| {
+            amr.iter()
+                .filter_map(Value::as_str)
+                .map(|name| serde_json::json!({ "name": name, "timestamp": timestamp }))
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({ "methods": methods })
 }
 
 /// See [`Pipeline::chain_version`].

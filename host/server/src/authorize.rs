@@ -16,7 +16,7 @@ use super::token::IssuedCode;
 use super::upstream::{Reauthentication, UpstreamTokens};
 use super::{OAuthError, Service, error_page};
 use claimsmith_config::ClientConfig;
-use claimsmith_core::StoredUser;
+use claimsmith_core::{StoredUser, Transaction};
 use claimsmith_pipeline::{Login, MintedLogin, RequestInfo, UpstreamLogin};
 
 /// An app's authorization request (RFC 6749 §4.1.1, RFC 7636, OIDC Core §3.1.2.1).
@@ -37,6 +37,10 @@ pub(crate) struct AuthorizeParams {
     prompt: Option<String>,
     /// Seconds: the user must have authenticated no longer ago than this.
     max_age: Option<String>,
+    /// Shown to the actions (`event.transaction`), not acted on.
+    ui_locales: Option<String>,
+    acr_values: Option<String>,
+    login_hint: Option<String>,
 }
 
 /// The prompt values of OIDC Core §3.1.2.1.
@@ -153,8 +157,9 @@ fn reauthentication(params: &AuthorizeParams) -> Result<Reauthentication, String
 pub(crate) async fn authorize(
     State(service): State<Arc<Service>>,
     Query(params): Query<AuthorizeParams>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
-    service.start_login(params)
+    service.start_login(params, query)
 }
 
 impl Service {
@@ -180,7 +185,8 @@ impl Service {
         Ok((client, redirect_uri))
     }
 
-    fn start_login(&self, params: AuthorizeParams) -> Response {
+    /// `query` is every parameter of the request, for the actions to see.
+    fn start_login(&self, params: AuthorizeParams, query: Vec<(String, String)>) -> Response {
         let (client, redirect_uri) = match self.trusted_redirect(&params) {
             Ok(trusted) => trusted,
             Err(why) => return error_page(StatusCode::BAD_REQUEST, why),
@@ -211,7 +217,7 @@ impl Service {
             return fail(ErrorCode::ServerError, "no connection is configured");
         };
         let upstream_state = random_token();
-        let pending = self.pending_login(client, redirect_uri, &params, checked);
+        let pending = self.pending_login(client, redirect_uri, &params, query, checked);
         let url = match upstream.authorization_url(
             &self.callback_uri(),
             &upstream_state,
@@ -252,10 +258,26 @@ impl Service {
         client: &ClientConfig,
         redirect_uri: &str,
         params: &AuthorizeParams,
+        query: Vec<(String, String)>,
         checked: CheckedRequest,
     ) -> PendingLogin {
         let now = self.clock.now();
+        let transaction = Transaction {
+            redirect_uri: Some(redirect_uri.to_owned()),
+            response_type: params.response_type.clone(),
+            ui_locales: params.ui_locales.clone(),
+            acr_values: params.acr_values.clone(),
+            login_hint: params.login_hint.clone(),
+            // Without what the login keeps anyway (put back at the
+            // callback), so the sealed cookie does not carry them twice.
+            query: query
+                .into_iter()
+                .filter(|(name, _)| !KEPT_PARAMETERS.contains(&name.as_str()))
+                .map(|(name, value)| (name, serde_json::Value::String(value)))
+                .collect(),
+        };
         PendingLogin {
+            transaction,
             client_id: client.client_id.clone(),
             redirect_uri: redirect_uri.to_owned(),
             app_state: params.state.clone(),
@@ -430,6 +452,7 @@ fn sign_in_login(
         audience: pending.audience.clone(),
         nonce: pending.app_nonce.clone(),
         request,
+        transaction: transaction(pending),
         upstream: UpstreamLogin {
             access_token: tokens.access_token,
             id_token: tokens.id_token,
@@ -440,6 +463,49 @@ fn sign_in_login(
         refresh: false,
         auth_time,
     }
+}
+
+/// The authorization request's parameters the pending login keeps in its
+/// own fields.
+const KEPT_PARAMETERS: [&str; 3] = ["state", "nonce", "code_challenge"];
+
+/// The app's request as the actions see it: its parameters whole again.
+fn transaction(pending: &PendingLogin) -> Transaction {
+    let mut transaction = pending.transaction.clone();
+    for (name, value) in KEPT_PARAMETERS.into_iter().zip([
+        &pending.app_state,
+        &pending.app_nonce,
+        &pending.code_challenge,
+    ]) {
+        if let Some(value) = value {
+            transaction
+                .query
+                .insert(name.to_owned(), serde_json::Value::String(value.clone()));
+        }
+    }
+    transaction
+}
+
+/// The name of a `Host` header's value, without its port.
+fn host_name(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        // `[::1]:8080`, or a name with a port; a bare IPv6 address has no port.
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => {
+            name
+        }
+        _ => host,
+    }
+}
+
+/// The first language of an `Accept-Language` value (`en-GB` of
+/// `en-GB,en;q=0.9`).
+fn first_language(accept: &str) -> Option<String> {
+    accept
+        .split(',')
+        .filter_map(|tag| tag.split(';').next())
+        .map(str::trim)
+        .find(|tag| !tag.is_empty() && *tag != "*")
+        .map(str::to_owned)
 }
 
 /// A callback the upstream's answer fails: the app gets `error`, the log
@@ -487,12 +553,16 @@ pub(crate) async fn callback(
         &headers,
         &service.config().server.trusted_proxies,
     );
+    let header_text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &header::HeaderValue| v.to_str().ok())
+    };
     let request = RequestInfo {
         ip: Some(client.to_string()),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        user_agent: header_text(header::USER_AGENT).map(str::to_owned),
+        hostname: header_text(header::HOST).map(|host| host_name(host).to_owned()),
+        language: header_text(header::ACCEPT_LANGUAGE).and_then(first_language),
     };
     let Some(upstream_state) = params.state.clone() else {
         return error_page(

@@ -318,6 +318,7 @@ impl SigningIn for SignInView {
                     app_metadata: user.app_metadata.clone(),
                     logins_count: user.logins_count,
                     last_login: Some(user.last_login.clone()),
+                    created_at: Some(self.created_at.clone()),
                 },
                 profile: user.profile.clone(),
                 created_at: self.created_at.clone(),

@@ -39,6 +39,8 @@ pub(crate) struct PendingLogin {
     pub(crate) upstream_verifier: String,
     /// `prompt` and `max_age`, checked against the upstream's `auth_time`.
     pub(crate) reauthentication: crate::upstream::Reauthentication,
+    /// The app's request, for the actions (`event.transaction`).
+    pub(crate) transaction: claimsmith_core::Transaction,
     /// Unix seconds when the login began.
     pub(crate) started_at: u64,
     /// Unix seconds after which the login cannot be finished.
@@ -122,6 +124,7 @@ mod tests {
                 prompt: Some("login consent".into()),
                 max_age: Some(86_400),
             },
+            transaction: claimsmith_core::Transaction::default(),
             started_at: 0,
             expires_at,
         }

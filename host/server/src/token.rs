@@ -363,6 +363,7 @@ impl Service {
             audience: grant.audience.clone(),
             nonce: None,
             request: RequestInfo::default(),
+            transaction: Default::default(),
             upstream: UpstreamLogin {
                 access_token: String::new(),
                 id_token: String::new(),

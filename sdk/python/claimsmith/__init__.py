@@ -61,6 +61,7 @@ class User:
     user_metadata: Dict[str, Json]
     app_metadata: Dict[str, Json]
     last_login: Optional[str]
+    created_at: str
 
 
 @dataclass
@@ -85,11 +86,37 @@ class Connection:
 class Request:
     ip: Optional[str]
     user_agent: Optional[str]
+    hostname: Optional[str]
+    language: Optional[str]
+    query: Dict[str, Json]
+    """The authorization request's parameters (empty on a refresh)."""
 
 
 @dataclass
 class Transaction:
+    """The app's request (Auth0's ``event.transaction``)."""
+
+    protocol: str
+    """``oidc-basic-profile`` for a sign-in, ``oauth2-refresh-token`` for a refresh."""
     requested_scopes: List[str]
+    redirect_uri: Optional[str]
+    response_type: List[str]
+    ui_locales: List[str]
+    acr_values: List[str]
+    login_hint: Optional[str]
+
+
+@dataclass
+class AuthenticationMethod:
+    name: str
+    timestamp: str
+
+
+@dataclass
+class Authentication:
+    """How the user authenticated upstream (Auth0's ``event.authentication``)."""
+
+    methods: List[AuthenticationMethod]
 
 
 @dataclass
@@ -107,6 +134,7 @@ class Event:
     connection: Connection
     request: Request
     transaction: Transaction
+    authentication: Authentication
     resource_server: Optional[ResourceServer]
     access_token_claims: Dict[str, Json]
     """Custom claims the actions before this one set on the access token."""

@@ -6,13 +6,16 @@ function to :func:`post_login_action`.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Dict, Optional
 
 import wit_world
 from wit_world.imports import api as _api
+from wit_world.imports import cache as _cache
 from componentize_py_types import Err
 
 from . import (
+    Authentication,
+    AuthenticationMethod,
     Client,
     Connection,
     Event,
@@ -81,6 +84,30 @@ class UserApi:
         _call(f"cannot set app metadata `{key}`", lambda: _api.set_app_metadata(key, text))
 
 
+class CacheApi:
+    """Auth0's ``api.cache``: short-lived strings the host keeps for this
+    action (each call is a fresh instance). Times are milliseconds since the
+    epoch; writes answer ``{"type": "success", "record": ...}`` or
+    ``{"type": "error", "code": ...}``, as Auth0's do."""
+
+    def get(self, key: str) -> Optional[Dict[str, Any]]:
+        entry = _cache.get(key)
+        return None if entry is None else {"value": entry.value, "expires_at": entry.expires_at}
+
+    def set(
+        self, key: str, value: str, ttl: Optional[int] = None, expires_at: Optional[int] = None
+    ) -> Dict[str, Any]:
+        try:
+            entry = _cache.set(key, str(value), ttl, expires_at)
+        except Err as error:
+            return {"type": "error", "code": error.value.name.lower().replace("_", "-")}
+        return {"type": "success", "record": {"value": entry.value, "expires_at": entry.expires_at}}
+
+    def delete(self, key: str) -> Dict[str, str]:
+        _cache.delete(key)
+        return {"type": "success"}
+
+
 class Api:
     """What a post-login action may change, in Auth0's shape (snake_case)."""
 
@@ -89,6 +116,19 @@ class Api:
         self.id_token = TokenApi(_api.Token.ID_TOKEN, "id token")
         self.access = AccessApi()
         self.user = UserApi()
+        self.cache = CacheApi()
+
+
+def _transaction(fields: Dict[str, Any]) -> Transaction:
+    return Transaction(
+        protocol=fields.get("protocol", ""),
+        requested_scopes=list(fields.get("requested_scopes", [])),
+        redirect_uri=fields.get("redirect_uri"),
+        response_type=list(fields.get("response_type", [])),
+        ui_locales=list(fields.get("ui_locales", [])),
+        acr_values=list(fields.get("acr_values", [])),
+        login_hint=fields.get("login_hint"),
+    )
 
 
 def _event(event: Any) -> Event:
@@ -99,6 +139,7 @@ def _event(event: Any) -> Event:
             user_metadata=parse_object(event.user.user_metadata),
             app_metadata=parse_object(event.user.app_metadata),
             last_login=event.user.last_login,
+            created_at=event.user.created_at,
         ),
         stats=Stats(logins_count=event.user.logins_count),
         client=Client(
@@ -107,8 +148,20 @@ def _event(event: Any) -> Event:
             metadata=parse_object(event.client.metadata),
         ),
         connection=Connection(name=event.connection.name, strategy=event.connection.strategy),
-        request=Request(ip=event.request.ip, user_agent=event.request.user_agent),
-        transaction=Transaction(requested_scopes=list(event.scopes)),
+        request=Request(
+            ip=event.request.ip,
+            user_agent=event.request.user_agent,
+            hostname=event.request.hostname,
+            language=event.request.language,
+            query=parse_object(event.request.query),
+        ),
+        transaction=_transaction(parse_object(event.transaction)),
+        authentication=Authentication(
+            methods=[
+                AuthenticationMethod(name=m.get("name", ""), timestamp=m.get("timestamp", ""))
+                for m in parse_object(event.authentication).get("methods", [])
+            ]
+        ),
         resource_server=None if event.audience is None else ResourceServer(identifier=event.audience),
         access_token_claims=parse_object(event.access_token_claims),
         id_token_claims=parse_object(event.id_token_claims),

@@ -35,6 +35,7 @@ pub struct Event {
     pub connection: Connection,
     pub request: Request,
     pub transaction: Transaction,
+    pub authentication: Authentication,
     /// The access token's audience, when there is one.
     pub resource_server: Option<ResourceServer>,
     /// Custom claims the actions before this one set on the access token.
@@ -53,6 +54,8 @@ pub struct User {
     pub app_metadata: Map<String, Value>,
     /// When the previous login happened (RFC 3339), if there was one.
     pub last_login: Option<String>,
+    /// When the user was first stored (RFC 3339): now, on a first login.
+    pub created_at: String,
 }
 
 #[derive(Debug, Clone)]
@@ -79,11 +82,43 @@ pub struct Connection {
 pub struct Request {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The host name the browser came back to.
+    pub hostname: Option<String>,
+    /// The browser's preferred language.
+    pub language: Option<String>,
+    /// The authorization request's parameters (empty on a refresh).
+    pub query: Map<String, Value>,
 }
 
-#[derive(Debug, Clone)]
+/// The app's request (Auth0's `event.transaction`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
 pub struct Transaction {
+    /// `oidc-basic-profile` for a sign-in, `oauth2-refresh-token` for a refresh.
+    pub protocol: String,
+    /// The scopes the app asked for.
     pub requested_scopes: Vec<String>,
+    pub redirect_uri: Option<String>,
+    pub response_type: Vec<String>,
+    pub ui_locales: Vec<String>,
+    pub acr_values: Vec<String>,
+    pub login_hint: Option<String>,
+}
+
+/// How the user authenticated upstream (Auth0's `event.authentication`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Authentication {
+    pub methods: Vec<AuthenticationMethod>,
+}
+
+/// One upstream `amr` value, at the upstream's `auth_time`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct AuthenticationMethod {
+    pub name: String,
+    /// RFC 3339.
+    pub timestamp: String,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +135,7 @@ impl From<bindings::Event> for Event {
                 user_metadata: crate::parse_object(&event.user.user_metadata),
                 app_metadata: crate::parse_object(&event.user.app_metadata),
                 last_login: event.user.last_login,
+                created_at: event.user.created_at,
             },
             stats: Stats {
                 logins_count: event.user.logins_count,
@@ -116,10 +152,13 @@ impl From<bindings::Event> for Event {
             request: Request {
                 ip: event.request.ip,
                 user_agent: event.request.user_agent,
+                hostname: event.request.hostname,
+                language: event.request.language,
+                query: crate::parse_object(&event.request.query),
             },
-            transaction: Transaction {
-                requested_scopes: event.scopes,
-            },
+            // The host writes both: an unreadable one is the default.
+            transaction: serde_json::from_str(&event.transaction).unwrap_or_default(),
+            authentication: serde_json::from_str(&event.authentication).unwrap_or_default(),
             resource_server: event
                 .audience
                 .map(|identifier| ResourceServer { identifier }),
@@ -157,6 +196,44 @@ impl Api {
 
     pub fn user(&mut self) -> UserMetadata {
         UserMetadata { _private: () }
+    }
+
+    /// Auth0's `api.cache`: strings this action keeps across logins.
+    pub fn cache(&mut self) -> Cache {
+        Cache { _private: () }
+    }
+}
+
+/// Auth0's `api.cache`: short-lived strings the host keeps for this action
+/// (each call is a fresh instance). Times are milliseconds since the epoch.
+#[derive(Debug)]
+pub struct Cache {
+    _private: (),
+}
+
+pub use bindings::claimsmith::plugin::cache::{CacheError, Entry as CacheEntry};
+
+impl Cache {
+    /// The entry at `key`, unless it is absent or expired.
+    pub fn get(&self, key: &str) -> Option<CacheEntry> {
+        bindings::claimsmith::plugin::cache::get(key)
+    }
+
+    /// Stores `value` at `key` for `ttl_ms` (or until `expires_at`, the
+    /// earlier of both; 15 minutes when neither), at most 24 hours.
+    pub fn set(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_ms: Option<u64>,
+        expires_at: Option<u64>,
+    ) -> Result<CacheEntry, CacheError> {
+        bindings::claimsmith::plugin::cache::set(key, value, ttl_ms, expires_at)
+    }
+
+    /// Removes the entry at `key`; true when there was one.
+    pub fn delete(&self, key: &str) -> bool {
+        bindings::claimsmith::plugin::cache::delete(key)
     }
 }
 
