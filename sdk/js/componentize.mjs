@@ -137,17 +137,16 @@ const sandbox = {
   },
 };
 
-/** esbuild's messages, each at the user's file and line. */
+/** esbuild's messages, each at the user's file and line, each once. */
 function located(messages) {
-  return messages
-    .map(({ text, location }) => {
-      if (!location) {
-        return `error: ${text}`;
-      }
-      const at = `${userPath(path.resolve(build.staging, location.file))}:${location.line}:${location.column + 1}`;
-      return `${at}: error: ${text}\n    ${location.lineText}`;
-    })
-    .join('\n');
+  const lines = messages.map(({ text, location }) => {
+    if (!location) {
+      return `error: ${text}`;
+    }
+    const file = userPath(path.resolve(build.staging, location.file));
+    return `${file}:${location.line}:${location.column + 1}: error: ${text}\n    ${location.lineText}`;
+  });
+  return [...new Set(lines)].join('\n');
 }
 
 let bundled;

@@ -464,3 +464,90 @@ plugin = "{name}"
         assert!(steps.contains(name), "{name} ({language}): {steps}");
     }
 }
+
+/// The reference write-up's two pieces as written, through `claimsmith
+/// serve` with a real upstream on loopback: its connection script
+/// (plugins/auth0-okta-userinfo) shapes the profile, and its Action
+/// (plugins/auth0-management-geo) reads the country back through the
+/// Management API, on the first sign-in and on later ones. The script's
+/// userinfo URL, the one line the write-up leaves to its reader, is this
+/// upstream's, in a copy of the script built here.
+#[tokio::test]
+async fn the_write_ups_script_and_action_sign_a_user_in_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let build_script = |userinfo: &str| {
+        let project = dir.path().join("auth0-okta-userinfo");
+        std::fs::create_dir_all(&project).unwrap();
+        let shipped = crate::support::root().join("plugins/auth0-okta-userinfo/js");
+        let script = std::fs::read_to_string(shipped.join("fetch-user-profile.js")).unwrap();
+        let pointed = script.replace(
+            "https://example.okta.com/oauth2/aus1custom/v1/userinfo",
+            userinfo,
+        );
+        assert_ne!(script, pointed, "the script names its userinfo URL");
+        std::fs::write(project.join("fetch-user-profile.js"), pointed).unwrap();
+        std::fs::copy(shipped.join("package.json"), project.join("package.json")).unwrap();
+        let found = claimsmith::build::discover(&[project]).unwrap();
+        let options = claimsmith::build::BuildOptions {
+            out_dir: dir.path().join("out"),
+            toolchains_dir: crate::support::root().join("target/toolchains"),
+            cargo_target_dir: None,
+        };
+        claimsmith::build::build(&found[0], &options)
+            .unwrap()
+            .component
+    };
+    let action = crate::support::language_plugin_wasm("js", "auth0-management-geo");
+    let h = crate::support::service_harness::start_edited_harness(
+        &machine_clients(),
+        "",
+        true,
+        |config, issuer| {
+            let userinfo = config
+                .split("userinfo_url = \"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .expect("the connection names its userinfo URL")
+                .to_owned();
+            let upstream = userinfo.trim_end_matches("/userinfo");
+            let plugins = format!(
+                r#"
+[plugins.auth0-okta-userinfo]
+path = {script:?}
+world = "profile-fetcher"
+allowed_origins = ["{upstream}"]
+
+[plugins.auth0-management-geo]
+path = {action:?}
+world = "post-login-action"
+allowed_origins = ["{issuer}"]
+secrets = {{ domain = {{ value = "{issuer}" }}, clientId = {{ value = "{id}" }}, clientSecret = {{ value = "{secret}" }} }}
+
+[[actions]]
+plugin = "auth0-management-geo"
+"#,
+                script = build_script(&userinfo),
+                id = OPS.0,
+                secret = OPS.1,
+            );
+            let edited = config
+                .replace(
+                    "profile_fetcher = \"okta-userinfo\"",
+                    "profile_fetcher = \"auth0-okta-userinfo\"",
+                )
+                .replace("[[actions]]\nplugin = \"geo-claims\"\n", &plugins);
+            // Neither the ported fetcher nor geo-claims is left to set the claim.
+            assert!(edited.contains("profile_fetcher = \"auth0-okta-userinfo\""));
+            assert!(!edited.contains("plugin = \"geo-claims\""));
+            edited
+        },
+    )
+    .await;
+    for sign_in in ["first", "second"] {
+        let redirect = h.web_login().await;
+        let (status, tokens) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+        assert_eq!(status, StatusCode::OK, "{sign_in}: {tokens:?}");
+        let claims = h.access_claims(&tokens).await;
+        assert_eq!(claims["geo_ip_country"], "NZ", "{sign_in}: {claims:?}");
+    }
+}

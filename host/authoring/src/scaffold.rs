@@ -290,7 +290,7 @@ export async function fetchUserProfile(
             "tsconfig.json".to_owned(),
             "{\n  \"compilerOptions\": {\n    \"strict\": true,\n    \"noEmit\": true,\n    \
              \"module\": \"es2022\",\n    \"target\": \"es2022\",\n    \
-             \"moduleResolution\": \"bundler\",\n    \"lib\": [\"es2022\", \"dom\"]\n  }}\n}}\n"
+             \"moduleResolution\": \"bundler\",\n    \"lib\": [\"es2022\", \"dom\"]\n  }\n}\n"
                 .to_owned(),
         ),
     ]
