@@ -284,3 +284,22 @@ fn package_named(name: &str, main: &str) -> String {
         r#"{{ "name": "{name}", "main": "{main}", "claimsmith": {{ "world": "profile-fetcher" }} }}"#
     )
 }
+
+#[test]
+fn a_dependency_that_cannot_be_installed_fails_the_build_naming_it() {
+    let error = javascript_build_error(&[
+        (
+            "package.json",
+            &package(
+                "post-login-action",
+                "action.js",
+                r#""not-there": "file:./vendor/not-there""#,
+            ),
+        ),
+        ("action.js", "exports.onExecutePostLogin = async () => {};\n"),
+    ]);
+    assert!(
+        error.contains("cannot install the npm dependencies of p (not-there)"),
+        "{error}"
+    );
+}

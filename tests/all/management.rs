@@ -188,6 +188,17 @@ async fn the_user_a_login_created_is_read_found_and_updated() {
         assert_eq!(page["total"], 1, "{q}: {page}");
         assert_eq!(page["users"][0]["user_id"], USER, "{q}");
     }
+    // Auth0's users-by-email: the exact address, without case.
+    for (email, found) in [("ADA@example.com", 1), ("ada@", 0), ("bob@example.com", 0)] {
+        let path = format!("/users-by-email?email={}", urlencode(email));
+        let (status, users) = api(&h, Method::GET, &path, Some(&token), None).await;
+        assert_eq!(status, StatusCode::OK, "{email}: {users}");
+        assert_eq!(
+            users.as_array().map(Vec::len),
+            Some(found),
+            "{email}: {users}"
+        );
+    }
     for q in ["bob@example.com", "%", "_"] {
         let (_, found) = api(
             &h,
@@ -329,7 +340,12 @@ async fn each_route_wants_its_scope_and_a_management_token() {
     let reader = machine_token(&h, READER, &[]).await;
     let (status, body) = api(&h, Method::GET, "/logs", Some(&reader), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    for path in ["/users?q=ada", "/users/dev%7Cdev-user-1", "/plugins"] {
+    for path in [
+        "/users?q=ada",
+        "/users-by-email?email=ada%40example.com",
+        "/users/dev%7Cdev-user-1",
+        "/plugins",
+    ] {
         let (status, body) = api(&h, Method::GET, path, Some(&reader), None).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
         assert!(
@@ -380,6 +396,7 @@ async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
         ("GET", "/logs/{id}"),
         ("GET", "/plugins"),
         ("GET", "/users"),
+        ("GET", "/users-by-email"),
         ("GET", "/users/{id}"),
         ("GET", "/users/{id}/logs"),
         ("PATCH", "/users/{id}"),

@@ -69,6 +69,7 @@ pub fn routes() -> (axum::Router<Arc<Service>>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(get_user, patch_user))
         .routes(routes!(list_users))
+        .routes(routes!(users_by_email))
         .routes(routes!(user_logs))
         .routes(routes!(list_logs))
         .routes(routes!(get_log))
@@ -276,6 +277,58 @@ async fn list_users(
         .map(|UserListing { user_id, row }| User::new(user_id, row))
         .collect();
     Ok(paging.answer("users", users, total))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EmailQuery {
+    /// The email address, compared without case (required).
+    email: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/users-by-email",
+    tag = "users",
+    params(EmailQuery),
+    responses(
+        (status = 200, description = "The users with this email, by user id", body = [User]),
+        (status = 400, description = "Without `email`", body = ApiError),
+        (status = 401, body = ApiError),
+        (status = 403, description = "Without read:users", body = ApiError)
+    ),
+    security(("bearer" = ["read:users"]))
+)]
+async fn users_by_email(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Query(query): Query<EmailQuery>,
+) -> Result<Json<Vec<User>>, ApiError> {
+    caller(&service, &headers, "read:users")?;
+    let Some(email) = query.email else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Query validation error: 'email' is required",
+        ));
+    };
+    let wanted = email.trim().to_lowercase();
+    let Page { items, .. } = service
+        .store
+        .search_users(&wanted, 0, MAX_PER_PAGE)
+        .await
+        .map_err(ApiError::server)?;
+    // The search also finds emails that start with this one: keep the exact.
+    let users = items
+        .into_iter()
+        .filter(|UserListing { row, .. }| {
+            row.profile
+                .get("email")
+                .and_then(Value::as_str)
+                .is_some_and(|email| email.to_lowercase() == wanted)
+        })
+        .map(|UserListing { user_id, row }| User::new(user_id, row))
+        .collect();
+    Ok(Json(users))
 }
 
 #[utoipa::path(
