@@ -142,13 +142,7 @@ fn javascript_build_error(files: &[(&str, &str)]) -> String {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
-    let found = claimsmith::build::discover(&[project]).unwrap();
-    let options = claimsmith::build::BuildOptions {
-        out_dir: dir.path().join("out"),
-        toolchains_dir: crate::support::root().join("target/toolchains"),
-        cargo_target_dir: None,
-    };
-    let error = claimsmith::build::build(&found[0], &options).unwrap_err();
+    let error = crate::support::build_project(&project, &dir.path().join("out")).unwrap_err();
     format!("{error:#}")
 }
 
@@ -252,13 +246,7 @@ async fn a_connection_script_calling_cb_twice_or_never_fails_clearly() {
         std::fs::create_dir_all(&project).unwrap();
         std::fs::write(project.join("s.js"), script).unwrap();
         std::fs::write(project.join("package.json"), package_named(name, "s.js")).unwrap();
-        let found = claimsmith::build::discover(&[project]).unwrap();
-        let options = claimsmith::build::BuildOptions {
-            out_dir: dir.path().join("out"),
-            toolchains_dir: crate::support::root().join("target/toolchains"),
-            cargo_target_dir: None,
-        };
-        let built = claimsmith::build::build(&found[0], &options).unwrap();
+        let built = crate::support::build_project(&project, &dir.path().join("out")).unwrap();
         let case = dir.path().join(format!("{name}.yaml"));
         std::fs::write(
             &case,
@@ -296,7 +284,10 @@ fn a_dependency_that_cannot_be_installed_fails_the_build_naming_it() {
                 r#""not-there": "file:./vendor/not-there""#,
             ),
         ),
-        ("action.js", "exports.onExecutePostLogin = async () => {};\n"),
+        (
+            "action.js",
+            "exports.onExecutePostLogin = async () => {};\n",
+        ),
     ]);
     assert!(
         error.contains("cannot install the npm dependencies of p (not-there)"),

@@ -504,13 +504,7 @@ async fn the_write_ups_script_and_action_sign_a_user_in_as_written() {
         assert_ne!(script, pointed, "the script names its userinfo URL");
         std::fs::write(project.join("fetch-user-profile.js"), pointed).unwrap();
         std::fs::copy(shipped.join("package.json"), project.join("package.json")).unwrap();
-        let found = claimsmith::build::discover(&[project]).unwrap();
-        let options = claimsmith::build::BuildOptions {
-            out_dir: dir.path().join("out"),
-            toolchains_dir: crate::support::root().join("target/toolchains"),
-            cargo_target_dir: None,
-        };
-        claimsmith::build::build(&found[0], &options)
+        crate::support::build_project(&project, &dir.path().join("out"))
             .unwrap()
             .component
     };

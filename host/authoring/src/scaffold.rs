@@ -218,25 +218,18 @@ export async function fetchUserProfile(accessToken, ctx) {{
 "#
         ),
     };
-    let package_json = format!(
-        "{{\n  \"name\": \"{name}\",\n  \"private\": true,\n  \"type\": \"module\",\n  \
-         \"main\": \"{name}.js\",\n  \"claimsmith\": {{ \"world\": \"{world}\" }}\n}}\n"
-    );
-    vec![
-        (format!("{name}.js"), source),
-        ("package.json".to_owned(), package_json),
-        ("claimsmith.d.ts".to_owned(), crate::build::JS_TYPES.to_owned()),
+    javascript_project(
+        name,
+        world,
+        &format!("{name}.js"),
+        source,
         (
-            "jsconfig.json".to_owned(),
-            "{\n  \"compilerOptions\": { \"checkJs\": true, \"module\": \"es2022\", \"target\": \"es2022\" }\n}\n"
-                .to_owned(),
+            "jsconfig.json",
+            "{\n  \"compilerOptions\": { \"checkJs\": true, \"module\": \"es2022\", \"target\": \"es2022\" }\n}\n",
         ),
-    ]
+    )
 }
 
-/// A new TypeScript project: the JavaScript project's plugin, typed. The
-/// types come from the SDK's `claimsmith.d.ts` by a type-only import, which
-/// the build erases.
 fn typescript_files(world: World, name: &str) -> Vec<(String, String)> {
     let source = match world {
         World::PostLoginAction => format!(
@@ -275,24 +268,42 @@ export async function fetchUserProfile(
 "#
         ),
     };
+    javascript_project(
+        name,
+        world,
+        &format!("{name}.ts"),
+        source,
+        (
+            "tsconfig.json",
+            "{\n  \"compilerOptions\": {\n    \"strict\": true,\n    \"noEmit\": true,\n    \
+             \"module\": \"es2022\",\n    \"target\": \"es2022\",\n    \
+             \"moduleResolution\": \"bundler\",\n    \"lib\": [\"es2022\", \"dom\"]\n  }\n}\n",
+        ),
+    )
+}
+
+/// A JavaScript project's files: the plugin at `main`, its `package.json`,
+/// the SDK's types and the editor's config (`jsconfig.json` or
+/// `tsconfig.json`, with its text).
+fn javascript_project(
+    name: &str,
+    world: World,
+    main: &str,
+    source: String,
+    (config_file, config): (&str, &str),
+) -> Vec<(String, String)> {
     let package_json = format!(
         "{{\n  \"name\": \"{name}\",\n  \"private\": true,\n  \"type\": \"module\",\n  \
-         \"main\": \"{name}.ts\",\n  \"claimsmith\": {{ \"world\": \"{world}\" }}\n}}\n"
+         \"main\": \"{main}\",\n  \"claimsmith\": {{ \"world\": \"{world}\" }}\n}}\n"
     );
     vec![
-        (format!("{name}.ts"), source),
+        (main.to_owned(), source),
         ("package.json".to_owned(), package_json),
         (
             "claimsmith.d.ts".to_owned(),
             crate::build::JS_TYPES.to_owned(),
         ),
-        (
-            "tsconfig.json".to_owned(),
-            "{\n  \"compilerOptions\": {\n    \"strict\": true,\n    \"noEmit\": true,\n    \
-             \"module\": \"es2022\",\n    \"target\": \"es2022\",\n    \
-             \"moduleResolution\": \"bundler\",\n    \"lib\": [\"es2022\", \"dom\"]\n  }\n}\n"
-                .to_owned(),
-        ),
+        (config_file.to_owned(), config.to_owned()),
     ]
 }
 

@@ -45,6 +45,18 @@ pub fn language_plugin_wasm(language: &str, name: &str) -> PathBuf {
     path
 }
 
+/// Builds the one plugin project in `project` into `out`, with the
+/// toolchains `cargo xtask test` installed.
+pub fn build_project(project: &Path, out: &Path) -> anyhow::Result<claimsmith::build::Built> {
+    let found = claimsmith::build::discover(&[project.to_owned()])?;
+    let options = claimsmith::build::BuildOptions {
+        out_dir: out.to_owned(),
+        toolchains_dir: root().join("target/toolchains"),
+        cargo_target_dir: None,
+    };
+    claimsmith::build::build(&found[0], &options)
+}
+
 /// The compile cache all tests share, so each plugin compiles once per run.
 pub fn test_compile_cache() -> PathBuf {
     root().join("target/test-compile-cache")
