@@ -243,12 +243,17 @@ async fn an_upstream_userinfo_failure_fails_the_login_in_the_plugin() {
 
 #[tokio::test]
 async fn a_denying_plugin_fails_the_login_and_stores_nothing_it_set() {
+    // The echo may reach the issuer, so the user is shown to the Management
+    // API during the chain: that view must be gone too.
     let denier = format!(
-        "[plugins.echo]\npath = {:?}\nworld = \"post-login-action\"\n[plugins.denier]\npath = {:?}\nworld = \"post-login-action\"\n[[actions]]\nplugin = \"echo\"\n[[actions]]\nplugin = \"denier\"\n",
+        "[plugins.echo]\npath = {:?}\nworld = \"post-login-action\"\nallowed_origins = [\"ISSUER\"]\n[plugins.denier]\npath = {:?}\nworld = \"post-login-action\"\n[[actions]]\nplugin = \"echo\"\n[[actions]]\nplugin = \"denier\"\n",
         plugin_wasm("test-echo"),
         plugin_wasm("test-denier")
     );
-    let h = harness(&denier).await;
+    let h = start_edited_harness(&denier, "", false, |config, issuer| {
+        config.replace("ISSUER", issuer)
+    })
+    .await;
     let redirect = h.web_login().await;
     assert_eq!(redirect.get("error"), Some("access_denied"));
     assert_eq!(

@@ -217,14 +217,15 @@ impl Service {
         // does not mix two versions in one login.
         let pipeline = self.pipeline();
         let now = self.clock.now();
-        let view = (!login.refresh).then(|| {
-            Arc::new(SignInView {
-                store: self.store.clone(),
-                login_key: protocol::random_token(),
-                created_at: created_at.unwrap_or_else(|| claimsmith_core::rfc3339(now)),
-                expires_at: now + SIGN_IN_VIEW_SECS,
-            })
-        });
+        let view =
+            (!login.refresh && reaches_the_management_api(&pipeline, self.issuer())).then(|| {
+                Arc::new(SignInView {
+                    store: self.store.clone(),
+                    login_key: protocol::random_token(),
+                    created_at: created_at.unwrap_or_else(|| claimsmith_core::rfc3339(now)),
+                    expires_at: now + SIGN_IN_VIEW_SECS,
+                })
+            });
         let options = RunOptions {
             signing_in: view.clone().map(|view| view as Arc<dyn SigningIn>),
             ..RunOptions::default()
@@ -288,6 +289,27 @@ impl Service {
         );
         outcome
     }
+}
+
+/// Whether an action of `pipeline`'s chain can call the Management API:
+/// only one granted the issuer's origin can, and only then is the user
+/// being signed in shown there ([`SignInView`]), which costs a write and a
+/// delete per sign-in.
+fn reaches_the_management_api(pipeline: &Pipeline, issuer: &str) -> bool {
+    let Some(origin) = reqwest::Url::parse(issuer)
+        .ok()
+        .and_then(|url| url.origin().ascii_serialization().parse().ok())
+    else {
+        // The config check refuses such an issuer; if one got through,
+        // showing the user is the safe side.
+        return true;
+    };
+    let config = pipeline.config();
+    config
+        .actions
+        .iter()
+        .filter_map(|action| config.plugins.get(&action.plugin))
+        .any(|spec| spec.http.allowed_origins.contains(&origin))
 }
 
 /// How long a sign-in's view of its user outlives a host that stopped
