@@ -311,21 +311,12 @@ async fn users_by_email(
             "Query validation error: 'email' is required",
         ));
     };
-    let wanted = email.trim().to_lowercase();
-    let Page { items, .. } = service
+    let users = service
         .store
-        .search_users(&wanted, 0, MAX_PER_PAGE)
+        .users_with_email(email.trim(), MAX_PER_PAGE)
         .await
-        .map_err(ApiError::server)?;
-    // The search also finds emails that start with this one: keep the exact.
-    let users = items
+        .map_err(ApiError::server)?
         .into_iter()
-        .filter(|UserListing { row, .. }| {
-            row.profile
-                .get("email")
-                .and_then(Value::as_str)
-                .is_some_and(|email| email.to_lowercase() == wanted)
-        })
         .map(|UserListing { user_id, row }| User::new(user_id, row))
         .collect();
     Ok(Json(users))

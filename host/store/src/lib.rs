@@ -565,16 +565,40 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query_error(OP))?;
-        let mut items = Vec::with_capacity(ids.len());
-        for user_id in ids {
-            if let Some(row) = self.load_user(&user_id).await? {
-                items.push(UserListing { user_id, row });
-            }
-        }
         Ok(Page {
-            items,
+            items: self.listings(ids).await?,
             total: u64::try_from(total).unwrap_or(0),
         })
+    }
+
+    /// The users `ids` name, in their order (one that vanished meanwhile is
+    /// left out).
+    async fn listings(&self, ids: Vec<String>) -> Result<Vec<UserListing>, StoreError> {
+        let mut users = Vec::with_capacity(ids.len());
+        for user_id in ids {
+            if let Some(row) = self.load_user(&user_id).await? {
+                users.push(UserListing { user_id, row });
+            }
+        }
+        Ok(users)
+    }
+
+    /// The users whose email is `email` exactly (without case), by user id,
+    /// at most `limit` (Auth0's `users-by-email`).
+    pub async fn users_with_email(
+        &self,
+        email: &str,
+        limit: u64,
+    ) -> Result<Vec<UserListing>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT user_id FROM users WHERE email = $1 ORDER BY user_id LIMIT $2",
+        )
+        .bind(email.to_lowercase())
+        .bind(to_db_seconds(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("users_with_email"))?;
+        self.listings(ids).await
     }
 
     /// Replaces a user's metadata (the caller merged it); false when there
@@ -2189,6 +2213,20 @@ mod tests {
             found(store.search_users("c_", 0, 10).await.unwrap()),
             ["gh|100%"]
         );
+        // Auth0's users-by-email: the whole address, without case; no prefix.
+        let with_email = |email: &'static str| {
+            let store = &store;
+            async move {
+                let users = store.users_with_email(email, 10).await.unwrap();
+                users
+                    .into_iter()
+                    .map(|listing| listing.user_id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(with_email("ADA@example.com").await, ["okta|1"]);
+        assert!(with_email("ada@").await.is_empty());
+        assert!(with_email("ada@example.co").await.is_empty());
 
         assert!(
             store
