@@ -12,7 +12,8 @@ import { errorText, failOnUncaught, jsonText, parseObject, secretsProxy } from '
 function auth0Context(context) {
   return {
     connection: context.connection,
-    id_token: context.idToken,
+    // Absent, as in Auth0, when a plain OAuth 2.0 upstream sent none.
+    id_token: context.idToken || undefined,
     idTokenClaims: parseObject(context.idTokenClaims),
     options: parseObject(context.options),
     secrets: secretsProxy(),

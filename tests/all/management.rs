@@ -491,6 +491,40 @@ plugin = "{name}"
 /// upstream's, in a copy of the script built here.
 #[tokio::test]
 async fn the_write_ups_script_and_action_sign_a_user_in_as_written() {
+    let upstream = crate::support::service_harness::dev_provider().await;
+    for claims in sign_in_twice_with_the_write_ups_pieces(upstream, |config| config).await {
+        assert_eq!(claims["sub"], USER, "{claims:?}");
+    }
+}
+
+/// As the write-up has it: Auth0's social connector, which "runs OAuth2
+/// behind the scenes", at an upstream that is no OpenID Connect provider
+/// (no discovery, no JWKS; an id token for `openid` that nothing can
+/// verify, which the script decodes for its country). The user is who the
+/// script's profile names: the upstream's numeric `id`.
+#[tokio::test]
+async fn the_write_ups_pieces_sign_a_user_in_through_a_plain_oauth2_upstream() {
+    let upstream = crate::support::service_harness::dev_provider_speaking(
+        claimsmith_devprovider::Protocol::OAuth2,
+    )
+    .await;
+    let endpoints = crate::support::service_harness::oauth2_endpoints(
+        upstream.issuer(),
+        "[\"openid\", \"profile\"]",
+    );
+    for claims in sign_in_twice_with_the_write_ups_pieces(upstream, endpoints).await {
+        let user = format!("dev|{}", claimsmith_devprovider::OAUTH2_USER_ID);
+        assert_eq!(claims["sub"], user.as_str(), "{claims:?}");
+    }
+}
+
+/// Signs the test user in twice through the write-up's script and Action at
+/// `upstream` (its connection edited by `connection`), and answers the
+/// access tokens' claims; each has the country the Action read back.
+async fn sign_in_twice_with_the_write_ups_pieces(
+    upstream: claimsmith_devprovider::DevProvider,
+    connection: impl FnOnce(String) -> String,
+) -> Vec<Map<String, Value>> {
     let dir = tempfile::tempdir().unwrap();
     let build_script = |userinfo: &str| {
         let project = dir.path().join("auth0-okta-userinfo");
@@ -509,7 +543,8 @@ async fn the_write_ups_script_and_action_sign_a_user_in_as_written() {
             .component
     };
     let action = crate::support::language_plugin_wasm("js", "auth0-management-geo");
-    let h = crate::support::service_harness::start_edited_harness(
+    let h = crate::support::service_harness::start_harness_at(
+        upstream,
         &machine_clients(),
         "",
         true,
@@ -550,15 +585,18 @@ plugin = "auth0-management-geo"
             // Neither the ported fetcher nor geo-claims is left to set the claim.
             assert!(edited.contains("profile_fetcher = \"auth0-okta-userinfo\""));
             assert!(!edited.contains("plugin = \"geo-claims\""));
-            edited
+            connection(edited)
         },
     )
     .await;
+    let mut signed_in = Vec::new();
     for sign_in in ["first", "second"] {
         let redirect = h.web_login().await;
         let (status, tokens) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
         assert_eq!(status, StatusCode::OK, "{sign_in}: {tokens:?}");
         let claims = h.access_claims(&tokens).await;
         assert_eq!(claims["geo_ip_country"], "NZ", "{sign_in}: {claims:?}");
+        signed_in.push(claims);
     }
+    signed_in
 }

@@ -1500,3 +1500,102 @@ plugin = "second"
         );
     }
 }
+
+/// A plain OAuth 2.0 upstream that sends no id token (a social provider
+/// such as GitHub): the connection script sees no `ctx.id_token`, the user
+/// is whom its profile's `user_id` names, and refreshes keep that user. A
+/// profile that names nobody fails the sign-in cleanly and stores no one.
+#[tokio::test]
+async fn a_plain_oauth2_upstream_signs_in_whom_the_profile_names() {
+    let upstream = dev_provider_speaking(claimsmith_devprovider::Protocol::OAuth2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("github-profile");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("package.json"),
+        r#"{ "name": "github-profile", "main": "profile.js", "claimsmith": { "world": "profile-fetcher" } }"#,
+    )
+    .unwrap();
+    // `options.prefix` says whether the profile names the user.
+    std::fs::write(
+        project.join("profile.js"),
+        r#"function (accessToken, ctx, cb) {
+  request.get({ url: ctx.options.userinfo_url, json: true,
+                headers: { Authorization: 'Bearer ' + accessToken } },
+    function (err, response, body) {
+      if (err) return cb(err);
+      var profile = { nickname: body.login, name: body.name, email: body.email,
+                      had_id_token: ctx.id_token !== undefined };
+      if (ctx.options.prefix) profile.user_id = ctx.options.prefix + body.id;
+      cb(null, profile);
+    });
+}
+"#,
+    )
+    .unwrap();
+    let fetcher = crate::support::build_project(&project, &dir.path().join("out"))
+        .unwrap()
+        .component;
+    let issuer = upstream.issuer().to_owned();
+    let endpoints = oauth2_endpoints(&issuer, "[\"profile\"]");
+    let nobody = format!(
+        r#"
+[[connections]]
+name = "nobody"
+authorization_endpoint = "{issuer}/authorize"
+token_endpoint = "{issuer}/token"
+client_id = "claimsmith"
+client_secret = {{ value = "{UPSTREAM_SECRET}" }}
+profile_fetcher = "okta-userinfo"
+options = {{ userinfo_url = "{issuer}/userinfo" }}
+"#
+    );
+    let h = start_harness_at(upstream, &nobody, "", false, |config, _| {
+        endpoints(config)
+            .replace(
+                &format!("path = {:?}", plugin_wasm("okta-userinfo")),
+                &format!("path = {fetcher:?}"),
+            )
+            .replace(
+                &format!("options = {{ userinfo_url = \"{issuer}/userinfo\" }}\n\n[[clients]]"),
+                &format!(
+                    "options = {{ userinfo_url = \"{issuer}/userinfo\", prefix = \"gh-\" }}\n\n[[clients]]"
+                ),
+            )
+    })
+    .await;
+
+    let expected = format!("dev|gh-{}", claimsmith_devprovider::OAUTH2_USER_ID);
+    let url = h.pkce_authorize_url("web-app", &[("connection", "dev")]);
+    let redirect = h.browse(url, APP_REDIRECT).await;
+    let (status, tokens) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{tokens:?}");
+    let jwks = h.jwks().await;
+    let id = verify(&tokens["id_token"], &jwks, "web-app", &h.issuer);
+    assert_eq!(id["sub"], json!(expected), "{id:?}");
+    let stored = h
+        .store()
+        .load_user(&expected)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(stored.profile["had_id_token"], json!(false), "{stored:?}");
+    assert_eq!(
+        stored.profile["nickname"],
+        json!("dev-user-1"),
+        "{stored:?}"
+    );
+    let (status, refreshed) = h.refresh(&refresh_token_of(&tokens)).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed:?}");
+    let id = verify(&refreshed["id_token"], &jwks, "web-app", &h.issuer);
+    assert_eq!(id["sub"], json!(expected), "{id:?}");
+
+    let url = h.pkce_authorize_url("web-app", &[("connection", "nobody")]);
+    let redirect = h.browse(url, APP_REDIRECT).await;
+    assert_eq!(redirect.get("error"), Some("server_error"), "{redirect:?}");
+    h.assert_failure_told_by_reference(&redirect, "nothing names the user")
+        .await;
+    let users = h.store().search_users("", 0, 10).await.unwrap();
+    let ids: Vec<&str> = users.items.iter().map(|u| u.user_id.as_str()).collect();
+    assert_eq!(ids, [expected.as_str()], "only the named user is stored");
+}

@@ -17,7 +17,7 @@ use reqwest::Url;
 use serde_json::{Map, Value, json};
 
 use claimsmith_config::{ClientConfig, Config};
-use claimsmith_devprovider::{DevProvider, DevProviderConfig, DevUser};
+use claimsmith_devprovider::{DevProvider, DevProviderConfig, DevUser, Protocol};
 use claimsmith_oauth::{pkce_challenge, random_token};
 use claimsmith_server::Service;
 
@@ -98,7 +98,11 @@ async fn start_upstream(config: &Config) -> anyhow::Result<DevProvider> {
         .upstream
         .clone()
         .context("the demo connection needs issuer, client_id and client_secret")?;
-    let upstream_addr = Url::parse(&registration.issuer)?
+    let claimsmith_config::UpstreamProtocol::OpenIdConnect { issuer } = &registration.protocol
+    else {
+        anyhow::bail!("the demo connection's upstream must be an OpenID Connect issuer");
+    };
+    let upstream_addr = Url::parse(issuer)?
         .socket_addrs(|| None)?
         .into_iter()
         .next()
@@ -109,6 +113,7 @@ async fn start_upstream(config: &Config) -> anyhow::Result<DevProvider> {
             client_id: registration.client_id.clone(),
             client_secret: registration.client_secret.expose().to_owned(),
             user: DevUser::default(),
+            protocol: Protocol::OpenIdConnect,
         },
     )
     .await

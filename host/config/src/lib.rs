@@ -26,6 +26,18 @@
 //! name = "okta"
 //! profile_fetcher = "okta-userinfo"
 //! options = { userinfo_url = "https://example.okta.com/oauth2/default/v1/userinfo" }
+//! issuer = "https://example.okta.com/oauth2/default"   # an OpenID Connect upstream
+//! client_id = "0oa..."
+//! client_secret = { env = "OKTA_CLIENT_SECRET" }
+//!
+//! [[connections]]                         # a plain OAuth 2.0 upstream: endpoints, no issuer;
+//! name = "github"                         # its profile fetcher names the user
+//! profile_fetcher = "github-profile"
+//! authorization_endpoint = "https://github.com/login/oauth/authorize"
+//! token_endpoint = "https://github.com/login/oauth/access_token"
+//! scopes = ["read:user"]
+//! client_id = "Iv1..."
+//! client_secret = { env = "GITHUB_CLIENT_SECRET" }
 //!
 //! [[clients]]
 //! client_id = "demo-app"
@@ -131,11 +143,26 @@ pub struct ConnectionConfig {
 /// How Claimsmith signs users in at an upstream provider, as its client.
 #[derive(Debug, Clone)]
 pub struct UpstreamRegistration {
-    /// Discovered at `<issuer>/.well-known/openid-configuration`.
-    pub issuer: String,
+    pub protocol: UpstreamProtocol,
     pub client_id: String,
     pub client_secret: SecretValue,
     pub scopes: Vec<String>,
+}
+
+/// What an upstream speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// OpenID Connect: discovered at
+    /// `<issuer>/.well-known/openid-configuration`, its id token verified,
+    /// the user named by the id token's `sub`.
+    OpenIdConnect { issuer: String },
+    /// Plain OAuth 2.0 (what Auth0's custom social connections speak): the
+    /// endpoints named, no discovery and no verified id token; the profile
+    /// fetcher names the user (`user_id`, else `sub`, else `id`).
+    OAuth2 {
+        authorization_endpoint: String,
+        token_endpoint: String,
+    },
 }
 
 impl ConnectionConfig {
@@ -472,10 +499,14 @@ struct RawConnection {
     #[serde(default)]
     options: Map<String, Value>,
     issuer: Option<String>,
+    /// With `token_endpoint` instead of `issuer`: a plain OAuth 2.0 upstream.
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
     client_id: Option<RawText>,
     client_secret: Option<RawSecret>,
-    #[serde(default = "default_upstream_scopes")]
-    scopes: Vec<String>,
+    /// OpenID Connect's `openid profile email` when absent; none for a
+    /// plain OAuth 2.0 upstream, whose scopes are its own.
+    scopes: Option<Vec<String>>,
 }
 
 fn default_upstream_scopes() -> Vec<String> {
@@ -835,7 +866,7 @@ fn connections_section(
     let mut connections = Vec::new();
     for connection in raw {
         let span = connection.span();
-        let connection = connection.into_inner();
+        let mut connection = connection.into_inner();
         // User ids are `<connection>|<upstream sub>`: a `|` in the name would
         // let two connections' users collide.
         if connection.name.is_empty() || connection.name.contains('|') {
@@ -847,54 +878,24 @@ fn connections_section(
                 ),
             ));
         }
-        let upstream = match (
-            connection.issuer,
-            connection.client_id,
-            connection.client_secret,
-        ) {
-            (None, None, None) => None,
-            (Some(issuer), Some(client_id), Some(secret)) => {
-                if reqwest::Url::parse(&issuer).is_err() {
-                    return Err((Some(span), format!("issuer `{issuer}` is not a URL")));
-                }
-                let located = |what: &str, why: String| {
-                    (
-                        Some(span.clone()),
-                        format!("connection `{}`: {what} {why}", connection.name),
-                    )
-                };
-                let client_secret = resolve_secret(base, secret)
-                    .and_then(|secret| {
-                        if secret.expose().is_empty() {
-                            return Err("is empty".to_owned());
-                        }
-                        Ok(secret)
-                    })
-                    .map_err(|why| located("client_secret", why))?;
-                let client_id = match client_id {
-                    RawText::Plain(id) => id,
-                    RawText::From(source) => resolve_secret(base, source)
-                        .map_err(|why| located("client_id", why))?
-                        .expose()
-                        .to_owned(),
-                };
-                Some(UpstreamRegistration {
-                    issuer: issuer.trim_end_matches('/').to_owned(),
-                    client_id,
-                    client_secret,
-                    scopes: connection.scopes,
-                })
-            }
-            _ => {
-                return Err((
-                    Some(span),
-                    format!(
-                        "connection `{}`: give issuer, client_id and client_secret together",
-                        connection.name
-                    ),
-                ));
-            }
-        };
+        let upstream = upstream_registration(base, &span, &mut connection)?;
+        if matches!(
+            upstream,
+            Some(UpstreamRegistration {
+                protocol: UpstreamProtocol::OAuth2 { .. },
+                ..
+            })
+        ) && connection.profile_fetcher.is_none()
+        {
+            return Err((
+                Some(span),
+                format!(
+                    "connection `{}` is a plain OAuth 2.0 upstream: it needs a profile_fetcher, \
+                     which names the user (`user_id`, `sub` or `id`)",
+                    connection.name
+                ),
+            ));
+        }
         connections.push(ConnectionConfig {
             name: connection.name,
             profile_fetcher: connection.profile_fetcher,
@@ -903,6 +904,96 @@ fn connections_section(
         });
     }
     Ok(connections)
+}
+
+/// A connection's upstream registration: an OIDC `issuer` or a plain OAuth
+/// 2.0 `authorization_endpoint` and `token_endpoint`, with the client's
+/// credentials; None without any of them (`run` and `check` need none).
+fn upstream_registration(
+    base: &Path,
+    span: &Range<usize>,
+    connection: &mut RawConnection,
+) -> Result<Option<UpstreamRegistration>, Located> {
+    let name = connection.name.clone();
+    let located = |why: String| (Some(span.clone()), format!("connection `{name}`: {why}"));
+    let endpoints = (
+        connection.authorization_endpoint.take(),
+        connection.token_endpoint.take(),
+    );
+    let protocol = match (connection.issuer.take(), endpoints) {
+        (None, (None, None)) => None,
+        (Some(issuer), (None, None)) => Some(UpstreamProtocol::OpenIdConnect {
+            issuer: checked_url("issuer", &issuer)
+                .map_err(located)?
+                .trim_end_matches('/')
+                .to_owned(),
+        }),
+        (None, (Some(authorization), Some(token))) => Some(UpstreamProtocol::OAuth2 {
+            authorization_endpoint: checked_url("authorization_endpoint", &authorization)
+                .map_err(located)?,
+            token_endpoint: checked_url("token_endpoint", &token).map_err(located)?,
+        }),
+        (Some(_), _) => {
+            return Err(located(
+                "give an OpenID Connect issuer or a plain OAuth 2.0 authorization_endpoint \
+                 and token_endpoint, not both"
+                    .into(),
+            ));
+        }
+        (None, _) => {
+            return Err(located(
+                "a plain OAuth 2.0 upstream needs both authorization_endpoint and token_endpoint"
+                    .into(),
+            ));
+        }
+    };
+    let (protocol, client_id, secret) = match (
+        protocol,
+        connection.client_id.take(),
+        connection.client_secret.take(),
+    ) {
+        (None, None, None) => return Ok(None),
+        (Some(protocol), Some(client_id), Some(secret)) => (protocol, client_id, secret),
+        _ => {
+            return Err(located(
+                "give issuer (or the OAuth 2.0 endpoints), client_id and client_secret together"
+                    .into(),
+            ));
+        }
+    };
+    let client_secret = resolve_secret(base, secret)
+        .and_then(|secret| {
+            if secret.expose().is_empty() {
+                return Err("is empty".to_owned());
+            }
+            Ok(secret)
+        })
+        .map_err(|why| located(format!("client_secret {why}")))?;
+    let client_id = match client_id {
+        RawText::Plain(id) => id,
+        RawText::From(source) => resolve_secret(base, source)
+            .map_err(|why| located(format!("client_id {why}")))?
+            .expose()
+            .to_owned(),
+    };
+    let scopes = connection.scopes.take().unwrap_or_else(|| match protocol {
+        UpstreamProtocol::OpenIdConnect { .. } => default_upstream_scopes(),
+        UpstreamProtocol::OAuth2 { .. } => Vec::new(),
+    });
+    Ok(Some(UpstreamRegistration {
+        protocol,
+        client_id,
+        client_secret,
+        scopes,
+    }))
+}
+
+/// `text`, when it is an http(s) URL; else why not, naming `what`.
+fn checked_url(what: &str, text: &str) -> Result<String, String> {
+    match reqwest::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(text.to_owned()),
+        _ => Err(format!("{what} `{text}` is not an http(s) URL")),
+    }
 }
 
 /// The shortest secret an app's client may have (Auth0 makes 64).
@@ -1611,17 +1702,63 @@ on_error = "continue"
         let upstream = config.connections[0].upstream.as_ref().unwrap();
         assert_eq!(upstream.client_id, "0oa-client");
         assert_eq!(upstream.client_secret.expose(), "s3cr3t");
-        assert_eq!(upstream.issuer, "https://example.okta.com/oauth2/default");
+        assert_eq!(
+            upstream.protocol,
+            UpstreamProtocol::OpenIdConnect {
+                issuer: "https://example.okta.com/oauth2/default".into()
+            }
+        );
         assert_eq!(upstream.scopes, ["openid", "profile", "email"]);
 
         let partial = text.replace("client_secret = { file = \"okta-secret\" }\n", "");
         let error = Config::parse(&dir.path().join("claimsmith.toml"), &partial).unwrap_err();
         assert!(
-            error
-                .message
-                .contains("give issuer, client_id and client_secret together"),
+            error.message.contains(
+                "give issuer (or the OAuth 2.0 endpoints), client_id and client_secret together"
+            ),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_plain_oauth2_upstream_names_its_endpoints_and_needs_a_profile_fetcher() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "issuer = \"https://login.example.com\"\n[plugins.github]\npath = \"g.wasm\"\nworld = \"profile-fetcher\"\n[[connections]]\nname = \"github\"\nprofile_fetcher = \"github\"\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"id\"\nclient_secret = { value = \"s3cr3t\" }\n";
+        let path = dir.path().join("claimsmith.toml");
+        let config = Config::parse(&path, text).unwrap();
+        let upstream = config.connections[0].upstream.as_ref().unwrap();
+        assert_eq!(
+            upstream.protocol,
+            UpstreamProtocol::OAuth2 {
+                authorization_endpoint: "https://github.com/login/oauth/authorize".into(),
+                token_endpoint: "https://github.com/login/oauth/access_token".into(),
+            }
+        );
+        assert!(upstream.scopes.is_empty(), "{:?}", upstream.scopes);
+
+        let no_fetcher = text.replace("profile_fetcher = \"github\"\n", "");
+        let error = Config::parse(&path, &no_fetcher).unwrap_err();
+        assert!(error.message.contains("needs a profile_fetcher"), "{error}");
+        assert_eq!(error.line, 5, "{error}");
+
+        let half = text.replace(
+            "token_endpoint = \"https://github.com/login/oauth/access_token\"\n",
+            "",
+        );
+        let error = Config::parse(&path, &half).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("needs both authorization_endpoint and token_endpoint"),
+            "{error}"
+        );
+
+        let both = text.replace(
+            "client_id = \"id\"",
+            "issuer = \"https://github.com\"\nclient_id = \"id\"",
+        );
+        let error = Config::parse(&path, &both).unwrap_err();
+        assert!(error.message.contains("not both"), "{error}");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! It is a real, small OIDC provider (authorization code flow with PKCE S256,
 //! ES256 id tokens, a JWKS, discovery and a userinfo endpoint) served with
 //! axum on a loopback address, with exactly one test user. It has no login
-//! UI: every valid authorization request signs that user in at once.
+//! UI: every valid authorization request signs that user in at once. Started
+//! as [`Protocol::OAuth2`] it is a plain OAuth 2.0 server instead, the way a
+//! social provider such as GitHub is one.
 //!
 //! It owns only itself (its own signing key, codes and access tokens, all in
 //! memory); it shares no state with the service except over HTTP. Tests can
@@ -115,7 +117,24 @@ pub struct DevProviderConfig {
     pub client_id: String,
     pub client_secret: String,
     pub user: DevUser,
+    pub protocol: Protocol,
 }
+
+/// What the provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    OpenIdConnect,
+    /// Plain OAuth 2.0, as a social provider speaks it: no discovery and no
+    /// JWKS, no nonce asked for and no `openid` scope needed; an id token
+    /// (signed, its key published nowhere) only when `openid` is asked for,
+    /// as Okta behind Auth0's OAuth2 connector sends one; and `/userinfo`
+    /// answers in the provider's own shape, `{id, login, name, email, ...}`,
+    /// a number for `id` and no `sub`, as GitHub's `/user` does.
+    OAuth2,
+}
+
+/// The test user's numeric id at a [`Protocol::OAuth2`] provider.
+pub const OAUTH2_USER_ID: u64 = 1815;
 
 /// A running development provider. Serves until [`DevProvider::shutdown`] or
 /// until dropped (dropping starts a graceful shutdown without waiting for it).
@@ -155,6 +174,7 @@ impl DevProvider {
             client_id: config.client_id,
             client_secret: config.client_secret,
             user: config.user,
+            protocol: config.protocol,
             key: std::sync::RwLock::new(Arc::new(key)),
             retired_key: std::sync::RwLock::new(None),
             impostor_key,
@@ -163,8 +183,11 @@ impl DevProvider {
             token_requests: AtomicUsize::new(0),
         });
 
-        let (shutdown_tx, server) =
-            spawn_server(listener, routes(Arc::clone(&shared)), issuer.clone());
+        let (shutdown_tx, server) = spawn_server(
+            listener,
+            routes(Arc::clone(&shared), config.protocol),
+            issuer.clone(),
+        );
 
         tracing::warn!(
             %issuer,
@@ -273,10 +296,14 @@ fn check_start_args(addr: SocketAddr, config: &DevProviderConfig) -> io::Result<
 }
 
 /// The provider's endpoints, under its issuer.
-fn routes(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route("/jwks", get(jwks))
+fn routes(shared: Arc<Shared>, protocol: Protocol) -> Router {
+    let router = match protocol {
+        Protocol::OpenIdConnect => Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks)),
+        Protocol::OAuth2 => Router::new(),
+    };
+    router
         .route("/authorize", get(authorize))
         .route("/token", post(token))
         .route("/userinfo", get(userinfo).post(userinfo))
@@ -320,6 +347,7 @@ struct Shared {
     client_id: String,
     client_secret: String,
     user: DevUser,
+    protocol: Protocol,
     /// Replaced by [`DevProvider::rotate_key`], as a provider rotates keys.
     key: std::sync::RwLock<Arc<SigningKey>>,
     /// The key before the last rotation: signs under [`Faults::retired_key_signs`].
@@ -604,7 +632,7 @@ async fn authorize(
         Ok(redirect) => redirect,
         Err(reason) => return authorize_page_error(reason),
     };
-    let request = match code_request(&params) {
+    let request = match code_request(&params, shared.protocol) {
         Ok(request) => request,
         Err((error, description)) => {
             return redirect_error(
@@ -633,15 +661,13 @@ async fn authorize(
     }
 
     let code = issue_code(&shared, redirect_uri_text, &request);
-    // RFC 9207: the response names its issuer, against mix-up attacks.
-    redirect_with(
-        &redirect_uri,
-        &[
-            ("code", &code),
-            ("state", request.state),
-            ("iss", &shared.issuer),
-        ],
-    )
+    // RFC 9207: the response names its issuer, against mix-up attacks. A
+    // plain OAuth 2.0 server, as most social providers, does not.
+    let mut answer = vec![("code", code.as_str()), ("state", request.state)];
+    if shared.protocol == Protocol::OpenIdConnect {
+        answer.push(("iss", &shared.issuer));
+    }
+    redirect_with(&redirect_uri, &answer)
 }
 
 /// The client's redirect_uri, as given and parsed, once the client and it
@@ -679,7 +705,10 @@ struct CodeRequest<'a> {
 
 /// Checks the parameters whose errors go back to the client; Err is the
 /// error to redirect with.
-fn code_request(params: &Params) -> Result<CodeRequest<'_>, (ErrorCode, &'static str)> {
+fn code_request(
+    params: &Params,
+    protocol: Protocol,
+) -> Result<CodeRequest<'_>, (ErrorCode, &'static str)> {
     if params.get("response_type") != Some("code") {
         return Err((
             ErrorCode::UnsupportedResponseType,
@@ -689,11 +718,14 @@ fn code_request(params: &Params) -> Result<CodeRequest<'_>, (ErrorCode, &'static
     let state = params
         .get("state")
         .ok_or((ErrorCode::InvalidRequest, "state is required"))?;
-    let nonce = params
-        .get("nonce")
-        .ok_or((ErrorCode::InvalidRequest, "nonce is required"))?;
+    let oidc = protocol == Protocol::OpenIdConnect;
+    let nonce = match params.get("nonce") {
+        Some(nonce) => nonce,
+        None if !oidc => "",
+        None => return Err((ErrorCode::InvalidRequest, "nonce is required")),
+    };
     let requested: Vec<&str> = params.get("scope").unwrap_or("").split(' ').collect();
-    if !requested.contains(&"openid") {
+    if oidc && !requested.contains(&"openid") {
         return Err((ErrorCode::InvalidScope, "scope must include openid"));
     }
     let mut granted: Vec<&str> = Vec::new();
@@ -880,25 +912,29 @@ fn exchange_code(
     }
     let (access_token, grant) = redeem_code(shared, &params)?;
 
-    let id_token = match id_token(shared, &grant, &faults) {
-        Ok(id_token) => id_token,
-        Err(error) => {
-            lock(&shared.grants).access_tokens.remove(&access_token);
-            return Err(error);
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": TOKEN_TTL_SECS,
+        "scope": grant.scope,
+    });
+    let wants_id_token = shared.protocol == Protocol::OpenIdConnect
+        || grant.scope.split(' ').any(|scope| scope == "openid");
+    if wants_id_token {
+        match id_token(shared, &grant, &faults) {
+            Ok(id_token) => body["id_token"] = json!(id_token),
+            Err(error) => {
+                lock(&shared.grants).access_tokens.remove(&access_token);
+                return Err(error);
+            }
         }
-    };
+    }
     tracing::info!(
         user = %shared.user.sub,
         scope = %grant.scope,
         "development provider: exchanged a code for tokens"
     );
-    let body = Json(json!({
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": TOKEN_TTL_SECS,
-        "id_token": id_token,
-        "scope": grant.scope,
-    }));
+    let body = Json(body);
     Ok((no_store_headers(), body).into_response())
 }
 
@@ -1015,7 +1051,9 @@ fn id_token(shared: &Shared, grant: &CodeGrant, faults: &Faults) -> Result<Strin
     } else {
         grant.nonce.as_str()
     };
-    claims.insert("nonce".into(), json!(nonce));
+    if !nonce.is_empty() {
+        claims.insert("nonce".into(), json!(nonce));
+    }
     // The test user is signed in at the authorization request, moments ago.
     let auth_time = now.saturating_sub(faults.stale_auth_secs.unwrap_or(0));
     claims.insert("auth_time".into(), json!(auth_time));
@@ -1072,6 +1110,16 @@ async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
         Ok(()) => {
             let user = &shared.user;
             tracing::info!(user = %user.sub, "development provider: answered userinfo");
+            if shared.protocol == Protocol::OAuth2 {
+                return Json(json!({
+                    "id": OAUTH2_USER_ID,
+                    "login": user.sub,
+                    "name": user.name,
+                    "email": user.email,
+                    "user_type": user.user_type,
+                }))
+                .into_response();
+            }
             Json(json!({
                 "sub": user.sub,
                 "name": user.name,
@@ -1147,6 +1195,7 @@ mod tests {
             client_id: CLIENT_ID.to_owned(),
             client_secret: secret.to_owned(),
             user: DevUser::default(),
+            protocol: Protocol::OpenIdConnect,
         };
         DevProvider::start(addr.parse().expect("addr"), config).await
     }
@@ -1395,6 +1444,7 @@ mod tests {
                     geoipcountry: None,
                     ..DevUser::default()
                 },
+                protocol: Protocol::OpenIdConnect,
             },
         )
         .await

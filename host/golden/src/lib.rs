@@ -1060,6 +1060,7 @@ fn failure_kind(failure: &LoginFailure) -> &'static str {
         LoginFailure::InvalidClaims { .. } => "invalid-claims",
         LoginFailure::Mint(_) => "mint",
         LoginFailure::Storage => "storage",
+        LoginFailure::UserUnavailable => "user-unavailable",
         LoginFailure::Denied { .. } => "denied",
     }
 }

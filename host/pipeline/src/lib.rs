@@ -21,7 +21,7 @@ use claimsmith_capabilities::api::{ActionEffects, ApiError, validate_custom_clai
 use claimsmith_capabilities::http::{
     HttpCapability, HttpPolicy, Interceptor, Origin, OutboundHttp, OutboundRequest,
 };
-use claimsmith_config::{ClientConfig, Config, ConnectionConfig, OnError};
+use claimsmith_config::{ClientConfig, Config, ConnectionConfig, OnError, UpstreamProtocol};
 use claimsmith_core::{Clock, SystemClock, is_reserved_claim, rfc3339, user_id};
 use claimsmith_engine::{
     CallOptions, Engine, Event, EventClient, EventConnection, EventRequest, EventUser,
@@ -48,6 +48,21 @@ pub struct RunOptions {
     pub log_sink: Option<claimsmith_capabilities::log::LogSink>,
     /// Shown the user once their profile is fetched, before the actions run.
     pub signing_in: Option<Arc<dyn SigningIn>>,
+    /// Where the user is read once the profile fetch has named them; without
+    /// it the login's `user` is the stored user (refreshes, golden cases).
+    pub users: Option<Arc<dyn StoredUsers>>,
+}
+
+/// A boxed future of a trait object's method.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Where a sign-in reads the user the upstream names. The chain asks after
+/// the profile fetch, not before: a plain OAuth 2.0 upstream names the user
+/// only in the profile its fetcher shapes.
+pub trait StoredUsers: Send + Sync {
+    /// The user as stored (the default for someone never stored); an error
+    /// fails the login.
+    fn load<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<StoredUser, String>>;
 }
 
 /// Where a login shows the user it is signing in, between the profile fetch
@@ -56,25 +71,39 @@ pub struct RunOptions {
 /// included. The caller keeps the view until the login is stored or
 /// dropped, so that a failed login still stores nothing.
 pub trait SigningIn: Send + Sync {
-    /// Shows `user` (its `logins_count` counting this login). An error is
-    /// logged and the login goes on: the view is for the actions' reads.
+    /// Shows `user` (its `logins_count` counting this login), stored first
+    /// at `created_at` (None on a first sign-in). An error is logged and the
+    /// login goes on: the view is for the actions' reads.
     fn show<'a>(
         &'a self,
         user: &'a UserRecord,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+        created_at: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// What happened to one login, step by step.
 #[derive(Debug)]
 pub struct LoginReport {
     pub steps: Vec<StepReport>,
+    /// The user, once the upstream or the profile named them.
+    pub user_id: Option<String>,
     pub outcome: Result<MintedLogin, LoginFailure>,
+}
+
+/// What a run has recorded so far, for its report.
+#[derive(Default)]
+struct Progress {
+    steps: Vec<StepReport>,
+    user_id: Option<String>,
 }
 
 /// A login that ended in tokens.
 #[derive(Serialize, Deserialize)]
 pub struct MintedLogin {
     pub tokens: MintedTokens,
+    /// The upstream's id for the user (`user.user_id` is
+    /// `connection|upstream_subject`).
+    pub upstream_subject: String,
     /// The `auth_time` the tokens carry.
     pub auth_time: u64,
     pub user: UserRecord,
@@ -104,8 +133,14 @@ pub enum LoginFailure {
     UnknownConnection(String),
     #[error("unknown client `{0}`")]
     UnknownClient(String),
-    #[error("the upstream id token has no `sub` claim")]
+    #[error(
+        "nothing names the user: the upstream id token has no `sub`, and the profile no \
+         `user_id`, `sub` or `id`"
+    )]
     MissingSubject,
+    /// The detail is in the host's log, not in what apps see.
+    #[error("the user could not be read")]
+    UserUnavailable,
     #[error("login denied by `{plugin}`: {reason}")]
     Denied { plugin: String, reason: String },
     #[error(transparent)]
@@ -243,20 +278,25 @@ impl Pipeline {
             client = %login.client_id,
             refresh = login.refresh,
         );
-        let mut steps = Vec::new();
+        let mut progress = Progress::default();
         let outcome = self
-            .run_steps(login, options, &mut steps)
+            .run_steps(login, options, &mut progress)
             .instrument(span)
             .await;
-        LoginReport { steps, outcome }
+        LoginReport {
+            steps: progress.steps,
+            user_id: progress.user_id,
+            outcome,
+        }
     }
 
     async fn run_steps(
         &self,
         login: &Login,
         options: &RunOptions,
-        steps: &mut Vec<StepReport>,
+        progress: &mut Progress,
     ) -> Result<MintedLogin, LoginFailure> {
+        let steps = &mut progress.steps;
         let connection = self
             .config
             .connection(&login.connection)
@@ -265,13 +305,6 @@ impl Pipeline {
             .config
             .client(&login.client_id)
             .ok_or_else(|| LoginFailure::UnknownClient(login.client_id.clone()))?;
-        let subject = login
-            .upstream
-            .id_token_claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .ok_or(LoginFailure::MissingSubject)?;
-        let user_id = user_id(&connection.name, subject);
         let now = options.now.unwrap_or_else(|| SystemClock.now());
         let call = CallOptions {
             interceptor: options.interceptor.clone(),
@@ -283,26 +316,41 @@ impl Pipeline {
             Some(profile) => profile.clone(),
             None => self.fetch_profile(connection, login, &call, steps).await?,
         };
+        let subject = upstream_subject(login, &profile)?;
+        let user_id = user_id(&connection.name, &subject);
+        progress.user_id = Some(user_id.clone());
+        let loaded;
+        let stored = match &options.users {
+            Some(users) => {
+                loaded = users.load(&user_id).await.map_err(|error| {
+                    tracing::error!(%error, user = %user_id, "cannot read the user");
+                    LoginFailure::UserUnavailable
+                })?;
+                &loaded
+            }
+            None => &login.user,
+        };
+        let steps = &mut progress.steps;
         let audience = login.audience.clone().or_else(|| client.audience.clone());
         let effects = ActionEffects {
             scopes: login.scopes.clone(),
-            user_metadata: login.user.user_metadata.clone(),
-            app_metadata: login.user.app_metadata.clone(),
+            user_metadata: stored.user_metadata.clone(),
+            app_metadata: stored.app_metadata.clone(),
             ..ActionEffects::default()
         };
         let mut event = action_event(
-            login, client, connection, &user_id, &profile, &audience, now,
+            login, stored, client, connection, &user_id, &profile, &audience, now,
         );
         if let Some(signing_in) = &options.signing_in {
             let user = UserRecord {
                 user_id: user_id.clone(),
                 profile: profile.clone(),
-                user_metadata: login.user.user_metadata.clone(),
-                app_metadata: login.user.app_metadata.clone(),
+                user_metadata: stored.user_metadata.clone(),
+                app_metadata: stored.app_metadata.clone(),
                 logins_count: event.user.logins_count,
                 last_login: rfc3339(now),
             };
-            if let Err(error) = signing_in.show(&user).await {
+            if let Err(error) = signing_in.show(&user, stored.created_at.as_deref()).await {
                 tracing::warn!(%error, user = %user_id, "cannot show the user signing in to the Management API");
             }
         }
@@ -338,6 +386,7 @@ impl Pipeline {
         );
         Ok(MintedLogin {
             tokens: minted?,
+            upstream_subject: subject,
             auth_time,
             user: UserRecord {
                 user_id,
@@ -345,7 +394,7 @@ impl Pipeline {
                 user_metadata: effects.user_metadata,
                 app_metadata: effects.app_metadata,
                 logins_count: event.user.logins_count,
-                last_login: match (&login.user.last_login, login.refresh) {
+                last_login: match (&stored.last_login, login.refresh) {
                     (Some(previous), true) => previous.clone(),
                     _ => rfc3339(now),
                 },
@@ -640,8 +689,10 @@ pub fn standard_profile_claims(
 /// The event the actions see: the user as stored and this login's profile,
 /// the client, the connection and the request. The metadata and claims are
 /// filled in before each action from the effects so far.
+#[allow(clippy::too_many_arguments)] // each is one part of the event
 fn action_event(
     login: &Login,
+    stored: &StoredUser,
     client: &ClientConfig,
     connection: &ConnectionConfig,
     user_id: &str,
@@ -656,16 +707,12 @@ fn action_event(
             user_metadata: String::new(),
             app_metadata: String::new(),
             logins_count: if login.refresh {
-                login.user.logins_count
+                stored.logins_count
             } else {
-                login.user.logins_count.saturating_add(1)
+                stored.logins_count.saturating_add(1)
             },
-            last_login: login.user.last_login.clone(),
-            created_at: login
-                .user
-                .created_at
-                .clone()
-                .unwrap_or_else(|| rfc3339(now)),
+            last_login: stored.last_login.clone(),
+            created_at: stored.created_at.clone().unwrap_or_else(|| rfc3339(now)),
         },
         client: EventClient {
             client_id: client.client_id.clone(),
@@ -674,7 +721,7 @@ fn action_event(
         },
         connection: EventConnection {
             name: connection.name.clone(),
-            strategy: "oidc".to_owned(),
+            strategy: strategy(connection).to_owned(),
         },
         request: EventRequest {
             ip: login.request.ip.clone(),
@@ -690,6 +737,39 @@ fn action_event(
         transaction: transaction_json(login).to_string(),
         authentication: authentication_json(login, now).to_string(),
     }
+}
+
+/// Auth0's `event.connection.strategy` (and the identity's `provider`).
+fn strategy(connection: &ConnectionConfig) -> &'static str {
+    match connection
+        .upstream
+        .as_ref()
+        .map(|upstream| &upstream.protocol)
+    {
+        Some(UpstreamProtocol::OAuth2 { .. }) => "oauth2",
+        _ => "oidc",
+    }
+}
+
+/// The upstream's id for the user: the verified id token's `sub`; without
+/// one (a plain OAuth 2.0 upstream), what the profile fetcher names, as
+/// Auth0 asks of `fetchUserProfile`: `user_id`, else `sub`, else `id` (a
+/// number, as GitHub's, counts).
+fn upstream_subject(login: &Login, profile: &Map<String, Value>) -> Result<String, LoginFailure> {
+    if let Some(sub) = login.upstream.id_token_claims.get("sub") {
+        return sub
+            .as_str()
+            .map(str::to_owned)
+            .ok_or(LoginFailure::MissingSubject);
+    }
+    ["user_id", "sub", "id"]
+        .iter()
+        .find_map(|name| match profile.get(*name) {
+            Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+            Some(Value::Number(id)) => Some(id.to_string()),
+            _ => None,
+        })
+        .ok_or(LoginFailure::MissingSubject)
 }
 
 /// Auth0's `event.transaction` for `login`.
@@ -749,6 +829,37 @@ fn chain_version(plugins: &BTreeMap<String, Arc<Plugin>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn login_with_id_token(claims: Value) -> Login {
+        serde_json::from_value(serde_json::json!({
+            "connection": "c", "client_id": "a",
+            "upstream": { "access_token": "t", "id_token_claims": claims },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_verified_id_token_names_the_user_before_any_profile() {
+        let profile = serde_json::json!({ "user_id": "chosen-by-the-plugin" });
+        let login = login_with_id_token(serde_json::json!({ "sub": "verified" }));
+        let subject = upstream_subject(&login, profile.as_object().unwrap()).unwrap();
+        assert_eq!(subject, "verified");
+    }
+
+    #[test]
+    fn without_an_id_token_the_profile_names_the_user_as_auth0_asks() {
+        let login = login_with_id_token(serde_json::json!({}));
+        let named = |profile: Value| upstream_subject(&login, profile.as_object().unwrap());
+        let all = serde_json::json!({ "user_id": "u", "sub": "s", "id": 7 });
+        assert_eq!(named(all).unwrap(), "u");
+        assert_eq!(
+            named(serde_json::json!({ "sub": "s", "id": 7 })).unwrap(),
+            "s"
+        );
+        assert_eq!(named(serde_json::json!({ "id": 1815 })).unwrap(), "1815");
+        let nobody = serde_json::json!({ "user_id": "", "id": null, "name": "Ada" });
+        assert!(matches!(named(nobody), Err(LoginFailure::MissingSubject)));
+    }
 
     #[test]
     fn scopes_release_only_their_standard_claims() {

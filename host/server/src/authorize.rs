@@ -436,13 +436,13 @@ fn refused(error: ErrorCode, description: &str) -> OAuthError {
     OAuthError::new(StatusCode::BAD_REQUEST, error, description)
 }
 
-/// The login the chain runs for a sign-in: what the app asked, what the
-/// upstream answered and the user as stored.
+/// The login the chain runs for a sign-in: what the app asked and what the
+/// upstream answered. The chain reads the stored user once the upstream or
+/// the profile has named them.
 fn sign_in_login(
     pending: &PendingLogin,
     tokens: UpstreamTokens,
     auth_time: Option<u64>,
-    user: StoredUser,
     request: RequestInfo,
 ) -> Login {
     Login {
@@ -458,7 +458,7 @@ fn sign_in_login(
             id_token: tokens.id_token,
             id_token_claims: tokens.id_token_claims,
         },
-        user,
+        user: StoredUser::default(),
         profile: None,
         refresh: false,
         auth_time,
@@ -527,7 +527,6 @@ impl Refusal {
 /// What a callback got from the upstream, verified.
 struct UpstreamLoginDone {
     tokens: UpstreamTokens,
-    subject: String,
     auth_time: Option<u64>,
 }
 
@@ -603,44 +602,14 @@ impl Service {
             Ok(verified) => verified,
             Err(Refusal { error, detail }) => {
                 return self
-                    .fail_before_pipeline(&pending, correlation_id, None, error, &detail)
+                    .fail_before_pipeline(&pending, correlation_id, error, &detail)
                     .await;
             }
         };
-        let UpstreamLoginDone {
-            tokens,
-            subject,
-            auth_time: upstream_auth_time,
-        } = verified;
-        let user_id = claimsmith_core::user_id(&pending.connection, &subject);
-        let stored = match self
-            .timed("load_user", self.store.load_user(&user_id))
-            .await
-        {
-            Ok(stored) => stored,
-            Err(error) => {
-                let detail = format!("cannot read the user: {error}");
-                return self
-                    .fail_before_pipeline(
-                        &pending,
-                        correlation_id,
-                        Some(user_id),
-                        ErrorCode::ServerError,
-                        &detail,
-                    )
-                    .await;
-            }
-        };
-        let (stored, created_at) = match stored {
-            Some(row) => (row.user, Some(row.created_at)),
-            None => (StoredUser::default(), None),
-        };
-        let login = sign_in_login(&pending, tokens, upstream_auth_time, stored, request);
-        match self.run_login(&login, correlation_id, created_at).await {
-            Ok(minted) => {
-                self.issue_code(pending, subject, minted, correlation_id)
-                    .await
-            }
+        let UpstreamLoginDone { tokens, auth_time } = verified;
+        let login = sign_in_login(&pending, tokens, auth_time, request);
+        match self.run_login(&login, correlation_id).await {
+            Ok(minted) => self.issue_code(pending, minted, correlation_id).await,
             Err(failure) => {
                 let answer = OAuthError::from_failure(&failure, correlation_id);
                 app_error(
@@ -659,7 +628,6 @@ impl Service {
     async fn issue_code(
         &self,
         pending: PendingLogin,
-        subject: String,
         minted: MintedLogin,
         correlation_id: &str,
     ) -> Response {
@@ -678,7 +646,7 @@ impl Service {
             client_id,
             redirect_uri: redirect_uri.clone(),
             code_challenge,
-            upstream_subject: subject,
+            upstream_subject: minted.upstream_subject.clone(),
             connection,
             audience,
             requested_scopes: scopes,
@@ -710,8 +678,9 @@ impl Service {
     }
 
     /// The upstream's side of a callback: its issuer (RFC 9207), its error,
-    /// the code exchanged for verified tokens, their subject and whether the
-    /// upstream authenticated as recently as the app asked.
+    /// the code exchanged for verified tokens, their subject (an OpenID
+    /// Connect upstream's must name one) and whether the upstream
+    /// authenticated as recently as the app asked.
     async fn upstream_login(
         &self,
         pending: &PendingLogin,
@@ -754,15 +723,15 @@ impl Service {
                 return Err(Refusal::new(ErrorCode::ServerError, detail));
             }
         };
-        let Some(subject) = tokens
-            .id_token_claims
-            .get("sub")
-            .and_then(|s| s.as_str())
-            .map(str::to_owned)
-        else {
+        if upstream.names_the_user()
+            && !tokens
+                .id_token_claims
+                .get("sub")
+                .is_some_and(serde_json::Value::is_string)
+        {
             let detail = "the upstream id token has no subject";
             return Err(Refusal::new(ErrorCode::ServerError, detail));
-        };
+        }
         // When the user really authenticated, if the upstream says so.
         let upstream_auth_time = tokens
             .id_token_claims
@@ -777,7 +746,6 @@ impl Service {
         }
         Ok(UpstreamLoginDone {
             tokens,
-            subject,
             auth_time: upstream_auth_time,
         })
     }
@@ -789,7 +757,6 @@ impl Service {
         &self,
         pending: &PendingLogin,
         correlation_id: &str,
-        user_id: Option<String>,
         error: ErrorCode,
         detail: &str,
     ) -> Response {
@@ -802,7 +769,6 @@ impl Service {
         self.record_failed_attempt(
             &pending.client_id,
             &pending.connection,
-            user_id,
             detail,
             correlation_id,
         )

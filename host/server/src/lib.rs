@@ -51,7 +51,8 @@ use claimsmith_core::{StoredUser, UserRecord};
 use claimsmith_engine::Engine;
 use claimsmith_keys::{KeyRing, KeyRingError, KeyVault};
 use claimsmith_pipeline::{
-    Login, LoginFailure, MintedLogin, Pipeline, RunOptions, SigningIn, StartError,
+    BoxFuture, Login, LoginFailure, MintedLogin, Pipeline, RunOptions, SigningIn, StartError,
+    StoredUsers,
 };
 use claimsmith_store::{AuditEntry, AuditOutcome, SavedUser, Store, StoredUserRow};
 use upstream::{UpstreamClient, UpstreamError};
@@ -101,7 +102,8 @@ pub struct Service {
     /// Seals the console's session and sign-in cookies.
     console_sealer: claimsmith_tokens::sealing::Sealer,
     failed_authentications: throttle::FailedAuthentications,
-    metrics: crate::metrics::Metrics,
+    /// Shared with a sign-in's [`UserDirectory`].
+    metrics: Arc<crate::metrics::Metrics>,
     /// The one clock of the service: expiries, audit times, key schedules.
     clock: Arc<dyn Clock>,
 }
@@ -136,7 +138,7 @@ impl Service {
                 .upstream
                 .clone()
                 .ok_or_else(|| ServiceError::NoUpstream(connection.name.clone()))?;
-            let client = UpstreamClient::discover(registration, upstream_http.clone())
+            let client = UpstreamClient::connect(registration, upstream_http.clone())
                 .await
                 .map_err(|source| ServiceError::Upstream {
                     connection: connection.name.clone(),
@@ -159,7 +161,7 @@ impl Service {
             store,
             upstreams,
             failed_authentications: throttle::FailedAuthentications::default(),
-            metrics: crate::metrics::Metrics::default(),
+            metrics: Arc::default(),
             clock,
         });
         reload::spawn_watching(&service);
@@ -185,10 +187,7 @@ impl Service {
     /// `work` (a database operation of the login path), timed into the
     /// `database_duration_seconds{operation}` histogram.
     async fn timed<T>(&self, operation: &'static str, work: impl Future<Output = T>) -> T {
-        let started = std::time::Instant::now();
-        let result = work.await;
-        self.metrics.database(operation, started.elapsed());
-        result
+        self.metrics.timed(operation, work).await
     }
 
     fn issuer(&self) -> &str {
@@ -204,14 +203,13 @@ impl Service {
     /// failed login changes nothing about the user: metadata its actions set
     /// is dropped. Tokens that could not be recorded are not handed out.
     ///
-    /// On a sign-in, the Management API answers for the user while the
-    /// chain runs, as Auth0's does ([`SignInView`]); `created_at` is when
-    /// the user was first stored, None on a first sign-in.
+    /// On a sign-in the chain reads the stored user once the profile names
+    /// them ([`UserDirectory`]), and the Management API answers for the
+    /// user while the chain runs, as Auth0's does ([`SignInView`]).
     async fn run_login(
         &self,
         login: &Login,
         correlation_id: &str,
-        created_at: Option<String>,
     ) -> Result<MintedLogin, LoginFailure> {
         // The chain of this moment, for the whole run: a reload meanwhile
         // does not mix two versions in one login.
@@ -222,23 +220,25 @@ impl Service {
                 Arc::new(SignInView {
                     store: self.store.clone(),
                     login_key: protocol::random_token(),
-                    created_at: created_at.unwrap_or_else(|| claimsmith_core::rfc3339(now)),
+                    now: claimsmith_core::rfc3339(now),
                     expires_at: now + SIGN_IN_VIEW_SECS,
                 })
             });
+        let users = (!login.refresh).then(|| {
+            Arc::new(UserDirectory {
+                store: self.store.clone(),
+                metrics: self.metrics.clone(),
+            }) as Arc<dyn StoredUsers>
+        });
         let options = RunOptions {
             signing_in: view.clone().map(|view| view as Arc<dyn SigningIn>),
+            users,
             ..RunOptions::default()
         };
         let report = pipeline.run(login, &options).await;
         self.metrics.steps(&report.steps);
         let outcome = report.outcome;
-        let user_id = login
-            .upstream
-            .id_token_claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .map(|sub| claimsmith_core::user_id(&login.connection, sub));
+        let user_id = report.user_id;
         let entry = AuditEntry {
             at: claimsmith_core::rfc3339(self.clock.now()),
             user_id,
@@ -324,7 +324,8 @@ const SIGN_IN_VIEW_SECS: u64 = 300;
 struct SignInView {
     store: Store,
     login_key: String,
-    created_at: String,
+    /// The user's `created_at` on a first sign-in.
+    now: String,
     expires_at: u64,
 }
 
@@ -332,7 +333,9 @@ impl SigningIn for SignInView {
     fn show<'a>(
         &'a self,
         user: &'a UserRecord,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        created_at: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        let created_at = created_at.unwrap_or(&self.now).to_owned();
         Box::pin(async move {
             let row = StoredUserRow {
                 user: StoredUser {
@@ -340,15 +343,35 @@ impl SigningIn for SignInView {
                     app_metadata: user.app_metadata.clone(),
                     logins_count: user.logins_count,
                     last_login: Some(user.last_login.clone()),
-                    created_at: Some(self.created_at.clone()),
+                    created_at: Some(created_at.clone()),
                 },
                 profile: user.profile.clone(),
-                created_at: self.created_at.clone(),
+                created_at,
             };
             self.store
                 .begin_sign_in(&self.login_key, &user.user_id, &row, self.expires_at)
                 .await
                 .map_err(|error| error.to_string())
+        })
+    }
+}
+
+/// The store as a sign-in's chain reads its user ([`StoredUsers`]), timed
+/// like the service's other queries.
+struct UserDirectory {
+    store: Store,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl StoredUsers for UserDirectory {
+    fn load<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<StoredUser, String>> {
+        Box::pin(async move {
+            let row = self
+                .metrics
+                .timed("load_user", self.store.load_user(user_id))
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(row.map(|row| row.user).unwrap_or_default())
         })
     }
 }
@@ -369,13 +392,12 @@ impl Service {
         &self,
         client_id: &str,
         connection: &str,
-        user_id: Option<String>,
         error: &str,
         correlation_id: &str,
     ) {
         let entry = AuditEntry {
             at: claimsmith_core::rfc3339(self.clock.now()),
-            user_id,
+            user_id: None,
             client_id: client_id.to_owned(),
             connection: connection.to_owned(),
             outcome: AuditOutcome::Failed {

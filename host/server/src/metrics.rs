@@ -217,6 +217,14 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// `work`, its time recorded as `operation`'s.
+    pub async fn timed<T>(&self, operation: &'static str, work: impl Future<Output = T>) -> T {
+        let started = std::time::Instant::now();
+        let result = work.await;
+        self.database(operation, started.elapsed());
+        result
+    }
+
     pub fn database(&self, operation: &'static str, took: std::time::Duration) {
         self.database_duration
             .get_or_create(&OperationLabels { operation })

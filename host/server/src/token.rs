@@ -378,14 +378,14 @@ impl Service {
             auth_time: Some(grant.auth_time),
         };
         let correlation_id = super::correlation_id();
-        let minted = self
-            .run_login(&login, &correlation_id, None)
-            .await
-            .map_err(|failure| match failure {
-                // RFC 6749 §5.2 has no access_denied at the token endpoint.
-                LoginFailure::Denied { reason, .. } => OAuthError::invalid_grant(reason),
-                other => OAuthError::from_failure(&other, &correlation_id),
-            })?;
+        let minted =
+            self.run_login(&login, &correlation_id)
+                .await
+                .map_err(|failure| match failure {
+                    // RFC 6749 §5.2 has no access_denied at the token endpoint.
+                    LoginFailure::Denied { reason, .. } => OAuthError::invalid_grant(reason),
+                    other => OAuthError::from_failure(&other, &correlation_id),
+                })?;
         self.token_response(&minted, grant, Some(token), now).await
     }
 

@@ -1,11 +1,15 @@
-//! The OpenID Connect client side: Claimsmith signing users in at an upstream
-//! provider (Okta, say).
+//! The OpenID Connect and OAuth 2.0 client side: Claimsmith signing users in
+//! at an upstream provider (Okta, say, or a social provider that speaks only
+//! OAuth 2.0).
 //!
 //! Owns discovery, the authorization request, the code exchange and the
 //! verification of the upstream id token (signature against the upstream's
 //! JWKS, fetched and cached for as long as its `Cache-Control` says, refetched
-//! on an unknown `kid`; `iss`, `aud`, `exp` with a small leeway; `nonce`). It
-//! does not run plugins or mint.
+//! on an unknown `kid`; `iss`, `aud`, `exp` with a small leeway; `nonce`). A
+//! plain OAuth 2.0 upstream has none of that: its endpoints are configured,
+//! an id token it sends is handed on unverified (there is no key to verify
+//! it against) and names nobody; the profile fetcher names the user. It does
+//! not run plugins or mint.
 
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -17,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::protocol::form_urlencode;
-use claimsmith_config::UpstreamRegistration;
+use claimsmith_config::{UpstreamProtocol, UpstreamRegistration};
 
 /// How far an upstream's clock may be off, in seconds.
 const CLOCK_LEEWAY_SECS: u64 = 60;
@@ -57,11 +61,14 @@ struct Discovery {
     authorization_response_iss_parameter_supported: bool,
 }
 
-/// What the upstream returned for a code, its id token verified.
+/// What the upstream returned for a code.
 #[derive(Debug, Clone)]
 pub struct UpstreamTokens {
     pub access_token: String,
+    /// Empty when a plain OAuth 2.0 upstream sent none.
     pub id_token: String,
+    /// The id token's claims, verified; empty from a plain OAuth 2.0
+    /// upstream, whose id token nothing verifies.
     pub id_token_claims: Map<String, Value>,
 }
 
@@ -109,10 +116,13 @@ impl Reauthentication {
     }
 }
 
-/// One discovered upstream provider.
+/// One upstream provider, discovered when it speaks OpenID Connect.
 pub struct UpstreamClient {
     registration: UpstreamRegistration,
+    /// The endpoints; for OpenID Connect, its discovery document.
     discovery: Discovery,
+    /// OpenID Connect: its id token is verified and names the user.
+    verifies_id_tokens: bool,
     http: reqwest::Client,
     jwks: RwLock<CachedJwks>,
     /// When the JWKS was last refetched for an unknown key.
@@ -125,12 +135,63 @@ struct CachedJwks {
 }
 
 impl UpstreamClient {
-    /// Fetches the upstream's discovery document and JWKS.
-    pub async fn discover(
+    /// An OpenID Connect upstream discovered (its document and JWKS
+    /// fetched); a plain OAuth 2.0 one as configured.
+    pub async fn connect(
         registration: UpstreamRegistration,
         http: reqwest::Client,
     ) -> Result<Self, UpstreamError> {
-        let url = format!("{}/.well-known/openid-configuration", registration.issuer);
+        let issuer = match &registration.protocol {
+            UpstreamProtocol::OpenIdConnect { issuer } => issuer.clone(),
+            UpstreamProtocol::OAuth2 {
+                authorization_endpoint,
+                token_endpoint,
+            } => {
+                let discovery = Discovery {
+                    issuer: String::new(),
+                    authorization_endpoint: authorization_endpoint.clone(),
+                    token_endpoint: token_endpoint.clone(),
+                    jwks_uri: String::new(),
+                    authorization_response_iss_parameter_supported: false,
+                };
+                return Ok(Self::new(registration, discovery, false, http));
+            }
+        };
+        Self::discover(registration, &issuer, http).await
+    }
+
+    fn new(
+        registration: UpstreamRegistration,
+        discovery: Discovery,
+        verifies_id_tokens: bool,
+        http: reqwest::Client,
+    ) -> Self {
+        UpstreamClient {
+            registration,
+            discovery,
+            verifies_id_tokens,
+            http,
+            jwks: RwLock::new(CachedJwks {
+                keys: JwkSet { keys: Vec::new() },
+                expires: Instant::now(),
+            }),
+            jwks_fetched: Mutex::new(None),
+        }
+    }
+
+    /// Whether its id token is verified and names the user (OpenID Connect),
+    /// or the profile fetcher names them (plain OAuth 2.0).
+    pub fn names_the_user(&self) -> bool {
+        self.verifies_id_tokens
+    }
+
+    /// Fetches an OpenID Connect upstream's discovery document and JWKS.
+    async fn discover(
+        registration: UpstreamRegistration,
+        issuer: &str,
+        http: reqwest::Client,
+    ) -> Result<Self, UpstreamError> {
+        let url = format!("{issuer}/.well-known/openid-configuration");
         let failed = |reason: String| UpstreamError::Discovery {
             url: url.clone(),
             reason,
@@ -142,22 +203,13 @@ impl UpstreamClient {
             .and_then(reqwest::Response::error_for_status)
             .map_err(|e| failed(e.to_string()))?;
         let discovery: Discovery = capped_json(response).await.map_err(failed)?;
-        if discovery.issuer.trim_end_matches('/') != registration.issuer {
+        if discovery.issuer.trim_end_matches('/') != issuer {
             return Err(failed(format!(
-                "it names issuer `{}`, not `{}`",
-                discovery.issuer, registration.issuer
+                "it names issuer `{}`, not `{issuer}`",
+                discovery.issuer
             )));
         }
-        let client = UpstreamClient {
-            registration,
-            discovery,
-            http,
-            jwks: RwLock::new(CachedJwks {
-                keys: JwkSet { keys: Vec::new() },
-                expires: Instant::now(),
-            }),
-            jwks_fetched: Mutex::new(None),
-        };
+        let client = Self::new(registration, discovery, true, http);
         client.refresh_jwks().await?;
         Ok(client)
     }
@@ -165,8 +217,13 @@ impl UpstreamClient {
     /// RFC 9207 mix-up defence: the `iss` of an authorization response must
     /// be this upstream's issuer, and must be there when it promised to send
     /// it. Otherwise the response may come from another upstream, and its
-    /// code must not be sent to this one.
+    /// code must not be sent to this one. A plain OAuth 2.0 upstream has no
+    /// issuer to compare: its responses are tied to it by the pending
+    /// login's state alone.
     pub fn check_response_issuer(&self, iss: Option<&str>) -> Result<(), String> {
+        if !self.verifies_id_tokens {
+            return Ok(());
+        }
         match iss {
             Some(iss) if iss == self.discovery.issuer => Ok(()),
             Some(iss) => Err(format!(
@@ -204,10 +261,18 @@ impl UpstreamClient {
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", &self.registration.client_id)
-            .append_pair("redirect_uri", redirect_uri)
-            .append_pair("scope", &self.registration.scopes.join(" "))
-            .append_pair("state", state)
-            .append_pair("nonce", nonce)
+            .append_pair("redirect_uri", redirect_uri);
+        if !self.registration.scopes.is_empty() {
+            url.query_pairs_mut()
+                .append_pair("scope", &self.registration.scopes.join(" "));
+        }
+        url.query_pairs_mut().append_pair("state", state);
+        // A nonce is OpenID Connect's; PKCE is OAuth 2.0's (RFC 7636), and a
+        // server without it ignores the parameters.
+        if self.verifies_id_tokens {
+            url.query_pairs_mut().append_pair("nonce", nonce);
+        }
+        url.query_pairs_mut()
             .append_pair("code_challenge", code_challenge)
             .append_pair("code_challenge_method", "S256");
         // The app's say on re-authentication is passed on: only the upstream
@@ -222,7 +287,8 @@ impl UpstreamClient {
         Ok(url)
     }
 
-    /// Exchanges `code` for tokens and verifies the id token.
+    /// Exchanges `code` for tokens and verifies the id token (an OpenID
+    /// Connect upstream's must be there).
     pub async fn exchange_code(
         &self,
         code: &str,
@@ -238,6 +304,8 @@ impl UpstreamClient {
         let response = self
             .http
             .post(&self.discovery.token_endpoint)
+            // Some OAuth 2.0 servers (GitHub's) answer a form unless asked.
+            .header(reqwest::header::ACCEPT, "application/json")
             // RFC 6749 §2.3.1: form-encoded, then base64; a secret with `:`
             // or `%` in it is otherwise misread.
             .basic_auth(
@@ -267,6 +335,13 @@ impl UpstreamClient {
         let tokens: TokenResponse = capped_json(response)
             .await
             .map_err(|e| UpstreamError::TokenRequest(format!("bad token response: {e}")))?;
+        if !self.verifies_id_tokens {
+            return Ok(UpstreamTokens {
+                access_token: tokens.access_token,
+                id_token: tokens.id_token.unwrap_or_default(),
+                id_token_claims: Map::new(),
+            });
+        }
         let id_token = tokens
             .id_token
             .ok_or_else(|| UpstreamError::InvalidIdToken("the token response has none".into()))?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use claimsmith::config::Config;
 use claimsmith::oidc::Service;
-use claimsmith_devprovider::{DevProvider, DevProviderConfig, DevUser};
+use claimsmith_devprovider::{DevProvider, DevProviderConfig, DevUser, Protocol};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use reqwest::{StatusCode, Url};
@@ -113,12 +113,18 @@ pub async fn harness_as_process(extra_toml: &str) -> Harness {
 
 /// A development provider on loopback that knows Claimsmith as a client.
 pub async fn dev_provider() -> DevProvider {
+    dev_provider_speaking(Protocol::OpenIdConnect).await
+}
+
+/// As [`dev_provider`], speaking `protocol`.
+pub async fn dev_provider_speaking(protocol: Protocol) -> DevProvider {
     DevProvider::start(
         "127.0.0.1:0".parse().unwrap(),
         DevProviderConfig {
             client_id: "claimsmith".into(),
             client_secret: UPSTREAM_SECRET.into(),
             user: DevUser::default(),
+            protocol,
         },
     )
     .await
@@ -137,7 +143,24 @@ pub async fn start_edited_harness(
     as_process: bool,
     edit: impl FnOnce(String, &str) -> String,
 ) -> Harness {
-    let upstream = dev_provider().await;
+    start_harness_at(
+        dev_provider().await,
+        extra_toml,
+        server_toml,
+        as_process,
+        edit,
+    )
+    .await
+}
+
+/// As [`start_edited_harness`], signing in at `upstream`.
+pub async fn start_harness_at(
+    upstream: DevProvider,
+    extra_toml: &str,
+    server_toml: &str,
+    as_process: bool,
+    edit: impl FnOnce(String, &str) -> String,
+) -> Harness {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let listen = listener.local_addr().unwrap();
     let issuer = format!("http://{listen}");
@@ -165,6 +188,20 @@ pub async fn start_edited_harness(
         http: browser(),
         dir,
         config: path,
+    }
+}
+
+/// The edit that turns the test config's OpenID Connect connection to
+/// `upstream` into a plain OAuth 2.0 one asking for `scopes`.
+pub fn oauth2_endpoints(upstream: &str, scopes: &str) -> impl Fn(String) -> String + use<> {
+    let oidc = format!("issuer = \"{upstream}\"\nclient_id = \"claimsmith\"");
+    let oauth2 = format!(
+        "authorization_endpoint = \"{upstream}/authorize\"\ntoken_endpoint = \"{upstream}/token\"\n\
+         scopes = {scopes}\nclient_id = \"claimsmith\""
+    );
+    move |config: String| {
+        assert!(config.contains(&oidc), "the connection names its issuer");
+        config.replace(&oidc, &oauth2)
     }
 }
 
