@@ -65,6 +65,9 @@ struct InProcess {
     mint_only: Option<Sampled>,
     chains: Vec<(usize, Sampled)>,
     plugins: Vec<PluginRow>,
+    /// The write-up's Action as Auth0 runs it, then ported by hand.
+    #[serde(default)]
+    write_up_action: Vec<PluginRow>,
 }
 
 const BEGIN: &str = "<!-- bench:begin -->";
@@ -130,6 +133,7 @@ fn render(
     seed_chain_rows(&mut table, in_process);
     chain_length_row(&mut table, in_process);
     plugin_rows(&mut table, in_process);
+    write_up_action_row(&mut table, in_process);
     http_comparison_row(&mut table, claimsmith, peer);
     server_cpu_row(&mut table, claimsmith, peer);
     twenty_plugins_rows(&mut table, twenty);
@@ -245,6 +249,38 @@ fn plugin_rows(table: &mut Table, in_process: Option<&InProcess>) {
             Some(plugin.sampled.median_us <= limit_us),
         );
     }
+}
+
+/// What bringing the write-up's Action unchanged costs per call: built with
+/// `require('auth0')` (the SDK's client, bundled) beside the same action
+/// ported to `fetch` by hand. Reported, with no target.
+fn write_up_action_row(table: &mut Table, in_process: Option<&InProcess>) {
+    const FIGURE: &str = "the write-up's Action (JavaScript), one call in a fresh instance: as written, with `require('auth0')`, vs ported to `fetch`";
+    let rows = in_process
+        .map(|p| p.write_up_action.as_slice())
+        .unwrap_or_default();
+    let named = |name: &str| rows.iter().find(|row| row.plugin == name);
+    let (Some(auth0), Some(ported)) = (named("auth0-management-geo"), named("management-geo"))
+    else {
+        table.not_run(FIGURE, "reported");
+        return;
+    };
+    let mib = |row: &PluginRow| row.size_bytes as f64 / (1024.0 * 1024.0);
+    table.row(
+        FIGURE,
+        format!(
+            "median {:.0} µs vs {:.0} µs: **{:.2}×**; p99 {:.0} µs vs {:.0} µs; {:.1} MiB vs {:.1} MiB",
+            auth0.sampled.median_us,
+            ported.sampled.median_us,
+            auth0.sampled.median_us / ported.sampled.median_us,
+            auth0.sampled.p99_us,
+            ported.sampled.p99_us,
+            mib(auth0),
+            mib(ported),
+        ),
+        "reported",
+        None,
+    );
 }
 
 /// Logins over HTTP, Claimsmith against the node-oidc-provider peer.
@@ -372,6 +408,7 @@ mod tests {
             mint_only: Some(sampled(mint_us)),
             chains: vec![(1, sampled(20.0)), (5, sampled(60.0)), (20, sampled(210.0))],
             plugins: Vec::new(),
+            write_up_action: Vec::new(),
         }
     }
 
@@ -402,6 +439,34 @@ mod tests {
             assert!(line.contains("not run"), "{line}");
             assert!(!line.contains("met"), "{line}");
         }
+    }
+
+    #[test]
+    fn the_write_up_action_reads_as_written_over_ported() {
+        let built = |plugin: &str, median_us: f64| PluginRow {
+            plugin: plugin.to_owned(),
+            language: "js".to_owned(),
+            size_bytes: 12 * 1024 * 1024,
+            compile_ms: 1.0,
+            sampled: sampled(median_us),
+        };
+        let mut figures = in_process(1.0, 1.0);
+        figures.write_up_action = vec![
+            built("management-geo", 400.0),
+            built("auth0-management-geo", 500.0),
+        ];
+        let table = render(Some(&figures), None, None, None, "x");
+        let line = row(&table, "the write-up's Action");
+        assert!(
+            line.contains("median 500 µs vs 400 µs: **1.25×**"),
+            "{line}"
+        );
+        figures.write_up_action.pop();
+        let table = render(Some(&figures), None, None, None, "x");
+        assert!(
+            row(&table, "the write-up's Action").contains("not run"),
+            "{table}"
+        );
     }
 
     #[test]

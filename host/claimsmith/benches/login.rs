@@ -5,7 +5,10 @@
 //! - the same login with 1, 5 and 20 actions (20 is Auth0's per-trigger
 //!   maximum), for the cost per action;
 //! - each plugin alone in every language it is built in (fresh instance +
-//!   call + teardown), with size, compile time, median and p99.
+//!   call + teardown), with size, compile time, median and p99;
+//! - the reference write-up's Action as Auth0 runs it (`require('auth0')`,
+//!   bundled by the build) beside the same action ported to `fetch` by hand,
+//!   both JavaScript, each answered by its golden case's canned exchanges.
 //!
 //! Criterion prints its own estimates; the summary after it measures medians
 //! and 99th percentiles of the same calls in this one run and writes them to
@@ -19,14 +22,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use claimsmith::capabilities::api::ActionEffects;
-use claimsmith::capabilities::http::OutboundHttp;
+use claimsmith::capabilities::http::{HttpPolicy, OutboundHttp};
+use claimsmith::capabilities::secrets::{SecretValue, Secrets};
 use claimsmith::config::Config;
 use claimsmith::engine::{
     CallOptions, Engine, EngineSettings, EventClient, EventConnection, EventRequest, EventUser,
-    FetchContext, Plugin,
+    FetchContext, Limits, Plugin, PluginSpec, World,
 };
+use claimsmith::golden::Case;
 use claimsmith::pipeline::{Pipeline, RunOptions, standard_profile_claims};
-use claimsmith::replay::{CannedHttp, Exchange, RecordedLogin};
+use claimsmith::replay::{CannedHttp, Exchange, RecordedLogin, parse_yaml};
 use claimsmith::tokens::{MintRequest, SigningKey, mint};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde::{Deserialize, Serialize};
@@ -189,12 +194,15 @@ impl Sampled {
 
 /// What `cargo xtask bench` turns into the README's in-process table.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 struct Summary {
     seed_chain: Option<Sampled>,
     mint_only: Option<Sampled>,
     /// `(actions, figures)`
     chains: Vec<(usize, Sampled)>,
     plugins: Vec<PluginRow>,
+    /// The write-up's Action: `auth0-management-geo` and `management-geo`.
+    write_up_action: Vec<PluginRow>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -243,8 +251,8 @@ struct LanguageBuilds {
     _cache: tempfile::TempDir,
 }
 
-fn language_builds() -> LanguageBuilds {
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+/// An engine with its compile cache in a temporary folder, kept alive beside it.
+fn bench_engine() -> (Engine, tempfile::TempDir) {
     let cache = tempfile::tempdir().expect("a compile cache");
     let engine = Engine::new(
         &EngineSettings {
@@ -254,29 +262,44 @@ fn language_builds() -> LanguageBuilds {
         OutboundHttp::new().expect("an HTTP client"),
     )
     .expect("an engine");
+    (engine, cache)
+}
+
+/// Where `cargo xtask plugins` writes its builds, a folder per language.
+fn built_plugins() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/plugins")
+}
+
+/// `spec`'s plugin with its size and compile time, or `None` (said) when
+/// it is not built.
+fn load_built(engine: &Engine, spec: PluginSpec) -> Option<(Plugin, u64, Duration)> {
+    let Ok(bytes) = std::fs::read(&spec.path) else {
+        eprintln!(
+            "skipping {}: {} is not built",
+            spec.name,
+            spec.path.display()
+        );
+        return None;
+    };
+    let compile_time = engine.describe(&bytes).expect("a plugin").compile_time;
+    let plugin = engine.load(spec).expect("a plugin");
+    Some((plugin, bytes.len() as u64, compile_time))
+}
+
+fn language_builds() -> LanguageBuilds {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let (engine, cache) = bench_engine();
     let config = Config::load(&example("claimsmith.toml")).expect("the example config");
-    let builds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/plugins");
     let mut loaded = Vec::new();
     for plugin in PLUGINS {
         for language in LANGUAGES {
             let mut spec = config.plugins[plugin].clone();
-            spec.path = builds.join(language).join(format!("{plugin}.wasm"));
-            let Ok(bytes) = std::fs::read(&spec.path) else {
-                eprintln!(
-                    "skipping {plugin} ({language}): {} is not built",
-                    spec.path.display()
-                );
-                continue;
-            };
-            let compile_time = engine.describe(&bytes).expect("a plugin").compile_time;
-            let size = bytes.len() as u64;
-            loaded.push((
-                plugin,
-                language,
-                engine.load(spec).expect("a plugin"),
-                size,
-                compile_time,
-            ));
+            spec.path = built_plugins()
+                .join(language)
+                .join(format!("{plugin}.wasm"));
+            if let Some((built, size, compile_time)) = load_built(&engine, spec) {
+                loaded.push((plugin, language, built, size, compile_time));
+            }
         }
     }
     let recorded = RecordedLogin::load(&example("login.json")).expect("the example input");
@@ -391,5 +414,87 @@ fn plugin_benchmarks(c: &mut Criterion) {
     summary.save();
 }
 
-criterion_group!(benches, login_benchmarks, plugin_benchmarks);
+/// The write-up's Action as Auth0 runs it, then ported by hand.
+const WRITE_UP_ACTION: [&str; 2] = ["auth0-management-geo", "management-geo"];
+
+/// `plugin`'s JavaScript build with the grants, secrets and canned HTTP of
+/// its golden case `reads-the-user.yaml`, and the options that answer it.
+fn write_up_build(engine: &Engine, plugin: &str) -> Option<(Plugin, u64, Duration, CallOptions)> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../plugins")
+        .join(plugin)
+        .join("goldens/reads-the-user.yaml");
+    let text = std::fs::read_to_string(&file).expect("the golden case");
+    let case: Case = parse_yaml(&file, &text).expect("a golden case");
+    let secrets = case
+        .secrets
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| (name, SecretValue::new(value)))
+        .collect();
+    let allowed_origins = case
+        .allowed_origins
+        .iter()
+        .map(|origin| origin.parse().expect("an origin"))
+        .collect();
+    let spec = PluginSpec {
+        name: plugin.to_owned(),
+        path: built_plugins().join("js").join(format!("{plugin}.wasm")),
+        sha256: None,
+        world: World::PostLoginAction,
+        limits: Limits::default(),
+        secrets: Secrets::new(secrets),
+        http: HttpPolicy {
+            allowed_origins,
+            ..HttpPolicy::default()
+        },
+    };
+    let options = CallOptions {
+        interceptor: Some(Arc::new(CannedHttp::new(answering_every_time(
+            case.input.http,
+        )))),
+        ..CallOptions::default()
+    };
+    let (built, size, compile_time) = load_built(engine, spec)?;
+    Some((built, size, compile_time, options))
+}
+
+fn write_up_action_benchmarks(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let (engine, _cache) = bench_engine();
+    let context = fetch_context();
+    let event = event();
+    let builds: Vec<_> = WRITE_UP_ACTION
+        .iter()
+        .filter_map(|plugin| Some((*plugin, write_up_build(&engine, plugin)?)))
+        .collect();
+    let mut group = c.benchmark_group("write-up action");
+    for (plugin, (built, _, _, options)) in &builds {
+        group.bench_function(*plugin, |b| {
+            b.to_async(&runtime)
+                .iter(|| call(built, &context, &event, options))
+        });
+    }
+    group.finish();
+
+    let mut summary = Summary::load();
+    summary.write_up_action = builds
+        .iter()
+        .map(|(plugin, (built, size, compile_time, options))| PluginRow {
+            plugin: (*plugin).to_owned(),
+            language: "js".to_owned(),
+            size_bytes: *size,
+            compile_ms: compile_time.as_secs_f64() * 1e3,
+            sampled: Sampled::of(|| runtime.block_on(call(built, &context, &event, options))),
+        })
+        .collect();
+    summary.save();
+}
+
+criterion_group!(
+    benches,
+    login_benchmarks,
+    plugin_benchmarks,
+    write_up_action_benchmarks
+);
 criterion_main!(benches);

@@ -312,6 +312,11 @@ impl Pipeline {
             log_sink: options.log_sink.clone(),
         };
 
+        // A verified id token names the user before the fetch, so a fetch
+        // that fails is still in that user's trail.
+        if let Some(Value::String(sub)) = login.upstream.id_token_claims.get("sub") {
+            progress.user_id = Some(user_id(&connection.name, sub));
+        }
         let profile = match &login.profile {
             Some(profile) => profile.clone(),
             None => self.fetch_profile(connection, login, &call, steps).await?,
