@@ -1,7 +1,7 @@
 //! The admin console over HTTP: who may sign in, what the pages show, and
 //! what a forged form gets. The browser tests are in `console_browser.rs`.
 
-use crate::support::service_harness::{Harness, VERIFIER, console_harness};
+use crate::support::service_harness::{Harness, VERIFIER, console_harness, console_harness_with};
 use reqwest::{StatusCode, Url};
 
 /// Follows the console's sign-in as a browser would; the last answer.
@@ -34,6 +34,63 @@ fn csrf_of(html: &str) -> String {
         .and_then(|rest| rest.split('"').next())
         .expect("a csrf field")
         .to_owned()
+}
+
+/// The Try it form of `plugin`: its CSRF token and its sample input.
+async fn try_form(h: &Harness, plugin: &str) -> (String, String) {
+    let (_, form) = page(h, &format!("/admin/plugins/{plugin}/try")).await;
+    let input = form
+        .split("id=\"try-input\" rows=\"18\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</textarea>").next())
+        .unwrap()
+        .replace("&quot;", "\"");
+    (csrf_of(&form), input)
+}
+
+/// A value no page may show: the machine client's secret, which
+/// management-geo holds and sends to the token endpoint.
+const MACHINE_SECRET: &str = "machine-secret-shown-nowhere-0123";
+
+#[tokio::test]
+async fn try_it_shows_no_secret_the_plugin_sent() {
+    let h = console_harness_with("engineers", |issuer| {
+        format!(
+            r#"
+[plugins.management-geo]
+path = {path:?}
+world = "post-login-action"
+allowed_origins = ["{issuer}"]
+secrets = {{ domain = {{ value = "{issuer}" }}, clientId = {{ value = "ops" }}, clientSecret = {{ value = "{MACHINE_SECRET}" }} }}
+"#,
+            path = crate::support::plugin_wasm("management-geo"),
+        )
+    })
+    .await;
+    let redirect = h.web_login().await;
+    h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+    assert_eq!(sign_in(&h).await.status(), StatusCode::OK);
+    let (csrf, input) = try_form(&h, "management-geo").await;
+    let tried = h
+        .http
+        .post(format!("{}/admin/plugins/management-geo/try", h.issuer))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("input", input.as_str()),
+            ("scope", "plugin"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        tried.contains("request matched no exchange") && tried.contains("/oauth/token"),
+        "the plugin's token request is noted: {tried}"
+    );
+    assert!(!tried.contains(MACHINE_SECRET), "{tried}");
+    assert!(tried.contains("[redacted]"), "{tried}");
 }
 
 #[tokio::test]

@@ -244,6 +244,29 @@ async fn the_user_a_login_created_is_read_found_and_updated() {
         StatusCode::BAD_REQUEST,
         "only metadata changes: {refused}"
     );
+
+    // Metadata grows by at most what fits a body each time; the sum is
+    // capped as an action's is, and a refused update changes nothing.
+    let chunk = "x".repeat(40 * 1024);
+    let mut statuses = Vec::new();
+    for key in ["a", "b", "c"] {
+        let (status, _) = api(
+            &h,
+            Method::PATCH,
+            &format!("/users/{encoded}"),
+            Some(&token),
+            Some(json!({ "user_metadata": { key: chunk } })),
+        )
+        .await;
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::OK, StatusCode::BAD_REQUEST],
+        "the third passes 100 KiB"
+    );
+    let stored = h.stored_user().await.unwrap();
+    assert!(stored.user.user_metadata.get("c").is_none());
 }
 
 fn urlencode(text: &str) -> String {

@@ -1278,10 +1278,17 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
     let direct = harness(&echo_action()).await;
     assert_eq!(seen_ip(&direct, &spoofed).await, json!("127.0.0.1"));
 
-    // Behind a trusted proxy (the test's loopback peer), its header names
-    // the client; Forwarded wins over X-Forwarded-For.
+    // Behind a trusted proxy (the test's loopback peer), the header it is
+    // configured to write names the client, X-Forwarded-For by default; the
+    // other is what the client sent, passed on, and is not read.
     let proxied = harness_with_server(&echo_action(), r#"trusted_proxies = ["127.0.0.0/8"]"#).await;
-    assert_eq!(seen_ip(&proxied, &spoofed).await, json!("198.51.100.8"));
+    assert_eq!(seen_ip(&proxied, &spoofed).await, json!("198.51.100.7"));
+    let rfc_7239 = harness_with_server(
+        &echo_action(),
+        "trusted_proxies = [\"127.0.0.0/8\"]\nforwarded_header = \"forwarded\"",
+    )
+    .await;
+    assert_eq!(seen_ip(&rfc_7239, &spoofed).await, json!("198.51.100.8"));
     // A client may prepend whatever it likes: the right-most address that is
     // not a trusted proxy is the one the proxy saw.
     let prepended = [("x-forwarded-for", "192.0.2.66, 198.51.100.7")];

@@ -265,6 +265,13 @@ fn check_prints_the_hash_of_each_plugin() {
             .any(|line| line == format!("  geo: sha256 {hash}")),
         "{stdout}"
     );
+    // `check` then `serve`: the service's keys come from its key ring,
+    // and no key file of `check`'s may be left for it to import.
+    assert!(
+        !setup.data_dir().join("keys").exists(),
+        "check wrote {}",
+        setup.data_dir().join("keys").display()
+    );
 }
 
 #[test]

@@ -99,6 +99,12 @@ impl ActionEffects {
                 "`{scope}` is granted by the app's request, not by actions"
             )));
         }
+        // A user's token must never open the Management API.
+        if claimsmith_core::MANAGEMENT_SCOPES.contains(&scope) {
+            return Err(ApiError::InvalidName(format!(
+                "`{scope}` is a Management API scope: only machine clients get it"
+            )));
+        }
         if !self.scopes.iter().any(|s| s == scope) {
             if self.scopes.len() >= MAX_SCOPES {
                 return Err(ApiError::TooLarge(MAX_SCOPES as u64));
@@ -365,9 +371,9 @@ mod tests {
     #[test]
     fn scopes_are_validated_and_deduplicated() {
         let mut effects = ActionEffects::default();
-        effects.add_scope("read:users").unwrap();
-        effects.add_scope("read:users").unwrap();
-        assert_eq!(effects.scopes, vec!["read:users"]);
+        effects.add_scope("read:orders").unwrap();
+        effects.add_scope("read:orders").unwrap();
+        assert_eq!(effects.scopes, vec!["read:orders"]);
         assert!(effects.add_scope("two words").is_err());
         assert!(effects.add_scope("").is_err());
         assert!(
@@ -375,7 +381,17 @@ mod tests {
             "a refresh token is the app's to ask for"
         );
         assert!(effects.add_scope("openid").is_err());
-        effects.remove_scope("read:users");
+        effects.remove_scope("read:orders");
+        assert!(effects.scopes.is_empty());
+    }
+
+    #[test]
+    fn an_action_cannot_grant_a_management_api_scope() {
+        let mut effects = ActionEffects::default();
+        for scope in claimsmith_core::MANAGEMENT_SCOPES {
+            let refused = effects.add_scope(scope).unwrap_err();
+            assert!(refused.to_string().contains("Management API"), "{refused}");
+        }
         assert!(effects.scopes.is_empty());
     }
 

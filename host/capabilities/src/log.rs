@@ -65,9 +65,13 @@ impl LogCapability {
 /// control character escaped, so a plugin cannot forge other lines nor
 /// restyle an operator's terminal. Every plugin output goes through it.
 pub fn one_line(message: &str) -> String {
-    truncated(message, MAX_MESSAGE_CHARS)
-        .escape_debug()
-        .to_string()
+    one_line_cut(message, MAX_MESSAGE_CHARS)
+}
+
+/// [`one_line`], cut to at most `max_chars` characters: for text a caller
+/// wrote that the host keeps (the audit trail stores it).
+pub fn one_line_cut(message: &str, max_chars: usize) -> String {
+    truncated(message, max_chars).escape_debug().to_string()
 }
 
 /// `message`, cut to at most `max_chars` characters, marked when cut.

@@ -41,6 +41,12 @@ impl Secrets {
     pub fn new(secrets: BTreeMap<String, SecretValue>) -> Self {
         Secrets(Arc::new(secrets))
     }
+
+    /// The values, for the one place that must hide them wherever they
+    /// appear (the console's Try it).
+    pub fn values(&self) -> impl Iterator<Item = &SecretValue> {
+        self.0.values()
+    }
 }
 
 impl wit::Host for Secrets {

@@ -298,6 +298,9 @@ async fn run_recorded_login(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let pipeline = start(&config)?;
+    eprintln!(
+        "note: the tokens are signed with a throwaway key: no deployment's JWKS verifies them"
+    );
     let recorded = RecordedLogin::load(&input).map_err(anyhow::Error::msg)?;
     let canned = recorded
         .http

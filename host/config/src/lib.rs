@@ -219,7 +219,7 @@ pub const DEFAULT_ALLOWED_SCOPES: &[&str] = &["openid", "profile", "email", "off
 
 /// The Management API's scopes: what a `client_credentials` client may be
 /// allowed, and all it is allowed when its config does not say.
-pub const MANAGEMENT_SCOPES: &[&str] = &["read:users", "update:users", "read:logs", "read:plugins"];
+pub use claimsmith_core::MANAGEMENT_SCOPES;
 
 /// Where `serve` listens.
 #[derive(Debug, Clone, Deserialize)]
@@ -245,10 +245,25 @@ pub struct ServerSettings {
     /// defence); an idle kept-alive connection is closed after this too.
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout_secs: u64,
-    /// Reverse proxies (addresses or CIDR networks) whose `Forwarded` or
-    /// `X-Forwarded-For` header gives the client's address.
+    /// How long a client may take to send a request's body, from the end
+    /// of its headers (a body trickled a byte at a time is cut off).
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_secs: u64,
+    /// Reverse proxies (addresses or CIDR networks) whose
+    /// `forwarded_header` gives the client's address.
     #[serde(default)]
     pub trusted_proxies: Vec<claimsmith_core::ProxyRange>,
+    /// The one header the trusted proxies write the client's address in;
+    /// the other is ignored, since a client may send it.
+    #[serde(default)]
+    pub forwarded_header: claimsmith_core::ForwardedHeader,
+    /// How long the login trail (`logins`) keeps a row.
+    #[serde(default = "default_audit_retention_days")]
+    pub audit_retention_days: u64,
+}
+
+fn default_audit_retention_days() -> u64 {
+    90
 }
 
 fn default_max_connections() -> u64 {
@@ -256,6 +271,10 @@ fn default_max_connections() -> u64 {
 }
 
 fn default_header_read_timeout() -> u64 {
+    10
+}
+
+fn default_body_read_timeout() -> u64 {
     10
 }
 
@@ -284,7 +303,10 @@ impl Default for ServerSettings {
             refresh_token_reuse_grace_secs: default_refresh_token_reuse_grace(),
             max_connections: default_max_connections(),
             header_read_timeout_secs: default_header_read_timeout(),
+            body_read_timeout_secs: default_body_read_timeout(),
             trusted_proxies: Vec::new(),
+            forwarded_header: claimsmith_core::ForwardedHeader::default(),
+            audit_retention_days: default_audit_retention_days(),
         }
     }
 }
@@ -678,7 +700,10 @@ impl Config {
         check_references(&plugins, &raw.connections, &raw.clients, &raw.actions).map_err(at)?;
         let connections = connections_section(base, raw.connections).map_err(at)?;
         warn_about_ungranted_userinfo(&plugins, &connections);
-        let clients = clients_section(base, raw.clients).map_err(at)?;
+        let clients = clients_section(base, &issuer, raw.clients).map_err(at)?;
+        for warning in plain_http_warnings(&issuer, &clients) {
+            tracing::warn!("{warning}");
+        }
         check_server(&raw.server).map_err(at)?;
         let data_dir = base.join(raw.data_dir.unwrap_or_else(|| PathBuf::from("data")));
         let (storage, keys) =
@@ -754,6 +779,16 @@ fn check_server(server: &ServerSettings) -> Result<(), Located> {
             "header_read_timeout_secs",
             server.header_read_timeout_secs,
             1..=300,
+        ),
+        (
+            "body_read_timeout_secs",
+            server.body_read_timeout_secs,
+            1..=300,
+        ),
+        (
+            "audit_retention_days",
+            server.audit_retention_days,
+            1..=3650,
         ),
     ] {
         if !range.contains(&value) {
@@ -1002,6 +1037,7 @@ const MIN_CLIENT_SECRET_CHARS: usize = 16;
 /// `[[clients]]`, their secrets resolved and redirect URIs checked.
 fn clients_section(
     base: &Path,
+    issuer: &str,
     raw: Vec<Spanned<RawClient>>,
 ) -> Result<Vec<ClientConfig>, Located> {
     let mut clients = Vec::new();
@@ -1017,7 +1053,26 @@ fn clients_section(
             client.allowed_scopes,
             client_secret.is_some(),
         )
-        .map_err(|why| (Some(span), format!("client `{}`: {why}", client.client_id)))?;
+        .map_err(|why| {
+            (
+                Some(span.clone()),
+                format!("client `{}`: {why}", client.client_id),
+            )
+        })?;
+        let management = claimsmith_core::management_audience(issuer);
+        if client
+            .audience
+            .iter()
+            .chain(&client.allowed_audiences)
+            .any(|a| *a == management)
+        {
+            let why = format!(
+                "client `{}`: `{management}` is the Management API's audience: \
+                 only a client_credentials client gets its tokens",
+                client.client_id
+            );
+            return Err((Some(span), why));
+        }
         clients.push(ClientConfig {
             client_id: client.client_id,
             name: client.name,
@@ -1293,6 +1348,41 @@ fn warn_about_ungranted_userinfo(
             );
         }
     }
+}
+
+/// What travels over plain HTTP that should not: an issuer (its cookies,
+/// codes and tokens) or a redirect URI (codes) that is `http://` and not on
+/// loopback. Allowed, for development and for TLS ended at a proxy in front,
+/// but said at start.
+fn plain_http_warnings(issuer: &str, clients: &[ClientConfig]) -> Vec<String> {
+    let on_loopback = |host: &str| {
+        host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    let off_loopback = |url: &str| {
+        reqwest::Url::parse(url)
+            .is_ok_and(|url| url.scheme() == "http" && !url.host_str().is_some_and(on_loopback))
+    };
+    let mut warnings = Vec::new();
+    if off_loopback(issuer) {
+        warnings.push(format!(
+            "issuer `{issuer}` is plain http and not on loopback: browsers' cookies, codes and \
+             tokens cross the network unencrypted unless a proxy in front ends TLS"
+        ));
+    }
+    for client in clients {
+        for uri in client.redirect_uris.iter().filter(|uri| off_loopback(uri)) {
+            warnings.push(format!(
+                "client `{}`: redirect URI `{uri}` is plain http and not on loopback: its codes \
+                 cross the network unencrypted",
+                client.client_id
+            ));
+        }
+    }
+    warnings
 }
 
 /// `[console]`: its client must exist and be able to come back to it.
@@ -1585,6 +1675,42 @@ on_error = "continue"
     }
 
     #[test]
+    fn plain_http_off_loopback_is_warned_about() {
+        let client = |uri: &str| ClientConfig {
+            client_id: "app".into(),
+            redirect_uris: vec![uri.into()],
+            ..ClientConfig::default()
+        };
+        let quiet = [
+            client("https://app.example/cb"),
+            client("http://127.0.0.1:3000/cb"),
+            client("http://[::1]/cb"),
+            client("http://localhost/cb"),
+        ];
+        assert_eq!(
+            plain_http_warnings("https://login.example.com", &quiet),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            plain_http_warnings("http://127.0.0.1:8080", &quiet),
+            Vec::<String>::new()
+        );
+        let warned = plain_http_warnings(
+            "http://login.example.com",
+            &[client("http://app.example/cb")],
+        );
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(
+            warned[0].contains("issuer `http://login.example.com`"),
+            "{warned:?}"
+        );
+        assert!(
+            warned[1].contains("redirect URI `http://app.example/cb`"),
+            "{warned:?}"
+        );
+    }
+
+    #[test]
     fn a_machine_client_is_its_own_kind_with_a_secret_and_management_scopes() {
         let machine = |body: &str| format!("{MINIMAL}\n[[clients]]\nclient_id = \"ops\"\n{body}");
         let config = parse(&machine(
@@ -1619,6 +1745,14 @@ on_error = "continue"
             (
                 "allowed_scopes = [\"read:users\"]\n",
                 "only a client_credentials client",
+            ),
+            (
+                "audience = \"https://login.example.com/api/v2/\"\n",
+                "the Management API's audience",
+            ),
+            (
+                "allowed_audiences = [\"https://login.example.com/api/v2/\"]\n",
+                "the Management API's audience",
             ),
         ] {
             let error = parse(&machine(body)).unwrap_err();

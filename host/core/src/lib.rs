@@ -12,10 +12,10 @@ pub mod clock;
 pub mod login;
 pub mod proxy;
 
-pub use claims::{RESERVED_CLAIMS, is_reserved_claim};
+pub use claims::{MANAGEMENT_SCOPES, RESERVED_CLAIMS, is_reserved_claim, management_audience};
 pub use clock::{Clock, SystemClock, rfc3339};
 pub use login::{
     Login, RequestInfo, StepKind, StepReport, StepStatus, StoredUser, Transaction, UpstreamLogin,
     UserRecord, user_id,
 };
-pub use proxy::ProxyRange;
+pub use proxy::{ForwardedHeader, ProxyRange};

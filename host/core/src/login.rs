@@ -77,7 +77,7 @@ pub struct Transaction {
 
 /// What the upstream provider returned. The claims are those of a verified
 /// id token: the caller verified it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamLogin {
     pub access_token: String,
@@ -85,6 +85,17 @@ pub struct UpstreamLogin {
     #[serde(default)]
     pub id_token: String,
     pub id_token_claims: Map<String, Value>,
+}
+
+/// The tokens are credentials: debug output shows only that they are there.
+impl std::fmt::Debug for UpstreamLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamLogin")
+            .field("access_token", &"<redacted>")
+            .field("id_token", &"<redacted>")
+            .field("id_token_claims", &self.id_token_claims)
+            .finish()
+    }
 }
 
 /// A user's stored state before a login.

@@ -1,5 +1,5 @@
 //! The trusted reverse proxies of `[server] trusted_proxies`: an address or a
-//! network in CIDR form.
+//! network in CIDR form, and which header they write the client's address in.
 //!
 //! Owns parsing a range and testing an address against it; it does not read
 //! forwarding headers (the server does).
@@ -8,6 +8,20 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
+
+/// `[server] forwarded_header`: the header the trusted proxies append the
+/// client's address to. Only that one is read: a client can send the other
+/// itself, and a proxy that appends to one passes the other on untouched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For`, which most proxies append to (nginx, HAProxy,
+    /// cloud load balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
+}
 
 /// One entry of `trusted_proxies`: an address, or a network in CIDR form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

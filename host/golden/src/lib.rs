@@ -950,13 +950,94 @@ pub async fn try_login(
             .map(|refusal| format!("request refused by the plugin's HTTP policy: {refusal}")),
     );
     let golden_case = tried_as_golden_case(config, plugin, input, &outcome)?;
-    Ok(Tried {
+    let tried = Tried {
         outcome,
         steps: report.steps,
         logs: sink.lines(),
         notes,
         golden_case,
-    })
+    };
+    Ok(tried.redacted(&Redaction::of(config)))
+}
+
+/// The secret values of a config, to hide wherever a run shows them: the
+/// plugins run with their real secrets, and what they send, log or return
+/// goes to an administrator's page.
+struct Redaction {
+    /// Each value, and its `application/x-www-form-urlencoded` form.
+    values: Vec<String>,
+}
+
+impl Redaction {
+    /// Values this short are not hidden: they would blank out ordinary words.
+    const MIN_LEN: usize = 4;
+    const MARK: &'static str = "[redacted]";
+
+    fn of(config: &Config) -> Self {
+        let plugins = config
+            .plugins
+            .values()
+            .flat_map(|spec| spec.secrets.values());
+        let clients = config
+            .clients
+            .iter()
+            .filter_map(|c| c.client_secret.as_ref());
+        let connections = config
+            .connections
+            .iter()
+            .filter_map(|c| c.upstream.as_ref());
+        let connections = connections.map(|upstream| &upstream.client_secret);
+        let mut values: Vec<String> = plugins
+            .chain(clients)
+            .chain(connections)
+            .map(SecretValue::expose)
+            .filter(|value| value.len() >= Self::MIN_LEN)
+            .flat_map(|value| {
+                let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+                [value.to_owned(), encoded]
+            })
+            .collect();
+        // The longest first, so that a secret holding another goes whole.
+        values.sort_by_key(|value| std::cmp::Reverse(value.len()));
+        values.dedup();
+        Redaction { values }
+    }
+
+    fn text(&self, text: &str) -> String {
+        self.values.iter().fold(text.to_owned(), |text, value| {
+            text.replace(value, Self::MARK)
+        })
+    }
+
+    fn json(&self, value: Value) -> Value {
+        match value {
+            Value::String(text) => Value::String(self.text(&text)),
+            Value::Array(items) => Value::Array(items.into_iter().map(|v| self.json(v)).collect()),
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(key, value)| (self.text(&key), self.json(value)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+}
+
+impl Tried {
+    fn redacted(mut self, redaction: &Redaction) -> Self {
+        self.outcome = match redaction.json(Value::Object(self.outcome)) {
+            Value::Object(outcome) => outcome,
+            _ => Map::new(),
+        };
+        for line in &mut self.logs {
+            line.message = redaction.text(&line.message);
+        }
+        for note in &mut self.notes {
+            *note = redaction.text(note);
+        }
+        self.golden_case = redaction.text(&self.golden_case);
+        self
+    }
 }
 
 /// A Try it run as a golden case file (YAML) expecting `outcome`.

@@ -220,6 +220,13 @@ impl CannedRequest {
 fn describe_request(request: &OutboundRequest) -> String {
     let mut text = format!("{} {}", request.method, request.url);
     for (name, value) in &request.headers {
+        // What a request authenticates with is never shown, only its kind.
+        let value = if CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            let scheme = value.split_once(' ').map_or("", |(scheme, _)| scheme);
+            format!("{scheme} [redacted]").trim_start().to_owned()
+        } else {
+            value.clone()
+        };
         text += &format!("\n  {name}: {value}");
     }
     if let Some(body) = &request.body {
@@ -227,6 +234,15 @@ fn describe_request(request: &OutboundRequest) -> String {
     }
     text
 }
+
+/// Request headers that carry credentials.
+const CREDENTIAL_HEADERS: [&str; 5] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "api-key",
+];
 
 fn get() -> String {
     "GET".to_owned()

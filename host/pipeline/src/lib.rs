@@ -97,8 +97,8 @@ struct Progress {
     user_id: Option<String>,
 }
 
-/// A login that ended in tokens.
-#[derive(Serialize, Deserialize)]
+/// A login that ended in tokens. No `Debug`: it holds them.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct MintedLogin {
     pub tokens: MintedTokens,
     /// The upstream's id for the user (`user.user_id` is
@@ -186,11 +186,14 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Loads the signing key and every configured plugin. Compiling is CPU
-    /// work: call it before serving, or from a blocking task.
+    /// Loads every configured plugin, and signs with a throwaway key of the
+    /// configured algorithm, held in memory only: for `claimsmith check` and
+    /// `run`, benchmarks and tests, whose tokens must not pass for a
+    /// deployment's (those come from the key ring, [`Pipeline::assemble`]).
+    /// Writes nothing. Compiling is CPU work: call it before serving, or
+    /// from a blocking task.
     pub fn new(config: Config, http: OutboundHttp) -> Result<Self, StartError> {
-        let key =
-            SigningKey::load_or_generate(&config.data_dir.join("keys"), config.tokens.algorithm)?;
+        let key = SigningKey::generate(config.tokens.algorithm)?;
         let engine = Engine::new(&config.engine, http.clone())?;
         Self::assemble(config, &engine, KeyRing::single(key), http)
     }

@@ -9,15 +9,17 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use reqwest::Url;
 use serde::Deserialize;
+use sha2::Digest as _;
 
 use super::pending::{MAX_NONCE_LEN, MAX_STATE_LEN, PendingLogin};
 use super::protocol::{ErrorCode, is_valid_s256_challenge, pkce_challenge, random_token};
-use super::token::IssuedCode;
+use super::token::CodeToIssue;
 use super::upstream::{Reauthentication, UpstreamTokens};
 use super::{OAuthError, Service, error_page};
+use claimsmith_capabilities::log::one_line_cut;
 use claimsmith_config::ClientConfig;
 use claimsmith_core::{StoredUser, Transaction};
-use claimsmith_pipeline::{Login, MintedLogin, RequestInfo, UpstreamLogin};
+use claimsmith_pipeline::{Login, RequestInfo, UpstreamLogin};
 
 /// An app's authorization request (RFC 6749 §4.1.1, RFC 7636, OIDC Core §3.1.2.1).
 #[derive(Debug, Deserialize)]
@@ -43,16 +45,21 @@ pub(crate) struct AuthorizeParams {
     login_hint: Option<String>,
 }
 
+/// How much of an upstream's `error` and `error_description` at `/callback`
+/// the log and the audit trail keep: the caller writes them.
+const MAX_UPSTREAM_ERROR_CHARS: usize = 64;
+const MAX_UPSTREAM_DESCRIPTION_CHARS: usize = 256;
+
 /// The prompt values of OIDC Core §3.1.2.1.
 const PROMPT_VALUES: [&str; 4] = ["none", "login", "consent", "select_account"];
 
 /// The cookie that holds a pending login in its browser; one per login, so
-/// two tabs signing in at once do not clash.
+/// two tabs signing in at once do not clash. Named by a hash of the state:
+/// at `/callback` the state is the caller's to write, and no caller input
+/// goes into a cookie name.
 fn login_cookie_name(upstream_state: &str) -> String {
-    format!(
-        "claimsmith_login_{}",
-        &upstream_state[..upstream_state.len().min(16)]
-    )
+    let digest = sha2::Sha256::digest(upstream_state.as_bytes());
+    format!("claimsmith_login_{}", hex::encode(&digest[..8]))
 }
 
 fn login_cookie(issuer: &str, upstream_state: &str, value: &str, max_age_secs: u64) -> String {
@@ -399,33 +406,41 @@ fn check_pkce(client: &ClientConfig, params: &AuthorizeParams) -> Result<(), OAu
     }
 }
 
+/// The longest `scope` parameter read: `/authorize` is open to anyone, so
+/// its work is bounded before it starts (a client's allowed scopes, each
+/// once, fit easily).
+const MAX_SCOPE_PARAM_LEN: usize = 4096;
+
 /// The requested scopes, each once, in order; `openid` among them and each
-/// allowed for the client.
+/// allowed for the client. One pass over a bounded parameter.
 fn requested_scopes(
     client: &ClientConfig,
     params: &AuthorizeParams,
 ) -> Result<Vec<String>, OAuthError> {
+    let requested = params.scope.as_deref().unwrap_or("openid");
+    if requested.len() > MAX_SCOPE_PARAM_LEN {
+        return Err(refused(
+            ErrorCode::InvalidScope,
+            &format!("scope is longer than {MAX_SCOPE_PARAM_LEN} bytes"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
     let mut scopes: Vec<String> = Vec::new();
-    for scope in params
-        .scope
-        .as_deref()
-        .unwrap_or("openid")
-        .split_ascii_whitespace()
-    {
-        if !scopes.iter().any(|s| s == scope) {
+    for scope in requested.split_ascii_whitespace() {
+        if !client.allowed_scopes.iter().any(|allowed| allowed == scope) {
+            return Err(refused(
+                ErrorCode::InvalidScope,
+                &format!("scope `{scope}` is not allowed for this client"),
+            ));
+        }
+        if seen.insert(scope) {
             scopes.push(scope.to_owned());
         }
     }
-    if !scopes.iter().any(|s| s == "openid") {
+    if !seen.contains("openid") {
         return Err(refused(
             ErrorCode::InvalidScope,
             "the openid scope is required",
-        ));
-    }
-    if let Some(scope) = scopes.iter().find(|s| !client.allowed_scopes.contains(s)) {
-        return Err(refused(
-            ErrorCode::InvalidScope,
-            &format!("scope `{scope}` is not allowed for this client"),
         ));
     }
     Ok(scopes)
@@ -547,11 +562,7 @@ pub(crate) async fn callback(
     headers: HeaderMap,
     Query(params): Query<CallbackParams>,
 ) -> Response {
-    let client = super::forwarded::client_address(
-        peer.ip(),
-        &headers,
-        &service.config().server.trusted_proxies,
-    );
+    let client = service.caller_address(peer.ip(), &headers);
     let header_text = |name| {
         headers
             .get(name)
@@ -587,8 +598,11 @@ impl Service {
             .state
             .as_deref()
             .zip(sealed_login)
-            .and_then(|(state, sealed)| self.login_sealer.open(state, &sealed, self.clock.now()));
-        let Some(pending) = pending else {
+            .and_then(|(state, sealed)| {
+                let pending = self.login_sealer.open(state, &sealed, self.clock.now())?;
+                Some((state, pending))
+            });
+        let Some((state, pending)) = pending else {
             tracing::info!("a callback without a valid sign-in cookie; refused");
             return error_page(
                 StatusCode::BAD_REQUEST,
@@ -596,6 +610,9 @@ impl Service {
                  Start again from the application.",
             );
         };
+        if let Err(refused) = self.spend(state, &pending).await {
+            return refused;
+        }
         let correlation_id = super::correlation_id();
         let correlation_id = correlation_id.as_str();
         let verified = match self.upstream_login(&pending, &params).await {
@@ -608,73 +625,57 @@ impl Service {
         };
         let UpstreamLoginDone { tokens, auth_time } = verified;
         let login = sign_in_login(&pending, tokens, auth_time, request);
-        match self.run_login(&login, correlation_id).await {
-            Ok(minted) => self.issue_code(pending, minted, correlation_id).await,
+        let code = random_token();
+        let to_issue = CodeToIssue {
+            code: &code,
+            pending: &pending,
+        };
+        let (redirect_uri, app_state) = (&pending.redirect_uri, pending.app_state.as_deref());
+        match self.run_login(&login, correlation_id, Some(to_issue)).await {
+            Ok(_) => redirect_to_app(self.issuer(), redirect_uri, app_state, &[("code", &code)]),
             Err(failure) => {
                 let answer = OAuthError::from_failure(&failure, correlation_id);
+                let error = answer.error;
                 app_error(
                     self.issuer(),
-                    &pending.redirect_uri,
-                    pending.app_state.as_deref(),
-                    answer.error,
+                    redirect_uri,
+                    app_state,
+                    error,
                     &answer.description,
                 )
             }
         }
     }
 
-    /// A login that minted: its tokens sealed under a fresh code, the code
-    /// stored for the app's exchange and sent to its redirect URI.
-    async fn issue_code(
-        &self,
-        pending: PendingLogin,
-        minted: MintedLogin,
-        correlation_id: &str,
-    ) -> Response {
-        let PendingLogin {
-            client_id,
-            redirect_uri,
-            app_state,
-            code_challenge,
-            connection,
-            audience,
-            scopes,
-            ..
-        } = pending;
-        let code = random_token();
-        let issued = IssuedCode {
-            client_id,
-            redirect_uri: redirect_uri.clone(),
-            code_challenge,
-            upstream_subject: minted.upstream_subject.clone(),
-            connection,
-            audience,
-            requested_scopes: scopes,
-            minted,
-        };
-        let (redirect_uri, state) = (redirect_uri.as_str(), app_state.as_deref());
-        let expires_at = self.clock.now() + self.config().server.code_ttl_secs;
-        let stored = match issued.seal(&code) {
-            Ok(sealed) => self
-                .timed(
-                    "insert_code",
-                    self.store.insert_code(&code, &sealed, expires_at),
-                )
-                .await
-                .map_err(|error| error.to_string()),
-            Err(error) => Err(error.to_string()),
-        };
-        if let Err(error) = stored {
-            tracing::error!(%error, correlation_id, "cannot store the authorization code");
-            return app_error(
-                self.issuer(),
-                redirect_uri,
-                state,
-                ErrorCode::ServerError,
-                &format!("the sign-in could not be completed (id {correlation_id})"),
-            );
+    /// Marks `pending` used, for every host of the deployment, before
+    /// anything else happens: its cookie stays valid until it expires, and a
+    /// replayed callback must neither reach the upstream's token endpoint
+    /// (with this service's client secret) nor write to the audit trail.
+    async fn spend(&self, state: &str, pending: &PendingLogin) -> Result<(), Response> {
+        match self
+            .store
+            .spend_pending_login(state, pending.expires_at)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::info!(
+                    client = pending.client_id,
+                    "a callback of a sign-in already used; refused"
+                );
+                Err(error_page(
+                    StatusCode::BAD_REQUEST,
+                    "This sign-in has already been used. Start again from the application.",
+                ))
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot mark the sign-in used");
+                Err(error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The sign-in cannot be completed now. Start again from the application.",
+                ))
+            }
         }
-        redirect_to_app(self.issuer(), redirect_uri, state, &[("code", &code)])
     }
 
     /// The upstream's side of a callback: its issuer (RFC 9207), its error,
@@ -694,8 +695,14 @@ impl Service {
             return Err(Refusal::new(ErrorCode::ServerError, detail));
         }
         if let Some(error) = &params.error {
+            // The caller writes these: the log and the audit row keep a
+            // bounded, single-line cut of them.
             let description = params.error_description.as_deref().unwrap_or("");
-            let detail = format!("the identity provider answered {error}: {description}");
+            let detail = format!(
+                "the identity provider answered {}: {}",
+                one_line_cut(error, MAX_UPSTREAM_ERROR_CHARS),
+                one_line_cut(description, MAX_UPSTREAM_DESCRIPTION_CHARS)
+            );
             // An interaction code goes to the app as it is (the app must
             // send the user to interact); any other is a refusal.
             let answer = ErrorCode::interaction(error).unwrap_or(ErrorCode::AccessDenied);

@@ -54,7 +54,9 @@ use claimsmith_pipeline::{
     BoxFuture, Login, LoginFailure, MintedLogin, Pipeline, RunOptions, SigningIn, StartError,
     StoredUsers,
 };
-use claimsmith_store::{AuditEntry, AuditOutcome, SavedUser, Store, StoredUserRow};
+use claimsmith_store::{
+    AuditEntry, AuditOutcome, NewCode, Retention, SavedUser, Store, StoredUserRow,
+};
 use upstream::{UpstreamClient, UpstreamError};
 
 /// How long a user may take at the upstream provider.
@@ -149,7 +151,11 @@ impl Service {
         let engine =
             Arc::new(Engine::new(&config.engine, plugin_http.clone()).map_err(StartError::from)?);
         let pipeline = load_chain(&engine, config.clone(), &keys, &plugin_http).await?;
-        spawn_pruning(store.clone(), config.server.code_ttl_secs, clock.clone());
+        let retention = Retention {
+            code_memory_secs: config.server.code_ttl_secs,
+            audit_trail_secs: config.server.audit_retention_days.saturating_mul(86_400),
+        };
+        spawn_pruning(store.clone(), retention, clock.clone());
         let service = Arc::new(Service {
             login_sealer: pending::LoginSealer::new(&key_encryption_key),
             console_sealer: key_encryption_key.sealer("console v1"),
@@ -198,10 +204,23 @@ impl Service {
         self.config().client(client_id)
     }
 
+    /// The address a request from `peer` comes from: `peer`, or behind
+    /// trusted proxies the client they name ([`forwarded`]).
+    fn caller_address(&self, peer: std::net::IpAddr, headers: &HeaderMap) -> std::net::IpAddr {
+        let server = &self.config().server;
+        forwarded::client_address(
+            peer,
+            headers,
+            &server.trusted_proxies,
+            server.forwarded_header,
+        )
+    }
+
     /// Runs the pipeline for one login and records it: the audit row, and
-    /// the user when tokens were minted, in one transaction. A denied or
-    /// failed login changes nothing about the user: metadata its actions set
-    /// is dropped. Tokens that could not be recorded are not handed out.
+    /// when tokens were minted the user and the code a sign-in answers with
+    /// (`code`), in one transaction. A denied or failed login changes nothing
+    /// about the user: metadata its actions set is dropped. Tokens that could
+    /// not be recorded are not handed out.
     ///
     /// On a sign-in the chain reads the stored user once the profile names
     /// them ([`UserDirectory`]), and the Management API answers for the
@@ -210,20 +229,13 @@ impl Service {
         &self,
         login: &Login,
         correlation_id: &str,
+        code: Option<token::CodeToIssue<'_>>,
     ) -> Result<MintedLogin, LoginFailure> {
         // The chain of this moment, for the whole run: a reload meanwhile
         // does not mix two versions in one login.
         let pipeline = self.pipeline();
-        let now = self.clock.now();
-        let view =
-            (!login.refresh && reaches_the_management_api(&pipeline, self.issuer())).then(|| {
-                Arc::new(SignInView {
-                    store: self.store.clone(),
-                    login_key: protocol::random_token(),
-                    now: claimsmith_core::rfc3339(now),
-                    expires_at: now + SIGN_IN_VIEW_SECS,
-                })
-            });
+        let view = (!login.refresh && reaches_the_management_api(&pipeline, self.issuer()))
+            .then(|| Arc::new(SignInView::new(self.store.clone(), self.clock.now())));
         let users = (!login.refresh).then(|| {
             Arc::new(UserDirectory {
                 store: self.store.clone(),
@@ -237,22 +249,25 @@ impl Service {
         };
         let report = pipeline.run(login, &options).await;
         self.metrics.steps(&report.steps);
-        let outcome = report.outcome;
-        let user_id = report.user_id;
+        let mut outcome = report.outcome;
+        let sealed_code = match (&outcome, &code) {
+            (Ok(minted), Some(code)) => Some(code.seal(minted)),
+            _ => None,
+        };
+        let sealed_code = match sealed_code.transpose() {
+            Ok(sealed) => sealed,
+            Err(error) => {
+                tracing::error!(%error, correlation_id, "cannot seal the authorization code");
+                outcome = Err(LoginFailure::Storage);
+                None
+            }
+        };
         let entry = AuditEntry {
             at: claimsmith_core::rfc3339(self.clock.now()),
-            user_id,
+            user_id: report.user_id,
             client_id: login.client_id.clone(),
             connection: login.connection.clone(),
-            outcome: match &outcome {
-                Ok(_) => AuditOutcome::Minted,
-                Err(LoginFailure::Denied { reason, .. }) => AuditOutcome::Denied {
-                    reason: reason.clone(),
-                },
-                Err(failure) => AuditOutcome::Failed {
-                    error: failure.to_string(),
-                },
-            },
+            outcome: audit_outcome(&outcome),
             steps: serde_json::to_value(&report.steps).unwrap_or(Value::Null),
             correlation_id: Some(correlation_id.to_owned()),
             chain_version: Some(pipeline.chain_version().to_owned()),
@@ -261,8 +276,18 @@ impl Service {
             user: &minted.user,
             counts_as_login: !login.refresh,
         });
+        let new_code = code
+            .zip(sealed_code.as_deref())
+            .map(|(code, sealed)| NewCode {
+                code: code.code,
+                sealed,
+                expires_at: self.clock.now() + self.config().server.code_ttl_secs,
+            });
         let recorded = self
-            .timed("record_login", self.store.record_login(&entry, saved))
+            .timed(
+                "record_login",
+                self.store.record_login(&entry, saved, new_code),
+            )
             .await;
         if let Err(error) = &recorded {
             tracing::error!(%error, correlation_id, "cannot record the login");
@@ -274,20 +299,31 @@ impl Service {
             Ok(_) if recorded.is_err() => Err(LoginFailure::Storage),
             outcome => outcome,
         };
-        self.metrics.login(
-            &login.client_id,
-            if login.refresh {
-                Grant::Refresh
-            } else {
-                Grant::SignIn
-            },
-            match &outcome {
-                Ok(_) => "minted",
-                Err(LoginFailure::Denied { .. }) => "denied",
-                Err(_) => "failed",
-            },
-        );
+        let grant = if login.refresh {
+            Grant::Refresh
+        } else {
+            Grant::SignIn
+        };
+        let counted = match &outcome {
+            Ok(_) => "minted",
+            Err(LoginFailure::Denied { .. }) => "denied",
+            Err(_) => "failed",
+        };
+        self.metrics.login(&login.client_id, grant, counted);
         outcome
+    }
+}
+
+/// How the audit trail records a login's outcome.
+fn audit_outcome(outcome: &Result<MintedLogin, LoginFailure>) -> AuditOutcome {
+    match outcome {
+        Ok(_) => AuditOutcome::Minted,
+        Err(LoginFailure::Denied { reason, .. }) => AuditOutcome::Denied {
+            reason: reason.clone(),
+        },
+        Err(failure) => AuditOutcome::Failed {
+            error: failure.to_string(),
+        },
     }
 }
 
@@ -377,6 +413,16 @@ impl StoredUsers for UserDirectory {
 }
 
 impl SignInView {
+    /// The view of the user a sign-in starting `now` signs in.
+    fn new(store: Store, now: u64) -> Self {
+        SignInView {
+            store,
+            login_key: protocol::random_token(),
+            now: claimsmith_core::rfc3339(now),
+            expires_at: now + SIGN_IN_VIEW_SECS,
+        }
+    }
+
     async fn end(&self) {
         if let Err(error) = self.store.end_sign_in(&self.login_key).await {
             // Pruned when it expires.
@@ -407,7 +453,7 @@ impl Service {
             correlation_id: Some(correlation_id.to_owned()),
             chain_version: None,
         };
-        if let Err(error) = self.store.record_login(&entry, None).await {
+        if let Err(error) = self.store.record_login(&entry, None, None).await {
             tracing::error!(%error, correlation_id, "cannot record the failed login");
         }
         // Only configured clients name a series, whatever a request claims.
@@ -444,20 +490,23 @@ async fn load_chain(
         .map_err(ServiceError::from)
 }
 
-/// Expired refresh tokens and codes are deleted every minute, so the tables
-/// do not grow with every login ever made; with several hosts, one of them
-/// prunes each time.
-fn spawn_pruning(store: Store, code_ttl_secs: u64, clock: Arc<dyn Clock>) {
+/// Expired refresh tokens, codes and spent pending logins, and audit rows
+/// past their retention, are deleted every minute, so the tables do not
+/// grow with every login ever made; with several hosts, one of them prunes
+/// each time.
+fn spawn_pruning(store: Store, retention: Retention, clock: Arc<dyn Clock>) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(60));
         loop {
             every.tick().await;
-            match store.prune_expired(clock.now(), code_ttl_secs).await {
+            match store.prune_expired(clock.now(), retention).await {
                 Ok(Some(pruned)) if pruned != claimsmith_store::Pruned::default() => {
                     tracing::info!(
                         refresh_tokens = pruned.refresh_tokens,
                         codes = pruned.codes,
                         users_signing_in = pruned.users_signing_in,
+                        spent_logins = pruned.spent_logins,
+                        audit_rows = pruned.audit_rows,
                         "pruned expired rows"
                     )
                 }
@@ -509,6 +558,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .nest("/api/v2", management)
         .nest("/admin", console::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES))
+        // No request path panics by design; should one ever, its request
+        // gets a 500 and the connection and the process go on.
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(service)
 }
 
@@ -518,7 +570,8 @@ const MAX_REQUEST_BODY_BYTES: usize = 64 * 1024;
 
 /// Serves `service` on `listener` until the process ends: HTTP/1.1, at most
 /// `server.max_connections` at once (more wait in the listen queue), each
-/// given `server.header_read_timeout_secs` to send a request's headers.
+/// given `server.header_read_timeout_secs` to send a request's headers and
+/// `server.body_read_timeout_secs` to send its body.
 pub async fn serve(
     service: Arc<Service>,
     listener: tokio::net::TcpListener,
@@ -537,6 +590,7 @@ pub async fn serve_router(
     use tower::ServiceExt as _;
 
     let header_read_timeout = Duration::from_secs(settings.header_read_timeout_secs);
+    let body_read_timeout = Duration::from_secs(settings.body_read_timeout_secs);
     let max_connections = usize::try_from(settings.max_connections).unwrap_or(usize::MAX);
     let connections = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
@@ -561,11 +615,18 @@ pub async fn serve_router(
         tokio::spawn(async move {
             let _permit = permit;
             let requests = hyper::service::service_fn(
-                move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                    request
-                        .extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
-                    app.clone().oneshot(request.map(axum::body::Body::new))
+                move |request: axum::http::Request<hyper::body::Incoming>| {
+                    let app = app.clone();
+                    async move {
+                        let mut request = match read_body(request, body_read_timeout).await {
+                            Ok(request) => request,
+                            Err(refused) => return Ok(refused),
+                        };
+                        request
+                            .extensions_mut()
+                            .insert(axum::extract::ConnectInfo(peer));
+                        app.oneshot(request).await
+                    }
                 },
             );
             let served = hyper::server::conn::http1::Builder::new()
@@ -577,6 +638,42 @@ pub async fn serve_router(
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
         });
+    }
+}
+
+/// `request` with its body read whole, within `deadline` from now and at
+/// most [`MAX_REQUEST_BODY_BYTES`]: a body sent a byte at a time must not
+/// hold a connection (and a place among `max_connections`) for ever. Every
+/// endpoint reads a small body whole anyway.
+async fn read_body(
+    request: axum::http::Request<hyper::body::Incoming>,
+    deadline: Duration,
+) -> Result<axum::http::Request<axum::body::Body>, Response> {
+    use http_body_util::BodyExt as _;
+
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_REQUEST_BODY_BYTES);
+    let refuse = |status: StatusCode, why: &str| {
+        // The rest of the body may still come: the connection cannot be reused.
+        (status, [(header::CONNECTION, "close")], why.to_owned()).into_response()
+    };
+    match tokio::time::timeout(deadline, limited.collect()).await {
+        Ok(Ok(body)) => Ok(axum::http::Request::from_parts(
+            parts,
+            axum::body::Body::from(body.to_bytes()),
+        )),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is too large",
+        )),
+        Ok(Err(_)) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "the request body broke off",
+        )),
+        Err(_) => Err(refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body took too long",
+        )),
     }
 }
 

@@ -23,12 +23,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Service;
+use claimsmith_config::{ClientConfig, GrantType};
 use claimsmith_store::{AdminAction, LoginFilter, LoginListing, Page, StoredUserRow, UserListing};
-
-/// The audience of Management API tokens: `<issuer>/api/v2/`.
-pub fn audience(issuer: &str) -> String {
-    format!("{issuer}/api/v2/")
-}
 
 /// The most items one page holds.
 const MAX_PER_PAGE: u64 = 100;
@@ -120,11 +116,41 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Who is calling: the client id of a verified token that has `scope`.
+/// Who is calling: the machine client of a verified token that has `scope`.
 fn caller(service: &Service, headers: &HeaderMap, scope: &str) -> Result<String, ApiError> {
     let claims = service
-        .verify_bearer(headers, Some(&audience(service.issuer())))
+        .verify_bearer(
+            headers,
+            Some(&claimsmith_core::management_audience(service.issuer())),
+        )
         .map_err(|why| ApiError::new(StatusCode::UNAUTHORIZED, why))?;
+    machine_caller(&claims, scope, |client_id| service.client(client_id))
+}
+
+/// The client `claims` name, when they are a client-credentials token of a
+/// configured machine client and grant `scope`. A user's access token is
+/// refused whatever its audience and scopes: the config keeps the
+/// Management API's audience and scopes off login clients and the `api`
+/// capability keeps its scopes from actions, and this check holds should
+/// either ever fail.
+fn machine_caller<'c>(
+    claims: &Map<String, Value>,
+    scope: &str,
+    client: impl Fn(&str) -> Option<&'c ClientConfig>,
+) -> Result<String, ApiError> {
+    let client_id = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let from_a_machine = claims.get("gty").and_then(Value::as_str)
+        == Some(claimsmith_tokens::CLIENT_CREDENTIALS_GTY)
+        && client(client_id).is_some_and(|client| client.allows(GrantType::ClientCredentials));
+    if !from_a_machine {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "the Management API takes only client-credentials tokens of machine clients",
+        ));
+    }
     let granted = claims.get("scope").and_then(Value::as_str).unwrap_or("");
     if !granted.split_ascii_whitespace().any(|s| s == scope) {
         return Err(ApiError::new(
@@ -132,11 +158,7 @@ fn caller(service: &Service, headers: &HeaderMap, scope: &str) -> Result<String,
             format!("Insufficient scope, expected: {scope}"),
         ));
     }
-    Ok(claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned())
+    Ok(client_id.to_owned())
 }
 
 /// A user in Auth0's shape: the profile snapshot of the last login at the
@@ -384,6 +406,20 @@ pub fn merge_metadata(into: &mut Map<String, Value>, update: Map<String, Value>)
     }
 }
 
+/// The cap an action's metadata has applies to an update's too: many small
+/// PATCHes must not grow a user without end.
+fn check_metadata_size(kind: &str, merged: &Map<String, Value>) -> Result<(), ApiError> {
+    let cap = claimsmith_capabilities::api::MAX_PAYLOAD_BYTES;
+    let size = serde_json::to_vec(merged).map_or(u64::MAX, |bytes| bytes.len() as u64);
+    if size > cap {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{kind} would be {size} bytes, more than the {cap} a user may have"),
+        ));
+    }
+    Ok(())
+}
+
 #[utoipa::path(
     patch,
     path = "/users/{id}",
@@ -420,6 +456,8 @@ async fn patch_user(
     let detail = serde_json::to_value(&update).unwrap_or(Value::Null);
     merge_metadata(&mut user_metadata, update.user_metadata.unwrap_or_default());
     merge_metadata(&mut app_metadata, update.app_metadata.unwrap_or_default());
+    check_metadata_size("user_metadata", &user_metadata)?;
+    check_metadata_size("app_metadata", &app_metadata)?;
     let updated = service
         .store
         .update_metadata(&id, &user_metadata, &app_metadata)
@@ -703,6 +741,53 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_machine_clients_client_credentials_token_is_a_caller() {
+        let machine = ClientConfig {
+            client_id: "ops".into(),
+            grant_types: vec![GrantType::ClientCredentials],
+            ..ClientConfig::default()
+        };
+        let web = ClientConfig {
+            client_id: "web".into(),
+            grant_types: vec![GrantType::AuthorizationCode],
+            ..ClientConfig::default()
+        };
+        let clients = |id: &str| [&machine, &web].into_iter().find(|c| c.client_id == id);
+        let token = |sub: &str, gty: Option<&str>| {
+            let mut claims = json!({"sub": sub, "scope": "read:users"});
+            if let Some(gty) = gty {
+                claims["gty"] = gty.into();
+            }
+            claims.as_object().cloned().unwrap_or_default()
+        };
+        let machine_token = token("ops", Some("client-credentials"));
+        assert_eq!(
+            machine_caller(&machine_token, "read:users", clients).ok(),
+            Some("ops".to_owned())
+        );
+        let forbidden = machine_caller(&machine_token, "update:users", clients).unwrap_err();
+        assert_eq!(forbidden.status_code, 403);
+        for (what, claims) in [
+            ("a user's token", token("okta|someone", None)),
+            (
+                "a login client's, however marked",
+                token("web", Some("client-credentials")),
+            ),
+            (
+                "a removed client's",
+                token("gone", Some("client-credentials")),
+            ),
+            (
+                "a machine's of another grant",
+                token("ops", Some("password")),
+            ),
+        ] {
+            let refused = machine_caller(&claims, "read:users", clients).unwrap_err();
+            assert_eq!(refused.status_code, 401, "{what}");
+        }
+    }
 
     #[test]
     fn metadata_merges_at_the_top_level_and_null_deletes() {

@@ -24,8 +24,9 @@ pub(crate) const MAX_NONCE_LEN: usize = 512;
 /// Browsers keep cookies up to 4096 bytes, name included.
 const MAX_SEALED_LEN: usize = 3800;
 
-/// A login waiting for the user to come back from the upstream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A login waiting for the user to come back from the upstream. Its debug
+/// output leaves out the upstream PKCE verifier and nonce.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct PendingLogin {
     pub(crate) client_id: String,
     pub(crate) redirect_uri: String,
@@ -45,6 +46,21 @@ pub(crate) struct PendingLogin {
     pub(crate) started_at: u64,
     /// Unix seconds after which the login cannot be finished.
     pub(crate) expires_at: u64,
+}
+
+impl std::fmt::Debug for PendingLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingLogin")
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("connection", &self.connection)
+            .field("scopes", &self.scopes)
+            .field("audience", &self.audience)
+            .field("upstream_verifier", &"<redacted>")
+            .field("started_at", &self.started_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The sealed form of this login is larger than a browser keeps.
@@ -156,6 +172,13 @@ mod tests {
         for forged in ["", "x", "%%%", &"A".repeat(10_000)] {
             assert_eq!(sealer.open("state-1", forged, 99), None, "{forged:.20}");
         }
+    }
+
+    #[test]
+    fn debug_output_leaves_out_the_upstream_verifier() {
+        let shown = format!("{:?}", login(100));
+        assert!(shown.contains("web-app"), "{shown}");
+        assert!(!shown.contains(&"v".repeat(43)), "{shown}");
     }
 
     #[test]

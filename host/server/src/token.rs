@@ -1,11 +1,13 @@
 //! `/oauth/token` (an app trades a code or a refresh token for tokens) and
 //! `/userinfo` (an app reads the user with an access token).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -13,6 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value, json};
 
+use super::pending::PendingLogin;
 use super::protocol::{
     ErrorCode, authorization_credentials, form_urldecode, is_valid_code_verifier, pkce_challenge,
     random_token,
@@ -26,7 +29,7 @@ use claimsmith_store::{Redemption, RefreshGrant};
 
 /// A code waiting for the app to exchange it, with the login's tokens.
 #[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct IssuedCode {
+pub(crate) struct IssuedCode<'m> {
     pub(crate) client_id: String,
     pub(crate) redirect_uri: String,
     pub(crate) code_challenge: Option<String>,
@@ -36,10 +39,11 @@ pub(crate) struct IssuedCode {
     /// The scopes the app asked for and was allowed, before the actions ran:
     /// each refresh runs the actions again from these.
     pub(crate) requested_scopes: Vec<String>,
-    pub(crate) minted: MintedLogin,
+    /// Borrowed while sealed, owned once opened.
+    pub(crate) minted: Cow<'m, MintedLogin>,
 }
 
-impl IssuedCode {
+impl IssuedCode<'_> {
     /// Sealed under a key derived from `code` itself: the database keeps
     /// the tokens a code stands for, but only the code's holder can open
     /// them.
@@ -48,9 +52,35 @@ impl IssuedCode {
         Ok(code_sealer(code).seal(b"", &plaintext))
     }
 
-    fn open(code: &str, sealed: &str) -> Option<Self> {
+    fn open(code: &str, sealed: &str) -> Option<IssuedCode<'static>> {
         let plaintext = code_sealer(code).open(b"", sealed)?;
         serde_json::from_slice(&plaintext).ok()
+    }
+}
+
+/// The code a sign-in answers its app with (`code`, random) for the login
+/// `pending` started: stored with the login's audit row, so that the trail
+/// says minted only when the code is there to exchange.
+pub(crate) struct CodeToIssue<'a> {
+    pub(crate) code: &'a str,
+    pub(crate) pending: &'a PendingLogin,
+}
+
+impl CodeToIssue<'_> {
+    /// `minted`, as the code's exchange will give it, sealed under the code.
+    pub(crate) fn seal(&self, minted: &MintedLogin) -> Result<String, serde_json::Error> {
+        let pending = self.pending;
+        let issued = IssuedCode {
+            client_id: pending.client_id.clone(),
+            redirect_uri: pending.redirect_uri.clone(),
+            code_challenge: pending.code_challenge.clone(),
+            upstream_subject: minted.upstream_subject.clone(),
+            connection: pending.connection.clone(),
+            audience: pending.audience.clone(),
+            requested_scopes: pending.scopes.clone(),
+            minted: Cow::Borrowed(minted),
+        };
+        issued.seal(self.code)
     }
 }
 
@@ -67,7 +97,7 @@ pub(super) struct CodeExchange<'a> {
 impl CodeExchange<'_> {
     /// The code was issued to this client, for this redirect URI, and the
     /// verifier matches its PKCE challenge.
-    fn check(&self, issued: &IssuedCode) -> Result<(), OAuthError> {
+    fn check(&self, issued: &IssuedCode<'_>) -> Result<(), OAuthError> {
         if issued.client_id != self.client.client_id {
             return Err(OAuthError::invalid_grant(
                 "the code was issued to another client",
@@ -101,18 +131,44 @@ fn code_sealer(code: &str) -> claimsmith_tokens::sealing::Sealer {
     claimsmith_tokens::sealing::KeyEncryptionKey::from_secret(code).sealer("authorization code v1")
 }
 
+/// A request to the token or revocation endpoint: what authenticates its
+/// client, and the caller's address, by which failures are counted.
+pub(super) struct ClientRequest {
+    headers: HeaderMap,
+    form: HashMap<String, String>,
+    caller: IpAddr,
+}
+
+impl ClientRequest {
+    fn new(
+        service: &Service,
+        peer: SocketAddr,
+        headers: HeaderMap,
+        form: HashMap<String, String>,
+    ) -> Self {
+        let caller = service.caller_address(peer.ip(), &headers);
+        ClientRequest {
+            headers,
+            form,
+            caller,
+        }
+    }
+}
+
 pub(crate) async fn token(
     State(service): State<Arc<Service>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     // The request's one reading of the clock: every expiry it checks or
     // sets is against this instant.
     let now = service.clock.now();
-    let answer = match form.get("grant_type").map(String::as_str) {
-        Some("authorization_code") => service.exchange_code(&headers, &form, now).await,
-        Some("refresh_token") => service.refresh(&headers, &form, now).await,
-        Some("client_credentials") => service.client_credentials(&headers, &form, now).await,
+    let request = ClientRequest::new(&service, peer, headers, form);
+    let answer = match request.form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => service.exchange_code(&request, now).await,
+        Some("refresh_token") => service.refresh(&request, now).await,
+        Some("client_credentials") => service.client_credentials(&request, now).await,
         Some(other) => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::UnsupportedGrantType,
@@ -135,11 +191,8 @@ pub(crate) async fn token(
 
 impl Service {
     /// `client_secret_basic`, `client_secret_post`, or a public client's id.
-    fn authenticate_client(
-        &self,
-        headers: &HeaderMap,
-        form: &HashMap<String, String>,
-    ) -> Result<&ClientConfig, OAuthError> {
+    fn authenticate_client(&self, request: &ClientRequest) -> Result<&ClientConfig, OAuthError> {
+        let (headers, form) = (&request.headers, &request.form);
         let (client_id, secret) = match headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -173,7 +226,11 @@ impl Service {
         let Some(expected) = &client.client_secret else {
             return Ok(client);
         };
-        if let Some(wait) = self.failed_authentications.locked_for(&client.client_id) {
+        let caller = request.caller;
+        if let Some(wait) = self
+            .failed_authentications
+            .locked_for(&client.client_id, caller)
+        {
             return Err(OAuthError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorCode::InvalidClient,
@@ -187,20 +244,16 @@ impl Service {
             Some(given) if secrets_equal(expected.expose(), &given) => Ok(client),
             _ => {
                 self.failed_authentications
-                    .record_failure(&client.client_id);
+                    .record_failure(&client.client_id, caller);
                 Err(OAuthError::invalid_client("client authentication failed"))
             }
         }
     }
 
-    async fn exchange_code(
-        &self,
-        headers: &HeaderMap,
-        form: &HashMap<String, String>,
-        now: u64,
-    ) -> Result<Value, OAuthError> {
+    async fn exchange_code(&self, request: &ClientRequest, now: u64) -> Result<Value, OAuthError> {
+        let form = &request.form;
         let exchange = CodeExchange {
-            client: self.authenticate_client(headers, form)?,
+            client: self.authenticate_client(request)?,
             code: required(form, "code")?,
             redirect_uri: form.get("redirect_uri").map(String::as_str),
             code_verifier: form.get("code_verifier").map(String::as_str),
@@ -241,7 +294,7 @@ impl Service {
         code: &str,
         family: &str,
         now: u64,
-    ) -> Result<IssuedCode, OAuthError> {
+    ) -> Result<IssuedCode<'static>, OAuthError> {
         let redemption = self
             .timed("redeem_code", self.store.redeem_code(code, family, now))
             .await
@@ -269,11 +322,11 @@ impl Service {
     /// §4.4). No user, so no actions run.
     async fn client_credentials(
         &self,
-        headers: &HeaderMap,
-        form: &HashMap<String, String>,
+        request: &ClientRequest,
         now: u64,
     ) -> Result<Value, OAuthError> {
-        let client = self.authenticate_client(headers, form)?;
+        let form = &request.form;
+        let client = self.authenticate_client(request)?;
         if !client.allows(GrantType::ClientCredentials) || client.client_secret.is_none() {
             return Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
@@ -281,7 +334,7 @@ impl Service {
                 "this client may not use the client_credentials grant".to_owned(),
             ));
         }
-        let audience = super::management::audience(self.issuer());
+        let audience = claimsmith_core::management_audience(self.issuer());
         if form.get("audience").is_some_and(|asked| *asked != audience) {
             return Err(OAuthError::invalid_request(format!(
                 "the only audience of this grant is {audience}"
@@ -318,13 +371,9 @@ impl Service {
         }))
     }
 
-    async fn refresh(
-        &self,
-        headers: &HeaderMap,
-        form: &HashMap<String, String>,
-        now: u64,
-    ) -> Result<Value, OAuthError> {
-        let client = self.authenticate_client(headers, form)?;
+    async fn refresh(&self, request: &ClientRequest, now: u64) -> Result<Value, OAuthError> {
+        let form = &request.form;
+        let client = self.authenticate_client(request)?;
         let token = required(form, "refresh_token")?;
         let mut grant = self
             .timed(
@@ -378,14 +427,14 @@ impl Service {
             auth_time: Some(grant.auth_time),
         };
         let correlation_id = super::correlation_id();
-        let minted =
-            self.run_login(&login, &correlation_id)
-                .await
-                .map_err(|failure| match failure {
-                    // RFC 6749 §5.2 has no access_denied at the token endpoint.
-                    LoginFailure::Denied { reason, .. } => OAuthError::invalid_grant(reason),
-                    other => OAuthError::from_failure(&other, &correlation_id),
-                })?;
+        let minted = self
+            .run_login(&login, &correlation_id, None)
+            .await
+            .map_err(|failure| match failure {
+                // RFC 6749 §5.2 has no access_denied at the token endpoint.
+                LoginFailure::Denied { reason, .. } => OAuthError::invalid_grant(reason),
+                other => OAuthError::from_failure(&other, &correlation_id),
+            })?;
         self.token_response(&minted, grant, Some(token), now).await
     }
 
@@ -436,12 +485,14 @@ impl Service {
 /// another client's token is answered 200 too, so the answer tells nothing.
 pub(crate) async fn revoke(
     State(service): State<Arc<Service>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    let request = ClientRequest::new(&service, peer, headers, form);
     let answer = async {
-        let client = service.authenticate_client(&headers, &form)?;
-        let token = required(&form, "token")?;
+        let client = service.authenticate_client(&request)?;
+        let token = required(&request.form, "token")?;
         let revoked = service
             .store
             .revoke_refresh_token(token, &client.client_id)
@@ -543,6 +594,11 @@ impl Service {
     /// profile (OIDC Core §5.3).
     async fn userinfo(&self, headers: &HeaderMap) -> Result<Value, &'static str> {
         let claims = self.verify_bearer(headers, None)?;
+        // A client removed from the config takes its users' tokens with it.
+        let client_id = claims.get("client_id").and_then(Value::as_str);
+        if client_id.and_then(|id| self.client(id)).is_none() {
+            return Err("the token's client is not configured");
+        }
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)

@@ -62,7 +62,7 @@ struct Discovery {
 }
 
 /// What the upstream returned for a code.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UpstreamTokens {
     pub access_token: String,
     /// Empty when a plain OAuth 2.0 upstream sent none.
@@ -70,6 +70,17 @@ pub struct UpstreamTokens {
     /// The id token's claims, verified; empty from a plain OAuth 2.0
     /// upstream, whose id token nothing verifies.
     pub id_token_claims: Map<String, Value>,
+}
+
+/// The tokens are credentials: debug output shows only that they are there.
+impl std::fmt::Debug for UpstreamTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTokens")
+            .field("access_token", &"<redacted>")
+            .field("id_token", &"<redacted>")
+            .field("id_token_claims", &self.id_token_claims)
+            .finish()
+    }
 }
 
 /// What an app asked about re-authentication (OIDC Core §3.1.2.1): `prompt`
@@ -497,6 +508,29 @@ fn cache_max_age(cache_control: &str) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_shows_no_token() {
+        let tokens = UpstreamTokens {
+            access_token: "upstream-access-token-value".into(),
+            id_token: "upstream.id.token".into(),
+            id_token_claims: Map::from_iter([("sub".to_owned(), Value::from("ada"))]),
+        };
+        let shown = format!("{tokens:?}");
+        assert!(shown.contains("ada"), "{shown}");
+        assert!(!shown.contains("upstream-access-token-value"), "{shown}");
+        assert!(!shown.contains("upstream.id.token"), "{shown}");
+        let login = claimsmith_core::UpstreamLogin {
+            access_token: tokens.access_token.clone(),
+            id_token: tokens.id_token.clone(),
+            id_token_claims: tokens.id_token_claims.clone(),
+        };
+        let shown = format!("{login:?}");
+        assert!(
+            !shown.contains("upstream-access-token-value") && !shown.contains("upstream.id.token"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn the_jwks_lifetime_follows_cache_control_within_bounds() {

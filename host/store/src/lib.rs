@@ -254,6 +254,17 @@ pub struct Pruned {
     pub refresh_tokens: u64,
     pub codes: u64,
     pub users_signing_in: u64,
+    pub spent_logins: u64,
+    pub audit_rows: u64,
+}
+
+/// How long [`Store::prune_expired`] keeps rows past their use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// A used or expired code is remembered this long, to spot a replay.
+    pub code_memory_secs: u64,
+    /// The audit trail (`logins`) keeps rows this long.
+    pub audit_trail_secs: u64,
 }
 
 /// One row of `signing_keys`.
@@ -474,21 +485,47 @@ impl Store {
     }
 
     /// Records one login attempt in the audit trail and, when it minted,
-    /// upserts its user (JIT provisioning), in one transaction: a login whose
-    /// tokens went out always has both rows, and one that failed to store
-    /// either leaves neither.
+    /// upserts its user (JIT provisioning) and stores the authorization code
+    /// a sign-in answers with, in one transaction: a login whose tokens went
+    /// out always has its rows, one recorded as minted always has its code,
+    /// and one that failed to store any of them leaves none.
     pub async fn record_login(
         &self,
         entry: &AuditEntry,
         minted: Option<SavedUser<'_>>,
+        code: Option<NewCode<'_>>,
     ) -> Result<(), StoreError> {
         const OP: &str = "record_login";
         let mut transaction = self.pool.begin().await.map_err(query_error(OP))?;
         if let Some(minted) = minted {
             upsert_user(&mut transaction, minted).await?;
         }
+        if let Some(code) = code {
+            insert_code(&mut transaction, code).await?;
+        }
         insert_audit_row(&mut transaction, entry).await?;
         transaction.commit().await.map_err(query_error(OP))
+    }
+
+    /// Marks the pending login of `upstream_state` spent, until `expires_at`
+    /// (Unix seconds, when its sealed cookie expires). True for the first
+    /// callback of that login on any host, false for every later one.
+    pub async fn spend_pending_login(
+        &self,
+        upstream_state: &str,
+        expires_at: u64,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO spent_logins (state_hash, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (state_hash) DO NOTHING",
+        )
+        .bind(token_hash(upstream_state))
+        .bind(to_db_seconds(expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("spend_pending_login"))?
+        .rows_affected();
+        Ok(inserted == 1)
     }
 
     /// The audit entries of a user, oldest first (for tests and operators).
@@ -787,13 +824,16 @@ impl Store {
     }
 
     /// Deletes the refresh tokens that expired before `now` (Unix seconds),
-    /// used, revoked or not, and the codes that expired more than
-    /// `code_memory_secs` before it (kept that long to spot a replay).
-    /// On PostgreSQL one host at a time prunes: the others get None.
+    /// used, revoked or not, the codes that expired more than
+    /// `retention.code_memory_secs` before it (kept that long to spot a
+    /// replay), the spent pending logins and the views of users signing in
+    /// that expired, and the audit rows older than
+    /// `retention.audit_trail_secs`. On PostgreSQL one host at a time
+    /// prunes: the others get None.
     pub async fn prune_expired(
         &self,
         now: u64,
-        code_memory_secs: u64,
+        retention: Retention,
     ) -> Result<Option<Pruned>, StoreError> {
         const OP: &str = "prune_expired";
         let mut transaction = self.pool.begin().await.map_err(query_error(OP))?;
@@ -807,50 +847,41 @@ impl Store {
                 return Ok(None);
             }
         }
-        let refresh_tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
-            .bind(to_db_seconds(now))
+        let code_cutoff = now.saturating_sub(retention.code_memory_secs);
+        let audit_cutoff = claimsmith_core::rfc3339(now.saturating_sub(retention.audit_trail_secs));
+        let audit_rows = sqlx::query("DELETE FROM logins WHERE at < $1")
+            .bind(audit_cutoff)
             .execute(&mut *transaction)
             .await
             .map_err(query_error(OP))?
             .rows_affected();
-        let codes = sqlx::query("DELETE FROM authorization_codes WHERE expires_at < $1")
-            .bind(to_db_seconds(now.saturating_sub(code_memory_secs)))
-            .execute(&mut *transaction)
-            .await
-            .map_err(query_error(OP))?
-            .rows_affected();
-        let users_signing_in = sqlx::query("DELETE FROM users_signing_in WHERE expires_at < $1")
-            .bind(to_db_seconds(now))
-            .execute(&mut *transaction)
-            .await
-            .map_err(query_error(OP))?
-            .rows_affected();
+        let mut delete_expired = async |statement: &'static str, before: u64| {
+            sqlx::query(statement)
+                .bind(to_db_seconds(before))
+                .execute(&mut *transaction)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(query_error(OP))
+        };
+        let pruned = Pruned {
+            refresh_tokens: delete_expired("DELETE FROM refresh_tokens WHERE expires_at < $1", now)
+                .await?,
+            codes: delete_expired(
+                "DELETE FROM authorization_codes WHERE expires_at < $1",
+                code_cutoff,
+            )
+            .await?,
+            users_signing_in: delete_expired(
+                "DELETE FROM users_signing_in WHERE expires_at < $1",
+                now,
+            )
+            .await?,
+            spent_logins: delete_expired("DELETE FROM spent_logins WHERE expires_at < $1", now)
+                .await?,
+            audit_rows,
+        };
         transaction.commit().await.map_err(query_error(OP))?;
-        Ok(Some(Pruned {
-            refresh_tokens,
-            codes,
-            users_signing_in,
-        }))
-    }
-
-    /// Stores an issued code by the SHA-256 of its value, with what it
-    /// stands for `sealed` by the caller, until `expires_at` (Unix seconds).
-    pub async fn insert_code(
-        &self,
-        code: &str,
-        sealed: &str,
-        expires_at: u64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO authorization_codes (code_hash, sealed, expires_at) VALUES ($1, $2, $3)",
-        )
-        .bind(token_hash(code))
-        .bind(sealed)
-        .bind(to_db_seconds(expires_at))
-        .execute(&self.pool)
-        .await
-        .map_err(query_error("insert_code"))?;
-        Ok(())
+        Ok(Some(pruned))
     }
 
     /// Redeems `code` once, at `now`, recording `family` as the refresh
@@ -1203,6 +1234,28 @@ pub struct SavedUser<'a> {
     pub counts_as_login: bool,
 }
 
+/// An issued authorization code, stored by the SHA-256 of its value with
+/// what it stands for `sealed` by the caller, until `expires_at` (Unix seconds).
+#[derive(Debug, Clone, Copy)]
+pub struct NewCode<'a> {
+    pub code: &'a str,
+    pub sealed: &'a str,
+    pub expires_at: u64,
+}
+
+async fn insert_code(connection: &mut AnyConnection, code: NewCode<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO authorization_codes (code_hash, sealed, expires_at) VALUES ($1, $2, $3)",
+    )
+    .bind(token_hash(code.code))
+    .bind(code.sealed)
+    .bind(to_db_seconds(code.expires_at))
+    .execute(connection)
+    .await
+    .map_err(query_error("insert_code"))?;
+    Ok(())
+}
+
 /// Upserts the user: profile snapshot of this login, metadata, logins_count,
 /// last_login. created_at is set on insert only, to this login's time
 /// (`last_login`). The count is incremented in SQL, so two logins of one user
@@ -1402,6 +1455,26 @@ mod tests {
         }
     }
 
+    /// Retention that remembers codes `code_memory_secs` and keeps the
+    /// audit trail for ever.
+    fn codes_for(code_memory_secs: u64) -> Retention {
+        Retention {
+            code_memory_secs,
+            audit_trail_secs: u64::MAX,
+        }
+    }
+
+    /// Stores `code` as a sign-in that minted would.
+    async fn store_code(store: &Store, code: &str, sealed: &str, expires_at: u64) {
+        let code = NewCode {
+            code,
+            sealed,
+            expires_at,
+        };
+        let mut connection = store.pool.acquire().await.expect("connection");
+        insert_code(&mut connection, code).await.expect("insert");
+    }
+
     /// Stores `user` as the login of an audit entry would.
     async fn save_user(store: &Store, user: &UserRecord, counts_as_login: bool) {
         let saved = SavedUser {
@@ -1409,7 +1482,7 @@ mod tests {
             counts_as_login,
         };
         store
-            .record_login(&minted_entry(user), Some(saved))
+            .record_login(&minted_entry(user), Some(saved), None)
             .await
             .expect("save");
     }
@@ -1523,10 +1596,67 @@ mod tests {
             .insert_refresh_token("rt-new", None, &grant("fam-n"), now + 60)
             .await
             .expect("insert");
-        let pruned = store.prune_expired(now, 60).await.expect("prune");
+        let pruned = store
+            .prune_expired(now, codes_for(60))
+            .await
+            .expect("prune");
         assert_eq!(pruned.map(|pruned| pruned.refresh_tokens), Some(1));
         let taken = consume(&store, "rt-new", now).await;
         assert!(taken.is_some());
+    }
+
+    async fn a_pending_login_is_spent_once_until_pruned(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
+        let now = 1_700_000_000;
+        let spend = |state: &'static str| {
+            let store = store.clone();
+            tokio::spawn(async move { store.spend_pending_login(state, now + 600).await })
+        };
+        let tries: Vec<_> = (0..8).map(|_| spend("state-1")).collect();
+        let mut firsts = 0;
+        for try_ in tries {
+            firsts += usize::from(try_.await.expect("task").expect("spend"));
+        }
+        assert_eq!(firsts, 1, "of eight callbacks at once, one is first");
+        assert!(spend("state-2").await.expect("task").expect("spend"));
+        let pruned = store
+            .prune_expired(now + 601, codes_for(0))
+            .await
+            .expect("prune");
+        assert_eq!(pruned.map(|pruned| pruned.spent_logins), Some(2));
+    }
+
+    async fn the_audit_trail_is_pruned_by_age(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
+        let user = UserRecord {
+            user_id: "github|1".to_owned(),
+            profile: Map::new(),
+            user_metadata: Map::new(),
+            app_metadata: Map::new(),
+            logins_count: 1,
+            last_login: "2025-01-01T00:00:00Z".to_owned(),
+        };
+        for at in ["2025-01-01T00:00:00Z", "2025-01-09T00:00:00Z"] {
+            let entry = AuditEntry {
+                at: at.to_owned(),
+                ..minted_entry(&user)
+            };
+            store
+                .record_login(&entry, None, None)
+                .await
+                .expect("record");
+        }
+        // 2025-01-10T00:00:00Z, keeping a week.
+        let now = 1_736_467_200;
+        let week = Retention {
+            code_memory_secs: 0,
+            audit_trail_secs: 7 * 86_400,
+        };
+        let pruned = store.prune_expired(now, week).await.expect("prune");
+        assert_eq!(pruned.map(|pruned| pruned.audit_rows), Some(1));
+        let kept = store.audit_for_user("github|1").await.expect("audit");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].at, "2025-01-09T00:00:00Z");
     }
 
     async fn another_client_can_neither_use_nor_burn_a_refresh_token(backend: Backend) {
@@ -1596,7 +1726,11 @@ mod tests {
         );
         // Expired, it is not shown, and pruning deletes it.
         assert_eq!(store.user_signing_in("okta|ada", 401).await.unwrap(), None);
-        let pruned = store.prune_expired(401, 0).await.unwrap().unwrap();
+        let pruned = store
+            .prune_expired(401, codes_for(0))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(pruned.users_signing_in, 1);
         assert_eq!(store.user_signing_in("okta|ada", 100).await.unwrap(), None);
     }
@@ -1713,7 +1847,7 @@ mod tests {
             counts_as_login: true,
         };
         let error = store
-            .record_login(&minted_entry(&user), Some(saved))
+            .record_login(&minted_entry(&user), Some(saved), None)
             .await
             .unwrap_err();
         assert!(error.to_string().contains("audit down"), "{error}");
@@ -1852,11 +1986,12 @@ mod tests {
                     },
                 ),
                 None,
+                None,
             )
             .await
             .expect("record anonymous");
         for (i, e) in entries.iter().enumerate() {
-            store.record_login(e, None).await.expect("record");
+            store.record_login(e, None, None).await.expect("record");
             store
                 .record_login(
                     &entry(
@@ -1864,6 +1999,7 @@ mod tests {
                         Some("github|7"),
                         AuditOutcome::Minted,
                     ),
+                    None,
                     None,
                 )
                 .await
@@ -1998,10 +2134,7 @@ mod tests {
     async fn a_code_is_redeemed_once_and_a_replay_names_its_family(backend: Backend) {
         let (_dir, store) = open_temp(backend).await;
         let now = 1_700_000_000;
-        store
-            .insert_code("code-1", "sealed-1", now + 60)
-            .await
-            .expect("insert");
+        store_code(&store, "code-1", "sealed-1", now + 60).await;
         assert_eq!(
             store
                 .redeem_code("code-1", "fam-1", now)
@@ -2028,10 +2161,7 @@ mod tests {
                 .expect("unknown"),
             Redemption::Unknown
         );
-        store
-            .insert_code("code-old", "sealed", now - 1)
-            .await
-            .expect("insert");
+        store_code(&store, "code-old", "sealed", now - 1).await;
         assert_eq!(
             store
                 .redeem_code("code-old", "fam-4", now)
@@ -2051,7 +2181,10 @@ mod tests {
 
         // A redeemed code is remembered for `code_memory_secs` after it
         // expired, then pruned.
-        let pruned = store.prune_expired(now + 60 + 30, 60).await.expect("prune");
+        let pruned = store
+            .prune_expired(now + 60 + 30, codes_for(60))
+            .await
+            .expect("prune");
         assert_eq!(
             pruned.map(|pruned| pruned.codes),
             Some(1),
@@ -2064,7 +2197,10 @@ mod tests {
                 .expect("replay"),
             Redemption::Replayed { .. }
         ));
-        let pruned = store.prune_expired(now + 60 + 61, 60).await.expect("prune");
+        let pruned = store
+            .prune_expired(now + 60 + 61, codes_for(60))
+            .await
+            .expect("prune");
         assert_eq!(pruned.map(|pruned| pruned.codes), Some(1));
     }
 
@@ -2073,10 +2209,7 @@ mod tests {
         let now = 1_700_000_000;
         for round in 0..20 {
             let code = format!("code-{round}");
-            store
-                .insert_code(&code, "sealed", now + 60)
-                .await
-                .expect("insert");
+            store_code(&store, &code, "sealed", now + 60).await;
             let tasks: Vec<_> = (0..4)
                 .map(|task| {
                     let (store, code) = (store.clone(), code.clone());
@@ -2144,14 +2277,17 @@ mod tests {
             .execute(&mut *other_host)
             .await
             .expect("lock");
-        assert_eq!(store.prune_expired(1, 0).await.expect("prune"), None);
+        assert_eq!(
+            store.prune_expired(1, codes_for(0)).await.expect("prune"),
+            None
+        );
         sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(PRUNE_LOCK)
             .execute(&mut *other_host)
             .await
             .expect("unlock");
         assert_eq!(
-            store.prune_expired(1, 0).await.expect("prune"),
+            store.prune_expired(1, codes_for(0)).await.expect("prune"),
             Some(Pruned::default())
         );
     }
@@ -2301,6 +2437,8 @@ mod tests {
         a_retry_within_the_grace_window_gets_the_grant_and_expires_the_lost_successor,
         revoking_a_refresh_token_revokes_its_family_for_its_own_client_only,
         expired_refresh_tokens_are_pruned,
+        a_pending_login_is_spent_once_until_pruned,
+        the_audit_trail_is_pruned_by_age,
         another_client_can_neither_use_nor_burn_a_refresh_token,
         users_round_trip_and_keep_created_at,
         audit_keeps_order_steps_and_outcomes,

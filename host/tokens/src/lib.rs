@@ -42,6 +42,9 @@ use serde_json::{Map, Value};
 
 /// `typ` header of access tokens (RFC 9068 section 2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// The `gty` claim of a token minted for a machine client by the client
+/// credentials grant, as Auth0 writes it; no other token has a `gty`.
+pub const CLIENT_CREDENTIALS_GTY: &str = "client-credentials";
 /// `typ` header of id tokens.
 pub const ID_TOKEN_TYP: &str = "JWT";
 
@@ -658,7 +661,7 @@ pub struct MintRequest<'a> {
     pub id_token_claims: &'a Map<String, Value>,
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct MintedTokens {
     pub access_token: String,
     pub id_token: String,
@@ -701,7 +704,7 @@ pub fn mint_client_access_token(
     claims.insert("client_id".into(), client_id.into());
     claims.insert("azp".into(), client_id.into());
     claims.insert("scope".into(), scopes.join(" ").into());
-    claims.insert("gty".into(), "client-credentials".into());
+    claims.insert("gty".into(), CLIENT_CREDENTIALS_GTY.into());
     claims.insert("iat".into(), now.into());
     claims.insert("nbf".into(), now.into());
     claims.insert("exp".into(), now.saturating_add(ttl).into());

@@ -586,10 +586,17 @@ pub fn refresh_token_of(body: &Map<String, Value>) -> String {
 /// The harness's chain plus roles-claim (the dev user is in `engineers`),
 /// an `admin-console` client, and `[console]` requiring `role`.
 pub async fn console_harness(role: &str) -> Harness {
+    console_harness_with(role, |_| String::new()).await
+}
+
+/// As [`console_harness`], with `extra(issuer)` added to the config.
+pub async fn console_harness_with(role: &str, extra: impl FnOnce(&str) -> String) -> Harness {
     let role = role.to_owned();
     start_edited_harness("", "", false, move |config, issuer| {
+        let extra = extra(issuer);
         format!(
             r#"{config}
+{extra}
 [plugins.roles-claim]
 path = {roles:?}
 world = "post-login-action"
