@@ -162,9 +162,15 @@ async fn on_error_continue_skips_the_failing_action_and_keeps_the_rest() {
     assert_eq!(report.steps[1].status, StepStatus::Succeeded);
     assert_eq!(report.steps[2].kind, StepKind::Mint);
     let minted = report.outcome.unwrap();
-    assert_eq!(
-        claims(&minted.tokens.access_token)["geo_ip_country"],
-        json!("DE")
+    let access = claims(&minted.tokens.access_token);
+    assert_eq!(access["geo_ip_country"], json!("DE"));
+    // What the skipped action set before it trapped is gone, all of it.
+    assert!(access.get("leaked").is_none(), "{access:?}");
+    assert!(!minted.user.app_metadata.contains_key("leaked"));
+    assert!(!minted.scopes.iter().any(|scope| scope == "leaked:scope"));
+    assert!(
+        !access["scope"].as_str().unwrap_or("").contains("leaked"),
+        "{access:?}"
     );
 }
 

@@ -260,3 +260,123 @@ async fn a_removed_clients_tokens_no_longer_open_userinfo() {
     tokio::spawn(claimsmith::oidc::serve(restarted, listener));
     assert_eq!(userinfo(host).await, StatusCode::UNAUTHORIZED);
 }
+
+/// What `/authorize` refuses once the client and redirect URI are known:
+/// each answered at the app's redirect URI with its RFC 6749 §4.1.2.1 code.
+#[tokio::test]
+async fn authorize_refuses_each_bad_request_with_its_error() {
+    let h = harness("").await;
+    let client = bare_client();
+    let challenge =
+        crate::support::service_harness::challenge(crate::support::service_harness::VERIFIER);
+    let s256 = [
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut fields: Vec<(&str, &str)> = s256.to_vec();
+        fields.retain(|(name, _)| !extra.iter().any(|(n, _)| n == name));
+        fields.extend_from_slice(extra);
+        h.authorize_url("web-app", APP_REDIRECT, &fields)
+    };
+    let refusals = [
+        (
+            with(&[("scope", "profile email")]),
+            "invalid_scope",
+            "openid scope is required",
+        ),
+        (
+            with(&[("scope", "openid admin")]),
+            "invalid_scope",
+            "`admin` is not allowed",
+        ),
+        (
+            with(&[("audience", "https://other.example.com")]),
+            "invalid_request",
+            "audience",
+        ),
+        (
+            with(&[("connection", "nowhere")]),
+            "invalid_request",
+            "nowhere",
+        ),
+        (
+            with(&[("code_challenge_method", "plain")]),
+            "invalid_request",
+            "S256",
+        ),
+        (
+            with(&[("response_type", "token")]),
+            "unsupported_response_type",
+            "response_type=code",
+        ),
+        (
+            with(&[("prompt", "sometimes")]),
+            "invalid_request",
+            "prompt",
+        ),
+        (
+            // A public client without PKCE.
+            h.authorize_url("spa", crate::support::service_harness::SPA_REDIRECT, &[]),
+            "invalid_request",
+            "code_challenge",
+        ),
+    ];
+    for (authorize, error, says) in refusals {
+        let fields = authorize.query().unwrap_or_default().to_owned();
+        let answer = client.get(authorize).send().await.unwrap();
+        let location = Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+        let params: std::collections::HashMap<_, _> = location.query_pairs().collect();
+        assert_eq!(
+            params.get("error").map(|e| e.as_ref()),
+            Some(error),
+            "{fields:?}: {location}"
+        );
+        assert!(
+            params["error_description"].contains(says),
+            "{fields:?}: {location}"
+        );
+        assert!(
+            !location.as_str().starts_with(h.upstream.issuer()),
+            "{fields:?} went on to the upstream"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_pending_login_cookie_is_http_only_lax_and_for_the_callback_alone() {
+    let h = harness("").await;
+    let answer = bare_client()
+        .get(h.pkce_authorize_url("web-app", &[]))
+        .send()
+        .await
+        .unwrap();
+    let cookie = answer.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let attributes: Vec<&str> = cookie.split("; ").skip(1).collect();
+    assert_eq!(
+        attributes,
+        ["Path=/callback", "Max-Age=600", "HttpOnly", "SameSite=Lax"],
+        "{cookie} (no Secure: this issuer is plain http on loopback)"
+    );
+}
+
+#[tokio::test]
+async fn token_answers_are_not_cacheable() {
+    let h = harness("").await;
+    let redirect = h.web_login().await;
+    let answer = bare_client()
+        .post(format!("{}/oauth/token", h.issuer))
+        .basic_auth("web-app", Some("web-app-secret-0123"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", redirect.get("code").unwrap()),
+            ("redirect_uri", APP_REDIRECT),
+            ("code_verifier", crate::support::service_harness::VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.headers()["cache-control"], "no-store");
+    assert_eq!(answer.headers()["pragma"], "no-cache");
+}

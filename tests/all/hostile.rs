@@ -606,6 +606,7 @@ async fn under_on_error_continue_each_hostile_step_is_skipped_and_its_login_succ
         // Nothing the skipped step set survived it.
         assert_eq!(access["sub"], json!("dev|dev-user-1"), "{client}");
         for claim in [
+            "set_before_failing",
             "hostile_behaved",
             "huge",
             "bad",
@@ -617,12 +618,25 @@ async fn under_on_error_continue_each_hostile_step_is_skipped_and_its_login_succ
                 "{client}: {claim} in {access:?}"
             );
         }
+        let scope = access["scope"].as_str().unwrap_or_default();
+        assert!(!scope.contains("set:before-failing"), "{client}: {scope}");
         assert_eq!(
             access["geo_ip_country"],
             json!("NZ"),
             "{client}: the chain went on"
         );
     }
+    let user = h
+        .store()
+        .load_user("dev|dev-user-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !user.user.app_metadata.contains_key("set_before_failing"),
+        "a skipped step's metadata was stored: {:?}",
+        user.user.app_metadata
+    );
     for (client, _, expected) in &cases {
         let audit = audit_of_client(h.store(), client).await;
         assert_eq!(audit.len(), 1, "{client}");
@@ -772,9 +786,12 @@ async fn a_100_mb_profile_is_refused_naming_the_fetcher_whatever_its_memory_cap(
     let redirect = within("the huge profile", h.browse(url, APP_REDIRECT)).await;
     let entry = failure_told_by_reference(h.store(), &redirect, &[]).await;
     let error = failed_error(&entry);
+    // With memory to spare, it is the host's profile cap that refuses it,
+    // and no other failure of the fetcher would say this.
     assert!(
-        error.starts_with("plugin `hostile-fetcher` "),
-        "another plugin is blamed: {error}"
+        error.starts_with("plugin `hostile-fetcher` returned a profile of ")
+            && error.contains("bytes, over the cap of 1048576"),
+        "{error}"
     );
 }
 
@@ -1010,8 +1027,10 @@ async fn looping_plugins_do_not_hold_up_discovery() {
     let h = Arc::new(
         harness_as_process(&format!(
             "{}{}",
+            // Long enough that the loopers outlast the measurement on a
+            // slow machine too: that is checked, not assumed.
             hostile_action(
-                "{ fuel = 1_000_000_000_000, timeout_ms = 4000 }",
+                "{ fuel = 1_000_000_000_000, timeout_ms = 15000 }",
                 &[],
                 "fail"
             ),
@@ -1046,7 +1065,7 @@ async fn looping_plugins_do_not_hold_up_discovery() {
     let loaded = median(100).await;
     let measured_by = started.elapsed();
     assert!(
-        loopers.try_join_next().is_none() && measured_by < Duration::from_millis(3500),
+        loopers.try_join_next().is_none(),
         "the loopers ended before the measurement did ({measured_by:?})"
     );
     let ratio = loaded.as_secs_f64() / idle.as_secs_f64();
@@ -1061,7 +1080,7 @@ async fn looping_plugins_do_not_hold_up_discovery() {
     assert_eq!(audit.len(), LOOPERS);
     assert!(audit.iter().all(|entry| matches!(
         &entry.outcome,
-        AuditOutcome::Failed { error } if error == "plugin `hostile` exceeded its wall-clock timeout of 4000 ms"
+        AuditOutcome::Failed { error } if error == "plugin `hostile` exceeded its wall-clock timeout of 15000 ms"
     )), "{audit:?}");
     assert!(
         ratio < 20.0,
@@ -1160,4 +1179,62 @@ async fn the_cloud_metadata_service_is_refused_before_anything_is_sent() {
     }
     assert_eq!(*network.asked.lock().unwrap(), Vec::<String>::new());
     assert_eq!(network.refused.lock().unwrap().len(), targets.len());
+}
+
+/// A plugin that spends its time in host calls, which cost it little fuel,
+/// ends at its timeout as one looping in wasm does: the engine's epoch makes
+/// a call yield every few milliseconds whatever it runs, so the timeout can
+/// end it. Timed against the wasm loop, on this machine in this run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_looping_on_host_calls_ends_at_its_timeout_as_a_wasm_loop_does() {
+    let _alone = ALONE.write().await;
+    let pipeline = Setup::new()
+        .plugin(
+            "hostile",
+            "test-hostile",
+            "post-login-action",
+            "limits = { fuel = 1_000_000_000_000, timeout_ms = 200 }",
+        )
+        .connection("okta", None, "{}")
+        .client("host-calls", &mode("host-calls"))
+        .client("loop", &mode("loop"))
+        .action("hostile", "fail")
+        .start()
+        .unwrap();
+    let median = |client: &'static str| {
+        let pipeline = &pipeline;
+        async move {
+            let mut took = Vec::new();
+            for _ in 0..5 {
+                let mut input = login("okta");
+                input.client_id = client.to_owned();
+                let started = Instant::now();
+                let failure = pipeline
+                    .run(&input, &RunOptions::default())
+                    .await
+                    .outcome
+                    .err();
+                took.push(started.elapsed());
+                let message = failure
+                    .map(|failure| failure.to_string())
+                    .unwrap_or_default();
+                assert!(
+                    message.contains("exceeded its wall-clock timeout of 200 ms"),
+                    "{client}: {message}"
+                );
+            }
+            took.sort();
+            took[2]
+        }
+    };
+    let in_wasm = median("loop").await;
+    let in_host = median("host-calls").await;
+    let ratio = in_host.as_secs_f64() / in_wasm.as_secs_f64();
+    println!(
+        "a 200 ms timeout ends a wasm loop after {in_wasm:?}, a host-call loop after {in_host:?}"
+    );
+    assert!(
+        ratio < 1.5,
+        "{in_host:?} in host calls, {in_wasm:?} in wasm"
+    );
 }

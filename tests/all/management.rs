@@ -379,6 +379,21 @@ async fn each_route_wants_its_scope_and_a_management_token() {
             "{body}"
         );
     }
+    // A token that may read users may not change them.
+    let read_users = machine_token(&h, OPS, &[("scope", "read:users")]).await;
+    let (status, body) = api(
+        &h,
+        Method::PATCH,
+        "/users/dev%7Cdev-user-1",
+        Some(&read_users),
+        Some(json!({"app_metadata": {"plan": "gold"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("update:users"),
+        "{body}"
+    );
     // A user's access token is for the app's API, not this one.
     let redirect = h.web_login().await;
     let (_, tokens) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;

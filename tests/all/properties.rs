@@ -31,7 +31,17 @@ web_origins = ["https://app.example.com"]
 plugin = "geo"
 "#;
 
-const GOOD_CASE: &str = "description: a case\nevent:\n  user:\n    user_id: okta|1\nexpect:\n  claims:\n    access_token:\n      a: 1\n";
+/// A shipped golden case, so that the mutations start from what the parser
+/// takes (see `the_documents_mutated_are_valid`).
+const GOOD_CASE: &str = include_str!("../../plugins/geo-claims/goldens/claim-set.yaml");
+
+#[test]
+fn the_documents_mutated_are_valid() {
+    let config = Config::parse(Path::new("/etc/claimsmith/claimsmith.toml"), GOOD_CONFIG);
+    assert!(config.is_ok(), "{:?}", config.err());
+    let case = parse_yaml::<Case>(Path::new("cases/some.yaml"), GOOD_CASE);
+    assert!(case.is_ok(), "{:?}", case.err());
+}
 
 /// Text near a valid document: lines dropped, doubled or cut, bytes replaced.
 fn mutated(document: &'static str) -> impl Strategy<Value = String> {

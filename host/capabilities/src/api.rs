@@ -386,6 +386,32 @@ mod tests {
     }
 
     #[test]
+    fn scopes_names_and_deny_reasons_are_capped() {
+        let mut effects = ActionEffects::default();
+        for n in 0..MAX_SCOPES {
+            effects.add_scope(&format!("scope:{n}")).unwrap();
+        }
+        assert_eq!(
+            effects.add_scope("one:more"),
+            Err(ApiError::TooLarge(MAX_SCOPES as u64))
+        );
+        assert_eq!(effects.scopes.len(), MAX_SCOPES);
+        let long_name = "n".repeat(257);
+        assert!(matches!(
+            effects.set_custom_claim(TokenKind::Access, &long_name, "1"),
+            Err(ApiError::InvalidName(_))
+        ));
+        assert!(
+            effects
+                .set_custom_claim(TokenKind::Access, &"n".repeat(256), "1")
+                .is_ok()
+        );
+        effects.deny(&"r".repeat(5000));
+        let cut = format!("{}… (truncated)", "r".repeat(MAX_DENY_REASON_CHARS));
+        assert_eq!(effects.denial.as_deref(), Some(cut.as_str()));
+    }
+
+    #[test]
     fn an_action_cannot_grant_a_management_api_scope() {
         let mut effects = ActionEffects::default();
         for scope in claimsmith_core::MANAGEMENT_SCOPES {

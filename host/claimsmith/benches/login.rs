@@ -270,20 +270,18 @@ fn built_plugins() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/plugins")
 }
 
-/// `spec`'s plugin with its size and compile time, or `None` (said) when
-/// it is not built.
-fn load_built(engine: &Engine, spec: PluginSpec) -> Option<(Plugin, u64, Duration)> {
-    let Ok(bytes) = std::fs::read(&spec.path) else {
-        eprintln!(
-            "skipping {}: {} is not built",
-            spec.name,
+/// `spec`'s plugin with its size and compile time. A plugin that is not
+/// built stops the run: a table missing a language would read as complete.
+fn load_built(engine: &Engine, spec: PluginSpec) -> (Plugin, u64, Duration) {
+    let bytes = std::fs::read(&spec.path).unwrap_or_else(|error| {
+        panic!(
+            "{} is not built ({error}): `cargo xtask plugins` builds every plugin the benchmark measures",
             spec.path.display()
-        );
-        return None;
-    };
+        )
+    });
     let compile_time = engine.describe(&bytes).expect("a plugin").compile_time;
     let plugin = engine.load(spec).expect("a plugin");
-    Some((plugin, bytes.len() as u64, compile_time))
+    (plugin, bytes.len() as u64, compile_time)
 }
 
 fn language_builds() -> LanguageBuilds {
@@ -297,9 +295,8 @@ fn language_builds() -> LanguageBuilds {
             spec.path = built_plugins()
                 .join(language)
                 .join(format!("{plugin}.wasm"));
-            if let Some((built, size, compile_time)) = load_built(&engine, spec) {
-                loaded.push((plugin, language, built, size, compile_time));
-            }
+            let (built, size, compile_time) = load_built(&engine, spec);
+            loaded.push((plugin, language, built, size, compile_time));
         }
     }
     let recorded = RecordedLogin::load(&example("login.json")).expect("the example input");
@@ -419,7 +416,7 @@ const WRITE_UP_ACTION: [&str; 2] = ["auth0-management-geo", "management-geo"];
 
 /// `plugin`'s JavaScript build with the grants, secrets and canned HTTP of
 /// its golden case `reads-the-user.yaml`, and the options that answer it.
-fn write_up_build(engine: &Engine, plugin: &str) -> Option<(Plugin, u64, Duration, CallOptions)> {
+fn write_up_build(engine: &Engine, plugin: &str) -> (Plugin, u64, Duration, CallOptions) {
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../plugins")
         .join(plugin)
@@ -455,8 +452,8 @@ fn write_up_build(engine: &Engine, plugin: &str) -> Option<(Plugin, u64, Duratio
         )))),
         ..CallOptions::default()
     };
-    let (built, size, compile_time) = load_built(engine, spec)?;
-    Some((built, size, compile_time, options))
+    let (built, size, compile_time) = load_built(engine, spec);
+    (built, size, compile_time, options)
 }
 
 fn write_up_action_benchmarks(c: &mut Criterion) {
@@ -466,7 +463,7 @@ fn write_up_action_benchmarks(c: &mut Criterion) {
     let event = event();
     let builds: Vec<_> = WRITE_UP_ACTION
         .iter()
-        .filter_map(|plugin| Some((*plugin, write_up_build(&engine, plugin)?)))
+        .map(|plugin| (*plugin, write_up_build(&engine, plugin)))
         .collect();
     let mut group = c.benchmark_group("write-up action");
     for (plugin, (built, _, _, options)) in &builds {

@@ -6,7 +6,10 @@
 //! pooling allocator, so nothing a plugin keeps in globals outlives one login,
 //! and runs bounded by fuel, a memory cap and a wall-clock timeout. Plugins
 //! run on tokio: a plugin waiting on `fetch` holds no thread and a busy one
-//! yields every [`FUEL_YIELD_INTERVAL`] units.
+//! yields every [`FUEL_YIELD_INTERVAL`] units and every [`EPOCH_TICK`] (the
+//! second counts time spent in host calls too, which fuel does not see), so
+//! its timeout ends it on time. What its host calls keep for it (WASI
+//! resources, wasi:http header fields) is bounded as its memory is.
 //!
 //! It sets what WASI grants every plugin (no files, no environment, no
 //! sockets, no name lookup; clocks, randomness and captured stdio only), and
@@ -49,6 +52,20 @@ pub use claimsmith_wit::fetcher::claimsmith::plugin::profile_types::FetchContext
 /// A busy plugin hands its thread back to tokio this often (in fuel units,
 /// roughly wasm instructions), so it cannot starve other logins.
 pub const FUEL_YIELD_INTERVAL: u64 = 100_000;
+
+/// How often the engine's epoch advances: a running plugin yields to tokio
+/// at least this often, whatever it spends its time on, so that its timeout
+/// fires on time even while it loops on host calls that cost little fuel.
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The most WASI resources (streams, pollables, wasi:http fields, ...) one
+/// call may hold at once: they live in host memory, outside the memory cap.
+/// A plugin's `fetch` needs a handful.
+pub const MAX_RESOURCES: usize = 1024;
+
+/// The most bytes one wasi:http `fields` (a request's or response's headers)
+/// may hold; with [`MAX_RESOURCES`], what headers may take of host memory.
+pub const MAX_FIELDS_BYTES: usize = 16 * 1024;
 
 /// How much of a freed instance's memory (and tables) stays mapped and is
 /// reset in place rather than returned to the OS, so the next login does
@@ -281,8 +298,10 @@ impl Engine {
         config
             .wasm_component_model(true)
             .consume_fuel(true)
+            .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let wasmtime = wasmtime::Engine::new(&config).map_err(engine_error)?;
+        spawn_epoch_ticker(&wasmtime).map_err(|e| LoadError::Engine(e.to_string()))?;
 
         let mut fetcher_linker = Linker::new(&wasmtime);
         Capabilities::link(&mut fetcher_linker, World::ProfileFetcher).map_err(engine_error)?;
@@ -715,6 +734,8 @@ impl Plugin {
         let state = StoreState::new(self, effects, options, requests_deadline);
         let mut store = Store::new(&self.wasmtime, state);
         store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
         let budget = store
             .set_fuel(self.limits.fuel)
             .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)));
@@ -764,6 +785,30 @@ impl Plugin {
             reason: error.root_cause().to_string(),
         }
     }
+}
+
+/// A call's resource table, holding at most [`MAX_RESOURCES`].
+fn bounded_resource_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    table
+}
+
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] on a thread of its own,
+/// until the engine is dropped. A thread rather than a tokio task: it must
+/// tick while every worker runs plugins.
+fn spawn_epoch_ticker(engine: &wasmtime::Engine) -> std::io::Result<()> {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("claimsmith-epoch".to_owned())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
 }
 
 /// The profile a fetcher returned: it must be a JSON object.
@@ -817,10 +862,12 @@ impl StoreState {
             effects,
             cache: &plugin.cache,
         });
+        let mut wasi_http = WasiHttpCtx::new();
+        wasi_http.set_field_size_limit(MAX_FIELDS_BYTES);
         StoreState {
             wasi,
-            wasi_http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            wasi_http,
+            table: bounded_resource_table(),
             memory: MemoryCap {
                 max_bytes: plugin.limits.memory_bytes,
                 total_bytes: 0,
@@ -900,7 +947,17 @@ impl ResourceLimiter for MemoryCap {
 mod tests {
     use std::time::Duration;
 
-    use super::http_timeout;
+    use super::{MAX_RESOURCES, bounded_resource_table, http_timeout};
+
+    #[test]
+    fn a_call_holds_at_most_max_resources() {
+        let mut table = bounded_resource_table();
+        for n in 0..MAX_RESOURCES {
+            assert!(table.push(n).is_ok(), "resource {n}");
+        }
+        let refused = table.push(MAX_RESOURCES).unwrap_err();
+        assert!(refused.to_string().contains("capacity"), "{refused}");
+    }
 
     #[test]
     fn requests_time_out_before_their_call_does() {

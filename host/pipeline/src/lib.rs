@@ -97,7 +97,7 @@ struct Progress {
     user_id: Option<String>,
 }
 
-/// A login that ended in tokens. No `Debug`: it holds them.
+/// A login that ended in tokens.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct MintedLogin {
     pub tokens: MintedTokens,

@@ -650,7 +650,12 @@ async fn read_body(
     deadline: Duration,
 ) -> Result<axum::http::Request<axum::body::Body>, Response> {
     use http_body_util::BodyExt as _;
+    use hyper::body::Body as _;
 
+    // Most requests (every GET) have none: nothing to wait for.
+    if request.body().is_end_stream() {
+        return Ok(request.map(axum::body::Body::new));
+    }
     let (parts, body) = request.into_parts();
     let limited = http_body_util::Limited::new(body, MAX_REQUEST_BODY_BYTES);
     let refuse = |status: StatusCode, why: &str| {

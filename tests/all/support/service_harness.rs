@@ -618,3 +618,40 @@ required_claim = {{ name = "https://claimsmith.dev/roles", value = "{role}" }}
     })
     .await
 }
+
+/// The admin listener of the harness's service, on a port of its own.
+pub async fn admin_listener(h: &Harness) -> String {
+    let Host::InProcess(service) = &h.host else {
+        panic!("the service runs in its own process");
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(claimsmith::oidc::serve_router(
+        claimsmith::oidc::admin::router(service.clone()),
+        claimsmith::config::ServerSettings::default(),
+        listener,
+    ));
+    url
+}
+
+/// The metrics the admin listener at `admin` exposes.
+pub async fn scrape(admin: &str) -> String {
+    let response = reqwest::get(format!("{admin}/metrics")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+        "{:?}",
+        response.headers()
+    );
+    response.text().await.unwrap()
+}
+
+/// The value of the sample `series` (name and labels, as exposed).
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+}

@@ -5,11 +5,16 @@
 //! Exists to prove, through the real service (`tests/all/hostile.rs`), that
 //! each hostile behaviour fails its own login with a typed error (or is
 //! skipped under `on_error = "continue"`) while logins of other clients,
-//! through the same plugin, succeed beside it. Modes:
+//! through the same plugin, succeed beside it. Each mode that fails first
+//! sets the claim and app metadata `set_before_failing` and the scope
+//! `set:before-failing`, so that a skipped step can be seen to leave nothing.
+//! Modes:
 //!
 //! - `loop`: spins forever (fuel, or the wall clock).
 //! - `memory`: allocates and touches memory until it cannot (memory cap).
 //! - `recursion`: recurses without end (stack overflow: a trap).
+//! - `host-calls`: sets a 90 KiB claim again and again, for ever: little fuel,
+//!   all the time in the host (the wall clock, through the epoch).
 //! - `huge-claim`: sets a 10 MiB custom claim (payload cap).
 //! - `claims-over-cap`: sets 4 KiB claims until they pass the payload cap.
 //! - `bad-json`: hands the api a value that is not JSON.
@@ -62,6 +67,12 @@ impl Guest for Hostile {
         let Ok(mode) = text("mode") else {
             return behave();
         };
+        if FAILING_MODES.contains(&mode) {
+            // What `on_error = "continue"` must drop with the failed step.
+            set_claim("set_before_failing", "true")?;
+            api::set_app_metadata("set_before_failing", "true").map_err(|e| format!("{e:?}"))?;
+            api::add_scope("set:before-failing").map_err(|e| format!("{e:?}"))?;
+        }
         match mode {
             "loop" => spin(),
             "memory" => hog(),
@@ -70,6 +81,14 @@ impl Guest for Hostile {
                 behave()
             }
             "huge-claim" => set_claim("huge", &quoted(&"x".repeat(10 * MIB))),
+            "host-calls" => {
+                // Each call makes the host parse and measure 90 KiB of JSON
+                // for a few instructions here: the time is the host's.
+                let value = quoted(&"h".repeat(90 * 1024));
+                loop {
+                    set_claim("heavy", &value)?;
+                }
+            }
             "claims-over-cap" => {
                 let value = quoted(&"y".repeat(4096));
                 for i in 0..64 {
@@ -116,6 +135,21 @@ impl Guest for Hostile {
 }
 
 export!(Hostile);
+
+/// The modes that fail their step: each first sets a claim, app metadata
+/// and a scope, which a skipped step must not leave behind.
+const FAILING_MODES: [&str; 10] = [
+    "loop",
+    "host-calls",
+    "memory",
+    "recursion",
+    "huge-claim",
+    "bad-json",
+    "reserved-claim",
+    "panic",
+    "fetch",
+    "sleep",
+];
 
 /// What a well-behaved action does: one claim, and `Ok`.
 fn behave() -> Result<(), String> {
