@@ -48,6 +48,16 @@ async fn try_form(h: &Harness, plugin: &str) -> (String, String) {
     (csrf_of(&form), input)
 }
 
+/// Runs Try it of `plugin` alone on `input`, with the form's `csrf`.
+async fn try_plugin(h: &Harness, plugin: &str, csrf: &str, input: &str) -> reqwest::Response {
+    h.http
+        .post(format!("{}/admin/plugins/{plugin}/try", h.issuer))
+        .form(&[("csrf", csrf), ("input", input), ("scope", "plugin")])
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A value no page may show: the machine client's secret, which
 /// management-geo holds and sends to the token endpoint.
 const MACHINE_SECRET: &str = "machine-secret-shown-nowhere-0123";
@@ -71,17 +81,8 @@ secrets = {{ domain = {{ value = "{issuer}" }}, clientId = {{ value = "ops" }}, 
     h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
     assert_eq!(sign_in(&h).await.status(), StatusCode::OK);
     let (csrf, input) = try_form(&h, "management-geo").await;
-    let tried = h
-        .http
-        .post(format!("{}/admin/plugins/management-geo/try", h.issuer))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("input", input.as_str()),
-            ("scope", "plugin"),
-        ])
-        .send()
+    let tried = try_plugin(&h, "management-geo", &csrf, &input)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -153,17 +154,7 @@ async fn an_administrator_signs_in_and_sees_users_logins_and_plugins() {
     let (csrf, input) = try_form(&h, "geo-claims").await;
     assert!(input.contains("\"NZ\""), "{input}");
     let input = input.replace("\"NZ\"", "\"FI\"");
-    let tried = h
-        .http
-        .post(format!("{}/admin/plugins/geo-claims/try", h.issuer))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("input", input.as_str()),
-            ("scope", "plugin"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let tried = try_plugin(&h, "geo-claims", &csrf, &input).await;
     assert_eq!(tried.status(), StatusCode::OK);
     let tried = tried.text().await.unwrap();
     let outcome = tried

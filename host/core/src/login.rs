@@ -173,3 +173,21 @@ pub enum StepStatus {
 pub fn user_id(connection: &str, upstream_subject: &str) -> String {
     format!("{connection}|{upstream_subject}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_shows_no_token() {
+        let tokens = UpstreamLogin {
+            access_token: "upstream-access-token-value".into(),
+            id_token: "upstream.id.token".into(),
+            id_token_claims: Map::from_iter([("sub".to_owned(), Value::from("ada"))]),
+        };
+        let shown = format!("{tokens:?}");
+        assert!(shown.contains("ada"), "{shown}");
+        assert!(!shown.contains("upstream-access-token-value"), "{shown}");
+        assert!(!shown.contains("upstream.id.token"), "{shown}");
+    }
+}

@@ -919,7 +919,8 @@ pub async fn try_login(
     let key = SigningKey::generate(SigningAlgorithm::ES256).map_err(|e| e.to_string())?;
     let pipeline = Pipeline::assemble(focused, engine, claimsmith_keys::KeyRing::single(key), http)
         .map_err(|error| error.to_string())?;
-    let canned = Arc::new(CannedHttp::new(case.input.http.clone().unwrap_or_default()));
+    let canned =
+        Arc::new(CannedHttp::new(case.input.http.clone().unwrap_or_default()).hiding_credentials());
     let sink = claimsmith_capabilities::log::LogSink::default();
     let options = RunOptions {
         interceptor: Some(canned.clone()),

@@ -217,22 +217,25 @@ impl CannedRequest {
 
 /// A request as a case's author reads it: method, the whole URL (the case
 /// file is the author's own), headers and body.
-fn describe_request(request: &OutboundRequest) -> String {
+/// `request` as a note shows it, and why no exchange answered it; with
+/// `hide_credentials`, what it authenticates with shows as its scheme only.
+fn describe_unmatched(request: &OutboundRequest, why: &str, hide_credentials: bool) -> String {
     let mut text = format!("{} {}", request.method, request.url);
+    let mut why = why.to_owned();
     for (name, value) in &request.headers {
-        // What a request authenticates with is never shown, only its kind.
-        let value = if CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        let shown = if hide_credentials && is_credential_header(name) {
             let scheme = value.split_once(' ').map_or("", |(scheme, _)| scheme);
+            why = why.replace(value.as_str(), "[redacted]");
             format!("{scheme} [redacted]").trim_start().to_owned()
         } else {
             value.clone()
         };
-        text += &format!("\n  {name}: {value}");
+        text += &format!("\n  {name}: {shown}");
     }
     if let Some(body) = &request.body {
         text += &format!("\n  body: {}", String::from_utf8_lossy(body));
     }
-    text
+    format!("{text}\n  ({why})")
 }
 
 /// Request headers that carry credentials.
@@ -243,6 +246,10 @@ const CREDENTIAL_HEADERS: [&str; 5] = [
     "x-api-key",
     "api-key",
 ];
+
+fn is_credential_header(name: &str) -> bool {
+    CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+}
 
 fn get() -> String {
     "GET".to_owned()
@@ -270,6 +277,10 @@ fn ok() -> u16 {
 pub struct CannedHttp {
     exchanges: Vec<Exchange>,
     log: Mutex<RequestLog>,
+    /// Notes show credential headers by their scheme only (the console's
+    /// Try it runs plugins with their real secrets; a case file's are the
+    /// author's own and shown whole).
+    hide_credentials: bool,
 }
 
 #[derive(Default)]
@@ -289,7 +300,14 @@ impl CannedHttp {
                 uses,
                 ..RequestLog::default()
             }),
+            hide_credentials: false,
         }
+    }
+
+    /// As [`CannedHttp::new`], its notes showing no credential header's value.
+    pub fn hiding_credentials(mut self) -> Self {
+        self.hide_credentials = true;
+        self
     }
 
     fn log(&self) -> std::sync::MutexGuard<'_, RequestLog> {
@@ -384,7 +402,7 @@ impl OutboundHttpInterceptor for CannedHttp {
                 tracing::warn!(plugin, request = %described, "no canned response matches");
                 self.log()
                     .unmatched
-                    .push(format!("{}\n  ({why})", describe_request(request)));
+                    .push(describe_unmatched(request, &why, self.hide_credentials));
                 return InterceptOutcome::Complete(Err(HttpError::Transport(format!(
                     "no canned response for {described}"
                 ))));
@@ -433,6 +451,32 @@ mod tests {
                 .collect(),
             body: (!body.is_empty()).then(|| body.as_bytes().to_vec()),
         }
+    }
+
+    #[test]
+    fn a_note_hides_credential_headers_when_asked() {
+        let sent = request(
+            "POST",
+            "https://api.example.com/token",
+            &[
+                ("Authorization", "Basic c2VjcmV0"),
+                ("Accept", "application/json"),
+            ],
+            "",
+        );
+        let why = "differs in header authorization: expected `Basic x`, got `Basic c2VjcmV0`";
+        let hidden = describe_unmatched(&sent, why, true);
+        assert!(!hidden.contains("c2VjcmV0"), "{hidden}");
+        assert!(
+            hidden.contains("Authorization: Basic [redacted]"),
+            "{hidden}"
+        );
+        assert!(hidden.contains("Accept: application/json"), "{hidden}");
+        let shown = describe_unmatched(&sent, why, false);
+        assert!(
+            shown.contains("Authorization: Basic c2VjcmV0"),
+            "a case's own: {shown}"
+        );
     }
 
     fn canned(yaml: &str) -> CannedRequest {

@@ -14,7 +14,7 @@ use sha2::Digest as _;
 use super::pending::{MAX_NONCE_LEN, MAX_STATE_LEN, PendingLogin};
 use super::protocol::{ErrorCode, is_valid_s256_challenge, pkce_challenge, random_token};
 use super::token::CodeToIssue;
-use super::upstream::{Reauthentication, UpstreamTokens};
+use super::upstream::Reauthentication;
 use super::{OAuthError, Service, error_page};
 use claimsmith_capabilities::log::one_line_cut;
 use claimsmith_config::ClientConfig;
@@ -456,7 +456,7 @@ fn refused(error: ErrorCode, description: &str) -> OAuthError {
 /// the profile has named them.
 fn sign_in_login(
     pending: &PendingLogin,
-    tokens: UpstreamTokens,
+    tokens: UpstreamLogin,
     auth_time: Option<u64>,
     request: RequestInfo,
 ) -> Login {
@@ -468,11 +468,7 @@ fn sign_in_login(
         nonce: pending.app_nonce.clone(),
         request,
         transaction: transaction(pending),
-        upstream: UpstreamLogin {
-            access_token: tokens.access_token,
-            id_token: tokens.id_token,
-            id_token_claims: tokens.id_token_claims,
-        },
+        upstream: tokens,
         user: StoredUser::default(),
         profile: None,
         refresh: false,
@@ -541,7 +537,7 @@ impl Refusal {
 
 /// What a callback got from the upstream, verified.
 struct UpstreamLoginDone {
-    tokens: UpstreamTokens,
+    tokens: UpstreamLogin,
     auth_time: Option<u64>,
 }
 

@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 
 use super::protocol::form_urlencode;
 use claimsmith_config::{UpstreamProtocol, UpstreamRegistration};
+use claimsmith_core::UpstreamLogin;
 
 /// How far an upstream's clock may be off, in seconds.
 const CLOCK_LEEWAY_SECS: u64 = 60;
@@ -59,28 +60,6 @@ struct Discovery {
     /// RFC 9207: its authorization responses always name their issuer.
     #[serde(default)]
     authorization_response_iss_parameter_supported: bool,
-}
-
-/// What the upstream returned for a code.
-#[derive(Clone)]
-pub struct UpstreamTokens {
-    pub access_token: String,
-    /// Empty when a plain OAuth 2.0 upstream sent none.
-    pub id_token: String,
-    /// The id token's claims, verified; empty from a plain OAuth 2.0
-    /// upstream, whose id token nothing verifies.
-    pub id_token_claims: Map<String, Value>,
-}
-
-/// The tokens are credentials: debug output shows only that they are there.
-impl std::fmt::Debug for UpstreamTokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamTokens")
-            .field("access_token", &"<redacted>")
-            .field("id_token", &"<redacted>")
-            .field("id_token_claims", &self.id_token_claims)
-            .finish()
-    }
 }
 
 /// What an app asked about re-authentication (OIDC Core §3.1.2.1): `prompt`
@@ -306,7 +285,7 @@ impl UpstreamClient {
         code_verifier: &str,
         redirect_uri: &str,
         nonce: &str,
-    ) -> Result<UpstreamTokens, UpstreamError> {
+    ) -> Result<UpstreamLogin, UpstreamError> {
         #[derive(Deserialize)]
         struct TokenResponse {
             access_token: String,
@@ -347,7 +326,7 @@ impl UpstreamClient {
             .await
             .map_err(|e| UpstreamError::TokenRequest(format!("bad token response: {e}")))?;
         if !self.verifies_id_tokens {
-            return Ok(UpstreamTokens {
+            return Ok(UpstreamLogin {
                 access_token: tokens.access_token,
                 id_token: tokens.id_token.unwrap_or_default(),
                 id_token_claims: Map::new(),
@@ -357,7 +336,7 @@ impl UpstreamClient {
             .id_token
             .ok_or_else(|| UpstreamError::InvalidIdToken("the token response has none".into()))?;
         let id_token_claims = self.verify_id_token(&id_token, nonce).await?;
-        Ok(UpstreamTokens {
+        Ok(UpstreamLogin {
             access_token: tokens.access_token,
             id_token,
             id_token_claims,
@@ -508,29 +487,6 @@ fn cache_max_age(cache_control: &str) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn debug_output_shows_no_token() {
-        let tokens = UpstreamTokens {
-            access_token: "upstream-access-token-value".into(),
-            id_token: "upstream.id.token".into(),
-            id_token_claims: Map::from_iter([("sub".to_owned(), Value::from("ada"))]),
-        };
-        let shown = format!("{tokens:?}");
-        assert!(shown.contains("ada"), "{shown}");
-        assert!(!shown.contains("upstream-access-token-value"), "{shown}");
-        assert!(!shown.contains("upstream.id.token"), "{shown}");
-        let login = claimsmith_core::UpstreamLogin {
-            access_token: tokens.access_token.clone(),
-            id_token: tokens.id_token.clone(),
-            id_token_claims: tokens.id_token_claims.clone(),
-        };
-        let shown = format!("{login:?}");
-        assert!(
-            !shown.contains("upstream-access-token-value") && !shown.contains("upstream.id.token"),
-            "{shown}"
-        );
-    }
 
     #[test]
     fn the_jwks_lifetime_follows_cache_control_within_bounds() {
