@@ -956,7 +956,7 @@ mod tests {
             assert!(table.push(n).is_ok(), "resource {n}");
         }
         let refused = table.push(MAX_RESOURCES).unwrap_err();
-        assert!(refused.to_string().contains("capacity"), "{refused}");
+        assert!(refused.to_string().contains("no free keys"), "{refused}");
     }
 
     #[test]
