@@ -213,6 +213,28 @@ async fn an_upstream_id_token_with_a_bad_signature_nonce_audience_issuer_or_expi
             },
             "refused",
         ),
+        (
+            Faults {
+                wrong_audience: true,
+                ..Faults::default()
+            },
+            "InvalidAudience",
+        ),
+        (
+            Faults {
+                wrong_issuer: true,
+                ..Faults::default()
+            },
+            "InvalidIssuer",
+        ),
+        (
+            // An hour ago: well past the 60 s leeway.
+            Faults {
+                expired: true,
+                ..Faults::default()
+            },
+            "ExpiredSignature",
+        ),
     ] {
         h.upstream.set_faults(faults);
         let redirect = h.web_login().await;
@@ -1582,4 +1604,85 @@ options = {{ userinfo_url = "{issuer}/userinfo" }}
     let users = h.store().search_users("", 0, 10).await.unwrap();
     let ids: Vec<&str> = users.items.iter().map(|u| u.user_id.as_str()).collect();
     assert_eq!(ids, [expected.as_str()], "only the named user is stored");
+}
+
+#[tokio::test]
+async fn no_refresh_token_without_offline_access_or_the_refresh_grant() {
+    // `code-only` may not use the refresh_token grant, whatever it asks.
+    let h = harness(&format!(
+        "[[clients]]\nclient_id = \"code-only\"\nclient_secret = {{ value = \"code-only-secret-0123\" }}\n\
+         redirect_uris = [\"{APP_REDIRECT}\"]\ngrant_types = [\"authorization_code\"]\n"
+    ))
+    .await;
+    let exchange = |client: &'static str, secret: &'static str, scope: &'static str| {
+        let h = &h;
+        async move {
+            let url = h.pkce_authorize_url(client, &[("scope", scope)]);
+            let redirect = h.browse(url, APP_REDIRECT).await;
+            let code = redirect
+                .get("code")
+                .unwrap_or_else(|| panic!("{redirect:?}"));
+            let fields = [("redirect_uri", APP_REDIRECT), ("code_verifier", VERIFIER)];
+            let (status, tokens) = h.redeem(code, &fields, Some((client, secret))).await;
+            assert_eq!(status, StatusCode::OK, "{tokens:?}");
+            tokens
+        }
+    };
+    let asked = exchange(
+        "web-app",
+        "web-app-secret-0123",
+        "openid profile offline_access",
+    )
+    .await;
+    assert!(
+        asked.contains_key("refresh_token"),
+        "the control: {asked:?}"
+    );
+    let not_asked = exchange("web-app", "web-app-secret-0123", "openid profile").await;
+    assert!(!not_asked.contains_key("refresh_token"), "{not_asked:?}");
+    let no_grant = exchange(
+        "code-only",
+        "code-only-secret-0123",
+        "openid offline_access",
+    )
+    .await;
+    assert!(!no_grant.contains_key("refresh_token"), "{no_grant:?}");
+}
+
+#[tokio::test]
+async fn a_refresh_an_action_denies_is_an_invalid_grant() {
+    let h = harness("").await;
+    let tokens = h.signed_in().await;
+    // The chain gains an action that denies every login, swapped in while
+    // serving; the refresh runs it.
+    let admin = admin_listener(&h).await;
+    let swaps = || async {
+        sample(
+            &scrape(&admin).await,
+            "claimsmith_chain_reloads_total{outcome=\"swapped\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let before = swaps().await;
+    let config = std::fs::read_to_string(&h.config).unwrap()
+        + &format!(
+            "\n[plugins.denier]\npath = {:?}\nworld = \"post-login-action\"\n[[actions]]\nplugin = \"denier\"\n",
+            plugin_wasm("test-denier")
+        );
+    std::fs::write(&h.config, config).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while swaps().await == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new chain was never swapped in"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, body) = h.refresh(&refresh_token_of(&tokens)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
+    assert_eq!(body["error"], "invalid_grant", "{body:?}");
+    assert_eq!(
+        body["error_description"], "account locked: dev|dev-user-1",
+        "the action's reason reaches the app"
+    );
 }
