@@ -171,3 +171,30 @@ async fn serve_reloads_its_chain_on_sighup() {
     // Still serving, on the reloaded chain.
     assert!(login(&service).await.contains_key("geo_ip_country"));
 }
+
+#[tokio::test]
+async fn a_reload_that_changes_the_connections_is_refused_and_the_chain_serves_on() {
+    let service = harness("").await;
+    let crate::support::service_harness::Host::InProcess(host) = &service.host else {
+        unreachable!("harness runs the service in process");
+    };
+    let serving = host.pipeline().chain_version().to_owned();
+    let config = std::fs::read_to_string(&service.config).unwrap();
+    assert!(config.contains("name = \"dev\"\n"), "{config}");
+    std::fs::write(
+        &service.config,
+        config.replace("name = \"dev\"\n", "name = \"dev-renamed\"\n"),
+    )
+    .unwrap();
+    let refused = host.reload_chain().await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            claimsmith::oidc::reload::ReloadError::ConnectionsChanged(_)
+        ),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("dev-renamed"), "{refused}");
+    assert_eq!(host.pipeline().chain_version(), serving);
+    assert!(login(&service).await.contains_key("geo_ip_country"));
+}

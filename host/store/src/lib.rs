@@ -1676,6 +1676,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_database_a_newer_host_migrated_stops_an_older_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("claimsmith.db");
+        let store = Store::open_sqlite(&path, Synchronous::default())
+            .await
+            .expect("open");
+        // What a host with a migration this one does not know leaves.
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (9999, 'from a newer host', 1, X'00', 0)",
+        )
+        .execute(&store.pool)
+        .await
+        .expect("insert");
+        store.close().await;
+        let refused = Store::open_sqlite(&path, Synchronous::default()).await;
+        let error = refused.err().expect("an older host refuses the database");
+        assert!(error.to_string().contains("9999"), "{error}");
+    }
+
+    #[tokio::test]
     async fn waits_for_the_disk_as_configured() {
         let dir = tempfile::tempdir().expect("tempdir");
         // SQLite numbers the modes: NORMAL is 1, FULL is 2.
