@@ -1691,8 +1691,9 @@ mod tests {
         .await
         .expect("insert");
         store.close().await;
-        let refused = Store::open_sqlite(&path, Synchronous::default()).await;
-        let error = refused.err().expect("an older host refuses the database");
+        let error = Store::open_sqlite(&path, Synchronous::default())
+            .await
+            .expect_err("an older host refuses the database");
         assert!(error.to_string().contains("9999"), "{error}");
     }
 
