@@ -86,25 +86,33 @@ async fn keep_screenshot(client: &Client, name: &str) {
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
 }
 
-/// The text of the element `css`, waited for; the page, when it never
-/// comes.
+/// The text of the element `css`, waited for (and looked for again when
+/// the page under it was replaced); the page, when it never comes.
 async fn text_of(client: &Client, css: &str) -> String {
-    match client
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(css))
-        .await
-    {
-        Ok(element) => element.text().await.unwrap(),
-        Err(error) => {
-            let url = client
-                .current_url()
-                .await
-                .map(|u| u.to_string())
-                .unwrap_or_default();
-            let page = client.source().await.unwrap_or_default();
-            panic!("no {css} ({error}) at {url}:\n{page}")
-        }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = client
+            .wait()
+            .at_most(deadline.saturating_duration_since(std::time::Instant::now()))
+            .for_element(Locator::Css(css))
+            .await;
+        let error = match found {
+            // The element of a page being replaced (a form just posted) goes
+            // stale under us: look again on the page that replaced it.
+            Ok(element) => match element.text().await {
+                Ok(text) => return text,
+                Err(_) if std::time::Instant::now() < deadline => continue,
+                Err(error) => error,
+            },
+            Err(error) => error,
+        };
+        let url = client
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default();
+        let page = client.source().await.unwrap_or_default();
+        panic!("no {css} ({error}) at {url}:\n{page}")
     }
 }
 
