@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::plugin_wasm;
-use crate::support::service_harness::{Harness, VERIFIER, admin_listener, harness, sample, scrape};
+use crate::support::service_harness::{ChainReloads, Harness, VERIFIER, harness};
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
 
@@ -105,25 +105,10 @@ async fn a_plugin_swapped_under_load_fails_no_login_and_a_broken_one_is_refused(
 
     // A broken build is refused (the refusal counted, so it was tried): the
     // last good chain keeps serving.
-    let admin = admin_listener(&service).await;
-    let refusals = || async {
-        sample(
-            &scrape(&admin).await,
-            "claimsmith_chain_reloads_total{outcome=\"refused\"}",
-        )
-        .unwrap_or(0.0)
-    };
-    let refused_before = refusals().await;
+    let refusals = ChainReloads::watch(&service, "refused").await;
     std::fs::write(plugins.path().join("broken.wasm"), b"\0asm but not really").unwrap();
     deploy(&plugins.path().join("broken.wasm"), &swapped);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while refusals().await == refused_before {
-        assert!(
-            Instant::now() < deadline,
-            "the broken build was never tried"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    refusals.next("the broken build was never tried").await;
     assert_eq!(build_that_ran(&login(&service).await), "test-echo");
 
     // Rolling back is putting the old file back.

@@ -1655,29 +1655,14 @@ async fn a_refresh_an_action_denies_is_an_invalid_grant() {
     let tokens = h.signed_in().await;
     // The chain gains an action that denies every login, swapped in while
     // serving; the refresh runs it.
-    let admin = admin_listener(&h).await;
-    let swaps = || async {
-        sample(
-            &scrape(&admin).await,
-            "claimsmith_chain_reloads_total{outcome=\"swapped\"}",
-        )
-        .unwrap_or(0.0)
-    };
-    let before = swaps().await;
+    let swaps = ChainReloads::watch(&h, "swapped").await;
     let config = std::fs::read_to_string(&h.config).unwrap()
         + &format!(
             "\n[plugins.denier]\npath = {:?}\nworld = \"post-login-action\"\n[[actions]]\nplugin = \"denier\"\n",
             plugin_wasm("test-denier")
         );
     std::fs::write(&h.config, config).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while swaps().await == before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the new chain was never swapped in"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    swaps.next("the new chain was never swapped in").await;
     let (status, body) = h.refresh(&refresh_token_of(&tokens)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
     assert_eq!(body["error"], "invalid_grant", "{body:?}");

@@ -655,3 +655,38 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|value| value.parse().ok())
 }
+
+/// The service's chain reloads of one outcome (`swapped`, `refused`), as
+/// its metrics count them: a test waits for the next one instead of
+/// sleeping and hoping a reload was tried.
+pub struct ChainReloads {
+    admin: String,
+    series: String,
+    seen: f64,
+}
+
+impl ChainReloads {
+    pub async fn watch(h: &Harness, outcome: &str) -> Self {
+        let mut reloads = ChainReloads {
+            admin: admin_listener(h).await,
+            series: format!("claimsmith_chain_reloads_total{{outcome=\"{outcome}\"}}"),
+            seen: 0.0,
+        };
+        reloads.seen = reloads.count().await;
+        reloads
+    }
+
+    async fn count(&self) -> f64 {
+        sample(&scrape(&self.admin).await, &self.series).unwrap_or(0.0)
+    }
+
+    /// Waits, 20 s at most, until one more reload of the outcome is counted;
+    /// else fails saying `never`.
+    pub async fn next(&self, never: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.count().await == self.seen {
+            assert!(std::time::Instant::now() < deadline, "{never}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
