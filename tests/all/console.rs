@@ -17,6 +17,27 @@ async fn sign_in(h: &Harness) -> reqwest::Response {
     panic!("too many redirects");
 }
 
+/// As [`sign_in`], and the session cookie (`name=value`) the console set on
+/// the way, as someone who copied it would have it.
+async fn sign_in_keeping_the_cookie(h: &Harness) -> (reqwest::Response, String) {
+    let mut url = Url::parse(&format!("{}/admin", h.issuer)).unwrap();
+    let mut session = None;
+    for _ in 0..10 {
+        let response = h.http.get(url.clone()).send().await.unwrap();
+        for set in response.headers().get_all("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            if pair.starts_with("claimsmith_admin=") {
+                session = Some(pair.to_owned());
+            }
+        }
+        let Some(location) = response.headers().get("location") else {
+            return (response, session.expect("a session cookie"));
+        };
+        url = url.join(location.to_str().unwrap()).unwrap();
+    }
+    panic!("too many redirects");
+}
+
 async fn page(h: &Harness, path: &str) -> (StatusCode, String) {
     let response = h
         .http
@@ -208,4 +229,76 @@ async fn without_a_console_section_there_is_no_console() {
     let h = crate::support::service_harness::harness("").await;
     let (status, _) = page(&h, "/admin/users").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_for_a_copy_of_its_cookie_too() {
+    let h = console_harness("engineers").await;
+    let (landed, cookie) = sign_in_keeping_the_cookie(&h).await;
+    assert_eq!(landed.status(), StatusCode::OK);
+    let csrf = csrf_of(&landed.text().await.unwrap());
+    let copy = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let with_the_copy = || {
+        copy.get(format!("{}/admin/users", h.issuer))
+            .header("cookie", &cookie)
+            .send()
+    };
+    let before = with_the_copy().await.unwrap();
+    assert_eq!(
+        before.status(),
+        StatusCode::OK,
+        "the copy works while signed in"
+    );
+    let signed_out = h
+        .http
+        .post(format!("{}/admin/logout", h.issuer))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), StatusCode::OK);
+    let after = with_the_copy().await.unwrap();
+    assert_eq!(
+        after.status(),
+        StatusCode::SEE_OTHER,
+        "a copy of a signed-out session is sent to sign in"
+    );
+}
+
+#[tokio::test]
+async fn console_pages_are_uncached_unframed_and_run_only_their_own_script() {
+    let h = console_harness("engineers").await;
+    assert_eq!(sign_in(&h).await.status(), StatusCode::OK);
+    // Try it's answer: the page with the console's one script.
+    let (csrf, input) = try_form(&h, "geo-claims").await;
+    let response = try_plugin(&h, "geo-claims", &csrf, &input).await;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("cache-control"), "no-store");
+    assert_eq!(header("x-frame-options"), "DENY");
+    let policy = header("content-security-policy");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(policy.contains("default-src 'none'"), "{policy}");
+    let html = response.text().await.unwrap();
+    let script = html
+        .split("<script>")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .expect("Try it's script");
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script));
+    assert!(
+        policy.contains(&format!("script-src 'sha256-{hash}'")),
+        "the policy runs the page's script and nothing else: {policy}"
+    );
 }

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use crate::support::{Setup, login, outcome, plugin_wasm, report, test_compile_cache};
 use claimsmith::capabilities::api::ActionEffects;
 use claimsmith::capabilities::http::{HttpPolicy, OutboundHttp};
-use claimsmith::capabilities::secrets::Secrets;
 use claimsmith::engine::{
     CallOptions, Engine, EngineSettings, Event, EventClient, EventConnection, EventRequest,
     EventUser, Limit, Limits, Plugin, PluginError, PluginSpec, World,
@@ -184,7 +183,7 @@ fn loopers_sharing_a_pool<const N: usize>(
                     timeout,
                     ..Limits::default()
                 },
-                secrets: Secrets::default(),
+                secrets: Default::default(),
                 http: HttpPolicy::default(),
             })
             .unwrap()

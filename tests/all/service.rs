@@ -374,10 +374,14 @@ async fn a_client_that_lost_a_refresh_answer_can_retry_and_the_lost_token_dies()
         StatusCode::OK,
         "a retry is not a theft: {retried:?}"
     );
+    let (status, next) = h.refresh(&refresh_token_of(&retried)).await;
+    assert_eq!(status, StatusCode::OK, "the family lives on: {next:?}");
+    // Yet the answer said to be lost is in someone's hands: presenting it
+    // is refused and ends the family.
     let (status, body) = h.refresh(&refresh_token_of(&lost)).await;
     assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
-    let (status, body) = h.refresh(&refresh_token_of(&retried)).await;
-    assert_eq!(status, StatusCode::OK, "the family lives on: {body:?}");
+    let (status, body) = h.refresh(&refresh_token_of(&next)).await;
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
 #[tokio::test]
@@ -1647,6 +1651,59 @@ async fn no_refresh_token_without_offline_access_or_the_refresh_grant() {
     )
     .await;
     assert!(!no_grant.contains_key("refresh_token"), "{no_grant:?}");
+}
+
+#[tokio::test]
+async fn a_restart_that_narrows_a_client_holds_for_the_codes_and_refresh_tokens_already_out() {
+    let h = harness("").await;
+    let tokens = h.signed_in().await;
+    let url = h.pkce_authorize_url("web-app", &[("scope", "openid profile offline_access")]);
+    let redirect = h.browse(url, APP_REDIRECT).await;
+    let code = redirect
+        .get("code")
+        .unwrap_or_else(|| panic!("{redirect:?}"));
+    // web-app loses the refresh grant and the `profile` scope its code and
+    // refresh token were issued with.
+    let restarted = h
+        .restarted(|config| {
+            config.replace(
+                "audience = \"https://api.example.com\"\n",
+                "audience = \"https://api.example.com\"\ngrant_types = [\"authorization_code\"]\n\
+                 allowed_scopes = [\"openid\", \"offline_access\"]\n",
+            )
+        })
+        .await;
+    let token = |form: Vec<(&'static str, String)>| {
+        let request = h
+            .http
+            .post(format!("{restarted}/oauth/token"))
+            .basic_auth("web-app", Some("web-app-secret-0123"))
+            .form(&form);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = token(vec![
+        ("grant_type", "refresh_token".to_owned()),
+        ("refresh_token", refresh_token_of(&tokens)),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "unauthorized_client", "{body}");
+    let (status, body) = token(vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code.to_owned()),
+        ("redirect_uri", APP_REDIRECT.to_owned()),
+        ("code_verifier", VERIFIER.to_owned()),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_scope", "{body}");
+    assert_eq!(
+        body["error_description"], "scope `profile` is no longer allowed to this client",
+        "{body}"
+    );
 }
 
 #[tokio::test]

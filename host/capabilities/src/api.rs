@@ -12,7 +12,8 @@ use claimsmith_wit::action::claimsmith::plugin::api as wit;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::{CallContext, Capability, CapabilityView, Has};
-use claimsmith_wit::World;
+use claimsmith_config::PluginSpec;
+use claimsmith_core::World;
 
 /// The cap on one token's custom claims, and on one metadata object, as
 /// serialized JSON (Auth0 caps custom claims at 100 KB too).
@@ -271,6 +272,11 @@ impl wit::Host for ApiCapability {
 /// Only post-login actions import `api`; a call starts from the effects of
 /// the actions before it.
 impl Capability for ApiCapability {
+    /// Nothing beyond what each call is given.
+    type Grant = ();
+
+    fn grant(_plugin: &PluginSpec) {}
+
     fn link<T: CapabilityView>(linker: &mut Linker<T>, world: World) -> wasmtime::Result<()> {
         match world {
             World::PostLoginAction => {
@@ -282,7 +288,7 @@ impl Capability for ApiCapability {
         }
     }
 
-    fn prepare(call: &mut CallContext<'_>) -> Self {
+    fn prepare(_grant: &(), call: &mut CallContext<'_>) -> Self {
         ApiCapability {
             effects: std::mem::take(&mut call.effects),
         }

@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use claimsmith_wit::World;
+use claimsmith_config::PluginSpec;
+use claimsmith_core::World;
 use claimsmith_wit::action::claimsmith::plugin::cache as wit;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -131,6 +132,13 @@ impl wit::Host for CacheCapability {
 
 /// Only actions import `cache`.
 impl Capability for CacheCapability {
+    /// The plugin's own cache, shared by its calls and no other plugin's.
+    type Grant = ActionCache;
+
+    fn grant(_plugin: &PluginSpec) -> ActionCache {
+        ActionCache::default()
+    }
+
     fn link<T: CapabilityView>(linker: &mut Linker<T>, world: World) -> wasmtime::Result<()> {
         match world {
             World::PostLoginAction => {
@@ -142,7 +150,7 @@ impl Capability for CacheCapability {
         }
     }
 
-    fn prepare(call: &mut CallContext<'_>) -> Self {
+    fn prepare(cache: &ActionCache, call: &mut CallContext<'_>) -> Self {
         let now = match call.pinned_clock {
             Some(seconds) => seconds.saturating_mul(1000),
             None => std::time::SystemTime::now()
@@ -152,7 +160,7 @@ impl Capability for CacheCapability {
                 }),
         };
         CacheCapability {
-            cache: call.cache.clone(),
+            cache: cache.clone(),
             now,
         }
     }

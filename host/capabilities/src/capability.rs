@@ -1,7 +1,8 @@
 //! The seam every host capability implements, as Spin's factors do: a
-//! capability links its own imports and builds its own per-call state from
-//! the plugin's grant. The engine names none of them; it links and prepares
-//! the composed set ([`crate::Capabilities`]) and nothing else.
+//! capability reads its grant from the plugin's config entry, links its own
+//! imports and builds its own per-call state from that grant. The engine
+//! names none of them; it grants, links and prepares the composed set
+//! ([`crate::Capabilities`]) and nothing else.
 
 use std::sync::Arc;
 
@@ -9,23 +10,18 @@ use wasmtime::component::Linker;
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi_http::WasiHttpView;
 
-use claimsmith_wit::World;
+use claimsmith_config::PluginSpec;
+use claimsmith_core::World;
 
 use crate::api::ActionEffects;
-use crate::cache::ActionCache;
-use crate::http::{HttpPolicy, Interceptor, OutboundHttp};
+use crate::http::{Interceptor, OutboundHttp};
 use crate::log::LogSink;
-use crate::secrets::Secrets;
 use crate::stdio::OutputBudget;
 
-/// What one call of one plugin is granted and given, for each capability to
-/// take its part from.
+/// What one call of one plugin is given, beside the plugin's grants, for
+/// each capability to take its part from.
 pub struct CallContext<'a> {
     pub plugin: &'a Arc<str>,
-    /// The plugin's own secrets (config's `secrets`).
-    pub secrets: &'a Secrets,
-    /// The origins the plugin may reach (config's `allowed_origins`).
-    pub http_policy: &'a Arc<HttpPolicy>,
     /// The engine's one HTTP client.
     pub http: &'a OutboundHttp,
     /// Answers the plugin's HTTP instead of the network (local runs, tests).
@@ -41,8 +37,6 @@ pub struct CallContext<'a> {
     pub output_budget: OutputBudget,
     /// The `api` effects the call starts from (those of the actions before).
     pub effects: ActionEffects,
-    /// The plugin's `api.cache`, shared by its calls.
-    pub cache: &'a ActionCache,
 }
 
 /// The data of a store that holds the composed capabilities (the engine's).
@@ -52,12 +46,21 @@ pub trait CapabilityView: WasiView + WasiHttpView + Send + 'static {
 
 /// One host capability: what a plugin may import, and its state per call.
 pub trait Capability: Sized + Send + 'static {
+    /// What this capability keeps of one plugin's config entry, made once
+    /// when the plugin loads and shared by its calls (its origins, its
+    /// secrets, its cache).
+    type Grant: Send + Sync + 'static;
+
+    /// The grant of `plugin`, from its config entry.
+    fn grant(plugin: &PluginSpec) -> Self::Grant;
+
     /// Links this capability's imports into the linker of `world`'s plugins
     /// (one that only one world imports links nothing for the other).
     fn link<T: CapabilityView>(linker: &mut Linker<T>, world: World) -> wasmtime::Result<()>;
 
-    /// This capability's state for one call, from what the call is granted.
-    fn prepare(call: &mut CallContext<'_>) -> Self;
+    /// This capability's state for one call, from the plugin's grant and
+    /// what the call is given.
+    fn prepare(grant: &Self::Grant, call: &mut CallContext<'_>) -> Self;
 }
 
 /// Capability `C` in the composed set: how a capability's import finds its

@@ -14,9 +14,7 @@
 //! instead of to wasmtime-wasi-http's own client.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,12 +28,17 @@ use claimsmith_wit::fetcher::claimsmith::plugin::http as wit;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::{CallContext, Capability, CapabilityView, Has};
-use claimsmith_wit::World;
+use claimsmith_config::PluginSpec;
+use claimsmith_core::World;
 
-/// How long a plugin's request may take, by default.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How large a response body a plugin may receive, by default.
-pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
+pub use claimsmith_config::plugin::{
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpPolicy, Origin,
+};
+
+/// The most of a call's timeout kept back from its requests' timeout: time
+/// for the plugin to handle a request that timed out (see [`request_timeout`]).
+const MAX_HTTP_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
+
 /// How large a request body a `wasi:http` request may stream to the host. The
 /// contract's `fetch` hands its body over in the plugin's memory, which the
 /// memory cap bounds; a stream is read into the host's, so it gets its own cap.
@@ -45,84 +48,6 @@ pub const MAX_STREAMED_REQUEST_BYTES: usize = 1024 * 1024;
 /// `fetch()` returns a promise at once, and without a bound a plugin could
 /// start thousands, each holding up to the response cap in host memory.
 pub const MAX_REQUESTS_IN_FLIGHT: usize = 4;
-
-/// `scheme://host:port`, the unit a plugin is granted.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Origin {
-    scheme: String,
-    host: String,
-    port: u16,
-}
-
-impl Origin {
-    fn of_url(url: &Url) -> Option<Origin> {
-        Some(Origin {
-            scheme: url.scheme().to_owned(),
-            host: url.host_str()?.to_ascii_lowercase(),
-            port: url.port_or_known_default()?,
-        })
-    }
-}
-
-impl Origin {
-    /// Whether the host is a link-local IP literal (169.254.0.0/16, fe80::/10),
-    /// where cloud metadata services answer, or AWS's IPv6 metadata address.
-    /// IP literals skip the address guard by design (an operator grants one
-    /// to reach an internal service), so these are refused at load instead.
-    pub fn is_metadata_literal(&self) -> bool {
-        let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        match host.parse::<IpAddr>() {
-            Ok(IpAddr::V4(v4)) => v4.is_link_local(),
-            Ok(IpAddr::V6(v6)) => {
-                (v6.segments()[0] & 0xffc0) == 0xfe80
-                    || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
-                    || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
-            }
-            Err(_) => false,
-        }
-    }
-}
-
-impl FromStr for Origin {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("`{text}` is not an http or https origin"));
-        }
-        if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
-            return Err(format!(
-                "`{text}` is not an origin: give only scheme, host and port (no path, query or user)"
-            ));
-        }
-        Origin::of_url(&url).ok_or_else(|| format!("`{text}` has no host"))
-    }
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
-    }
-}
-
-/// What one plugin may reach, and within which bounds.
-#[derive(Debug, Clone)]
-pub struct HttpPolicy {
-    pub allowed_origins: Vec<Origin>,
-    pub timeout: Duration,
-    pub max_response_bytes: u64,
-}
-
-impl Default for HttpPolicy {
-    fn default() -> Self {
-        HttpPolicy {
-            allowed_origins: Vec::new(),
-            timeout: DEFAULT_TIMEOUT,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-        }
-    }
-}
 
 /// A request as the host sends it.
 #[derive(Debug, Clone)]
@@ -683,17 +608,42 @@ pub fn is_blocked_address(ip: IpAddr) -> bool {
 
 /// Every world imports `http`; `wasi:http` (linked with WASI) sends through
 /// the same capability.
+/// The timeout of each of a plugin's requests: the configured one, but ending
+/// before the call's own timeout, by a fifth of it (at most
+/// [`MAX_HTTP_TIMEOUT_MARGIN`]). A slow origin then reaches the plugin as
+/// `http-error::timeout`, which it may handle (fall back, fail with its own
+/// message), instead of the call being killed mid-request.
+pub fn request_timeout(configured: Duration, call: Duration) -> Duration {
+    configured.min(call - timeout_margin(call))
+}
+
+/// The time kept back from a call of `call` long for the plugin to handle a
+/// request that timed out.
+pub fn timeout_margin(call: Duration) -> Duration {
+    (call / 5).min(MAX_HTTP_TIMEOUT_MARGIN)
+}
+
 impl Capability for HttpCapability {
+    /// The plugin's policy, its requests' timeout fitted to its calls'.
+    type Grant = Arc<HttpPolicy>;
+
+    fn grant(plugin: &PluginSpec) -> Arc<HttpPolicy> {
+        Arc::new(HttpPolicy {
+            timeout: request_timeout(plugin.http.timeout, plugin.limits.timeout),
+            ..plugin.http.clone()
+        })
+    }
+
     fn link<T: CapabilityView>(linker: &mut Linker<T>, _world: World) -> wasmtime::Result<()> {
         wit::add_to_linker::<T, HasSelf<HttpCapability>>(linker, |state: &mut T| {
             state.capabilities().get()
         })
     }
 
-    fn prepare(call: &mut CallContext<'_>) -> Self {
+    fn prepare(grant: &Arc<HttpPolicy>, call: &mut CallContext<'_>) -> Self {
         HttpCapability::new(
             call.plugin.clone(),
-            call.http_policy.clone(),
+            grant.clone(),
             call.http.clone(),
             call.interceptor.cloned(),
             Some(call.requests_deadline),
@@ -703,6 +653,8 @@ impl Capability for HttpCapability {
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
     use super::*;
 
     #[test]
@@ -757,50 +709,21 @@ mod tests {
     }
 
     #[test]
-    fn origins_normalise_default_ports_and_case() {
-        let origin: Origin = "HTTPS://Example.Okta.com".parse().unwrap();
-        assert_eq!(origin.to_string(), "https://example.okta.com:443");
-        let url = Url::parse("https://example.okta.com/oauth2/v1/userinfo?x=1").unwrap();
-        assert_eq!(Origin::of_url(&url), Some(origin));
-    }
-
-    #[test]
     fn redacted_urls_keep_no_credentials_query_or_fragment() {
         let url = Url::parse("https://user:pw@idp.example.com/userinfo?token=t#frag").unwrap();
         assert_eq!(redacted_url(&url), "https://idp.example.com/userinfo");
     }
 
     #[test]
-    fn metadata_literals_are_recognised() {
-        for origin in [
-            "http://169.254.169.254",
-            "http://169.254.0.1:8080",
-            "http://[fe80::1]",
-            "http://[fd00:ec2::254]",
-            "http://[::ffff:169.254.169.254]",
-        ] {
-            assert!(
-                origin.parse::<Origin>().unwrap().is_metadata_literal(),
-                "{origin}"
-            );
-        }
-        for origin in [
-            "http://10.0.0.5:8080",
-            "https://api.example.com",
-            "http://[::1]",
-        ] {
-            assert!(
-                !origin.parse::<Origin>().unwrap().is_metadata_literal(),
-                "{origin}"
-            );
-        }
-    }
-
-    #[test]
-    fn origins_with_paths_or_other_schemes_are_refused() {
-        assert!("https://example.com/userinfo".parse::<Origin>().is_err());
-        assert!("ftp://example.com".parse::<Origin>().is_err());
-        assert!("not a url".parse::<Origin>().is_err());
+    fn requests_time_out_before_their_call_does() {
+        let ms = Duration::from_millis;
+        // The defaults, 5 s each: a request gets 4 s.
+        assert_eq!(request_timeout(ms(5000), ms(5000)), ms(4000));
+        // A configured timeout that already ends in time is kept.
+        assert_eq!(request_timeout(ms(2000), ms(3000)), ms(2000));
+        assert_eq!(request_timeout(ms(5000), ms(500)), ms(400));
+        // The margin is at most a second.
+        assert_eq!(request_timeout(ms(60_000), ms(30_000)), ms(29_000));
     }
 
     #[tokio::test]

@@ -3,14 +3,16 @@
 //! Each capability is a small struct holding the state of one plugin
 //! instance, created fresh for every invocation, and grants exactly what the
 //! plugin's config grants: its own secrets, its own origins. Each implements
-//! [`Capability`]: it links its own imports and builds its own state from the
-//! call's [`CallContext`]. The set is composed in one place, below
-//! ([`Capabilities`]); the engine names no capability.
+//! [`Capability`]: it reads its grant from the plugin's config entry
+//! (`claimsmith_config::PluginSpec`, plain data), links its own imports and
+//! builds its own state from that grant and the call's [`CallContext`]. The
+//! set is composed in one place, below ([`Capabilities`], [`Grants`]); the
+//! engine names no capability.
 //!
 //! Capabilities do not run plugins (that is the engine) and do not decide a
 //! login's outcome (that is the pipeline): they record what the plugin asked
-//! for. This crate must not depend on the engine, the config or anything
-//! above them.
+//! for. This crate reads the config's plain data and must not depend on the
+//! engine or anything above it.
 
 pub mod api;
 pub mod cache;
@@ -25,15 +27,31 @@ use wasmtime::component::Linker;
 use wasmtime_wasi::WasiCtx;
 
 pub use capability::{CallContext, Capability, CapabilityView, Has};
-use claimsmith_wit::World;
+use claimsmith_config::PluginSpec;
+use claimsmith_core::World;
 
-/// Declares the composed set: its struct, a [`Has`] per member, and the
-/// linking and preparing of every member in order.
+/// Declares the composed set: its struct, the struct of its grants, a
+/// [`Has`] per member, and the granting, linking and preparing of every
+/// member in order.
 macro_rules! compose {
     ($($field:ident: $capability:ty),* $(,)?) => {
         /// The state of every host capability for one call.
         pub struct Capabilities {
             $(pub $field: $capability,)*
+        }
+
+        /// Every capability's grant to one plugin, made when it loads.
+        pub struct Grants {
+            $($field: <$capability as Capability>::Grant,)*
+        }
+
+        impl Grants {
+            /// Each capability's grant, from the plugin's config entry.
+            pub fn new(plugin: &PluginSpec) -> Self {
+                Grants {
+                    $($field: <$capability as Capability>::grant(plugin),)*
+                }
+            }
         }
 
         $(impl Has<$capability> for Capabilities {
@@ -53,11 +71,12 @@ macro_rules! compose {
                 Ok(())
             }
 
-            /// The WASI context and every capability's state for one call.
-            pub fn prepare(mut call: CallContext<'_>) -> (WasiCtx, Self) {
+            /// The WASI context and every capability's state for one call
+            /// of the plugin `grants` were made for.
+            pub fn prepare(grants: &Grants, mut call: CallContext<'_>) -> (WasiCtx, Self) {
                 let wasi = wasi::context(&call);
                 let capabilities = Capabilities {
-                    $($field: <$capability as Capability>::prepare(&mut call),)*
+                    $($field: <$capability as Capability>::prepare(&grants.$field, &mut call),)*
                 };
                 (wasi, capabilities)
             }

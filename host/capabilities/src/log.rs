@@ -8,7 +8,8 @@ use claimsmith_wit::fetcher::claimsmith::plugin::log as wit;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::{CallContext, Capability, CapabilityView, Has};
-use claimsmith_wit::World;
+use claimsmith_config::PluginSpec;
+use claimsmith_core::World;
 
 /// Longer messages are cut: a plugin must not flood the host's logs.
 const MAX_MESSAGE_CHARS: usize = 4096;
@@ -134,13 +135,18 @@ impl wit::Host for LogCapability {
 
 /// Every world imports `log`.
 impl Capability for LogCapability {
+    /// Nothing beyond what each call is given.
+    type Grant = ();
+
+    fn grant(_plugin: &PluginSpec) {}
+
     fn link<T: CapabilityView>(linker: &mut Linker<T>, _world: World) -> wasmtime::Result<()> {
         wit::add_to_linker::<T, HasSelf<LogCapability>>(linker, |state: &mut T| {
             state.capabilities().get()
         })
     }
 
-    fn prepare(call: &mut CallContext<'_>) -> Self {
+    fn prepare(_grant: &(), call: &mut CallContext<'_>) -> Self {
         LogCapability::new(
             call.plugin.clone(),
             call.output_budget.clone(),

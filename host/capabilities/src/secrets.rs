@@ -3,35 +3,16 @@
 //! redacted.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use claimsmith_wit::fetcher::claimsmith::plugin::secrets as wit;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::{CallContext, Capability, CapabilityView, Has};
-use claimsmith_wit::World;
+use claimsmith_config::PluginSpec;
+use claimsmith_core::World;
 
-/// A secret's value, redacted in `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(String);
-
-impl SecretValue {
-    pub fn new(value: String) -> Self {
-        SecretValue(value)
-    }
-
-    /// The value itself, for the one place that must use it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretValue(<redacted>)")
-    }
-}
+pub use claimsmith_core::SecretValue;
 
 /// The secrets of one plugin, by name.
 #[derive(Debug, Clone, Default)]
@@ -41,30 +22,30 @@ impl Secrets {
     pub fn new(secrets: BTreeMap<String, SecretValue>) -> Self {
         Secrets(Arc::new(secrets))
     }
-
-    /// The values, for the one place that must hide them wherever they
-    /// appear (the console's Try it).
-    pub fn values(&self) -> impl Iterator<Item = &SecretValue> {
-        self.0.values()
-    }
 }
 
 impl wit::Host for Secrets {
     fn secret(&mut self, name: String) -> Option<String> {
-        self.0.get(&name).map(|value| value.0.clone())
+        self.0.get(&name).map(|value| value.expose().to_owned())
     }
 }
 
 /// Every world imports `secrets`; a call gets its own plugin's.
 impl Capability for Secrets {
+    type Grant = Secrets;
+
+    fn grant(plugin: &PluginSpec) -> Secrets {
+        Secrets::new(plugin.secrets.clone())
+    }
+
     fn link<T: CapabilityView>(linker: &mut Linker<T>, _world: World) -> wasmtime::Result<()> {
         wit::add_to_linker::<T, HasSelf<Secrets>>(linker, |state: &mut T| {
             state.capabilities().get()
         })
     }
 
-    fn prepare(call: &mut CallContext<'_>) -> Self {
-        call.secrets.clone()
+    fn prepare(grant: &Secrets, _call: &mut CallContext<'_>) -> Self {
+        grant.clone()
     }
 }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use claimsmith::capabilities::api::ActionEffects;
 use claimsmith::capabilities::http::{HttpPolicy, OutboundHttp};
-use claimsmith::capabilities::secrets::{SecretValue, Secrets};
+use claimsmith::capabilities::secrets::SecretValue;
 use claimsmith::config::Config;
 use claimsmith::engine::{
     CallOptions, Engine, EngineSettings, EventClient, EventConnection, EventRequest, EventUser,
@@ -440,7 +440,7 @@ fn write_up_build(engine: &Engine, plugin: &str) -> (Plugin, u64, Duration, Call
         sha256: None,
         world: World::PostLoginAction,
         limits: Limits::default(),
-        secrets: Secrets::new(secrets),
+        secrets,
         http: HttpPolicy {
             allowed_origins,
             ..HttpPolicy::default()

@@ -5,10 +5,10 @@
 //! and line it is on, before anything starts; nothing downstream re-checks
 //! what this crate accepted. It loads no plugin and opens no socket.
 //!
-//! It sits above the engine and the capabilities, not below them: it builds
-//! their settings types (`EngineSettings`, `Limits`, `HttpPolicy`,
-//! `SecretValue`) as it checks. Making it plain data that those crates read
-//! is open work (see the README's Layout).
+//! It is plain data below the engine and the capabilities: what it makes of
+//! a plugin's entry ([`plugin::PluginSpec`], its [`plugin::Limits`] and
+//! [`plugin::HttpPolicy`]) is read by them, and it links no runtime of
+//! theirs.
 //!
 //! ```toml
 //! issuer = "https://login.example.com"
@@ -56,10 +56,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use toml::Spanned;
 
-use claimsmith_capabilities::http::{HttpPolicy, Origin};
-use claimsmith_capabilities::secrets::{SecretValue, Secrets};
-use claimsmith_engine::{EngineSettings, Limits, PluginSpec, World};
+use claimsmith_core::{SecretValue, World};
 use claimsmith_tokens::SigningAlgorithm;
+
+pub mod plugin;
+
+pub use plugin::{EngineSettings, HttpPolicy, Limits, Origin, PluginSpec};
 
 /// Whose secrets a caller replaces, so the config's are not read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +214,17 @@ pub enum GrantType {
     AuthorizationCode,
     RefreshToken,
     ClientCredentials,
+}
+
+impl GrantType {
+    /// As `grant_type` names it (RFC 6749).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
 }
 
 /// The scopes an app may ask for when its config does not say.
@@ -1257,7 +1270,7 @@ fn plugin_spec(
                 .timeout_ms
                 .map_or(defaults.timeout, Duration::from_millis),
         },
-        secrets: Secrets::new(secrets),
+        secrets,
         http: HttpPolicy {
             allowed_origins,
             timeout: raw
@@ -1488,15 +1501,9 @@ fn storage_and_keys(
             let span = source.span();
             let key = resolve_secret(base, source.into_inner())
                 .map_err(|e| (Some(span.clone()), format!("keys.encryption_key {e}")))?;
-            if key.expose().trim().len() < claimsmith_tokens::sealing::MIN_KEY_ENCRYPTION_KEY_LEN {
-                return Err((
-                    Some(span),
-                    format!(
-                        "keys.encryption_key must be at least {} characters \
-                         (`openssl rand -base64 32` makes one)",
-                        claimsmith_tokens::sealing::MIN_KEY_ENCRYPTION_KEY_LEN
-                    ),
-                ));
+            if let Some(why) = claimsmith_tokens::sealing::key_encryption_key_weakness(key.expose())
+            {
+                return Err((Some(span), format!("keys.encryption_key {why}")));
             }
             Some(key)
         }
@@ -1607,7 +1614,7 @@ on_error = "continue"
         let text = format!(
             "{MINIMAL}\n[storage]\ndatabase_url = \"postgres://db.internal/auth\"\n\
              [keys]\nencryption_key = {{ value = \"{}\" }}\njwks_max_age_secs = 60\n",
-            "k".repeat(32)
+            "hV3t9Qm2Zr8LxWc5Jn0Pd7Ys4Gb6Kf1T"
         );
         let config = parse(&text).unwrap();
         assert!(matches!(
@@ -1664,6 +1671,14 @@ on_error = "continue"
         let error = parse(&short).unwrap_err();
         assert_eq!(error.line, 24, "{error}");
         assert!(error.message.contains("at least 32"), "{error}");
+
+        let regular = format!(
+            "{postgres}[keys]\nencryption_key = {{ value = \"{}\" }}\n",
+            "password".repeat(5)
+        );
+        let error = parse(&regular).unwrap_err();
+        assert_eq!(error.line, 24, "{error}");
+        assert!(error.message.contains("too regular"), "{error}");
 
         let scheme = format!("{MINIMAL}\n[storage]\ndatabase_url = \"mysql://db/auth\"\n");
         let error = parse(&scheme).unwrap_err();

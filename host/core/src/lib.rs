@@ -3,7 +3,8 @@
 //!
 //! Owns shapes and rules that need nothing else: a login and its step
 //! reports ([`login`]), the time ([`clock`]), the reserved claim names
-//! ([`claims`]) and the trusted-proxy ranges ([`proxy`]). It must not depend
+//! ([`claims`]), the trusted-proxy ranges ([`proxy`]), the contract's worlds
+//! by name ([`world`]) and redacted secrets ([`secret`]). It must not depend
 //! on any other Claimsmith crate, run plugins, do I/O beyond reading the
 //! clock, or know about HTTP.
 
@@ -11,6 +12,8 @@ pub mod claims;
 pub mod clock;
 pub mod login;
 pub mod proxy;
+pub mod secret;
+pub mod world;
 
 pub use claims::{MANAGEMENT_SCOPES, RESERVED_CLAIMS, is_reserved_claim, management_audience};
 pub use clock::{Clock, SystemClock, rfc3339};
@@ -19,3 +22,5 @@ pub use login::{
     UserRecord, user_id,
 };
 pub use proxy::{ForwardedHeader, ProxyRange};
+pub use secret::SecretValue;
+pub use world::World;

@@ -34,14 +34,13 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use claimsmith_capabilities::api::ActionEffects;
-use claimsmith_capabilities::cache::ActionCache;
-use claimsmith_capabilities::http::{HttpPolicy, Interceptor, OutboundHttp};
-use claimsmith_capabilities::secrets::Secrets;
+use claimsmith_capabilities::http::{self, Interceptor, OutboundHttp};
 use claimsmith_capabilities::stdio::output_budget;
-use claimsmith_capabilities::{CallContext, Capabilities, CapabilityView};
+use claimsmith_capabilities::{CallContext, Capabilities, CapabilityView, Grants};
 use claimsmith_wit::{action, fetcher};
 
-pub use claimsmith_wit::World;
+pub use claimsmith_config::{EngineSettings, Limits, PluginSpec};
+pub use claimsmith_core::World;
 
 pub use claimsmith_wit::action::claimsmith::plugin::event_types::{
     Client as EventClient, Connection as EventConnection, Event, Request as EventRequest,
@@ -82,36 +81,10 @@ const KEEP_RESIDENT_BYTES: usize = 1024 * 1024;
 /// every action of the login gets a copy.
 pub const MAX_PROFILE_BYTES: usize = 1024 * 1024;
 
-/// The most of a call's timeout kept back from its requests' timeout: time
-/// for the plugin to handle a request that timed out (see [`http_timeout`]).
-const MAX_HTTP_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
-
 /// What a plugin may import at all, by name prefix: WASI, which every
 /// language's standard library imports, and the contract (`wit/`). Which of
 /// these a plugin is granted is then up to its world's linker.
 const GRANTED_IMPORTS: [&str; 2] = ["wasi:", "claimsmith:plugin/"];
-
-/// The bounds of one invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Fuel units (about one per wasm instruction).
-    pub fuel: u64,
-    /// The most linear memory the instance may grow to, in bytes.
-    pub memory_bytes: u64,
-    /// Wall-clock time for the whole invocation, from the wait for an
-    /// instance slot to the result, `fetch` calls included.
-    pub timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            fuel: 1_000_000_000,
-            memory_bytes: 64 * 1024 * 1024,
-            timeout: Duration::from_secs(5),
-        }
-    }
-}
 
 /// Which bound an invocation hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -122,41 +95,6 @@ pub enum Limit {
     Memory(u64),
     #[error("wall-clock timeout of {} ms", .0.as_millis())]
     WallClock(Duration),
-}
-
-/// Settings of the engine as a whole, shared by every plugin.
-#[derive(Debug, Clone)]
-pub struct EngineSettings {
-    /// How many plugin instances may be alive at once (the pool's size).
-    pub max_concurrent_instances: u32,
-    /// The largest memory cap of any plugin; the pool reserves slots this big.
-    pub max_memory_bytes: u64,
-    /// Where compiled plugins are cached; `None` compiles on every start.
-    pub cache_dir: Option<PathBuf>,
-}
-
-impl Default for EngineSettings {
-    fn default() -> Self {
-        EngineSettings {
-            max_concurrent_instances: 128,
-            max_memory_bytes: Limits::default().memory_bytes,
-            cache_dir: None,
-        }
-    }
-}
-
-/// Everything needed to load one plugin.
-#[derive(Debug, Clone)]
-pub struct PluginSpec {
-    pub name: String,
-    pub path: PathBuf,
-    /// The SHA-256 (lowercase hex) the file must have, when the config pins
-    /// one: any other build is refused at load.
-    pub sha256: Option<String>,
-    pub world: World,
-    pub limits: Limits,
-    pub secrets: Secrets,
-    pub http: HttpPolicy,
 }
 
 /// Why a plugin could not be loaded; the host refuses to start.
@@ -347,26 +285,14 @@ impl Engine {
         // reaches WASI and the contract, nothing else the host may link.
         self.check_imports_granted(&spec, &component)?;
         let prepared = self.prepare(&spec, &component, &exports)?;
-        let http_policy = HttpPolicy {
-            timeout: http_timeout(spec.http.timeout, spec.limits.timeout),
-            ..spec.http
-        };
-        tracing::info!(
-            plugin,
-            world = %spec.world,
-            sha256 = %digest,
-            http_timeout_ms = http_policy.timeout.as_millis(),
-            "plugin loaded"
-        );
+        tracing::info!(plugin, world = %spec.world, sha256 = %digest, "plugin loaded");
         Ok(Plugin {
+            grants: Grants::new(&spec),
             name: Arc::from(spec.name),
             sha256: digest,
             world: spec.world,
             limits: spec.limits,
-            secrets: spec.secrets,
-            http_policy: Arc::new(http_policy),
             http: self.http.clone(),
-            cache: ActionCache::default(),
             wasmtime: self.wasmtime.clone(),
             slots: self.slots.clone(),
             prepared,
@@ -519,21 +445,6 @@ impl Engine {
     }
 }
 
-/// The timeout of each of a plugin's requests: the configured one, but ending
-/// before the call's own timeout, by a fifth of it (at most
-/// [`MAX_HTTP_TIMEOUT_MARGIN`]). A slow origin then reaches the plugin as
-/// `http-error::timeout`, which it may handle (fall back, fail with its own
-/// message), instead of the call being killed mid-request.
-fn http_timeout(configured: Duration, call: Duration) -> Duration {
-    configured.min(call - http_timeout_margin(call))
-}
-
-/// The time kept back from a call of `call` long for the plugin to handle a
-/// request that timed out.
-fn http_timeout_margin(call: Duration) -> Duration {
-    (call / 5).min(MAX_HTTP_TIMEOUT_MARGIN)
-}
-
 /// The plugin's file and its digest, refused unless it is the pinned build.
 fn read_pinned_wasm(spec: &PluginSpec) -> Result<(Vec<u8>, String), LoadError> {
     let wasm = std::fs::read(&spec.path).map_err(|source| LoadError::Read {
@@ -586,11 +497,10 @@ pub struct Plugin {
     sha256: String,
     world: World,
     limits: Limits,
-    secrets: Secrets,
-    http_policy: Arc<HttpPolicy>,
+    /// What each capability granted it (its `api.cache` among them: kept
+    /// while this load of the plugin lives).
+    grants: Grants,
     http: OutboundHttp,
-    /// Its `api.cache`: kept while this load of the plugin lives.
-    cache: ActionCache,
     wasmtime: wasmtime::Engine,
     slots: Arc<InstanceSlots>,
     prepared: Prepared,
@@ -730,7 +640,7 @@ impl Plugin {
             };
             return (finish(Err(busy), 0), effects);
         };
-        let requests_deadline = deadline - http_timeout_margin(self.limits.timeout);
+        let requests_deadline = deadline - http::timeout_margin(self.limits.timeout);
         let state = StoreState::new(self, effects, options, requests_deadline);
         let mut store = Store::new(&self.wasmtime, state);
         store.limiter(|state| &mut state.memory);
@@ -849,19 +759,19 @@ impl StoreState {
         options: &CallOptions,
         requests_deadline: tokio::time::Instant,
     ) -> Self {
-        let (wasi, capabilities) = Capabilities::prepare(CallContext {
-            plugin: &plugin.name,
-            secrets: &plugin.secrets,
-            http_policy: &plugin.http_policy,
-            http: &plugin.http,
-            interceptor: options.interceptor.as_ref(),
-            log_sink: options.log_sink.as_ref(),
-            pinned_clock: options.pinned_clock,
-            requests_deadline,
-            output_budget: output_budget(plugin.name.clone()),
-            effects,
-            cache: &plugin.cache,
-        });
+        let (wasi, capabilities) = Capabilities::prepare(
+            &plugin.grants,
+            CallContext {
+                plugin: &plugin.name,
+                http: &plugin.http,
+                interceptor: options.interceptor.as_ref(),
+                log_sink: options.log_sink.as_ref(),
+                pinned_clock: options.pinned_clock,
+                requests_deadline,
+                output_budget: output_budget(plugin.name.clone()),
+                effects,
+            },
+        );
         let mut wasi_http = WasiHttpCtx::new();
         wasi_http.set_field_size_limit(MAX_FIELDS_BYTES);
         StoreState {
@@ -945,9 +855,7 @@ impl ResourceLimiter for MemoryCap {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use super::{MAX_RESOURCES, bounded_resource_table, http_timeout};
+    use super::{MAX_RESOURCES, bounded_resource_table};
 
     #[test]
     fn a_call_holds_at_most_max_resources() {
@@ -957,17 +865,5 @@ mod tests {
         }
         let refused = table.push(MAX_RESOURCES).unwrap_err();
         assert!(refused.to_string().contains("no free keys"), "{refused}");
-    }
-
-    #[test]
-    fn requests_time_out_before_their_call_does() {
-        let ms = Duration::from_millis;
-        // The defaults, 5 s each: a request gets 4 s.
-        assert_eq!(http_timeout(ms(5000), ms(5000)), ms(4000));
-        // A configured timeout that already ends in time is kept.
-        assert_eq!(http_timeout(ms(2000), ms(3000)), ms(2000));
-        assert_eq!(http_timeout(ms(5000), ms(500)), ms(400));
-        // The margin is at most a second.
-        assert_eq!(http_timeout(ms(60_000), ms(30_000)), ms(29_000));
     }
 }

@@ -21,11 +21,11 @@ use serde_json::{Map, Value, json};
 
 use crate::replay::{CannedHttp, RecordedLogin, parse_yaml};
 use claimsmith_capabilities::http::{HttpPolicy, OutboundHttp};
-use claimsmith_capabilities::secrets::{SecretValue, Secrets};
 use claimsmith_config::{
     ActionConfig, ClientConfig, Config, ConnectionConfig, KeySettings, OnError, SecretsReplaced,
     ServerSettings, StorageSettings, TokenSettings,
 };
+use claimsmith_core::SecretValue;
 use claimsmith_engine::{
     Engine, EngineSettings, Limits, PluginError, PluginSpec, World, json_kind,
 };
@@ -532,12 +532,10 @@ fn apply_case_secrets(config: &mut Config, case: &Case, plugin: Option<&str>) {
     let Some(secrets) = &case.secrets else {
         return;
     };
-    let secrets = Secrets::new(
-        secrets
-            .iter()
-            .map(|(name, value)| (name.clone(), SecretValue::new(value.clone())))
-            .collect(),
-    );
+    let secrets: BTreeMap<String, SecretValue> = secrets
+        .iter()
+        .map(|(name, value)| (name.clone(), SecretValue::new(value.clone())))
+        .collect();
     for (name, spec) in &mut config.plugins {
         if plugin.is_none_or(|p| p == name) {
             spec.secrets = secrets.clone();
@@ -566,7 +564,7 @@ fn standalone_config(
         sha256: None,
         world,
         limits: Limits::default(),
-        secrets: Secrets::default(),
+        secrets: BTreeMap::new(),
         http: HttpPolicy {
             allowed_origins,
             ..HttpPolicy::default()

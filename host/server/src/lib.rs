@@ -506,6 +506,7 @@ fn spawn_pruning(store: Store, retention: Retention, clock: Arc<dyn Clock>) {
                         codes = pruned.codes,
                         users_signing_in = pruned.users_signing_in,
                         spent_logins = pruned.spent_logins,
+                        ended_console_sessions = pruned.ended_console_sessions,
                         audit_rows = pruned.audit_rows,
                         "pruned expired rows"
                     )

@@ -103,6 +103,11 @@ impl CodeExchange<'_> {
                 "the code was issued to another client",
             ));
         }
+        still_allowed(
+            self.client,
+            GrantType::AuthorizationCode,
+            &issued.requested_scopes,
+        )?;
         if self.redirect_uri != Some(issued.redirect_uri.as_str()) {
             return Err(OAuthError::invalid_grant(
                 "redirect_uri does not match the authorization request",
@@ -124,6 +129,31 @@ impl CodeExchange<'_> {
             )),
             _ => Ok(()),
         }
+    }
+}
+
+/// A code or refresh token is used under the client's config as it is now,
+/// not as it was when the login began: a restart with a narrower config
+/// (a grant type or a scope taken away) holds for the grants already out.
+fn still_allowed(
+    client: &ClientConfig,
+    grant: GrantType,
+    scopes: &[String],
+) -> Result<(), OAuthError> {
+    if !client.allows(grant) {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::UnauthorizedClient,
+            format!("this client may no longer use the {} grant", grant.as_str()),
+        ));
+    }
+    match scopes.iter().find(|s| !client.allowed_scopes.contains(s)) {
+        Some(scope) => Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidScope,
+            format!("scope `{scope}` is no longer allowed to this client"),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -306,8 +336,9 @@ impl Service {
                     "an authorization code was used twice; its refresh tokens are revoked"
                 );
                 if let Some(family) = family {
+                    let until = now + self.config().server.refresh_token_lifetime_secs;
                     self.store
-                        .revoke_refresh_family(&family)
+                        .revoke_refresh_family(&family, until)
                         .await
                         .map_err(OAuthError::server_error)?;
                 }
@@ -395,6 +426,7 @@ impl Service {
                 "the refresh token was issued to another client",
             ));
         }
+        still_allowed(client, GrantType::RefreshToken, &grant.scopes)?;
         grant.family_expires_at = grant
             .family_expires_at
             .or(Some(now + self.config().server.refresh_token_lifetime_secs));

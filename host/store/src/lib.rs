@@ -255,6 +255,7 @@ pub struct Pruned {
     pub codes: u64,
     pub users_signing_in: u64,
     pub spent_logins: u64,
+    pub ended_console_sessions: u64,
     pub audit_rows: u64,
 }
 
@@ -526,6 +527,38 @@ impl Store {
         .map_err(query_error("spend_pending_login"))?
         .rows_affected();
         Ok(inserted == 1)
+    }
+
+    /// Ends the console session whose id is `session_id` on every host: it
+    /// is refused from now on, though its sealed cookie is good until
+    /// `expires_at` (Unix seconds).
+    pub async fn end_console_session(
+        &self,
+        session_id: &str,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ended_console_sessions (session_hash, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (session_hash) DO NOTHING",
+        )
+        .bind(token_hash(session_id))
+        .bind(to_db_seconds(expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("end_console_session"))?;
+        Ok(())
+    }
+
+    /// Whether the console session `session_id` was ended by signing out.
+    pub async fn console_session_ended(&self, session_id: &str) -> Result<bool, StoreError> {
+        let ended: Option<i64> = sqlx::query_scalar(
+            "SELECT expires_at FROM ended_console_sessions WHERE session_hash = $1",
+        )
+        .bind(token_hash(session_id))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("console_session_ended"))?;
+        Ok(ended.is_some())
     }
 
     /// The audit entries of a user, oldest first (for tests and operators).
@@ -806,10 +839,7 @@ impl Store {
             "INSERT INTO refresh_tokens \
                  (token_hash, family, grant_json, expires_at, used, revoked, client_id, \
                   parent_hash) \
-             VALUES ($1, $2, $3, $4, 0, \
-                 CASE WHEN EXISTS \
-                     (SELECT 1 FROM refresh_tokens WHERE family = $2 AND revoked = 1) \
-                 THEN 1 ELSE 0 END, $5, $6)",
+             VALUES ($1, $2, $3, $4, 0, 0, $5, $6)",
         )
         .bind(token_hash(token))
         .bind(&grant.family)
@@ -817,6 +847,20 @@ impl Store {
         .bind(to_db_seconds(expires_at))
         .bind(&grant.client_id)
         .bind(rotated_from.map(token_hash))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        // Written first, looked at second (see `revoke_refresh_family`): a
+        // token of a family revoked before, or while, it was written is
+        // revoked too.
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked = 1 \
+             WHERE token_hash = $1 AND revoked = 0 AND EXISTS \
+                 (SELECT 1 FROM refresh_tokens AS other WHERE other.family = $2 \
+                      AND other.revoked = 1)",
+        )
+        .bind(token_hash(token))
+        .bind(&grant.family)
         .execute(&self.pool)
         .await
         .map_err(query_error(OP))?;
@@ -878,6 +922,11 @@ impl Store {
             .await?,
             spent_logins: delete_expired("DELETE FROM spent_logins WHERE expires_at < $1", now)
                 .await?,
+            ended_console_sessions: delete_expired(
+                "DELETE FROM ended_console_sessions WHERE expires_at < $1",
+                now,
+            )
+            .await?,
             audit_rows,
         };
         transaction.commit().await.map_err(query_error(OP))?;
@@ -1090,9 +1139,28 @@ impl Store {
         Ok(revoked > 0)
     }
 
-    /// Revokes every refresh token of `family`, including any issued later.
-    pub async fn revoke_refresh_family(&self, family: &str) -> Result<(), StoreError> {
+    /// Revokes every refresh token of `family`, including any issued later
+    /// (until `until`, Unix seconds: past the family's own lifetime).
+    ///
+    /// A code replayed while its first exchange is still minting finds no
+    /// token of the family yet. So the revocation is first recorded for the
+    /// family itself (a revoked row no token hashes to), committed, and only
+    /// then are the family's tokens revoked; [`Store::insert_refresh_token`]
+    /// writes its token first and then looks for that record. Whichever
+    /// order the two hosts run in, one of them sees the other's write.
+    pub async fn revoke_refresh_family(&self, family: &str, until: u64) -> Result<(), StoreError> {
         const OP: &str = "revoke_refresh_family";
+        sqlx::query(
+            "INSERT INTO refresh_tokens \
+                 (token_hash, family, grant_json, expires_at, used, revoked, client_id) \
+             VALUES ($1, $2, '{}', $3, 1, 1, '') ON CONFLICT (token_hash) DO NOTHING",
+        )
+        .bind(format!("revoked family {family}"))
+        .bind(family)
+        .bind(to_db_seconds(until))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
         sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family = $1")
             .bind(family)
             .execute(&self.pool)
@@ -1208,7 +1276,9 @@ async fn retry_within_grace(
     Ok(Some(grant))
 }
 
-/// Revokes the family of a token used before (a reuse): how many tokens it revoked.
+/// Revokes the family of a token used before (a reuse), or of a successor a
+/// retry expired (its answer was said to be lost, yet someone holds it):
+/// how many tokens it revoked.
 async fn revoke_reused_family(
     connection: &mut AnyConnection,
     hash: &str,
@@ -1217,7 +1287,8 @@ async fn revoke_reused_family(
     Ok(sqlx::query(
         "UPDATE refresh_tokens SET revoked = 1 \
          WHERE family = (SELECT family FROM refresh_tokens \
-                         WHERE token_hash = $1 AND used = 1 AND client_id = $2)",
+                         WHERE token_hash = $1 AND (used = 1 OR expires_at = 0) \
+                             AND client_id = $2)",
     )
     .bind(hash)
     .bind(client_id)
@@ -1549,20 +1620,32 @@ mod tests {
         assert_eq!(taken("rt-1", now + 5).await, Some(family.clone()));
         rotate(&store, Some("rt-1"), "rt-3", &family, now + 3600).await;
         assert_eq!(
-            taken("rt-2", now + 6).await,
+            taken("rt-3", now + 6).await,
+            Some(family.clone()),
+            "the retry's successor serves"
+        );
+        rotate(&store, Some("rt-3"), "rt-4", &family, now + 3600).await;
+        assert_eq!(
+            taken("rt-2", now + 7).await,
             None,
             "the lost successor is dead"
         );
         assert_eq!(
-            taken("rt-3", now + 6).await,
-            Some(family.clone()),
-            "and did not revoke the family"
+            taken("rt-4", now + 7).await,
+            None,
+            "and presenting it revokes the family: the answer the client said it lost \
+             is in someone's hands"
         );
 
         // Once a later token was used, a retry is a reuse: all revoked.
-        rotate(&store, Some("rt-3"), "rt-4", &family, now + 3600).await;
-        assert_eq!(taken("rt-1", now + 8).await, None);
-        assert_eq!(taken("rt-4", now + 8).await, None, "the family is revoked");
+        let later = grant("fam-i");
+        insert(&store, "rt-x", &later, now + 3600).await;
+        assert_eq!(taken("rt-x", now).await, Some(later.clone()));
+        rotate(&store, Some("rt-x"), "rt-y", &later, now + 3600).await;
+        assert_eq!(taken("rt-y", now + 1).await, Some(later.clone()));
+        rotate(&store, Some("rt-y"), "rt-z", &later, now + 3600).await;
+        assert_eq!(taken("rt-x", now + 2).await, None);
+        assert_eq!(taken("rt-z", now + 2).await, None, "the family is revoked");
 
         // Past the window too.
         let other = grant("fam-h");
@@ -1624,6 +1707,29 @@ mod tests {
             .await
             .expect("prune");
         assert_eq!(pruned.map(|pruned| pruned.spent_logins), Some(2));
+    }
+
+    async fn an_ended_console_session_stays_ended_until_pruned(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
+        let now = 1_700_000_000;
+        let ended = |id: &'static str| {
+            let store = store.clone();
+            async move { store.console_session_ended(id).await.expect("query") }
+        };
+        assert!(!ended("session-1").await);
+        for _ in 0..2 {
+            store
+                .end_console_session("session-1", now + 60)
+                .await
+                .expect("sign out, twice");
+        }
+        assert!(ended("session-1").await);
+        assert!(!ended("session-2").await, "only the session signed out");
+        let pruned = store
+            .prune_expired(now + 61, codes_for(0))
+            .await
+            .expect("prune");
+        assert_eq!(pruned.map(|pruned| pruned.ended_console_sessions), Some(1));
     }
 
     async fn the_audit_trail_is_pruned_by_age(backend: Backend) {
@@ -2153,6 +2259,26 @@ mod tests {
         assert_eq!(revoked, 1, "the losing presentations are reuse");
     }
 
+    async fn a_family_revoked_before_its_first_token_is_written_gets_no_live_token(
+        backend: Backend,
+    ) {
+        let (_dir, store) = open_temp(backend).await;
+        let now = 1_700_000_000;
+        // A replayed code revokes the family while the first exchange is
+        // still minting its token.
+        store
+            .revoke_refresh_family("fam-late", now + 3600)
+            .await
+            .expect("revoke");
+        insert(&store, "rt-late", &grant("fam-late"), now + 3600).await;
+        assert_eq!(consume(&store, "rt-late", now).await, None);
+        insert(&store, "rt-other", &grant("fam-other"), now + 3600).await;
+        assert!(
+            consume(&store, "rt-other", now).await.is_some(),
+            "another family is untouched"
+        );
+    }
+
     async fn a_code_is_redeemed_once_and_a_replay_names_its_family(backend: Backend) {
         let (_dir, store) = open_temp(backend).await;
         let now = 1_700_000_000;
@@ -2454,12 +2580,14 @@ mod tests {
     on_both_backends!(
         users_are_searched_and_logins_filtered_and_paged,
         a_code_is_redeemed_once_and_a_replay_names_its_family,
+        a_family_revoked_before_its_first_token_is_written_gets_no_live_token,
         concurrent_redemptions_of_a_code_have_one_winner,
         the_first_signing_key_is_added_once,
         a_retry_within_the_grace_window_gets_the_grant_and_expires_the_lost_successor,
         revoking_a_refresh_token_revokes_its_family_for_its_own_client_only,
         expired_refresh_tokens_are_pruned,
         a_pending_login_is_spent_once_until_pruned,
+        an_ended_console_session_stays_ended_until_pruned,
         the_audit_trail_is_pruned_by_age,
         another_client_can_neither_use_nor_burn_a_refresh_token,
         users_round_trip_and_keep_created_at,

@@ -2,10 +2,9 @@
 //! encryption of what others keep for the host.
 //!
 //! This crate owns:
-//! - a signing key: generated, parsed from PKCS#8, and (for `run` and
-//!   `check`, which have no database) read from or written to a PEM file in
-//!   the data directory; the service's keys live in the database, scheduled
-//!   by the key ring (`claimsmith-keys`);
+//! - a signing key: generated, parsed from PKCS#8, and read from the PEM
+//!   file a deployment kept before keys lived in the database (the key ring,
+//!   `claimsmith-keys`, imports it; the service's keys live in the database);
 //! - the JWKS document that publishes a key's public half;
 //! - the standard claims of the two tokens minted per login (an RFC 9068
 //!   access token and an OIDC id token), and their signing.

@@ -27,20 +27,3 @@ pub mod action {
         },
     });
 }
-
-/// The world a plugin implements, as named in config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum World {
-    ProfileFetcher,
-    PostLoginAction,
-}
-
-impl std::fmt::Display for World {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            World::ProfileFetcher => "profile-fetcher",
-            World::PostLoginAction => "post-login-action",
-        })
-    }
-}

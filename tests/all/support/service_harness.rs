@@ -555,6 +555,20 @@ impl Harness {
 }
 
 impl Harness {
+    /// A restart on a narrower (or wider) config: a second service on the
+    /// same data, its config `edit`ed from this one's, at an address of its
+    /// own (returned as its base URL); this one keeps serving.
+    pub async fn restarted(&self, edit: impl FnOnce(String) -> String) -> String {
+        let path = self.dir.path().join("restarted.toml");
+        let config = edit(std::fs::read_to_string(&self.config).unwrap());
+        std::fs::write(&path, config).unwrap();
+        let service = Service::start(Config::load(&path).unwrap()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(claimsmith::oidc::serve(service, listener));
+        base
+    }
+
     /// A web-app sign-in with `offline_access`: its token response.
     pub async fn signed_in(&self) -> Map<String, Value> {
         let redirect = self.web_login().await;

@@ -4,9 +4,15 @@
 //! Administrators sign in through Claimsmith itself: the console is an app
 //! of this issuer (`[console] client_id`, PKCE, the code redeemed in
 //! process), and the id token must carry `[console] required_claim`. The
-//! session is a sealed cookie (HttpOnly, SameSite=Lax, path `/admin`, 8
-//! hours) holding the administrator and a CSRF token that every POST must
-//! repeat. Every sign-in, refusal and Try it is recorded in the admin trail.
+//! session is a sealed cookie (HttpOnly, SameSite=Lax, 8 hours; on an
+//! `https://` issuer Secure and `__Host-`, so that no other host of the
+//! domain can plant one, else path `/admin`) holding the administrator, the
+//! session's id and a CSRF token that every POST must repeat. Signing out
+//! ends the session on every host (the store keeps the ids of ended
+//! sessions until they would have expired), so a copied cookie stops
+//! working too. Every page is sent uncacheable, unframeable and under a
+//! content security policy that runs only the console's own script. Every
+//! sign-in, refusal and Try it is recorded in the admin trail.
 //!
 //! Owns the console's routes, session and checks. It shows what the store
 //! and the chain hold, never a secret value, upstream token or refresh
@@ -50,6 +56,7 @@ pub(crate) fn routes() -> axum::Router<Arc<Service>> {
         .route("/logins/{id}", get(login))
         .route("/plugins", get(plugins))
         .route("/plugins/{name}/try", get(try_form).post(try_run))
+        .layer(axum::middleware::map_response(page_headers))
 }
 
 /// A signed-in administrator.
@@ -57,6 +64,8 @@ pub(crate) fn routes() -> axum::Router<Arc<Service>> {
 struct Session {
     /// The id token's `sub`.
     admin: String,
+    /// What signing out records, to refuse the session from then on.
+    id: String,
     /// Repeated by every POST.
     csrf: String,
     expires_at: u64,
@@ -71,16 +80,61 @@ struct SignIn {
     expires_at: u64,
 }
 
-fn cookie(service: &Service, name: &str, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if service.issuer().starts_with("https://") {
-        "; Secure"
+/// The name a console cookie has in the browser: `__Host-` on an `https://`
+/// issuer (the browser then takes it only Secure, from this host, for path
+/// `/`), the bare name on a plain-http development issuer, where browsers
+/// refuse `__Host-`.
+fn cookie_name(service: &Service, name: &str) -> String {
+    if service.issuer().starts_with("https://") {
+        format!("__Host-{name}")
     } else {
-        ""
+        name.to_owned()
+    }
+}
+
+fn cookie(service: &Service, name: &str, value: &str, max_age: u64) -> HeaderValue {
+    let attributes = if service.issuer().starts_with("https://") {
+        "Path=/; Secure"
+    } else {
+        "Path=/admin"
     };
+    let name = cookie_name(service, name);
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/admin; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+        "{name}={value}; {attributes}; HttpOnly; SameSite=Lax; Max-Age={max_age}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("claimsmith_admin=; Max-Age=0"))
+}
+
+/// The console's pages are never cached (they show users and the trail),
+/// never framed (no clickjacking of its forms), and run no script but the
+/// console's own (`pages::COPY_CASE_SCRIPT`, by its hash).
+async fn page_headers(mut response: Response) -> Response {
+    static POLICY: std::sync::LazyLock<Option<HeaderValue>> = std::sync::LazyLock::new(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let script = base64::engine::general_purpose::STANDARD
+            .encode(sha2::Sha256::digest(pages::COPY_CASE_SCRIPT));
+        HeaderValue::from_str(&format!(
+            "default-src 'none'; script-src 'sha256-{script}'; style-src 'unsafe-inline'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        ))
+        .ok()
+    });
+    let headers = response.headers_mut();
+    if let Some(policy) = POLICY.as_ref() {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy.clone());
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 impl Service {
@@ -94,13 +148,23 @@ impl Service {
         serde_json::from_slice(&plaintext).ok()
     }
 
-    /// The administrator of this request, if signed in.
-    fn session(&self, headers: &HeaderMap) -> Option<Session> {
-        let session: Session = self.open(
-            SESSION_COOKIE,
-            super::authorize::cookie(headers, SESSION_COOKIE)?,
-        )?;
-        (session.expires_at > self.clock.now()).then_some(session)
+    /// The administrator of this request, if signed in: a session sealed
+    /// by this deployment, not expired, not signed out. A store that cannot
+    /// say counts as signed out.
+    async fn session(&self, headers: &HeaderMap) -> Option<Session> {
+        let sealed = super::authorize::cookie(headers, &cookie_name(self, SESSION_COOKIE))?;
+        let session: Session = self.open(SESSION_COOKIE, sealed)?;
+        if session.expires_at <= self.clock.now() {
+            return None;
+        }
+        match self.store.console_session_ended(&session.id).await {
+            Ok(false) => Some(session),
+            Ok(true) => None,
+            Err(error) => {
+                tracing::error!(%error, "cannot tell whether a console session was ended");
+                None
+            }
+        }
     }
 }
 
@@ -142,7 +206,10 @@ impl axum::extract::FromRequestParts<Arc<Service>> for Session {
         if service.config.console.is_none() {
             return Err(Refused::NoConsole);
         }
-        service.session(&parts.headers).ok_or(Refused::SignInFirst)
+        service
+            .session(&parts.headers)
+            .await
+            .ok_or(Refused::SignInFirst)
     }
 }
 
@@ -252,6 +319,7 @@ async fn signed_in(
         .await;
     let session = Session {
         admin,
+        id: random_token(),
         csrf: random_token(),
         expires_at: now + SESSION_SECS,
     };
@@ -275,9 +343,10 @@ fn returning_sign_in(
     params: &HashMap<String, String>,
     now: u64,
 ) -> Result<(SignIn, String), (StatusCode, String)> {
-    let pending: Option<SignIn> = super::authorize::cookie(headers, SIGN_IN_COOKIE)
-        .and_then(|sealed| service.open(SIGN_IN_COOKIE, sealed))
-        .filter(|pending: &SignIn| pending.expires_at > now);
+    let pending: Option<SignIn> =
+        super::authorize::cookie(headers, &cookie_name(service, SIGN_IN_COOKIE))
+            .and_then(|sealed| service.open(SIGN_IN_COOKIE, sealed))
+            .filter(|pending: &SignIn| pending.expires_at > now);
     let Some(pending) = pending else {
         return Err((
             StatusCode::BAD_REQUEST,
@@ -315,6 +384,13 @@ async fn sign_out(
 ) -> Response {
     if let Err(refused) = check_csrf(&session, &form) {
         return refused.into_response();
+    }
+    if let Err(error) = service
+        .store
+        .end_console_session(&session.id, session.expires_at)
+        .await
+    {
+        return server_error(error);
     }
     service
         .record_admin_action(&session.admin, "console_sign_out", "console", Value::Null)

@@ -171,6 +171,16 @@ fn login_rows(listings: &[LoginListing]) -> String {
         .collect()
 }
 
+/// Try it's one script: copies the golden case. The console's content
+/// security policy runs this script, by its hash, and no other.
+pub(super) const COPY_CASE_SCRIPT: &str = "
+document.getElementById('copy-case').addEventListener('click', async () => {
+  const text = document.getElementById('golden-case').textContent;
+  try { await navigator.clipboard.writeText(text); document.getElementById('copied').textContent = 'copied'; }
+  catch (e) { document.getElementById('copied').textContent = 'select the text and copy it'; }
+});
+";
+
 const LOGIN_HEADER: &str = "<tr><th>When</th><th>Outcome</th><th>User</th><th>Client</th><th>Connection</th><th>Reason or error</th></tr>";
 
 pub(super) fn user(
@@ -439,13 +449,7 @@ pub(super) fn try_it(
 <h2>As a golden case</h2>
 <p><button type="button" id="copy-case">Copy as a golden case</button> <span id="copied"></span></p>
 <pre><code id="golden-case">{case}</code></pre>
-<script>
-document.getElementById('copy-case').addEventListener('click', async () => {{
-  const text = document.getElementById('golden-case').textContent;
-  try {{ await navigator.clipboard.writeText(text); document.getElementById('copied').textContent = 'copied'; }}
-  catch (e) {{ document.getElementById('copied').textContent = 'select the text and copy it'; }}
-}});
-</script>"#,
+<script>{COPY_CASE_SCRIPT}</script>"#,
                 outcome = json_block(&Value::Object(tried.outcome.clone())),
                 timeline = timeline(&steps),
                 logs = escape(&logs),
