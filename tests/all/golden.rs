@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::support::golden_options;
 use crate::support::{plugin_wasm, root};
 use claimsmith::golden::{SuiteOptions, Summary, run_suite};
 
@@ -25,7 +26,7 @@ async fn refused(path: &Path) -> String {
 
 /// Runs the one case at `path` with default options.
 async fn run_one(path: &Path) -> (Summary, String) {
-    run(&[path.to_owned()], &SuiteOptions::default()).await
+    run(&[path.to_owned()], &golden_options()).await
 }
 
 fn must_fail(name: &str) -> PathBuf {
@@ -40,7 +41,7 @@ async fn the_shipped_goldens_pass() {
     plugin_wasm("okta-userinfo");
     let (summary, out) = run(
         &[root().join("plugins"), root().join("examples")],
-        &SuiteOptions::default(),
+        &golden_options(),
     )
     .await;
     assert_eq!(summary.exit_code(), 0, "{out}");
@@ -83,11 +84,7 @@ fn collect_case_files(dir: &std::path::Path, into: &mut Vec<std::path::PathBuf>)
 
 #[tokio::test]
 async fn a_wrong_expectation_fails_with_a_unified_diff() {
-    let (summary, out) = run(
-        &[must_fail("wrong-expectation.yaml")],
-        &SuiteOptions::default(),
-    )
-    .await;
+    let (summary, out) = run(&[must_fail("wrong-expectation.yaml")], &golden_options()).await;
     assert_eq!(summary.exit_code(), 1, "{out}");
     assert_eq!(summary.results[0].failures.len(), 1, "one reason: {out}");
     assert!(out.contains("FAIL wrong country expected"), "{out}");
@@ -105,7 +102,7 @@ async fn a_wrong_expectation_fails_with_a_unified_diff() {
 async fn diffs_are_coloured_when_asked() {
     let options = SuiteOptions {
         color: true,
-        ..SuiteOptions::default()
+        ..golden_options()
     };
     let (_, out) = run(&[must_fail("wrong-expectation.yaml")], &options).await;
     assert!(
@@ -116,7 +113,7 @@ async fn diffs_are_coloured_when_asked() {
 
 /// Runs one must-fail case and returns its one reason to fail.
 async fn only_failure(case: &str) -> String {
-    let (summary, out) = run(&[must_fail(case)], &SuiteOptions::default()).await;
+    let (summary, out) = run(&[must_fail(case)], &golden_options()).await;
     assert_eq!(summary.exit_code(), 1, "{out}");
     assert_eq!(
         summary.results[0].failures.len(),
@@ -186,7 +183,7 @@ async fn bless_rewrites_the_failing_expectation_and_keeps_the_rest() {
     let before = std::fs::read_to_string(&path).unwrap();
     let options = SuiteOptions {
         bless: true,
-        ..SuiteOptions::default()
+        ..golden_options()
     };
     let (summary, out) = run(std::slice::from_ref(&path), &options).await;
     assert_eq!(
@@ -220,7 +217,7 @@ async fn bless_leaves_passing_cases_alone_unless_all() {
     let before = std::fs::read_to_string(&path).unwrap();
     let options = SuiteOptions {
         bless: true,
-        ..SuiteOptions::default()
+        ..golden_options()
     };
     run(std::slice::from_ref(&path), &options).await;
     assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
@@ -258,7 +255,7 @@ async fn results_are_written_as_json_and_junit() {
     let options = SuiteOptions {
         json: true,
         junit: Some(junit.clone()),
-        ..SuiteOptions::default()
+        ..golden_options()
     };
     let (_, out) = run(
         &[
@@ -289,11 +286,7 @@ async fn two_hundred_cases_run_in_parallel_on_one_engine() {
     for i in 0..200 {
         std::fs::write(dir.path().join(format!("case-{i:03}.yaml")), &case).unwrap();
     }
-    let (summary, out) = run(
-        &[Path::new(dir.path()).to_owned()],
-        &SuiteOptions::default(),
-    )
-    .await;
+    let (summary, out) = run(&[Path::new(dir.path()).to_owned()], &golden_options()).await;
     assert_eq!(summary.exit_code(), 0, "{out}");
     assert_eq!(summary.passed(), 200);
 }
@@ -321,7 +314,7 @@ async fn each_language_build_is_held_to_the_same_cases() {
     let case = root().join("plugins/geo-claims/goldens/claim-set.yaml");
     let options = SuiteOptions {
         builds: Some(builds.path().to_owned()),
-        ..SuiteOptions::default()
+        ..golden_options()
     };
     let (summary, out) = run(&[case], &options).await;
     assert_eq!(summary.results.len(), 3, "{out}");
@@ -365,7 +358,7 @@ async fn builds_without_language_folders_are_an_error_not_a_pass() {
     let builds = tempfile::tempdir().unwrap();
     let options = SuiteOptions {
         builds: Some(builds.path().to_owned()),
-        ..SuiteOptions::default()
+        ..golden_options()
     };
     let (summary, out) = run(&[root().join("plugins/geo-claims/goldens")], &options).await;
     assert_eq!(summary.exit_code(), 2, "{out}");
@@ -531,7 +524,7 @@ async fn junit_counts_every_testcase_names_its_folder_and_says_what_failed() {
     std::fs::write(&unreadable, "name: [unclosed\n").unwrap();
     let options = SuiteOptions {
         junit: Some(junit.clone()),
-        ..SuiteOptions::default()
+        ..golden_options()
     };
     let (summary, out) = run(&[colourful.clone(), unreadable], &options).await;
     assert_eq!(summary.exit_code(), 2, "{out}");
@@ -610,7 +603,7 @@ expect:
 async fn bless_never_hides_a_regression() {
     let bless = SuiteOptions {
         bless: true,
-        ..SuiteOptions::default()
+        ..golden_options()
     };
     // Failed for another reason: a fuel cap.
     let (_dir, path) = case_in_tempdir(&GEO_CASE.replace(
@@ -637,7 +630,7 @@ async fn bless_never_hides_a_regression() {
 
     let bless_all = SuiteOptions {
         bless_all: true,
-        ..SuiteOptions::default()
+        ..golden_options()
     };
     let (_, out) = run(std::slice::from_ref(&path), &bless_all).await;
     assert!(out.contains("outcome changed in"), "{out}");
@@ -674,7 +667,7 @@ async fn bless_with_json_keeps_stdout_a_json_document_and_leaves_json_cases_alon
     let options = SuiteOptions {
         bless: true,
         json: true,
-        ..SuiteOptions::default()
+        ..golden_options()
     };
     let (summary, out) = run(&[yaml_case.clone(), json_case.clone()], &options).await;
     assert_eq!(summary.results.len(), 2);
@@ -814,7 +807,7 @@ async fn a_case_naming_its_languages_runs_only_in_those() {
     ));
     let options = SuiteOptions {
         builds: Some(builds.path().to_owned()),
-        ..SuiteOptions::default()
+        ..golden_options()
     };
     let (summary, out) = run(&[case], &options).await;
     let languages: Vec<_> = summary.results.iter().map(|r| r.language.clone()).collect();

@@ -3,11 +3,12 @@
 //! the log level, and the golden case it writes passes `claimsmith test`
 //! as it is, and fails once the plugin behaves otherwise.
 
+use crate::support::golden_options;
 use crate::support::service_harness::{echo_action, service_config};
 use claimsmith::capabilities::http::OutboundHttp;
 use claimsmith::config::Config;
 use claimsmith::engine::Engine;
-use claimsmith::golden::{SuiteOptions, run_suite, try_login};
+use claimsmith::golden::{run_suite, try_login};
 use serde_json::json;
 
 fn config(dir: &std::path::Path) -> Config {
@@ -72,13 +73,9 @@ async fn a_try_collects_the_logs_and_writes_a_case_that_passes_and_can_fail() {
     let case = dir.path().join("tried.yaml");
     std::fs::write(&case, &tried.golden_case).unwrap();
     let mut out = Vec::new();
-    let summary = run_suite(
-        std::slice::from_ref(&case),
-        &SuiteOptions::default(),
-        &mut out,
-    )
-    .await
-    .unwrap();
+    let summary = run_suite(std::slice::from_ref(&case), &golden_options(), &mut out)
+        .await
+        .unwrap();
     let report = String::from_utf8_lossy(&out);
     assert_eq!(
         (summary.passed(), summary.results.len()),
@@ -95,7 +92,7 @@ async fn a_try_collects_the_logs_and_writes_a_case_that_passes_and_can_fail() {
     )
     .unwrap();
     let mut out = Vec::new();
-    let summary = run_suite(&[case], &SuiteOptions::default(), &mut out)
+    let summary = run_suite(&[case], &golden_options(), &mut out)
         .await
         .unwrap();
     assert_eq!(summary.passed(), 0, "{}", String::from_utf8_lossy(&out));

@@ -19,6 +19,10 @@ use std::process::{Command, ExitCode};
 /// installs the JavaScript and Python toolchains.
 const PLUGINS_OUT: &str = "target/plugins";
 const TOOLCHAINS: &str = "target/toolchains";
+/// The compile cache of the end-to-end tests (`tests/all/support`): the
+/// golden and scaffold steps share it, so the components (and the Cranelift
+/// functions) the tests compiled are not compiled again.
+const TEST_COMPILE_CACHE: &str = "target/test-compile-cache";
 /// The host as every step builds it: with the development provider, which
 /// the demo and the end-to-end tests start.
 const HOST_FEATURES: &[&str] = &["--features", "claimsmith/demo"];
@@ -140,7 +144,15 @@ fn test(extra: &[String]) -> Result<(), String> {
     debug_host(&build_args(&["plugins", "tests/plugins", "examples/auth0"]))?;
     run(cargo_test().args(extra))?;
     // The shipped golden cases, through the command CI users run.
-    debug_host(&["test", "--builds", PLUGINS_OUT, "plugins", "examples"])?;
+    debug_host(&[
+        "test",
+        "--builds",
+        PLUGINS_OUT,
+        "--compile-cache",
+        TEST_COMPILE_CACHE,
+        "plugins",
+        "examples",
+    ])?;
     scaffolds()?;
     // The recorded example login must keep working, as a user runs it.
     debug_host(&[
@@ -289,7 +301,12 @@ fn scaffolds() -> Result<(), String> {
                 "--cargo-target-dir",
                 &cargo_target,
             ])?;
-            debug_host(&["test", &format!("{project}/goldens")])?;
+            debug_host(&[
+                "test",
+                "--compile-cache",
+                TEST_COMPILE_CACHE,
+                &format!("{project}/goldens"),
+            ])?;
         }
     }
     Ok(())

@@ -89,6 +89,11 @@ enum Command {
         /// replaced by its build in that language. A missing build fails.
         #[arg(long, value_name = "DIR", conflicts_with_all = ["bless", "bless_all"])]
         builds: Option<PathBuf>,
+        /// Cache compiled plugins in this folder (one a CI job keeps between
+        /// runs, say) instead of the first case config's data directory, or
+        /// `~/.cache/claimsmith/compile-cache` for cases without a config.
+        #[arg(long, value_name = "DIR")]
+        compile_cache: Option<PathBuf>,
     },
     /// Runs the login service: OIDC provider to the apps, OIDC client to the
     /// upstream providers, the plugin chain on every login.
@@ -230,6 +235,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             json,
             junit,
             builds,
+            compile_cache,
         } => {
             use std::io::IsTerminal;
             let options = SuiteOptions {
@@ -241,6 +247,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 json,
                 junit,
                 builds,
+                compile_cache,
             };
             run_golden_cases(paths, options).await
         }

@@ -19,7 +19,15 @@
 //! - a file is written under a temporary name, flushed to disk, renamed into
 //!   place and the directory flushed, so a crash leaves the old entry or the
 //!   new one, and a concurrent start never reads a half-written one.
+//!
+//! Beside whole components it keeps Cranelift's compiled functions
+//! ([`FunctionCache`], under `functions/`), keyed by the hash of each
+//! function's input: every JavaScript plugin carries the same engine
+//! (StarlingMonkey) and every Python one the same interpreter, so a new
+//! plugin of a language compiles little more than what is its own. Those
+//! entries are tagged alike but not flushed: a lost one is compiled again.
 
+use std::borrow::Cow;
 use std::fs::{DirBuilder, File, Metadata, OpenOptions};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{ErrorKind, Read, Write};
@@ -33,6 +41,8 @@ use wasmtime::component::Component;
 
 /// The cache's secret, beside the entries it authenticates.
 const KEY_FILE: &str = "compile-cache.key";
+/// Where [`FunctionCache`] keeps its entries, inside the cache.
+const FUNCTIONS_DIR: &str = "functions";
 const KEY_BYTES: usize = 32;
 /// The length of the HMAC-SHA256 tag an entry starts with.
 const TAG_BYTES: usize = 32;
@@ -68,6 +78,18 @@ impl CompileCache {
             .with_context(|| format!("cannot read the metadata of {}", dir.display()))?;
         check_owned(&metadata, NOT_WRITABLE).with_context(|| dir.display().to_string())?;
         let key = key(&dir)?;
+        let functions = dir.join(FUNCTIONS_DIR);
+        DirBuilder::new()
+            .mode(0o700)
+            .create(&functions)
+            .or_else(|error| match error.kind() {
+                ErrorKind::AlreadyExists => Ok(()),
+                _ => Err(error),
+            })
+            .with_context(|| format!("cannot create {}", functions.display()))?;
+        let metadata = std::fs::metadata(&functions)
+            .with_context(|| format!("cannot read the metadata of {}", functions.display()))?;
+        check_owned(&metadata, NOT_WRITABLE).with_context(|| functions.display().to_string())?;
         Ok(CompileCache { dir, key })
     }
 
@@ -129,14 +151,26 @@ impl CompileCache {
     }
 
     fn store(&self, path: &Path, name: &str, compiled: &[u8]) -> anyhow::Result<()> {
+        self.write_entry(path, name, compiled, Flush::Yes)?;
+        sync_dir(&self.dir)
+    }
+
+    /// `compiled`, tagged, put in place at `path` under a temporary name
+    /// first; flushed to disk before the rename when `flush` says so.
+    fn write_entry(
+        &self,
+        path: &Path,
+        name: &str,
+        compiled: &[u8],
+        flush: Flush,
+    ) -> anyhow::Result<()> {
         let tag = self.tag(name, compiled);
-        let temporary = write_temporary(path, &[tag.as_ref(), compiled])?;
+        let temporary = write_temporary(path, &[tag.as_ref(), compiled], flush)?;
         std::fs::rename(&temporary, path)
             .inspect_err(|_| {
                 let _ = std::fs::remove_file(&temporary);
             })
-            .with_context(|| format!("cannot rename {} into place", temporary.display()))?;
-        sync_dir(&self.dir)
+            .with_context(|| format!("cannot rename {} into place", temporary.display()))
     }
 
     /// The entry's name is authenticated with its bytes, so an entry moved
@@ -147,6 +181,47 @@ impl CompileCache {
         context.update(&[0]);
         context.update(compiled);
         context.sign()
+    }
+}
+
+/// Cranelift's incremental compilation cache, over a [`CompileCache`]: a
+/// compiled function by the hash Cranelift makes of its input (the function,
+/// the target, the compiler's settings). What Cranelift reads back it links
+/// into machine code the host runs, so an entry is tagged and checked as a
+/// component's is.
+#[derive(Debug)]
+pub(crate) struct FunctionCache(pub(crate) std::sync::Arc<CompileCache>);
+
+impl std::fmt::Debug for CompileCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompileCache")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FunctionCache {
+    fn entry(&self, key: &[u8]) -> (PathBuf, String) {
+        let name = format!("{FUNCTIONS_DIR}/{}", hex::encode(key));
+        (self.0.dir.join(&name), name)
+    }
+}
+
+impl wasmtime::CacheStore for FunctionCache {
+    fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
+        let (path, name) = self.entry(key);
+        match self.0.read_entry(&path, &name) {
+            Ok(found) => found.map(Cow::Owned),
+            Err(error) => {
+                tracing::debug!(path = %path.display(), error = format!("{error:#}"), "compiled function refused; compiling it");
+                None
+            }
+        }
+    }
+
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
+        let (path, name) = self.entry(key);
+        self.0.write_entry(&path, &name, &value, Flush::No).is_ok()
     }
 }
 
@@ -165,7 +240,7 @@ fn key(dir: &Path) -> anyhow::Result<hmac::Key> {
     let mut secret = [0u8; KEY_BYTES];
     aws_lc_rs::rand::fill(&mut secret)
         .map_err(|_| anyhow!("no randomness for the compile cache key"))?;
-    let temporary = write_temporary(&path, &[&secret])?;
+    let temporary = write_temporary(&path, &[&secret], Flush::Yes)?;
     // A link, unlike a rename, never replaces: of two hosts starting at once
     // on one cache, one key wins and both use it.
     let linked = std::fs::hard_link(&temporary, &path);
@@ -245,7 +320,16 @@ fn check_owned(metadata: &Metadata, (forbidden, access): Forbidden) -> anyhow::R
 
 /// Writes `parts` to a new file (mode 0600) next to `path` and flushes it to
 /// disk, so that once moved into place it is whole even after a crash.
-fn write_temporary(path: &Path, parts: &[&[u8]]) -> anyhow::Result<PathBuf> {
+/// Whether a file is flushed to disk before it is put in place: what a
+/// crash must not lose (a component, the key) is; a compiled function,
+/// compiled again when lost, is not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    Yes,
+    No,
+}
+
+fn write_temporary(path: &Path, parts: &[&[u8]], flush: Flush) -> anyhow::Result<PathBuf> {
     static WRITES: AtomicU64 = AtomicU64::new(0);
     let unique = WRITES.fetch_add(1, Ordering::Relaxed);
     let temporary = path.with_extension(format!("tmp-{}-{unique}", std::process::id()));
@@ -256,7 +340,10 @@ fn write_temporary(path: &Path, parts: &[&[u8]]) -> anyhow::Result<PathBuf> {
         .open(&temporary)
         .and_then(|mut file| {
             parts.iter().try_for_each(|part| file.write_all(part))?;
-            file.sync_all()
+            match flush {
+                Flush::Yes => file.sync_all(),
+                Flush::No => Ok(()),
+            }
         });
     match written {
         Ok(()) => Ok(temporary),
@@ -353,6 +440,30 @@ mod tests {
         assert_eq!(&bytes[TAG_BYTES..], compiled);
         // The key is kept: a new cache on the directory reads the entry.
         assert_eq!(fixture.load(EMPTY), Source::Cache);
+    }
+
+    #[test]
+    fn a_compiled_function_is_read_back_only_as_written_under_its_own_key() {
+        use wasmtime::CacheStore as _;
+        let fixture = Fixture::new();
+        let functions = FunctionCache(std::sync::Arc::new(fixture.cache()));
+        let (key, other_key) = ([1u8; 32], [2u8; 32]);
+        assert!(functions.get(&key).is_none(), "nothing yet");
+        assert!(functions.insert(&key, b"machine code".to_vec()));
+        assert_eq!(functions.get(&key).as_deref(), Some(&b"machine code"[..]));
+        let (path, _) = functions.entry(&key);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "private like every entry");
+        // Moved to another function's key: refused, as a renamed component is.
+        let (other_path, _) = functions.entry(&other_key);
+        std::fs::copy(&path, &other_path).unwrap();
+        assert!(functions.get(&other_key).is_none(), "moved");
+        // Altered in place: refused.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(functions.get(&key).is_none(), "altered");
     }
 
     #[test]

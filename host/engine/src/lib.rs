@@ -198,7 +198,7 @@ pub struct Engine {
     compiled: Mutex<HashMap<String, Component>>,
     fetcher_linker: Linker<StoreState>,
     action_linker: Linker<StoreState>,
-    cache: Option<cache::CompileCache>,
+    cache: Option<Arc<cache::CompileCache>>,
     http: OutboundHttp,
     slots: Arc<InstanceSlots>,
 }
@@ -232,12 +232,25 @@ impl Engine {
             // Linux 6.7+: reset only the pages an instance dirtied, keeping
             // them mapped; elsewhere wasmtime falls back to memset + madvise.
             .pagemap_scan(wasmtime::Enabled::Auto);
+        let cache = settings.cache_dir.as_ref().and_then(|dir| {
+            cache::CompileCache::open(dir.clone())
+                .inspect_err(|error| {
+                    tracing::warn!(dir = %dir.display(), error = format!("{error:#}"), "compile cache not used: plugins compile on every start");
+                })
+                .ok()
+                .map(Arc::new)
+        });
         let mut config = Config::new();
         config
             .wasm_component_model(true)
             .consume_fuel(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if let Some(cache) = &cache {
+            config
+                .enable_incremental_compilation(Arc::new(cache::FunctionCache(cache.clone())))
+                .map_err(engine_error)?;
+        }
         let wasmtime = wasmtime::Engine::new(&config).map_err(engine_error)?;
         spawn_epoch_ticker(&wasmtime).map_err(|e| LoadError::Engine(e.to_string()))?;
 
@@ -251,13 +264,7 @@ impl Engine {
             compiled: Mutex::default(),
             fetcher_linker,
             action_linker,
-            cache: settings.cache_dir.as_ref().and_then(|dir| {
-                cache::CompileCache::open(dir.clone())
-                    .inspect_err(|error| {
-                        tracing::warn!(dir = %dir.display(), error = format!("{error:#}"), "compile cache not used: plugins compile on every start");
-                    })
-                    .ok()
-            }),
+            cache,
             http,
             slots: Arc::new(InstanceSlots {
                 free: tokio::sync::Semaphore::new(instances as usize),

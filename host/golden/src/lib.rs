@@ -89,6 +89,9 @@ pub struct SuiteOptions {
     /// `python/`, as `claimsmith build` lays them out), each plugin's wasm
     /// replaced by the file of the same name in that folder.
     pub builds: Option<PathBuf>,
+    /// Where compiled plugins are cached, instead of the cache of the first
+    /// case's config or, without one, the user's.
+    pub compile_cache: Option<PathBuf>,
 }
 
 /// One case's result.
@@ -180,7 +183,7 @@ pub async fn run_suite(
         }
     }
 
-    let results = match build_engine(&cases) {
+    let results = match build_engine(&cases, options.compile_cache.as_deref()) {
         Ok(engine) => run_cases(engine, cases).await,
         Err(error) => {
             unreadable.push(error);
@@ -614,7 +617,10 @@ fn standalone_config(
 
 /// One engine for every case, with a pool big enough for the largest plugin,
 /// compiling each distinct wasm once.
-fn build_engine(cases: &[PreparedCase]) -> Result<Arc<(Engine, OutboundHttp)>, String> {
+fn build_engine(
+    cases: &[PreparedCase],
+    compile_cache: Option<&Path>,
+) -> Result<Arc<(Engine, OutboundHttp)>, String> {
     let max_memory_bytes = cases
         .iter()
         .flat_map(|c| c.config.plugins.values())
@@ -622,9 +628,9 @@ fn build_engine(cases: &[PreparedCase]) -> Result<Arc<(Engine, OutboundHttp)>, S
         .fold(EngineSettings::default().max_memory_bytes, u64::max);
     // Cases on a `wasm` alone have no data directory: they share the user's
     // cache, so a JavaScript or Python plugin compiles once, not every run.
-    let cache_dir = cases
-        .iter()
-        .find_map(|c| c.config.engine.cache_dir.clone())
+    let cache_dir = compile_cache
+        .map(Path::to_owned)
+        .or_else(|| cases.iter().find_map(|c| c.config.engine.cache_dir.clone()))
         .or_else(user_compile_cache);
     let settings = EngineSettings {
         max_memory_bytes,

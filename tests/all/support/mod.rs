@@ -62,6 +62,15 @@ pub fn test_compile_cache() -> PathBuf {
     root().join("target/test-compile-cache")
 }
 
+/// The golden runner's options for the tests: its compile cache is the
+/// tests' own, so a plugin the suite compiled once is not compiled again.
+pub fn golden_options() -> claimsmith::golden::SuiteOptions {
+    claimsmith::golden::SuiteOptions {
+        compile_cache: Some(test_compile_cache()),
+        ..Default::default()
+    }
+}
+
 /// A config under construction, in TOML, with a data directory of its own.
 pub struct Setup {
     dir: tempfile::TempDir,
