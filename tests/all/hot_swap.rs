@@ -135,6 +135,24 @@ async fn serve_reloads_its_chain_on_sighup() {
     let crate::support::service_harness::Host::Process(process) = &service.host else {
         unreachable!("harness_as_process runs serve as a process");
     };
+    assert!(login(&service).await.contains_key("geo_ip_country"));
+    // geo-claims leaves the chain, in an edit the file watcher cannot see
+    // (same size, same modification time): only the SIGHUP reloads it.
+    let before = std::fs::read_to_string(&service.config).unwrap();
+    let modified = std::fs::metadata(&service.config)
+        .unwrap()
+        .modified()
+        .unwrap();
+    let mut edited = before.replace("[[actions]]\nplugin = \"geo-claims\"\n", "");
+    let padding = before.len() - edited.len() - 2;
+    edited += &format!("#{}\n", " ".repeat(padding));
+    assert_eq!(edited.len(), before.len());
+    std::fs::write(&service.config, &edited).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&service.config)
+        .and_then(|file| file.set_modified(modified))
+        .unwrap();
     let hangup = std::process::Command::new("kill")
         .args(["-HUP", &process.0.id().to_string()])
         .status()
@@ -153,8 +171,8 @@ async fn serve_reloads_its_chain_on_sighup() {
         assert!(Instant::now() < deadline, "no reload on SIGHUP:\n{text}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Still serving, on the reloaded chain.
-    assert!(login(&service).await.contains_key("geo_ip_country"));
+    // Still serving, on the reloaded chain: without geo-claims.
+    assert!(!login(&service).await.contains_key("geo_ip_country"));
 }
 
 #[tokio::test]

@@ -248,6 +248,76 @@ async fn a_granted_hostname_that_resolves_to_a_blocked_address_is_refused() {
     }
 }
 
+/// A server that records the headers of every request it gets.
+async fn header_recording_server() -> (
+    SocketAddr,
+    Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>,
+) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorder = seen.clone();
+    let router = Router::new().route(
+        "/hello",
+        get(move |headers: axum::http::HeaderMap| {
+            let received = headers
+                .iter()
+                .map(|(name, value)| {
+                    let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    (name.as_str().to_owned(), value)
+                })
+                .collect();
+            recorder.lock().unwrap().push(received);
+            async { "hello" }
+        }),
+    );
+    (serve(router).await, seen)
+}
+
+/// The headers a plugin may not set, each with a value the origin would
+/// recognise as the plugin's.
+const FORBIDDEN_HEADERS: [(&str, &str); 8] = [
+    ("host", "plugin-marker.test"),
+    ("content-length", "7777"),
+    ("transfer-encoding", "plugin-marker"),
+    ("connection", "plugin-marker"),
+    ("upgrade", "plugin-marker"),
+    ("te", "plugin-marker"),
+    ("trailer", "plugin-marker"),
+    ("proxy-authorization", "Basic plugin-marker"),
+];
+
+#[tokio::test]
+async fn no_forbidden_request_header_a_plugin_sets_reaches_the_origin_on_either_path() {
+    for fetcher in FETCHERS {
+        for (name, value) in FORBIDDEN_HEADERS {
+            let (address, seen) = header_recording_server().await;
+            let headers = format!("{{ {name:?} = {value:?} }}");
+            let pipeline = fetcher_setup(
+                fetcher,
+                &format!("http://{address}"),
+                &format!("{{ fetch_url = \"http://{address}/hello\", fetch_headers = {headers} }}"),
+                "{}",
+            )
+            .start()
+            .unwrap();
+            let outcome = outcome(&pipeline, &fetching_login()).await;
+            let received = seen.lock().unwrap().clone();
+            assert!(
+                received.iter().flatten().all(|(_, got)| got != value),
+                "{fetcher:?}: `{name}` reached the origin: {received:?}"
+            );
+            if fetcher.0 == "rust" {
+                // The contract's fetch refuses it before any request.
+                let failure = outcome.unwrap_err().to_string();
+                assert!(
+                    failure.contains(&format!("header `{name}` is set by the host")),
+                    "{name}: {failure}"
+                );
+                assert!(received.is_empty(), "{name}: {received:?}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_response_over_the_cap_is_refused() {
     for fetcher in FETCHERS {

@@ -200,6 +200,16 @@ fn occupy(plugin: Plugin) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Returns once the pool `plugin` shares has its one slot taken (by the
+/// holder), so that what follows waits for it.
+async fn holding_the_only_slot(plugin: &Plugin) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while plugin.instance_slots_in_use() == 0 {
+        assert!(Instant::now() < deadline, "the holder never took the slot");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// Runs `plugin` once, timed from its call.
 async fn timed_call(plugin: &Plugin) -> (PluginError, Duration) {
     let started = Instant::now();
@@ -219,7 +229,7 @@ async fn a_call_waiting_for_a_slot_fails_naming_the_pool_size() {
         ],
     );
     let holding = occupy(holder);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    holding_the_only_slot(&waiter).await;
     let (error, _) = timed_call(&waiter).await;
     assert!(
         matches!(&error, PluginError::Capacity { plugin, slots: 1 } if plugin == "waiter"),
@@ -244,7 +254,7 @@ async fn the_timeout_bounds_the_wait_for_a_slot_and_the_call_together() {
     // The waiter alone, on this machine now: a whole timeout.
     let (_, alone) = timed_call(&waiter).await;
     let holding = occupy(holder);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    holding_the_only_slot(&waiter).await;
     let (error, shared) = timed_call(&waiter).await;
     assert!(
         matches!(

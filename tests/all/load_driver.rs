@@ -107,38 +107,47 @@ async fn a_login_the_service_refuses_is_an_error() {
     );
 }
 
-/// `cargo xtask bench`'s setup, in small: `claimsmith dev-upstream` and
-/// `claimsmith serve` on one config as two processes, the driver signing in
-/// through both and measuring the service's process alone.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_service_signs_in_at_a_development_upstream_in_another_process() {
+/// `claimsmith dev-upstream`, then `claimsmith serve` once the upstream
+/// answers, on one config in `dir`: the service's issuer and both processes.
+/// Ports are picked by binding and closing, so another process may take one
+/// first; the process that then cannot bind exits, and both are started
+/// again on other ports.
+async fn two_processes_on_free_ports(
+    dir: &std::path::Path,
+) -> (String, ServeProcess, ServeProcess) {
     let free_port = || {
         std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .map(|addr| addr.port())
             .unwrap()
     };
-    let (service_port, upstream_port) = (free_port(), free_port());
-    let issuer = format!("http://127.0.0.1:{service_port}");
-    let upstream = format!("http://127.0.0.1:{upstream_port}");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("claimsmith.toml");
-    let listen = format!("127.0.0.1:{service_port}").parse().unwrap();
-    std::fs::write(&config, service_config(&issuer, listen, &upstream, "", "")).unwrap();
+    for _ in 0..5 {
+        let (service_port, upstream_port) = (free_port(), free_port());
+        let issuer = format!("http://127.0.0.1:{service_port}");
+        let upstream = format!("http://127.0.0.1:{upstream_port}");
+        let config = dir.join("claimsmith.toml");
+        let listen = format!("127.0.0.1:{service_port}").parse().unwrap();
+        std::fs::write(&config, service_config(&issuer, listen, &upstream, "", "")).unwrap();
+        let mut upstream_process =
+            ServeProcess::spawn("dev-upstream", &config, &dir.join("upstream.log"));
+        if !upstream_process.answers_as(&upstream).await {
+            continue;
+        }
+        let mut service = ServeProcess::spawn("serve", &config, &dir.join("serve.log"));
+        if service.answers_as(&issuer).await {
+            return (issuer, service, upstream_process);
+        }
+    }
+    panic!("the two processes did not come up: see {}", dir.display());
+}
 
-    let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_claimsmith"));
-    let log = std::fs::File::create(dir.path().join("upstream.log")).unwrap();
-    let upstream_process = ServeProcess(
-        std::process::Command::new(binary)
-            .arg("dev-upstream")
-            .arg("--config")
-            .arg(&config)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let service = ServeProcess::start(&config, &dir.path().join("serve.log"), &issuer).await;
+/// `cargo xtask bench`'s setup, in small: `claimsmith dev-upstream` and
+/// `claimsmith serve` on one config as two processes, the driver signing in
+/// through both and measuring the service's process alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_signs_in_at_a_development_upstream_in_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (issuer, service, upstream_process) = two_processes_on_free_ports(dir.path()).await;
 
     let pid = service.0.id().to_string();
     let args = drive_args(

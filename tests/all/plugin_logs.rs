@@ -1,25 +1,44 @@
 //! Plugin log, stdout and stderr reach the host's log, tagged with the
-//! plugin. Alone in its test binary: `tracing` caches per call site whether
-//! anyone listens, and tests on other threads with no subscriber would race
-//! this test's scoped subscriber.
+//! plugin. Read from the log of `claimsmith run`, a process with its own
+//! subscriber: a subscriber scoped to a test would race the other tests of
+//! this binary (`tracing` caches per call site whether anyone listens).
 
-use crate::support::{CapturedLogs, Setup, language_plugin_wasm, login, outcome};
+use crate::support::{Setup, language_plugin_wasm, login_json};
 
-/// The host's log of one login through test-echo.
-async fn echo_login_logs() -> String {
-    let captured = CapturedLogs::default();
-    let _guard = tracing::subscriber::set_default(captured.subscriber());
-    let pipeline = Setup::new()
-        .actions(&[("echo", "test-echo", "fail", "")])
-        .start()
+/// The host's log (stderr, at debug) of `claimsmith run` on `setup`'s config
+/// and a login to `client_id` at connection `okta`, with no canned HTTP;
+/// and whether the run minted.
+fn run_logs(setup: &Setup, client_id: &str) -> (bool, String) {
+    let config = setup.write();
+    let input = config.with_file_name("login.json");
+    let mut login = login_json("okta");
+    login["client_id"] = client_id.into();
+    login["http"] = serde_json::json!([]);
+    std::fs::write(&input, login.to_string()).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_claimsmith"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--input")
+        .arg(&input)
+        .env("RUST_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .output()
         .unwrap();
-    outcome(&pipeline, &login("okta")).await.unwrap();
-    captured.text()
+    let logs = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), logs)
 }
 
-#[tokio::test]
-async fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin() {
-    let logs = echo_login_logs().await;
+/// The host's log of one login through test-echo.
+fn echo_login_logs() -> String {
+    let setup = Setup::new().actions(&[("echo", "test-echo", "fail", "")]);
+    let (minted, logs) = run_logs(&setup, "app");
+    assert!(minted, "{logs}");
+    logs
+}
+
+#[test]
+fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin() {
+    let logs = echo_login_logs();
     for line in ["echo ran", "echo stdout line", "echo stderr line"] {
         let found = logs
             .lines()
@@ -31,9 +50,9 @@ async fn plugin_log_stdout_and_stderr_reach_the_host_log_tagged_with_the_plugin(
 
 /// A plugin's output cannot restyle an operator's terminal nor forge a log
 /// line: control characters are escaped as in its `log` messages.
-#[tokio::test]
-async fn control_characters_a_plugin_prints_are_logged_escaped() {
-    let logs = echo_login_logs().await;
+#[test]
+fn control_characters_a_plugin_prints_are_logged_escaped() {
+    let logs = echo_login_logs();
     let line = logs
         .lines()
         .find(|l| l.contains("echo hostile line"))
@@ -52,12 +71,10 @@ async fn control_characters_a_plugin_prints_are_logged_escaped() {
 /// The contract's `http.fetch` and JavaScript's `fetch()` (wasi:http) meet
 /// one policy in one place: a refusal is logged the same way for both, with
 /// the reason and the plugin, and without the URL's query.
-#[tokio::test]
-async fn a_refused_fetch_is_logged_alike_from_rust_and_javascript() {
+#[test]
+fn a_refused_fetch_is_logged_alike_from_rust_and_javascript() {
     for (language, name) in [("rust", "test-fetcher"), ("js", "test-js-fetcher")] {
-        let captured = CapturedLogs::default();
-        let _guard = tracing::subscriber::set_default(captured.subscriber());
-        let pipeline = Setup::new()
+        let setup = Setup::new()
             .plugin_at(
                 "fetcher",
                 &language_plugin_wasm(language, name),
@@ -69,13 +86,12 @@ async fn a_refused_fetch_is_logged_alike_from_rust_and_javascript() {
                 "fetching-app",
                 "{ fetch_url = \"http://127.0.0.2:9/userinfo?token=query-secret\" }",
             )
-            .action("fetcher", "fail")
-            .start()
-            .unwrap();
-        let mut input = login("okta");
-        input.client_id = "fetching-app".into();
-        outcome(&pipeline, &input).await.unwrap_err();
-        let logs = captured.text();
+            .action("fetcher", "fail");
+        let (minted, logs) = run_logs(&setup, "fetching-app");
+        assert!(
+            !minted,
+            "{language}: the refused fetch fails the login:\n{logs}"
+        );
         let refusal = logs
             .lines()
             .find(|l| l.contains("plugin fetch failed"))

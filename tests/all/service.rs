@@ -230,7 +230,7 @@ async fn an_upstream_id_token_with_a_bad_signature_nonce_audience_issuer_or_expi
         (
             // An hour ago: well past the 60 s leeway.
             Faults {
-                expired: true,
+                expired_secs_ago: Some(3600),
                 ..Faults::default()
             },
             "ExpiredSignature",
@@ -244,6 +244,83 @@ async fn an_upstream_id_token_with_a_bad_signature_nonce_audience_issuer_or_expi
             .await;
     }
     assert!(h.stored_user().await.is_none());
+}
+
+#[tokio::test]
+async fn an_upstream_id_token_expired_within_the_clock_leeway_is_accepted() {
+    let h = harness("").await;
+    // 60 s of leeway for the upstream's clock: 20 s past is taken, 100 s
+    // past is not.
+    for (ago, minted) in [(20, true), (100, false)] {
+        h.upstream.set_faults(Faults {
+            expired_secs_ago: Some(ago),
+            ..Faults::default()
+        });
+        let redirect = h.web_login().await;
+        assert_eq!(
+            redirect.get("code").is_some(),
+            minted,
+            "{ago} s: {redirect:?}"
+        );
+        if !minted {
+            h.assert_failure_told_by_reference(&redirect, "ExpiredSignature")
+                .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_id_token_for_several_audiences_must_name_this_client_as_azp() {
+    let h = harness("").await;
+    for (party, minted) in [
+        (None, false),
+        (Some("other-app"), false),
+        (Some("claimsmith"), true),
+    ] {
+        h.upstream.set_faults(Faults {
+            second_audience: Some("other-app".to_owned()),
+            authorized_party: party.map(str::to_owned),
+            ..Faults::default()
+        });
+        let redirect = h.web_login().await;
+        assert_eq!(
+            redirect.get("code").is_some(),
+            minted,
+            "{party:?}: {redirect:?}"
+        );
+        if !minted {
+            h.assert_failure_told_by_reference(&redirect, "`azp` is not this client")
+                .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_upstream_keys_refetch_the_jwks_at_most_once_in_five_seconds() {
+    let h = harness("").await;
+    h.upstream.rotate_key().unwrap();
+    // A login with the new key: its fetch of the JWKS leaves the old key out.
+    assert!(h.web_login().await.get("code").is_some());
+    let before = h.upstream.jwks_requests();
+    // From now on every id token names a key the JWKS does not publish.
+    h.upstream.set_faults(Faults {
+        retired_key_signs: true,
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        let redirect = h.web_login().await;
+        assert!(redirect.get("code").is_none(), "{redirect:?}");
+    }
+    let refetches = h.upstream.jwks_requests() - before;
+    // One fetch per started five seconds, however slow the machine; without
+    // the throttle, one per login.
+    let allowed = 1 + started.elapsed().as_secs() as usize / 5;
+    assert!(
+        refetches <= allowed,
+        "{refetches} JWKS fetches for 10 logins in {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -397,18 +474,18 @@ async fn without_a_grace_window_a_second_presentation_revokes_the_family() {
 
 #[tokio::test]
 async fn a_refresh_token_family_ends_at_its_absolute_lifetime_however_often_it_rotates() {
-    // Expiry is in whole seconds: 3 s from sign-in is at least 2 s of it.
-    let h = harness_with_server("", "refresh_token_lifetime_secs = 3").await;
-    let signed_in = std::time::Instant::now();
+    let clock = SteppedClock::new();
+    let h = harness_on_clock("refresh_token_lifetime_secs = 3", clock.clone()).await;
     let mut token = refresh_token_of(&h.signed_in().await);
+    // Two rotations inside the family's 3 s, each a second apart.
     for _ in 0..2 {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        clock.advance(1);
         let (status, body) = h.refresh(&token).await;
         assert_eq!(status, StatusCode::OK, "{body:?}");
         token = refresh_token_of(&body);
     }
-    let ended = signed_in + std::time::Duration::from_millis(4500);
-    tokio::time::sleep_until(ended.into()).await;
+    // 3 s after sign-in the family has ended, though its last token is new.
+    clock.advance(1);
     let (status, body) = h.refresh(&token).await;
     assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 }

@@ -121,7 +121,8 @@ fn demo() -> Result<(), String> {
 fn test(extra: &[String]) -> Result<(), String> {
     layers::check(&root().join("host"))?;
     postgres()?;
-    chromium()?;
+    // Downloads while the build compiles; needed only when the tests run.
+    let chromium = std::thread::spawn(chromium);
     // Every host crate's unit tests, the end-to-end binary (`tests/all`), the
     // load driver's and this tool's. Built first, and the host binary of
     // that build runs every other step: a `cargo run` would build the host a
@@ -142,6 +143,9 @@ fn test(extra: &[String]) -> Result<(), String> {
     };
     run(cargo_test().arg("--no-run"))?;
     debug_host(&build_args(&["plugins", "tests/plugins", "examples/auth0"]))?;
+    chromium
+        .join()
+        .map_err(|_| "the chromium install panicked".to_owned())??;
     run(cargo_test().args(extra))?;
     // The shipped golden cases, through the command CI users run.
     debug_host(&[
@@ -252,6 +256,7 @@ fn chromium() -> Result<(), String> {
             .args([
                 "install",
                 "-y",
+                "-qq",
                 "--no-install-recommends",
                 "chromium",
                 "chromium-driver",
@@ -263,7 +268,7 @@ fn chromium() -> Result<(), String> {
     if install() {
         return Ok(());
     }
-    run(Command::new("apt-get").arg("update"))?;
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
     if install() {
         Ok(())
     } else {

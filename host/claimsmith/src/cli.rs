@@ -460,23 +460,28 @@ fn inspect(wasm: PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `claimsmith build`: every plugin project under `paths`.
+/// `claimsmith build`: every plugin project under `paths`, as many at once
+/// as there are cores.
 fn build(
     paths: Vec<PathBuf>,
     options: claimsmith_authoring::build::BuildOptions,
 ) -> anyhow::Result<ExitCode> {
     let projects = claimsmith_authoring::build::discover(&paths)?;
-    for project in &projects {
+    let jobs = std::thread::available_parallelism().map_or(1, usize::from);
+    let report = |project: &claimsmith_authoring::build::Project,
+                  built: &anyhow::Result<claimsmith_authoring::build::Built>| {
+        let Ok(built) = built else {
+            return;
+        };
         let label = format!("{} ({})", project.name, project.language);
-        let built = claimsmith_authoring::build::build(project, &options)
-            .with_context(|| format!("cannot build {label} in {}", project.dir.display()))?;
         let how = if built.up_to_date {
             "up to date".to_owned()
         } else {
             format!("built in {:.1} s", built.duration.as_secs_f64())
         };
         eprintln!("{label:<36} {how:<16} {}", built.component.display());
-    }
+    };
+    claimsmith_authoring::build::build_all(&projects, &options, jobs, &report)?;
     Ok(ExitCode::SUCCESS)
 }
 

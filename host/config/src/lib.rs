@@ -712,9 +712,11 @@ impl Config {
             plugins_section(base, raw.plugins, replaced).map_err(at)?;
         check_references(&plugins, &raw.connections, &raw.clients, &raw.actions).map_err(at)?;
         let connections = connections_section(base, raw.connections).map_err(at)?;
-        warn_about_ungranted_userinfo(&plugins, &connections);
         let clients = clients_section(base, &issuer, raw.clients).map_err(at)?;
-        for warning in plain_http_warnings(&issuer, &clients) {
+        let warnings = ungranted_userinfo_warnings(&plugins, &connections)
+            .into_iter()
+            .chain(plain_http_warnings(&issuer, &clients));
+        for warning in warnings {
             tracing::warn!("{warning}");
         }
         check_server(&raw.server).map_err(at)?;
@@ -1338,10 +1340,11 @@ fn is_sha256_hex(text: &str) -> bool {
 /// A profile fetcher not granted its connection's userinfo origin fails every
 /// login with `not-allowed`: likely a mistake, though a plugin may fetch
 /// elsewhere, so a warning rather than an error.
-fn warn_about_ungranted_userinfo(
+fn ungranted_userinfo_warnings(
     plugins: &BTreeMap<String, PluginSpec>,
     connections: &[ConnectionConfig],
-) {
+) -> Vec<String> {
+    let mut warnings = Vec::new();
     for connection in connections {
         let (Some(fetcher), Some(url)) = (&connection.profile_fetcher, connection.userinfo_url())
         else {
@@ -1353,14 +1356,14 @@ fn warn_about_ungranted_userinfo(
         if let (Some(origin), Some(spec)) = (origin, plugins.get(fetcher))
             && !spec.http.allowed_origins.contains(&origin)
         {
-            tracing::warn!(
-                connection = %connection.name,
-                plugin = %fetcher,
-                %origin,
-                "the connection's userinfo_url is not in its profile fetcher's allowed_origins"
-            );
+            warnings.push(format!(
+                "connection `{}`: its userinfo_url ({origin}) is not in its profile fetcher \
+                 `{fetcher}`'s allowed_origins, so every login will fail with not-allowed",
+                connection.name
+            ));
         }
     }
+    warnings
 }
 
 /// What travels over plain HTTP that should not: an issuer (its cookies,
@@ -1966,43 +1969,20 @@ on_error = "continue"
 
     #[test]
     fn an_ungranted_userinfo_origin_is_warned_about() {
-        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-        let sink = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || LogSink(sink.clone()))
-            .finish();
         let text = "issuer = \"https://login.example.com\"\n[plugins.okta]\npath = \"o.wasm\"\nworld = \"profile-fetcher\"\nallowed_origins = [\"https://other.example.com\"]\n[[connections]]\nname = \"okta\"\nprofile_fetcher = \"okta\"\noptions = { userinfo_url = \"https://example.okta.com/v1/userinfo\" }\n";
-        tracing::subscriber::with_default(subscriber, || parse(text).unwrap());
-        let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+        let warnings = |text: &str| {
+            let config = parse(text).unwrap();
+            ungranted_userinfo_warnings(&config.plugins, &config.connections)
+        };
+        let warned = warnings(text);
+        assert_eq!(warned.len(), 1, "{warned:?}");
         assert!(
-            logged.contains("not in its profile fetcher's allowed_origins"),
-            "{logged}"
+            warned[0].contains("not in its profile fetcher `okta`'s allowed_origins")
+                && warned[0].contains("https://example.okta.com:443"),
+            "{warned:?}"
         );
-        assert!(logged.contains("https://example.okta.com:443"), "{logged}");
-
-        logs.lock().unwrap().clear();
         let granted = text.replace("https://other.example.com", "https://example.okta.com");
-        let sink = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || LogSink(sink.clone()))
-            .finish();
-        tracing::subscriber::with_default(subscriber, || parse(&granted).unwrap());
-        assert!(logs.lock().unwrap().is_empty());
-    }
-
-    struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for LogSink {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+        assert_eq!(warnings(&granted), Vec::<String>::new());
     }
 
     #[test]

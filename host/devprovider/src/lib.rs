@@ -100,8 +100,13 @@ pub struct Faults {
     pub wrong_audience: bool,
     /// The id token names another issuer.
     pub wrong_issuer: bool,
-    /// The id token expired an hour ago.
-    pub expired: bool,
+    /// The id token expired this many seconds ago.
+    pub expired_secs_ago: Option<u64>,
+    /// The id token is for this audience too (`aud` a list of two), with
+    /// `azp` as [`Faults::authorized_party`] says.
+    pub second_audience: Option<String>,
+    /// The id token's `azp`.
+    pub authorized_party: Option<String>,
     /// The id token is signed by the key [`DevProvider::rotate_key`] retired,
     /// which the JWKS no longer publishes (a key withdrawn after a leak).
     pub retired_key_signs: bool,
@@ -181,6 +186,7 @@ impl DevProvider {
             faults: Mutex::new(Faults::default()),
             grants: Mutex::new(Grants::default()),
             token_requests: AtomicUsize::new(0),
+            jwks_requests: AtomicUsize::new(0),
         });
 
         let (shutdown_tx, server) = spawn_server(
@@ -244,6 +250,11 @@ impl DevProvider {
     /// How many token requests it answered (successful or not).
     pub fn token_requests(&self) -> usize {
         self.shared.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many times the JWKS was fetched.
+    pub fn jwks_requests(&self) -> usize {
+        self.shared.jwks_requests.load(Ordering::SeqCst)
     }
 
     /// Stops accepting connections and waits (a few seconds at most) for the
@@ -357,6 +368,7 @@ struct Shared {
     faults: Mutex<Faults>,
     grants: Mutex<Grants>,
     token_requests: AtomicUsize,
+    jwks_requests: AtomicUsize,
 }
 
 impl Shared {
@@ -563,6 +575,7 @@ async fn discovery(State(shared): State<Arc<Shared>>) -> Json<Value> {
 }
 
 async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
+    shared.jwks_requests.fetch_add(1, Ordering::SeqCst);
     let mut response = Json(shared.key().jwks()).into_response();
     if let Some(max_age) = shared.faults().jwks_max_age_secs
         && let Ok(value) = HeaderValue::from_str(&format!("max-age={max_age}"))
@@ -1035,14 +1048,19 @@ fn id_token(shared: &Shared, grant: &CodeGrant, faults: &Faults) -> Result<Strin
     } else {
         grant.client_id.as_str()
     };
-    let issued_at = if faults.expired {
-        now.saturating_sub(2 * TOKEN_TTL_SECS)
-    } else {
-        now
+    let issued_at = match faults.expired_secs_ago {
+        Some(ago) => now.saturating_sub(TOKEN_TTL_SECS + ago),
+        None => now,
     };
     claims.insert("iss".into(), json!(issuer));
     claims.insert("sub".into(), json!(user.sub));
-    claims.insert("aud".into(), json!(audience));
+    match &faults.second_audience {
+        Some(second) => claims.insert("aud".into(), json!([audience, second])),
+        None => claims.insert("aud".into(), json!(audience)),
+    };
+    if let Some(party) = &faults.authorized_party {
+        claims.insert("azp".into(), json!(party));
+    }
     claims.insert("exp".into(), json!(issued_at + TOKEN_TTL_SECS));
     claims.insert("iat".into(), json!(issued_at));
     let nonce = if faults.wrong_nonce {

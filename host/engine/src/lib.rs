@@ -385,6 +385,17 @@ impl Engine {
         })
     }
 
+    /// Forgets every compiled component but those of `digests` (the chain
+    /// serving now): a swapped-out chain's components are freed once the
+    /// last login on them ends, instead of living as long as the engine.
+    pub fn keep_compiled_only<'a>(&self, digests: impl IntoIterator<Item = &'a str>) {
+        let keep: std::collections::HashSet<&str> = digests.into_iter().collect();
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|digest, _| keep.contains(digest.as_str()));
+    }
+
     fn compile(&self, wasm: &[u8], digest: &str) -> wasmtime::Result<Component> {
         let memo = |compiled: &Mutex<HashMap<String, Component>>| {
             compiled
@@ -863,6 +874,48 @@ impl ResourceLimiter for MemoryCap {
 #[cfg(test)]
 mod tests {
     use super::{MAX_RESOURCES, bounded_resource_table};
+
+    #[test]
+    fn only_the_components_kept_stay_compiled() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = |name: &str, wasm: &[u8]| {
+            let path = dir.path().join(format!("{name}.wasm"));
+            std::fs::write(&path, wasm).unwrap();
+            super::PluginSpec {
+                name: name.to_owned(),
+                path,
+                sha256: None,
+                world: super::World::PostLoginAction,
+                limits: Default::default(),
+                secrets: Default::default(),
+                http: Default::default(),
+            }
+        };
+        let http = claimsmith_capabilities::http::OutboundHttp::new().unwrap();
+        let engine = super::Engine::new(&Default::default(), http).unwrap();
+        // Components of no world: compiled, then refused.
+        let empty = b"\0asm\x0d\x00\x01\x00".to_vec();
+        let mut other = empty.clone();
+        other.extend_from_slice(&[0, 5, 4, b'n', b'o', b't', b'e']);
+        for (name, wasm) in [("old", &empty), ("new", &other)] {
+            assert!(engine.load(spec(name, wasm)).is_err());
+        }
+        let digest = |wasm: &[u8]| {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(wasm))
+        };
+        let compiled = || {
+            let mut digests: Vec<String> =
+                engine.compiled.lock().unwrap().keys().cloned().collect();
+            digests.sort();
+            digests
+        };
+        let mut both = vec![digest(&empty), digest(&other)];
+        both.sort();
+        assert_eq!(compiled(), both);
+        engine.keep_compiled_only([digest(&other).as_str()]);
+        assert_eq!(compiled(), vec![digest(&other)]);
+    }
 
     #[test]
     fn a_call_holds_at_most_max_resources() {

@@ -114,11 +114,19 @@ impl Service {
     /// Loads the plugins, opens the database and its signing keys, and
     /// discovers every upstream.
     pub async fn start(config: Config) -> Result<Arc<Self>, ServiceError> {
+        Self::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Service::start`], reading the time from `clock` (a test's, to
+    /// let a lifetime pass without waiting for it).
+    pub async fn start_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, ServiceError> {
         let plugin_http = OutboundHttp::new().map_err(|e| ServiceError::Http(e.to_string()))?;
         create_private_dir(&config.data_dir)?;
         let store = Store::open(&config.storage.database, config.storage.synchronous).await?;
         let key_encryption_key = claimsmith_keys::key_encryption_key(&config)?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let vault = KeyVault::new(
             store.clone(),
             &key_encryption_key,

@@ -63,6 +63,8 @@ impl Service {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let from = chain.chain_version().to_owned();
         *chain = Arc::new(pipeline);
+        self.engine
+            .keep_compiled_only(chain.plugins().values().map(|plugin| plugin.sha256()));
         Ok(Swapped { from, to })
     }
 

@@ -188,7 +188,12 @@ audience = "https://api.example.com"
 
 /// A login of `sub` = `00u1ada` through connection `connection` to client `app`.
 pub fn login(connection: &str) -> Login {
-    serde_json::from_value(json!({
+    serde_json::from_value(login_json(connection)).expect("a valid login")
+}
+
+/// [`login`] as JSON: the login part of `claimsmith run --input`.
+pub fn login_json(connection: &str) -> serde_json::Value {
+    json!({
         "connection": connection,
         "client_id": "app",
         "scopes": ["openid", "profile", "email"],
@@ -205,8 +210,7 @@ pub fn login(connection: &str) -> Login {
                 "geoipcountry": "NZ"
             }
         }
-    }))
-    .expect("a valid login")
+    })
 }
 
 /// Runs `login` through `pipeline` with default options: each step and the end.
@@ -230,37 +234,4 @@ pub async fn serve(router: axum::Router) -> SocketAddr {
         let _ = axum::serve(listener, router).await;
     });
     address
-}
-
-/// Logs written while its subscriber is the default, as text.
-#[derive(Clone, Default)]
-pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl CapturedLogs {
-    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
-        let sink = self.clone();
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || sink.clone())
-            .finish()
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-    }
-}
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

@@ -55,6 +55,17 @@ impl ServeProcess {
     /// Starts `claimsmith serve` (the binary `cargo xtask test` built) on
     /// `config`, logging to `log`, and waits until it answers at `issuer`.
     pub async fn start(config: &std::path::Path, log: &std::path::Path, issuer: &str) -> Self {
+        let mut process = ServeProcess::spawn("serve", config, log);
+        assert!(
+            process.answers_as(issuer).await,
+            "claimsmith serve did not come up at {issuer}: see {}",
+            log.display()
+        );
+        process
+    }
+
+    /// Runs `claimsmith <command> --config <config>`, logging to `log`.
+    pub fn spawn(command: &str, config: &std::path::Path, log: &std::path::Path) -> Self {
         let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_claimsmith"));
         assert!(
             binary.exists(),
@@ -67,24 +78,33 @@ impl ServeProcess {
             .open(log)
             .unwrap();
         let child = std::process::Command::new(binary)
-            .args(["serve", "--config"])
+            .args([command, "--config"])
             .arg(config)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
-        let process = ServeProcess(child);
+        ServeProcess(child)
+    }
+
+    /// Whether this process comes to answer discovery as `issuer`, within
+    /// a minute: false as soon as it exits (it could not bind its port,
+    /// say). The issuer is checked, so another process that took the port
+    /// does not pass for this one.
+    pub async fn answers_as(&mut self, issuer: &str) -> bool {
         let discovery = format!("{issuer}/.well-known/openid-configuration");
         for _ in 0..600 {
-            if reqwest::get(&discovery)
-                .await
-                .is_ok_and(|r| r.status().is_success())
+            if self.0.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            if let Ok(response) = reqwest::get(&discovery).await
+                && let Ok(document) = response.json::<Value>().await
             {
-                return process;
+                return document["issuer"] == issuer;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        panic!("claimsmith serve did not come up at {issuer}");
+        false
     }
 
     /// Resident memory of the process, in bytes.
@@ -161,6 +181,42 @@ pub async fn start_harness_at(
     as_process: bool,
     edit: impl FnOnce(String, &str) -> String,
 ) -> Harness {
+    let run = if as_process {
+        Run::Process
+    } else {
+        Run::InProcess(Arc::new(claimsmith_core::SystemClock))
+    };
+    start_harness_run(upstream, extra_toml, server_toml, run, edit).await
+}
+
+/// How the service under test runs.
+pub enum Run {
+    /// In this process, on this clock.
+    InProcess(Arc<dyn claimsmith_core::Clock>),
+    /// `claimsmith serve` as a process of its own.
+    Process,
+}
+
+/// The harness's service, in process, reading the time from `clock`.
+pub async fn harness_on_clock(
+    server_toml: &str,
+    clock: Arc<dyn claimsmith_core::Clock>,
+) -> Harness {
+    let run = Run::InProcess(clock);
+    start_harness_run(dev_provider().await, "", server_toml, run, |config, _| {
+        config
+    })
+    .await
+}
+
+/// As [`start_harness_at`], run as `run` says.
+pub async fn start_harness_run(
+    upstream: DevProvider,
+    extra_toml: &str,
+    server_toml: &str,
+    run: Run,
+    edit: impl FnOnce(String, &str) -> String,
+) -> Harness {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let listen = listener.local_addr().unwrap();
     let issuer = format!("http://{listen}");
@@ -172,14 +228,19 @@ pub async fn start_harness_at(
     );
     let path = dir.path().join("claimsmith.toml");
     std::fs::write(&path, toml).unwrap();
-    let host = if as_process {
-        // The process binds the address itself.
-        drop(listener);
-        Host::Process(ServeProcess::start(&path, &dir.path().join("serve.log"), &issuer).await)
-    } else {
-        let service = Service::start(Config::load(&path).unwrap()).await.unwrap();
-        tokio::spawn(claimsmith::oidc::serve(service.clone(), listener));
-        Host::InProcess(service)
+    let host = match run {
+        Run::Process => {
+            // The process binds the address itself.
+            drop(listener);
+            Host::Process(ServeProcess::start(&path, &dir.path().join("serve.log"), &issuer).await)
+        }
+        Run::InProcess(clock) => {
+            let service = Service::start_with_clock(Config::load(&path).unwrap(), clock)
+                .await
+                .unwrap();
+            tokio::spawn(claimsmith::oidc::serve(service.clone(), listener));
+            Host::InProcess(service)
+        }
     };
     Harness {
         issuer,
@@ -202,6 +263,30 @@ pub fn oauth2_endpoints(upstream: &str, scopes: &str) -> impl Fn(String) -> Stri
     move |config: String| {
         assert!(config.contains(&oidc), "the connection names its issuer");
         config.replace(&oidc, &oauth2)
+    }
+}
+
+/// A clock a test moves by hand: a lifetime passes when the test says so,
+/// however slow the machine.
+#[derive(Debug)]
+pub struct SteppedClock(std::sync::atomic::AtomicU64);
+
+impl SteppedClock {
+    /// Starting at the system's time now.
+    pub fn new() -> Arc<Self> {
+        use claimsmith_core::Clock as _;
+        Arc::new(SteppedClock(claimsmith_core::SystemClock.now().into()))
+    }
+
+    pub fn advance(&self, seconds: u64) {
+        self.0
+            .fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl claimsmith_core::Clock for SteppedClock {
+    fn now(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

@@ -92,11 +92,16 @@ fn javascript_command(
     staging: &Path,
     output: &Path,
 ) -> Result<Command> {
-    let toolchain = javascript_toolchain(&options.toolchains_dir)?;
+    let (toolchain, node_paths) = {
+        let _installing = super::one_install_at_a_time();
+        (
+            javascript_toolchain(&options.toolchains_dir)?,
+            installed_dependencies(project, &options.toolchains_dir)?,
+        )
+    };
     for (name, text) in embedded::JS_SDK {
         write(&staging.join("sdk").join(name), text)?;
     }
-    let node_paths = installed_dependencies(project, &options.toolchains_dir)?;
     let description = serde_json::json!({
         "staging": staging,
         "main": project.entry,

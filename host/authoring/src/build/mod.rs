@@ -397,6 +397,67 @@ pub fn build(project: &Project, options: &BuildOptions) -> Result<Built> {
     })
 }
 
+/// Builds every project of `projects`: Rust ones one after another (cargo
+/// uses every core itself), JavaScript and Python ones `jobs` at a time
+/// (each of their builds runs on one core). `report` is told of each as it
+/// ends; the first failure is returned once every build has ended.
+pub fn build_all(
+    projects: &[Project],
+    options: &BuildOptions,
+    jobs: usize,
+    report: &(dyn Fn(&Project, &Result<Built>) + Sync),
+) -> Result<()> {
+    let (rust, others): (Vec<&Project>, Vec<&Project>) = projects
+        .iter()
+        .partition(|project| project.language == Language::Rust);
+    let first_failure = std::sync::Mutex::new(None);
+    let build_one = |project: &Project| {
+        let built = build(project, options).with_context(|| {
+            format!(
+                "cannot build {} ({}) in {}",
+                project.name,
+                project.language,
+                project.dir.display()
+            )
+        });
+        report(project, &built);
+        if let Err(error) = built {
+            lock(&first_failure).get_or_insert(error);
+        }
+    };
+    rust.into_iter().for_each(build_one);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, others.len().max(1)) {
+            scope.spawn(|| {
+                while let Some(project) =
+                    others.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    build_one(project);
+                }
+            });
+        }
+    });
+    match lock(&first_failure).take() {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Held while a toolchain or a project's dependencies are installed:
+/// [`build_all`] builds projects side by side, and two `npm ci` (or `pip
+/// install`) in one folder would tear each other's install.
+fn one_install_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static INSTALLS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    lock(&INSTALLS)
+}
+
 /// A fresh staging folder: the plugin's files in `plugin/`, the contract in `wit/`.
 fn stage(sources: &[(PathBuf, Vec<u8>)], staging: &Path) -> Result<()> {
     if staging.exists() {

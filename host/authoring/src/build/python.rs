@@ -82,7 +82,10 @@ fn python_command(
     staging: &Path,
     output: &Path,
 ) -> Result<Command> {
-    let componentize_py = python_toolchain(&options.toolchains_dir)?;
+    let componentize_py = {
+        let _installing = super::one_install_at_a_time();
+        python_toolchain(&options.toolchains_dir)?
+    };
     let plugin_dir = staging.join("plugin");
     for (name, text) in embedded::PYTHON_SDK {
         write(&plugin_dir.join(name), text)?;

@@ -1,5 +1,6 @@
 //! Test plugin: a post-login action that GETs the URL in its client's
-//! metadata (`fetch_url`) through the host's `http::fetch`.
+//! metadata (`fetch_url`) through the host's `http::fetch`, with the headers
+//! of `fetch_headers` (an object of names and values) when given.
 //!
 //! Exists to prove the host's outbound HTTP rules: granted origins work (the
 //! answer lands in the access token claims `fetched_status` and
@@ -26,10 +27,20 @@ impl Guest for Fetcher {
             .and_then(Value::as_str)
             .ok_or("client metadata `fetch_url` is missing or not a string")?;
 
+        let headers = metadata
+            .get("fetch_headers")
+            .and_then(Value::as_object)
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.as_str().unwrap_or("").to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let request = Request {
             method: "GET".to_owned(),
             url: url.to_owned(),
-            headers: Vec::new(),
+            headers,
             body: None,
         };
         let response = http::fetch(&request).map_err(|e| format!("fetch failed: {e:?}"))?;
