@@ -15,10 +15,8 @@ mod layers;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// Where `claimsmith build` puts components (`<language>/<name>.wasm`) and
-/// installs the JavaScript and Python toolchains.
+/// Where `claimsmith build` puts components (`<language>/<name>.wasm`).
 const PLUGINS_OUT: &str = "target/plugins";
-const TOOLCHAINS: &str = "target/toolchains";
 /// The compile cache of the end-to-end tests (`tests/all/support`): the
 /// golden and scaffold steps share it, so the components (and the Cranelift
 /// functions) the tests compiled are not compiled again.
@@ -104,7 +102,10 @@ fn build_plugins(profile: Profile, dirs: &[&str]) -> Result<(), String> {
 }
 
 fn build_args<'a>(dirs: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["build", "--out", PLUGINS_OUT, "--toolchains", TOOLCHAINS];
+    // The toolchains go where `claimsmith build` keeps them for this user
+    // (`~/.cache/claimsmith/toolchains`), shared by every checkout as
+    // cargo's registry is: not in `target/`, which `cargo clean` empties.
+    let mut args = vec!["build", "--out", PLUGINS_OUT];
     args.extend_from_slice(dirs);
     args
 }
@@ -301,8 +302,6 @@ fn scaffolds() -> Result<(), String> {
                 &project,
                 "--out",
                 &format!("{project}/target/plugins"),
-                "--toolchains",
-                TOOLCHAINS,
                 "--cargo-target-dir",
                 &cargo_target,
             ])?;

@@ -237,6 +237,10 @@ pub struct HttpCapability {
     /// to handle a timeout before its call's own deadline (None: only the
     /// policy's timeout).
     deadline: Option<tokio::time::Instant>,
+    /// Why the invocation's last failed request failed, shared by the
+    /// clones: JavaScript's `fetch()` reports every failure as the same
+    /// `NetworkError`, so the host says which it was.
+    last_failure: Arc<std::sync::Mutex<Option<HttpError>>>,
 }
 
 impl HttpCapability {
@@ -254,7 +258,16 @@ impl HttpCapability {
             interceptor,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
             deadline,
+            last_failure: Arc::default(),
         }
+    }
+
+    /// Why the last of this invocation's requests that failed did, if one did.
+    pub fn last_failure(&self) -> Option<HttpError> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The policy's timeout, or less when the deadline is nearer: a call
@@ -277,6 +290,10 @@ impl HttpCapability {
         let answer = self.send_within_policy(request).await;
         if let Err(error) = &answer {
             tracing::warn!(plugin = %self.plugin, %error, "plugin fetch failed");
+            *self
+                .last_failure
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.clone());
         }
         answer
     }

@@ -100,6 +100,14 @@ impl Capabilities {
         std::mem::take(&mut self.api.effects)
     }
 
+    /// What the host knows of a failed call that the plugin's own message
+    /// may not say: why its last failed request failed.
+    pub fn failure_note(&self) -> Option<String> {
+        self.http
+            .last_failure()
+            .map(|error| format!("its last failed request: {error}"))
+    }
+
     /// What `wasi:http` (JavaScript's `fetch`) sends through: the `http`
     /// capability's policy.
     pub fn http_hooks(&mut self) -> &mut dyn wasmtime_wasi_http::WasiHttpHooks {

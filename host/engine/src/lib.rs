@@ -553,14 +553,14 @@ impl Plugin {
         let Prepared::ProfileFetcher(pre) = &self.prepared else {
             return self.not_a(World::ProfileFetcher);
         };
-        let (invocation, _no_effects) = self
+        let (invocation, called) = self
             .invoke(ActionEffects::default(), options, async |store| {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 instance.call_fetch_profile(&mut *store, context).await
             })
             .await;
         let output = invocation.output.and_then(|returned| {
-            let profile_json = returned.map_err(|message| self.failed(message))?;
+            let profile_json = returned.map_err(|message| self.failed(message, called.note))?;
             // Before parsing: the actions after it would each get a copy.
             if profile_json.len() > MAX_PROFILE_BYTES {
                 return Err(PluginError::ProfileTooLarge {
@@ -593,7 +593,7 @@ impl Plugin {
         let Prepared::PostLoginAction(pre) = &self.prepared else {
             return self.not_a(World::PostLoginAction);
         };
-        let (invocation, effects) = self
+        let (invocation, Called { effects, note }) = self
             .invoke(effects, options, async |store| {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 instance
@@ -603,7 +603,7 @@ impl Plugin {
             .await;
         let returned = invocation
             .output
-            .and_then(|returned| returned.map_err(|message| self.failed(message)));
+            .and_then(|returned| returned.map_err(|message| self.failed(message, note)));
         let output = match returned {
             Ok(()) => Ok(effects),
             // A denial stands even if the action then fails: failing must
@@ -623,22 +623,22 @@ impl Plugin {
 
     fn not_a<T>(&self, world: World) -> Invocation<T> {
         Invocation {
-            output: Err(self.failed(format!("is a {}, not a {world}", self.world))),
+            output: Err(self.failed(format!("is a {}, not a {world}", self.world), None)),
             fuel_consumed: 0,
             duration: Duration::ZERO,
         }
     }
 
     /// One invocation in a fresh store, within the plugin's limits. Returns
-    /// the export's result with its cost, and the `api` effects the store
-    /// ended with whatever the result.
+    /// the export's result with its cost, and what the store ended with
+    /// whatever the result ([`Called`]).
     #[tracing::instrument(level = "debug", name = "plugin", skip_all, fields(plugin = &*self.name))]
     async fn invoke<R>(
         &self,
         effects: ActionEffects,
         options: &CallOptions,
         call: impl AsyncFnOnce(&mut Store<StoreState>) -> wasmtime::Result<R>,
-    ) -> (Invocation<R>, ActionEffects) {
+    ) -> (Invocation<R>, Called) {
         let started = Instant::now();
         let finish = |output, fuel_consumed| Invocation {
             output,
@@ -656,7 +656,13 @@ impl Plugin {
                 plugin: self.name.to_string(),
                 slots: self.slots.total,
             };
-            return (finish(Err(busy), 0), effects);
+            return (
+                finish(Err(busy), 0),
+                Called {
+                    effects,
+                    note: None,
+                },
+            );
         };
         let requests_deadline = deadline - http::timeout_margin(self.limits.timeout);
         let state = StoreState::new(self, effects, options, requests_deadline);
@@ -669,7 +675,11 @@ impl Plugin {
             .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)));
         if let Err(error) = budget {
             let effects = store.data_mut().capabilities.take_effects();
-            return (finish(Err(self.trapped(error)), 0), effects);
+            let called = Called {
+                effects,
+                note: None,
+            };
+            return (finish(Err(self.trapped(error)), 0), called);
         }
 
         let outcome = tokio::time::timeout_at(deadline, call(&mut store)).await;
@@ -693,11 +703,18 @@ impl Plugin {
             Ok(Err(error)) => Err(self.trapped(error)),
             Ok(Ok(output)) => Ok(output),
         };
-        let effects = store.data_mut().capabilities.take_effects();
-        (finish(output, fuel_consumed), effects)
+        let capabilities = &mut store.data_mut().capabilities;
+        let note = capabilities.failure_note();
+        let effects = capabilities.take_effects();
+        (finish(output, fuel_consumed), Called { effects, note })
     }
 
-    fn failed(&self, message: String) -> PluginError {
+    /// The plugin's own failure, with what the host knows of it (`note`).
+    fn failed(&self, message: String, note: Option<String>) -> PluginError {
+        let message = match note {
+            Some(note) => format!("{message} ({note})"),
+            None => message,
+        };
         PluginError::Failed {
             plugin: self.name.to_string(),
             message,
@@ -713,6 +730,13 @@ impl Plugin {
             reason: error.root_cause().to_string(),
         }
     }
+}
+
+/// What a call left besides its output: the `api` effects it ended with, and
+/// the host's note on its failure ([`Capabilities::failure_note`]).
+struct Called {
+    effects: ActionEffects,
+    note: Option<String>,
 }
 
 /// A call's resource table, holding at most [`MAX_RESOURCES`].

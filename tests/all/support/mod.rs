@@ -46,12 +46,13 @@ pub fn language_plugin_wasm(language: &str, name: &str) -> PathBuf {
 }
 
 /// Builds the one plugin project in `project` into `out`, with the
-/// toolchains `cargo xtask test` installed.
+/// toolchains `cargo xtask test` installed (the user's, as `claimsmith
+/// build` finds them).
 pub fn build_project(project: &Path, out: &Path) -> anyhow::Result<claimsmith::build::Built> {
     let found = claimsmith::build::discover(&[project.to_owned()])?;
     let options = claimsmith::build::BuildOptions {
         out_dir: out.to_owned(),
-        toolchains_dir: root().join("target/toolchains"),
+        toolchains_dir: claimsmith::build::default_toolchains_dir(),
         cargo_target_dir: None,
     };
     claimsmith::build::build(&found[0], &options)
