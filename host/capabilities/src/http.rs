@@ -237,9 +237,9 @@ pub struct HttpCapability {
     /// to handle a timeout before its call's own deadline (None: only the
     /// policy's timeout).
     deadline: Option<tokio::time::Instant>,
-    /// Why the invocation's last failed request failed, shared by the
-    /// clones: JavaScript's `fetch()` reports every failure as the same
-    /// `NetworkError`, so the host says which it was.
+    /// Why the invocation's last failed `wasi:http` request failed, shared
+    /// by the clones: JavaScript's `fetch()` reports every failure as the
+    /// same `NetworkError`, so the host says which it was.
     last_failure: Arc<std::sync::Mutex<Option<HttpError>>>,
 }
 
@@ -262,12 +262,20 @@ impl HttpCapability {
         }
     }
 
-    /// Why the last of this invocation's requests that failed did, if one did.
+    /// Why the last of this invocation's `wasi:http` requests that failed
+    /// did, if one did. (The contract's `fetch` hands the plugin its error.)
     pub fn last_failure(&self) -> Option<HttpError> {
         self.last_failure
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    fn record_failure(&self, error: &HttpError) {
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.clone());
     }
 
     /// The policy's timeout, or less when the deadline is nearer: a call
@@ -290,10 +298,6 @@ impl HttpCapability {
         let answer = self.send_within_policy(request).await;
         if let Err(error) = &answer {
             tracing::warn!(plugin = %self.plugin, %error, "plugin fetch failed");
-            *self
-                .last_failure
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.clone());
         }
         answer
     }
@@ -408,10 +412,16 @@ impl WasiHttpHooks for HttpCapability {
             // the contract's `fetch` has one for the exchange.
             let response = tokio::time::timeout(capability.request_timeout(), async {
                 let request = collect_wasi_request(request).await?;
-                capability.send(request).await.map_err(wasi_http_error)
+                let answer = capability.send(request).await;
+                answer
+                    .inspect_err(|error| capability.record_failure(error))
+                    .map_err(wasi_http_error)
             })
             .await
-            .map_err(|_elapsed| WasiHttpError::ConnectionReadTimeout)??;
+            .map_err(|_elapsed| {
+                capability.record_failure(&HttpError::Timeout);
+                WasiHttpError::ConnectionReadTimeout
+            })??;
             let mut answer = http::Response::builder().status(response.status);
             for (name, value) in &response.headers {
                 answer = answer.header(name, value);

@@ -101,7 +101,7 @@ impl Capabilities {
     }
 
     /// What the host knows of a failed call that the plugin's own message
-    /// may not say: why its last failed request failed.
+    /// may not say: why its last failed `wasi:http` request failed.
     pub fn failure_note(&self) -> Option<String> {
         self.http
             .last_failure()

@@ -25,7 +25,7 @@ use claimsmith_config::{
     ActionConfig, ClientConfig, Config, ConnectionConfig, KeySettings, OnError, SecretsReplaced,
     ServerSettings, StorageSettings, TokenSettings,
 };
-use claimsmith_core::SecretValue;
+use claimsmith_core::{Clock as _, SecretValue};
 use claimsmith_engine::{
     Engine, EngineSettings, Limits, PluginError, PluginSpec, World, json_kind,
 };
@@ -901,10 +901,19 @@ pub async fn try_login(
     engine: &Engine,
     http: OutboundHttp,
     plugin: Option<&str>,
-    input: Value,
+    mut input: Value,
 ) -> Result<Tried, String> {
-    let recorded: RecordedLogin =
+    let mut recorded: RecordedLogin =
         serde_json::from_value(input.clone()).map_err(|error| format!("input: {error}"))?;
+    // Pinned to the try's own second and written into the case it makes:
+    // a plugin that reads the clock sets the same claims when the case runs.
+    if recorded.now.is_none() {
+        let now = claimsmith_core::SystemClock.now();
+        recorded.now = Some(now);
+        if let Some(fields) = input.as_object_mut() {
+            fields.insert("now".into(), now.into());
+        }
+    }
     let case = Case {
         name: None,
         config: Some(config.file.clone()),
