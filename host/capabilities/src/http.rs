@@ -331,8 +331,9 @@ impl HttpCapability {
     }
 
     fn check(&self, request: &OutboundRequest) -> Result<(), HttpError> {
-        let origin = Origin::of_url(&request.url)
-            .ok_or_else(|| HttpError::InvalidRequest(format!("`{}` has no host", request.url)))?;
+        let origin = Origin::of_url(&request.url).ok_or_else(|| {
+            HttpError::InvalidRequest(format!("`{}` has no host", redacted_url(&request.url)))
+        })?;
         if !self.policy.allowed_origins.contains(&origin) {
             return Err(HttpError::NotAllowed(format!(
                 "origin {origin} is not granted to plugin `{}`",
@@ -487,7 +488,9 @@ fn parse_plugin_request(request: wit::Request) -> Result<OutboundRequest, HttpEr
     let method = reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| HttpError::InvalidRequest(format!("bad method `{}`", request.method)))?;
     let url = Url::parse(&request.url)
-        .map_err(|e| HttpError::InvalidRequest(format!("bad URL `{}`: {e}", request.url)))?;
+        // Not echoed: an unparsable URL cannot be cut to its safe part, and
+        // it may carry a token in its query or credentials before its host.
+        .map_err(|e| HttpError::InvalidRequest(format!("bad URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(HttpError::InvalidRequest(format!(
             "scheme `{}` is not http or https",
@@ -732,6 +735,29 @@ mod tests {
         ] {
             let ip: IpAddr = public.parse().unwrap();
             assert!(!is_blocked_address(ip), "{public} should be allowed");
+        }
+    }
+
+    #[test]
+    fn an_unparsable_url_is_refused_without_echoing_it() {
+        for url in [
+            "https://user:pw-secret@[::1/?token=query-secret",
+            "http://host:99999/?token=query-secret",
+        ] {
+            let refused = parse_plugin_request(wit::Request {
+                method: "GET".to_owned(),
+                url: url.to_owned(),
+                headers: Vec::new(),
+                body: None,
+            })
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+            assert!(
+                refused.starts_with("invalid request: bad URL:"),
+                "{refused}"
+            );
+            assert!(!refused.contains("secret"), "{refused}");
         }
     }
 
