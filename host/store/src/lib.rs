@@ -516,16 +516,33 @@ impl Store {
         upstream_state: &str,
         expires_at: u64,
     ) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
+        self.record_hash_once(
             "INSERT INTO spent_logins (state_hash, expires_at) VALUES ($1, $2) \
              ON CONFLICT (state_hash) DO NOTHING",
+            upstream_state,
+            expires_at,
+            "spend_pending_login",
         )
-        .bind(token_hash(upstream_state))
-        .bind(to_db_seconds(expires_at))
-        .execute(&self.pool)
         .await
-        .map_err(query_error("spend_pending_login"))?
-        .rows_affected();
+    }
+
+    /// Runs `insert` (an `INSERT ... ON CONFLICT DO NOTHING` of a hash and
+    /// an expiry) for the SHA-256 of `value`: true when this call recorded
+    /// it, false when it was recorded before, on any host.
+    async fn record_hash_once(
+        &self,
+        insert: &'static str,
+        value: &str,
+        expires_at: u64,
+        op: &'static str,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(insert)
+            .bind(token_hash(value))
+            .bind(to_db_seconds(expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(query_error(op))?
+            .rows_affected();
         Ok(inserted == 1)
     }
 
@@ -537,16 +554,17 @@ impl Store {
         session_id: &str,
         expires_at: u64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        // Signing out twice ends it once: whether this call was first does
+        // not matter.
+        self.record_hash_once(
             "INSERT INTO ended_console_sessions (session_hash, expires_at) VALUES ($1, $2) \
              ON CONFLICT (session_hash) DO NOTHING",
+            session_id,
+            expires_at,
+            "end_console_session",
         )
-        .bind(token_hash(session_id))
-        .bind(to_db_seconds(expires_at))
-        .execute(&self.pool)
         .await
-        .map_err(query_error("end_console_session"))?;
-        Ok(())
+        .map(drop)
     }
 
     /// Whether the console session `session_id` was ended by signing out.
