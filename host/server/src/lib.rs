@@ -25,6 +25,7 @@ pub mod forwarded;
 pub mod management;
 pub mod metrics;
 mod pending;
+mod refresh_grant;
 pub use claimsmith_oauth as protocol;
 use protocol::ErrorCode;
 pub mod reload;
@@ -103,6 +104,7 @@ pub struct Service {
     login_sealer: pending::LoginSealer,
     /// Seals the console's session and sign-in cookies.
     console_sealer: claimsmith_tokens::sealing::Sealer,
+    refresh_grants: refresh_grant::GrantSealer,
     failed_authentications: throttle::FailedAuthentications,
     /// Shared with a sign-in's [`UserDirectory`].
     metrics: Arc<crate::metrics::Metrics>,
@@ -167,6 +169,7 @@ impl Service {
         let service = Arc::new(Service {
             login_sealer: pending::LoginSealer::new(&key_encryption_key),
             console_sealer: key_encryption_key.sealer("console v1"),
+            refresh_grants: refresh_grant::GrantSealer::new(&key_encryption_key),
             chain: RwLock::new(Arc::new(pipeline)),
             config,
             engine,

@@ -20,12 +20,13 @@ use super::protocol::{
     ErrorCode, authorization_credentials, form_urldecode, is_valid_code_verifier, pkce_challenge,
     random_token,
 };
+use super::refresh_grant::RefreshGrant;
 use super::{OAuthError, Service, secrets_equal};
 use claimsmith_config::{ClientConfig, GrantType};
 use claimsmith_pipeline::{
     Login, LoginFailure, MintedLogin, RequestInfo, UpstreamLogin, standard_profile_claims,
 };
-use claimsmith_store::{Redemption, RefreshGrant};
+use claimsmith_store::Redemption;
 
 /// A code waiting for the app to exchange it, with the login's tokens.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -312,7 +313,7 @@ impl Service {
             scopes: issued.requested_scopes,
             audience: issued.audience,
             auth_time: issued.minted.auth_time,
-            family_expires_at: Some(now + self.config().server.refresh_token_lifetime_secs),
+            family_expires_at: now + self.config().server.refresh_token_lifetime_secs,
         };
         self.token_response(&issued.minted, grant, None, now).await
     }
@@ -406,7 +407,7 @@ impl Service {
         let form = &request.form;
         let client = self.authenticate_client(request)?;
         let token = required(form, "refresh_token")?;
-        let mut grant = self
+        let stored = self
             .timed(
                 "consume_refresh_token",
                 self.store.consume_refresh_token(
@@ -421,15 +422,20 @@ impl Service {
             .ok_or_else(|| {
                 OAuthError::invalid_grant("the refresh token is unknown, used or expired")
             })?;
+        let grant = self.refresh_grants.open(token, &stored).ok_or_else(|| {
+            tracing::warn!(
+                family = %stored.family,
+                "a refresh token's grant does not open: written in the database by someone \
+                 else, or stored before grants were sealed"
+            );
+            OAuthError::invalid_grant("the refresh token is unknown, used or expired")
+        })?;
         if grant.client_id != client.client_id {
             return Err(OAuthError::invalid_grant(
                 "the refresh token was issued to another client",
             ));
         }
         still_allowed(client, GrantType::RefreshToken, &grant.scopes)?;
-        grant.family_expires_at = grant
-            .family_expires_at
-            .or(Some(now + self.config().server.refresh_token_lifetime_secs));
         let stored = self
             .timed("load_user", self.store.load_user(&grant.user_id))
             .await
@@ -486,7 +492,7 @@ impl Service {
             "expires_in": minted.tokens.expires_in,
             "scope": minted.scopes.join(" "),
         });
-        let family_expires_at = grant.family_expires_at.unwrap_or(now);
+        let family_expires_at = grant.family_expires_at;
         let may_refresh = self
             .client(&grant.client_id)
             .is_some_and(|client| client.allows(GrantType::RefreshToken));
@@ -495,12 +501,16 @@ impl Service {
             && family_expires_at > now
         {
             let refresh_token = random_token();
+            let stored = self
+                .refresh_grants
+                .seal(&refresh_token, &grant)
+                .map_err(OAuthError::server_error)?;
             self.timed(
                 "insert_refresh_token",
                 self.store.insert_refresh_token(
                     &refresh_token,
                     rotated_from,
-                    &grant,
+                    &stored,
                     family_expires_at,
                 ),
             )

@@ -28,6 +28,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool};
 use sqlx::{ConnectOptions as _, Executor as _};
 
+mod schema;
+
 use claimsmith_config::{Database, Synchronous};
 
 use claimsmith_core::{StoredUser, UserRecord};
@@ -133,27 +135,16 @@ pub enum AuditOutcome {
     Failed { error: String },
 }
 
-/// What a refresh token stands for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RefreshGrant {
+/// A refresh token's grant as the store keeps it: the family and client it
+/// is revoked and presented by, and what it stands for, `sealed` by the
+/// service under its key and bound to the token. The store neither reads
+/// nor checks the seal: whoever can write the database cannot forge one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredGrant {
     /// Random id shared by a chain of rotated tokens.
     pub family: String,
-    pub user_id: String,
-    /// The upstream `sub`.
-    pub upstream_subject: String,
-    pub connection: String,
     pub client_id: String,
-    pub scopes: Vec<String>,
-    pub audience: Option<String>,
-    /// When the user authenticated at the upstream (unix seconds): refreshed
-    /// tokens keep it, they are not a new authentication.
-    #[serde(default)]
-    pub auth_time: u64,
-    /// When the family ends (Unix seconds), however often it rotated: the
-    /// absolute lifetime from sign-in. None in grants stored before it
-    /// existed; their next rotation sets it.
-    #[serde(default)]
-    pub family_expires_at: Option<u64>,
+    pub sealed: String,
 }
 
 /// One `logins` row: at, user_id, client_id, connection, outcome, detail,
@@ -318,7 +309,7 @@ impl Store {
             tracing::warn!(path = %shown, %mode, "database is not in WAL mode");
         }
 
-        sqlx::migrate!("./migrations/sqlite")
+        schema::migrator(Backend::Sqlite)
             .run(&pool)
             .await
             .map_err(|error| StoreError::Migrate {
@@ -349,7 +340,7 @@ impl Store {
                 database: shown.clone(),
                 error,
             })?;
-        sqlx::migrate!("./migrations/postgres")
+        schema::migrator(Backend::Postgres)
             .run(&pool)
             .await
             .map_err(|error| StoreError::Migrate {
@@ -849,19 +840,19 @@ impl Store {
         &self,
         token: &str,
         rotated_from: Option<&str>,
-        grant: &RefreshGrant,
+        grant: &StoredGrant,
         expires_at: u64,
     ) -> Result<(), StoreError> {
         const OP: &str = "insert_refresh_token";
         sqlx::query(
             "INSERT INTO refresh_tokens \
-                 (token_hash, family, grant_json, expires_at, used, revoked, client_id, \
+                 (token_hash, family, sealed_grant, expires_at, used, revoked, client_id, \
                   parent_hash) \
              VALUES ($1, $2, $3, $4, 0, 0, $5, $6)",
         )
         .bind(token_hash(token))
         .bind(&grant.family)
-        .bind(to_json(OP, "grant", grant)?)
+        .bind(&grant.sealed)
         .bind(to_db_seconds(expires_at))
         .bind(&grant.client_id)
         .bind(rotated_from.map(token_hash))
@@ -1089,16 +1080,16 @@ impl Store {
         client_id: &str,
         now: u64,
         grace_secs: u64,
-    ) -> Result<Option<RefreshGrant>, StoreError> {
+    ) -> Result<Option<StoredGrant>, StoreError> {
         const OP: &str = "consume_refresh_token";
         let hash = token_hash(token);
         // One statement: of two concurrent presentations exactly one sees
         // `used = 0`.
-        let grant: Option<String> = sqlx::query_scalar(
+        let grant: Option<(String, String)> = sqlx::query_as(
             "UPDATE refresh_tokens SET used = 1, used_at = $2 \
              WHERE token_hash = $1 AND used = 0 AND revoked = 0 AND expires_at > $2 \
                  AND client_id = $3 \
-             RETURNING grant_json",
+             RETURNING family, sealed_grant",
         )
         .bind(&hash)
         .bind(to_db_seconds(now))
@@ -1106,8 +1097,13 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(query_error(OP))?;
+        let stored = |(family, sealed)| StoredGrant {
+            family,
+            client_id: client_id.to_owned(),
+            sealed,
+        };
         if let Some(grant) = grant {
-            return from_json(OP, "grant", &grant).map(Some);
+            return Ok(Some(stored(grant)));
         }
 
         let mut transaction = self.pool.begin().await.map_err(query_error(OP))?;
@@ -1117,7 +1113,7 @@ impl Store {
         if let Some(grant) = retried {
             transaction.commit().await.map_err(query_error(OP))?;
             tracing::info!(token_hash = %hash, "refresh token retried within the grace window");
-            return from_json(OP, "grant", &grant).map(Some);
+            return Ok(Some(stored(grant)));
         }
 
         // Not consumable. When it was consumed before, this is a reuse.
@@ -1170,8 +1166,8 @@ impl Store {
         const OP: &str = "revoke_refresh_family";
         sqlx::query(
             "INSERT INTO refresh_tokens \
-                 (token_hash, family, grant_json, expires_at, used, revoked, client_id) \
-             VALUES ($1, $2, '{}', $3, 1, 1, '') ON CONFLICT (token_hash) DO NOTHING",
+                 (token_hash, family, sealed_grant, expires_at, used, revoked, client_id) \
+             VALUES ($1, $2, '', $3, 1, 1, '') ON CONFLICT (token_hash) DO NOTHING",
         )
         .bind(format!("revoked family {family}"))
         .bind(family)
@@ -1255,14 +1251,15 @@ async fn connect_sqlite(
         })
 }
 
-/// The grant of a used token retried within the grace window, its unused successors expired.
+/// The family and sealed grant of a used token retried within the grace
+/// window, its unused successors expired.
 async fn retry_within_grace(
     connection: &mut AnyConnection,
     hash: &str,
     client_id: &str,
     now: u64,
     grace_secs: u64,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<(String, String)>, sqlx::Error> {
     // A write (that changes nothing) rather than a SELECT: a transaction
     // that reads first and then writes fails at once in SQLite when
     // another writer got in between; one that writes first waits its turn.
@@ -1273,7 +1270,7 @@ async fn retry_within_grace(
              AND NOT EXISTS (SELECT 1 FROM refresh_tokens AS successor \
                  WHERE successor.parent_hash = refresh_tokens.token_hash \
                      AND successor.used = 1) \
-         RETURNING family, grant_json",
+         RETURNING family, sealed_grant",
     )
     .bind(hash)
     .bind(client_id)
@@ -1282,7 +1279,7 @@ async fn retry_within_grace(
     .fetch_optional(&mut *connection)
     .await?
     .filter(|_| grace_secs > 0);
-    let Some((family, grant)) = retried else {
+    let Some((family, sealed)) = retried else {
         return Ok(None);
     };
     // Expired rather than revoked: a revoked token marks the whole
@@ -1291,7 +1288,7 @@ async fn retry_within_grace(
         .bind(&family)
         .execute(&mut *connection)
         .await?;
-    Ok(Some(grant))
+    Ok(Some((family, sealed)))
 }
 
 /// Revokes the family of a token used before (a reuse), or of a successor a
@@ -1577,14 +1574,14 @@ mod tests {
     }
 
     /// Consumes `token` as client `web`.
-    async fn consume(store: &Store, token: &str, now: u64) -> Option<RefreshGrant> {
+    async fn consume(store: &Store, token: &str, now: u64) -> Option<StoredGrant> {
         store
             .consume_refresh_token(token, "web", now, 0)
             .await
             .expect("consume")
     }
 
-    async fn insert(store: &Store, token: &str, grant: &RefreshGrant, expires_at: u64) {
+    async fn insert(store: &Store, token: &str, grant: &StoredGrant, expires_at: u64) {
         rotate(store, None, token, grant, expires_at).await;
     }
 
@@ -1593,7 +1590,7 @@ mod tests {
         store: &Store,
         parent: Option<&str>,
         token: &str,
-        grant: &RefreshGrant,
+        grant: &StoredGrant,
         expires_at: u64,
     ) {
         store
@@ -1602,17 +1599,13 @@ mod tests {
             .expect("insert");
     }
 
-    fn grant(family: &str) -> RefreshGrant {
-        RefreshGrant {
+    /// A grant of client `web` in `family`; the store keeps its seal as
+    /// it is given.
+    fn grant(family: &str) -> StoredGrant {
+        StoredGrant {
             family: family.to_owned(),
-            user_id: "github|42".to_owned(),
-            upstream_subject: "42".to_owned(),
-            connection: "github".to_owned(),
             client_id: "web".to_owned(),
-            scopes: vec!["openid".to_owned(), "offline_access".to_owned()],
-            audience: Some("https://api.example.com".to_owned()),
-            auth_time: 1_700_000_000,
-            family_expires_at: Some(1_800_000_000),
+            sealed: format!("sealed grant of {family}"),
         }
     }
 
@@ -2000,6 +1993,43 @@ mod tests {
         assert_eq!(store.load_user("github|42").await.expect("load"), None);
     }
 
+    #[tokio::test]
+    async fn a_login_whose_code_cannot_be_stored_is_not_recorded_as_minted() {
+        let (_dir, store) = open_temp(Backend::Sqlite).await;
+        sqlx::query(
+            "CREATE TRIGGER codes_down BEFORE INSERT ON authorization_codes \
+             BEGIN SELECT RAISE(ABORT, 'codes down'); END",
+        )
+        .execute(&store.pool)
+        .await
+        .expect("trigger");
+        let user = UserRecord {
+            user_id: "github|42".to_owned(),
+            profile: Map::new(),
+            user_metadata: Map::new(),
+            app_metadata: Map::new(),
+            logins_count: 1,
+            last_login: "2025-01-01T10:00:00Z".to_owned(),
+        };
+        let saved = SavedUser {
+            user: &user,
+            counts_as_login: true,
+        };
+        let code = NewCode {
+            code: "the-code",
+            sealed: "sealed-grant",
+            expires_at: 4_000_000_000,
+        };
+        let error = store
+            .record_login(&minted_entry(&user), Some(saved), Some(code))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("codes down"), "{error}");
+        let recorded = store.recent_logins(10).await.expect("logins");
+        assert!(recorded.is_empty(), "{} audit rows", recorded.len());
+        assert_eq!(store.load_user("github|42").await.expect("load"), None);
+    }
+
     async fn users_round_trip_and_keep_created_at(backend: Backend) {
         let (_dir, store) = open_temp(backend).await;
         assert_eq!(store.load_user("github|42").await.expect("load"), None);
@@ -2230,19 +2260,19 @@ mod tests {
             .await
             .expect("insert");
         let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT token_hash, family, grant_json FROM refresh_tokens")
+            sqlx::query_as("SELECT token_hash, family, sealed_grant FROM refresh_tokens")
                 .fetch_all(&store.pool)
                 .await
                 .expect("select");
         assert_eq!(rows.len(), 1);
-        let (hash, family, grant_json) = &rows[0];
+        let (hash, family, sealed_grant) = &rows[0];
         // `printf %s very-secret-refresh-token-value | sha256sum`
         assert_eq!(
             hash,
             "b5e705dca3382cd2dfad754f2446b418727d56bd29c8e402c57ff248888e282d"
         );
         assert_eq!(family, "fam-hash");
-        for column in [hash, family, grant_json] {
+        for column in [hash, family, sealed_grant] {
             assert!(!column.contains(token), "raw token stored: {column}");
         }
     }
