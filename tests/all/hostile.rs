@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::service_harness::*;
-use crate::support::{Setup, login, plugin_wasm, serve};
+use crate::support::{Setup, login, measuring, plugin_wasm, serve};
 use axum::Router;
 use axum::routing::get;
 use claimsmith::capabilities::http::{
@@ -27,10 +27,6 @@ use claimsmith::store::{AuditEntry, AuditOutcome, Store};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-/// Held for writing by the test that measures latency, so that nothing else
-/// of this file runs beside its measurement; held for reading by the rest.
-static ALONE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// No hostile login may take longer than this: a limit that did not trip
 /// fails the test instead of hanging it.
@@ -249,7 +245,7 @@ async fn answer_raw(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_hostile_action_fails_its_own_login_with_a_typed_error_while_good_logins_succeed() {
-    let _shared = ALONE.read().await;
+    let _heavy = measuring::heavy().await;
     let hits = Hits::default();
     let elsewhere = serve(Router::new().route("/landing", counted(&hits.landing, "landed"))).await;
     let granted = serve(
@@ -362,6 +358,24 @@ async fn every_hostile_action_fails_its_own_login_with_a_typed_error_while_good_
             "sleep",
             mode("sleep"),
             vec!["plugin `hostile` exceeded its wall-clock timeout of 3000 ms"],
+        ),
+        // Host memory outside the memory cap: the resource table's cap and
+        // the field size limit (engine `MAX_RESOURCES`, `MAX_FIELDS_BYTES`).
+        (
+            "resource-flood",
+            mode("resource-flood"),
+            vec![
+                "plugin `hostile` trapped",
+                "resource table has no free keys",
+            ],
+        ),
+        (
+            "fields-flood",
+            mode("fields-flood"),
+            vec![
+                "plugin `hostile` trapped",
+                "total size of fields exceeds limit",
+            ],
         ),
     ];
     let mut registered: Vec<(&str, String)> = cases
@@ -519,7 +533,7 @@ async fn audit_of_client(store: &Store, client_id: &str) -> Vec<AuditEntry> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_on_error_continue_each_hostile_step_is_skipped_and_its_login_succeeds() {
-    let _shared = ALONE.read().await;
+    let _heavy = measuring::heavy().await;
     let limits = "{ fuel = 200_000_000, memory_mib = 32, timeout_ms = 1000 }";
     let cases: [(&str, String, &str); 9] = [
         ("loop", mode("loop"), "exceeded its fuel budget"),
@@ -671,7 +685,7 @@ fn connection(name: &str, upstream: &str, fetcher: &str, options: &str) -> Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_profile_fails_its_own_login_naming_the_fetcher() {
-    let _shared = ALONE.read().await;
+    let _heavy = measuring::heavy().await;
     // The harness's provider is made with the harness; the hostile
     // connections sign in at one of their own.
     let upstream = dev_provider().await;
@@ -765,7 +779,7 @@ async fn a_hostile_profile_fails_its_own_login_naming_the_fetcher() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 
 async fn a_100_mb_profile_is_refused_naming_the_fetcher_whatever_its_memory_cap() {
-    let _shared = ALONE.read().await;
+    let _heavy = measuring::heavy().await;
     let upstream = dev_provider().await;
     let fetcher = format!(
         "[plugins.hostile-fetcher]\npath = {:?}\nworld = \"profile-fetcher\"\n\
@@ -812,7 +826,7 @@ async fn process_store(h: &Harness) -> Store {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_flood_is_capped_and_marked_truncated_and_the_login_goes_on() {
-    let _shared = ALONE.read().await;
+    let _heavy = measuring::heavy().await;
     let h = one_mode_as_process("{ timeout_ms = 10000 }", "log-flood").await;
     // 2 MiB to stdout and 512 KiB to stderr a line at a time, and a 1 MiB
     // `log` message, beside a good login; then the plugin behaves.
@@ -893,7 +907,7 @@ async fn one_mode_as_process(limits: &str, mode_name: &str) -> Harness {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 
 async fn a_log_flood_in_large_writes_is_marked_truncated_too() {
-    let _shared = ALONE.read().await;
+    let _heavy = measuring::heavy().await;
     let h = one_mode_as_process("{ timeout_ms = 5000 }", "log-flood-aligned").await;
     let redirect = within("the log flood", sign_in(&h, "log-flood-aligned")).await;
     assert!(redirect.get("code").is_some(), "{redirect:?}");
@@ -915,7 +929,7 @@ async fn a_log_flood_in_large_writes_is_marked_truncated_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 
 async fn a_flood_of_log_calls_is_capped_and_marked_truncated() {
-    let _shared = ALONE.read().await;
+    let _heavy = measuring::heavy().await;
     let h = one_mode_as_process("{ timeout_ms = 5000 }", "log-calls").await;
     let redirect = within("the log calls", sign_in(&h, "log-calls")).await;
     println!("{redirect:?}");
@@ -963,7 +977,7 @@ async fn thousands_of_hostile_failures_leave_the_service_memory_flat() {
     // warm-up; the figures are printed per login.
     const WARM_UP: usize = 1000;
     const TOTAL: usize = 5000;
-    let _shared = ALONE.read().await;
+    let _heavy = measuring::heavy().await;
     let h = Arc::new(
         harness_as_process(&format!(
             "{}{}",
@@ -1023,7 +1037,7 @@ async fn thousands_of_hostile_failures_leave_the_service_memory_flat() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn looping_plugins_do_not_hold_up_discovery() {
     const LOOPERS: usize = 6;
-    let _alone = ALONE.write().await;
+    let _measuring = measuring::measuring().await;
     let h = Arc::new(
         harness_as_process(&format!(
             "{}{}",
@@ -1124,7 +1138,7 @@ impl OutboundHttpInterceptor for NoNetwork {
 /// a request it was asked to answer.
 #[tokio::test]
 async fn the_cloud_metadata_service_is_refused_before_anything_is_sent() {
-    let _shared = ALONE.read().await;
+    let _heavy = measuring::heavy().await;
     let targets = [
         "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
         "http://2852039166/latest/meta-data/",
@@ -1187,7 +1201,7 @@ async fn the_cloud_metadata_service_is_refused_before_anything_is_sent() {
 /// end it. Timed against the wasm loop, on this machine in this run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_looping_on_host_calls_ends_at_its_timeout_as_a_wasm_loop_does() {
-    let _alone = ALONE.write().await;
+    let _measuring = measuring::measuring().await;
     let pipeline = Setup::new()
         .plugin(
             "hostile",

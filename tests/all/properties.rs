@@ -10,6 +10,8 @@ use claimsmith::golden::Case;
 use claimsmith::replay::{RecordedLogin, parse_yaml};
 use proptest::prelude::*;
 
+use crate::support::measuring;
+
 const GOOD_CONFIG: &str = r#"issuer = "https://login.example.com"
 
 [plugins.geo]
@@ -103,6 +105,7 @@ proptest! {
     fn the_config_parser_never_panics_and_locates_what_it_refuses(
         text in prop_oneof![mutated(GOOD_CONFIG), text()]
     ) {
+        let _heavy = measuring::heavy_blocking();
         if let Err(error) = Config::parse(Path::new("/etc/claimsmith/claimsmith.toml"), &text) {
             let shown = error.to_string();
             prop_assert!(shown.starts_with("/etc/claimsmith/claimsmith.toml"), "{shown}");
@@ -115,6 +118,7 @@ proptest! {
     fn the_case_and_input_parsers_never_panic_and_name_the_file(
         text in prop_oneof![mutated(GOOD_CASE), text()]
     ) {
+        let _heavy = measuring::heavy_blocking();
         let path = Path::new("cases/some.yaml");
         if let Err(error) = parse_yaml::<Case>(path, &text) {
             prop_assert!(error.starts_with("cases/some.yaml: "), "{error}");
@@ -130,6 +134,7 @@ proptest! {
         "\\{\"[a-z]{0,5}\": ?(1|\"x\"|null|\\[\\]|\\{\\})\\}",
         Just("[1, 2]".to_owned()),
     ]) {
+        let _heavy = measuring::heavy_blocking();
         match claimsmith::engine::profile_from_json(&text) {
             Ok(profile) => {
                 let reparsed: serde_json::Value = serde_json::from_str(&text).unwrap();

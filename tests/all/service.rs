@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use crate::support::plugin_wasm;
 use crate::support::service_harness::*;
+use crate::support::{measuring, plugin_wasm};
 use claimsmith_devprovider::Faults;
 use reqwest::{StatusCode, Url};
 use serde_json::{Value, json};
@@ -547,6 +547,7 @@ async fn a_replayed_code_revokes_the_refresh_tokens_it_gave() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_sign_in_requests_holds_no_memory_and_a_real_login_still_succeeds() {
+    let _heavy = measuring::heavy().await;
     // Its own process, so that the memory measured is the service's alone.
     let h = harness_as_process("").await;
     let Host::Process(process) = &h.host else {
@@ -1041,6 +1042,7 @@ async fn wasi_grants_a_plugin_no_file_environment_socket_or_name_lookup() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_killed_during_a_burst_of_logins_loses_no_minted_login_and_serves_at_once() {
+    let _heavy = measuring::heavy().await;
     let mut h = harness_as_process("").await;
     // A burst of sign-ins, each its own browser; the host dies in the middle,
     // once a few have their tokens.

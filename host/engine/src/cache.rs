@@ -302,9 +302,19 @@ fn read_owned(path: &Path, forbidden: Forbidden) -> anyhow::Result<Option<Vec<u8
 
 /// Refuses what another user owns or what group or others have `forbidden`
 /// access to: whoever can write the cache can run code in the host.
-fn check_owned(metadata: &Metadata, (forbidden, access): Forbidden) -> anyhow::Result<()> {
+fn check_owned(metadata: &Metadata, forbidden: Forbidden) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    let host_uid = unsafe { libc::geteuid() };
+    check_owned_by(metadata, unsafe { libc::geteuid() }, forbidden)
+}
+
+/// [`check_owned`] for a host that runs as `host_uid`: apart, so that the
+/// refusal of another user's file is tested without root, who alone can give
+/// a file away.
+fn check_owned_by(
+    metadata: &Metadata,
+    host_uid: u32,
+    (forbidden, access): Forbidden,
+) -> anyhow::Result<()> {
     ensure!(
         metadata.uid() == host_uid,
         "owned by uid {}, not by the host's user (uid {host_uid})",
@@ -567,6 +577,25 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_cache_file_of_another_user_is_refused() {
+        let fixture = Fixture::new();
+        fixture.cached();
+        let metadata = std::fs::metadata(fixture.cache_dir.join(KEY_FILE)).unwrap();
+        let host_uid = metadata.uid() + 1;
+        let refused = check_owned_by(&metadata, host_uid, SECRET).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "owned by uid {}, not by the host's user (uid {host_uid})",
+                metadata.uid()
+            )
+        );
+    }
+
+    /// End to end where the test can give the directory away (as root, as
+    /// CI runs); `a_cache_file_of_another_user_is_refused` checks the same
+    /// refusal for every user.
     #[test]
     fn a_cache_directory_of_another_user_is_not_used() {
         let fixture = Fixture::new();

@@ -31,6 +31,14 @@
 //!   well.
 //! - `log-calls`: calls `log` 100,000 times, then behaves well.
 //! - `sleep`: sleeps through WASI clocks without end (the wall clock).
+//! - `resource-flood`: creates 4096 wasi:http `fields` and keeps them all
+//!   (host memory outside the memory cap: the resource table's cap), then
+//!   behaves.
+//! - `fields-flood`: appends 64 KiB of headers to one wasi:http `fields`
+//!   (the host's field size limit), then behaves.
+//!
+//! The two floods stop at four times the host's caps, so that with a cap
+//! removed the login succeeds and the test says which cap is gone.
 //!
 //! Every `api` refusal is returned as the step's error (its `Debug`, which
 //! names the kind of refusal); had the host accepted the change, the action
@@ -49,6 +57,7 @@ use claimsmith::plugin::http::{self, Request};
 use claimsmith::plugin::log::{self, Level};
 use claimsmith::plugin::secrets;
 use serde_json::Value;
+use wasip2::http::types::Fields;
 
 const MIB: usize = 1 << 20;
 
@@ -129,6 +138,21 @@ impl Guest for Hostile {
             "sleep" => loop {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             },
+            "resource-flood" => {
+                let kept: Vec<Fields> = (0..4096).map(|_| Fields::new()).collect();
+                black_box(kept);
+                behave()
+            }
+            "fields-flood" => {
+                let fields = Fields::new();
+                let value = vec![b'v'; 1024];
+                for i in 0..64 {
+                    fields
+                        .append(&format!("x-flood-{i}"), &value)
+                        .map_err(|e| format!("append refused: {e:?}"))?;
+                }
+                behave()
+            }
             other => Err(format!("unknown mode `{other}`")),
         }
     }
@@ -138,7 +162,7 @@ export!(Hostile);
 
 /// The modes that fail their step: each first sets a claim, app metadata
 /// and a scope, which a skipped step must not leave behind.
-const FAILING_MODES: [&str; 10] = [
+const FAILING_MODES: [&str; 12] = [
     "loop",
     "host-calls",
     "memory",
@@ -149,6 +173,8 @@ const FAILING_MODES: [&str; 10] = [
     "panic",
     "fetch",
     "sleep",
+    "resource-flood",
+    "fields-flood",
 ];
 
 /// What a well-behaved action does: one claim, and `Ok`.
