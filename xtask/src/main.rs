@@ -311,6 +311,10 @@ fn scaffolds() -> Result<(), String> {
                 TEST_COMPILE_CACHE,
                 &format!("{project}/goldens"),
             ])?;
+            // Passed: nothing in it is needed again (the next run makes it
+            // anew). A project that failed stays, to be looked at.
+            std::fs::remove_dir_all(&project)
+                .map_err(|e| format!("cannot clear {project}: {e}"))?;
         }
     }
     Ok(())
