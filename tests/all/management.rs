@@ -1,6 +1,6 @@
 //! The Management API through the real service: machine-to-machine tokens
 //! from the client credentials grant, the users a login created, metadata
-//! updates, the login trail, the plugins, each route's scope, and the
+//! updates, roles, the login trail, the plugins, each route's scope, and the
 //! OpenAPI document that lists exactly the routes there are.
 
 use crate::support::service_harness::{Harness, VERIFIER, assert_oauth_error, harness};
@@ -87,7 +87,8 @@ async fn a_machine_client_gets_a_management_token_and_nothing_else() {
     );
     assert_eq!(
         body["scope"],
-        "read:users update:users read:logs read:plugins"
+        "read:users update:users read:logs read:plugins \
+         read:roles create:roles update:roles delete:roles"
     );
     let claims = crate::support::service_harness::verify(
         &body["access_token"],
@@ -356,6 +357,198 @@ async fn the_login_trail_and_the_plugins_are_listed() {
     assert!(!plugins.to_string().contains("secret"), "{plugins}");
 }
 
+/// Auth0's role calls, in its shapes: a role is made, given a permission,
+/// assigned to the user a login created, seen from both sides, then taken
+/// away and deleted; each change in the admin trail.
+#[tokio::test]
+async fn roles_are_made_given_permissions_and_assigned_in_auth0s_shapes() {
+    let h = harness(&machine_clients()).await;
+    signed_in_once(&h).await;
+    let token = machine_token(&h, OPS, &[]).await;
+    let call = |method: Method, path: String, body: Option<Value>| {
+        let (h, token) = (&h, &token);
+        async move { api(h, method, &path, Some(token), body).await }
+    };
+    let user = USER.replace('|', "%7C");
+
+    let (status, role) = call(
+        Method::POST,
+        "/roles".into(),
+        Some(json!({"name": "admin", "description": "Administrators"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{role}");
+    let id = role["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("rol_") && id.len() == 20, "{role}");
+    assert_eq!(role["name"], "admin");
+    let (status, twin) = call(
+        Method::POST,
+        "/roles".into(),
+        Some(json!({"name": "admin"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{twin}");
+    assert_eq!(
+        (twin["statusCode"].as_u64(), twin["error"].as_str()),
+        (Some(409), Some("Conflict"))
+    );
+    for bad in [
+        json!({"name": ""}),
+        json!({"name": "x".repeat(51)}),
+        json!({"name": "a", "extra": 1}),
+    ] {
+        let (status, body) = call(Method::POST, "/roles".into(), Some(bad.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (status, page) = call(
+        Method::GET,
+        "/roles?include_totals=true&name_filter=ADM".into(),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(
+        (page["total"].as_u64(), page["roles"][0]["id"].as_str()),
+        (Some(1), Some(id.as_str()))
+    );
+
+    let permission = json!({"resource_server_identifier": "https://api.example.com", "permission_name": "read:docs"});
+    let permissions = json!({"permissions": [permission]});
+    let (status, body) = call(
+        Method::POST,
+        format!("/roles/{id}/permissions"),
+        Some(permissions.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = call(
+        Method::POST,
+        format!("/roles/{id}/permissions"),
+        Some(json!({"permissions": []})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, listed) = call(Method::GET, format!("/roles/{id}/permissions"), None).await;
+    assert_eq!(listed[0]["permission_name"], "read:docs", "{listed}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+
+    let roles = json!({"roles": [id]});
+    let (status, body) = call(
+        Method::POST,
+        format!("/users/{user}/roles"),
+        Some(roles.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _) = call(
+        Method::POST,
+        "/users/dev%7Cnobody/roles".into(),
+        Some(roles.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = call(
+        Method::POST,
+        format!("/users/{user}/roles"),
+        Some(json!({"roles": ["rol_missing"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (_, held) = call(Method::GET, format!("/users/{user}/roles"), None).await;
+    assert_eq!(
+        held,
+        json!([{"id": id, "name": "admin", "description": "Administrators"}])
+    );
+    let (_, members) = call(Method::GET, format!("/roles/{id}/users"), None).await;
+    assert_eq!(members, json!([{"user_id": USER}]));
+    let (_, theirs) = call(Method::GET, format!("/users/{user}/permissions"), None).await;
+    assert_eq!(
+        theirs,
+        json!([{
+            "resource_server_identifier": "https://api.example.com",
+            "permission_name": "read:docs",
+            "resource_server_name": "https://api.example.com",
+            "description": "",
+            "sources": [{"source_id": id, "source_name": "admin", "source_type": "ROLE"}],
+        }])
+    );
+
+    let (status, renamed) = call(
+        Method::PATCH,
+        format!("/roles/{id}"),
+        Some(json!({"name": "admins"})),
+    )
+    .await;
+    assert_eq!(
+        (status, renamed["name"].as_str()),
+        (StatusCode::OK, Some("admins")),
+        "{renamed}"
+    );
+    let (status, _) = call(Method::DELETE, format!("/users/{user}/roles"), Some(roles)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, held) = call(Method::GET, format!("/users/{user}/roles"), None).await;
+    assert_eq!(held, json!([]));
+    let (status, _) = call(Method::DELETE, format!("/roles/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, gone) = call(Method::GET, format!("/roles/{id}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{gone}");
+
+    let trail: Vec<String> = h
+        .store()
+        .admin_actions(20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|action| action.action)
+        .collect();
+    for action in [
+        "create_role",
+        "add_role_permissions",
+        "assign_roles",
+        "update_role",
+        "unassign_roles",
+        "delete_role",
+    ] {
+        assert!(
+            trail.iter().any(|done| done == action),
+            "{action} not in {trail:?}"
+        );
+    }
+}
+
+/// Reading roles takes `read:roles`, changing them their own scopes: a
+/// machine client allowed fewer is refused the rest.
+#[tokio::test]
+async fn each_role_route_wants_its_scope() {
+    let h = harness(&machine_clients()).await;
+    let read_only = machine_token(&h, OPS, &[("scope", "read:roles")]).await;
+    let (status, body) = api(&h, Method::GET, "/roles", Some(&read_only), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (method, path, scope) in [
+        (Method::POST, "/roles", "create:roles"),
+        (Method::PATCH, "/roles/rol_x", "update:roles"),
+        (Method::DELETE, "/roles/rol_x", "delete:roles"),
+        (Method::POST, "/roles/rol_x/permissions", "update:roles"),
+        (
+            Method::POST,
+            "/users/dev%7Cdev-user-1/roles",
+            "update:users",
+        ),
+        (Method::GET, "/users/dev%7Cdev-user-1/roles", "read:users"),
+        (Method::GET, "/roles/rol_x/users", "read:users"),
+    ] {
+        let (status, body) = api(&h, method.clone(), path, Some(&read_only), Some(json!({}))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(scope),
+            "{method} {path}: {body}"
+        );
+    }
+    let reader = machine_token(&h, READER, &[]).await;
+    let (status, _) = api(&h, Method::GET, "/roles", Some(&reader), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
 #[tokio::test]
 async fn each_route_wants_its_scope_and_a_management_token() {
     let h = harness(&machine_clients()).await;
@@ -430,14 +623,27 @@ async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
     }
     listed.sort();
     let expected = [
+        ("DELETE", "/roles/{id}"),
+        ("DELETE", "/roles/{id}/permissions"),
+        ("DELETE", "/users/{id}/roles"),
         ("GET", "/logs"),
         ("GET", "/logs/{id}"),
         ("GET", "/plugins"),
+        ("GET", "/roles"),
+        ("GET", "/roles/{id}"),
+        ("GET", "/roles/{id}/permissions"),
+        ("GET", "/roles/{id}/users"),
         ("GET", "/users"),
         ("GET", "/users-by-email"),
         ("GET", "/users/{id}"),
         ("GET", "/users/{id}/logs"),
+        ("GET", "/users/{id}/permissions"),
+        ("GET", "/users/{id}/roles"),
+        ("PATCH", "/roles/{id}"),
         ("PATCH", "/users/{id}"),
+        ("POST", "/roles"),
+        ("POST", "/roles/{id}/permissions"),
+        ("POST", "/users/{id}/roles"),
     ];
     let expected: Vec<(String, String)> = expected
         .iter()

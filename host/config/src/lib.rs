@@ -1203,14 +1203,17 @@ fn client_grants_and_scopes(
         .iter()
         .find(|scope| MANAGEMENT_SCOPES.contains(&scope.as_str()) != machine)
     {
-        return Err(format!(
-            "scope `{scope}` is {}",
-            if machine {
-                "not a Management API scope (read:users, update:users, read:logs, read:plugins)"
-            } else {
-                "a Management API scope: only a client_credentials client may have it"
-            }
-        ));
+        return Err(if machine {
+            format!(
+                "scope `{scope}` is not a Management API scope ({})",
+                MANAGEMENT_SCOPES.join(", ")
+            )
+        } else {
+            format!(
+                "scope `{scope}` is a Management API scope: only a client_credentials client may \
+                 have it"
+            )
+        });
     }
     Ok((grant_types, allowed_scopes))
 }

@@ -39,7 +39,16 @@ pub fn management_audience(issuer: &str) -> String {
 /// The Management API's scopes. Only a `client_credentials` client may hold
 /// them: the config refuses them to login clients and the `api` capability
 /// refuses them to actions, so that no user's token carries them.
-pub const MANAGEMENT_SCOPES: &[&str] = &["read:users", "update:users", "read:logs", "read:plugins"];
+pub const MANAGEMENT_SCOPES: &[&str] = &[
+    "read:users",
+    "update:users",
+    "read:logs",
+    "read:plugins",
+    "read:roles",
+    "create:roles",
+    "update:roles",
+    "delete:roles",
+];
 
 /// Whether `name` is one of [`RESERVED_CLAIMS`] (claim names are case-sensitive).
 pub fn is_reserved_claim(name: &str) -> bool {

@@ -28,7 +28,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool};
 use sqlx::{ConnectOptions as _, Executor as _};
 
+mod roles;
 mod schema;
+
+pub use roles::{HeldPermission, Permission, Role, RoleChange};
 
 use claimsmith_config::{Database, Synchronous};
 
@@ -611,16 +614,7 @@ impl Store {
         const OP: &str = "search_users";
         const MATCHES: &str = "(user_id = $1 OR email = $2 OR user_id LIKE $3 ESCAPE '\\' \
              OR email LIKE $4 ESCAPE '\\')";
-        let prefix = |text: &str| {
-            let escaped: String = text
-                .chars()
-                .flat_map(|c| match c {
-                    '%' | '_' | '\\' => vec!['\\', c],
-                    c => vec![c],
-                })
-                .collect();
-            format!("{escaped}%")
-        };
+        let prefix = |text: &str| format!("{}%", like_escaped(text));
         let email = query.to_lowercase();
         let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*) FROM users WHERE {MATCHES}"
@@ -1462,6 +1456,18 @@ fn without_password(url: &str) -> String {
 
 /// Unix seconds as the database stores them (BIGINT): far-future times
 /// saturate rather than wrap.
+/// `text` with LIKE's wildcards (and the escape character) escaped by `\`.
+fn like_escaped(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 fn to_db_seconds(seconds: u64) -> i64 {
     i64::try_from(seconds).unwrap_or(i64::MAX)
 }
@@ -1493,14 +1499,14 @@ mod tests {
     use serde_json::json;
 
     /// What a test's database lives in; dropped after the test.
-    enum Scratch {
+    pub(crate) enum Scratch {
         Sqlite(#[expect(dead_code, reason = "held for its Drop")] tempfile::TempDir),
         Postgres(
             #[expect(dead_code, reason = "held for its Drop")] claimsmith_testkit::ScratchPostgres,
         ),
     }
 
-    async fn open_temp(backend: Backend) -> (Scratch, Store) {
+    pub(crate) async fn open_temp(backend: Backend) -> (Scratch, Store) {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
@@ -1562,7 +1568,7 @@ mod tests {
     }
 
     /// Stores `user` as the login of an audit entry would.
-    async fn save_user(store: &Store, user: &UserRecord, counts_as_login: bool) {
+    pub(crate) async fn save_user(store: &Store, user: &UserRecord, counts_as_login: bool) {
         let saved = SavedUser {
             user,
             counts_as_login,
@@ -2624,6 +2630,7 @@ mod tests {
             }
         };
     }
+    pub(crate) use on_both_backends;
 
     on_both_backends!(
         users_are_searched_and_logins_filtered_and_paged,

@@ -35,6 +35,7 @@ const SQLITE: &[Listed] = listed!("sqlite":
     7 "0007_spent_logins.sql",
     8 "0008_ended_console_sessions.sql",
     9 "0009_sealed_refresh_grants.sql",
+    10 "0010_roles.sql",
 );
 
 const POSTGRES: &[Listed] = listed!("postgres":
@@ -47,6 +48,7 @@ const POSTGRES: &[Listed] = listed!("postgres":
     7 "0007_spent_logins.sql",
     8 "0008_ended_console_sessions.sql",
     9 "0009_sealed_refresh_grants.sql",
+    10 "0010_roles.sql",
 );
 
 fn listed(backend: Backend) -> &'static [Listed] {

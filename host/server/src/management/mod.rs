@@ -1,5 +1,6 @@
 //! The Management API under `<issuer>/api/v2/`, in the shape of Auth0's:
-//! users (read, search, metadata updates), the login trail, the plugins.
+//! users (read, search, metadata updates), roles and their permissions
+//! ([`roles`]), the login trail, the plugins.
 //!
 //! Every route takes a Bearer access token of a machine-to-machine client
 //! (the client credentials grant, audience [`audience`]) and checks the
@@ -22,6 +23,8 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+mod roles;
+
 use super::Service;
 use claimsmith_config::{ClientConfig, GrantType};
 use claimsmith_store::{AdminAction, LoginFilter, LoginListing, Page, StoredUserRow, UserListing};
@@ -33,7 +36,7 @@ const MAX_PER_PAGE: u64 = 100;
 #[openapi(
     info(
         title = "Claimsmith Management API",
-        description = "Users, the login trail and the plugins of a Claimsmith deployment, in the \
+        description = "Users, roles, the login trail and the plugins of a Claimsmith deployment, in the \
                        shape of Auth0's Management API v2. Tokens come from the token endpoint \
                        with the client credentials grant, for the audience `<issuer>/api/v2/`."
     ),
@@ -70,6 +73,24 @@ pub fn routes() -> (axum::Router<Arc<Service>>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_logs))
         .routes(routes!(get_log))
         .routes(routes!(list_plugins))
+        .routes(routes!(roles::list_roles, roles::create_role))
+        .routes(routes!(
+            roles::get_role,
+            roles::update_role,
+            roles::delete_role
+        ))
+        .routes(routes!(
+            roles::role_permissions,
+            roles::add_role_permissions,
+            roles::remove_role_permissions
+        ))
+        .routes(routes!(roles::role_users))
+        .routes(routes!(
+            roles::user_roles,
+            roles::assign_roles,
+            roles::unassign_roles
+        ))
+        .routes(routes!(roles::user_permissions))
         .split_for_parts()
 }
 
