@@ -457,6 +457,43 @@ fn permissions_of(body: &[u8]) -> Result<Vec<Permission>, ApiError> {
         .collect())
 }
 
+/// Whether a request gives a role permissions or takes them away.
+#[derive(Clone, Copy)]
+enum PermissionChange {
+    Add,
+    Remove,
+}
+
+/// Gives role `id` the permissions `body` lists, or takes them away, for a
+/// caller with `update:roles`; in the admin trail.
+async fn change_permissions(
+    service: &Service,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+    change: PermissionChange,
+) -> Result<(), ApiError> {
+    let actor = caller(service, headers, "update:roles")?;
+    let permissions = permissions_of(body)?;
+    let store = &service.store;
+    let (outcome, action) = match change {
+        PermissionChange::Add => (
+            store.add_role_permissions(id, &permissions).await,
+            "add_role_permissions",
+        ),
+        PermissionChange::Remove => (
+            store.remove_role_permissions(id, &permissions).await,
+            "remove_role_permissions",
+        ),
+    };
+    changed(outcome.map_err(ApiError::server)?)?;
+    let detail = serde_json::from_slice(body).unwrap_or_default();
+    service
+        .record_admin_action(&actor, action, id, detail)
+        .await;
+    Ok(())
+}
+
 #[utoipa::path(
     post,
     path = "/roles/{id}/permissions",
@@ -478,19 +515,7 @@ pub(super) async fn add_role_permissions(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let actor = caller(&service, &headers, "update:roles")?;
-    let permissions = permissions_of(&body)?;
-    changed(
-        service
-            .store
-            .add_role_permissions(&id, &permissions)
-            .await
-            .map_err(ApiError::server)?,
-    )?;
-    let detail = serde_json::from_slice(&body).unwrap_or_default();
-    service
-        .record_admin_action(&actor, "add_role_permissions", &id, detail)
-        .await;
+    change_permissions(&service, &headers, &id, &body, PermissionChange::Add).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -515,19 +540,7 @@ pub(super) async fn remove_role_permissions(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let actor = caller(&service, &headers, "update:roles")?;
-    let permissions = permissions_of(&body)?;
-    changed(
-        service
-            .store
-            .remove_role_permissions(&id, &permissions)
-            .await
-            .map_err(ApiError::server)?,
-    )?;
-    let detail = serde_json::from_slice(&body).unwrap_or_default();
-    service
-        .record_admin_action(&actor, "remove_role_permissions", &id, detail)
-        .await;
+    change_permissions(&service, &headers, &id, &body, PermissionChange::Remove).await?;
     Ok(StatusCode::OK)
 }
 
