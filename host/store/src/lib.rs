@@ -1969,24 +1969,35 @@ mod tests {
         assert!(error.to_string().contains("is-a-dir"), "{error}");
     }
 
-    #[tokio::test]
-    async fn a_login_whose_audit_row_cannot_be_written_stores_no_user() {
-        let (_dir, store) = open_temp(Backend::Sqlite).await;
-        sqlx::query(
-            "CREATE TRIGGER audit_down BEFORE INSERT ON logins \
-             BEGIN SELECT RAISE(ABORT, 'audit down'); END",
-        )
-        .execute(&store.pool)
-        .await
-        .expect("trigger");
-        let user = UserRecord {
-            user_id: "github|42".to_owned(),
+    /// Makes every insert into `table` fail with `message` (a trigger).
+    async fn fail_inserts_into(store: &Store, table: &str, message: &str) {
+        let trigger = format!(
+            "CREATE TRIGGER {table}_down BEFORE INSERT ON {table} \
+             BEGIN SELECT RAISE(ABORT, '{message}'); END"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(trigger))
+            .execute(&store.pool)
+            .await
+            .expect("trigger");
+    }
+
+    /// A user of one login, with nothing stored about them yet.
+    pub(crate) fn new_user(user_id: &str) -> UserRecord {
+        UserRecord {
+            user_id: user_id.to_owned(),
             profile: Map::new(),
             user_metadata: Map::new(),
             app_metadata: Map::new(),
             logins_count: 1,
             last_login: "2025-01-01T10:00:00Z".to_owned(),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_login_whose_audit_row_cannot_be_written_stores_no_user() {
+        let (_dir, store) = open_temp(Backend::Sqlite).await;
+        fail_inserts_into(&store, "logins", "audit down").await;
+        let user = new_user("github|42");
         let saved = SavedUser {
             user: &user,
             counts_as_login: true,
@@ -2002,21 +2013,8 @@ mod tests {
     #[tokio::test]
     async fn a_login_whose_code_cannot_be_stored_is_not_recorded_as_minted() {
         let (_dir, store) = open_temp(Backend::Sqlite).await;
-        sqlx::query(
-            "CREATE TRIGGER codes_down BEFORE INSERT ON authorization_codes \
-             BEGIN SELECT RAISE(ABORT, 'codes down'); END",
-        )
-        .execute(&store.pool)
-        .await
-        .expect("trigger");
-        let user = UserRecord {
-            user_id: "github|42".to_owned(),
-            profile: Map::new(),
-            user_metadata: Map::new(),
-            app_metadata: Map::new(),
-            logins_count: 1,
-            last_login: "2025-01-01T10:00:00Z".to_owned(),
-        };
+        fail_inserts_into(&store, "authorization_codes", "codes down").await;
+        let user = new_user("github|42");
         let saved = SavedUser {
             user: &user,
             counts_as_login: true,

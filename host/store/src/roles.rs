@@ -429,12 +429,9 @@ fn permission_of((resource_server_identifier, permission_name): (String, String)
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Map;
-
     use super::*;
     use crate::Backend;
-    use crate::tests::{on_both_backends, open_temp, save_user};
-    use claimsmith_core::UserRecord;
+    use crate::tests::{new_user, on_both_backends, open_temp, save_user};
 
     fn role(id: &str, name: &str) -> Role {
         Role {
@@ -452,15 +449,7 @@ mod tests {
     }
 
     async fn a_user(store: &Store, user_id: &str) {
-        let user = UserRecord {
-            user_id: user_id.to_owned(),
-            profile: Map::new(),
-            user_metadata: Map::new(),
-            app_metadata: Map::new(),
-            logins_count: 1,
-            last_login: "2025-01-01T10:00:00Z".to_owned(),
-        };
-        save_user(store, &user, true).await;
+        save_user(store, &new_user(user_id), true).await;
     }
 
     async fn roles_have_unique_names_and_are_listed_by_name(backend: Backend) {
