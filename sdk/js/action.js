@@ -154,6 +154,7 @@ function auth0Event(event) {
     },
     transaction,
     authentication: parseObject(event.authentication),
+    authorization: { roles: [...event.authorization.roles] },
     resource_server: event.audience === undefined ? undefined : { identifier: event.audience },
     access_token_claims: parseObject(event.accessTokenClaims),
     id_token_claims: parseObject(event.idTokenClaims),

@@ -61,6 +61,8 @@ export interface PostLoginEvent {
   };
   /** One method per upstream `amr` value, at the upstream's `auth_time`. */
   authentication: { methods: { name: string; timestamp: string }[] };
+  /** The names of the user's roles, sorted (assigned through the Management API or the connection's `roles_from`). */
+  authorization: { roles: string[] };
   /** The access token's audience, when there is one. */
   resource_server?: { identifier: string };
   /** Custom claims the actions before this one set. */

@@ -7,8 +7,8 @@ use crate::support::{Setup, login, outcome, plugin_wasm, report, test_compile_ca
 use claimsmith::capabilities::api::ActionEffects;
 use claimsmith::capabilities::http::{HttpPolicy, OutboundHttp};
 use claimsmith::engine::{
-    CallOptions, Engine, EngineSettings, Event, EventClient, EventConnection, EventRequest,
-    EventUser, Limit, Limits, Plugin, PluginError, PluginSpec, World,
+    CallOptions, Engine, EngineSettings, Event, EventAuthorization, EventClient, EventConnection,
+    EventRequest, EventUser, Limit, Limits, Plugin, PluginError, PluginSpec, World,
 };
 use claimsmith::pipeline::{LoginFailure, StepStatus};
 
@@ -307,5 +307,6 @@ fn event() -> Event {
         id_token_claims: "{}".into(),
         transaction: "{}".into(),
         authentication: r#"{"methods":[]}"#.into(),
+        authorization: EventAuthorization { roles: Vec::new() },
     }
 }

@@ -24,6 +24,7 @@ mod load_driver;
 mod management;
 mod plugin_logs;
 mod properties;
+mod roles;
 mod seed;
 mod service;
 mod several_hosts;

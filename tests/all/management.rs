@@ -7,11 +7,11 @@ use crate::support::service_harness::{Harness, VERIFIER, assert_oauth_error, har
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-const OPS: (&str, &str) = ("ops", "ops-secret-0123456789");
+pub(crate) const OPS: (&str, &str) = ("ops", "ops-secret-0123456789");
 const READER: (&str, &str) = ("reader", "reader-secret-0123456789");
-const USER: &str = "dev|dev-user-1";
+pub(crate) const USER: &str = "dev|dev-user-1";
 
-fn machine_clients() -> String {
+pub(crate) fn machine_clients() -> String {
     format!(
         r#"
 [[clients]]
@@ -30,7 +30,11 @@ allowed_scopes = ["read:logs"]
     )
 }
 
-async fn machine_token(h: &Harness, client: (&str, &str), extra: &[(&str, &str)]) -> String {
+pub(crate) async fn machine_token(
+    h: &Harness,
+    client: (&str, &str),
+    extra: &[(&str, &str)],
+) -> String {
     let mut form = vec![("grant_type", "client_credentials")];
     form.extend_from_slice(extra);
     let (status, body) = h.token(&form, Some(client)).await;
@@ -38,7 +42,7 @@ async fn machine_token(h: &Harness, client: (&str, &str), extra: &[(&str, &str)]
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn api(
+pub(crate) async fn api(
     h: &Harness,
     method: Method,
     path: &str,

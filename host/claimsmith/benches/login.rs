@@ -26,8 +26,8 @@ use claimsmith::capabilities::http::{HttpPolicy, OutboundHttp};
 use claimsmith::capabilities::secrets::SecretValue;
 use claimsmith::config::Config;
 use claimsmith::engine::{
-    CallOptions, Engine, EngineSettings, EventClient, EventConnection, EventRequest, EventUser,
-    FetchContext, Limits, Plugin, PluginSpec, World,
+    CallOptions, Engine, EngineSettings, EventAuthorization, EventClient, EventConnection,
+    EventRequest, EventUser, FetchContext, Limits, Plugin, PluginSpec, World,
 };
 use claimsmith::golden::Case;
 use claimsmith::pipeline::{Pipeline, RunOptions, standard_profile_claims};
@@ -358,6 +358,7 @@ fn event() -> claimsmith::engine::Event {
         id_token_claims: "{}".into(),
         transaction: "{}".into(),
         authentication: r#"{"methods":[]}"#.into(),
+        authorization: EventAuthorization { roles: Vec::new() },
     }
 }
 

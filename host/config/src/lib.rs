@@ -29,6 +29,7 @@
 //! issuer = "https://example.okta.com/oauth2/default"   # an OpenID Connect upstream
 //! client_id = "0oa..."
 //! client_secret = { env = "OKTA_CLIENT_SECRET" }
+//! roles_from = "groups"                  # the profile's groups name the user's roles
 //!
 //! [[connections]]                         # a plain OAuth 2.0 upstream: endpoints, no issuer;
 //! name = "github"                         # its profile fetcher names the user
@@ -140,6 +141,9 @@ pub struct ConnectionConfig {
     pub options: Map<String, Value>,
     /// The upstream's OIDC client registration; `serve` needs it, `run` not.
     pub upstream: Option<UpstreamRegistration>,
+    /// The profile claim (`groups`, say) whose strings name the user's
+    /// roles at each sign-in.
+    pub roles_from: Option<String>,
 }
 
 /// How Claimsmith signs users in at an upstream provider, as its client.
@@ -542,6 +546,7 @@ struct RawConnection {
     /// OpenID Connect's `openid profile email` when absent; none for a
     /// plain OAuth 2.0 upstream, whose scopes are its own.
     scopes: Option<Vec<String>>,
+    roles_from: Option<String>,
 }
 
 fn default_upstream_scopes() -> Vec<String> {
@@ -946,11 +951,21 @@ fn connections_section(
                 ),
             ));
         }
+        if connection.roles_from.as_deref() == Some("") {
+            return Err((
+                Some(span),
+                format!(
+                    "connection `{}`: roles_from names a profile claim (`groups`, say); it is empty",
+                    connection.name
+                ),
+            ));
+        }
         connections.push(ConnectionConfig {
             name: connection.name,
             profile_fetcher: connection.profile_fetcher,
             options: connection.options,
             upstream,
+            roles_from: connection.roles_from,
         });
     }
     Ok(connections)
@@ -1952,6 +1967,25 @@ on_error = "continue"
         assert!(error.message.contains("client_secret is empty"), "{error}");
         let error = parse(&MINIMAL.replace("name = \"okta\"", "name = \"ok|ta\"")).unwrap_err();
         assert!(error.message.contains("must not contain `|`"), "{error}");
+        assert_eq!(error.line, 11, "{error}");
+    }
+
+    #[test]
+    fn roles_from_names_a_claim_or_is_refused_with_its_line() {
+        let with = |roles_from: &str| {
+            parse(&MINIMAL.replace(
+                "name = \"okta\"",
+                &format!("name = \"okta\"\nroles_from = \"{roles_from}\""),
+            ))
+        };
+        let config = with("groups").unwrap();
+        assert_eq!(config.connections[0].roles_from.as_deref(), Some("groups"));
+        assert_eq!(parse(MINIMAL).unwrap().connections[0].roles_from, None);
+        let error = with("").unwrap_err();
+        assert!(
+            error.message.contains("roles_from names a profile claim"),
+            "{error}"
+        );
         assert_eq!(error.line, 11, "{error}");
     }
 

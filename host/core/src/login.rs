@@ -112,6 +112,10 @@ pub struct StoredUser {
     /// When the user was first stored (RFC 3339); none before a first login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// The names of the roles the user holds, sorted (Auth0's
+    /// `event.authorization.roles`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// The user after a successful login, to be stored.

@@ -43,8 +43,8 @@ pub use claimsmith_config::{EngineSettings, Limits, PluginSpec};
 pub use claimsmith_core::World;
 
 pub use claimsmith_wit::action::claimsmith::plugin::event_types::{
-    Client as EventClient, Connection as EventConnection, Event, Request as EventRequest,
-    User as EventUser,
+    Authorization as EventAuthorization, Client as EventClient, Connection as EventConnection,
+    Event, Request as EventRequest, User as EventUser,
 };
 pub use claimsmith_wit::fetcher::claimsmith::plugin::profile_types::FetchContext;
 

@@ -603,6 +603,7 @@ fn standalone_config(
             profile_fetcher,
             options: case.options.clone(),
             upstream: None,
+            roles_from: None,
         }],
         clients: vec![ClientConfig {
             client_id: login.client_id.clone(),
@@ -1152,6 +1153,7 @@ fn failure_kind(failure: &LoginFailure) -> &'static str {
         LoginFailure::UnknownClient(_) => "unknown-client",
         LoginFailure::MissingSubject => "missing-subject",
         LoginFailure::Userinfo(_) => "userinfo",
+        LoginFailure::UpstreamRoles { .. } => "upstream-roles",
         LoginFailure::InvalidClaims { .. } => "invalid-claims",
         LoginFailure::Mint(_) => "mint",
         LoginFailure::Storage => "storage",

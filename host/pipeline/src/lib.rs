@@ -10,6 +10,7 @@
 //! never sees how a plugin runs (the engine does): it depends on nothing
 //! above the key ring.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,8 +25,8 @@ use claimsmith_capabilities::http::{
 use claimsmith_config::{ClientConfig, Config, ConnectionConfig, OnError, UpstreamProtocol};
 use claimsmith_core::{Clock, SystemClock, is_reserved_claim, rfc3339, user_id};
 use claimsmith_engine::{
-    CallOptions, Engine, Event, EventClient, EventConnection, EventRequest, EventUser,
-    FetchContext, Invocation, Limit, LoadError, Plugin, PluginError, World,
+    CallOptions, Engine, Event, EventAuthorization, EventClient, EventConnection, EventRequest,
+    EventUser, FetchContext, Invocation, Limit, LoadError, Plugin, PluginError, World,
 };
 use claimsmith_keys::KeyRing;
 use claimsmith_tokens::{MintRequest, MintedTokens, SigningKey, TokenError, mint};
@@ -60,10 +61,27 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 /// the profile fetch, not before: a plain OAuth 2.0 upstream names the user
 /// only in the profile its fetcher shapes.
 pub trait StoredUsers: Send + Sync {
-    /// The user as stored (the default for someone never stored); an error
-    /// fails the login.
-    fn load<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<StoredUser, String>>;
+    /// The user as stored (the default for someone never stored), with
+    /// their roles as this sign-in leaves them; an error fails the login.
+    fn load<'a>(&'a self, lookup: UserLookup<'a>) -> BoxFuture<'a, Result<StoredUser, String>>;
 }
+
+/// Which user a sign-in reads, and what of their roles.
+#[derive(Debug, Clone, Copy)]
+pub struct UserLookup<'a> {
+    pub user_id: &'a str,
+    /// The role names the connection's `roles_from` found in the profile:
+    /// with them, the roles are those the Management API gave and the
+    /// existing roles of these names. None when the connection maps none.
+    pub upstream_roles: Option<&'a [String]>,
+}
+
+/// The most role names a sign-in's profile may give through `roles_from`:
+/// each is a bound parameter of the store's query.
+pub const MAX_UPSTREAM_ROLES: usize = 500;
+/// The longest role name (as the Management API allows): a longer upstream
+/// string cannot name a role.
+pub const MAX_ROLE_NAME_CHARS: usize = 50;
 
 /// Where a login shows the user it is signing in, between the profile fetch
 /// and the actions: Auth0 stores the user before its Actions run, and
@@ -111,6 +129,10 @@ pub struct MintedLogin {
     /// The custom claims the actions set on each token.
     pub access_token_claims: Map<String, Value>,
     pub id_token_claims: Map<String, Value>,
+    /// What the connection's `roles_from` found, for the store to keep; not
+    /// part of what the authorization code stands for.
+    #[serde(skip)]
+    pub upstream_roles: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for MintedLogin {
@@ -147,6 +169,8 @@ pub enum LoginFailure {
     Plugin(#[from] PluginError),
     #[error("userinfo request failed: {0}")]
     Userinfo(String),
+    #[error("the profile's `{claim}` (the connection's roles_from) {problem}")]
+    UpstreamRoles { claim: String, problem: String },
     #[error("custom claims of the {token} refused: {error}")]
     InvalidClaims {
         token: &'static str,
@@ -327,17 +351,21 @@ impl Pipeline {
         let subject = upstream_subject(login, &profile)?;
         let user_id = user_id(&connection.name, &subject);
         progress.user_id = Some(user_id.clone());
-        let loaded;
+        let upstream_roles = upstream_roles(connection, &profile)?;
         let stored = match &options.users {
             Some(users) => {
-                loaded = users.load(&user_id).await.map_err(|error| {
+                let lookup = UserLookup {
+                    user_id: &user_id,
+                    upstream_roles: upstream_roles.as_deref(),
+                };
+                Cow::Owned(users.load(lookup).await.map_err(|error| {
                     tracing::error!(%error, user = %user_id, "cannot read the user");
                     LoginFailure::UserUnavailable
-                })?;
-                &loaded
+                })?)
             }
-            None => &login.user,
+            None => with_upstream_roles(&login.user, upstream_roles.as_deref()),
         };
+        let stored = stored.as_ref();
         let steps = &mut progress.steps;
         let audience = login.audience.clone().or_else(|| client.audience.clone());
         let effects = ActionEffects {
@@ -410,6 +438,7 @@ impl Pipeline {
             scopes: effects.scopes,
             access_token_claims: effects.access_token_claims,
             id_token_claims: effects.id_token_claims,
+            upstream_roles,
         })
     }
 
@@ -744,7 +773,69 @@ fn action_event(
         id_token_claims: String::new(),
         transaction: transaction_json(login).to_string(),
         authentication: authentication_json(login, now).to_string(),
+        authorization: EventAuthorization {
+            roles: stored.roles.clone(),
+        },
     }
+}
+
+/// The role names the connection's `roles_from` claim holds in `profile`
+/// (a list of strings, or one string; none when absent), sorted and
+/// without repeats. Strings longer than a role name may be are left out:
+/// an upstream's groups are often more than its roles.
+fn upstream_roles(
+    connection: &ConnectionConfig,
+    profile: &Map<String, Value>,
+) -> Result<Option<Vec<String>>, LoginFailure> {
+    let Some(claim) = &connection.roles_from else {
+        return Ok(None);
+    };
+    let refused = |problem: String| LoginFailure::UpstreamRoles {
+        claim: claim.clone(),
+        problem,
+    };
+    let strings: Vec<&str> = match profile.get(claim) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(name)) => vec![name.as_str()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .ok_or_else(|| refused(format!("holds {item}, not a string")))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(refused(format!("is {other}, not a list of strings"))),
+    };
+    let mut names: Vec<String> = strings
+        .into_iter()
+        .filter(|name| !name.is_empty() && name.chars().count() <= MAX_ROLE_NAME_CHARS)
+        .map(str::to_owned)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.len() > MAX_UPSTREAM_ROLES {
+        return Err(refused(format!(
+            "names {} roles, more than the {MAX_UPSTREAM_ROLES} a sign-in may",
+            names.len()
+        )));
+    }
+    Ok(Some(names))
+}
+
+/// `user` with the roles `upstream_roles` names, for a run without a store
+/// (golden cases, `claimsmith run`): every name counts as a role.
+fn with_upstream_roles<'a>(
+    user: &'a StoredUser,
+    upstream_roles: Option<&[String]>,
+) -> Cow<'a, StoredUser> {
+    let Some(names) = upstream_roles else {
+        return Cow::Borrowed(user);
+    };
+    let mut user = user.clone();
+    user.roles.extend(names.iter().cloned());
+    user.roles.sort_unstable();
+    user.roles.dedup();
+    Cow::Owned(user)
 }
 
 /// Auth0's `event.connection.strategy` (and the identity's `provider`).
@@ -837,6 +928,75 @@ fn chain_version(plugins: &BTreeMap<String, Arc<Plugin>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a connection whose `roles_from` is `roles_from` finds in `profile`.
+    fn roles_mapped(
+        roles_from: Option<&str>,
+        profile: Value,
+    ) -> Result<Option<Vec<String>>, LoginFailure> {
+        let connection = ConnectionConfig {
+            name: "okta".to_owned(),
+            profile_fetcher: None,
+            options: Map::new(),
+            upstream: None,
+            roles_from: roles_from.map(str::to_owned),
+        };
+        let Value::Object(profile) = profile else {
+            panic!("a profile is an object")
+        };
+        upstream_roles(&connection, &profile)
+    }
+
+    fn roles_of(profile: Value) -> Result<Option<Vec<String>>, LoginFailure> {
+        roles_mapped(Some("groups"), profile)
+    }
+
+    #[test]
+    fn roles_from_reads_a_list_or_a_string_sorted_once_each() {
+        let names = |v: Value| roles_of(v).unwrap().unwrap();
+        let groups = serde_json::json!({"groups": ["staff", "Everyone", "staff", ""]});
+        assert_eq!(names(groups), ["Everyone", "staff"]);
+        assert_eq!(names(serde_json::json!({"groups": "staff"})), ["staff"]);
+        assert!(names(serde_json::json!({"groups": null})).is_empty());
+        assert!(names(serde_json::json!({})).is_empty());
+        // A string no role name can be is not one.
+        let long = "x".repeat(MAX_ROLE_NAME_CHARS + 1);
+        assert_eq!(names(serde_json::json!({"groups": [long, "ok"]})), ["ok"]);
+    }
+
+    #[test]
+    fn roles_from_refuses_what_is_not_strings_and_too_many_names() {
+        for profile in [
+            serde_json::json!({"groups": [1]}),
+            serde_json::json!({"groups": {"a": 1}}),
+        ] {
+            let failure = roles_of(profile.clone()).unwrap_err();
+            assert!(
+                matches!(failure, LoginFailure::UpstreamRoles { .. }),
+                "{profile}"
+            );
+        }
+        let many: Vec<String> = (0..=MAX_UPSTREAM_ROLES).map(|n| format!("g{n}")).collect();
+        let failure = roles_of(serde_json::json!({ "groups": many })).unwrap_err();
+        assert!(
+            failure.to_string().contains("more than the 500"),
+            "{failure}"
+        );
+        let most: Vec<String> = (0..MAX_UPSTREAM_ROLES).map(|n| format!("g{n}")).collect();
+        assert_eq!(
+            roles_of(serde_json::json!({ "groups": most }))
+                .unwrap()
+                .unwrap()
+                .len(),
+            500
+        );
+    }
+
+    #[test]
+    fn a_connection_without_roles_from_maps_no_roles() {
+        let profile = serde_json::json!({"groups": ["staff"]});
+        assert_eq!(roles_mapped(None, profile).unwrap(), None);
+    }
 
     fn login_with_id_token(claims: Value) -> Login {
         serde_json::from_value(serde_json::json!({

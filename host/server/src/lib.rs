@@ -53,10 +53,11 @@ use claimsmith_engine::Engine;
 use claimsmith_keys::{KeyRing, KeyRingError, KeyVault};
 use claimsmith_pipeline::{
     BoxFuture, Login, LoginFailure, MintedLogin, Pipeline, RunOptions, SigningIn, StartError,
-    StoredUsers,
+    StoredUsers, UserLookup,
 };
 use claimsmith_store::{
-    AuditEntry, AuditOutcome, NewCode, Retention, SavedUser, Store, StoredUserRow,
+    AuditEntry, AuditOutcome, AuthorizationQuery, NewCode, Retention, SavedUser, Store,
+    StoredUserRow,
 };
 use upstream::{UpstreamClient, UpstreamError};
 
@@ -286,6 +287,7 @@ impl Service {
         let saved = outcome.as_ref().ok().map(|minted| SavedUser {
             user: &minted.user,
             counts_as_login: !login.refresh,
+            upstream_roles: minted.upstream_roles.as_deref(),
         });
         let new_code = code
             .zip(sealed_code.as_deref())
@@ -391,6 +393,7 @@ impl SigningIn for SignInView {
                     logins_count: user.logins_count,
                     last_login: Some(user.last_login.clone()),
                     created_at: Some(created_at.clone()),
+                    ..StoredUser::default()
                 },
                 profile: user.profile.clone(),
                 created_at,
@@ -411,16 +414,43 @@ struct UserDirectory {
 }
 
 impl StoredUsers for UserDirectory {
-    fn load<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<StoredUser, String>> {
+    fn load<'a>(&'a self, lookup: UserLookup<'a>) -> BoxFuture<'a, Result<StoredUser, String>> {
         Box::pin(async move {
-            let row = self
-                .metrics
-                .timed("load_user", self.store.load_user(user_id))
+            let row = read_user(&self.store, &self.metrics, lookup)
                 .await
                 .map_err(|error| error.to_string())?;
-            Ok(row.map(|row| row.user).unwrap_or_default())
+            Ok(row.map(|row| row.user).unwrap_or_else(|| StoredUser {
+                // A first sign-in may already hold the upstream's roles.
+                roles: lookup
+                    .upstream_roles
+                    .map(<[String]>::to_vec)
+                    .unwrap_or_default(),
+                ..StoredUser::default()
+            }))
         })
     }
+}
+
+/// The stored user a login starts from, with the roles it counts
+/// ([`Store::authorization`]); None for someone never stored.
+async fn read_user(
+    store: &Store,
+    metrics: &crate::metrics::Metrics,
+    lookup: UserLookup<'_>,
+) -> Result<Option<StoredUserRow>, claimsmith_store::StoreError> {
+    let query = AuthorizationQuery {
+        user_id: lookup.user_id,
+        upstream_roles: lookup.upstream_roles,
+        permissions_for: None,
+    };
+    let read = async {
+        let Some(mut row) = store.load_user(lookup.user_id).await? else {
+            return Ok(None);
+        };
+        row.user.roles = store.authorization(query).await?.roles;
+        Ok(Some(row))
+    };
+    metrics.timed("load_user", read).await
 }
 
 impl SignInView {

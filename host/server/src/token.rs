@@ -24,7 +24,8 @@ use super::refresh_grant::RefreshGrant;
 use super::{OAuthError, Service, secrets_equal};
 use claimsmith_config::{ClientConfig, GrantType};
 use claimsmith_pipeline::{
-    Login, LoginFailure, MintedLogin, RequestInfo, UpstreamLogin, standard_profile_claims,
+    Login, LoginFailure, MintedLogin, RequestInfo, UpstreamLogin, UserLookup,
+    standard_profile_claims,
 };
 use claimsmith_store::Redemption;
 
@@ -436,8 +437,11 @@ impl Service {
             ));
         }
         still_allowed(client, GrantType::RefreshToken, &grant.scopes)?;
-        let stored = self
-            .timed("load_user", self.store.load_user(&grant.user_id))
+        let lookup = UserLookup {
+            user_id: &grant.user_id,
+            upstream_roles: None,
+        };
+        let stored = super::read_user(&self.store, &self.metrics, lookup)
             .await
             .map_err(OAuthError::server_error)?
             .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;

@@ -31,7 +31,7 @@ use sqlx::{ConnectOptions as _, Executor as _};
 mod roles;
 mod schema;
 
-pub use roles::{HeldPermission, Permission, Role, RoleChange};
+pub use roles::{Authorization, AuthorizationQuery, HeldPermission, Permission, Role, RoleChange};
 
 use claimsmith_config::{Database, Synchronous};
 
@@ -412,6 +412,7 @@ impl Store {
                 logins_count,
                 last_login,
                 created_at: Some(created_at.clone()),
+                roles: Vec::new(),
             },
             profile: from_json(OP, "profile", &profile)?,
             created_at,
@@ -494,6 +495,11 @@ impl Store {
         let mut transaction = self.pool.begin().await.map_err(query_error(OP))?;
         if let Some(minted) = minted {
             upsert_user(&mut transaction, minted).await?;
+            if let Some(names) = minted.upstream_roles {
+                roles::sync_upstream_roles(&mut transaction, &minted.user.user_id, names)
+                    .await
+                    .map_err(query_error(OP))?;
+            }
         }
         if let Some(code) = code {
             insert_code(&mut transaction, code).await?;
@@ -1312,6 +1318,10 @@ pub struct SavedUser<'a> {
     pub user: &'a UserRecord,
     /// A sign-in, not a refresh: `logins_count` goes up by one.
     pub counts_as_login: bool,
+    /// The role names the connection's `roles_from` found at this sign-in:
+    /// the roles the upstream gives the user become the existing roles of
+    /// these names. None leaves them as they are.
+    pub upstream_roles: Option<&'a [String]>,
 }
 
 /// An issued authorization code, stored by the SHA-256 of its value with
@@ -1345,6 +1355,7 @@ async fn upsert_user(
     SavedUser {
         user,
         counts_as_login,
+        ..
     }: SavedUser<'_>,
 ) -> Result<(), StoreError> {
     const OP: &str = "save_user";
@@ -1569,9 +1580,21 @@ mod tests {
 
     /// Stores `user` as the login of an audit entry would.
     pub(crate) async fn save_user(store: &Store, user: &UserRecord, counts_as_login: bool) {
+        sign_in(store, user, counts_as_login, None).await;
+    }
+
+    /// Stores `user` as a login whose connection's `roles_from` found
+    /// `upstream_roles`.
+    pub(crate) async fn sign_in(
+        store: &Store,
+        user: &UserRecord,
+        counts_as_login: bool,
+        upstream_roles: Option<&[String]>,
+    ) {
         let saved = SavedUser {
             user,
             counts_as_login,
+            upstream_roles,
         };
         store
             .record_login(&minted_entry(user), Some(saved), None)
@@ -2001,6 +2024,7 @@ mod tests {
         let saved = SavedUser {
             user: &user,
             counts_as_login: true,
+            upstream_roles: None,
         };
         let error = store
             .record_login(&minted_entry(&user), Some(saved), None)
@@ -2018,6 +2042,7 @@ mod tests {
         let saved = SavedUser {
             user: &user,
             counts_as_login: true,
+            upstream_roles: None,
         };
         let code = NewCode {
             code: "the-code",
@@ -2057,6 +2082,7 @@ mod tests {
                     logins_count: 1,
                     last_login: Some("2025-01-01T10:00:00Z".to_owned()),
                     created_at: Some("2025-01-01T10:00:00Z".to_owned()),
+                    roles: Vec::new(),
                 },
                 profile: first.profile.clone(),
                 created_at: "2025-01-01T10:00:00Z".to_owned(),

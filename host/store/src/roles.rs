@@ -306,8 +306,11 @@ impl Store {
             {
                 return Ok(RoleChange::NoRole(role_id.clone()));
             }
+            // A role the upstream gave becomes the API's: a later sign-in
+            // without it in `roles_from` no longer takes it back.
             sqlx::query(
-                "INSERT INTO user_roles (user_id, role_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                "INSERT INTO user_roles (user_id, role_id, source) VALUES ($1, $2, 'api') \
+                 ON CONFLICT (user_id, role_id) DO UPDATE SET source = 'api'",
             )
             .bind(user_id)
             .bind(role_id)
@@ -403,6 +406,139 @@ impl Store {
     }
 }
 
+/// What a login reads of a user's roles: see [`Store::authorization`].
+#[derive(Debug, Clone, Copy)]
+pub struct AuthorizationQuery<'a> {
+    pub user_id: &'a str,
+    /// The role names the connection's `roles_from` found in this sign-in's
+    /// profile; None when the connection maps none (or on a refresh).
+    pub upstream_roles: Option<&'a [String]>,
+    /// The API whose permissions the login's access token carries.
+    pub permissions_for: Option<&'a str>,
+}
+
+/// The roles and permissions a login puts in its event and tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Authorization {
+    /// Role names, sorted.
+    pub roles: Vec<String>,
+    /// The permission names the roles give for the queried API, sorted.
+    pub permissions: Vec<String>,
+}
+
+impl Store {
+    /// The roles user `query.user_id` holds for this login, and the
+    /// permissions they give for `query.permissions_for`. With
+    /// `upstream_roles`, the roles as the sign-in will leave them: those the
+    /// API gave, and the existing roles of those names (which
+    /// [`Store::record_login`] then stores as the upstream's).
+    pub async fn authorization(
+        &self,
+        query: AuthorizationQuery<'_>,
+    ) -> Result<Authorization, StoreError> {
+        const OP: &str = "authorization";
+        let mut connection = self.pool.acquire().await.map_err(query_error(OP))?;
+        let roles = role_names(&mut connection, query.user_id, query.upstream_roles)
+            .await
+            .map_err(query_error(OP))?;
+        let permissions = match query.permissions_for {
+            Some(api) if !roles.is_empty() => permission_names(&mut connection, query, api)
+                .await
+                .map_err(query_error(OP))?,
+            _ => Vec::new(),
+        };
+        Ok(Authorization { roles, permissions })
+    }
+}
+
+/// The names of the roles `$1` holds, as [`Store::authorization`] counts
+/// them, as SQL; `upstream_roles` are bound from `$first_name` on.
+fn held_roles_sql(upstream_roles: Option<&[String]>, first_name: usize) -> String {
+    let held = "SELECT roles.name FROM user_roles JOIN roles ON roles.id = user_roles.role_id \
+                WHERE user_roles.user_id = $1";
+    match upstream_roles {
+        None => held.to_owned(),
+        Some([]) => format!("{held} AND user_roles.source = 'api'"),
+        Some(names) => format!(
+            "{held} AND user_roles.source = 'api' UNION SELECT name FROM roles WHERE name IN ({})",
+            placeholders(first_name, names.len())
+        ),
+    }
+}
+
+/// `$first, $first+1, ...`: one placeholder per name bound into an
+/// `IN (...)`. sqlx's Any driver binds no arrays; the pipeline bounds the
+/// upstream's names.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn role_names(
+    connection: &mut AnyConnection,
+    user_id: &str,
+    upstream_roles: Option<&[String]>,
+) -> Result<Vec<String>, sqlx::Error> {
+    let sql = format!("{} ORDER BY 1", held_roles_sql(upstream_roles, 2));
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(user_id);
+    for name in upstream_roles.unwrap_or_default() {
+        query = query.bind(name);
+    }
+    query.fetch_all(connection).await
+}
+
+async fn permission_names(
+    connection: &mut AnyConnection,
+    query: AuthorizationQuery<'_>,
+    api: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let sql = format!(
+        "SELECT DISTINCT role_permissions.permission_name FROM role_permissions \
+         JOIN roles ON roles.id = role_permissions.role_id \
+         WHERE role_permissions.resource_server_identifier = $2 AND roles.name IN ({}) \
+         ORDER BY 1",
+        held_roles_sql(query.upstream_roles, 3)
+    );
+    let mut bound = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(query.user_id)
+        .bind(api);
+    for name in query.upstream_roles.unwrap_or_default() {
+        bound = bound.bind(name);
+    }
+    bound.fetch_all(connection).await
+}
+
+/// Makes the roles the upstream gave user `user_id` the existing roles
+/// named `names`, leaving those the API gave alone; part of recording a
+/// sign-in.
+pub(crate) async fn sync_upstream_roles(
+    connection: &mut AnyConnection,
+    user_id: &str,
+    names: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM user_roles WHERE user_id = $1 AND source = 'upstream'")
+        .bind(user_id)
+        .execute(&mut *connection)
+        .await?;
+    if names.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO user_roles (user_id, role_id, source) \
+         SELECT $1, id, 'upstream' FROM roles WHERE name IN ({}) \
+         ON CONFLICT (user_id, role_id) DO NOTHING",
+        placeholders(2, names.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id);
+    for name in names {
+        query = query.bind(name);
+    }
+    query.execute(connection).await?;
+    Ok(())
+}
+
 async fn find_role(connection: &mut AnyConnection, id: &str) -> Result<Option<Role>, sqlx::Error> {
     let row: Option<(String, String, String)> =
         sqlx::query_as("SELECT id, name, description FROM roles WHERE id = $1")
@@ -431,7 +567,7 @@ fn permission_of((resource_server_identifier, permission_name): (String, String)
 mod tests {
     use super::*;
     use crate::Backend;
-    use crate::tests::{new_user, on_both_backends, open_temp, save_user};
+    use crate::tests::{new_user, on_both_backends, open_temp, save_user, sign_in};
 
     fn role(id: &str, name: &str) -> Role {
         Role {
@@ -602,8 +738,87 @@ mod tests {
         assert_eq!(store.role_users("rol_w", 0, 10).await.unwrap(), None);
     }
 
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    /// What a sign-in of `user_id` with `upstream` reads, for API `api`.
+    async fn read(
+        store: &Store,
+        user_id: &str,
+        upstream: Option<&[String]>,
+        api: &str,
+    ) -> Authorization {
+        let query = AuthorizationQuery {
+            user_id,
+            upstream_roles: upstream,
+            permissions_for: Some(api),
+        };
+        store.authorization(query).await.unwrap()
+    }
+
+    async fn the_upstream_gives_and_takes_back_only_its_own_roles(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
+        for (id, name) in [("rol_a", "admin"), ("rol_e", "editor"), ("rol_v", "viewer")] {
+            store.create_role(&role(id, name)).await.unwrap();
+        }
+        for (id, name) in [
+            ("rol_a", "delete:docs"),
+            ("rol_e", "write:docs"),
+            ("rol_v", "read:docs"),
+        ] {
+            let given = [
+                permission("https://api", name),
+                permission("https://other", "x"),
+            ];
+            store.add_role_permissions(id, &given).await.unwrap();
+        }
+        a_user(&store, "okta|1").await;
+        store
+            .assign_roles("okta|1", &names(&["rol_v"]))
+            .await
+            .unwrap();
+
+        // Before the sign-in stores anything, the read shows what it will
+        // leave: the API's role and the existing ones the upstream names.
+        let groups = names(&["Everyone", "editor"]);
+        let before = read(&store, "okta|1", Some(&groups), "https://api").await;
+        assert_eq!(before.roles, ["editor", "viewer"]);
+        assert_eq!(before.permissions, ["read:docs", "write:docs"]);
+        let user = new_user("okta|1");
+        sign_in(&store, &user, true, Some(&groups)).await;
+        let stored = read(&store, "okta|1", None, "https://api").await;
+        assert_eq!(stored, before);
+
+        // A later sign-in without the group takes the upstream's role back,
+        // never the API's; one the API gives too stays the API's.
+        let groups = names(&["admin", "viewer"]);
+        sign_in(&store, &user, true, Some(&groups)).await;
+        let now = read(&store, "okta|1", None, "https://api").await;
+        assert_eq!(now.roles, ["admin", "viewer"]);
+        store
+            .assign_roles("okta|1", &names(&["rol_a"]))
+            .await
+            .unwrap();
+        sign_in(&store, &user, true, Some(&[])).await;
+        let after = read(&store, "okta|1", None, "https://other").await;
+        assert_eq!(after.roles, ["admin", "viewer"]);
+        assert_eq!(after.permissions, ["x"]);
+        // Without `roles_from` (None) a sign-in leaves every role as it is.
+        sign_in(&store, &user, true, Some(&names(&["editor"]))).await;
+        sign_in(&store, &user, true, None).await;
+        let kept = read(&store, "okta|1", None, "https://api").await;
+        assert_eq!(kept.roles, ["admin", "editor", "viewer"]);
+        let nobody = read(&store, "okta|2", Some(&names(&["admin"])), "https://none").await;
+        assert_eq!(
+            (nobody.roles, nobody.permissions),
+            (names(&["admin"]), vec![])
+        );
+    }
+
     on_both_backends!(
         roles_have_unique_names_and_are_listed_by_name,
         permissions_and_assignments_go_with_their_role,
+        the_upstream_gives_and_takes_back_only_its_own_roles,
     );
 }

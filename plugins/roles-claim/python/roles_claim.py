@@ -1,7 +1,8 @@
-"""Maps the profile's upstream `groups` to the namespaced claim
-`https://claimsmith.dev/roles` on both tokens; denies a user with no group
-when the client's metadata says `require_group = true` (same action in
-../rust and ../js)."""
+"""Maps the profile's upstream `groups`, then the roles the user holds in
+Claimsmith (`event.authorization.roles`) that are not among them, to the
+namespaced claim `https://claimsmith.dev/roles` on both tokens; denies a user
+with neither when the client's metadata says `require_group = true` (same
+action in ../rust and ../js)."""
 
 from claimsmith import Event
 from claimsmith.action import Api
@@ -17,6 +18,7 @@ def on_execute_post_login(event: Event, api: Api) -> None:
         raise TypeError("`groups` must be a list of strings")
     if not all(isinstance(group, str) for group in groups):
         raise TypeError("`groups` must hold only strings")
+    groups = groups + [role for role in event.authorization.roles if role not in groups]
     if not groups and event.client.metadata.get("require_group") is True:
         api.access.deny("a group membership is required to sign in to this app")
         return

@@ -120,6 +120,14 @@ class Authentication:
 
 
 @dataclass
+class Authorization:
+    """What the user holds (Auth0's ``event.authorization``)."""
+
+    roles: List[str]
+    """The names of the user's roles, sorted."""
+
+
+@dataclass
 class ResourceServer:
     identifier: str
 
@@ -135,6 +143,7 @@ class Event:
     request: Request
     transaction: Transaction
     authentication: Authentication
+    authorization: Authorization
     resource_server: Optional[ResourceServer]
     access_token_claims: Dict[str, Json]
     """Custom claims the actions before this one set on the access token."""

@@ -16,6 +16,7 @@ from componentize_py_types import Err
 from . import (
     Authentication,
     AuthenticationMethod,
+    Authorization,
     Client,
     Connection,
     Event,
@@ -162,6 +163,7 @@ def _event(event: Any) -> Event:
                 for m in parse_object(event.authentication).get("methods", [])
             ]
         ),
+        authorization=Authorization(roles=list(event.authorization.roles)),
         resource_server=None if event.audience is None else ResourceServer(identifier=event.audience),
         access_token_claims=parse_object(event.access_token_claims),
         id_token_claims=parse_object(event.id_token_claims),

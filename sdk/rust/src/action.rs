@@ -36,6 +36,7 @@ pub struct Event {
     pub request: Request,
     pub transaction: Transaction,
     pub authentication: Authentication,
+    pub authorization: Authorization,
     /// The access token's audience, when there is one.
     pub resource_server: Option<ResourceServer>,
     /// Custom claims the actions before this one set on the access token.
@@ -121,6 +122,13 @@ pub struct AuthenticationMethod {
     pub timestamp: String,
 }
 
+/// What the user holds (Auth0's `event.authorization`).
+#[derive(Debug, Clone, Default)]
+pub struct Authorization {
+    /// The names of the user's roles, sorted.
+    pub roles: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ResourceServer {
     pub identifier: String,
@@ -159,6 +167,9 @@ impl From<bindings::Event> for Event {
             // The host writes both: an unreadable one is the default.
             transaction: serde_json::from_str(&event.transaction).unwrap_or_default(),
             authentication: serde_json::from_str(&event.authentication).unwrap_or_default(),
+            authorization: Authorization {
+                roles: event.authorization.roles,
+            },
             resource_server: event
                 .audience
                 .map(|identifier| ResourceServer { identifier }),

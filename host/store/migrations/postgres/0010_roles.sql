@@ -16,9 +16,13 @@ CREATE TABLE role_permissions (
     PRIMARY KEY (role_id, resource_server_identifier, permission_name)
 );
 
+-- `source` says who gave the role: 'api' (the Management API or the
+-- console) or 'upstream' (the connection's `roles_from`, at a sign-in, which
+-- takes back the upstream's roles the user no longer has, never the others).
 CREATE TABLE user_roles (
     user_id  TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
     role_id  TEXT NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+    source   TEXT NOT NULL DEFAULT 'api' CHECK (source IN ('api', 'upstream')),
     PRIMARY KEY (user_id, role_id)
 );
 
