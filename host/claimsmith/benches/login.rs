@@ -90,6 +90,7 @@ fn mint_request<'a>(
         profile_claims,
         access_token_claims: access_claims,
         id_token_claims: id_claims,
+        permissions: None,
     }
 }
 

@@ -60,8 +60,10 @@ use toml::Spanned;
 use claimsmith_core::{SecretValue, World};
 use claimsmith_tokens::SigningAlgorithm;
 
+pub mod apis;
 pub mod plugin;
 
+pub use apis::ApiConfig;
 pub use plugin::{EngineSettings, HttpPolicy, Limits, Origin, PluginSpec};
 
 /// Whose secrets a caller replaces, so the config's are not read.
@@ -103,6 +105,8 @@ pub struct Config {
     pub connections: Vec<ConnectionConfig>,
     pub clients: Vec<ClientConfig>,
     pub actions: Vec<ActionConfig>,
+    /// `[[apis]]`: the APIs access tokens are minted for.
+    pub apis: Vec<ApiConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -528,6 +532,8 @@ struct RawConfig {
     clients: Vec<Spanned<RawClient>>,
     #[serde(default)]
     actions: Vec<RawAction>,
+    #[serde(default)]
+    apis: Vec<Spanned<apis::RawApi>>,
 }
 
 #[derive(Deserialize)]
@@ -718,6 +724,8 @@ impl Config {
         check_references(&plugins, &raw.connections, &raw.clients, &raw.actions).map_err(at)?;
         let connections = connections_section(base, raw.connections).map_err(at)?;
         let clients = clients_section(base, &issuer, raw.clients).map_err(at)?;
+        let apis = apis::apis_section(&claimsmith_core::management_audience(&issuer), raw.apis)
+            .map_err(at)?;
         let warnings = ungranted_userinfo_warnings(&plugins, &connections)
             .into_iter()
             .chain(plain_http_warnings(&issuer, &clients));
@@ -753,7 +761,19 @@ impl Config {
                     on_error: action.on_error,
                 })
                 .collect(),
+            apis,
         })
+    }
+
+    /// The `[[apis]]` entry of `identifier`.
+    pub fn api(&self, identifier: &str) -> Option<&ApiConfig> {
+        self.apis.iter().find(|api| api.identifier == identifier)
+    }
+
+    /// `audience`, when it is an API that puts users' permissions in its
+    /// tokens.
+    pub fn permissions_for<'a>(&self, audience: Option<&'a str>) -> Option<&'a str> {
+        audience.filter(|audience| self.api(audience).is_some_and(|api| api.add_permissions))
     }
 
     pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {
@@ -1968,6 +1988,58 @@ on_error = "continue"
         let error = parse(&MINIMAL.replace("name = \"okta\"", "name = \"ok|ta\"")).unwrap_err();
         assert!(error.message.contains("must not contain `|`"), "{error}");
         assert_eq!(error.line, 11, "{error}");
+    }
+
+    #[test]
+    fn apis_are_checked_and_found_by_identifier() {
+        let api = "[[apis]]\nidentifier = \"https://api.example.com\"\n";
+        let with = |body: &str| parse(&format!("{MINIMAL}\n{api}{body}\n"));
+        let config =
+            with("scopes = [\"read:docs\"]\ntoken_ttl_secs = 600\nadd_permissions = true").unwrap();
+        let docs = config.api("https://api.example.com").unwrap();
+        assert_eq!(
+            (docs.scopes.as_slice(), docs.token_ttl_secs),
+            (&["read:docs".to_owned()][..], Some(600))
+        );
+        let id = Some("https://api.example.com");
+        assert_eq!(config.permissions_for(id), id);
+        assert_eq!(
+            config.permissions_for(Some("https://other.example.com")),
+            None
+        );
+        let plain = with("").unwrap();
+        assert_eq!(
+            plain.permissions_for(id),
+            None,
+            "add_permissions is off unless set"
+        );
+
+        for (body, says) in [
+            (api, "listed twice"),
+            (
+                "scopes = [\"openid\"]",
+                "OpenID Connect's or the Management API's",
+            ),
+            (
+                "scopes = [\"read:users\"]",
+                "OpenID Connect's or the Management API's",
+            ),
+            ("scopes = [\"read docs\"]", "has a space"),
+            ("scopes = [\"a\", \"a\"]", "listed twice"),
+            ("token_ttl_secs = 0", "token_ttl_secs must be"),
+            ("audience = \"x\"", "unknown field"),
+        ] {
+            let error = with(body).unwrap_err();
+            assert!(error.message.contains(says), "{body}: {error}");
+            assert!(error.line > 19, "{body}: {error}");
+        }
+        let management =
+            MINIMAL.to_owned() + "[[apis]]\nidentifier = \"https://login.example.com/api/v2/\"\n";
+        let error = parse(&management).unwrap_err();
+        assert!(
+            error.message.contains("the Management API's audience"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     // The grant a token came from: `client-credentials` marks the machine
     // tokens the Management API accepts, so no plugin may write it.
     "gty",
+    // An API's RBAC decides it from the user's roles (`[[apis]]`
+    // `add_permissions`): a plugin that wrote it would grant permissions.
+    "permissions",
 ];
 
 /// The audience of Management API tokens: `<issuer>/api/v2/`, as Auth0's.

@@ -116,6 +116,10 @@ pub struct StoredUser {
     /// `event.authorization.roles`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// The permissions those roles give for the login's API, sorted, when
+    /// the API adds them to its tokens (`[[apis]]` `add_permissions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<String>,
 }
 
 /// The user after a successful login, to be stored.

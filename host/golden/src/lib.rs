@@ -611,6 +611,7 @@ fn standalone_config(
             ..ClientConfig::default()
         }],
         actions,
+        apis: Vec::new(),
     };
     apply_case_secrets(&mut config, case, None);
     Ok((config, kind))

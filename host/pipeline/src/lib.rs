@@ -22,7 +22,9 @@ use claimsmith_capabilities::api::{ActionEffects, ApiError, validate_custom_clai
 use claimsmith_capabilities::http::{
     HttpCapability, HttpPolicy, Interceptor, Origin, OutboundHttp, OutboundRequest,
 };
-use claimsmith_config::{ClientConfig, Config, ConnectionConfig, OnError, UpstreamProtocol};
+use claimsmith_config::{
+    ApiConfig, ClientConfig, Config, ConnectionConfig, OnError, UpstreamProtocol,
+};
 use claimsmith_core::{Clock, SystemClock, is_reserved_claim, rfc3339, user_id};
 use claimsmith_engine::{
     CallOptions, Engine, Event, EventAuthorization, EventClient, EventConnection, EventRequest,
@@ -74,6 +76,8 @@ pub struct UserLookup<'a> {
     /// with them, the roles are those the Management API gave and the
     /// existing roles of these names. None when the connection maps none.
     pub upstream_roles: Option<&'a [String]>,
+    /// The API whose permissions the access token carries, if it adds them.
+    pub permissions_for: Option<&'a str>,
 }
 
 /// The most role names a sign-in's profile may give through `roles_from`:
@@ -352,11 +356,16 @@ impl Pipeline {
         let user_id = user_id(&connection.name, &subject);
         progress.user_id = Some(user_id.clone());
         let upstream_roles = upstream_roles(connection, &profile)?;
+        let audience = login.audience.clone().or_else(|| client.audience.clone());
+        let api = audience
+            .as_deref()
+            .and_then(|audience| self.config.api(audience));
         let stored = match &options.users {
             Some(users) => {
                 let lookup = UserLookup {
                     user_id: &user_id,
                     upstream_roles: upstream_roles.as_deref(),
+                    permissions_for: self.config.permissions_for(audience.as_deref()),
                 };
                 Cow::Owned(users.load(lookup).await.map_err(|error| {
                     tracing::error!(%error, user = %user_id, "cannot read the user");
@@ -367,9 +376,8 @@ impl Pipeline {
         };
         let stored = stored.as_ref();
         let steps = &mut progress.steps;
-        let audience = login.audience.clone().or_else(|| client.audience.clone());
         let effects = ActionEffects {
-            scopes: login.scopes.clone(),
+            scopes: granted_scopes(&login.scopes, api, &stored.permissions),
             user_metadata: stored.user_metadata.clone(),
             app_metadata: stored.app_metadata.clone(),
             ..ActionEffects::default()
@@ -412,7 +420,12 @@ impl Pipeline {
                 nonce: login.nonce.as_deref(),
                 auth_time,
                 now,
-                access_token_ttl: self.config.tokens.access_token_ttl_secs,
+                access_token_ttl: api
+                    .and_then(|api| api.token_ttl_secs)
+                    .unwrap_or(self.config.tokens.access_token_ttl_secs),
+                permissions: api
+                    .filter(|api| api.add_permissions)
+                    .map(|_| stored.permissions.as_slice()),
                 id_token_ttl: self.config.tokens.id_token_ttl_secs,
                 profile_claims: &profile_claims,
                 access_token_claims: &effects.access_token_claims,
@@ -820,6 +833,24 @@ fn upstream_roles(
         )));
     }
     Ok(Some(names))
+}
+
+/// The scopes a login starts its chain with: those the app asked for, but
+/// of an API that adds permissions (Auth0's RBAC), only the scopes it
+/// defines that the user holds as permissions.
+fn granted_scopes(
+    asked: &[String],
+    api: Option<&ApiConfig>,
+    permissions: &[String],
+) -> Vec<String> {
+    match api {
+        Some(api) if api.add_permissions => asked
+            .iter()
+            .filter(|scope| !api.scopes.contains(scope) || permissions.contains(scope))
+            .cloned()
+            .collect(),
+        _ => asked.to_vec(),
+    }
 }
 
 /// `user` with the roles `upstream_roles` names, for a run without a store

@@ -56,8 +56,8 @@ use claimsmith_pipeline::{
     StoredUsers, UserLookup,
 };
 use claimsmith_store::{
-    AuditEntry, AuditOutcome, AuthorizationQuery, NewCode, Retention, SavedUser, Store,
-    StoredUserRow,
+    AuditEntry, AuditOutcome, Authorization, AuthorizationQuery, NewCode, Retention, SavedUser,
+    Store, StoredUserRow,
 };
 use upstream::{UpstreamClient, UpstreamError};
 
@@ -416,39 +416,39 @@ struct UserDirectory {
 impl StoredUsers for UserDirectory {
     fn load<'a>(&'a self, lookup: UserLookup<'a>) -> BoxFuture<'a, Result<StoredUser, String>> {
         Box::pin(async move {
-            let row = read_user(&self.store, &self.metrics, lookup)
+            let (row, authorization) = read_user(&self.store, &self.metrics, lookup)
                 .await
                 .map_err(|error| error.to_string())?;
-            Ok(row.map(|row| row.user).unwrap_or_else(|| StoredUser {
-                // A first sign-in may already hold the upstream's roles.
-                roles: lookup
-                    .upstream_roles
-                    .map(<[String]>::to_vec)
-                    .unwrap_or_default(),
-                ..StoredUser::default()
-            }))
+            // A first sign-in may already hold roles: those of the upstream.
+            let mut user = row.map(|row| row.user).unwrap_or_default();
+            user.roles = authorization.roles;
+            user.permissions = authorization.permissions;
+            Ok(user)
         })
     }
 }
 
-/// The stored user a login starts from, with the roles it counts
-/// ([`Store::authorization`]); None for someone never stored.
+/// The stored user a login starts from (None for someone never stored),
+/// and the roles and permissions it counts ([`Store::authorization`]).
 async fn read_user(
     store: &Store,
     metrics: &crate::metrics::Metrics,
     lookup: UserLookup<'_>,
-) -> Result<Option<StoredUserRow>, claimsmith_store::StoreError> {
+) -> Result<(Option<StoredUserRow>, Authorization), claimsmith_store::StoreError> {
     let query = AuthorizationQuery {
         user_id: lookup.user_id,
         upstream_roles: lookup.upstream_roles,
-        permissions_for: None,
+        permissions_for: lookup.permissions_for,
     };
     let read = async {
-        let Some(mut row) = store.load_user(lookup.user_id).await? else {
-            return Ok(None);
+        let row = store.load_user(lookup.user_id).await?;
+        // Someone never stored holds no role but the upstream's.
+        let authorization = if row.is_some() || lookup.upstream_roles.is_some() {
+            store.authorization(query).await?
+        } else {
+            Authorization::default()
         };
-        row.user.roles = store.authorization(query).await?.roles;
-        Ok(Some(row))
+        Ok((row, authorization))
     };
     metrics.timed("load_user", read).await
 }

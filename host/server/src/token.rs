@@ -440,11 +440,19 @@ impl Service {
         let lookup = UserLookup {
             user_id: &grant.user_id,
             upstream_roles: None,
+            // The audience the chain gives the token: the grant's, else
+            // the client's default.
+            permissions_for: self
+                .config()
+                .permissions_for(grant.audience.as_deref().or(client.audience.as_deref())),
         };
-        let stored = super::read_user(&self.store, &self.metrics, lookup)
+        let (stored, authorization) = super::read_user(&self.store, &self.metrics, lookup)
             .await
-            .map_err(OAuthError::server_error)?
-            .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
+            .map_err(OAuthError::server_error)?;
+        let mut stored =
+            stored.ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
+        stored.user.roles = authorization.roles;
+        stored.user.permissions = authorization.permissions;
         // The actions run again, as Auth0 does on refresh, on the stored
         // profile: there is no upstream login to fetch a new one from.
         let login = Login {

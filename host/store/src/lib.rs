@@ -412,7 +412,7 @@ impl Store {
                 logins_count,
                 last_login,
                 created_at: Some(created_at.clone()),
-                roles: Vec::new(),
+                ..StoredUser::default()
             },
             profile: from_json(OP, "profile", &profile)?,
             created_at,
@@ -2082,7 +2082,7 @@ mod tests {
                     logins_count: 1,
                     last_login: Some("2025-01-01T10:00:00Z".to_owned()),
                     created_at: Some("2025-01-01T10:00:00Z".to_owned()),
-                    roles: Vec::new(),
+                    ..StoredUser::default()
                 },
                 profile: first.profile.clone(),
                 created_at: "2025-01-01T10:00:00Z".to_owned(),

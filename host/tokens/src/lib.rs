@@ -658,6 +658,9 @@ pub struct MintRequest<'a> {
     pub access_token_claims: &'a Map<String, Value>,
     /// Custom claims for the id token.
     pub id_token_claims: &'a Map<String, Value>,
+    /// The access token's `permissions` claim (Auth0's RBAC), when its API
+    /// adds one.
+    pub permissions: Option<&'a [String]>,
 }
 
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
@@ -725,6 +728,9 @@ fn mint_access_token(key: &SigningKey, request: &MintRequest<'_>) -> Result<Stri
     claims.insert("azp".into(), request.client_id.into());
     if !request.scopes.is_empty() {
         claims.insert("scope".into(), request.scopes.join(" ").into());
+    }
+    if let Some(permissions) = request.permissions {
+        claims.insert("permissions".into(), permissions.into());
     }
     insert_times(&mut claims, request, request.access_token_ttl);
     claims.insert("jti".into(), new_jti(key, ACCESS_TOKEN_TYP)?.into());
@@ -880,6 +886,7 @@ mod tests {
             profile_claims: &profile,
             access_token_claims: &access_custom,
             id_token_claims: &id_custom,
+            permissions: None,
         };
 
         let minted = mint(&key, &request).expect("mint");
@@ -986,7 +993,8 @@ mod tests {
         let forged = as_map(json!({
             "sub": "admin", "iss": "https://evil.example", "aud": "other-api", "exp": 9_999_999_999u64,
             "client_id": "other-client", "jti": "fixed", "scope": "admin:all", "nonce": "forged",
-            "cnf": {"jkt": "x"}, "amr": ["mfa"], "at_hash": "forged", "keep": "me"
+            "cnf": {"jkt": "x"}, "amr": ["mfa"], "at_hash": "forged", "keep": "me",
+            "permissions": ["delete:everything"]
         }));
         let request = MintRequest {
             issuer: ISSUER,
@@ -1002,6 +1010,7 @@ mod tests {
             profile_claims: &forged,
             access_token_claims: &forged,
             id_token_claims: &forged,
+            permissions: None,
         };
         let minted = mint(&key, &request).expect("mint");
 
@@ -1013,7 +1022,7 @@ mod tests {
         assert_eq!(access["exp"], now + 300);
         assert_ne!(access["jti"], "fixed");
         assert_eq!(access["keep"], "me");
-        for dropped in ["scope", "nonce", "cnf", "amr", "at_hash"] {
+        for dropped in ["scope", "nonce", "cnf", "amr", "at_hash", "permissions"] {
             assert!(
                 access.get(dropped).is_none(),
                 "{dropped} leaked into the access token"
@@ -1323,6 +1332,7 @@ mod tests {
             profile_claims: &empty,
             access_token_claims: &empty,
             id_token_claims: &empty,
+            permissions: None,
         };
         let mut seen = std::collections::HashSet::new();
         for _ in 0..20 {
