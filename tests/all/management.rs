@@ -522,6 +522,111 @@ async fn roles_are_made_given_permissions_and_assigned_in_auth0s_shapes() {
 
 /// Reading roles takes `read:roles`, changing them their own scopes: a
 /// machine client allowed fewer is refused the rest.
+/// A machine client that lists an `[[apis]]` identifier gets tokens for
+/// that API (its scopes, its lifetime), each audience with only its own
+/// scopes; an audience it does not list gets it none.
+#[tokio::test]
+async fn a_machine_client_gets_tokens_for_the_apis_it_lists_and_no_other() {
+    const SERVICE: (&str, &str) = ("svc", "svc-secret-0123456789");
+    const DOCS: &str = "https://docs.example.com";
+    let clients = format!(
+        "{}\n[[apis]]\nidentifier = \"{DOCS}\"\nscopes = [\"read:docs\", \"write:docs\"]\n\
+         token_ttl_secs = 600\n\n[[clients]]\nclient_id = \"{}\"\n\
+         client_secret = {{ value = \"{}\" }}\ngrant_types = [\"client_credentials\"]\n\
+         allowed_audiences = [\"{DOCS}\", \"ISSUER/api/v2/\"]\n\
+         allowed_scopes = [\"read:docs\", \"read:roles\"]\n",
+        machine_clients(),
+        SERVICE.0,
+        SERVICE.1
+    );
+    let h = crate::support::service_harness::start_edited_harness(
+        &clients,
+        "",
+        false,
+        |config, issuer| config.replace("ISSUER", issuer),
+    )
+    .await;
+    let machine_token = |form: &[(&'static str, &'static str)]| {
+        let mut fields = vec![("grant_type", "client_credentials")];
+        fields.extend_from_slice(form);
+        let h = &h;
+        async move { h.token(&fields, Some(SERVICE)).await }
+    };
+    let (status, body) = machine_token(&[("audience", DOCS)]).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    assert_eq!(
+        (&body["scope"], &body["expires_in"]),
+        (&json!("read:docs"), &json!(600))
+    );
+    let jwks = h.jwks().await;
+    let claims =
+        crate::support::service_harness::verify(&body["access_token"], &jwks, DOCS, &h.issuer);
+    assert_eq!(
+        (claims["sub"].as_str(), claims["gty"].as_str()),
+        (Some("svc"), Some("client-credentials"))
+    );
+    let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+    assert_eq!(lifetime, 600);
+    // The API's token is no Management API token; the Management API's,
+    // with its scopes only, is.
+    let (status, _) = api(
+        &h,
+        Method::GET,
+        "/roles",
+        body["access_token"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = machine_token(&[]).await;
+    assert_eq!(
+        (status, body["scope"].as_str()),
+        (StatusCode::OK, Some("read:roles")),
+        "{body:?}"
+    );
+    let (status, _) = api(
+        &h,
+        Method::GET,
+        "/roles",
+        body["access_token"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let management = format!("{}/api/v2/", h.issuer);
+    for (form, code) in [
+        (
+            vec![("audience", "https://other.example.com")],
+            "invalid_request",
+        ),
+        (
+            vec![("audience", DOCS), ("scope", "write:docs")],
+            "invalid_scope",
+        ),
+        (
+            vec![("audience", DOCS), ("scope", "read:roles")],
+            "invalid_scope",
+        ),
+        (
+            vec![("audience", management.as_str()), ("scope", "read:docs")],
+            "invalid_scope",
+        ),
+    ] {
+        let mut fields = vec![("grant_type", "client_credentials")];
+        fields.extend(form.iter().copied());
+        let (status, body) = h.token(&fields, Some(SERVICE)).await;
+        assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, code);
+    }
+    let (status, body) = h
+        .token(
+            &[("grant_type", "client_credentials"), ("audience", DOCS)],
+            Some(OPS),
+        )
+        .await;
+    assert_oauth_error(&status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+}
+
 #[tokio::test]
 async fn each_role_route_wants_its_scope() {
     let h = harness(&machine_clients()).await;

@@ -213,6 +213,15 @@ impl ClientConfig {
     pub fn allows(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
     }
+
+    /// Whether this machine client may get tokens for `audience`: the
+    /// Management API's (`management`) when its `allowed_audiences` are
+    /// empty or list it, or an API they list.
+    pub fn machine_may_ask_for(&self, audience: &str, management: &str) -> bool {
+        self.allows(GrantType::ClientCredentials)
+            && ((audience == management && self.allowed_audiences.is_empty())
+                || self.allowed_audiences.iter().any(|a| a == audience))
+    }
 }
 
 /// An OAuth grant a client may use.
@@ -723,9 +732,9 @@ impl Config {
             plugins_section(base, raw.plugins, replaced).map_err(at)?;
         check_references(&plugins, &raw.connections, &raw.clients, &raw.actions).map_err(at)?;
         let connections = connections_section(base, raw.connections).map_err(at)?;
-        let clients = clients_section(base, &issuer, raw.clients).map_err(at)?;
         let apis = apis::apis_section(&claimsmith_core::management_audience(&issuer), raw.apis)
             .map_err(at)?;
+        let clients = clients_section(base, &issuer, &apis, raw.clients).map_err(at)?;
         let warnings = ungranted_userinfo_warnings(&plugins, &connections)
             .into_iter()
             .chain(plain_http_warnings(&issuer, &clients));
@@ -1088,8 +1097,10 @@ const MIN_CLIENT_SECRET_CHARS: usize = 16;
 fn clients_section(
     base: &Path,
     issuer: &str,
+    apis: &[ApiConfig],
     raw: Vec<Spanned<RawClient>>,
 ) -> Result<Vec<ClientConfig>, Located> {
+    let management = claimsmith_core::management_audience(issuer);
     let mut clients = Vec::new();
     for client in raw {
         let span = client.span();
@@ -1098,10 +1109,16 @@ fn clients_section(
             resolve_client_secret(base, &span, &client.client_id, client.client_secret)?;
         let web_origins = client_web_origins(&client.client_id, client.web_origins)?;
         check_redirect_uris(&span, &client.redirect_uris)?;
+        let audiences = MachineAudiences {
+            management: &management,
+            allowed: &client.allowed_audiences,
+            apis,
+        };
         let (grant_types, allowed_scopes) = client_grants_and_scopes(
             client.grant_types,
             client.allowed_scopes,
             client_secret.is_some(),
+            &audiences,
         )
         .map_err(|why| {
             (
@@ -1109,12 +1126,13 @@ fn clients_section(
                 format!("client `{}`: {why}", client.client_id),
             )
         })?;
-        let management = claimsmith_core::management_audience(issuer);
-        if client
-            .audience
-            .iter()
-            .chain(&client.allowed_audiences)
-            .any(|a| *a == management)
+        let machine = grant_types.contains(&GrantType::ClientCredentials);
+        if !machine
+            && client
+                .audience
+                .iter()
+                .chain(&client.allowed_audiences)
+                .any(|a| *a == management)
         {
             let why = format!(
                 "client `{}`: `{management}` is the Management API's audience: \
@@ -1205,11 +1223,47 @@ fn check_redirect_uris(span: &Range<usize>, redirect_uris: &[String]) -> Result<
     Ok(())
 }
 
+/// What a machine client may be given tokens for: the Management API, and
+/// the `[[apis]]` its `allowed_audiences` list.
+struct MachineAudiences<'a> {
+    management: &'a str,
+    allowed: &'a [String],
+    apis: &'a [ApiConfig],
+}
+
+impl MachineAudiences<'_> {
+    /// Every scope a machine client may be allowed: the Management API's
+    /// when its audiences include it (no list means only it), and each
+    /// listed API's. An audience that is neither is refused.
+    fn grantable(&self) -> Result<Vec<&str>, String> {
+        let mut scopes = Vec::new();
+        if self.allowed.is_empty() || self.allowed.iter().any(|a| a == self.management) {
+            scopes.extend_from_slice(MANAGEMENT_SCOPES);
+        }
+        for audience in self.allowed.iter().filter(|a| *a != self.management) {
+            let api = self
+                .apis
+                .iter()
+                .find(|api| api.identifier == *audience)
+                .ok_or_else(|| {
+                    format!(
+                        "audience `{audience}` is neither the Management API's ({}) nor an \
+                         [[apis]] identifier",
+                        self.management
+                    )
+                })?;
+            scopes.extend(api.scopes.iter().map(String::as_str));
+        }
+        Ok(scopes)
+    }
+}
+
 /// A client's grant types and allowed scopes, defaulted and checked by its kind (machine or not).
 fn client_grants_and_scopes(
     grant_types: Option<Vec<GrantType>>,
     allowed_scopes: Option<Vec<String>>,
     has_secret: bool,
+    audiences: &MachineAudiences<'_>,
 ) -> Result<(Vec<GrantType>, Vec<String>), String> {
     let grant_types =
         grant_types.unwrap_or_else(|| vec![GrantType::AuthorizationCode, GrantType::RefreshToken]);
@@ -1228,19 +1282,24 @@ fn client_grants_and_scopes(
         return Err("grant_types is empty".to_owned());
     }
     let default_scopes = if machine {
-        MANAGEMENT_SCOPES
+        audiences.grantable()?
     } else {
-        DEFAULT_ALLOWED_SCOPES
+        DEFAULT_ALLOWED_SCOPES.to_vec()
     };
     let allowed_scopes =
         allowed_scopes.unwrap_or_else(|| default_scopes.iter().map(|s| (*s).to_owned()).collect());
-    if let Some(scope) = allowed_scopes
-        .iter()
-        .find(|scope| MANAGEMENT_SCOPES.contains(&scope.as_str()) != machine)
-    {
+    let refused = |scope: &String| {
+        if machine {
+            !default_scopes.contains(&scope.as_str())
+        } else {
+            MANAGEMENT_SCOPES.contains(&scope.as_str())
+        }
+    };
+    if let Some(scope) = allowed_scopes.iter().find(|scope| refused(scope)) {
         return Err(if machine {
             format!(
-                "scope `{scope}` is not a Management API scope ({})",
+                "scope `{scope}` is neither a Management API scope ({}) nor a scope of its \
+                 allowed_audiences' [[apis]]",
                 MANAGEMENT_SCOPES.join(", ")
             )
         } else {
@@ -1796,7 +1855,7 @@ on_error = "continue"
             (
                 "client_secret = { value = \"ops-secret-0123456789\" }\n\
                  grant_types = [\"client_credentials\"]\nallowed_scopes = [\"openid\"]\n",
-                "not a Management API scope",
+                "neither a Management API scope",
             ),
             (
                 "allowed_scopes = [\"read:users\"]\n",
@@ -1988,6 +2047,57 @@ on_error = "continue"
         let error = parse(&MINIMAL.replace("name = \"okta\"", "name = \"ok|ta\"")).unwrap_err();
         assert!(error.message.contains("must not contain `|`"), "{error}");
         assert_eq!(error.line, 11, "{error}");
+    }
+
+    #[test]
+    fn a_machine_client_may_be_given_the_apis_it_lists_and_their_scopes() {
+        let management = "https://login.example.com/api/v2/";
+        let docs = "https://api.example.com";
+        let with = |audiences: &str, scopes: &str| {
+            parse(&format!(
+                "{MINIMAL}\n[[apis]]\nidentifier = \"{docs}\"\nscopes = [\"read:docs\"]\n\
+                 [[clients]]\nclient_id = \"m2m\"\nclient_secret = {{ value = \"m2m-secret-0123456789\" }}\n\
+                 grant_types = [\"client_credentials\"]\nallowed_audiences = {audiences}\n{scopes}"
+            ))
+        };
+        let config = with(&format!("[\"{docs}\"]"), "").unwrap();
+        let m2m = config.client("m2m").unwrap();
+        assert_eq!(m2m.allowed_scopes, ["read:docs"]);
+        assert!(m2m.machine_may_ask_for(docs, management));
+        assert!(!m2m.machine_may_ask_for(management, management));
+        let both = with(&format!("[\"{management}\", \"{docs}\"]"), "").unwrap();
+        let m2m = both.client("m2m").unwrap();
+        assert!(m2m.machine_may_ask_for(management, management));
+        assert_eq!(m2m.allowed_scopes.len(), MANAGEMENT_SCOPES.len() + 1);
+        let only_management = with("[]", "").unwrap();
+        let m2m = only_management.client("m2m").unwrap();
+        assert!(m2m.machine_may_ask_for(management, management));
+        assert!(!m2m.machine_may_ask_for(docs, management));
+        assert!(
+            !config
+                .client("app")
+                .unwrap()
+                .machine_may_ask_for(docs, management)
+        );
+
+        for (audiences, scopes, says) in [
+            (
+                "[\"https://unknown.example.com\"]",
+                "",
+                "nor an [[apis]] identifier",
+            ),
+            (
+                &*format!("[\"{docs}\"]"),
+                "allowed_scopes = [\"read:users\"]",
+                "neither a Management API scope",
+            ),
+        ] {
+            let error = with(audiences, scopes).unwrap_err();
+            assert!(
+                error.message.contains(says),
+                "{audiences} {scopes}: {error}"
+            );
+        }
     }
 
     #[test]

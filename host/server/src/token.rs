@@ -351,8 +351,9 @@ impl Service {
         issued.ok_or_else(|| OAuthError::invalid_grant("the code is unknown, used or expired"))
     }
 
-    /// A Management API token for a machine-to-machine client (RFC 6749
-    /// §4.4). No user, so no actions run.
+    /// A machine-to-machine token (RFC 6749 §4.4) for the Management API or
+    /// an `[[apis]]` audience the client lists. No user, so no post-login
+    /// action runs.
     async fn client_credentials(
         &self,
         request: &ClientRequest,
@@ -367,24 +368,50 @@ impl Service {
                 "this client may not use the client_credentials grant".to_owned(),
             ));
         }
-        let audience = claimsmith_core::management_audience(self.issuer());
-        if form.get("audience").is_some_and(|asked| *asked != audience) {
+        let management = claimsmith_core::management_audience(self.issuer());
+        let audience = form
+            .get("audience")
+            .cloned()
+            .unwrap_or_else(|| management.clone());
+        if !client.machine_may_ask_for(&audience, &management) {
             return Err(OAuthError::invalid_request(format!(
-                "the only audience of this grant is {audience}"
+                "audience `{audience}` is not one this client may ask for: {}",
+                if client.allowed_audiences.is_empty() {
+                    management.clone()
+                } else {
+                    client.allowed_audiences.join(", ")
+                }
             )));
         }
+        let api = self.config().api(&audience);
+        // The audience's scopes among the client's: the Management API's,
+        // or those the API defines.
+        let of_audience = |scope: &String| match api {
+            Some(api) => api.scopes.contains(scope),
+            None => claimsmith_core::MANAGEMENT_SCOPES.contains(&scope.as_str()),
+        };
         let scopes: Vec<String> = match form.get("scope") {
-            None => client.allowed_scopes.clone(),
+            None => client
+                .allowed_scopes
+                .iter()
+                .filter(|s| of_audience(s))
+                .cloned()
+                .collect(),
             Some(asked) => asked.split_ascii_whitespace().map(str::to_owned).collect(),
         };
-        if let Some(scope) = scopes.iter().find(|s| !client.allowed_scopes.contains(s)) {
+        if let Some(scope) = scopes
+            .iter()
+            .find(|s| !client.allowed_scopes.contains(s) || !of_audience(s))
+        {
             return Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::InvalidScope,
                 format!("scope `{scope}` is not allowed to this client"),
             ));
         }
-        let ttl = self.config().tokens.access_token_ttl_secs;
+        let ttl = api
+            .and_then(|api| api.token_ttl_secs)
+            .unwrap_or(self.config().tokens.access_token_ttl_secs);
         let access_token = claimsmith_tokens::mint_client_access_token(
             &self.keys.signing_key_at(now),
             self.issuer(),
@@ -395,7 +422,7 @@ impl Service {
             ttl,
         )
         .map_err(OAuthError::server_error)?;
-        tracing::info!(client = %client.client_id, scope = %scopes.join(" "), "issued a Management API token");
+        tracing::info!(client = %client.client_id, %audience, scope = %scopes.join(" "), "issued a machine-to-machine token");
         Ok(json!({
             "access_token": access_token,
             "token_type": "Bearer",
