@@ -1,4 +1,5 @@
-//! The post-login `api` (`claimsmith:plugin/api`): what an action may change.
+//! What an action may change: the post-login `api` (`claimsmith:plugin/api`)
+//! and the credentials-exchange `exchange-api`.
 //!
 //! Owns the rules on each change — reserved claims refused, values must be
 //! JSON, payloads capped — and records the changes in [`ActionEffects`]. It
@@ -9,6 +10,7 @@ use serde_json::{Map, Value};
 
 use claimsmith_core::is_reserved_claim;
 use claimsmith_wit::action::claimsmith::plugin::api as wit;
+use claimsmith_wit::exchange::claimsmith::plugin::exchange_api as exchange_wit;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::{CallContext, Capability, CapabilityView, Has};
@@ -54,6 +56,28 @@ pub struct ActionEffects {
     pub app_metadata: Map<String, Value>,
     /// Set by `deny`: the chain stops after the action that set it.
     pub denial: Option<String>,
+    /// The OAuth error a credentials-exchange denial answers with.
+    pub denial_code: Option<DenialCode>,
+}
+
+/// The OAuth errors a credentials-exchange action may deny a token request
+/// with: the three Auth0 allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenialCode {
+    InvalidScope,
+    InvalidRequest,
+    ServerError,
+}
+
+impl DenialCode {
+    /// The OAuth `error` (RFC 6749 §5.2; `server_error` from §4.1.2.1).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenialCode::InvalidScope => "invalid_scope",
+            DenialCode::InvalidRequest => "invalid_request",
+            DenialCode::ServerError => "server_error",
+        }
+    }
 }
 
 impl ActionEffects {
@@ -133,6 +157,12 @@ impl ActionEffects {
     pub fn deny(&mut self, reason: &str) {
         let reason = crate::log::truncated(reason, MAX_DENY_REASON_CHARS);
         self.denial = Some(reason.into_owned());
+    }
+
+    /// A credentials-exchange denial: the token request fails with `code`.
+    pub fn deny_with(&mut self, code: DenialCode, reason: &str) {
+        self.deny(reason);
+        self.denial_code = Some(code);
     }
 }
 
@@ -269,8 +299,46 @@ impl wit::Host for ApiCapability {
     }
 }
 
-/// Only post-login actions import `api`; a call starts from the effects of
-/// the actions before it.
+impl From<ApiError> for exchange_wit::ClaimError {
+    fn from(error: ApiError) -> Self {
+        match error {
+            ApiError::ReservedClaim(name) => exchange_wit::ClaimError::ReservedClaim(name),
+            ApiError::InvalidJson(why) => exchange_wit::ClaimError::InvalidJson(why),
+            ApiError::TooLarge(cap) => exchange_wit::ClaimError::TooLarge(cap),
+            ApiError::InvalidName(why) => exchange_wit::ClaimError::InvalidName(why),
+        }
+    }
+}
+
+impl From<exchange_wit::DenialCode> for DenialCode {
+    fn from(code: exchange_wit::DenialCode) -> Self {
+        match code {
+            exchange_wit::DenialCode::InvalidScope => DenialCode::InvalidScope,
+            exchange_wit::DenialCode::InvalidRequest => DenialCode::InvalidRequest,
+            exchange_wit::DenialCode::ServerError => DenialCode::ServerError,
+        }
+    }
+}
+
+/// A credentials-exchange action changes only its access token.
+impl exchange_wit::Host for ApiCapability {
+    fn set_custom_claim(
+        &mut self,
+        name: String,
+        value: String,
+    ) -> Result<(), exchange_wit::ClaimError> {
+        Ok(self
+            .effects
+            .set_custom_claim(TokenKind::Access, &name, &value)?)
+    }
+
+    fn deny(&mut self, code: exchange_wit::DenialCode, reason: String) {
+        self.effects.deny_with(code.into(), &reason)
+    }
+}
+
+/// Post-login actions import `api`, credentials-exchange actions
+/// `exchange-api`; a call starts from the effects of the actions before it.
 impl Capability for ApiCapability {
     /// Nothing beyond what each call is given.
     type Grant = ();
@@ -281,6 +349,11 @@ impl Capability for ApiCapability {
         match world {
             World::PostLoginAction => {
                 wit::add_to_linker::<T, HasSelf<ApiCapability>>(linker, |state: &mut T| {
+                    state.capabilities().get()
+                })
+            }
+            World::CredentialsExchange => {
+                exchange_wit::add_to_linker::<T, HasSelf<ApiCapability>>(linker, |state: &mut T| {
                     state.capabilities().get()
                 })
             }
@@ -415,6 +488,27 @@ mod tests {
         effects.deny(&"r".repeat(5000));
         let cut = format!("{}… (truncated)", "r".repeat(MAX_DENY_REASON_CHARS));
         assert_eq!(effects.denial.as_deref(), Some(cut.as_str()));
+    }
+
+    #[test]
+    fn a_credentials_exchange_denial_keeps_its_code_and_a_capped_reason() {
+        let mut effects = ActionEffects::default();
+        effects.deny_with(DenialCode::InvalidScope, &"r".repeat(5000));
+        assert_eq!(effects.denial_code, Some(DenialCode::InvalidScope));
+        assert!(
+            effects
+                .denial
+                .as_deref()
+                .unwrap()
+                .ends_with("… (truncated)")
+        );
+        let codes = [
+            DenialCode::InvalidScope,
+            DenialCode::InvalidRequest,
+            DenialCode::ServerError,
+        ];
+        let names: Vec<&str> = codes.iter().map(|code| code.as_str()).collect();
+        assert_eq!(names, ["invalid_scope", "invalid_request", "server_error"]);
     }
 
     #[test]

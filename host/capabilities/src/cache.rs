@@ -141,7 +141,7 @@ impl Capability for CacheCapability {
 
     fn link<T: CapabilityView>(linker: &mut Linker<T>, world: World) -> wasmtime::Result<()> {
         match world {
-            World::PostLoginAction => {
+            World::PostLoginAction | World::CredentialsExchange => {
                 wit::add_to_linker::<T, HasSelf<CacheCapability>>(linker, |state: &mut T| {
                     state.capabilities().get()
                 })

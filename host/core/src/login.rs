@@ -157,6 +157,7 @@ pub struct StepReport {
 pub enum StepKind {
     ProfileFetcher,
     PostLoginAction,
+    CredentialsExchange,
     Userinfo,
     Mint,
 }

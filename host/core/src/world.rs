@@ -9,6 +9,7 @@
 pub enum World {
     ProfileFetcher,
     PostLoginAction,
+    CredentialsExchange,
 }
 
 impl std::fmt::Display for World {
@@ -16,6 +17,7 @@ impl std::fmt::Display for World {
         f.write_str(match self {
             World::ProfileFetcher => "profile-fetcher",
             World::PostLoginAction => "post-login-action",
+            World::CredentialsExchange => "credentials-exchange",
         })
     }
 }

@@ -37,7 +37,7 @@ use claimsmith_capabilities::api::ActionEffects;
 use claimsmith_capabilities::http::{self, Interceptor, OutboundHttp};
 use claimsmith_capabilities::stdio::output_budget;
 use claimsmith_capabilities::{CallContext, Capabilities, CapabilityView, Grants};
-use claimsmith_wit::{action, fetcher};
+use claimsmith_wit::{action, exchange, fetcher};
 
 pub use claimsmith_config::{EngineSettings, Limits, PluginSpec};
 pub use claimsmith_core::World;
@@ -45,6 +45,10 @@ pub use claimsmith_core::World;
 pub use claimsmith_wit::action::claimsmith::plugin::event_types::{
     Authorization as EventAuthorization, Client as EventClient, Connection as EventConnection,
     Event, Request as EventRequest, User as EventUser,
+};
+pub use claimsmith_wit::exchange::claimsmith::plugin::exchange_types::{
+    AccessToken as ExchangeAccessToken, ExchangeEvent, Request as ExchangeRequest, ResourceServer,
+    Transaction as ExchangeTransaction,
 };
 pub use claimsmith_wit::fetcher::claimsmith::plugin::profile_types::FetchContext;
 
@@ -198,6 +202,7 @@ pub struct Engine {
     compiled: Mutex<HashMap<String, Component>>,
     fetcher_linker: Linker<StoreState>,
     action_linker: Linker<StoreState>,
+    exchange_linker: Linker<StoreState>,
     cache: Option<Arc<cache::CompileCache>>,
     http: OutboundHttp,
     slots: Arc<InstanceSlots>,
@@ -258,12 +263,16 @@ impl Engine {
         Capabilities::link(&mut fetcher_linker, World::ProfileFetcher).map_err(engine_error)?;
         let mut action_linker = Linker::new(&wasmtime);
         Capabilities::link(&mut action_linker, World::PostLoginAction).map_err(engine_error)?;
+        let mut exchange_linker = Linker::new(&wasmtime);
+        Capabilities::link(&mut exchange_linker, World::CredentialsExchange)
+            .map_err(engine_error)?;
 
         Ok(Engine {
             wasmtime,
             compiled: Mutex::default(),
             fetcher_linker,
             action_linker,
+            exchange_linker,
             cache,
             http,
             slots: Arc::new(InstanceSlots {
@@ -314,10 +323,7 @@ impl Engine {
         spec: &PluginSpec,
         component: &Component,
     ) -> Result<Vec<String>, LoadError> {
-        let expected_export = match spec.world {
-            World::ProfileFetcher => "fetch-profile",
-            World::PostLoginAction => "on-execute-post-login",
-        };
+        let expected_export = world_export(spec.world);
         let exports = export_names(&self.wasmtime, component);
         if !exports.iter().any(|name| name == expected_export) {
             return Err(LoadError::WrongWorld {
@@ -364,6 +370,7 @@ impl Engine {
         let linker = match spec.world {
             World::ProfileFetcher => &self.fetcher_linker,
             World::PostLoginAction => &self.action_linker,
+            World::CredentialsExchange => &self.exchange_linker,
         };
         let ungranted = |e: wasmtime::Error| LoadError::UngrantedImport {
             plugin: spec.name.clone(),
@@ -381,6 +388,9 @@ impl Engine {
             }
             World::PostLoginAction => Prepared::PostLoginAction(
                 action::PostLoginActionPre::new(pre).map_err(wrong_world)?,
+            ),
+            World::CredentialsExchange => Prepared::CredentialsExchange(
+                exchange::CredentialsExchangePre::new(pre).map_err(wrong_world)?,
             ),
         })
     }
@@ -447,13 +457,7 @@ impl Engine {
             .map(|(name, _)| name.to_owned())
             .collect();
         let exports = export_names(&self.wasmtime, &component);
-        let world = if exports.iter().any(|e| e == "on-execute-post-login") {
-            Some(World::PostLoginAction)
-        } else if exports.iter().any(|e| e == "fetch-profile") {
-            Some(World::ProfileFetcher)
-        } else {
-            None
-        };
+        let world = implemented_world(&exports);
         Ok(ComponentDescription {
             world,
             imports,
@@ -490,22 +494,42 @@ fn export_names(engine: &wasmtime::Engine, component: &Component) -> Vec<String>
         .collect()
 }
 
+/// Every world, in the order a component's exports are matched against them.
+const WORLDS: [World; 3] = [
+    World::PostLoginAction,
+    World::CredentialsExchange,
+    World::ProfileFetcher,
+];
+
+/// The function a component of `world` exports.
+fn world_export(world: World) -> &'static str {
+    match world {
+        World::ProfileFetcher => "fetch-profile",
+        World::PostLoginAction => "on-execute-post-login",
+        World::CredentialsExchange => "on-execute-credentials-exchange",
+    }
+}
+
+/// The world whose function `exports` include, if any.
+fn implemented_world(exports: &[String]) -> Option<World> {
+    WORLDS
+        .into_iter()
+        .find(|world| exports.iter().any(|name| name == world_export(*world)))
+}
+
 /// Says what is wrong, and names the world the component does implement
-/// when it implements the other one.
+/// when it implements another one.
 fn describe_world_mismatch(exports: &[String], problem: &str) -> String {
-    let hint = if exports.iter().any(|name| name == "on-execute-post-login") {
-        " (it exports `on-execute-post-login`: it is a post-login-action)"
-    } else if exports.iter().any(|name| name == "fetch-profile") {
-        " (it exports `fetch-profile`: it is a profile-fetcher)"
-    } else {
-        ""
-    };
+    let hint = implemented_world(exports)
+        .map(|world| format!(" (it exports `{}`: it is a {world})", world_export(world)))
+        .unwrap_or_default();
     format!("{problem}; its exports are [{}]{hint}", exports.join(", "))
 }
 
 enum Prepared {
     ProfileFetcher(fetcher::ProfileFetcherPre<StoreState>),
     PostLoginAction(action::PostLoginActionPre<StoreState>),
+    CredentialsExchange(exchange::CredentialsExchangePre<StoreState>),
 }
 
 /// A loaded plugin, ready to be invoked any number of times concurrently.
@@ -593,14 +617,45 @@ impl Plugin {
         let Prepared::PostLoginAction(pre) = &self.prepared else {
             return self.not_a(World::PostLoginAction);
         };
-        let (invocation, Called { effects, note }) = self
-            .invoke(effects, options, async |store| {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance
-                    .call_on_execute_post_login(&mut *store, event)
-                    .await
-            })
-            .await;
+        self.run_action(effects, options, async |store| {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            instance
+                .call_on_execute_post_login(&mut *store, event)
+                .await
+        })
+        .await
+    }
+
+    /// Runs `on-execute-credentials-exchange` in a fresh instance, starting
+    /// from the effects of the actions before it; returns the effects with
+    /// this action's changes applied.
+    pub async fn on_execute_credentials_exchange(
+        &self,
+        event: &ExchangeEvent,
+        effects: ActionEffects,
+        options: &CallOptions,
+    ) -> Invocation<ActionEffects> {
+        let Prepared::CredentialsExchange(pre) = &self.prepared else {
+            return self.not_a(World::CredentialsExchange);
+        };
+        self.run_action(effects, options, async |store| {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            instance
+                .call_on_execute_credentials_exchange(&mut *store, event)
+                .await
+        })
+        .await
+    }
+
+    /// One action's call: its effects on success, and on a failure after a
+    /// denial too.
+    async fn run_action(
+        &self,
+        effects: ActionEffects,
+        options: &CallOptions,
+        call: impl AsyncFnOnce(&mut Store<StoreState>) -> wasmtime::Result<Result<(), String>>,
+    ) -> Invocation<ActionEffects> {
+        let (invocation, Called { effects, note }) = self.invoke(effects, options, call).await;
         let returned = invocation
             .output
             .and_then(|returned| returned.map_err(|message| self.failed(message, note)));
