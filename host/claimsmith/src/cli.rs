@@ -172,6 +172,9 @@ enum PluginKind {
     Action,
     /// A profile fetcher (`fetchUserProfile`).
     ProfileFetcher,
+    /// A credentials-exchange action (`onExecuteCredentialsExchange`), run
+    /// on machine clients' tokens for `[[apis]]`.
+    CredentialsExchange,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -387,12 +390,13 @@ fn check(config: PathBuf) -> anyhow::Result<ExitCode> {
     let pipeline = start(&config)?;
     let config = pipeline.config();
     println!(
-        "{}: ok ({} plugins, {} connections, {} clients, {} actions)",
+        "{}: ok ({} plugins, {} connections, {} clients, {} actions, {} credentials-exchange actions)",
         config.file.display(),
         config.plugins.len(),
         config.connections.len(),
         config.clients.len(),
-        config.actions.len()
+        config.actions.len(),
+        config.credentials_exchange.len()
     );
     // What a config pins with `sha256 = "..."`.
     for (name, plugin) in pipeline.plugins() {
@@ -411,6 +415,7 @@ fn new_project(
     let world = match kind {
         PluginKind::Action => claimsmith_engine::World::PostLoginAction,
         PluginKind::ProfileFetcher => claimsmith_engine::World::ProfileFetcher,
+        PluginKind::CredentialsExchange => claimsmith_engine::World::CredentialsExchange,
     };
     let language = match lang {
         LanguageArg::Rust => SourceLanguage::Rust,

@@ -105,6 +105,9 @@ pub struct Config {
     pub connections: Vec<ConnectionConfig>,
     pub clients: Vec<ClientConfig>,
     pub actions: Vec<ActionConfig>,
+    /// `[[credentials_exchange]]`: the chain run before a machine client's
+    /// token for an `[[apis]]` audience is minted.
+    pub credentials_exchange: Vec<ActionConfig>,
     /// `[[apis]]`: the APIs access tokens are minted for.
     pub apis: Vec<ApiConfig>,
 }
@@ -491,7 +494,8 @@ pub enum Synchronous {
     Full,
 }
 
-/// What a post-login action does when its plugin fails.
+/// What an action (post-login or credentials-exchange) does when its plugin
+/// fails.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
@@ -502,7 +506,7 @@ pub enum OnError {
     Continue,
 }
 
-/// One step of the post-login chain.
+/// One step of an action chain.
 #[derive(Debug, Clone)]
 pub struct ActionConfig {
     pub plugin: String,
@@ -541,6 +545,8 @@ struct RawConfig {
     clients: Vec<Spanned<RawClient>>,
     #[serde(default)]
     actions: Vec<RawAction>,
+    #[serde(default)]
+    credentials_exchange: Vec<RawAction>,
     #[serde(default)]
     apis: Vec<Spanned<apis::RawApi>>,
 }
@@ -730,7 +736,11 @@ impl Config {
         let issuer = check_issuer(raw.issuer).map_err(at)?;
         let (plugins, max_memory_bytes) =
             plugins_section(base, raw.plugins, replaced).map_err(at)?;
-        check_references(&plugins, &raw.connections, &raw.clients, &raw.actions).map_err(at)?;
+        let chains = [
+            (&raw.actions[..], World::PostLoginAction),
+            (&raw.credentials_exchange[..], World::CredentialsExchange),
+        ];
+        check_references(&plugins, &raw.connections, &raw.clients, chains).map_err(at)?;
         let connections = connections_section(base, raw.connections).map_err(at)?;
         let apis = apis::apis_section(&claimsmith_core::management_audience(&issuer), raw.apis)
             .map_err(at)?;
@@ -762,14 +772,8 @@ impl Config {
             plugins,
             connections,
             clients,
-            actions: raw
-                .actions
-                .into_iter()
-                .map(|action| ActionConfig {
-                    plugin: action.plugin.into_inner(),
-                    on_error: action.on_error,
-                })
-                .collect(),
+            actions: chain(raw.actions),
+            credentials_exchange: chain(raw.credentials_exchange),
             apis,
         })
     }
@@ -889,7 +893,7 @@ fn check_references(
     plugins: &BTreeMap<String, PluginSpec>,
     connections: &[Spanned<RawConnection>],
     clients: &[Spanned<RawClient>],
-    actions: &[RawAction],
+    chains: [(&[RawAction], World); 2],
 ) -> Result<(), Located> {
     let expect_plugin = |name: &str, world: World, span: Range<usize>| match plugins.get(name) {
         None => Err((Some(span), format!("no plugin named `{name}` in [plugins]"))),
@@ -932,14 +936,22 @@ fn check_references(
             ));
         }
     }
-    for action in actions {
-        expect_plugin(
-            action.plugin.get_ref(),
-            World::PostLoginAction,
-            action.plugin.span(),
-        )?;
+    for (actions, world) in chains {
+        for action in actions {
+            expect_plugin(action.plugin.get_ref(), world, action.plugin.span())?;
+        }
     }
     Ok(())
+}
+
+/// An action chain as configured, in order.
+fn chain(raw: Vec<RawAction>) -> Vec<ActionConfig> {
+    raw.into_iter()
+        .map(|action| ActionConfig {
+            plugin: action.plugin.into_inner(),
+            on_error: action.on_error,
+        })
+        .collect()
 }
 
 /// `[[connections]]`, their upstream registrations resolved.
@@ -1918,6 +1930,36 @@ on_error = "continue"
             "{error}"
         );
         assert_eq!(error.line, 11, "{error}");
+    }
+
+    #[test]
+    fn the_credentials_exchange_chain_takes_only_its_world_in_order() {
+        let exchange =
+            "\n[plugins.guard]\npath = \"guard.wasm\"\nworld = \"credentials-exchange\"\n";
+        let chain = "\n[[credentials_exchange]]\nplugin = \"guard\"\non_error = \"continue\"\n";
+        let config = parse(&format!("{MINIMAL}{exchange}{chain}")).unwrap();
+        assert_eq!(config.credentials_exchange.len(), 1);
+        assert_eq!(config.credentials_exchange[0].plugin, "guard");
+        assert_eq!(config.credentials_exchange[0].on_error, OnError::Continue);
+        assert_eq!(config.actions.len(), 1, "the post-login chain is its own");
+
+        let wrong = format!("{MINIMAL}{exchange}{}", chain.replace("guard", "geo"));
+        let error = parse(&wrong).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("is a post-login-action, but is used here as a credentials-exchange"),
+            "{error}"
+        );
+        assert_eq!(error.line, wrong.lines().count() - 1, "{error}");
+        let as_action = MINIMAL.replace("plugin = \"geo\"", "plugin = \"guard\"") + exchange;
+        let error = parse(&as_action).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("is a credentials-exchange, but is used here as a post-login-action"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! never sees how a plugin runs (the engine does): it depends on nothing
 //! above the key ring.
 
+mod exchange;
+
+pub use exchange::{ExchangeFailure, ExchangeReport, TokenRequest};
+
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -210,6 +214,8 @@ pub struct Pipeline {
     http: OutboundHttp,
     fetchers: HashMap<String, Arc<Plugin>>,
     actions: Vec<ActionStep>,
+    /// `[[credentials_exchange]]`, run by [`Pipeline::exchange_credentials`].
+    exchange_actions: Vec<ActionStep>,
     plugins: BTreeMap<String, Arc<Plugin>>,
 }
 
@@ -251,16 +257,8 @@ impl Pipeline {
                 ))
             })
             .collect();
-        let actions = config
-            .actions
-            .iter()
-            .filter_map(|a| {
-                Some(ActionStep {
-                    plugin: plugins.get(&a.plugin)?.clone(),
-                    on_error: a.on_error,
-                })
-            })
-            .collect();
+        let actions = action_steps(&config.actions, &plugins);
+        let exchange_actions = action_steps(&config.credentials_exchange, &plugins);
         Ok(Pipeline {
             config,
             keys,
@@ -268,6 +266,7 @@ impl Pipeline {
             http,
             fetchers,
             actions,
+            exchange_actions,
             plugins,
         })
     }
@@ -626,42 +625,84 @@ impl Pipeline {
             let invocation = plugin
                 .on_execute_post_login(event, effects.clone(), options)
                 .await;
-            let skip = step.on_error == OnError::Continue;
-            let status = match &invocation.output {
-                Ok(changed) => match &changed.denial {
-                    Some(reason) => StepStatus::Denied {
-                        reason: reason.clone(),
-                    },
-                    None => StepStatus::Succeeded,
-                },
-                Err(error) if skip && error.is_plugin_fault() => StepStatus::Skipped {
-                    error: error.to_string(),
-                },
-                Err(error) => StepStatus::Failed {
-                    error: error.to_string(),
-                },
-            };
-            steps.push(plugin_step(plugin, &invocation, status));
-            match invocation.output {
-                Ok(ActionEffects {
-                    denial: Some(reason),
-                    ..
-                }) => {
+            match step.outcome(invocation, steps) {
+                ActionOutcome::Changed(changed) => effects = changed,
+                ActionOutcome::Skipped => {}
+                ActionOutcome::Denied(ActionEffects { denial, .. }) => {
+                    let reason = denial.unwrap_or_default();
                     tracing::info!(plugin = plugin.name(), reason, "login denied");
                     return Err(LoginFailure::Denied {
                         plugin: plugin.name().to_owned(),
                         reason,
                     });
                 }
-                Ok(changed) => effects = changed,
-                Err(error) if skip && error.is_plugin_fault() => {
-                    // The failed action's changes are dropped with it.
-                    tracing::warn!(%error, "action failed; skipped as configured (on_error = \"continue\")");
-                }
-                Err(error) => return Err(error.into()),
+                ActionOutcome::Failed(error) => return Err(error.into()),
             }
         }
         Ok(effects)
+    }
+}
+
+/// The configured chain's steps, their plugins loaded.
+fn action_steps(
+    chain: &[claimsmith_config::ActionConfig],
+    plugins: &BTreeMap<String, Arc<Plugin>>,
+) -> Vec<ActionStep> {
+    // Config checked that every reference names a plugin of the right world.
+    chain
+        .iter()
+        .filter_map(|a| {
+            Some(ActionStep {
+                plugin: plugins.get(&a.plugin)?.clone(),
+                on_error: a.on_error,
+            })
+        })
+        .collect()
+}
+
+/// What one action's call means for its chain.
+enum ActionOutcome {
+    /// It succeeded: the chain goes on from these effects.
+    Changed(ActionEffects),
+    /// It failed and is configured to be skipped: its changes are dropped.
+    Skipped,
+    /// It denied (these effects hold the denial): the chain stops.
+    Denied(ActionEffects),
+    Failed(PluginError),
+}
+
+impl ActionStep {
+    /// Reports the call in `steps` and says what it means for the chain.
+    fn outcome(
+        &self,
+        invocation: Invocation<ActionEffects>,
+        steps: &mut Vec<StepReport>,
+    ) -> ActionOutcome {
+        let skip = self.on_error == OnError::Continue;
+        let status = match &invocation.output {
+            Ok(changed) => match &changed.denial {
+                Some(reason) => StepStatus::Denied {
+                    reason: reason.clone(),
+                },
+                None => StepStatus::Succeeded,
+            },
+            Err(error) if skip && error.is_plugin_fault() => StepStatus::Skipped {
+                error: error.to_string(),
+            },
+            Err(error) => StepStatus::Failed {
+                error: error.to_string(),
+            },
+        };
+        steps.push(plugin_step(&self.plugin, &invocation, status));
+        match invocation.output {
+            Ok(changed) if changed.denial.is_some() => ActionOutcome::Denied(changed),
+            Ok(changed) => ActionOutcome::Changed(changed),
+            Err(error) if skip && error.is_plugin_fault() => {
+                tracing::warn!(%error, "action failed; skipped as configured (on_error = \"continue\")");
+                ActionOutcome::Skipped
+            }
+            Err(error) => ActionOutcome::Failed(error),
+        }
     }
 }
 
@@ -677,6 +718,7 @@ fn plugin_step<T>(plugin: &Plugin, invocation: &Invocation<T>, status: StepStatu
         kind: match plugin.world() {
             World::ProfileFetcher => StepKind::ProfileFetcher,
             World::PostLoginAction => StepKind::PostLoginAction,
+            World::CredentialsExchange => StepKind::CredentialsExchange,
         },
         duration: invocation.duration,
         fuel_consumed: Some(invocation.fuel_consumed),

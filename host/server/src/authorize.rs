@@ -1,7 +1,7 @@
 //! `/authorize` (an app sends its user here) and `/callback` (the upstream
 //! sends the user back): the browser half of a login.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Query, State};
@@ -498,6 +498,21 @@ fn transaction(pending: &PendingLogin) -> Transaction {
 }
 
 /// The name of a `Host` header's value, without its port.
+/// What actions see of the HTTP request from `caller` (`event.request`).
+pub(crate) fn request_info(caller: IpAddr, headers: &HeaderMap) -> RequestInfo {
+    let header_text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &header::HeaderValue| v.to_str().ok())
+    };
+    RequestInfo {
+        ip: Some(caller.to_string()),
+        user_agent: header_text(header::USER_AGENT).map(str::to_owned),
+        hostname: header_text(header::HOST).map(|host| host_name(host).to_owned()),
+        language: header_text(header::ACCEPT_LANGUAGE).and_then(first_language),
+    }
+}
+
 fn host_name(host: &str) -> &str {
     match host.rsplit_once(':') {
         // `[::1]:8080`, or a name with a port; a bare IPv6 address has no port.
@@ -559,17 +574,7 @@ pub(crate) async fn callback(
     Query(params): Query<CallbackParams>,
 ) -> Response {
     let client = service.caller_address(peer.ip(), &headers);
-    let header_text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &header::HeaderValue| v.to_str().ok())
-    };
-    let request = RequestInfo {
-        ip: Some(client.to_string()),
-        user_agent: header_text(header::USER_AGENT).map(str::to_owned),
-        hostname: header_text(header::HOST).map(|host| host_name(host).to_owned()),
-        language: header_text(header::ACCEPT_LANGUAGE).and_then(first_language),
-    };
+    let request = request_info(client, &headers);
     let Some(upstream_state) = params.state.clone() else {
         return error_page(
             StatusCode::BAD_REQUEST,

@@ -243,7 +243,9 @@ impl Metrics {
         let plugin_steps = steps.iter().filter(|step| {
             matches!(
                 step.kind,
-                StepKind::ProfileFetcher | StepKind::PostLoginAction
+                StepKind::ProfileFetcher
+                    | StepKind::PostLoginAction
+                    | StepKind::CredentialsExchange
             )
         });
         for step in plugin_steps {

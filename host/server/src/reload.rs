@@ -9,11 +9,11 @@
 //! and the old one keeps serving; rolling back is putting the old file (or
 //! hash pin) back.
 //!
-//! Only the chain is swapped: `[plugins]`, `[[actions]]`, and each
-//! connection's `profile_fetcher` and `options`. What the endpoints follow
-//! (issuer, clients, server, storage, keys, engine limits) takes effect at
-//! the next start, and a reload that changes the connections themselves is
-//! refused. It owns nothing else.
+//! Only the chain is swapped: `[plugins]`, `[[actions]]`,
+//! `[[credentials_exchange]]`, and each connection's `profile_fetcher` and
+//! `options`. What the endpoints follow (issuer, clients, server, storage,
+//! keys, engine limits) takes effect at the next start, and a reload that
+//! changes the connections themselves is refused. It owns nothing else.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
@@ -83,6 +83,7 @@ impl Service {
         let mut config = self.config.clone();
         config.plugins = fresh.plugins;
         config.actions = fresh.actions;
+        config.credentials_exchange = fresh.credentials_exchange;
         for (connection, fresh) in config.connections.iter_mut().zip(fresh.connections) {
             connection.profile_fetcher = fresh.profile_fetcher;
             connection.options = fresh.options;

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+mod client_credentials;
+
 use axum::Form;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -349,86 +351,6 @@ impl Service {
             Redemption::Unknown => None,
         };
         issued.ok_or_else(|| OAuthError::invalid_grant("the code is unknown, used or expired"))
-    }
-
-    /// A machine-to-machine token (RFC 6749 §4.4) for the Management API or
-    /// an `[[apis]]` audience the client lists. No user, so no post-login
-    /// action runs.
-    async fn client_credentials(
-        &self,
-        request: &ClientRequest,
-        now: u64,
-    ) -> Result<Value, OAuthError> {
-        let form = &request.form;
-        let client = self.authenticate_client(request)?;
-        if !client.allows(GrantType::ClientCredentials) || client.client_secret.is_none() {
-            return Err(OAuthError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::UnauthorizedClient,
-                "this client may not use the client_credentials grant".to_owned(),
-            ));
-        }
-        let management = claimsmith_core::management_audience(self.issuer());
-        let audience = form
-            .get("audience")
-            .cloned()
-            .unwrap_or_else(|| management.clone());
-        if !client.machine_may_ask_for(&audience, &management) {
-            return Err(OAuthError::invalid_request(format!(
-                "audience `{audience}` is not one this client may ask for: {}",
-                if client.allowed_audiences.is_empty() {
-                    management.clone()
-                } else {
-                    client.allowed_audiences.join(", ")
-                }
-            )));
-        }
-        let api = self.config().api(&audience);
-        // The audience's scopes among the client's: the Management API's,
-        // or those the API defines.
-        let of_audience = |scope: &String| match api {
-            Some(api) => api.scopes.contains(scope),
-            None => claimsmith_core::MANAGEMENT_SCOPES.contains(&scope.as_str()),
-        };
-        let scopes: Vec<String> = match form.get("scope") {
-            None => client
-                .allowed_scopes
-                .iter()
-                .filter(|s| of_audience(s))
-                .cloned()
-                .collect(),
-            Some(asked) => asked.split_ascii_whitespace().map(str::to_owned).collect(),
-        };
-        if let Some(scope) = scopes
-            .iter()
-            .find(|s| !client.allowed_scopes.contains(s) || !of_audience(s))
-        {
-            return Err(OAuthError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidScope,
-                format!("scope `{scope}` is not allowed to this client"),
-            ));
-        }
-        let ttl = api
-            .and_then(|api| api.token_ttl_secs)
-            .unwrap_or(self.config().tokens.access_token_ttl_secs);
-        let access_token = claimsmith_tokens::mint_client_access_token(
-            &self.keys.signing_key_at(now),
-            self.issuer(),
-            &client.client_id,
-            &audience,
-            &scopes,
-            now,
-            ttl,
-        )
-        .map_err(OAuthError::server_error)?;
-        tracing::info!(client = %client.client_id, %audience, scope = %scopes.join(" "), "issued a machine-to-machine token");
-        Ok(json!({
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": ttl,
-            "scope": scopes.join(" "),
-        }))
     }
 
     async fn refresh(&self, request: &ClientRequest, now: u64) -> Result<Value, OAuthError> {

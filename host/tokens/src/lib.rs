@@ -687,25 +687,34 @@ pub fn mint(key: &SigningKey, request: &MintRequest<'_>) -> Result<MintedTokens,
     })
 }
 
+/// What a machine token says: who asked, for what, and the custom claims
+/// the credentials-exchange chain set.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientToken<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    pub audience: &'a str,
+    pub scopes: &'a [String],
+    pub custom_claims: &'a Map<String, Value>,
+}
+
 /// An access token for a client acting as itself (the client credentials
 /// grant, RFC 6749 §4.4): `sub` is the client, there is no user, and
 /// `gty` says so (as Auth0's Management API tokens do).
 pub fn mint_client_access_token(
     key: &SigningKey,
-    issuer: &str,
-    client_id: &str,
-    audience: &str,
-    scopes: &[String],
+    token: &ClientToken<'_>,
     now: u64,
     ttl: u64,
 ) -> Result<String, TokenError> {
     let mut claims = Map::new();
-    claims.insert("iss".into(), issuer.into());
-    claims.insert("sub".into(), client_id.into());
-    claims.insert("aud".into(), audience.into());
-    claims.insert("client_id".into(), client_id.into());
-    claims.insert("azp".into(), client_id.into());
-    claims.insert("scope".into(), scopes.join(" ").into());
+    copy_unreserved_claims(&mut claims, token.custom_claims, "machine access token");
+    claims.insert("iss".into(), token.issuer.into());
+    claims.insert("sub".into(), token.client_id.into());
+    claims.insert("aud".into(), token.audience.into());
+    claims.insert("client_id".into(), token.client_id.into());
+    claims.insert("azp".into(), token.client_id.into());
+    claims.insert("scope".into(), token.scopes.join(" ").into());
     claims.insert("gty".into(), CLIENT_CREDENTIALS_GTY.into());
     claims.insert("iat".into(), now.into());
     claims.insert("nbf".into(), now.into());
