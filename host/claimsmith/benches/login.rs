@@ -450,7 +450,7 @@ fn write_up_build(engine: &Engine, plugin: &str) -> (Plugin, u64, Duration, Call
     };
     let options = CallOptions {
         interceptor: Some(Arc::new(CannedHttp::new(answering_every_time(
-            case.input.http,
+            case.input.http().cloned(),
         )))),
         ..CallOptions::default()
     };

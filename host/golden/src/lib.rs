@@ -8,7 +8,10 @@
 //! [`replay`] is the recorded-login format (`claimsmith run --input`) and the
 //! canned-HTTP matcher both use. It must not serve HTTP or open a store.
 
+mod exchange;
 pub mod replay;
+
+pub use exchange::{RecordedClient, RecordedTokenRequest};
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -66,10 +69,62 @@ pub struct Case {
     /// absent): a case about code that exists in one language only, such
     /// as an Auth0 original in JavaScript, names it.
     pub languages: Option<Vec<String>>,
-    /// The same shape as `claimsmith run --input`.
-    pub input: RecordedLogin,
+    /// A login, in the shape of `claimsmith run --input`; or, for the
+    /// credentials-exchange world, a machine client's token request.
+    pub input: CaseInput,
     /// What the case must produce. Each section given is compared whole.
     pub expect: Map<String, Value>,
+}
+
+/// What a case runs: a login, or a machine client's token request (told
+/// apart by its `client`, which a login names as `client_id`).
+#[derive(Debug, Clone)]
+pub enum CaseInput {
+    Login(Box<RecordedLogin>),
+    TokenRequest(Box<RecordedTokenRequest>),
+}
+
+impl<'de> Deserialize<'de> for CaseInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = Value::deserialize(deserializer)?;
+        if value.get("client").is_some() {
+            replay::from_value_with_path(value, None)
+                .map(|request| CaseInput::TokenRequest(Box::new(request)))
+        } else {
+            RecordedLogin::deserialize(value)
+                .map(|login| CaseInput::Login(Box::new(login)))
+                .map_err(D::Error::custom)
+        }
+    }
+}
+
+impl CaseInput {
+    /// The canned answers to the plugins' HTTP.
+    pub fn http(&self) -> Option<&Vec<replay::Exchange>> {
+        match self {
+            CaseInput::Login(login) => login.http.as_ref(),
+            CaseInput::TokenRequest(request) => request.http.as_ref(),
+        }
+    }
+
+    /// The pinned clock, if any.
+    pub fn now(&self) -> Option<u64> {
+        match self {
+            CaseInput::Login(login) => login.now,
+            CaseInput::TokenRequest(request) => request.now,
+        }
+    }
+
+    /// The login, or why a case of `kind` needs one.
+    fn login(&self, kind: &str) -> Result<&RecordedLogin, String> {
+        match self {
+            CaseInput::Login(login) => Ok(login),
+            CaseInput::TokenRequest(_) => Err(format!(
+                "a {kind} case's input is a login (`connection`, `client_id`, ...), not a token request"
+            )),
+        }
+    }
 }
 
 /// How a run of the suite is configured.
@@ -307,6 +362,7 @@ fn per_language(cases: Vec<PreparedCase>, builds: &Path) -> Result<Vec<PreparedC
 enum CaseKind {
     ProfileFetcher,
     Action,
+    CredentialsExchange,
     Chain,
 }
 
@@ -343,7 +399,9 @@ fn load_case(file: &Path) -> Result<PreparedCase, String> {
         }
         (None, None, Some(wasm)) => {
             let world = case.world.ok_or_else(|| {
-                invalid("`wasm` needs `world` (profile-fetcher or post-login-action)")
+                invalid(
+                    "`wasm` needs `world` (profile-fetcher, post-login-action or credentials-exchange)",
+                )
             })?;
             standalone_config(file, &base.join(wasm), world, &case).map_err(|why| invalid(&why))?
         }
@@ -353,6 +411,14 @@ fn load_case(file: &Path) -> Result<PreparedCase, String> {
             ));
         }
     };
+    let is_token_request = matches!(case.input, CaseInput::TokenRequest(_));
+    if is_token_request != (kind == CaseKind::CredentialsExchange) && kind != CaseKind::Chain {
+        return Err(invalid(if is_token_request {
+            "input: a token request (`client`, `audience`, ...) is the input of a credentials-exchange plugin's case"
+        } else {
+            "input: a credentials-exchange plugin's case gives a token request (`client`, `audience`, ...)"
+        }));
+    }
     let under_test = match (&case.plugin, kind) {
         (Some(plugin), _) => Some(plugin.clone()),
         (None, CaseKind::Chain) => None,
@@ -391,6 +457,7 @@ const ERROR_KINDS: &[&str] = &[
     "invalid-json",
     "profile-too-large",
     "userinfo",
+    "upstream-roles",
     "invalid-claims",
     "unknown-connection",
     "unknown-client",
@@ -454,7 +521,8 @@ fn check_expect_section(section: &str, value: &Value) -> Result<(), String> {
         }
         "denied" => {
             let keys = keys_of(value)?;
-            only(&keys, &["reason", "any_reason", "plugin"])?;
+            only(&keys, &["reason", "any_reason", "plugin", "code"])?;
+            text("code")?;
             match (value.get("reason"), value.get("any_reason")) {
                 (Some(_), None) => text("reason").and_then(|()| text("plugin")),
                 (None, Some(Value::Bool(true))) => text("plugin"),
@@ -496,16 +564,12 @@ fn focus_config(
         .clone();
     let kind = match spec.world {
         World::ProfileFetcher => {
+            let login = &case.input.login("profile-fetcher")?.login;
             let connection = config
                 .connections
                 .iter_mut()
-                .find(|c| c.name == case.input.login.connection)
-                .ok_or_else(|| {
-                    format!(
-                        "the config has no connection `{}`",
-                        case.input.login.connection
-                    )
-                })?;
+                .find(|c| c.name == login.connection)
+                .ok_or_else(|| format!("the config has no connection `{}`", login.connection))?;
             connection.profile_fetcher = Some(plugin.to_owned());
             config.actions.clear();
             CaseKind::ProfileFetcher
@@ -518,6 +582,13 @@ fn focus_config(
             // An action's case gives the profile it starts from, or the
             // connection's fetcher runs as configured.
             CaseKind::Action
+        }
+        World::CredentialsExchange => {
+            config.credentials_exchange = vec![ActionConfig {
+                plugin: plugin.to_owned(),
+                on_error: OnError::Fail,
+            }];
+            CaseKind::CredentialsExchange
         }
     };
     config.plugins.retain(|name, _| {
@@ -573,18 +644,6 @@ fn standalone_config(
             ..HttpPolicy::default()
         },
     };
-    let login = &case.input.login;
-    let (profile_fetcher, actions, kind) = match world {
-        World::ProfileFetcher => (Some(name.clone()), Vec::new(), CaseKind::ProfileFetcher),
-        World::PostLoginAction => (
-            None,
-            vec![ActionConfig {
-                plugin: name.clone(),
-                on_error: OnError::Fail,
-            }],
-            CaseKind::Action,
-        ),
-    };
     let mut config = Config {
         file: file.to_owned(),
         issuer: "https://claimsmith.test".to_owned(),
@@ -597,21 +656,47 @@ fn standalone_config(
         keys: KeySettings::default(),
         telemetry: Default::default(),
         console: None,
-        plugins: BTreeMap::from([(name, spec)]),
-        connections: vec![ConnectionConfig {
-            name: login.connection.clone(),
-            profile_fetcher,
-            options: case.options.clone(),
-            upstream: None,
-            roles_from: None,
-        }],
-        clients: vec![ClientConfig {
-            client_id: login.client_id.clone(),
-            name: login.client_id.clone(),
-            ..ClientConfig::default()
-        }],
-        actions,
+        plugins: BTreeMap::from([(name.clone(), spec)]),
+        connections: Vec::new(),
+        clients: Vec::new(),
+        actions: Vec::new(),
+        credentials_exchange: Vec::new(),
         apis: Vec::new(),
+    };
+    let one_step = || {
+        vec![ActionConfig {
+            plugin: name.clone(),
+            on_error: OnError::Fail,
+        }]
+    };
+    let kind = match world {
+        // The token request names its client itself.
+        World::CredentialsExchange => {
+            config.credentials_exchange = one_step();
+            CaseKind::CredentialsExchange
+        }
+        World::ProfileFetcher | World::PostLoginAction => {
+            let login = &case.input.login(&world.to_string())?.login;
+            let fetches = world == World::ProfileFetcher;
+            config.connections = vec![ConnectionConfig {
+                name: login.connection.clone(),
+                profile_fetcher: fetches.then(|| name.clone()),
+                options: case.options.clone(),
+                upstream: None,
+                roles_from: None,
+            }];
+            config.clients = vec![ClientConfig {
+                client_id: login.client_id.clone(),
+                name: login.client_id.clone(),
+                ..ClientConfig::default()
+            }];
+            if fetches {
+                CaseKind::ProfileFetcher
+            } else {
+                config.actions = one_step();
+                CaseKind::Action
+            }
+        }
     };
     apply_case_secrets(&mut config, case, None);
     Ok((config, kind))
@@ -800,27 +885,38 @@ fn broken(prepared: &PreparedCase, why: String) -> CaseResult {
 
 async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
     let started = Instant::now();
-    let canned = Arc::new(CannedHttp::new(
-        prepared.case.input.http.clone().unwrap_or_default(),
-    ));
+    let input = &prepared.case.input;
+    let canned = Arc::new(CannedHttp::new(input.http().cloned().unwrap_or_default()));
     let options = RunOptions {
         interceptor: Some(canned.clone()),
-        now: prepared.case.input.now,
+        now: input.now(),
         log_sink: None,
         ..RunOptions::default()
     };
-    let report = pipeline.run(&prepared.case.input.login, &options).await;
+    let (steps, actual) = match input {
+        CaseInput::Login(recorded) => {
+            let report = pipeline.run(&recorded.login, &options).await;
+            let actual = outcome(&report, prepared.kind, input.now().is_some());
+            (report.steps, actual)
+        }
+        CaseInput::TokenRequest(recorded) => {
+            let client = recorded.client_config();
+            let request = recorded.token_request(&client);
+            let report = pipeline.exchange_credentials(&request, &options).await;
+            let actual = exchange::exchange_outcome(&report, request.scopes);
+            (report.steps, actual)
+        }
+    };
     let duration = started.elapsed();
-    let fuel: u64 = report.steps.iter().filter_map(|s| s.fuel_consumed).sum();
-    let actual = outcome(&report, prepared.kind, prepared.case.input.now.is_some());
+    let fuel: u64 = steps.iter().filter_map(|s| s.fuel_consumed).sum();
 
     let mut failures = Vec::new();
     if let Some(plugin) = &prepared.under_test
-        && !report.steps.iter().any(|step| step.name == *plugin)
+        && !steps.iter().any(|step| step.name == *plugin)
     {
-        let hint = if prepared.kind == CaseKind::ProfileFetcher
-            && prepared.case.input.login.profile.is_some()
-        {
+        let fetch_skipped =
+            matches!(input, CaseInput::Login(recorded) if recorded.login.profile.is_some());
+        let hint = if prepared.kind == CaseKind::ProfileFetcher && fetch_skipped {
             " (the case gives `input.profile`, so the profile fetcher is skipped)"
         } else {
             ""
@@ -830,7 +926,7 @@ async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
         ));
     }
     if !prepared.case.expect.contains_key("skipped") {
-        for step in &report.steps {
+        for step in &steps {
             if let StepStatus::Skipped { error } = &step.status {
                 failures.push(format!(
                     "action `{}` was skipped under on_error = \"continue\" ({error}); if that is expected, say `skipped: [{}]` under `expect`",
@@ -927,7 +1023,7 @@ pub async fn try_login(
         secrets: None,
         max_fuel: None,
         languages: None,
-        input: recorded,
+        input: CaseInput::Login(Box::new(recorded.clone())),
         expect: Map::new(),
     };
     let (focused, kind) = focus_config(config.clone(), &case, plugin)?;
@@ -935,16 +1031,16 @@ pub async fn try_login(
     let pipeline = Pipeline::assemble(focused, engine, claimsmith_keys::KeyRing::single(key), http)
         .map_err(|error| error.to_string())?;
     let canned =
-        Arc::new(CannedHttp::new(case.input.http.clone().unwrap_or_default()).hiding_credentials());
+        Arc::new(CannedHttp::new(recorded.http.clone().unwrap_or_default()).hiding_credentials());
     let sink = claimsmith_capabilities::log::LogSink::default();
     let options = RunOptions {
         interceptor: Some(canned.clone()),
-        now: case.input.now,
+        now: recorded.now,
         log_sink: Some(sink.clone()),
         ..RunOptions::default()
     };
-    let report = pipeline.run(&case.input.login, &options).await;
-    let mut outcome = outcome(&report, kind, case.input.now.is_some());
+    let report = pipeline.run(&recorded.login, &options).await;
+    let mut outcome = outcome(&report, kind, recorded.now.is_some());
     // A case file keeps what a reader checks: the rest is noise there.
     outcome.retain(|section, value| match section.as_str() {
         "tokens" | "scopes" => false,
@@ -1088,15 +1184,7 @@ fn outcome(report: &LoginReport, kind: CaseKind, clock_pinned: bool) -> Map<Stri
     let mut actual = Map::new();
     // Whatever the outcome: an action skipped under `on_error = "continue"`
     // changed nothing, and a case must say it expects that.
-    actual.insert(
-        "skipped".into(),
-        report
-            .steps
-            .iter()
-            .filter(|step| matches!(step.status, StepStatus::Skipped { .. }))
-            .map(|step| Value::String(step.name.clone()))
-            .collect(),
-    );
+    actual.insert("skipped".into(), skipped_steps(&report.steps));
     match &report.outcome {
         Ok(minted) => {
             if kind != CaseKind::Action {
@@ -1142,14 +1230,29 @@ fn outcome(report: &LoginReport, kind: CaseKind, clock_pinned: bool) -> Map<Stri
     actual
 }
 
+/// The names of the steps skipped under `on_error = "continue"`.
+fn skipped_steps(steps: &[claimsmith_pipeline::StepReport]) -> Value {
+    steps
+        .iter()
+        .filter(|step| matches!(step.status, StepStatus::Skipped { .. }))
+        .map(|step| Value::String(step.name.clone()))
+        .collect()
+}
+
+fn plugin_error_kind(error: &PluginError) -> &'static str {
+    match error {
+        PluginError::LimitExceeded { .. } => "limit-exceeded",
+        PluginError::Trapped { .. } => "trapped",
+        PluginError::Failed { .. } => "failed",
+        PluginError::InvalidJson { .. } => "invalid-json",
+        PluginError::ProfileTooLarge { .. } => "profile-too-large",
+        PluginError::Capacity { .. } => "capacity",
+    }
+}
+
 fn failure_kind(failure: &LoginFailure) -> &'static str {
     match failure {
-        LoginFailure::Plugin(PluginError::LimitExceeded { .. }) => "limit-exceeded",
-        LoginFailure::Plugin(PluginError::Trapped { .. }) => "trapped",
-        LoginFailure::Plugin(PluginError::Failed { .. }) => "failed",
-        LoginFailure::Plugin(PluginError::InvalidJson { .. }) => "invalid-json",
-        LoginFailure::Plugin(PluginError::ProfileTooLarge { .. }) => "profile-too-large",
-        LoginFailure::Plugin(PluginError::Capacity { .. }) => "capacity",
+        LoginFailure::Plugin(error) => plugin_error_kind(error),
         LoginFailure::UnknownConnection(_) => "unknown-connection",
         LoginFailure::UnknownClient(_) => "unknown-client",
         LoginFailure::MissingSubject => "missing-subject",
@@ -1194,7 +1297,7 @@ fn normalized_claims(token: &str, clock_pinned: bool) -> Value {
 }
 
 /// Sections compare whole, except an error's message, which the case gives
-/// as a substring, and a denial's plugin, which it may leave out.
+/// as a substring, and a denial's plugin and code, which it may leave out.
 fn section_matches(section: &str, expected: &Value, actual: &Value) -> bool {
     match section {
         "error" => {
@@ -1213,10 +1316,12 @@ fn section_matches(section: &str, expected: &Value, actual: &Value) -> bool {
                 Some(reason) => Some(reason) == actual.get("reason"),
                 None => actual.get("reason").is_some(),
             };
-            reason_matches
-                && expected
-                    .get("plugin")
-                    .is_none_or(|plugin| Some(plugin) == actual.get("plugin"))
+            let given_matches = |field: &str| {
+                expected
+                    .get(field)
+                    .is_none_or(|v| Some(v) == actual.get(field))
+            };
+            reason_matches && given_matches("plugin") && given_matches("code")
         }
         _ => expected == actual,
     }

@@ -70,7 +70,7 @@ fn unsigned_id_token(claims: &Map<String, Value>) -> String {
 }
 
 /// Deserializes `value`, saying where inside it a mistake is.
-fn from_value_with_path<T: serde::de::DeserializeOwned, E: serde::de::Error>(
+pub(crate) fn from_value_with_path<T: serde::de::DeserializeOwned, E: serde::de::Error>(
     value: Value,
     field: Option<&str>,
 ) -> Result<T, E> {
