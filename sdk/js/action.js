@@ -8,7 +8,10 @@
 import * as host from 'claimsmith:plugin/api@0.1.0';
 import * as hostCache from 'claimsmith:plugin/cache@0.1.0';
 import {
-  describeHostError,
+  auth0Client,
+  cacheApi,
+  call,
+  claimSetter,
   errorText,
   jsonText,
   naming,
@@ -16,67 +19,13 @@ import {
   secretsProxy,
 } from './common.js';
 
-function call(what, operation) {
-  try {
-    return operation();
-  } catch (error) {
-    throw new Error(`${what}: ${describeHostError(error)}`);
-  }
-}
-
 function tokenApi(token, label) {
   return {
-    /** Sets a custom claim; `undefined` sets nothing, as JSON would drop it. */
-    setCustomClaim(name, value) {
-      if (value === undefined) {
-        return;
-      }
-      const text = jsonText(value, `claim \`${name}\``);
-      call(`cannot set the ${label} claim \`${name}\``, () =>
-        host.setCustomClaim(token, name, text),
-      );
-    },
+    setCustomClaim: claimSetter(label, (name, text) => host.setCustomClaim(token, name, text)),
     removeCustomClaim(name) {
       call(`cannot remove the ${label} claim \`${name}\``, () =>
         host.removeCustomClaim(token, name),
       );
-    },
-  };
-}
-
-/** A lifetime in milliseconds for the host (`undefined` for none given). */
-function millis(value) {
-  return value === undefined || value === null ? undefined : BigInt(Math.max(0, Math.floor(Number(value))));
-}
-
-/**
- * Auth0's `api.cache`: the host keeps the entries (each call is a fresh
- * instance). Writes answer `{ type: 'success', record }` or
- * `{ type: 'error', code }` as Auth0's do, never throw.
- */
-function cacheApi() {
-  const record = (entry) => ({ value: entry.value, expires_at: Number(entry.expiresAt) });
-  return {
-    get(key) {
-      const entry = hostCache.get(String(key));
-      return entry === undefined ? undefined : record(entry);
-    },
-    set(key, value, options = {}) {
-      try {
-        const entry = hostCache.set(
-          String(key),
-          String(value),
-          millis(options.ttl),
-          millis(options.expires_at),
-        );
-        return { type: 'success', record: record(entry) };
-      } catch (error) {
-        return { type: 'error', code: describeHostError(error) };
-      }
-    },
-    delete(key) {
-      hostCache.delete(String(key));
-      return { type: 'success' };
     },
   };
 }
@@ -111,7 +60,7 @@ function auth0Api() {
         },
         'api.user',
       ),
-      cache: naming(cacheApi(), 'api.cache'),
+      cache: naming(cacheApi(hostCache), 'api.cache'),
     },
     'api',
   );
@@ -139,11 +88,7 @@ function auth0Event(event) {
   return {
     user,
     stats: { logins_count: event.user.loginsCount },
-    client: {
-      client_id: event.client.clientId,
-      name: event.client.name,
-      metadata: parseObject(event.client.metadata),
-    },
+    client: auth0Client(event.client),
     connection: { name: event.connection.name, strategy: event.connection.strategy },
     request: {
       ip: event.request.ip,

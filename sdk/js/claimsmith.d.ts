@@ -5,6 +5,9 @@
 //    *  @param {import('./claimsmith').PostLoginApi} api */
 //   export async function onExecutePostLogin(event, api) { ... }
 //
+// (`CredentialsExchangeEvent` and `CredentialsExchangeApi` for
+// `onExecuteCredentialsExchange`.)
+//
 // `claimsmith new --lang js` writes this file next to the plugin.
 
 /** Any JSON value. */
@@ -34,11 +37,19 @@ export interface User {
   [profileAttribute: string]: Json | undefined;
 }
 
+/** The application asking: a browser app at a login, a machine client at a credentials exchange. */
+export interface Client {
+  client_id: string;
+  name: string;
+  /** The client's `metadata` table from config. */
+  metadata: Record<string, Json>;
+}
+
 /** Everything a post-login action sees, in Auth0's shape. */
 export interface PostLoginEvent {
   user: User;
   stats: { logins_count: number };
-  client: { client_id: string; name: string; metadata: Record<string, Json> };
+  client: Client;
   connection: { name: string; strategy: string };
   request: {
     ip?: string;
@@ -95,17 +106,67 @@ export interface PostLoginApi {
     setAppMetadata(key: string, value: Json): void;
   };
   /** Short-lived strings this action keeps across logins (kept by the host). */
-  cache: {
-    get(key: string): { value: string; expires_at: number } | undefined;
-    set(
-      key: string,
-      value: string,
-      options?: { ttl?: number; expires_at?: number },
-    ):
-      | { type: 'success'; record: { value: string; expires_at: number } }
-      | { type: 'error'; code: 'invalid-key' | 'value-too-large' | 'cache-full' | 'invalid-lifetime' };
-    delete(key: string): { type: 'success' };
+  cache: CacheApi;
+}
+
+/** Auth0's `api.cache`, in both action worlds: strings the host keeps per action. */
+export interface CacheApi {
+  get(key: string): { value: string; expires_at: number } | undefined;
+  set(
+    key: string,
+    value: string,
+    options?: { ttl?: number; expires_at?: number },
+  ):
+    | { type: 'success'; record: { value: string; expires_at: number } }
+    | { type: 'error'; code: 'invalid-key' | 'value-too-large' | 'cache-full' | 'invalid-lifetime' };
+  delete(key: string): { type: 'success' };
+}
+
+/** A machine client's token request, in Auth0's credentials-exchange shape. */
+export interface CredentialsExchangeEvent {
+  client: Client;
+  /** The API the token is for: its identifier is the token's audience. */
+  resource_server: { identifier: string };
+  transaction: {
+    /** The scopes the client asked for, as it asked. */
+    requested_scopes: string[];
   };
+  request: {
+    ip?: string;
+    hostname?: string;
+    user_agent?: string;
+    language?: string;
+    /** `POST`. */
+    method: string;
+    /** The form fields, without the client's credentials. */
+    body: Record<string, Json>;
+    /** Always empty: Claimsmith has no GeoIP database. */
+    geoip: Record<string, never>;
+  };
+  accessToken: {
+    /** The scopes the token will carry: those requested and allowed. */
+    scope: string[];
+    /** Custom claims the actions before this one set. */
+    customClaims: Record<string, Json>;
+  };
+  secrets: Secrets;
+}
+
+/** The OAuth errors a credentials-exchange denial may answer with (Auth0's three). */
+export type DenialCode = 'invalid_scope' | 'invalid_request' | 'server_error';
+
+/** What a credentials-exchange action may change, in Auth0's shape. Refused changes throw. */
+export interface CredentialsExchangeApi {
+  accessToken: {
+    /** Sets a custom claim (reserved claims such as `sub` throw); `undefined` sets nothing. */
+    setCustomClaim(name: string, value: Json | undefined): void;
+  };
+  access: {
+    /** Denies the token request with the OAuth error `code`; any other code throws. */
+    deny(code: DenialCode, reason: string): void;
+  };
+  /** Short-lived strings this action keeps across token requests (kept by the host). */
+  cache: CacheApi;
 }
 
 /** What a profile fetcher receives besides the upstream access token. */
@@ -123,6 +184,12 @@ export interface FetchUserProfileContext {
 
 /** A post-login action: `export async function onExecutePostLogin(event, api)`. */
 export type OnExecutePostLogin = (event: PostLoginEvent, api: PostLoginApi) => void | Promise<void>;
+
+/** A credentials-exchange action: `export async function onExecuteCredentialsExchange(event, api)`. */
+export type OnExecuteCredentialsExchange = (
+  event: CredentialsExchangeEvent,
+  api: CredentialsExchangeApi,
+) => void | Promise<void>;
 
 /** A profile fetcher: `export async function fetchUserProfile(accessToken, ctx)`. */
 export type FetchUserProfile = (

@@ -1,5 +1,6 @@
-// What both worlds share: secrets, the host's log, and turning whatever a
-// plugin throws into the error text the WIT contract carries.
+// What the worlds share: secrets, the host's log, turning whatever a plugin
+// throws into the error text the WIT contract carries, and the actions'
+// `api.cache`.
 //
 // This file is compiled into every JavaScript plugin by `claimsmith build`;
 // plugins do not import it themselves.
@@ -67,6 +68,33 @@ export function describeHostError(error) {
   return errorText(error);
 }
 
+/**
+ * Runs a host call, turning the WIT error it throws into an Error that says
+ * `what` was refused and why.
+ */
+export function call(what, operation) {
+  try {
+    return operation();
+  } catch (error) {
+    throw new Error(`${what}: ${describeHostError(error)}`);
+  }
+}
+
+/**
+ * `api.<token>.setCustomClaim(name, value)` over the host's `set` for that
+ * token, `set(name, jsonText)`: `undefined` sets nothing, as JSON would drop
+ * it, and a refusal throws naming the `label`led token's claim.
+ */
+export function claimSetter(label, set) {
+  return (name, value) => {
+    if (value === undefined) {
+      return;
+    }
+    const text = jsonText(value, `claim \`${name}\``);
+    call(`cannot set the ${label} claim \`${name}\``, () => set(name, text));
+  };
+}
+
 /** Where an exception thrown by a callback goes: see {@link runCallback}. */
 let failRunningCall = null;
 
@@ -131,4 +159,53 @@ export function jsonText(value, what) {
 export function parseObject(text) {
   const value = JSON.parse(text);
   return value !== null && typeof value === 'object' ? value : {};
+}
+
+/**
+ * Auth0's `event.client` from the WIT `client` record, which both action
+ * worlds share.
+ */
+export function auth0Client(client) {
+  return { client_id: client.clientId, name: client.name, metadata: parseObject(client.metadata) };
+}
+
+/** A lifetime in milliseconds for the host (`undefined` for none given). */
+function millis(value) {
+  return value === undefined || value === null ? undefined : BigInt(Math.max(0, Math.floor(Number(value))));
+}
+
+/**
+ * Auth0's `api.cache`: the host keeps the entries (each call is a fresh
+ * instance). Writes answer `{ type: 'success', record }` or
+ * `{ type: 'error', code }` as Auth0's do, never throw.
+ *
+ * `hostCache` is the world's `claimsmith:plugin/cache` import, passed in by
+ * the action worlds: this file is bundled into profile fetchers too, whose
+ * world has no cache to import.
+ */
+export function cacheApi(hostCache) {
+  const record = (entry) => ({ value: entry.value, expires_at: Number(entry.expiresAt) });
+  return {
+    get(key) {
+      const entry = hostCache.get(String(key));
+      return entry === undefined ? undefined : record(entry);
+    },
+    set(key, value, options = {}) {
+      try {
+        const entry = hostCache.set(
+          String(key),
+          String(value),
+          millis(options.ttl),
+          millis(options.expires_at),
+        );
+        return { type: 'success', record: record(entry) };
+      } catch (error) {
+        return { type: 'error', code: describeHostError(error) };
+      }
+    },
+    delete(key) {
+      hostCache.delete(String(key));
+      return { type: 'success' };
+    },
+  };
 }

@@ -41,6 +41,12 @@ const WORLDS = {
     adapter: 'postLoginAction',
     pluginExport: 'onExecutePostLogin',
   },
+  'credentials-exchange': {
+    witExport: 'onExecuteCredentialsExchange',
+    module: 'credentials.js',
+    adapter: 'credentialsExchange',
+    pluginExport: 'onExecuteCredentialsExchange',
+  },
   'profile-fetcher': {
     witExport: 'fetchProfile',
     module: 'fetcher.js',
@@ -80,6 +86,11 @@ function auth0Major() {
 }
 const connectionScript = build.world === 'profile-fetcher' && isConnectionScript(mainText);
 const world = WORLDS[build.world];
+if (!world) {
+  // `claimsmith build` checks the world first: this is a mismatched toolchain.
+  console.error(`unknown world \`${build.world}\`: one of ${Object.keys(WORLDS).join(', ')}`);
+  process.exit(2);
+}
 
 const entry = connectionScript
   ? `import script from './plugin/${build.main}';\n` +

@@ -283,7 +283,7 @@ fn chromium() -> Result<(), String> {
 fn scaffolds() -> Result<(), String> {
     let dir = root().join("target/scaffolds");
     for language in ["rust", "js", "ts", "python"] {
-        for kind in ["action", "profile-fetcher"] {
+        for kind in ["action", "profile-fetcher", "credentials-exchange"] {
             let project = dir.join(format!("{language}-{kind}"));
             if project.exists() {
                 std::fs::remove_dir_all(&project)

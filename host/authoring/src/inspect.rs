@@ -41,7 +41,8 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
     let Some(world) = description.world else {
         bail!(
             "{} is not a Claimsmith plugin: it exports [{}], and a plugin exports \
-             `on-execute-post-login` (post-login-action) or `fetch-profile` (profile-fetcher)",
+             `on-execute-post-login` (post-login-action), `on-execute-credentials-exchange` \
+             (credentials-exchange) or `fetch-profile` (profile-fetcher)",
             path.display(),
             description.exports.join(", ")
         );

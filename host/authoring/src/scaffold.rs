@@ -172,6 +172,22 @@ fn fetch_user_profile(access_token: &str, ctx: &FetchContext) -> Result<Profile,
 claimsmith_sdk::profile_fetcher!(fetch_user_profile);
 "#
         ),
+        World::CredentialsExchange => format!(
+            r#"//! {name}: a credentials-exchange action. It puts the machine client's
+//! name into the access token it asked for.
+
+use claimsmith_sdk::Error;
+use claimsmith_sdk::credentials::{{Api, Event}};
+
+fn on_execute_credentials_exchange(event: &Event, api: &mut Api) -> Result<(), Error> {{
+    api.access_token()
+        .set_custom_claim("https://example.com/client_name", &event.client.name)?;
+    Ok(())
+}}
+
+claimsmith_sdk::credentials_exchange!(on_execute_credentials_exchange);
+"#
+        ),
     };
     Ok(vec![
         ("Cargo.toml".to_owned(), cargo_toml),
@@ -214,6 +230,19 @@ export async function fetchUserProfile(accessToken, ctx) {{
   const profile = await response.json();
   profile.connection = ctx.connection;
   return profile;
+}}
+"#
+        ),
+        World::CredentialsExchange => format!(
+            r#"// {name}: a credentials-exchange action. It puts the machine client's
+// name into the access token it asked for.
+
+/**
+ * @param {{import('./claimsmith').CredentialsExchangeEvent}} event
+ * @param {{import('./claimsmith').CredentialsExchangeApi}} api
+ */
+export async function onExecuteCredentialsExchange(event, api) {{
+  api.accessToken.setCustomClaim('https://example.com/client_name', event.client.name);
 }}
 "#
         ),
@@ -264,6 +293,20 @@ export async function fetchUserProfile(
   const profile = (await response.json()) as Record<string, Json>;
   profile.connection = ctx.connection;
   return profile;
+}}
+"#
+        ),
+        World::CredentialsExchange => format!(
+            r#"// {name}: a credentials-exchange action. It puts the machine client's
+// name into the access token it asked for.
+
+import type {{ CredentialsExchangeApi, CredentialsExchangeEvent }} from './claimsmith';
+
+export async function onExecuteCredentialsExchange(
+  event: CredentialsExchangeEvent,
+  api: CredentialsExchangeApi,
+): Promise<void> {{
+  api.accessToken.setCustomClaim('https://example.com/client_name', event.client.name);
 }}
 "#
         ),
@@ -344,6 +387,17 @@ def fetch_user_profile(access_token: str, ctx: FetchContext) -> dict:
     return profile
 "#
         ),
+        World::CredentialsExchange => format!(
+            r#""""{name}: a credentials-exchange action. It puts the machine client's
+name into the access token it asked for."""
+
+from claimsmith.credentials import Api, Event
+
+
+def on_execute_credentials_exchange(event: Event, api: Api) -> None:
+    api.access_token.set_custom_claim("https://example.com/client_name", event.client.name)
+"#
+        ),
     };
     let pyproject = format!(
         "[project]\nname = \"{name}\"\nversion = \"0.1.0\"\n\n\
@@ -359,6 +413,7 @@ fn golden_name(world: World) -> &'static str {
     match world {
         World::PostLoginAction => "department-claim",
         World::ProfileFetcher => "userinfo-profile",
+        World::CredentialsExchange => "client-name-claim",
     }
 }
 
@@ -407,6 +462,23 @@ expect:
   profile: {{ sub: ada, name: Ada Lovelace, connection: upstream }}
 "#
         ),
+        World::CredentialsExchange => format!(
+            r#"# A golden case: `claimsmith test goldens` runs it against the build.
+# The input is a machine client's token request (client_credentials).
+name: {name} puts the client's name into the access token
+wasm: {wasm}
+world: credentials-exchange
+input:
+  client: {{ client_id: m2m-reports, name: Reports, metadata: {{}} }}
+  audience: https://api.example.com
+  requested_scopes: [read:reports]
+  request: {{ ip: 203.0.113.7, user_agent: curl/8 }}
+expect:
+  claims:
+    access_token: {{ "https://example.com/client_name": Reports }}
+  scopes: [read:reports]
+"#
+        ),
     }
 }
 
@@ -415,9 +487,19 @@ fn readme(world: World, source: SourceLanguage, name: &str) -> String {
         "# {name}\n\nA Claimsmith {world} in {language_name}, made by `claimsmith new`.\n\n\
          ```sh\nclaimsmith build .             # -> target/plugins/{lang}/{name}.wasm\n\
          claimsmith test goldens         # the golden cases in goldens/\n```\n\n\
-         To run it in a login, add it to your `claimsmith.toml`:\n\n\
-         ```toml\n[plugins.{name}]\npath = \"target/plugins/{lang}/{name}.wasm\"\nworld = \"{world}\"\n```\n",
+         To run it, add it to your `claimsmith.toml`:\n\n\
+         ```toml\n[plugins.{name}]\npath = \"target/plugins/{lang}/{name}.wasm\"\nworld = \"{world}\"\n{chain}```\n",
         language_name = source.name(),
         lang = source.built_as().dir_name(),
+        chain = chain_entry(world, name),
     )
+}
+
+/// The config table that runs a plugin of `world`, besides declaring it: a
+/// credentials-exchange action runs only from its own chain.
+fn chain_entry(world: World, name: &str) -> String {
+    match world {
+        World::CredentialsExchange => format!("\n[[credentials_exchange]]\nplugin = \"{name}\"\n"),
+        World::PostLoginAction | World::ProfileFetcher => String::new(),
+    }
 }

@@ -5,7 +5,12 @@ A post-login action is one function::
     def on_execute_post_login(event: Event, api: Api) -> None:
         api.access_token.set_custom_claim("geo_ip_country", event.user.profile.get("geo_ip_country"))
 
-and a profile fetcher another::
+a credentials-exchange action (``claimsmith.credentials``) another::
+
+    def on_execute_credentials_exchange(event: credentials.Event, api: credentials.Api) -> None:
+        api.access_token.set_custom_claim("https://example.com/client_name", event.client.name)
+
+and a profile fetcher a third::
 
     def fetch_user_profile(access_token: str, ctx: FetchContext) -> dict:
         return fetch(ctx.options["userinfo_url"], headers={"Authorization": f"Bearer {access_token}"}).json()
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import json as _json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from wit_world.imports import http as _http
 from wit_world.imports import log as _log
@@ -74,6 +79,11 @@ class Client:
     client_id: str
     name: str
     metadata: Dict[str, Json]
+
+
+def client_of(record: Any) -> Client:
+    """The WIT ``client`` record both action worlds share, as a ``Client``."""
+    return Client(client_id=record.client_id, name=record.name, metadata=parse_object(record.metadata))
 
 
 @dataclass
@@ -167,6 +177,54 @@ class FetchContext:
 
 class HostError(Exception):
     """The host refused a call (a reserved claim, a disallowed origin, ...)."""
+
+
+def host_call(what: str, operation: Callable[[], None]) -> None:
+    """Runs a host call, turning the WIT error it raises into a ``HostError``
+    that says ``what`` was refused and why."""
+    try:
+        operation()
+    except _Err as error:
+        raise HostError(f"{what}: {describe(error.value)}") from None
+
+
+def json_text(value: Any, what: str) -> str:
+    """``value`` as JSON text for the host; a ``TypeError`` naming ``what`` when it is not JSON."""
+    try:
+        return dumps(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{what}: {error}") from None
+
+
+class CacheApi:
+    """Auth0's ``api.cache``: short-lived strings the host keeps for this
+    action (each call is a fresh instance). Times are milliseconds since the
+    epoch; writes answer ``{"type": "success", "record": ...}`` or
+    ``{"type": "error", "code": ...}``, as Auth0's do.
+
+    ``cache`` is the world's ``wit_world.imports.cache``, handed in by the
+    action worlds: this module is imported by profile fetchers too, whose
+    world has no cache to import."""
+
+    def __init__(self, cache: Any) -> None:
+        self._cache = cache
+
+    def get(self, key: str) -> Optional[Dict[str, Any]]:
+        entry = self._cache.get(key)
+        return None if entry is None else {"value": entry.value, "expires_at": entry.expires_at}
+
+    def set(
+        self, key: str, value: str, ttl: Optional[int] = None, expires_at: Optional[int] = None
+    ) -> Dict[str, Any]:
+        try:
+            entry = self._cache.set(key, str(value), ttl, expires_at)
+        except _Err as error:
+            return {"type": "error", "code": error.value.name.lower().replace("_", "-")}
+        return {"type": "success", "record": {"value": entry.value, "expires_at": entry.expires_at}}
+
+    def delete(self, key: str) -> Dict[str, str]:
+        self._cache.delete(key)
+        return {"type": "success"}
 
 
 class FetchError(HostError):

@@ -6,7 +6,7 @@ function to :func:`post_login_action`.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 import wit_world
 from wit_world.imports import api as _api
@@ -17,34 +17,20 @@ from . import (
     Authentication,
     AuthenticationMethod,
     Authorization,
-    Client,
+    CacheApi,
     Connection,
     Event,
-    HostError,
     Request,
     ResourceServer,
     Stats,
     Transaction,
     User,
-    describe,
-    dumps,
+    client_of,
     error_text,
+    host_call,
+    json_text,
     parse_object,
 )
-
-
-def _call(what: str, operation: Callable[[], None]) -> None:
-    try:
-        operation()
-    except Err as error:
-        raise HostError(f"{what}: {describe(error.value)}") from None
-
-
-def _json_text(value: Any, what: str) -> str:
-    try:
-        return dumps(value)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{what}: {error}") from None
 
 
 class TokenApi:
@@ -54,16 +40,16 @@ class TokenApi:
 
     def set_custom_claim(self, name: str, value: Any) -> None:
         """Sets a custom claim; reserved claims such as ``sub`` raise ``HostError``."""
-        text = _json_text(value, f"claim `{name}`")
-        _call(f"cannot set the {self._label} claim `{name}`", lambda: _api.set_custom_claim(self._token, name, text))
+        text = json_text(value, f"claim `{name}`")
+        host_call(f"cannot set the {self._label} claim `{name}`", lambda: _api.set_custom_claim(self._token, name, text))
 
     def remove_custom_claim(self, name: str) -> None:
-        _call(f"cannot remove the {self._label} claim `{name}`", lambda: _api.remove_custom_claim(self._token, name))
+        host_call(f"cannot remove the {self._label} claim `{name}`", lambda: _api.remove_custom_claim(self._token, name))
 
 
 class AccessTokenApi(TokenApi):
     def add_scope(self, scope: str) -> None:
-        _call(f"cannot add the scope `{scope}`", lambda: _api.add_scope(scope))
+        host_call(f"cannot add the scope `{scope}`", lambda: _api.add_scope(scope))
 
     def remove_scope(self, scope: str) -> None:
         _api.remove_scope(scope)
@@ -77,36 +63,12 @@ class AccessApi:
 
 class UserApi:
     def set_user_metadata(self, key: str, value: Any) -> None:
-        text = _json_text(value, f"user metadata `{key}`")
-        _call(f"cannot set user metadata `{key}`", lambda: _api.set_user_metadata(key, text))
+        text = json_text(value, f"user metadata `{key}`")
+        host_call(f"cannot set user metadata `{key}`", lambda: _api.set_user_metadata(key, text))
 
     def set_app_metadata(self, key: str, value: Any) -> None:
-        text = _json_text(value, f"app metadata `{key}`")
-        _call(f"cannot set app metadata `{key}`", lambda: _api.set_app_metadata(key, text))
-
-
-class CacheApi:
-    """Auth0's ``api.cache``: short-lived strings the host keeps for this
-    action (each call is a fresh instance). Times are milliseconds since the
-    epoch; writes answer ``{"type": "success", "record": ...}`` or
-    ``{"type": "error", "code": ...}``, as Auth0's do."""
-
-    def get(self, key: str) -> Optional[Dict[str, Any]]:
-        entry = _cache.get(key)
-        return None if entry is None else {"value": entry.value, "expires_at": entry.expires_at}
-
-    def set(
-        self, key: str, value: str, ttl: Optional[int] = None, expires_at: Optional[int] = None
-    ) -> Dict[str, Any]:
-        try:
-            entry = _cache.set(key, str(value), ttl, expires_at)
-        except Err as error:
-            return {"type": "error", "code": error.value.name.lower().replace("_", "-")}
-        return {"type": "success", "record": {"value": entry.value, "expires_at": entry.expires_at}}
-
-    def delete(self, key: str) -> Dict[str, str]:
-        _cache.delete(key)
-        return {"type": "success"}
+        text = json_text(value, f"app metadata `{key}`")
+        host_call(f"cannot set app metadata `{key}`", lambda: _api.set_app_metadata(key, text))
 
 
 class Api:
@@ -117,7 +79,7 @@ class Api:
         self.id_token = TokenApi(_api.Token.ID_TOKEN, "id token")
         self.access = AccessApi()
         self.user = UserApi()
-        self.cache = CacheApi()
+        self.cache = CacheApi(_cache)
 
 
 def _transaction(fields: Dict[str, Any]) -> Transaction:
@@ -143,11 +105,7 @@ def _event(event: Any) -> Event:
             created_at=event.user.created_at,
         ),
         stats=Stats(logins_count=event.user.logins_count),
-        client=Client(
-            client_id=event.client.client_id,
-            name=event.client.name,
-            metadata=parse_object(event.client.metadata),
-        ),
+        client=client_of(event.client),
         connection=Connection(name=event.connection.name, strategy=event.connection.strategy),
         request=Request(
             ip=event.request.ip,

@@ -134,6 +134,17 @@ pub struct ResourceServer {
     pub identifier: String,
 }
 
+/// The WIT `client` record, which the credentials-exchange world shares.
+impl From<bindings::claimsmith::plugin::event_types::Client> for Client {
+    fn from(client: bindings::claimsmith::plugin::event_types::Client) -> Self {
+        Client {
+            client_id: client.client_id,
+            name: client.name,
+            metadata: crate::parse_object(&client.metadata),
+        }
+    }
+}
+
 impl From<bindings::Event> for Event {
     fn from(event: bindings::Event) -> Self {
         Event {
@@ -148,11 +159,7 @@ impl From<bindings::Event> for Event {
             stats: Stats {
                 logins_count: event.user.logins_count,
             },
-            client: Client {
-                client_id: event.client.client_id,
-                name: event.client.name,
-                metadata: crate::parse_object(&event.client.metadata),
-            },
+            client: Client::from(event.client),
             connection: Connection {
                 name: event.connection.name,
                 strategy: event.connection.strategy,
@@ -211,7 +218,7 @@ impl Api {
 
     /// Auth0's `api.cache`: strings this action keeps across logins.
     pub fn cache(&mut self) -> Cache {
-        Cache { _private: () }
+        Cache::new()
     }
 }
 
@@ -225,6 +232,11 @@ pub struct Cache {
 pub use bindings::claimsmith::plugin::cache::{CacheError, Entry as CacheEntry};
 
 impl Cache {
+    /// For both action worlds' `Api`: the cache interface is the same one.
+    pub(crate) fn new() -> Self {
+        Cache { _private: () }
+    }
+
     /// The entry at `key`, unless it is absent or expired.
     pub fn get(&self, key: &str) -> Option<CacheEntry> {
         bindings::claimsmith::plugin::cache::get(key)
@@ -258,7 +270,7 @@ pub struct TokenClaims {
 impl TokenClaims {
     /// Sets the custom claim `name`; reserved claims (`sub`, `scope`, ...) are refused.
     pub fn set_custom_claim(&self, name: &str, value: &impl Serialize) -> Result<(), Error> {
-        let text = json_text(value, &format!("claim `{name}`"))?;
+        let text = crate::json_text(value, &format!("claim `{name}`"))?;
         host::set_custom_claim(self.token, name, &text)
             .map_err(|e| refused(&format!("cannot set the {} claim `{name}`", self.label), &e))
     }
@@ -314,20 +326,16 @@ pub struct UserMetadata {
 
 impl UserMetadata {
     pub fn set_user_metadata(&self, key: &str, value: &impl Serialize) -> Result<(), Error> {
-        let text = json_text(value, &format!("user metadata `{key}`"))?;
+        let text = crate::json_text(value, &format!("user metadata `{key}`"))?;
         host::set_user_metadata(key, &text)
             .map_err(|e| refused(&format!("cannot set user metadata `{key}`"), &e))
     }
 
     pub fn set_app_metadata(&self, key: &str, value: &impl Serialize) -> Result<(), Error> {
-        let text = json_text(value, &format!("app metadata `{key}`"))?;
+        let text = crate::json_text(value, &format!("app metadata `{key}`"))?;
         host::set_app_metadata(key, &text)
             .map_err(|e| refused(&format!("cannot set app metadata `{key}`"), &e))
     }
-}
-
-fn json_text(value: &impl Serialize, what: &str) -> Result<String, Error> {
-    serde_json::to_string(value).map_err(|e| Error::msg(format!("{what}: {e}")))
 }
 
 fn refused(what: &str, error: &ApiError) -> Error {

@@ -1,8 +1,10 @@
 //! Claimsmith plugins in Rust, in the shape of Auth0's scripts.
 //!
 //! A post-login action is one function over a typed [`action::Event`] and an
-//! [`action::Api`]; a profile fetcher is one function from the upstream
-//! access token and a [`fetcher::FetchContext`] to a [`fetcher::Profile`].
+//! [`action::Api`]; a credentials-exchange action one over a
+//! [`credentials::Event`] and a [`credentials::Api`]; a profile fetcher is one
+//! function from the upstream access token and a [`fetcher::FetchContext`] to
+//! a [`fetcher::Profile`].
 //! Errors go through `?`: anything that implements `std::error::Error`, or a
 //! `String`, converts into [`Error`], whose text fails the login.
 //!
@@ -20,10 +22,12 @@
 //! ```
 //!
 //! The WIT contract (`wit/claimsmith.wit`) stays underneath: this crate
-//! holds the bindings of both worlds, and the export macros make a crate a
-//! component of one of them.
+//! holds the bindings of the three worlds, and the export macros
+//! (`post_login_action!`, `credentials_exchange!`, `profile_fetcher!`) make a
+//! crate a component of one of them.
 
 pub mod action;
+pub mod credentials;
 pub mod fetcher;
 pub mod http;
 pub mod log;
@@ -63,6 +67,11 @@ impl fmt::Debug for Error {
 /// The value of this plugin's secret `name`, or `None`.
 pub fn secret(name: &str) -> Option<String> {
     fetcher::bindings::claimsmith::plugin::secrets::secret(name)
+}
+
+/// `value` as JSON text for the host; an error naming `what` when it cannot be.
+fn json_text(value: &impl serde::Serialize, what: &str) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::msg(format!("{what}: {e}")))
 }
 
 /// Parses a JSON object text from the host; anything else reads as empty.

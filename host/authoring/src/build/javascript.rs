@@ -38,7 +38,7 @@ impl Toolchain for JavaScript {
         };
         let world = serde_json::from_value(world.clone()).with_context(|| {
             format!(
-                "{}: `claimsmith.world` must be \"post-login-action\" or \"profile-fetcher\"",
+                "{}: `claimsmith.world` must be \"post-login-action\", \"credentials-exchange\" or \"profile-fetcher\"",
                 file.display()
             )
         })?;

@@ -45,6 +45,10 @@ mod embedded {
     pub const JS_SDK: &[(&str, &str)] = &[
         ("common.js", include_str!("../../../../sdk/js/common.js")),
         ("action.js", include_str!("../../../../sdk/js/action.js")),
+        (
+            "credentials.js",
+            include_str!("../../../../sdk/js/credentials.js"),
+        ),
         ("fetcher.js", include_str!("../../../../sdk/js/fetcher.js")),
         (
             "shims/auth0.js",
@@ -82,6 +86,10 @@ mod embedded {
         (
             "claimsmith/action.py",
             include_str!("../../../../sdk/python/claimsmith/action.py"),
+        ),
+        (
+            "claimsmith/credentials.py",
+            include_str!("../../../../sdk/python/claimsmith/credentials.py"),
         ),
         (
             "claimsmith/fetcher.py",

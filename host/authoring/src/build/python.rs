@@ -41,7 +41,7 @@ impl Toolchain for Python {
         let world = text_of(settings.get("world"), "tool.claimsmith.world")?;
         let world = serde_json::from_value(serde_json::Value::String(world)).with_context(|| {
             format!(
-                "{}: `tool.claimsmith.world` must be \"post-login-action\" or \"profile-fetcher\"",
+                "{}: `tool.claimsmith.world` must be \"post-login-action\", \"credentials-exchange\" or \"profile-fetcher\"",
                 file.display()
             )
         })?;
@@ -93,6 +93,11 @@ fn python_command(
     let (module, adapter, function) = match world {
         World::PostLoginAction => ("action", "post_login_action", "on_execute_post_login"),
         World::ProfileFetcher => ("fetcher", "profile_fetcher", "fetch_user_profile"),
+        World::CredentialsExchange => (
+            "credentials",
+            "credentials_exchange",
+            "on_execute_credentials_exchange",
+        ),
     };
     let entry = format!(
         "# Written by `claimsmith build`: the plugin's function behind the WIT export.\n\
