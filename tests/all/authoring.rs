@@ -13,7 +13,7 @@ fn inspect_names_world_and_source_language_of_every_build() {
     // Inspecting compiles without the cache (it reports the compile time):
     // one world per language keeps this test short.
     for (language, expected, plugin, world) in [
-        ("rust", "Rust", "okta-userinfo", World::ProfileFetcher),
+        ("rust", "Rust", "m2m-guard", World::CredentialsExchange),
         ("js", "JavaScript", "geo-claims", World::PostLoginAction),
         ("python", "Python", "okta-userinfo", World::ProfileFetcher),
     ] {
@@ -110,7 +110,11 @@ fn new_writes_a_project_claimsmith_build_recognises() {
         SourceLanguage::TypeScript,
         SourceLanguage::Python,
     ] {
-        for world in [World::PostLoginAction, World::ProfileFetcher] {
+        for world in [
+            World::PostLoginAction,
+            World::ProfileFetcher,
+            World::CredentialsExchange,
+        ] {
             let dir = tempfile::tempdir().unwrap();
             let project_dir = dir.path().join("my-plugin");
             claimsmith::scaffold::create(world, source, "my-plugin", &project_dir).unwrap();

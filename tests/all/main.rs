@@ -14,6 +14,7 @@ mod chain;
 mod cli_logs;
 mod console;
 mod console_browser;
+mod credentials_exchange;
 mod edge;
 mod golden;
 mod hostile;
