@@ -2,7 +2,7 @@
 //! what a forged form gets. The browser tests are in `console_browser.rs`.
 
 use crate::support::service_harness::{Harness, VERIFIER, console_harness, console_harness_with};
-use reqwest::{StatusCode, Url};
+use reqwest::{Method, StatusCode, Url};
 
 /// Follows the console's sign-in as a browser would; the last answer.
 async fn sign_in(h: &Harness) -> reqwest::Response {
@@ -301,4 +301,81 @@ async fn console_pages_are_uncached_unframed_and_run_only_their_own_script() {
         policy.contains(&format!("script-src 'sha256-{hash}'")),
         "the policy runs the page's script and nothing else: {policy}"
     );
+}
+
+/// The console's user page of the harness's test user.
+const USER_PAGE: &str = "/admin/users/dev%7Cdev-user-1";
+
+/// Posts a role change of the test user from the console.
+async fn change_role(h: &Harness, csrf: &str, change: &str, role: &str) -> reqwest::Response {
+    h.http
+        .post(format!("{}{USER_PAGE}/roles", h.issuer))
+        .form(&[("csrf", csrf), ("change", change), ("role", role)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The names of the test user's roles, as the Management API answers them.
+async fn roles_held(h: &Harness, token: &str) -> Vec<String> {
+    let path = "/users/dev%7Cdev-user-1/roles";
+    let (status, roles) = crate::management::api(h, Method::GET, path, Some(token), None).await;
+    assert_eq!(status, StatusCode::OK, "{roles}");
+    let names = roles.as_array().unwrap().iter();
+    names
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_administrator_gives_and_takes_a_role_and_each_change_is_in_the_trail() {
+    let h = console_harness_with("engineers", |_| crate::management::machine_clients()).await;
+    let landed = sign_in(&h).await;
+    let csrf = csrf_of(&landed.text().await.unwrap());
+    let token = crate::management::machine_token(&h, crate::management::OPS, &[]).await;
+    let auditor = crate::roles::create_role(&h, &token, "auditor").await;
+
+    let (_, before) = page(&h, USER_PAGE).await;
+    assert!(before.contains("<option value=\"") && before.contains(">auditor</option>"));
+    // A forged form changes nothing.
+    let forged = change_role(&h, "forged", "add", &auditor).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(roles_held(&h, &token).await.is_empty());
+
+    let added = change_role(&h, &csrf, "add", &auditor).await;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        added.headers()["location"],
+        USER_PAGE,
+        "back to the user's page"
+    );
+    let (_, after) = page(&h, USER_PAGE).await;
+    assert!(after.contains("data-role=\"auditor\""), "{after}");
+    assert_eq!(roles_held(&h, &token).await, ["auditor"]);
+    let unknown = change_role(&h, &csrf, "add", "rol_nosuch").await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+
+    let removed = change_role(&h, &csrf, "remove", &auditor).await;
+    assert_eq!(removed.status(), StatusCode::SEE_OTHER);
+    assert!(roles_held(&h, &token).await.is_empty());
+
+    let trail: Vec<(String, String)> = h
+        .store()
+        .admin_actions(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|action| ["assign_role", "unassign_role"].contains(&action.action.as_str()))
+        .map(|action| {
+            (
+                action.action,
+                action.detail["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("unassign_role".to_owned(), auditor.clone()),
+        ("assign_role".to_owned(), auditor),
+    ];
+    assert_eq!(trail, expected, "newest first, the refused ones absent");
 }

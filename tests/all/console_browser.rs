@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::service_harness::{VERIFIER, console_harness};
+use crate::support::service_harness::{VERIFIER, console_harness, console_harness_with};
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
 
@@ -223,5 +223,85 @@ async fn an_administrator_uses_the_console_in_chromium() {
         .unwrap();
     text_of(&client, "table#logins").await;
     keep_screenshot(&client, "logins").await;
+    client.close().await.unwrap();
+}
+
+/// Whether `css` is on the page, looked for until it shows the answer
+/// wanted or the deadline passes.
+async fn shows(client: &Client, css: &str, wanted: bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = !client.find_all(Locator::Css(css)).await.unwrap().is_empty();
+        if found == wanted || Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_administrator_sees_the_roles_and_gives_and_takes_one_in_chromium() {
+    let h = console_harness_with("engineers", |_| crate::management::machine_clients()).await;
+    let token = crate::management::machine_token(&h, crate::management::OPS, &[]).await;
+    let auditor = crate::roles::create_role(&h, &token, "auditor").await;
+    let permission = serde_json::json!({ "permissions": [
+        { "resource_server_identifier": "https://reports.example.com", "permission_name": "read:reports" }
+    ] });
+    let path = format!("/roles/{auditor}/permissions");
+    let (status, answer) = crate::management::api(
+        &h,
+        reqwest::Method::POST,
+        &path,
+        Some(&token),
+        Some(permission),
+    )
+    .await;
+    assert!(status.is_success(), "{status}: {answer}");
+
+    let driver = chromedriver().await;
+    let client = browser(&driver).await;
+    client.goto(&format!("{}/admin", h.issuer)).await.unwrap();
+    text_of(&client, "table#users").await;
+    client
+        .find(Locator::LinkText("Roles"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let roles = text_of(&client, "table#roles [data-role=\"auditor\"]").await;
+    assert!(
+        roles.contains("read:reports") && roles.contains("https://reports.example.com"),
+        "{roles}"
+    );
+    keep_screenshot(&client, "roles").await;
+
+    // The user's page gives the role, and takes it back.
+    let user_page = format!("{}/admin/users/dev%7Cdev-user-1", h.issuer);
+    client.goto(&user_page).await.unwrap();
+    let offered = text_of(&client, "#role-to-add").await;
+    assert!(offered.contains("auditor"), "{offered}");
+    client
+        .find(Locator::Css("#add-role button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let held = text_of(&client, "#user-roles [data-role=\"auditor\"]").await;
+    assert!(held.contains("auditor"), "{held}");
+    keep_screenshot(&client, "user-roles").await;
+    client
+        .find(Locator::Css("#user-roles [data-role=\"auditor\"] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        !shows(&client, "#user-roles [data-role=\"auditor\"]", false).await,
+        "the role is still shown after Remove"
+    );
+    text_of(&client, "#role-to-add").await;
     client.close().await.unwrap();
 }

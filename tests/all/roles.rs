@@ -31,7 +31,7 @@ async fn roles_harness(edit: impl FnOnce(String) -> String) -> Harness {
 }
 
 /// Creates a role named `name` through the Management API; answers its id.
-async fn create_role(h: &Harness, token: &str, name: &str) -> String {
+pub(crate) async fn create_role(h: &Harness, token: &str, name: &str) -> String {
     let body = json!({ "name": name, "description": format!("The {name}s") });
     let (status, role) = api(h, Method::POST, "/roles", Some(token), Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{role}");

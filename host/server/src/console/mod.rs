@@ -1,5 +1,6 @@
-//! The admin console at `/admin`: users, the login trail, the plugins and
-//! Try it, as server-rendered pages (see [`pages`]).
+//! The admin console at `/admin`: users and their roles, the roles, the
+//! login trail, the plugins and Try it, as server-rendered pages (see
+//! [`pages`]).
 //!
 //! Administrators sign in through Claimsmith itself: the console is an app
 //! of this issuer (`[console] client_id`, PKCE, the code redeemed in
@@ -12,13 +13,14 @@
 //! sessions until they would have expired), so a copied cookie stops
 //! working too. Every page is sent uncacheable, unframeable and under a
 //! content security policy that runs only the console's own script. Every
-//! sign-in, refusal and Try it is recorded in the admin trail.
+//! sign-in, refusal, role change and Try it is recorded in the admin trail.
 //!
 //! Owns the console's routes, session and checks. It shows what the store
 //! and the chain hold, never a secret value, upstream token or refresh
 //! token.
 
 mod pages;
+mod roles;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,6 +54,8 @@ pub(crate) fn routes() -> axum::Router<Arc<Service>> {
         .route("/logout", post(sign_out))
         .route("/users", get(users))
         .route("/users/{id}", get(user))
+        .route("/users/{id}/roles", post(roles::change))
+        .route("/roles", get(roles::roles))
         .route("/logins", get(logins))
         .route("/logins/{id}", get(login))
         .route("/plugins", get(plugins))
@@ -450,8 +454,20 @@ async fn user(
         user_id: Some(id.clone()),
         ..LoginFilter::default()
     };
-    match service.store.logins(&filter, 0, 20).await {
-        Ok(recent) => Html(pages::user(&session, &id, &row, &recent.items)).into_response(),
+    let recent = match service.store.logins(&filter, 0, 20).await {
+        Ok(recent) => recent,
+        Err(error) => return server_error(error),
+    };
+    match roles::of_user(&service, &id).await {
+        Ok(roles) => {
+            let page = pages::UserPage {
+                user_id: &id,
+                row: &row,
+                recent: &recent.items,
+                roles: &roles,
+            };
+            Html(pages::user(&session, &page)).into_response()
+        }
         Err(error) => server_error(error),
     }
 }

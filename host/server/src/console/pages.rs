@@ -8,7 +8,9 @@ use serde_json::{Map, Value};
 use super::Session;
 use crate::management::PluginInfo;
 use claimsmith_golden::Tried;
-use claimsmith_store::{LoginFilter, LoginListing, Page, StoredUserRow, UserListing};
+use claimsmith_store::{
+    LoginFilter, LoginListing, Page, Permission, Role, StoredUserRow, UserListing,
+};
 
 /// `text` safe inside HTML text and attribute values.
 pub(super) fn escape(text: &str) -> String {
@@ -27,7 +29,7 @@ pub(super) fn escape(text: &str) -> String {
 }
 
 /// `text` as one path segment of a URL.
-fn segment(text: &str) -> String {
+pub(super) fn segment(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
@@ -63,7 +65,7 @@ input[type=search], input[type=text] { padding: 4px 6px; }
 fn layout(session: Option<&Session>, title: &str, body: &str) -> String {
     let nav = match session {
         Some(session) => format!(
-            r#"<a href="/admin/users">Users</a><a href="/admin/logins">Logins</a><a href="/admin/plugins">Plugins</a>
+            r#"<a href="/admin/users">Users</a><a href="/admin/roles">Roles</a><a href="/admin/logins">Logins</a><a href="/admin/plugins">Plugins</a>
 <span class="who">signed in as {admin}
 <form class="inline" method="post" action="/admin/logout"><input type="hidden" name="csrf" value="{csrf}"><button>Sign out</button></form></span>"#,
             admin = escape(&session.admin),
@@ -183,12 +185,22 @@ document.getElementById('copy-case').addEventListener('click', async () => {
 
 const LOGIN_HEADER: &str = "<tr><th>When</th><th>Outcome</th><th>User</th><th>Client</th><th>Connection</th><th>Reason or error</th></tr>";
 
-pub(super) fn user(
-    session: &Session,
-    user_id: &str,
-    row: &StoredUserRow,
-    recent: &[LoginListing],
-) -> String {
+/// What a user's page shows.
+pub(super) struct UserPage<'a> {
+    pub user_id: &'a str,
+    pub row: &'a StoredUserRow,
+    pub recent: &'a [LoginListing],
+    /// The roles they hold, and the others there are.
+    pub roles: &'a (Vec<Role>, Vec<Role>),
+}
+
+pub(super) fn user(session: &Session, page: &UserPage<'_>) -> String {
+    let UserPage {
+        user_id,
+        row,
+        recent,
+        roles,
+    } = *page;
     let mut facts = Map::new();
     facts.insert("user_id".into(), Value::from(user_id));
     facts.insert("logins_count".into(), Value::from(row.user.logins_count));
@@ -204,6 +216,8 @@ pub(super) fn user(
 <details><summary>As JSON</summary>{profile_json}</details>
 <h2>User metadata</h2>{user_metadata}
 <h2>App metadata</h2>{app_metadata}
+<h2>Roles</h2>
+{roles}
 <h2>Recent logins</h2>
 <table id="recent-logins">{LOGIN_HEADER}{rows}</table>"#,
         facts = table_of(&facts),
@@ -212,8 +226,85 @@ pub(super) fn user(
         user_metadata = json_block(&Value::Object(row.user.user_metadata.clone())),
         app_metadata = json_block(&Value::Object(row.user.app_metadata.clone())),
         rows = login_rows(recent),
+        roles = user_roles(session, user_id, roles),
     );
     layout(Some(session), user_id, &body)
+}
+
+/// The user's roles, each with a button taking it back, and a form giving
+/// one of the others.
+fn user_roles(session: &Session, user_id: &str, (held, others): &(Vec<Role>, Vec<Role>)) -> String {
+    let form = |change: &str, role_field: &str, button: &str| {
+        format!(
+            r#"<form class="inline" method="post" action="/admin/users/{link}/roles"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="change" value="{change}">{role_field}<button>{button}</button></form>"#,
+            link = segment(user_id),
+            csrf = escape(&session.csrf),
+        )
+    };
+    let rows: String = held
+        .iter()
+        .map(|role| {
+            let field = format!(r#"<input type="hidden" name="role" value="{}">"#, escape(&role.id));
+            format!(
+                r#"<tr data-role="{name}"><td>{name}</td><td>{description}</td><td>{remove}</td></tr>"#,
+                name = escape(&role.name),
+                description = escape(&role.description),
+                remove = form("remove", &field, "Remove"),
+            )
+        })
+        .collect();
+    let add = if others.is_empty() {
+        "<p>No other role to give (roles are made through the Management API).</p>".to_owned()
+    } else {
+        let options: String = others
+            .iter()
+            .map(|role| {
+                format!(
+                    r#"<option value="{}">{}</option>"#,
+                    escape(&role.id),
+                    escape(&role.name)
+                )
+            })
+            .collect();
+        let field = format!(r#"<select name="role" id="role-to-add">{options}</select> "#);
+        format!(
+            r#"<div id="add-role">{}</div>"#,
+            form("add", &field, "Add role")
+        )
+    };
+    format!(
+        r#"<table id="user-roles"><tr><th>Role</th><th>Description</th><th></th></tr>{rows}</table>
+{add}"#
+    )
+}
+
+/// Every role, with the permissions it gives (API and name).
+pub(super) fn roles(session: &Session, roles: &[(Role, Vec<Permission>)], total: u64) -> String {
+    let rows: String = roles
+        .iter()
+        .map(|(role, permissions)| {
+            let permissions: String = permissions
+                .iter()
+                .map(|p| {
+                    format!(
+                        "<li><code>{}</code> on {}</li>",
+                        escape(&p.permission_name),
+                        escape(&p.resource_server_identifier)
+                    )
+                })
+                .collect();
+            format!(
+                r#"<tr data-role="{name}"><td>{name}</td><td>{description}</td><td><ul>{permissions}</ul></td></tr>"#,
+                name = escape(&role.name),
+                description = escape(&role.description),
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"<p>{total} role(s). Roles and their permissions are made through the Management API (<code>/api/v2/roles</code>); a user's page gives and takes them.</p>
+<table id="roles"><tr><th>Role</th><th>Description</th><th>Permissions</th></tr>{rows}</table>"#
+    );
+    layout(Some(session), "Roles", &body)
 }
 
 pub(super) fn logins(
