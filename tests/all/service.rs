@@ -1375,6 +1375,63 @@ async fn prompt_and_max_age_are_passed_upstream_and_enforced() {
     );
 }
 
+#[tokio::test]
+async fn the_apps_acr_values_go_upstream_and_its_acr_and_amr_reach_the_actions_and_id_tokens() {
+    let h = harness(&echo_action()).await;
+    const MFA: &str = "urn:example:loa:mfa";
+    let url = h.pkce_authorize_url(
+        "web-app",
+        &[("acr_values", &format!("{MFA} urn:example:loa:pwd"))],
+    );
+    let to_upstream = h.http.get(url.clone()).send().await.unwrap();
+    let location = to_upstream.headers()["location"].to_str().unwrap();
+    let upstream_query: Vec<(String, String)> = Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    assert!(
+        upstream_query.contains(&("acr_values".into(), format!("{MFA} urn:example:loa:pwd"))),
+        "{location}"
+    );
+
+    // The development upstream meets the first value, with a one-time code.
+    let redirect = h.browse(url, APP_REDIRECT).await;
+    let (status, tokens) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{tokens:?}");
+    let jwks = h.jwks().await;
+    let id = verify(&tokens["id_token"], &jwks, "web-app", &h.issuer);
+    assert_eq!(
+        (&id["acr"], &id["amr"]),
+        (&json!(MFA), &json!(["pwd", "otp"]))
+    );
+    let seen = &h.access_claims(&tokens).await["seen_event"]["authentication"];
+    assert_eq!(seen["acr"], json!(MFA), "{seen}");
+    let methods: Vec<&Value> = seen["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["name"])
+        .collect();
+    assert_eq!(methods, [&json!("pwd"), &json!("otp")], "{seen}");
+
+    // A refresh is no new authentication: it keeps what the sign-in got.
+    let (status, refreshed) = h.refresh(&refresh_token_of(&tokens)).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed:?}");
+    let id = verify(&refreshed["id_token"], &jwks, "web-app", &h.issuer);
+    assert_eq!(
+        (&id["acr"], &id["amr"]),
+        (&json!(MFA), &json!(["pwd", "otp"]))
+    );
+    let seen = &h.access_claims(&refreshed).await["seen_event"]["authentication"];
+    assert_eq!(seen["acr"], json!(MFA), "{seen}");
+
+    // Without acr_values the upstream sends neither, nor does Claimsmith.
+    let plain = h.signed_in().await;
+    let id = verify(&plain["id_token"], &jwks, "web-app", &h.issuer);
+    assert!(id.get("acr").is_none() && id.get("amr").is_none(), "{id:?}");
+}
+
 /// What test-echo saw as `event.request.ip` in a web login whose every
 /// request carried `headers`.
 async fn seen_ip(h: &Harness, headers: &[(&str, &str)]) -> Value {

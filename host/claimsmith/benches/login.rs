@@ -91,8 +91,16 @@ fn mint_request<'a>(
         access_token_claims: access_claims,
         id_token_claims: id_claims,
         permissions: None,
+        authentication: &NO_UPSTREAM_AUTHENTICATION,
     }
 }
+
+/// An upstream that sent no `acr` or `amr`, as the example's.
+static NO_UPSTREAM_AUTHENTICATION: claimsmith::tokens::UpstreamAuthentication =
+    claimsmith::tokens::UpstreamAuthentication {
+        acr: None,
+        amr: Vec::new(),
+    };
 
 fn login_benchmarks(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");

@@ -418,6 +418,9 @@ struct CodeGrant {
     code_challenge: String,
     nonce: String,
     scope: String,
+    /// The authentication context the client asked for (the first of its
+    /// `acr_values`), which the test user is taken to have met.
+    acr: Option<String>,
     expires_at: Instant,
     /// Set once redeemed: the access token it was exchanged for (revoked if the
     /// code is presented again, RFC 6749 section 4.1.2).
@@ -569,7 +572,7 @@ async fn discovery(State(shared): State<Arc<Shared>>) -> Json<Value> {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": SUPPORTED_SCOPES,
         "claims_supported": [
-            "iss", "sub", "aud", "exp", "iat", "nonce", "email", "name", "geoipcountry"
+            "iss", "sub", "aud", "exp", "iat", "nonce", "acr", "amr", "email", "name", "geoipcountry"
         ],
     }))
 }
@@ -714,6 +717,8 @@ struct CodeRequest<'a> {
     /// The requested scopes it knows, each once.
     granted: Vec<&'a str>,
     code_challenge: &'a str,
+    /// The first of `acr_values`, if the client sent any.
+    acr: Option<&'a str>,
 }
 
 /// Checks the parameters whose errors go back to the client; Err is the
@@ -768,6 +773,9 @@ fn code_request(
         nonce,
         granted,
         code_challenge,
+        acr: params
+            .get("acr_values")
+            .and_then(|values| values.split_ascii_whitespace().next()),
     })
 }
 
@@ -786,6 +794,7 @@ fn issue_code(shared: &Shared, redirect_uri_text: &str, request: &CodeRequest<'_
                 code_challenge: request.code_challenge.to_owned(),
                 nonce: request.nonce.to_owned(),
                 scope: request.granted.join(" "),
+                acr: request.acr.map(str::to_owned),
                 expires_at: now + CODE_TTL,
                 redeemed_for: None,
             },
@@ -1075,6 +1084,17 @@ fn id_token(shared: &Shared, grant: &CodeGrant, faults: &Faults) -> Result<Strin
     // The test user is signed in at the authorization request, moments ago.
     let auth_time = now.saturating_sub(faults.stale_auth_secs.unwrap_or(0));
     claims.insert("auth_time".into(), json!(auth_time));
+    // Asked for an authentication context, the test user meets it: with a
+    // password, and a one-time code too when the context names `mfa`.
+    if let Some(acr) = &grant.acr {
+        let amr: &[&str] = if acr.contains("mfa") {
+            &["pwd", "otp"]
+        } else {
+            &["pwd"]
+        };
+        claims.insert("acr".into(), json!(acr));
+        claims.insert("amr".into(), json!(amr));
+    }
     claims.insert("email".into(), json!(user.email));
     claims.insert("name".into(), json!(user.name));
     if let Some(country) = &user.geoipcountry {

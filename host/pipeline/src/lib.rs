@@ -35,7 +35,9 @@ use claimsmith_engine::{
     EventUser, FetchContext, Invocation, Limit, LoadError, Plugin, PluginError, World,
 };
 use claimsmith_keys::KeyRing;
-use claimsmith_tokens::{MintRequest, MintedTokens, SigningKey, TokenError, mint};
+use claimsmith_tokens::{
+    MintRequest, MintedTokens, SigningKey, TokenError, UpstreamAuthentication, mint,
+};
 
 // The pipeline's input and its step reports are core's shapes: the store and
 // the service hand them around too.
@@ -132,6 +134,10 @@ pub struct MintedLogin {
     pub upstream_subject: String,
     /// The `auth_time` the tokens carry.
     pub auth_time: u64,
+    /// The upstream's `acr` and `amr` the id token carries, which the
+    /// login's refreshes keep.
+    #[serde(default)]
+    pub authentication: UpstreamAuthentication,
     pub user: UserRecord,
     pub scopes: Vec<String>,
     /// The custom claims the actions set on each token.
@@ -409,6 +415,7 @@ impl Pipeline {
 
         let auth_time = login.auth_time.unwrap_or(now);
         let profile_claims = standard_profile_claims(&profile, &effects.scopes);
+        let authentication = UpstreamAuthentication::of_claims(&login.upstream.id_token_claims);
         let minted = self.mint_step(
             &MintRequest {
                 issuer: &self.config.issuer,
@@ -429,6 +436,7 @@ impl Pipeline {
                 profile_claims: &profile_claims,
                 access_token_claims: &effects.access_token_claims,
                 id_token_claims: &effects.id_token_claims,
+                authentication: &authentication,
             },
             steps,
         );
@@ -436,6 +444,7 @@ impl Pipeline {
             tokens: minted?,
             upstream_subject: subject,
             auth_time,
+            authentication,
             user: UserRecord {
                 user_id,
                 profile,
@@ -965,22 +974,21 @@ fn transaction_json(login: &Login) -> Value {
 }
 
 /// Auth0's `event.authentication`: a method per value of the upstream id
-/// token's `amr` (RFC 8176), at its `auth_time`.
+/// token's `amr` (RFC 8176), at its `auth_time`; and, Claimsmith's own, the
+/// upstream's `acr` when it sent one.
 fn authentication_json(login: &Login, now: u64) -> Value {
     let timestamp = rfc3339(login.auth_time.unwrap_or(now));
-    let methods: Vec<Value> = login
-        .upstream
-        .id_token_claims
-        .get("amr")
-        .and_then(Value::as_array)
-        .map(|amr| {
-            amr.iter()
-                .filter_map(Value::as_str)
-                .map(|name| serde_json::json!({ "name": name, "timestamp": timestamp }))
-                .collect()
-        })
-        .unwrap_or_default();
-    serde_json::json!({ "methods": methods })
+    let UpstreamAuthentication { acr, amr } =
+        UpstreamAuthentication::of_claims(&login.upstream.id_token_claims);
+    let methods: Vec<Value> = amr
+        .iter()
+        .map(|name| serde_json::json!({ "name": name, "timestamp": timestamp }))
+        .collect();
+    let mut authentication = serde_json::json!({ "methods": methods });
+    if let Some(acr) = acr {
+        authentication["acr"] = acr.into();
+    }
+    authentication
 }
 
 /// See [`Pipeline::chain_version`].

@@ -134,7 +134,8 @@ fn app_error(
     )
 }
 
-/// `prompt` and `max_age` checked (OIDC Core §3.1.2.1).
+/// `prompt` and `max_age` checked (OIDC Core §3.1.2.1), and `acr_values`
+/// as sent.
 fn reauthentication(params: &AuthorizeParams) -> Result<Reauthentication, String> {
     let prompt = params.prompt.as_deref().filter(|p| !p.is_empty());
     if let Some(prompt) = prompt {
@@ -158,6 +159,12 @@ fn reauthentication(params: &AuthorizeParams) -> Result<Reauthentication, String
     Ok(Reauthentication {
         prompt: prompt.map(str::to_owned),
         max_age,
+        acr_values: params
+            .acr_values
+            .as_deref()
+            .map(str::trim)
+            .filter(|values| !values.is_empty())
+            .map(str::to_owned),
     })
 }
 

@@ -139,6 +139,7 @@ mod tests {
             reauthentication: crate::upstream::Reauthentication {
                 prompt: Some("login consent".into()),
                 max_age: Some(86_400),
+                acr_values: Some("urn:example:mfa".into()),
             },
             transaction: claimsmith_core::Transaction::default(),
             started_at: 0,

@@ -11,6 +11,7 @@
 //! nor keep anything (the store does).
 
 use claimsmith_store::StoredGrant;
+use claimsmith_tokens::UpstreamAuthentication;
 use claimsmith_tokens::sealing::{KeyEncryptionKey, Sealer};
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,10 @@ pub(crate) struct RefreshGrant {
     /// When the user authenticated at the upstream (unix seconds): refreshed
     /// tokens keep it, they are not a new authentication.
     pub(crate) auth_time: u64,
+    /// The upstream's `acr` and `amr` at sign-in, which refreshed id tokens
+    /// keep for the same reason (none in grants sealed before they were kept).
+    #[serde(default)]
+    pub(crate) authentication: UpstreamAuthentication,
     /// When the family ends (Unix seconds), however often it rotates: the
     /// absolute lifetime from sign-in.
     pub(crate) family_expires_at: u64,
@@ -85,6 +90,7 @@ mod tests {
             scopes: vec!["openid".to_owned(), "offline_access".to_owned()],
             audience: None,
             auth_time: 1_700_000_000,
+            authentication: UpstreamAuthentication::default(),
             family_expires_at: 1_800_000_000,
         }
     }

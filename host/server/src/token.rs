@@ -316,6 +316,7 @@ impl Service {
             scopes: issued.requested_scopes,
             audience: issued.audience,
             auth_time: issued.minted.auth_time,
+            authentication: issued.minted.authentication.clone(),
             family_expires_at: now + self.config().server.refresh_token_lifetime_secs,
         };
         self.token_response(&issued.minted, grant, None, now).await
@@ -415,10 +416,7 @@ impl Service {
             upstream: UpstreamLogin {
                 access_token: String::new(),
                 id_token: String::new(),
-                id_token_claims: Map::from_iter([(
-                    "sub".to_owned(),
-                    Value::String(grant.upstream_subject.clone()),
-                )]),
+                id_token_claims: remembered_upstream_claims(&grant),
             },
             user: stored.user,
             profile: Some(stored.profile),
@@ -626,6 +624,17 @@ impl Service {
 }
 
 /// The form field `name`, or the OAuth answer for its absence.
+/// What a refresh knows of the upstream's id token at sign-in: the user's
+/// `sub`, and the `acr` and `amr` the refreshed id token keeps.
+fn remembered_upstream_claims(grant: &RefreshGrant) -> Map<String, Value> {
+    let mut claims = Map::from_iter([(
+        "sub".to_owned(),
+        Value::String(grant.upstream_subject.clone()),
+    )]);
+    grant.authentication.insert_into(&mut claims);
+    claims
+}
+
 fn required<'f>(form: &'f HashMap<String, String>, name: &str) -> Result<&'f String, OAuthError> {
     form.get(name)
         .ok_or_else(|| OAuthError::invalid_request(format!("{name} is missing")))

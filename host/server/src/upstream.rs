@@ -62,12 +62,16 @@ struct Discovery {
     authorization_response_iss_parameter_supported: bool,
 }
 
-/// What an app asked about re-authentication (OIDC Core §3.1.2.1): `prompt`
-/// (`none`, `login`, ...) and `max_age` in seconds.
+/// What an app asked about how the user authenticates (OIDC Core
+/// §3.1.2.1): `prompt` (`none`, `login`, ...), `max_age` in seconds, and
+/// `acr_values`, passed to the upstream as asked.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, Deserialize)]
 pub struct Reauthentication {
     pub prompt: Option<String>,
     pub max_age: Option<u64>,
+    /// Space-separated, as sent; the upstream answers with its `acr`.
+    #[serde(default)]
+    pub acr_values: Option<String>,
 }
 
 impl Reauthentication {
@@ -273,6 +277,9 @@ impl UpstreamClient {
         if let Some(max_age) = reauthentication.max_age {
             url.query_pairs_mut()
                 .append_pair("max_age", &max_age.to_string());
+        }
+        if let Some(acr_values) = &reauthentication.acr_values {
+            url.query_pairs_mut().append_pair("acr_values", acr_values);
         }
         Ok(url)
     }

@@ -661,6 +661,46 @@ pub struct MintRequest<'a> {
     /// The access token's `permissions` claim (Auth0's RBAC), when its API
     /// adds one.
     pub permissions: Option<&'a [String]>,
+    /// How the user signed in at the upstream (its id token's `acr` and
+    /// `amr`), for the id token: an app's `acr_values` asked the upstream
+    /// for it, so the app must see what it got.
+    pub authentication: &'a UpstreamAuthentication,
+}
+
+/// The upstream id token's `acr` and `amr` (OIDC Core §2), as a sign-in
+/// received them and its refreshes keep them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpstreamAuthentication {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+}
+
+impl UpstreamAuthentication {
+    /// Of an id token's claims: `acr` when a string, `amr`'s strings.
+    pub fn of_claims(claims: &Map<String, Value>) -> Self {
+        let amr = claims.get("amr").and_then(Value::as_array);
+        UpstreamAuthentication {
+            acr: claims.get("acr").and_then(Value::as_str).map(str::to_owned),
+            amr: amr
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    /// Puts `acr` and `amr` into `claims`, each when there is one.
+    pub fn insert_into(&self, claims: &mut Map<String, Value>) {
+        if let Some(acr) = &self.acr {
+            claims.insert("acr".into(), acr.as_str().into());
+        }
+        if !self.amr.is_empty() {
+            claims.insert("amr".into(), self.amr.clone().into());
+        }
+    }
 }
 
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
@@ -764,6 +804,7 @@ fn mint_id_token(
     if let Some(nonce) = request.nonce {
         claims.insert("nonce".into(), nonce.into());
     }
+    request.authentication.insert_into(&mut claims);
     claims.insert("jti".into(), new_jti(key, ID_TOKEN_TYP)?.into());
     claims.insert(
         "at_hash".into(),
@@ -896,6 +937,7 @@ mod tests {
             access_token_claims: &access_custom,
             id_token_claims: &id_custom,
             permissions: None,
+            authentication: &Default::default(),
         };
 
         let minted = mint(&key, &request).expect("mint");
@@ -1020,6 +1062,11 @@ mod tests {
             access_token_claims: &forged,
             id_token_claims: &forged,
             permissions: None,
+            // What the upstream said, which no forged claim may replace.
+            authentication: &UpstreamAuthentication {
+                acr: Some("urn:claimsmith:mfa".into()),
+                amr: vec!["otp".into()],
+            },
         };
         let minted = mint(&key, &request).expect("mint");
 
@@ -1031,7 +1078,15 @@ mod tests {
         assert_eq!(access["exp"], now + 300);
         assert_ne!(access["jti"], "fixed");
         assert_eq!(access["keep"], "me");
-        for dropped in ["scope", "nonce", "cnf", "amr", "at_hash", "permissions"] {
+        for dropped in [
+            "scope",
+            "nonce",
+            "cnf",
+            "amr",
+            "acr",
+            "at_hash",
+            "permissions",
+        ] {
             assert!(
                 access.get(dropped).is_none(),
                 "{dropped} leaked into the access token"
@@ -1045,7 +1100,12 @@ mod tests {
             id["at_hash"],
             expected_at_hash(SigningAlgorithm::ES256, &minted.access_token)
         );
-        for dropped in ["scope", "nonce", "cnf", "amr", "client_id"] {
+        assert_eq!(
+            (&id["acr"], &id["amr"]),
+            (&json!("urn:claimsmith:mfa"), &json!(["otp"])),
+            "the upstream's authentication, not the forged amr"
+        );
+        for dropped in ["scope", "nonce", "cnf", "client_id"] {
             assert!(
                 id.get(dropped).is_none(),
                 "{dropped} leaked into the id token"
@@ -1342,6 +1402,7 @@ mod tests {
             access_token_claims: &empty,
             id_token_claims: &empty,
             permissions: None,
+            authentication: &Default::default(),
         };
         let mut seen = std::collections::HashSet::new();
         for _ in 0..20 {

@@ -56,6 +56,7 @@ impl Guest for Echo {
             },
             "scopes": event.scopes,
             "audience": event.audience,
+            "authentication": parse("authentication", &event.authentication)?,
             "access_token_claims": parse("access_token_claims", &event.access_token_claims)?,
             "id_token_claims": parse("id_token_claims", &event.id_token_claims)?,
         });
