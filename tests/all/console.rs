@@ -379,3 +379,47 @@ async fn an_administrator_gives_and_takes_a_role_and_each_change_is_in_the_trail
     ];
     assert_eq!(trail, expected, "newest first, the refused ones absent");
 }
+
+#[tokio::test]
+async fn try_it_runs_a_credentials_exchange_plugin_on_a_sample_token_request() {
+    let h = console_harness_with("engineers", |_| {
+        format!(
+            "[plugins.m2m-guard]\npath = {:?}\nworld = \"credentials-exchange\"\n\
+             [[credentials_exchange]]\nplugin = \"m2m-guard\"\n\
+             [[apis]]\nidentifier = \"https://reports.example.com\"\nscopes = [\"read:reports\"]\n",
+            crate::support::plugin_wasm("m2m-guard")
+        )
+    })
+    .await;
+    sign_in(&h).await;
+    let (csrf, input) = try_form(&h, "m2m-guard").await;
+    let sample: serde_json::Value = serde_json::from_str(&input).unwrap();
+    assert_eq!(
+        sample["audience"], "https://reports.example.com",
+        "{sample}"
+    );
+    let tried = try_plugin(&h, "m2m-guard", &csrf, &input).await;
+    assert_eq!(tried.status(), StatusCode::OK);
+    let tried = tried.text().await.unwrap();
+    let outcome = tried
+        .split("id=\"try-outcome\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</div>").next())
+        .unwrap_or_default();
+    assert!(
+        outcome.contains("https://claimsmith.dev/client") && outcome.contains("read:reports"),
+        "the outcome holds the claims the plugin set: {tried}"
+    );
+    assert!(
+        tried.contains("audience: https://reports.example.com"),
+        "the golden case: {tried}"
+    );
+    // A login is not a credentials-exchange plugin's input.
+    let (_, login) = try_form(&h, "roles-claim").await;
+    let refused = try_plugin(&h, "m2m-guard", &csrf, &login)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(refused.contains("gives a token request"), "{refused}");
+}

@@ -99,7 +99,34 @@ impl<'de> Deserialize<'de> for CaseInput {
     }
 }
 
+/// A token request runs credentials-exchange plugins, a login the others;
+/// a whole chain takes either.
+fn check_input_kind(input: &CaseInput, kind: CaseKind) -> Result<(), String> {
+    let is_token_request = matches!(input, CaseInput::TokenRequest(_));
+    if is_token_request == (kind == CaseKind::CredentialsExchange) || kind == CaseKind::Chain {
+        return Ok(());
+    }
+    Err(if is_token_request {
+        "input: a token request (`client`, `audience`, ...) is the input of a credentials-exchange plugin's case"
+    } else {
+        "input: a credentials-exchange plugin's case gives a token request (`client`, `audience`, ...)"
+    }
+    .to_owned())
+}
+
 impl CaseInput {
+    /// Pins the clock at `now` unless the input pins it already; whether
+    /// it did.
+    fn pin_clock(&mut self, now: u64) -> bool {
+        let pinned = match self {
+            CaseInput::Login(login) => &mut login.now,
+            CaseInput::TokenRequest(request) => &mut request.now,
+        };
+        let was_pinned = pinned.is_some();
+        pinned.get_or_insert(now);
+        was_pinned
+    }
+
     /// The canned answers to the plugins' HTTP.
     pub fn http(&self) -> Option<&Vec<replay::Exchange>> {
         match self {
@@ -411,14 +438,7 @@ fn load_case(file: &Path) -> Result<PreparedCase, String> {
             ));
         }
     };
-    let is_token_request = matches!(case.input, CaseInput::TokenRequest(_));
-    if is_token_request != (kind == CaseKind::CredentialsExchange) && kind != CaseKind::Chain {
-        return Err(invalid(if is_token_request {
-            "input: a token request (`client`, `audience`, ...) is the input of a credentials-exchange plugin's case"
-        } else {
-            "input: a credentials-exchange plugin's case gives a token request (`client`, `audience`, ...)"
-        }));
-    }
+    check_input_kind(&case.input, kind).map_err(|why| invalid(&why))?;
     let under_test = match (&case.plugin, kind) {
         (Some(plugin), _) => Some(plugin.clone()),
         (None, CaseKind::Chain) => None,
@@ -893,20 +913,7 @@ async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
         log_sink: None,
         ..RunOptions::default()
     };
-    let (steps, actual) = match input {
-        CaseInput::Login(recorded) => {
-            let report = pipeline.run(&recorded.login, &options).await;
-            let actual = outcome(&report, prepared.kind, input.now().is_some());
-            (report.steps, actual)
-        }
-        CaseInput::TokenRequest(recorded) => {
-            let client = recorded.client_config();
-            let request = recorded.token_request(&client);
-            let report = pipeline.exchange_credentials(&request, &options).await;
-            let actual = exchange::exchange_outcome(&report, request.scopes);
-            (report.steps, actual)
-        }
-    };
+    let (steps, actual) = run_input(pipeline, input, prepared.kind, &options).await;
     let duration = started.elapsed();
     let fuel: u64 = steps.iter().filter_map(|s| s.fuel_consumed).sum();
 
@@ -974,6 +981,30 @@ async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
     }
 }
 
+/// Runs `input` on `pipeline`: its steps, and its outcome in the shape of
+/// a case's `expect`.
+async fn run_input(
+    pipeline: &Pipeline,
+    input: &CaseInput,
+    kind: CaseKind,
+    options: &RunOptions,
+) -> (Vec<claimsmith_pipeline::StepReport>, Map<String, Value>) {
+    match input {
+        CaseInput::Login(recorded) => {
+            let report = pipeline.run(&recorded.login, options).await;
+            let actual = outcome(&report, kind, input.now().is_some());
+            (report.steps, actual)
+        }
+        CaseInput::TokenRequest(recorded) => {
+            let client = recorded.client_config();
+            let request = recorded.token_request(&client);
+            let report = pipeline.exchange_credentials(&request, options).await;
+            let actual = exchange::exchange_outcome(&report, request.scopes);
+            (report.steps, actual)
+        }
+    }
+}
+
 /// What one run of a login through a plugin (or the chain) gave: the
 /// admin console's Try it.
 #[derive(Debug, Clone, Serialize)]
@@ -990,7 +1021,8 @@ pub struct Tried {
     pub golden_case: String,
 }
 
-/// Runs `input` (a login in the `claimsmith run --input` shape, its HTTP
+/// Runs `input` (a login in the `claimsmith run --input` shape, or a
+/// credentials-exchange case's token request, its HTTP
 /// answered from its `http` exchanges, never sent) through `plugin` alone,
 /// or the whole chain when None, with the plugins and grants of `config`,
 /// on `engine` (whose compile cache already holds the serving plugins).
@@ -1001,16 +1033,15 @@ pub async fn try_login(
     plugin: Option<&str>,
     mut input: Value,
 ) -> Result<Tried, String> {
-    let mut recorded: RecordedLogin =
+    let mut parsed: CaseInput =
         serde_json::from_value(input.clone()).map_err(|error| format!("input: {error}"))?;
     // Pinned to the try's own second and written into the case it makes:
     // a plugin that reads the clock sets the same claims when the case runs.
-    if recorded.now.is_none() {
-        let now = claimsmith_core::SystemClock.now();
-        recorded.now = Some(now);
-        if let Some(fields) = input.as_object_mut() {
-            fields.insert("now".into(), now.into());
-        }
+    let now = claimsmith_core::SystemClock.now();
+    if !parsed.pin_clock(now)
+        && let Some(fields) = input.as_object_mut()
+    {
+        fields.insert("now".into(), now.into());
     }
     let case = Case {
         name: None,
@@ -1023,24 +1054,25 @@ pub async fn try_login(
         secrets: None,
         max_fuel: None,
         languages: None,
-        input: CaseInput::Login(Box::new(recorded.clone())),
+        input: parsed,
         expect: Map::new(),
     };
     let (focused, kind) = focus_config(config.clone(), &case, plugin)?;
+    check_input_kind(&case.input, kind)?;
     let key = SigningKey::generate(SigningAlgorithm::ES256).map_err(|e| e.to_string())?;
     let pipeline = Pipeline::assemble(focused, engine, claimsmith_keys::KeyRing::single(key), http)
         .map_err(|error| error.to_string())?;
-    let canned =
-        Arc::new(CannedHttp::new(recorded.http.clone().unwrap_or_default()).hiding_credentials());
+    let canned = Arc::new(
+        CannedHttp::new(case.input.http().cloned().unwrap_or_default()).hiding_credentials(),
+    );
     let sink = claimsmith_capabilities::log::LogSink::default();
     let options = RunOptions {
         interceptor: Some(canned.clone()),
-        now: recorded.now,
+        now: case.input.now(),
         log_sink: Some(sink.clone()),
         ..RunOptions::default()
     };
-    let report = pipeline.run(&recorded.login, &options).await;
-    let mut outcome = outcome(&report, kind, recorded.now.is_some());
+    let (steps, mut outcome) = run_input(&pipeline, &case.input, kind, &options).await;
     // A case file keeps what a reader checks: the rest is noise there.
     outcome.retain(|section, value| match section.as_str() {
         "tokens" | "scopes" => false,
@@ -1064,7 +1096,7 @@ pub async fn try_login(
     let golden_case = tried_as_golden_case(config, plugin, input, &outcome)?;
     let tried = Tried {
         outcome,
-        steps: report.steps,
+        steps,
         logs: sink.lines(),
         notes,
         golden_case,

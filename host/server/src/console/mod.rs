@@ -526,7 +526,12 @@ async fn plugins(State(service): State<Arc<Service>>, session: Session) -> Respo
 /// client, a sample user, and for a profile fetcher a canned userinfo
 /// answer at its connection's `userinfo_url`.
 fn sample_input(service: &Service, plugin: &str) -> Value {
-    let config = service.pipeline().config().clone();
+    let pipeline = service.pipeline();
+    let world = pipeline.plugins().get(plugin).map(|p| p.world());
+    if world == Some(claimsmith_engine::World::CredentialsExchange) {
+        return sample_token_request(pipeline.config());
+    }
+    let config = pipeline.config().clone();
     let connection = config
         .connections
         .iter()
@@ -572,6 +577,26 @@ fn sample_input(service: &Service, plugin: &str) -> Value {
         }
     }
     Value::Object(input)
+}
+
+/// A machine client's token request for the first `[[apis]]` audience, for
+/// a credentials-exchange plugin's Try it.
+fn sample_token_request(config: &claimsmith_config::Config) -> Value {
+    let machine = config
+        .clients
+        .iter()
+        .find(|c| c.allows(claimsmith_config::GrantType::ClientCredentials));
+    let api = config.apis.first();
+    serde_json::json!({
+        "client": {
+            "client_id": machine.map_or("sample-machine-client", |c| c.client_id.as_str()),
+            "name": machine.map_or("Sample machine client", |c| c.name.as_str()),
+            "metadata": machine.map(|c| c.metadata.clone()).unwrap_or_default(),
+        },
+        "audience": api.map_or("https://api.example.com", |api| api.identifier.as_str()),
+        "requested_scopes": api.map(|api| api.scopes.clone()).unwrap_or_default(),
+        "request": { "ip": "203.0.113.7", "user_agent": "sample-client/1.0" },
+    })
 }
 
 async fn try_form(

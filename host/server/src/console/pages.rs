@@ -554,7 +554,7 @@ pub(super) fn try_it(
         }
     };
     let body = format!(
-        r#"<p>Edit the login (the <code>claimsmith run --input</code> shape, as JSON): its HTTP is answered from <code>http</code>, never sent. The plugin runs with its configured grants and secrets.</p>
+        r#"<p>Edit the login (the <code>claimsmith run --input</code> shape, as JSON; for a credentials-exchange plugin, a machine client's token request, as its golden cases give it): its HTTP is answered from <code>http</code>, never sent. The plugin runs with its configured grants and secrets.</p>
 <form method="post" action="/admin/plugins/{link}/try">
 <input type="hidden" name="csrf" value="{csrf}">
 <textarea name="input" id="try-input" rows="18">{input}</textarea>
