@@ -76,6 +76,11 @@ async fn auth0s_credentials_exchange_action_adds_its_claim_to_an_api_token_uncha
         json!(["read:reports"])
     );
     assert_eq!(claims["sub"], json!(SERVICE.0));
+    // m2m-guard counts the client's tokens in `api.cache`, across requests.
+    assert_eq!(claims["https://claimsmith.dev/tokens_issued"], json!(1));
+    let (_, again) = machine_token(&h, SERVICE, REPORTS).await;
+    let claims = verify(&again["access_token"], &h.jwks().await, REPORTS, &h.issuer);
+    assert_eq!(claims["https://claimsmith.dev/tokens_issued"], json!(2));
 
     // The Management API's tokens are the host's own: no action shapes them.
     let management = format!("{}/api/v2/", h.issuer);
