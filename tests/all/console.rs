@@ -79,6 +79,19 @@ async fn try_plugin(h: &Harness, plugin: &str, csrf: &str, input: &str) -> reqwe
         .unwrap()
 }
 
+/// A Try it answer's page, and the outcome part of it.
+async fn page_and_outcome(tried: reqwest::Response) -> (String, String) {
+    assert_eq!(tried.status(), StatusCode::OK);
+    let page = tried.text().await.unwrap();
+    let outcome = page
+        .split("id=\"try-outcome\"")
+        .nth(1)
+        .and_then(|rest| rest.split("<h2>").next())
+        .unwrap_or_default()
+        .to_owned();
+    (page, outcome)
+}
+
 /// A value no page may show: the machine client's secret, which
 /// management-geo holds and sends to the token endpoint.
 const MACHINE_SECRET: &str = "machine-secret-shown-nowhere-0123";
@@ -176,13 +189,7 @@ async fn an_administrator_signs_in_and_sees_users_logins_and_plugins() {
     assert!(input.contains("\"NZ\""), "{input}");
     let input = input.replace("\"NZ\"", "\"FI\"");
     let tried = try_plugin(&h, "geo-claims", &csrf, &input).await;
-    assert_eq!(tried.status(), StatusCode::OK);
-    let tried = tried.text().await.unwrap();
-    let outcome = tried
-        .split("id=\"try-outcome\"")
-        .nth(1)
-        .and_then(|rest| rest.split("<h2>").next())
-        .unwrap_or_default();
+    let (tried, outcome) = page_and_outcome(tried).await;
     assert!(
         outcome.contains("geo_ip_country") && outcome.contains("FI"),
         "the outcome holds the claim the run set: {tried}"
@@ -399,13 +406,7 @@ async fn try_it_runs_a_credentials_exchange_plugin_on_a_sample_token_request() {
         "{sample}"
     );
     let tried = try_plugin(&h, "m2m-guard", &csrf, &input).await;
-    assert_eq!(tried.status(), StatusCode::OK);
-    let tried = tried.text().await.unwrap();
-    let outcome = tried
-        .split("id=\"try-outcome\">")
-        .nth(1)
-        .and_then(|rest| rest.split("</div>").next())
-        .unwrap_or_default();
+    let (tried, outcome) = page_and_outcome(tried).await;
     assert!(
         outcome.contains("https://claimsmith.dev/client") && outcome.contains("read:reports"),
         "the outcome holds the claims the plugin set: {tried}"
