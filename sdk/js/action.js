@@ -8,11 +8,11 @@
 import * as host from 'claimsmith:plugin/api@0.1.0';
 import * as hostCache from 'claimsmith:plugin/cache@0.1.0';
 import {
+  actionExport,
   auth0Client,
   cacheApi,
   call,
   claimSetter,
-  errorText,
   jsonText,
   naming,
   parseObject,
@@ -115,15 +115,5 @@ function splitUserId(userId) {
 
 /** The WIT export `on-execute-post-login` around the plugin's handler. */
 export function postLoginAction(handler) {
-  if (typeof handler !== 'function') {
-    throw new TypeError('the plugin must export `onExecutePostLogin(event, api)`');
-  }
-  return async function onExecutePostLogin(event) {
-    try {
-      await handler(auth0Event(event), auth0Api());
-    } catch (error) {
-      // The contract's error is a string: an Error becomes its message.
-      throw errorText(error);
-    }
-  };
+  return actionExport(handler, 'onExecutePostLogin', auth0Event, auth0Api);
 }

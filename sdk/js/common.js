@@ -95,6 +95,25 @@ export function claimSetter(label, set) {
   };
 }
 
+/**
+ * An action world's WIT export around the plugin's `handler(event, api)`:
+ * `exportName` is the function Auth0's code exports, `auth0Event` and
+ * `auth0Api` build the world's shapes for each call.
+ */
+export function actionExport(handler, exportName, auth0Event, auth0Api) {
+  if (typeof handler !== 'function') {
+    throw new TypeError(`the plugin must export \`${exportName}(event, api)\``);
+  }
+  return async function runAction(event) {
+    try {
+      await handler(auth0Event(event), auth0Api());
+    } catch (error) {
+      // The contract's error is a string: an Error becomes its message.
+      throw errorText(error);
+    }
+  };
+}
+
 /** Where an exception thrown by a callback goes: see {@link runCallback}. */
 let failRunningCall = null;
 

@@ -8,10 +8,10 @@
 import * as host from 'claimsmith:plugin/exchange-api@0.1.0';
 import * as hostCache from 'claimsmith:plugin/cache@0.1.0';
 import {
+  actionExport,
   auth0Client,
   cacheApi,
   claimSetter,
-  errorText,
   naming,
   parseObject,
   secretsProxy,
@@ -85,15 +85,5 @@ function auth0Event(event) {
 
 /** The WIT export `on-execute-credentials-exchange` around the plugin's handler. */
 export function credentialsExchange(handler) {
-  if (typeof handler !== 'function') {
-    throw new TypeError('the plugin must export `onExecuteCredentialsExchange(event, api)`');
-  }
-  return async function onExecuteCredentialsExchange(event) {
-    try {
-      await handler(auth0Event(event), auth0Api());
-    } catch (error) {
-      // The contract's error is a string: an Error becomes its message.
-      throw errorText(error);
-    }
-  };
+  return actionExport(handler, 'onExecuteCredentialsExchange', auth0Event, auth0Api);
 }

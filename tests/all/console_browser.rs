@@ -86,6 +86,11 @@ async fn keep_screenshot(client: &Client, name: &str) {
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
 }
 
+/// Clicks the element `locator` finds.
+async fn click(client: &Client, locator: Locator<'_>) {
+    client.find(locator).await.unwrap().click().await.unwrap();
+}
+
 /// The text of the element `css`, waited for (and looked for again when
 /// the page under it was replaced); the page, when it never comes.
 async fn text_of(client: &Client, css: &str) -> String {
@@ -136,23 +141,11 @@ async fn an_administrator_uses_the_console_in_chromium() {
     // Find the user, open their page.
     let search = client.find(Locator::Css("input[name=q]")).await.unwrap();
     search.send_keys("ada@example.com").await.unwrap();
-    client
-        .find(Locator::Css("#user-search button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Css("#user-search button")).await;
     let found = text_of(&client, "table#users").await;
     assert!(found.contains("ada@example.com"), "{found}");
     keep_screenshot(&client, "users").await;
-    client
-        .find(Locator::LinkText("dev|dev-user-1"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::LinkText("dev|dev-user-1")).await;
     let profile = text_of(&client, "table.fields:nth-of-type(2)").await;
     assert!(
         profile.contains("geo_ip_country") && profile.contains("NZ"),
@@ -161,13 +154,7 @@ async fn an_administrator_uses_the_console_in_chromium() {
     keep_screenshot(&client, "user").await;
 
     // Open the login from the user's page: both plugin steps, with times.
-    client
-        .find(Locator::Css("table#recent-logins a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Css("table#recent-logins a")).await;
     text_of(&client, "#steps").await;
     for plugin in ["okta-userinfo", "geo-claims"] {
         let step = text_of(&client, &format!("[data-step=\"{plugin}\"]")).await;
@@ -189,13 +176,11 @@ async fn an_administrator_uses_the_console_in_chromium() {
         "{plugins}"
     );
     keep_screenshot(&client, "plugins").await;
-    client
-        .find(Locator::Css("a[href=\"/admin/plugins/geo-claims/try\"]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(
+        &client,
+        Locator::Css("a[href=\"/admin/plugins/geo-claims/try\"]"),
+    )
+    .await;
     client
         .wait()
         .at_most(Duration::from_secs(20))
@@ -262,13 +247,7 @@ async fn an_administrator_sees_the_roles_and_gives_and_takes_one_in_chromium() {
     let client = browser(&driver).await;
     client.goto(&format!("{}/admin", h.issuer)).await.unwrap();
     text_of(&client, "table#users").await;
-    client
-        .find(Locator::LinkText("Roles"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::LinkText("Roles")).await;
     let roles = text_of(&client, "table#roles [data-role=\"auditor\"]").await;
     assert!(
         roles.contains("read:reports") && roles.contains("https://reports.example.com"),
@@ -281,23 +260,15 @@ async fn an_administrator_sees_the_roles_and_gives_and_takes_one_in_chromium() {
     client.goto(&user_page).await.unwrap();
     let offered = text_of(&client, "#role-to-add").await;
     assert!(offered.contains("auditor"), "{offered}");
-    client
-        .find(Locator::Css("#add-role button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Css("#add-role button")).await;
     let held = text_of(&client, "#user-roles [data-role=\"auditor\"]").await;
     assert!(held.contains("auditor"), "{held}");
     keep_screenshot(&client, "user-roles").await;
-    client
-        .find(Locator::Css("#user-roles [data-role=\"auditor\"] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(
+        &client,
+        Locator::Css("#user-roles [data-role=\"auditor\"] button"),
+    )
+    .await;
     assert!(
         !shows(&client, "#user-roles [data-role=\"auditor\"]", false).await,
         "the role is still shown after Remove"

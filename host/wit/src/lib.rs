@@ -15,32 +15,33 @@ pub mod fetcher {
     });
 }
 
+/// The bindings of an action world, reusing the interfaces [`fetcher`]
+/// generated (and any `$reused` more), with every export async.
+macro_rules! action_world {
+    ($world:literal $(, $reused:literal => $module:path)*) => {
+        wasmtime::component::bindgen!({
+            path: "../../wit",
+            world: $world,
+            exports: { default: async },
+            with: {
+                "claimsmith:plugin/types": super::fetcher::claimsmith::plugin::types,
+                "claimsmith:plugin/log": super::fetcher::claimsmith::plugin::log,
+                "claimsmith:plugin/secrets": super::fetcher::claimsmith::plugin::secrets,
+                "claimsmith:plugin/http": super::fetcher::claimsmith::plugin::http,
+                $($reused: $module,)*
+            },
+        });
+    };
+}
+
 pub mod action {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "post-login-action",
-        exports: { default: async },
-        with: {
-            "claimsmith:plugin/types": super::fetcher::claimsmith::plugin::types,
-            "claimsmith:plugin/log": super::fetcher::claimsmith::plugin::log,
-            "claimsmith:plugin/secrets": super::fetcher::claimsmith::plugin::secrets,
-            "claimsmith:plugin/http": super::fetcher::claimsmith::plugin::http,
-        },
-    });
+    action_world!("post-login-action");
 }
 
 pub mod exchange {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "credentials-exchange",
-        exports: { default: async },
-        with: {
-            "claimsmith:plugin/types": super::fetcher::claimsmith::plugin::types,
-            "claimsmith:plugin/log": super::fetcher::claimsmith::plugin::log,
-            "claimsmith:plugin/secrets": super::fetcher::claimsmith::plugin::secrets,
-            "claimsmith:plugin/http": super::fetcher::claimsmith::plugin::http,
-            "claimsmith:plugin/event-types": super::action::claimsmith::plugin::event_types,
-            "claimsmith:plugin/cache": super::action::claimsmith::plugin::cache,
-        },
-    });
+    action_world!(
+        "credentials-exchange",
+        "claimsmith:plugin/event-types" => super::action::claimsmith::plugin::event_types,
+        "claimsmith:plugin/cache" => super::action::claimsmith::plugin::cache
+    );
 }

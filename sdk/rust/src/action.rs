@@ -339,12 +339,7 @@ impl UserMetadata {
 }
 
 fn refused(what: &str, error: &ApiError) -> Error {
-    Error::msg(match error {
-        ApiError::ReservedClaim(name) => format!("{what}: reserved-claim: {name}"),
-        ApiError::InvalidJson(why) => format!("{what}: invalid-json: {why}"),
-        ApiError::TooLarge(cap) => format!("{what}: too-large: {cap}"),
-        ApiError::InvalidName(why) => format!("{what}: invalid-name: {why}"),
-    })
+    crate::refusal!(ApiError, what, error)
 }
 
 /// Runs the plugin's function on the host's call; used by
@@ -354,7 +349,7 @@ pub fn run(
     event: bindings::Event,
     handler: fn(&Event, &mut Api) -> Result<(), Error>,
 ) -> Result<(), String> {
-    handler(&Event::from(event), &mut Api { _private: () }).map_err(|e| e.to_string())
+    crate::run_handler(Event::from(event), &mut Api { _private: () }, handler)
 }
 
 /// Makes this crate a post-login action that runs `handler`, a

@@ -183,12 +183,7 @@ impl Access {
 }
 
 fn refused(what: &str, error: &ClaimError) -> Error {
-    Error::msg(match error {
-        ClaimError::ReservedClaim(name) => format!("{what}: reserved-claim: {name}"),
-        ClaimError::InvalidJson(why) => format!("{what}: invalid-json: {why}"),
-        ClaimError::TooLarge(cap) => format!("{what}: too-large: {cap}"),
-        ClaimError::InvalidName(why) => format!("{what}: invalid-name: {why}"),
-    })
+    crate::refusal!(ClaimError, what, error)
 }
 
 /// Runs the plugin's function on the host's call; used by
@@ -198,7 +193,7 @@ pub fn run(
     event: bindings::ExchangeEvent,
     handler: fn(&Event, &mut Api) -> Result<(), Error>,
 ) -> Result<(), String> {
-    handler(&Event::from(event), &mut Api { _private: () }).map_err(|e| e.to_string())
+    crate::run_handler(Event::from(event), &mut Api { _private: () }, handler)
 }
 
 /// Makes this crate a credentials-exchange action that runs `handler`, a

@@ -74,6 +74,31 @@ fn json_text(value: &impl serde::Serialize, what: &str) -> Result<String, Error>
     serde_json::to_string(value).map_err(|e| Error::msg(format!("{what}: {e}")))
 }
 
+/// `what: case: detail` for a change the host refused, from either action
+/// world's error type (`api-error`, `claim-error`): the same four cases,
+/// generated as two types.
+macro_rules! refusal {
+    ($error_type:ident, $what:expr, $error:expr) => {
+        $crate::Error::msg(match $error {
+            $error_type::ReservedClaim(name) => format!("{}: reserved-claim: {name}", $what),
+            $error_type::InvalidJson(why) => format!("{}: invalid-json: {why}", $what),
+            $error_type::TooLarge(cap) => format!("{}: too-large: {cap}", $what),
+            $error_type::InvalidName(why) => format!("{}: invalid-name: {why}", $what),
+        })
+    };
+}
+pub(crate) use refusal;
+
+/// Runs an action's `handler` on the event and api of one call; the WIT
+/// export's result (an error's text fails the step).
+fn run_handler<E, A>(
+    event: E,
+    api: &mut A,
+    handler: fn(&E, &mut A) -> Result<(), Error>,
+) -> Result<(), String> {
+    handler(&event, api).map_err(|e| e.to_string())
+}
+
 /// Parses a JSON object text from the host; anything else reads as empty.
 fn parse_object(text: &str) -> serde_json::Map<String, serde_json::Value> {
     match serde_json::from_str(text) {
