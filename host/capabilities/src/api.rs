@@ -6,6 +6,9 @@
 //! does not mint or store anything: the pipeline decides what the effects of a
 //! finished action become.
 
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use claimsmith_core::is_reserved_claim;
@@ -13,9 +16,11 @@ use claimsmith_wit::action::claimsmith::plugin::api as wit;
 use claimsmith_wit::exchange::claimsmith::plugin::exchange_api as exchange_wit;
 use wasmtime::component::{HasSelf, Linker};
 
+use crate::redirect::Redirects;
 use crate::{CallContext, Capability, CapabilityView, Has};
-use claimsmith_config::PluginSpec;
+use claimsmith_config::{Origin, PluginSpec};
 use claimsmith_core::World;
+use claimsmith_wit::action::claimsmith::plugin::redirect as redirect_wit;
 
 /// The cap on one token's custom claims, and on one metadata object, as
 /// serialized JSON (Auth0 caps custom claims at 100 KB too).
@@ -46,8 +51,9 @@ pub enum ApiError {
     InvalidName(String),
 }
 
-/// Everything the actions of one login changed so far.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Everything the actions of one login changed so far. Serialised into a
+/// login that waits for the user to come back (`api.redirect`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ActionEffects {
     pub access_token_claims: Map<String, Value>,
     pub id_token_claims: Map<String, Value>,
@@ -58,11 +64,15 @@ pub struct ActionEffects {
     pub denial: Option<String>,
     /// The OAuth error a credentials-exchange denial answers with.
     pub denial_code: Option<DenialCode>,
+    /// Set by `api.redirect.send-user-to`: where the browser goes, query and
+    /// `state` included. The chain waits after the action that set it.
+    #[serde(skip)]
+    pub redirect: Option<String>,
 }
 
 /// The OAuth errors a credentials-exchange action may deny a token request
 /// with: the three Auth0 allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DenialCode {
     InvalidScope,
     InvalidRequest,
@@ -234,10 +244,11 @@ fn serialized_len(object: &Map<String, Value>) -> u64 {
     serde_json::to_vec(object).map_or(u64::MAX, |bytes| bytes.len() as u64)
 }
 
-/// The `api` import of one action invocation: starts from the effects of the
-/// actions before it and records this one's on top.
+/// The `api` and `redirect` imports of one action invocation: starts from
+/// the effects of the actions before it and records this one's on top.
 pub struct ApiCapability {
     pub effects: ActionEffects,
+    pub redirects: Redirects,
 }
 
 impl From<wit::Token> for TokenKind {
@@ -299,6 +310,41 @@ impl wit::Host for ApiCapability {
     }
 }
 
+/// `api.redirect`, under the rules of [`Redirects`].
+impl redirect_wit::Host for ApiCapability {
+    fn send_user_to(
+        &mut self,
+        url: String,
+        query: Vec<(String, String)>,
+    ) -> Result<(), redirect_wit::RedirectError> {
+        let target = self.redirects.target(&url, &query)?;
+        self.effects.redirect = Some(target);
+        Ok(())
+    }
+
+    fn encode_token(
+        &mut self,
+        secret: String,
+        payload: String,
+        expires_in_seconds: u64,
+    ) -> Result<String, redirect_wit::RedirectError> {
+        Ok(self
+            .redirects
+            .encode_token(&secret, &payload, expires_in_seconds)?)
+    }
+
+    fn validate_token(
+        &mut self,
+        secret: String,
+        token_parameter_name: String,
+    ) -> Result<String, redirect_wit::RedirectError> {
+        let claims = self
+            .redirects
+            .validate_token(&secret, &token_parameter_name)?;
+        Ok(Value::Object(claims).to_string())
+    }
+}
+
 impl From<ApiError> for exchange_wit::ClaimError {
     fn from(error: ApiError) -> Self {
         match error {
@@ -337,18 +383,24 @@ impl exchange_wit::Host for ApiCapability {
     }
 }
 
-/// Post-login actions import `api`, credentials-exchange actions
-/// `exchange-api`; a call starts from the effects of the actions before it.
+/// Post-login actions import `api` and `redirect`, credentials-exchange
+/// actions `exchange-api`; a call starts from the effects of the actions
+/// before it.
 impl Capability for ApiCapability {
-    /// Nothing beyond what each call is given.
-    type Grant = ();
+    /// Where the plugin may send the user (`redirect_origins`).
+    type Grant = Arc<[Origin]>;
 
-    fn grant(_plugin: &PluginSpec) {}
+    fn grant(plugin: &PluginSpec) -> Arc<[Origin]> {
+        Arc::from(plugin.redirect_origins.as_slice())
+    }
 
     fn link<T: CapabilityView>(linker: &mut Linker<T>, world: World) -> wasmtime::Result<()> {
         match world {
             World::PostLoginAction => {
                 wit::add_to_linker::<T, HasSelf<ApiCapability>>(linker, |state: &mut T| {
+                    state.capabilities().get()
+                })?;
+                redirect_wit::add_to_linker::<T, HasSelf<ApiCapability>>(linker, |state: &mut T| {
                     state.capabilities().get()
                 })
             }
@@ -361,9 +413,13 @@ impl Capability for ApiCapability {
         }
     }
 
-    fn prepare(_grant: &(), call: &mut CallContext<'_>) -> Self {
+    fn prepare(grant: &Arc<[Origin]>, call: &mut CallContext<'_>) -> Self {
         ApiCapability {
             effects: std::mem::take(&mut call.effects),
+            redirects: Redirects {
+                context: call.redirect.clone(),
+                allowed_origins: grant.clone(),
+            },
         }
     }
 }

@@ -16,6 +16,7 @@ use claimsmith_core::World;
 use crate::api::ActionEffects;
 use crate::http::{Interceptor, OutboundHttp};
 use crate::log::LogSink;
+use crate::redirect::RedirectContext;
 use crate::stdio::OutputBudget;
 
 /// What one call of one plugin is given, beside the plugin's grants, for
@@ -37,6 +38,8 @@ pub struct CallContext<'a> {
     pub output_budget: OutputBudget,
     /// The `api` effects the call starts from (those of the actions before).
     pub effects: ActionEffects,
+    /// What `api.redirect` may do: nothing outside a sign-in's actions.
+    pub redirect: Option<Arc<RedirectContext>>,
 }
 
 /// The data of a store that holds the composed capabilities (the engine's).

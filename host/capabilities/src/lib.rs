@@ -19,6 +19,7 @@ pub mod cache;
 pub mod capability;
 pub mod http;
 pub mod log;
+pub mod redirect;
 pub mod secrets;
 pub mod stdio;
 pub mod wasi;

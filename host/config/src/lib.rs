@@ -636,6 +636,8 @@ struct RawPlugin {
     #[serde(default)]
     allowed_origins: Vec<Spanned<String>>,
     #[serde(default)]
+    redirect_origins: Vec<Spanned<String>>,
+    #[serde(default)]
     secrets: BTreeMap<String, Spanned<RawSecret>>,
     #[serde(default)]
     limits: RawLimits,
@@ -1351,6 +1353,7 @@ fn plugin_spec(
     resolve_secrets: bool,
 ) -> Result<PluginSpec, (Range<usize>, String)> {
     let allowed_origins = plugin_allowed_origins(name, raw.allowed_origins)?;
+    let redirect_origins = plugin_redirect_origins(name, raw.world, raw.redirect_origins)?;
     let mut secrets = BTreeMap::new();
     for (secret_name, source) in raw.secrets.into_iter().filter(|_| resolve_secrets) {
         let span = source.span();
@@ -1382,6 +1385,7 @@ fn plugin_spec(
                 .map_or(defaults.timeout, Duration::from_millis),
         },
         secrets,
+        redirect_origins,
         http: HttpPolicy {
             allowed_origins,
             timeout: raw
@@ -1420,6 +1424,34 @@ fn plugin_allowed_origins(
         allowed_origins.push(parsed);
     }
     Ok(allowed_origins)
+}
+
+/// A post-login action's `redirect_origins`: where `api.redirect.sendUserTo`
+/// may send the user. Only a post-login action has a browser to send.
+fn plugin_redirect_origins(
+    name: &str,
+    world: World,
+    raw: Vec<Spanned<String>>,
+) -> Result<Vec<Origin>, (Range<usize>, String)> {
+    if let (Some(first), false) = (raw.first(), world == World::PostLoginAction) {
+        return Err((
+            first.span(),
+            format!(
+                "plugin `{name}`: redirect_origins is for post-login actions, which can send \
+                 the user to a page; this plugin is a {world}"
+            ),
+        ));
+    }
+    raw.into_iter()
+        .map(|origin| {
+            origin.get_ref().parse::<Origin>().map_err(|why| {
+                (
+                    origin.span(),
+                    format!("plugin `{name}`: redirect_origins: {why}"),
+                )
+            })
+        })
+        .collect()
 }
 
 /// A plugin's `sha256` pin, lowercased once checked to be a digest.
@@ -2050,6 +2082,30 @@ on_error = "continue"
         );
         let error = Config::parse(&path, &both).unwrap_err();
         assert!(error.message.contains("not both"), "{error}");
+    }
+
+    #[test]
+    fn redirect_origins_are_origins_of_post_login_actions_only() {
+        let granted = MINIMAL.replace(
+            "allowed_origins = [\"https://api.example.com\"]",
+            "allowed_origins = [\"https://api.example.com\"]\nredirect_origins = [\"https://terms.example.com\"]",
+        );
+        let config = parse(&granted).unwrap();
+        assert_eq!(
+            config.plugins["geo"].redirect_origins,
+            vec!["https://terms.example.com".parse::<Origin>().unwrap()]
+        );
+        let with_path = granted.replace("terms.example.com\"", "terms.example.com/accept\"");
+        let error = parse(&with_path).unwrap_err();
+        assert_eq!(error.line, 8, "{error}");
+        assert!(error.message.contains("redirect_origins"), "{error}");
+        let fetcher = granted.replace(
+            "world = \"post-login-action\"",
+            "world = \"profile-fetcher\"",
+        );
+        let error = parse(&fetcher).unwrap_err();
+        assert_eq!(error.line, 8, "{error}");
+        assert!(error.message.contains("for post-login actions"), "{error}");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct PluginSpec {
     /// The plugin's own secrets, by name.
     pub secrets: BTreeMap<String, SecretValue>,
     pub http: HttpPolicy,
+    /// Where a post-login action may send the user (`api.redirect`).
+    pub redirect_origins: Vec<Origin>,
 }
 
 /// The bounds of one invocation.

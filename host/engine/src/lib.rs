@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, ComponentExportIndex, Linker, ResourceTable};
 use wasmtime::{
     Config, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
 };
@@ -35,6 +35,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use claimsmith_capabilities::api::ActionEffects;
 use claimsmith_capabilities::http::{self, Interceptor, OutboundHttp};
+use claimsmith_capabilities::redirect::RedirectContext;
 use claimsmith_capabilities::stdio::output_budget;
 use claimsmith_capabilities::{CallContext, Capabilities, CapabilityView, Grants};
 use claimsmith_wit::{action, exchange, fetcher};
@@ -51,6 +52,9 @@ pub use claimsmith_wit::exchange::claimsmith::plugin::exchange_types::{
     Transaction as ExchangeTransaction,
 };
 pub use claimsmith_wit::fetcher::claimsmith::plugin::profile_types::FetchContext;
+
+/// The export of a post-login action that resumes after a redirect.
+const CONTINUE_EXPORT: &str = "on-continue-post-login";
 
 /// A busy plugin hands its thread back to tokio this often (in fuel units,
 /// roughly wasm instructions), so it cannot starve other logins.
@@ -184,6 +188,8 @@ pub struct CallOptions {
     pub pinned_clock: Option<u64>,
     /// Collects the plugin's log lines (the console's Try it).
     pub log_sink: Option<claimsmith_capabilities::log::LogSink>,
+    /// What `api.redirect` may do: set for a sign-in's actions only.
+    pub redirect: Option<Arc<RedirectContext>>,
 }
 
 /// A finished invocation: its outcome, and what it cost whatever the outcome.
@@ -386,9 +392,10 @@ impl Engine {
             World::ProfileFetcher => {
                 Prepared::ProfileFetcher(fetcher::ProfileFetcherPre::new(pre).map_err(wrong_world)?)
             }
-            World::PostLoginAction => Prepared::PostLoginAction(
-                action::PostLoginActionPre::new(pre).map_err(wrong_world)?,
-            ),
+            World::PostLoginAction => Prepared::PostLoginAction {
+                continue_export: component.get_export_index(None, CONTINUE_EXPORT),
+                pre: action::PostLoginActionPre::new(pre).map_err(wrong_world)?,
+            },
             World::CredentialsExchange => Prepared::CredentialsExchange(
                 exchange::CredentialsExchangePre::new(pre).map_err(wrong_world)?,
             ),
@@ -528,7 +535,13 @@ fn describe_world_mismatch(exports: &[String], problem: &str) -> String {
 
 enum Prepared {
     ProfileFetcher(fetcher::ProfileFetcherPre<StoreState>),
-    PostLoginAction(action::PostLoginActionPre<StoreState>),
+    PostLoginAction {
+        pre: action::PostLoginActionPre<StoreState>,
+        /// `on-continue-post-login`, which a component built for the world
+        /// `resumable-post-login-action` has (every SDK's) and one built for
+        /// `post-login-action` does not.
+        continue_export: Option<ComponentExportIndex>,
+    },
     CredentialsExchange(exchange::CredentialsExchangePre<StoreState>),
 }
 
@@ -614,7 +627,7 @@ impl Plugin {
         effects: ActionEffects,
         options: &CallOptions,
     ) -> Invocation<ActionEffects> {
-        let Prepared::PostLoginAction(pre) = &self.prepared else {
+        let Prepared::PostLoginAction { pre, .. } = &self.prepared else {
             return self.not_a(World::PostLoginAction);
         };
         self.run_action(effects, options, async |store| {
@@ -622,6 +635,45 @@ impl Plugin {
             instance
                 .call_on_execute_post_login(&mut *store, event)
                 .await
+        })
+        .await
+    }
+
+    /// Whether the plugin has `on-continue-post-login` (Auth0's
+    /// `onContinuePostLogin`).
+    pub fn continues_post_login(&self) -> bool {
+        matches!(
+            &self.prepared,
+            Prepared::PostLoginAction {
+                continue_export: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// Runs `on-continue-post-login` in a fresh instance, as
+    /// [`Plugin::on_execute_post_login`] runs its sign-in export. Check
+    /// [`Plugin::continues_post_login`] first: a plugin without the export
+    /// fails here.
+    pub async fn on_continue_post_login(
+        &self,
+        event: &Event,
+        effects: ActionEffects,
+        options: &CallOptions,
+    ) -> Invocation<ActionEffects> {
+        let Prepared::PostLoginAction {
+            pre,
+            continue_export: Some(export),
+        } = &self.prepared
+        else {
+            return self.not_a_resumable();
+        };
+        self.run_action(effects, options, async |store| {
+            let instance = pre.instance_pre().instantiate_async(&mut *store).await?;
+            let continued =
+                instance.get_typed_func::<(&Event,), (Result<(), String>,)>(&mut *store, export)?;
+            let (returned,) = continued.call_async(&mut *store, (event,)).await?;
+            Ok(returned)
         })
         .await
     }
@@ -677,8 +729,16 @@ impl Plugin {
     }
 
     fn not_a<T>(&self, world: World) -> Invocation<T> {
+        self.refused(format!("is a {}, not a {world}", self.world))
+    }
+
+    fn not_a_resumable<T>(&self) -> Invocation<T> {
+        self.refused(format!("does not export `{CONTINUE_EXPORT}`"))
+    }
+
+    fn refused<T>(&self, why: String) -> Invocation<T> {
         Invocation {
-            output: Err(self.failed(format!("is a {}, not a {world}", self.world), None)),
+            output: Err(self.failed(why, None)),
             fuel_consumed: 0,
             duration: Duration::ZERO,
         }
@@ -864,6 +924,7 @@ impl StoreState {
                 interceptor: options.interceptor.as_ref(),
                 log_sink: options.log_sink.as_ref(),
                 pinned_clock: options.pinned_clock,
+                redirect: options.redirect.clone(),
                 requests_deadline,
                 output_budget: output_budget(plugin.name.clone()),
                 effects,
@@ -968,6 +1029,7 @@ mod tests {
                 limits: Default::default(),
                 secrets: Default::default(),
                 http: Default::default(),
+                redirect_origins: Vec::new(),
             }
         };
         let http = claimsmith_capabilities::http::OutboundHttp::new().unwrap();
