@@ -455,6 +455,7 @@ fn write_up_build(engine: &Engine, plugin: &str) -> (Plugin, u64, Duration, Call
             allowed_origins,
             ..HttpPolicy::default()
         },
+        redirect_origins: Vec::new(),
     };
     let options = CallOptions {
         interceptor: Some(Arc::new(CannedHttp::new(answering_every_time(

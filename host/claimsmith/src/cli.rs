@@ -18,7 +18,7 @@ use claimsmith_config::Config;
 use claimsmith_core::{Clock, SystemClock};
 use claimsmith_golden::replay::{CannedHttp, RecordedLogin};
 use claimsmith_golden::{SuiteOptions, run_suite};
-use claimsmith_pipeline::{LoginReport, Pipeline, RunOptions, StepStatus};
+use claimsmith_pipeline::{LoginEnd, LoginReport, Pipeline, RunOptions, StepStatus};
 
 #[derive(Parser)]
 #[command(
@@ -319,6 +319,8 @@ async fn run_recorded_login(
         interceptor: canned.clone().map(|c| c as _),
         now: recorded.now,
         log_sink: None,
+        // `claimsmith run` has no browser: a redirect shows where it goes.
+        redirect_state: Some("run-state".to_owned()),
         ..RunOptions::default()
     };
     let report = pipeline.run(&recorded.login, &options).await;
@@ -327,7 +329,7 @@ async fn run_recorded_login(
     } else {
         print_report(&report);
     }
-    Ok(if report.outcome.is_ok() {
+    Ok(if matches!(report.outcome, Ok(LoginEnd::Minted(_))) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -584,7 +586,13 @@ fn print_report(report: &LoginReport) {
         );
     }
     match &report.outcome {
-        Ok(minted) => {
+        Ok(LoginEnd::Redirected(redirected)) => {
+            println!(
+                "\n`{}` sends the user to {}: the login goes on at /continue",
+                redirected.plugin, redirected.to
+            );
+        }
+        Ok(LoginEnd::Minted(minted)) => {
             println!("\nminted for {}", minted.user.user_id);
             println!(
                 "\naccess token:\n{:#}",
@@ -598,7 +606,10 @@ fn print_report(report: &LoginReport) {
 
 fn report_json(report: &LoginReport) -> Value {
     let outcome = match &report.outcome {
-        Ok(minted) => json!({
+        Ok(LoginEnd::Redirected(redirected)) => json!({
+            "redirected": { "plugin": redirected.plugin, "url": redirected.to }
+        }),
+        Ok(LoginEnd::Minted(minted)) => json!({
             "minted": {
                 "user": minted.user,
                 "scopes": minted.scopes,

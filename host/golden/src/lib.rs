@@ -32,7 +32,7 @@ use claimsmith_core::{Clock as _, SecretValue};
 use claimsmith_engine::{
     Engine, EngineSettings, Limits, PluginError, PluginSpec, World, json_kind,
 };
-use claimsmith_pipeline::{LoginFailure, LoginReport, Pipeline, RunOptions, StepStatus};
+use claimsmith_pipeline::{LoginEnd, LoginFailure, LoginReport, Pipeline, RunOptions, StepStatus};
 use claimsmith_tokens::{SigningAlgorithm, SigningKey};
 
 /// Claims that differ on every run; compared as placeholders.
@@ -58,6 +58,9 @@ pub struct Case {
     /// Origins granted to a `wasm` plugin.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Where a `wasm` post-login action may send the user (`api.redirect`).
+    #[serde(default)]
+    pub redirect_origins: Vec<String>,
     /// The connection options given to a `wasm` profile fetcher.
     #[serde(default)]
     pub options: Map<String, Value>,
@@ -456,6 +459,10 @@ fn load_case(file: &Path) -> Result<PreparedCase, String> {
     })
 }
 
+/// The `state` a golden case's redirect carries: fixed, so that the page's
+/// URL can be expected.
+const GOLDEN_STATE: &str = "golden-state";
+
 const EXPECT_SECTIONS: &[&str] = &[
     "profile",
     "claims",
@@ -466,6 +473,7 @@ const EXPECT_SECTIONS: &[&str] = &[
     "denied",
     "error",
     "skipped",
+    "redirected",
 ];
 
 /// The kinds `expect.error.kind` may name (see `failure_kind`).
@@ -484,6 +492,7 @@ const ERROR_KINDS: &[&str] = &[
     "missing-subject",
     "mint",
     "storage",
+    "chain-changed",
 ];
 
 /// Checks one `expect` section's shape, so that a typo or an empty section
@@ -556,6 +565,14 @@ fn check_expect_section(section: &str, value: &Value) -> Result<(), String> {
         "claims" | "tokens" => {
             let keys = keys_of(value)?;
             only(&keys, &["access_token", "id_token"])
+        }
+        "redirected" => {
+            let keys = keys_of(value)?;
+            only(&keys, &["plugin", "url"])?;
+            match value.get("url") {
+                None => Err(".url: missing (the page, with its query)".to_owned()),
+                Some(_) => text("url").and_then(|()| text("plugin")),
+            }
         }
         "scopes" | "skipped" => match value {
             Value::Array(items) if items.iter().all(Value::is_string) => Ok(()),
@@ -652,6 +669,11 @@ fn standalone_config(
     for origin in &case.allowed_origins {
         allowed_origins.push(origin.parse()?);
     }
+    let redirect_origins = case
+        .redirect_origins
+        .iter()
+        .map(|origin| origin.parse())
+        .collect::<Result<_, _>>()?;
     let spec = PluginSpec {
         name: name.clone(),
         path: wasm.to_owned(),
@@ -663,6 +685,7 @@ fn standalone_config(
             allowed_origins,
             ..HttpPolicy::default()
         },
+        redirect_origins,
     };
     let mut config = Config {
         file: file.to_owned(),
@@ -911,6 +934,7 @@ async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
         interceptor: Some(canned.clone()),
         now: input.now(),
         log_sink: None,
+        redirect_state: Some(GOLDEN_STATE.to_owned()),
         ..RunOptions::default()
     };
     let (steps, actual) = run_input(pipeline, input, prepared.kind, &options).await;
@@ -1050,6 +1074,7 @@ pub async fn try_login(
         wasm: None,
         world: None,
         allowed_origins: Vec::new(),
+        redirect_origins: Vec::new(),
         options: Map::new(),
         secrets: None,
         max_fuel: None,
@@ -1070,6 +1095,7 @@ pub async fn try_login(
         interceptor: Some(canned.clone()),
         now: case.input.now(),
         log_sink: Some(sink.clone()),
+        redirect_state: Some(GOLDEN_STATE.to_owned()),
         ..RunOptions::default()
     };
     let (steps, mut outcome) = run_input(&pipeline, &case.input, kind, &options).await;
@@ -1218,7 +1244,13 @@ fn outcome(report: &LoginReport, kind: CaseKind, clock_pinned: bool) -> Map<Stri
     // changed nothing, and a case must say it expects that.
     actual.insert("skipped".into(), skipped_steps(&report.steps));
     match &report.outcome {
-        Ok(minted) => {
+        Ok(LoginEnd::Redirected(redirected)) => {
+            actual.insert(
+                "redirected".into(),
+                json!({ "plugin": redirected.plugin, "url": redirected.to }),
+            );
+        }
+        Ok(LoginEnd::Minted(minted)) => {
             if kind != CaseKind::Action {
                 actual.insert("profile".into(), Value::Object(minted.user.profile.clone()));
             }
@@ -1295,6 +1327,7 @@ fn failure_kind(failure: &LoginFailure) -> &'static str {
         LoginFailure::Storage => "storage",
         LoginFailure::UserUnavailable => "user-unavailable",
         LoginFailure::Denied { .. } => "denied",
+        LoginFailure::ChainChanged { .. } => "chain-changed",
     }
 }
 
@@ -1492,6 +1525,8 @@ fn outcome_kind(sections: &Map<String, Value>) -> &'static str {
         "an error"
     } else if sections.contains_key("denied") {
         "a denial"
+    } else if sections.contains_key("redirected") {
+        "a redirect"
     } else {
         "minted tokens"
     }
@@ -1572,7 +1607,7 @@ fn blessed_expectation(
     if !kept.is_empty() {
         return kept;
     }
-    for section in ["error", "denied"] {
+    for section in ["error", "denied", "redirected"] {
         if let Some(value) = actual.get(section) {
             return Map::from_iter([(section.to_owned(), value.clone())]);
         }

@@ -68,6 +68,8 @@ impl Pipeline {
             interceptor: options.interceptor.clone(),
             pinned_clock: options.now,
             log_sink: options.log_sink.clone(),
+            // A machine client has no browser to send.
+            redirect: None,
         };
         let mut steps = Vec::new();
         let outcome = self.run_exchange(request, &call, &mut steps).await;

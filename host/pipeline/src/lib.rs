@@ -11,8 +11,11 @@
 //! above the key ring.
 
 mod exchange;
+mod resume;
 
 pub use exchange::{ExchangeFailure, ExchangeReport, TokenRequest};
+use resume::Resumed;
+pub use resume::{ContinueRequest, Redirected, SuspendedLogin};
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -60,6 +63,10 @@ pub struct RunOptions {
     /// Where the user is read once the profile fetch has named them; without
     /// it the login's `user` is the stored user (refreshes, golden cases).
     pub users: Option<Arc<dyn StoredUsers>>,
+    /// The `state` a sign-in's page must bring back to `/continue` should
+    /// an action send the user there (`api.redirect`). Without it (a
+    /// refresh; a caller with no browser to send) `api.redirect` refuses.
+    pub redirect_state: Option<String>,
 }
 
 /// A boxed future of a trait object's method.
@@ -115,7 +122,26 @@ pub struct LoginReport {
     pub steps: Vec<StepReport>,
     /// The user, once the upstream or the profile named them.
     pub user_id: Option<String>,
-    pub outcome: Result<MintedLogin, LoginFailure>,
+    pub outcome: Result<LoginEnd, LoginFailure>,
+}
+
+/// How a login that did not fail ended.
+#[derive(Debug)]
+pub enum LoginEnd {
+    /// In tokens.
+    Minted(Box<MintedLogin>),
+    /// An action sent the user to a page: the rest waits for `/continue`.
+    Redirected(Box<Redirected>),
+}
+
+impl LoginEnd {
+    /// The tokens, unless an action sent the user away first.
+    pub fn minted(self) -> Option<MintedLogin> {
+        match self {
+            LoginEnd::Minted(minted) => Some(*minted),
+            LoginEnd::Redirected(_) => None,
+        }
+    }
 }
 
 /// What a run has recorded so far, for its report.
@@ -192,6 +218,9 @@ pub enum LoginFailure {
     },
     #[error("minting failed: {0}")]
     Mint(#[from] TokenError),
+    /// A login came back to `/continue` after the chain it left changed.
+    #[error("the actions changed while the user was away (`{plugin}` sent them): sign in again")]
+    ChainChanged { plugin: String },
     /// The detail is in the host's log, not in what apps see.
     #[error("the user could not be stored")]
     Storage,
@@ -316,7 +345,7 @@ impl Pipeline {
         );
         let mut progress = Progress::default();
         let outcome = self
-            .run_steps(login, options, &mut progress)
+            .run_steps(login, options, None, &mut progress)
             .instrument(span)
             .await;
         LoginReport {
@@ -330,8 +359,9 @@ impl Pipeline {
         &self,
         login: &Login,
         options: &RunOptions,
+        resumed: Option<Resumed<'_>>,
         progress: &mut Progress,
-    ) -> Result<MintedLogin, LoginFailure> {
+    ) -> Result<LoginEnd, LoginFailure> {
         let steps = &mut progress.steps;
         let connection = self
             .config
@@ -342,10 +372,11 @@ impl Pipeline {
             .client(&login.client_id)
             .ok_or_else(|| LoginFailure::UnknownClient(login.client_id.clone()))?;
         let now = options.now.unwrap_or_else(|| SystemClock.now());
-        let call = CallOptions {
+        let mut call = CallOptions {
             interceptor: options.interceptor.clone(),
             pinned_clock: options.now,
             log_sink: options.log_sink.clone(),
+            redirect: None,
         };
 
         // A verified id token names the user before the fetch, so a fetch
@@ -381,15 +412,22 @@ impl Pipeline {
         };
         let stored = stored.as_ref();
         let steps = &mut progress.steps;
-        let effects = ActionEffects {
-            scopes: granted_scopes(&login.scopes, api, &stored.permissions),
-            user_metadata: stored.user_metadata.clone(),
-            app_metadata: stored.app_metadata.clone(),
-            ..ActionEffects::default()
+        let effects = match &resumed {
+            Some(resumed) => resumed.suspended.effects.clone(),
+            None => ActionEffects {
+                scopes: granted_scopes(&login.scopes, api, &stored.permissions),
+                user_metadata: stored.user_metadata.clone(),
+                app_metadata: stored.app_metadata.clone(),
+                ..ActionEffects::default()
+            },
         };
         let mut event = action_event(
             login, stored, client, connection, &user_id, &profile, &audience, now,
         );
+        if let Some(resumed) = &resumed {
+            resumed.continued.show_in(&mut event);
+        }
+        call.redirect = self.redirect_context(login, options, &resumed, &user_id, now);
         if let Some(signing_in) = &options.signing_in {
             let user = UserRecord {
                 user_id: user_id.clone(),
@@ -403,7 +441,18 @@ impl Pipeline {
                 tracing::warn!(%error, user = %user_id, "cannot show the user signing in to the Management API");
             }
         }
-        let effects = self.run_actions(&mut event, effects, &call, steps).await?;
+        let start = resumed.as_ref().map(|resumed| resumed.suspended.action);
+        let effects = match self
+            .run_actions(&mut event, effects, start, &call, steps)
+            .await?
+        {
+            ChainEnd::Finished(effects) => effects,
+            ChainEnd::Redirected { effects, action } => {
+                let state = options.redirect_state.clone().unwrap_or_default();
+                let redirected = Redirected::of(self, login, profile, effects, action, now, state);
+                return Ok(LoginEnd::Redirected(Box::new(redirected)));
+            }
+        };
 
         for (token, claims) in [
             ("access token", &effects.access_token_claims),
@@ -440,7 +489,7 @@ impl Pipeline {
             },
             steps,
         );
-        Ok(MintedLogin {
+        Ok(LoginEnd::Minted(Box::new(MintedLogin {
             tokens: minted?,
             upstream_subject: subject,
             auth_time,
@@ -460,7 +509,7 @@ impl Pipeline {
             access_token_claims: effects.access_token_claims,
             id_token_claims: effects.id_token_claims,
             upstream_roles,
-        })
+        })))
     }
 
     /// The minting step: the tokens, and the step's report.
@@ -615,14 +664,18 @@ impl Pipeline {
         }
     }
 
+    /// Runs the chain from its start, or, resuming (`start`), the
+    /// continue of the action that sent the user away and those after it.
     async fn run_actions(
         &self,
         event: &mut Event,
         mut effects: ActionEffects,
+        start: Option<usize>,
         options: &CallOptions,
         steps: &mut Vec<StepReport>,
-    ) -> Result<ActionEffects, LoginFailure> {
-        for step in &self.actions {
+    ) -> Result<ChainEnd, LoginFailure> {
+        let first = start.unwrap_or(0);
+        for (index, step) in self.actions.iter().enumerate().skip(first) {
             let plugin = &step.plugin;
             // Each action sees the user and the claims as the ones before left them.
             event.user.user_metadata = json_text(&effects.user_metadata);
@@ -631,10 +684,30 @@ impl Pipeline {
             event.id_token_claims = json_text(&effects.id_token_claims);
             event.scopes.clone_from(&effects.scopes);
 
-            let invocation = plugin
-                .on_execute_post_login(event, effects.clone(), options)
-                .await;
+            let invocation = match start {
+                Some(resumed) if resumed == index => {
+                    // Without `onContinuePostLogin` the chain simply goes on.
+                    if !plugin.continues_post_login() {
+                        continue;
+                    }
+                    plugin
+                        .on_continue_post_login(event, effects.clone(), options)
+                        .await
+                }
+                _ => {
+                    plugin
+                        .on_execute_post_login(event, effects.clone(), options)
+                        .await
+                }
+            };
             match step.outcome(invocation, steps) {
+                ActionOutcome::Changed(changed) if changed.redirect.is_some() => {
+                    tracing::info!(plugin = plugin.name(), "the user is sent to a page");
+                    return Ok(ChainEnd::Redirected {
+                        effects: changed,
+                        action: index,
+                    });
+                }
                 ActionOutcome::Changed(changed) => effects = changed,
                 ActionOutcome::Skipped => {}
                 ActionOutcome::Denied(ActionEffects { denial, .. }) => {
@@ -648,8 +721,19 @@ impl Pipeline {
                 ActionOutcome::Failed(error) => return Err(error.into()),
             }
         }
-        Ok(effects)
+        Ok(ChainEnd::Finished(effects))
     }
+}
+
+/// Where the post-login chain stopped.
+enum ChainEnd {
+    /// Every action ran: these are their effects.
+    Finished(ActionEffects),
+    /// The action at `action` sent the user to a page (`effects.redirect`).
+    Redirected {
+        effects: ActionEffects,
+        action: usize,
+    },
 }
 
 /// The configured chain's steps, their plugins loaded.
