@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use reqwest::Url;
 use serde::Deserialize;
 use sha2::Digest as _;
@@ -15,11 +15,11 @@ use super::pending::{MAX_NONCE_LEN, MAX_STATE_LEN, PendingLogin};
 use super::protocol::{ErrorCode, is_valid_s256_challenge, pkce_challenge, random_token};
 use super::token::CodeToIssue;
 use super::upstream::Reauthentication;
-use super::{OAuthError, Service, error_page};
+use super::{ChainRun, OAuthError, Service, error_page};
 use claimsmith_capabilities::log::one_line_cut;
 use claimsmith_config::ClientConfig;
 use claimsmith_core::{StoredUser, Transaction};
-use claimsmith_pipeline::{Login, RequestInfo, UpstreamLogin};
+use claimsmith_pipeline::{Login, LoginEnd, RequestInfo, UpstreamLogin};
 
 /// An app's authorization request (RFC 6749 §4.1.1, RFC 7636, OIDC Core §3.1.2.1).
 #[derive(Debug, Deserialize)]
@@ -590,9 +590,10 @@ pub(crate) async fn callback(
     };
     let sealed_login = cookie(&headers, &login_cookie_name(&upstream_state)).map(str::to_owned);
     let response = service.finish_login(params, sealed_login, request).await;
-    // The pending login is spent either way.
+    // The pending login is spent either way. Appended: a sign-in an action
+    // sends to a page sets its own cookie.
     let expire = login_cookie(service.issuer(), &upstream_state, "", 0);
-    ([(header::SET_COOKIE, expire)], response).into_response()
+    (AppendHeaders([(header::SET_COOKIE, expire)]), response).into_response()
 }
 
 impl Service {
@@ -633,14 +634,30 @@ impl Service {
         };
         let UpstreamLoginDone { tokens, auth_time } = verified;
         let login = sign_in_login(&pending, tokens, auth_time, request);
+        self.sign_in(&pending, ChainRun::Start(&login), correlation_id)
+            .await
+    }
+
+    /// Runs a sign-in's chain (from the start, or back at `/continue`) and
+    /// answers the browser: the app's redirect URI with a code or an error,
+    /// or the page an action sends the user to.
+    pub(crate) async fn sign_in(
+        &self,
+        pending: &PendingLogin,
+        run: ChainRun<'_>,
+        correlation_id: &str,
+    ) -> Response {
         let code = random_token();
         let to_issue = CodeToIssue {
             code: &code,
-            pending: &pending,
+            pending,
         };
         let (redirect_uri, app_state) = (&pending.redirect_uri, pending.app_state.as_deref());
-        match self.run_login(&login, correlation_id, Some(to_issue)).await {
-            Ok(_) => redirect_to_app(self.issuer(), redirect_uri, app_state, &[("code", &code)]),
+        match self.run_login(run, correlation_id, Some(to_issue)).await {
+            Ok(LoginEnd::Minted(_)) => {
+                redirect_to_app(self.issuer(), redirect_uri, app_state, &[("code", &code)])
+            }
+            Ok(LoginEnd::Redirected(redirected)) => self.suspend(pending, *redirected).await,
             Err(failure) => {
                 let answer = OAuthError::from_failure(&failure, correlation_id);
                 let error = answer.error;

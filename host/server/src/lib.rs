@@ -26,8 +26,10 @@ pub mod management;
 pub mod metrics;
 mod pending;
 mod refresh_grant;
+mod suspended;
 pub use claimsmith_oauth as protocol;
 use protocol::ErrorCode;
+pub use suspended::SUSPENDED_LOGIN_SECS;
 pub mod reload;
 mod throttle;
 mod token;
@@ -52,8 +54,8 @@ use claimsmith_core::{StoredUser, UserRecord};
 use claimsmith_engine::Engine;
 use claimsmith_keys::{KeyRing, KeyRingError, KeyVault};
 use claimsmith_pipeline::{
-    BoxFuture, Login, LoginFailure, MintedLogin, Pipeline, RunOptions, SigningIn, StartError,
-    StoredUsers, UserLookup,
+    BoxFuture, ContinueRequest, Login, LoginEnd, LoginFailure, Pipeline, RunOptions, SigningIn,
+    StartError, StoredUsers, SuspendedLogin, UserLookup,
 };
 use claimsmith_store::{
     AuditEntry, AuditOutcome, Authorization, AuthorizationQuery, NewCode, Retention, SavedUser,
@@ -103,6 +105,8 @@ pub struct Service {
     store: Store,
     upstreams: HashMap<String, UpstreamClient>,
     login_sealer: pending::LoginSealer,
+    /// Seals the sign-ins waiting for `/continue`.
+    suspended_sealer: suspended::SuspendedSealer,
     /// Seals the console's session and sign-in cookies.
     console_sealer: claimsmith_tokens::sealing::Sealer,
     refresh_grants: refresh_grant::GrantSealer,
@@ -169,6 +173,7 @@ impl Service {
         spawn_pruning(store.clone(), retention, clock.clone());
         let service = Arc::new(Service {
             login_sealer: pending::LoginSealer::new(&key_encryption_key),
+            suspended_sealer: suspended::SuspendedSealer::new(&key_encryption_key),
             console_sealer: key_encryption_key.sealer("console v1"),
             refresh_grants: refresh_grant::GrantSealer::new(&key_encryption_key),
             chain: RwLock::new(Arc::new(pipeline)),
@@ -236,13 +241,16 @@ impl Service {
     ///
     /// On a sign-in the chain reads the stored user once the profile names
     /// them ([`UserDirectory`]), and the Management API answers for the
-    /// user while the chain runs, as Auth0's does ([`SignInView`]).
+    /// user while the chain runs, as Auth0's does ([`SignInView`]). A
+    /// sign-in an action sends to a page records nothing yet: it ends in
+    /// [`LoginEnd::Redirected`], for the caller to keep until `/continue`.
     async fn run_login(
         &self,
-        login: &Login,
+        run: ChainRun<'_>,
         correlation_id: &str,
         code: Option<token::CodeToIssue<'_>>,
-    ) -> Result<MintedLogin, LoginFailure> {
+    ) -> Result<LoginEnd, LoginFailure> {
+        let login = run.login();
         // The chain of this moment, for the whole run: a reload meanwhile
         // does not mix two versions in one login.
         let pipeline = self.pipeline();
@@ -257,11 +265,28 @@ impl Service {
         let options = RunOptions {
             signing_in: view.clone().map(|view| view as Arc<dyn SigningIn>),
             users,
+            redirect_state: (!login.refresh).then(protocol::random_token),
             ..RunOptions::default()
         };
-        let report = pipeline.run(login, &options).await;
+        let report = match run {
+            ChainRun::Start(login) => pipeline.run(login, &options).await,
+            ChainRun::Continue(suspended, continued) => {
+                pipeline.resume(suspended, continued, &options).await
+            }
+        };
         self.metrics.steps(&report.steps);
-        let mut outcome = report.outcome;
+        let mut outcome = match report.outcome {
+            Ok(LoginEnd::Minted(minted)) => Ok(*minted),
+            Ok(LoginEnd::Redirected(redirected)) => {
+                if let Some(view) = view {
+                    view.end().await;
+                }
+                let grant = Grant::SignIn;
+                self.metrics.login(&login.client_id, grant, "redirected");
+                return Ok(LoginEnd::Redirected(redirected));
+            }
+            Err(failure) => Err(failure),
+        };
         let sealed_code = match (&outcome, &code) {
             (Ok(minted), Some(code)) => Some(code.seal(minted)),
             _ => None,
@@ -323,12 +348,30 @@ impl Service {
             Err(_) => "failed",
         };
         self.metrics.login(&login.client_id, grant, counted);
-        outcome
+        outcome.map(|minted| LoginEnd::Minted(Box::new(minted)))
+    }
+}
+
+/// What [`Service::run_login`] runs the chain for.
+#[derive(Clone, Copy)]
+enum ChainRun<'a> {
+    /// A sign-in or a refresh, from the start.
+    Start(&'a Login),
+    /// A sign-in back at `/continue` from the page an action sent it to.
+    Continue(&'a SuspendedLogin, &'a ContinueRequest),
+}
+
+impl ChainRun<'_> {
+    fn login(&self) -> &Login {
+        match self {
+            ChainRun::Start(login) => login,
+            ChainRun::Continue(suspended, _) => &suspended.login,
+        }
     }
 }
 
 /// How the audit trail records a login's outcome.
-fn audit_outcome(outcome: &Result<MintedLogin, LoginFailure>) -> AuditOutcome {
+fn audit_outcome(outcome: &Result<claimsmith_pipeline::MintedLogin, LoginFailure>) -> AuditOutcome {
     match outcome {
         Ok(_) => AuditOutcome::Minted,
         Err(LoginFailure::Denied { reason, .. }) => AuditOutcome::Denied {
@@ -547,6 +590,7 @@ fn spawn_pruning(store: Store, retention: Retention, clock: Arc<dyn Clock>) {
                         codes = pruned.codes,
                         users_signing_in = pruned.users_signing_in,
                         spent_logins = pruned.spent_logins,
+                        suspended_logins = pruned.suspended_logins,
                         ended_console_sessions = pruned.ended_console_sessions,
                         audit_rows = pruned.audit_rows,
                         "pruned expired rows"
@@ -596,6 +640,10 @@ pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/authorize", get(authorize::authorize))
         .route("/callback", get(authorize::callback))
+        .route(
+            "/continue",
+            get(suspended::continue_get).post(suspended::continue_post),
+        )
         .merge(called_by_scripts)
         .nest("/api/v2", management)
         .nest("/admin", console::routes())

@@ -23,7 +23,7 @@ use super::protocol::{
     random_token,
 };
 use super::refresh_grant::RefreshGrant;
-use super::{OAuthError, Service, secrets_equal};
+use super::{ChainRun, OAuthError, Service, secrets_equal};
 use claimsmith_config::{ClientConfig, GrantType};
 use claimsmith_pipeline::{
     Login, LoginFailure, MintedLogin, RequestInfo, UpstreamLogin, UserLookup,
@@ -424,14 +424,22 @@ impl Service {
             auth_time: Some(grant.auth_time),
         };
         let correlation_id = super::correlation_id();
-        let minted = self
-            .run_login(&login, &correlation_id, None)
+        let refreshed = self
+            .run_login(ChainRun::Start(&login), &correlation_id, None)
             .await
             .map_err(|failure| match failure {
                 // RFC 6749 §5.2 has no access_denied at the token endpoint.
                 LoginFailure::Denied { reason, .. } => OAuthError::invalid_grant(reason),
                 other => OAuthError::from_failure(&other, &correlation_id),
             })?;
+        // A refresh has no browser to send: its actions' api.redirect refuses.
+        let Some(minted) = refreshed.minted() else {
+            tracing::error!(correlation_id, "a refresh ended in a redirect; refused");
+            return Err(OAuthError::from_failure(
+                &LoginFailure::Storage,
+                &correlation_id,
+            ));
+        };
         self.token_response(&minted, grant, Some(token), now).await
     }
 

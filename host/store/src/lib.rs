@@ -249,6 +249,7 @@ pub struct Pruned {
     pub codes: u64,
     pub users_signing_in: u64,
     pub spent_logins: u64,
+    pub suspended_logins: u64,
     pub ended_console_sessions: u64,
     pub audit_rows: u64,
 }
@@ -524,6 +525,56 @@ impl Store {
             "spend_pending_login",
         )
         .await
+    }
+
+    /// Keeps a sign-in an action sent to a page, `sealed` by the service,
+    /// under its `state` until `expires_at` (Unix seconds).
+    pub async fn suspend_login(
+        &self,
+        state: &str,
+        sealed: &str,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO suspended_logins (state_hash, sealed, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash(state))
+        .bind(sealed)
+        .bind(to_db_seconds(expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("suspend_login"))?;
+        Ok(())
+    }
+
+    /// The sealed sign-in waiting under `state`, unless it expired by `now`
+    /// or was taken. Reading it takes nothing: see
+    /// [`Store::take_suspended_login`].
+    pub async fn suspended_login(
+        &self,
+        state: &str,
+        now: u64,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT sealed FROM suspended_logins WHERE state_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash(state))
+        .bind(to_db_seconds(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("suspended_login"))
+    }
+
+    /// Takes the sign-in waiting under `state` for good: true when this call
+    /// took it, false when another (on any host) did first.
+    pub async fn take_suspended_login(&self, state: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM suspended_logins WHERE state_hash = $1")
+            .bind(token_hash(state))
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("take_suspended_login"))?
+            .rows_affected();
+        Ok(deleted == 1)
     }
 
     /// Runs `insert` (an `INSERT ... ON CONFLICT DO NOTHING` of a hash and
@@ -931,6 +982,11 @@ impl Store {
             .await?,
             spent_logins: delete_expired("DELETE FROM spent_logins WHERE expires_at < $1", now)
                 .await?,
+            suspended_logins: delete_expired(
+                "DELETE FROM suspended_logins WHERE expires_at < $1",
+                now,
+            )
+            .await?,
             ended_console_sessions: delete_expired(
                 "DELETE FROM ended_console_sessions WHERE expires_at < $1",
                 now,
@@ -1747,6 +1803,47 @@ mod tests {
             .await
             .expect("prune");
         assert_eq!(pruned.map(|pruned| pruned.spent_logins), Some(2));
+    }
+
+    async fn a_suspended_login_is_read_until_taken_once_or_expired(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
+        let now = 1_700_000_000;
+        store
+            .suspend_login("state-1", "sealed-1", now + 900)
+            .await
+            .expect("suspend");
+        let read = |state: &'static str, at: u64| {
+            let store = store.clone();
+            async move { store.suspended_login(state, at).await.expect("read") }
+        };
+        assert_eq!(read("state-1", now).await.as_deref(), Some("sealed-1"));
+        assert_eq!(
+            read("state-1", now).await.as_deref(),
+            Some("sealed-1"),
+            "reading takes nothing"
+        );
+        assert_eq!(read("state-1", now + 900).await, None, "expired");
+        assert_eq!(read("state-2", now).await, None);
+        let take = |state: &'static str| {
+            let store = store.clone();
+            tokio::spawn(async move { store.take_suspended_login(state).await })
+        };
+        let tries: Vec<_> = (0..8).map(|_| take("state-1")).collect();
+        let mut firsts = 0;
+        for try_ in tries {
+            firsts += usize::from(try_.await.expect("task").expect("take"));
+        }
+        assert_eq!(firsts, 1, "of eight continues at once, one takes it");
+        assert_eq!(read("state-1", now).await, None, "taken");
+        store
+            .suspend_login("state-3", "sealed-3", now + 900)
+            .await
+            .expect("suspend");
+        let pruned = store
+            .prune_expired(now + 901, codes_for(0))
+            .await
+            .expect("prune");
+        assert_eq!(pruned.map(|pruned| pruned.suspended_logins), Some(1));
     }
 
     async fn an_ended_console_session_stays_ended_until_pruned(backend: Backend) {
@@ -2666,6 +2763,7 @@ mod tests {
         revoking_a_refresh_token_revokes_its_family_for_its_own_client_only,
         expired_refresh_tokens_are_pruned,
         a_pending_login_is_spent_once_until_pruned,
+        a_suspended_login_is_read_until_taken_once_or_expired,
         an_ended_console_session_stays_ended_until_pruned,
         the_audit_trail_is_pruned_by_age,
         another_client_can_neither_use_nor_burn_a_refresh_token,

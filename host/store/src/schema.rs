@@ -36,6 +36,7 @@ const SQLITE: &[Listed] = listed!("sqlite":
     8 "0008_ended_console_sessions.sql",
     9 "0009_sealed_refresh_grants.sql",
     10 "0010_roles.sql",
+    11 "0011_suspended_logins.sql",
 );
 
 const POSTGRES: &[Listed] = listed!("postgres":
@@ -49,6 +50,7 @@ const POSTGRES: &[Listed] = listed!("postgres":
     8 "0008_ended_console_sessions.sql",
     9 "0009_sealed_refresh_grants.sql",
     10 "0010_roles.sql",
+    11 "0011_suspended_logins.sql",
 );
 
 fn listed(backend: Backend) -> &'static [Listed] {
