@@ -1,12 +1,16 @@
 // The post-login-action world in Auth0's shape: turns the WIT `event` into
 // Auth0's `event` and `api` objects, calls the plugin's
-// `onExecutePostLogin(event, api)` and awaits it.
+// `onExecutePostLogin(event, api)` (or, when the user comes back from a
+// redirect, its `onContinuePostLogin(event, api)`) and awaits it.
 //
-// Compiled into the plugin by `claimsmith build`, which writes the entry
-// module that hands the plugin's function to `postLoginAction` below.
+// Compiled into the plugin by `claimsmith build`, which builds every
+// JavaScript action for the `resumable-post-login-action` world and writes
+// the entry module that hands the plugin's functions to `postLoginAction`
+// and `continuePostLogin` below.
 
 import * as host from 'claimsmith:plugin/api@0.1.0';
 import * as hostCache from 'claimsmith:plugin/cache@0.1.0';
+import * as hostRedirect from 'claimsmith:plugin/redirect@0.1.0';
 import {
   actionExport,
   auth0Client,
@@ -30,6 +34,59 @@ function tokenApi(token, label) {
   };
 }
 
+/** `value` when it is a plain object (`{ ... }`), else a TypeError naming `what`. */
+function plainObject(value, what) {
+  const prototype =
+    value !== null && typeof value === 'object' ? Object.getPrototypeOf(value) : undefined;
+  if (prototype !== Object.prototype && prototype !== null) {
+    throw new TypeError(`${what} must be a plain object`);
+  }
+  return value;
+}
+
+/** `secret` when it is a non-empty string: a missing one must not sign with `"undefined"`. */
+function secretText(secret, what) {
+  if (typeof secret !== 'string' || secret === '') {
+    throw new TypeError(`${what}: \`secret\` must be a non-empty string`);
+  }
+  return secret;
+}
+
+/**
+ * Auth0's `api.redirect`. The host sends the user once the action returns,
+ * signs and checks the tokens, and refuses every call on a refresh.
+ */
+function redirectApi() {
+  return {
+    sendUserTo(url, { query = {} } = {}) {
+      const what = 'api.redirect.sendUserTo';
+      const parameters = Object.entries(plainObject(query, `${what}: \`query\``));
+      for (const [name, value] of parameters) {
+        if (typeof value !== 'string') {
+          throw new TypeError(`${what}: the query parameter \`${name}\` must be a string`);
+        }
+      }
+      call(what, () => hostRedirect.sendUserTo(String(url), parameters));
+    },
+    encodeToken({ secret, payload, expiresInSeconds = 900 } = {}) {
+      const what = 'api.redirect.encodeToken';
+      const key = secretText(secret, what);
+      const text = jsonText(plainObject(payload, `${what}: \`payload\``), `${what}: \`payload\``);
+      if (!Number.isSafeInteger(expiresInSeconds) || expiresInSeconds <= 0) {
+        throw new TypeError(`${what}: \`expiresInSeconds\` must be a positive integer`);
+      }
+      return call(what, () => hostRedirect.encodeToken(key, text, BigInt(expiresInSeconds)));
+    },
+    validateToken({ secret, tokenParameterName = 'session_token' } = {}) {
+      const what = 'api.redirect.validateToken';
+      const key = secretText(secret, what);
+      return parseObject(
+        call(what, () => hostRedirect.validateToken(key, String(tokenParameterName))),
+      );
+    },
+  };
+}
+
 function auth0Api() {
   const accessToken = tokenApi('access-token', 'access token');
   accessToken.addScope = (scope) =>
@@ -39,8 +96,8 @@ function auth0Api() {
     const text = jsonText(value === undefined ? null : value, `${kind} metadata \`${key}\``);
     call(`cannot set ${kind} metadata \`${key}\``, () => set(key, text));
   };
-  // Auth0 members Claimsmith lacks (`api.redirect`, `api.multifactor`, ...)
-  // throw when called, naming the call.
+  // Auth0 members Claimsmith lacks (`api.multifactor`, `api.authentication`,
+  // ...) throw when called, naming the call.
   return naming(
     {
       accessToken: naming(accessToken, 'api.accessToken'),
@@ -61,6 +118,7 @@ function auth0Api() {
         'api.user',
       ),
       cache: naming(cacheApi(hostCache), 'api.cache'),
+      redirect: naming(redirectApi(), 'api.redirect'),
     },
     'api',
   );
@@ -116,4 +174,16 @@ function splitUserId(userId) {
 /** The WIT export `on-execute-post-login` around the plugin's handler. */
 export function postLoginAction(handler) {
   return actionExport(handler, 'onExecutePostLogin', auth0Event, auth0Api);
+}
+
+/**
+ * The WIT export `on-continue-post-login` around the plugin's
+ * `onContinuePostLogin`; a plugin without one changes nothing when the user
+ * comes back, and the chain resumes, as in Auth0.
+ */
+export function continuePostLogin(handler) {
+  if (handler === undefined) {
+    return function resume() {};
+  }
+  return actionExport(handler, 'onContinuePostLogin', auth0Event, auth0Api);
 }

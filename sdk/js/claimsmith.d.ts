@@ -5,8 +5,9 @@
 //    *  @param {import('./claimsmith').PostLoginApi} api */
 //   export async function onExecutePostLogin(event, api) { ... }
 //
-// (`CredentialsExchangeEvent` and `CredentialsExchangeApi` for
-// `onExecuteCredentialsExchange`.)
+// (The same two for `onContinuePostLogin`, run when a user sent away with
+// `api.redirect.sendUserTo` comes back; `CredentialsExchangeEvent` and
+// `CredentialsExchangeApi` for `onExecuteCredentialsExchange`.)
 //
 // `claimsmith new --lang js` writes this file next to the plugin.
 
@@ -107,6 +108,35 @@ export interface PostLoginApi {
   };
   /** Short-lived strings this action keeps across logins (kept by the host). */
   cache: CacheApi;
+  redirect: RedirectApi;
+}
+
+/** Auth0's `api.redirect`: sending the user to another page mid-login. On a refresh every call throws. */
+export interface RedirectApi {
+  /**
+   * Sends the user to `url` with the `query` parameters once the action
+   * returns (a later call replaces this one; a denial wins). The chain
+   * resumes when they come back to `<issuer>/continue`, with this action's
+   * `onContinuePostLogin`.
+   */
+  sendUserTo(url: string, options?: { query?: Record<string, string> }): void;
+  /**
+   * A token (an HS256 JWT signed with `secret`) carrying `payload` for the
+   * page the user is sent to, expiring after `expiresInSeconds` (900 unless
+   * given).
+   */
+  encodeToken(options: {
+    secret: string;
+    payload: Record<string, Json>;
+    expiresInSeconds?: number;
+  }): string;
+  /**
+   * The payload of the token the user brought back in the continue
+   * request's parameter `tokenParameterName` (`session_token` unless given),
+   * once its signature, expiry and login check out. In `onContinuePostLogin`
+   * only.
+   */
+  validateToken(options: { secret: string; tokenParameterName?: string }): Record<string, Json>;
 }
 
 /** Auth0's `api.cache`, in both action worlds: strings the host keeps per action. */
@@ -184,6 +214,12 @@ export interface FetchUserProfileContext {
 
 /** A post-login action: `export async function onExecutePostLogin(event, api)`. */
 export type OnExecutePostLogin = (event: PostLoginEvent, api: PostLoginApi) => void | Promise<void>;
+
+/**
+ * Its optional continue handler, run when the user comes back from
+ * `api.redirect.sendUserTo`: `export async function onContinuePostLogin(event, api)`.
+ */
+export type OnContinuePostLogin = OnExecutePostLogin;
 
 /** A credentials-exchange action: `export async function onExecuteCredentialsExchange(event, api)`. */
 export type OnExecuteCredentialsExchange = (

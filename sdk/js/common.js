@@ -140,7 +140,7 @@ export function failOnUncaught(fail) {
 
 /**
  * An Auth0 member Claimsmith does not have: reading through it is allowed
- * (`api.redirect.sendUserTo`), calling it throws an error naming it.
+ * (`api.multifactor.enable`), calling it throws an error naming it.
  */
 export function unsupported(path) {
   return new Proxy(function unsupportedCall() {}, {

@@ -7,7 +7,10 @@
 //   node componentize.mjs BUILD.json
 //
 // BUILD.json: { staging, main, world, output, project, nodePaths, sdkModules }.
-// `staging` holds `plugin/` (the project's files), `sdk/` and `wit/`;
+// `world` is the WIT world to compile for (`resumable-post-login-action` for
+// a project whose `claimsmith.world` is `post-login-action`, so that it may
+// export `onContinuePostLogin`); `staging` holds `plugin/` (the project's
+// files), `sdk/` and `wit/`;
 // `project` is the project's own folder, so that errors name the user's
 // files; `nodePaths` are where the project's dependencies were installed;
 // `sdkModules` maps the modules the SDK stands in for (`auth0`, ...) to its
@@ -32,26 +35,26 @@ const plugin = path.join(build.staging, 'plugin');
 const sdk = path.join(build.staging, 'sdk');
 const mainFile = path.join(plugin, build.main);
 
-// The world's WIT export, the SDK adapter behind it, and the plugin export
-// the adapter takes.
+// Each world's SDK module, and its WIT exports, each as [the WIT export, the
+// SDK adapter behind it, the plugin export the adapter takes].
 const WORLDS = {
-  'post-login-action': {
-    witExport: 'onExecutePostLogin',
+  'resumable-post-login-action': {
     module: 'action.js',
-    adapter: 'postLoginAction',
-    pluginExport: 'onExecutePostLogin',
+    exports: [
+      ['onExecutePostLogin', 'postLoginAction', 'onExecutePostLogin'],
+      // Optional, as in Auth0: without it the adapter just resumes the chain.
+      ['onContinuePostLogin', 'continuePostLogin', 'onContinuePostLogin'],
+    ],
   },
   'credentials-exchange': {
-    witExport: 'onExecuteCredentialsExchange',
     module: 'credentials.js',
-    adapter: 'credentialsExchange',
-    pluginExport: 'onExecuteCredentialsExchange',
+    exports: [
+      ['onExecuteCredentialsExchange', 'credentialsExchange', 'onExecuteCredentialsExchange'],
+    ],
   },
   'profile-fetcher': {
-    witExport: 'fetchProfile',
     module: 'fetcher.js',
-    adapter: 'profileFetcher',
-    pluginExport: 'fetchUserProfile',
+    exports: [['fetchProfile', 'profileFetcher', 'fetchUserProfile']],
   },
 };
 
@@ -92,13 +95,17 @@ if (!world) {
   process.exit(2);
 }
 
+const adapters = world.exports.map(([, adapter]) => adapter).join(', ');
 const entry = connectionScript
   ? `import script from './plugin/${build.main}';\n` +
     `import { connectionScript } from './sdk/fetcher.js';\n` +
-    `export const ${world.witExport} = connectionScript(script);\n`
+    `export const ${world.exports[0][0]} = connectionScript(script);\n`
   : `import * as plugin from './plugin/${build.main}';\n` +
-    `import { ${world.adapter} } from './sdk/${world.module}';\n` +
-    `export const ${world.witExport} = ${world.adapter}(plugin.${world.pluginExport});\n`;
+    `import { ${adapters} } from './sdk/${world.module}';\n` +
+    world.exports
+      .map(([witExport, adapter, pluginExport]) =>
+        `export const ${witExport} = ${adapter}(plugin.${pluginExport});\n`)
+      .join('');
 
 const BUILTINS = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
 

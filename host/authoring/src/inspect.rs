@@ -58,6 +58,7 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         limits: Default::default(),
         secrets: Default::default(),
         http: Default::default(),
+        redirect_origins: Vec::new(),
     })?;
     let producers = producers(&wasm);
     Ok(Inspection {

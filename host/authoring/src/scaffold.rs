@@ -143,6 +143,9 @@ fn on_execute_post_login(event: &Event, api: &mut Api) -> Result<(), Error> {{
     Ok(())
 }}
 
+// An action that sends the user away (`api.redirect().send_user_to`) names a
+// second function, run when they come back (Auth0's `onContinuePostLogin`):
+// `post_login_action!(on_execute_post_login, on_continue_post_login)`.
 claimsmith_sdk::post_login_action!(on_execute_post_login);
 "#
         ),
@@ -212,6 +215,17 @@ export async function onExecutePostLogin(event, api) {{
   }}
   api.accessToken.setCustomClaim('department', event.user.profile.department);
 }}
+
+/**
+ * Handler invoked when this action resumes after an external redirect
+ * (`api.redirect.sendUserTo`). If `onExecutePostLogin` does not redirect,
+ * it can be safely left out.
+ *
+ * @param {{import('./claimsmith').PostLoginEvent}} event
+ * @param {{import('./claimsmith').PostLoginApi}} api
+ */
+// export async function onContinuePostLogin(event, api) {{
+// }}
 "#
         ),
         World::ProfileFetcher => format!(
@@ -274,6 +288,12 @@ export async function onExecutePostLogin(event: PostLoginEvent, api: PostLoginAp
   }}
   api.accessToken.setCustomClaim('department', event.user.profile.department);
 }}
+
+// Handler invoked when this action resumes after an external redirect
+// (`api.redirect.sendUserTo`). If `onExecutePostLogin` does not redirect,
+// it can be safely left out.
+// export async function onContinuePostLogin(event: PostLoginEvent, api: PostLoginApi): Promise<void> {{
+// }}
 "#
         ),
         World::ProfileFetcher => format!(
@@ -366,6 +386,11 @@ def on_execute_post_login(event: Event, api: Api) -> None:
         return
     if "department" in event.user.profile:
         api.access_token.set_custom_claim("department", event.user.profile["department"])
+
+
+# An action that sends the user away (`api.redirect.send_user_to`) also
+# defines `on_continue_post_login(event, api)`, run when they come back
+# (Auth0's `onContinuePostLogin`).
 "#
         ),
         World::ProfileFetcher => format!(

@@ -5,6 +5,9 @@ A post-login action is one function::
     def on_execute_post_login(event: Event, api: Api) -> None:
         api.access_token.set_custom_claim("geo_ip_country", event.user.profile.get("geo_ip_country"))
 
+(and, if it sends the user away with ``api.redirect.send_user_to``, a second,
+``on_continue_post_login(event, api)``, run when they come back),
+
 a credentials-exchange action (``claimsmith.credentials``) another::
 
     def on_execute_credentials_exchange(event: credentials.Event, api: credentials.Api) -> None:
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import json as _json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, TypeVar
 
 from wit_world.imports import http as _http
 from wit_world.imports import log as _log
@@ -179,11 +182,14 @@ class HostError(Exception):
     """The host refused a call (a reserved claim, a disallowed origin, ...)."""
 
 
-def host_call(what: str, operation: Callable[[], None]) -> None:
-    """Runs a host call, turning the WIT error it raises into a ``HostError``
-    that says ``what`` was refused and why."""
+_T = TypeVar("_T")
+
+
+def host_call(what: str, operation: Callable[[], _T]) -> _T:
+    """Runs a host call and returns its answer, turning the WIT error it
+    raises into a ``HostError`` that says ``what`` was refused and why."""
     try:
-        operation()
+        return operation()
     except _Err as error:
         raise HostError(f"{what}: {describe(error.value)}") from None
 

@@ -1,16 +1,20 @@
 //! The post-login-action world: `on_execute_post_login(event, api)` over
-//! Auth0's `event` and `api` shapes.
+//! Auth0's `event` and `api` shapes, and `on_continue_post_login(event, api)`
+//! when the user comes back from the page [`Redirect::send_user_to`] sent
+//! them to.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::Error;
 
-/// The generated bindings of the `post-login-action` world; the interfaces it
-/// shares with the profile fetcher come from [`crate::fetcher::bindings`].
+/// The generated bindings of the `resumable-post-login-action` world, which
+/// every Rust action is built for (without a continue handler, its
+/// `on-continue-post-login` changes nothing); the interfaces it shares with
+/// the profile fetcher come from [`crate::fetcher::bindings`].
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "post-login-action",
+        world: "resumable-post-login-action",
         path: "../../wit",
         pub_export_macro: true,
         export_macro_name: "export",
@@ -25,6 +29,7 @@ pub mod bindings {
 }
 
 use bindings::claimsmith::plugin::api::{self as host, ApiError, Token};
+use bindings::claimsmith::plugin::redirect::{self as host_redirect, RedirectError};
 
 /// Everything a post-login action sees, in Auth0's shape.
 #[derive(Debug, Clone)]
@@ -220,6 +225,11 @@ impl Api {
     pub fn cache(&mut self) -> Cache {
         Cache::new()
     }
+
+    /// Auth0's `api.redirect`: sending the user to another page mid-login.
+    pub fn redirect(&mut self) -> Redirect {
+        Redirect { _private: () }
+    }
 }
 
 /// Auth0's `api.cache`: short-lived strings the host keeps for this action
@@ -342,6 +352,71 @@ fn refused(what: &str, error: &ApiError) -> Error {
     crate::refusal!(ApiError, what, error)
 }
 
+/// Auth0's `api.redirect`. The host sends the user once the action returns,
+/// signs and checks the tokens, and refuses every call on a refresh.
+#[derive(Debug)]
+pub struct Redirect {
+    _private: (),
+}
+
+impl Redirect {
+    /// Sends the user to `url` with the `query` parameters once this action
+    /// returns (a later call replaces this one; a denial wins). The chain
+    /// resumes when they come back to `<issuer>/continue`, with this
+    /// action's continue handler, the second of
+    /// [`post_login_action!`](crate::post_login_action).
+    pub fn send_user_to(&self, url: &str, query: &[(&str, &str)]) -> Result<(), Error> {
+        let query: Vec<(String, String)> = query
+            .iter()
+            .map(|&(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        host_redirect::send_user_to(url, &query)
+            .map_err(|e| redirect_refused("api.redirect.send_user_to", e))
+    }
+
+    /// A token (an HS256 JWT signed with `secret`) carrying `payload`, a JSON
+    /// object, for the page the user is sent to, expiring after
+    /// `expires_in_seconds` (Auth0's default is 900). The host adds `iss`,
+    /// `iat`, `exp`, this login's `state`, and `sub` unless `payload` has one.
+    pub fn encode_token(
+        &self,
+        secret: &str,
+        payload: &impl Serialize,
+        expires_in_seconds: u64,
+    ) -> Result<String, Error> {
+        let what = "api.redirect.encode_token";
+        let text = crate::json_text(payload, &format!("{what}: `payload`"))?;
+        host_redirect::encode_token(secret, &text, expires_in_seconds)
+            .map_err(|e| redirect_refused(what, e))
+    }
+
+    /// The payload of the token the user brought back in the continue
+    /// request's parameter `token_parameter_name` (Auth0's default is
+    /// `session_token`), once its signature with `secret`, its expiry and its
+    /// login check out. Only in the continue handler.
+    pub fn validate_token(
+        &self,
+        secret: &str,
+        token_parameter_name: &str,
+    ) -> Result<Map<String, Value>, Error> {
+        host_redirect::validate_token(secret, token_parameter_name)
+            .map(|claims| crate::parse_object(&claims))
+            .map_err(|e| redirect_refused("api.redirect.validate_token", e))
+    }
+}
+
+/// `what: case: detail` for a redirect call the host refused, as the other
+/// SDKs word it.
+fn redirect_refused(what: &str, error: RedirectError) -> Error {
+    let (case, why) = match error {
+        RedirectError::NotAllowed(why) => ("not-allowed", why),
+        RedirectError::InvalidUrl(why) => ("invalid-url", why),
+        RedirectError::InvalidPayload(why) => ("invalid-payload", why),
+        RedirectError::InvalidToken(why) => ("invalid-token", why),
+    };
+    Error::msg(format!("{what}: {case}: {why}"))
+}
+
 /// Runs the plugin's function on the host's call; used by
 /// [`post_login_action!`](crate::post_login_action).
 #[doc(hidden)]
@@ -352,17 +427,40 @@ pub fn run(
     crate::run_handler(Event::from(event), &mut Api { _private: () }, handler)
 }
 
+/// The continue handler of an action given none: the user's coming back
+/// changes nothing, and the chain resumes, as in Auth0.
+#[doc(hidden)]
+pub fn resume(_event: &Event, _api: &mut Api) -> Result<(), Error> {
+    Ok(())
+}
+
 /// Makes this crate a post-login action that runs `handler`, a
-/// `fn(&Event, &mut Api) -> Result<(), Error>`.
+/// `fn(&Event, &mut Api) -> Result<(), Error>`, at each login, and the
+/// optional second handler, of the same type, when the user comes back from
+/// the page [`Redirect::send_user_to`](crate::action::Redirect::send_user_to)
+/// sent them to (Auth0's `onContinuePostLogin`):
+///
+/// ```ignore
+/// claimsmith_sdk::post_login_action!(on_execute_post_login);
+/// claimsmith_sdk::post_login_action!(on_execute_post_login, on_continue_post_login);
+/// ```
 #[macro_export]
 macro_rules! post_login_action {
     ($handler:path) => {
+        $crate::post_login_action!($handler, $crate::action::resume);
+    };
+    ($handler:path, $on_continue:path) => {
         struct ClaimsmithPostLoginAction;
         impl $crate::action::bindings::Guest for ClaimsmithPostLoginAction {
             fn on_execute_post_login(
                 event: $crate::action::bindings::Event,
             ) -> ::core::result::Result<(), ::std::string::String> {
                 $crate::action::run(event, $handler)
+            }
+            fn on_continue_post_login(
+                event: $crate::action::bindings::Event,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                $crate::action::run(event, $on_continue)
             }
         }
         $crate::action::bindings::export!(ClaimsmithPostLoginAction);

@@ -21,8 +21,13 @@
 //! claimsmith_sdk::post_login_action!(on_execute_post_login);
 //! ```
 //!
+//! An action that sends the user away ([`action::Redirect::send_user_to`])
+//! names a second function, Auth0's `onContinuePostLogin`, run when they come
+//! back: `post_login_action!(on_execute_post_login, on_continue_post_login)`.
+//!
 //! The WIT contract (`wit/claimsmith.wit`) stays underneath: this crate
-//! holds the bindings of the three worlds, and the export macros
+//! holds the bindings of the three worlds (post-login actions are built for
+//! `resumable-post-login-action`), and the export macros
 //! (`post_login_action!`, `credentials_exchange!`, `profile_fetcher!`) make a
 //! crate a component of one of them.
 

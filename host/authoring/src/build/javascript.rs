@@ -16,7 +16,7 @@ use claimsmith_engine::World;
 
 use super::{
     BuildOptions, Language, Project, Toolchain, build_componentized, embedded, read_build_file,
-    require_tool, run, write,
+    require_tool, run, wit_world, write,
 };
 
 pub struct JavaScript;
@@ -105,7 +105,7 @@ fn javascript_command(
     let description = serde_json::json!({
         "staging": staging,
         "main": project.entry,
-        "world": world.to_string(),
+        "world": wit_world(world),
         "output": output,
         "project": std::path::absolute(&project.dir)?,
         "nodePaths": node_paths,

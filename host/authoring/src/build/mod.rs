@@ -309,6 +309,17 @@ fn project_at(dir: &Path) -> Result<Option<Project>> {
     Ok(None)
 }
 
+/// The WIT world a JavaScript or Python project of `world` is compiled for:
+/// every post-login action as a resumable one, so that it may have Auth0's
+/// `onContinuePostLogin` (its SDK resumes the chain when the plugin has
+/// none). The project's build file still names the world users write.
+fn wit_world(world: World) -> String {
+    match world {
+        World::PostLoginAction => "resumable-post-login-action".to_owned(),
+        World::ProfileFetcher | World::CredentialsExchange => world.to_string(),
+    }
+}
+
 /// `file` in `dir`, if it is there.
 fn read_build_file(dir: &Path, file: &str) -> Result<Option<String>> {
     let path = dir.join(file);

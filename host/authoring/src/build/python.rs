@@ -12,7 +12,7 @@ use claimsmith_engine::World;
 
 use super::{
     BuildOptions, Language, Project, Toolchain, build_componentized, embedded, read_build_file,
-    require_tool, run, write,
+    require_tool, run, wit_world, write,
 };
 
 pub struct Python;
@@ -90,21 +90,28 @@ fn python_command(
     for (name, text) in embedded::PYTHON_SDK {
         write(&plugin_dir.join(name), text)?;
     }
-    let (module, adapter, function) = match world {
-        World::PostLoginAction => ("action", "post_login_action", "on_execute_post_login"),
-        World::ProfileFetcher => ("fetcher", "profile_fetcher", "fetch_user_profile"),
+    // The adapter's arguments: the plugin's functions behind the WIT exports.
+    // Auth0's `on_continue_post_login` is optional (the adapter resumes the
+    // chain without one).
+    let (module, adapter, functions) = match world {
+        World::PostLoginAction => (
+            "action",
+            "post_login_action",
+            "_plugin.on_execute_post_login, getattr(_plugin, \"on_continue_post_login\", None)",
+        ),
+        World::ProfileFetcher => ("fetcher", "profile_fetcher", "_plugin.fetch_user_profile"),
         World::CredentialsExchange => (
             "credentials",
             "credentials_exchange",
-            "on_execute_credentials_exchange",
+            "_plugin.on_execute_credentials_exchange",
         ),
     };
     let entry = format!(
-        "# Written by `claimsmith build`: the plugin's function behind the WIT export.\n\
+        "# Written by `claimsmith build`: the plugin's functions behind the WIT exports.\n\
          import {plugin} as _plugin\n\
          from claimsmith.{module} import {adapter}\n\
          \n\
-         WitWorld = {adapter}(_plugin.{function})\n",
+         WitWorld = {adapter}({functions})\n",
         plugin = project.entry
     );
     write(&plugin_dir.join("claimsmith_entry.py"), &entry)?;
@@ -113,7 +120,7 @@ fn python_command(
         .arg("--quiet")
         .arg("-d")
         .arg(staging.join("wit"))
-        .args(["-w", &world.to_string(), "componentize", "-p"])
+        .args(["-w", &wit_world(world), "componentize", "-p"])
         .arg(&plugin_dir)
         .arg("claimsmith_entry")
         .arg("-o")
