@@ -161,7 +161,7 @@ async fn on_error_continue_skips_the_failing_action_and_keeps_the_rest() {
     );
     assert_eq!(report.steps[1].status, StepStatus::Succeeded);
     assert_eq!(report.steps[2].kind, StepKind::Mint);
-    let minted = report.outcome.unwrap();
+    let minted = report.outcome.unwrap().minted().unwrap();
     let access = claims(&minted.tokens.access_token);
     assert_eq!(access["geo_ip_country"], json!("DE"));
     // What the skipped action set before it trapped is gone, all of it.
@@ -232,7 +232,7 @@ async fn many_concurrent_logins_each_get_their_own_instance() {
         tokio::spawn(async move { report(&pipeline, &login("okta")).await })
     });
     for handle in logins {
-        let minted = handle.await.unwrap().outcome.unwrap();
+        let minted = handle.await.unwrap().outcome.unwrap().minted().unwrap();
         assert_eq!(claims(&minted.tokens.access_token)["calls"], json!(1));
     }
 }
@@ -274,6 +274,8 @@ async fn a_pinned_clock_is_the_wall_clock_plugins_read() {
         .run(&login("okta"), &options)
         .await
         .outcome
+        .unwrap()
+        .minted()
         .unwrap();
     let access = claims(&minted.tokens.access_token);
     assert_eq!(access["clock"], json!(1_234_567_890));

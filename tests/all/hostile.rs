@@ -1179,7 +1179,11 @@ async fn the_cloud_metadata_service_is_refused_before_anything_is_sent() {
     }
     // The good client (no mode) beside them.
     let good = pipeline.run(&login("okta"), &options).await.outcome;
-    let claims = good.expect("the good login succeeds").access_token_claims;
+    let claims = good
+        .expect("the good login succeeds")
+        .minted()
+        .expect("tokens")
+        .access_token_claims;
     assert_eq!(claims["hostile_behaved"], json!(true));
     for (i, outcome) in logins.join_all().await {
         let failure = outcome

@@ -184,6 +184,7 @@ fn loopers_sharing_a_pool<const N: usize>(
                     ..Limits::default()
                 },
                 secrets: Default::default(),
+                redirect_origins: Vec::new(),
                 http: HttpPolicy::default(),
             })
             .unwrap()

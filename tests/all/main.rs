@@ -25,6 +25,7 @@ mod load_driver;
 mod management;
 mod plugin_logs;
 mod properties;
+mod redirect;
 mod roles;
 mod seed;
 mod service;

@@ -151,6 +151,8 @@ async fn the_example_runs_from_its_recorded_input_without_the_network() {
         .run(&recorded.login, &options)
         .await
         .outcome
+        .unwrap()
+        .minted()
         .unwrap();
     assert!(canned.unmatched().is_empty(), "{:?}", canned.unmatched());
     assert!(

@@ -221,8 +221,13 @@ pub async fn report(pipeline: &Pipeline, login: &Login) -> LoginReport {
 }
 
 /// Runs `login` through `pipeline` with default options: what it ended in.
+/// Without a redirect state no action can send the user away, so a login
+/// that did not fail minted.
 pub async fn outcome(pipeline: &Pipeline, login: &Login) -> Result<MintedLogin, LoginFailure> {
-    report(pipeline, login).await.outcome
+    let end = report(pipeline, login).await.outcome?;
+    Ok(end
+        .minted()
+        .expect("no action can redirect without a redirect state"))
 }
 
 /// A real HTTP server on an ephemeral loopback port, serving `router` until
