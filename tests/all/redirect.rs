@@ -113,11 +113,37 @@ fn in_process() -> Run {
 /// Signs in up to the action's redirect: the page URL the service sent the
 /// browser to (its cookie now in `h.http`).
 async fn sent_to_page(h: &Harness) -> Url {
+    sent_to_page_with_cookie(h).await.0
+}
+
+/// As [`sent_to_page`], with the cookie (`name=value`) that binds the login
+/// to the browser.
+async fn sent_to_page_with_cookie(h: &Harness) -> (Url, String) {
     let callback = h.callback_url(h.pkce_authorize_url("web-app", &[])).await;
     let response = h.http.get(callback.clone()).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{callback}");
     let location = response.headers()["location"].to_str().unwrap();
-    Url::parse(location).unwrap()
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("claimsmith_continue_"))
+        .and_then(|value| value.split(';').next())
+        .expect("the browser's cookie")
+        .to_owned();
+    (Url::parse(location).unwrap(), cookie)
+}
+
+/// A request to `url` from another browser that sends `cookie`.
+async fn from_another_browser(url: Url, cookie: &str) -> (StatusCode, String) {
+    let response = browser()
+        .get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
 }
 
 /// What `url` answers `client` with: its `/continue` redirect, for a page.
@@ -173,13 +199,21 @@ async fn auth0s_redirect_action_sends_the_user_to_the_page_and_resumes_unchanged
 async fn a_continue_from_another_browser_replayed_or_without_state_is_refused() {
     let page = terms_page(TERMS_SECRET).await;
     let h = terms_harness(&page, in_process()).await;
-    let sent = sent_to_page(&h).await;
+    let (sent, cookie) = sent_to_page_with_cookie(&h).await;
     let back = location(&browser(), sent).await;
     assert!(back.path().ends_with("/continue"), "{back}");
 
-    let (status, text) = refused(&browser(), back.clone()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(text.contains("did not start in this browser"), "{text}");
+    // Another browser: without the cookie, or with one of the right name (the
+    // state's, which the link gives away) and its own value.
+    let name = cookie.split('=').next().unwrap();
+    for forged in [String::new(), format!("{name}=forged-secret")] {
+        let (status, text) = from_another_browser(back.clone(), &forged).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{forged}");
+        assert!(
+            text.contains("did not start in this browser"),
+            "{forged}: {text}"
+        );
+    }
     let (status, _) = refused(
         &h.http,
         Url::parse(&format!("{}/continue", h.issuer)).unwrap(),
@@ -190,7 +224,8 @@ async fn a_continue_from_another_browser_replayed_or_without_state_is_refused() 
     // The refusals took nothing: the browser that began it finishes it.
     let finished = h.browse(back.clone(), APP_REDIRECT).await;
     assert!(finished.get("code").is_some(), "{finished:?}");
-    let (status, text) = refused(&h.http, back).await;
+    // Replayed, even with the browser's own cookie copied: taken once.
+    let (status, text) = from_another_browser(back, &cookie).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         text.contains("unknown, has expired, or was already finished"),
