@@ -9,46 +9,54 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use fantoccini::Locator;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::{StatusCode, Url};
 use serde_json::{Map, Value, json};
 
+use crate::support::chromium::{
+    browser as chromium, chromedriver, click, keep_screenshot, text_of,
+};
 use crate::support::service_harness::{
-    APP_REDIRECT, Harness, Run, SteppedClock, VERIFIER, browser, dev_provider, refresh_token_of,
-    start_harness_run, verify,
+    APP_REDIRECT, Harness, Run, SteppedClock, VERIFIER, browser, dev_provider, echo_action,
+    refresh_token_of, start_harness_run, verify,
 };
 
 const TERMS_SECRET: &str = "terms-secret-0123456789";
 const TERMS_CLAIM: &str = "https://my-app.example.com/terms";
 
 /// The terms page: checks the Action's session token (signed with the
-/// shared secret, for the state it came with) and sends the user back to
-/// the token's issuer's `/continue` with its own token, signed with
-/// `answer_secret`, saying the terms were accepted.
+/// shared secret, for the state it came with) and answers with its own
+/// token, signed with `answer_secret`, saying the terms were accepted: at
+/// `/accept` by sending the user straight back to the token's issuer's
+/// `/continue`, at `/form` as a page whose button posts it there.
 #[derive(Clone)]
 struct TermsPage {
     answer_secret: &'static str,
 }
 
-async fn accept_terms(
-    State(page): State<Arc<TermsPage>>,
-    Query(query): Query<Map<String, Value>>,
-) -> Response {
+/// Where the page sends the user back, with what.
+struct Answer {
+    continue_url: String,
+    state: String,
+    token: String,
+}
+
+fn answer(page: &TermsPage, query: &Map<String, Value>) -> Result<Answer, Response> {
     let text = |name: &str| query.get(name).and_then(Value::as_str).unwrap_or_default();
     let mut validation = Validation::new(Algorithm::HS256);
     validation.validate_aud = false;
-    let Ok(session) = jsonwebtoken::decode::<Map<String, Value>>(
+    let session = jsonwebtoken::decode::<Map<String, Value>>(
         text("session_token"),
         &DecodingKey::from_secret(TERMS_SECRET.as_bytes()),
         &validation,
-    ) else {
-        return (StatusCode::BAD_REQUEST, "bad session token").into_response();
-    };
-    let session = session.claims;
+    )
+    .map_err(|_| (StatusCode::BAD_REQUEST, "bad session token").into_response())?
+    .claims;
     if session["state"] != json!(text("state")) {
-        return (StatusCode::BAD_REQUEST, "the token is for another login").into_response();
+        return Err((StatusCode::BAD_REQUEST, "the token is for another login").into_response());
     }
-    let answer = jsonwebtoken::encode(
+    let token = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &json!({
             "state": text("state"),
@@ -60,17 +68,56 @@ async fn accept_terms(
     )
     .unwrap();
     let issuer = session["iss"].as_str().unwrap_or_default();
-    let mut back = Url::parse(&format!("{issuer}/continue")).unwrap();
+    Ok(Answer {
+        continue_url: format!("{issuer}/continue"),
+        state: text("state").to_owned(),
+        token,
+    })
+}
+
+async fn accept_terms(
+    State(page): State<Arc<TermsPage>>,
+    Query(query): Query<Map<String, Value>>,
+) -> Response {
+    let answer = match answer(&page, &query) {
+        Ok(answer) => answer,
+        Err(refused) => return refused,
+    };
+    let mut back = Url::parse(&answer.continue_url).unwrap();
     back.query_pairs_mut()
-        .append_pair("state", text("state"))
-        .append_pair("session_token", &answer);
+        .append_pair("state", &answer.state)
+        .append_pair("session_token", &answer.token);
     Redirect::to(back.as_str()).into_response()
+}
+
+async fn terms_form(
+    State(page): State<Arc<TermsPage>>,
+    Query(query): Query<Map<String, Value>>,
+) -> Response {
+    let answer = match answer(&page, &query) {
+        Ok(answer) => answer,
+        Err(refused) => return refused,
+    };
+    let Answer {
+        continue_url,
+        state,
+        token,
+    } = answer;
+    axum::response::Html(format!(
+        "<!doctype html><title>Terms</title><h1>Terms of service</h1>\
+         <form method=\"post\" action=\"{continue_url}\">\
+         <input type=\"hidden\" name=\"state\" value=\"{state}\">\
+         <input type=\"hidden\" name=\"session_token\" value=\"{token}\">\
+         <button id=\"accept\">Accept the terms</button></form>"
+    ))
+    .into_response()
 }
 
 /// The page on a loopback port: its `/accept` URL.
 async fn terms_page(answer_secret: &'static str) -> String {
     let router = axum::Router::new()
         .route("/accept", axum::routing::get(accept_terms))
+        .route("/form", axum::routing::get(terms_form))
         .with_state(Arc::new(TermsPage { answer_secret }));
     let address = crate::support::serve(router).await;
     format!("http://{address}/accept")
@@ -261,16 +308,44 @@ async fn a_page_token_that_does_not_validate_fails_the_login_and_stores_nothing(
     );
 }
 
-/// The service with the raw-WIT test-redirector sending users to `page`,
-/// with `origins` allowed.
-async fn redirector_harness(page: &str, origins: &str) -> Harness {
+/// The raw-WIT test-redirector sending users to `page`, with `origins`
+/// allowed, and test-echo after it, as config.
+pub(crate) fn redirector_config(page: &str, origins: &str) -> String {
     let wasm = crate::support::plugin_wasm("test-redirector");
-    let extra = redirecting_action(
+    redirecting_action(
         "redirector",
         &wasm,
         origins,
         &format!("PAGE = {{ value = {page:?} }}, TOKEN_SECRET = {{ value = \"{TERMS_SECRET}\" }}"),
-    );
+    ) + &echo_action()
+}
+
+/// The `/continue` URL at `host` a page answering test-redirector sends the
+/// user back to from `sent` (the page URL, with the login's state), with
+/// its token signed for that state.
+pub(crate) fn continue_from_page(host: &str, sent: &Url) -> (Url, String) {
+    let state = sent
+        .query_pairs()
+        .find(|(name, _)| name == "state")
+        .map(|(_, value)| value.into_owned())
+        .expect("the page gets the state");
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &json!({ "state": state, "exp": u64::MAX / 2, "accepted": true }),
+        &EncodingKey::from_secret(TERMS_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let mut back = Url::parse(&format!("{host}/continue")).unwrap();
+    back.query_pairs_mut()
+        .append_pair("state", &state)
+        .append_pair("session_token", &token);
+    (back, state)
+}
+
+/// The service with the raw-WIT test-redirector sending users to `page`,
+/// with `origins` allowed, and test-echo after it.
+async fn redirector_harness(page: &str, origins: &str) -> Harness {
+    let extra = redirector_config(page, origins);
     start_harness_run(
         dev_provider().await,
         &extra,
@@ -288,11 +363,6 @@ async fn the_continue_runs_with_the_requests_parameters_and_a_refresh_cannot_red
     let page = "http://127.0.0.1:1/page";
     let h = redirector_harness(page, &format!("{:?}", origin(page))).await;
     let sent = sent_to_page(&h).await;
-    let state = sent
-        .query_pairs()
-        .find(|(name, _)| name == "state")
-        .map(|(_, value)| value.into_owned())
-        .unwrap();
     assert_eq!(
         sent.query_pairs()
             .find(|(name, _)| name == "from")
@@ -301,16 +371,7 @@ async fn the_continue_runs_with_the_requests_parameters_and_a_refresh_cannot_red
         "{sent}"
     );
     // The page's answer, signed for this login's state.
-    let token = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &json!({ "state": state, "exp": u64::MAX / 2, "accepted": true }),
-        &EncodingKey::from_secret(TERMS_SECRET.as_bytes()),
-    )
-    .unwrap();
-    let mut back = Url::parse(&format!("{}/continue", h.issuer)).unwrap();
-    back.query_pairs_mut()
-        .append_pair("state", &state)
-        .append_pair("session_token", &token);
+    let (back, state) = continue_from_page(&h.issuer, &sent);
     let redirect = h.browse(back, APP_REDIRECT).await;
     let (status, body) = h
         .exchange(redirect.get("code").expect("a code"), VERIFIER)
@@ -319,6 +380,11 @@ async fn the_continue_runs_with_the_requests_parameters_and_a_refresh_cannot_red
     let id = verify(&body["id_token"], &h.jwks().await, "web-app", &h.issuer);
     assert_eq!(id["continued"]["accepted"], json!(true), "{id:?}");
     assert_eq!(id["continue_query"]["state"], json!(state), "{id:?}");
+    // The action after the redirecting one ran once the login resumed, on
+    // the claims its continue set.
+    let access = h.access_claims(&body).await;
+    let seen = &access["seen_event"]["id_token_claims"]["continued"];
+    assert_eq!(seen["accepted"], json!(true), "{access:?}");
 
     let (status, refreshed) = h.refresh(&refresh_token_of(&body)).await;
     assert_eq!(status, StatusCode::OK, "{refreshed:?}");
@@ -339,4 +405,63 @@ async fn a_redirect_outside_the_plugins_redirect_origins_is_refused_to_the_actio
     let refused = h.access_claims(&tokens).await["redirect_refused"].clone();
     let refused = refused.as_str().unwrap_or_default();
     assert!(refused.contains("redirect_origins"), "{refused}");
+}
+
+/// The app's side, for a real browser: its callback shows the code.
+async fn app_page() -> String {
+    async fn callback(Query(query): Query<Map<String, Value>>) -> Response {
+        let code = query.get("code").and_then(Value::as_str).unwrap_or("none");
+        axum::response::Html(format!("<p id=\"code\">{code}</p>")).into_response()
+    }
+    let router = axum::Router::new().route("/callback", axum::routing::get(callback));
+    let address = crate::support::serve(router).await;
+    format!("http://{address}/callback")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_chromium_the_user_accepts_the_terms_on_the_page_and_the_login_resumes() {
+    let page = terms_page(TERMS_SECRET).await.replace("/accept", "/form");
+    let app = app_page().await;
+    let wasm = crate::support::language_plugin_wasm("js", "auth0-terms-redirect");
+    let extra = format!(
+        "[[clients]]\nclient_id = \"terms-app\"\nclient_secret = {{ value = \"terms-app-secret-0123\" }}\n\
+         redirect_uris = [\"{app}\"]\n\n{}",
+        redirecting_action(
+            "auth0-terms-redirect",
+            &wasm,
+            &format!("{:?}", origin(&page)),
+            &format!(
+                "TERMS_URL = {{ value = {page:?} }}, TERMS_SECRET = {{ value = \"{TERMS_SECRET}\" }}"
+            ),
+        )
+    );
+    let h = start_harness_run(dev_provider().await, &extra, "", in_process(), |c, _| c).await;
+    let challenge = crate::support::service_harness::challenge(VERIFIER);
+    let authorize = h.authorize_url(
+        "terms-app",
+        &app,
+        &[
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+
+    let driver = chromedriver().await;
+    let client = chromium(&driver).await;
+    client.goto(authorize.as_str()).await.unwrap();
+    let terms = text_of(&client, "h1").await;
+    assert_eq!(terms, "Terms of service");
+    keep_screenshot(&client, "terms-page").await;
+    click(&client, Locator::Id("accept")).await;
+    let code = text_of(&client, "p#code").await;
+    keep_screenshot(&client, "terms-accepted").await;
+    client.close().await.unwrap();
+
+    let fields = [("redirect_uri", app.as_str()), ("code_verifier", VERIFIER)];
+    let (status, body) = h
+        .redeem(&code, &fields, Some(("terms-app", "terms-app-secret-0123")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let id = verify(&body["id_token"], &h.jwks().await, "terms-app", &h.issuer);
+    assert_eq!(id[TERMS_CLAIM], json!("2026-11"), "{id:?}");
 }

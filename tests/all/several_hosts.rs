@@ -183,6 +183,36 @@ async fn any_host_serves_any_step_of_a_login() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_sent_to_a_page_by_one_host_comes_back_to_the_other() {
+    let page = "http://127.0.0.1:1/page";
+    let redirector = crate::redirect::redirector_config(page, "\"http://127.0.0.1:1\"");
+    let hosts = two_hosts(&redirector).await;
+    let url = hosts.a.pkce_authorize_url("web-app", &[]);
+    let callback = hosts.a.callback_url(url).await;
+    let response = hosts.a.http.get(callback).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let sent = Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(sent.as_str().starts_with(page), "{sent}");
+
+    // The suspended login is in the database, not in A's memory: B takes
+    // the return (the browser's cookie, for 127.0.0.1, goes to both).
+    let (back, _) = crate::redirect::continue_from_page(&hosts.b_base, &sent);
+    let redirect = hosts.a.browse(back, APP_REDIRECT).await;
+    let code = redirect
+        .get("code")
+        .unwrap_or_else(|| panic!("{redirect:?}"));
+    let (status, tokens) = hosts.redeem_at(hosts.a_base(), code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens:?}");
+    let id = verify(
+        &tokens["id_token"],
+        &hosts.jwks_at(hosts.a_base()).await,
+        "web-app",
+        hosts.a_base(),
+    );
+    assert_eq!(id["continued"]["accepted"], true, "{id:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_code_raced_at_both_hosts_is_redeemed_once() {
     let hosts = two_hosts("").await;
     let (a, b) = (hosts.a_base().to_owned(), hosts.b_base.clone());

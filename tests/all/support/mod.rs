@@ -14,6 +14,7 @@ use claimsmith::pipeline::{
 };
 use serde_json::json;
 
+pub mod chromium;
 pub mod measuring;
 pub mod service_harness;
 
