@@ -324,15 +324,24 @@ pub(crate) fn redirector_config(page: &str, origins: &str) -> String {
 /// user back to from `sent` (the page URL, with the login's state), with
 /// its token signed for that state.
 pub(crate) fn continue_from_page(host: &str, sent: &Url) -> (Url, String) {
+    page_answer(host, sent, TERMS_SECRET, json!({ "accepted": true }))
+}
+
+/// As [`continue_from_page`], the page's token holding `answer` (and the
+/// state, and an `exp`), signed with `secret`.
+fn page_answer(host: &str, sent: &Url, secret: &str, answer: Value) -> (Url, String) {
     let state = sent
         .query_pairs()
         .find(|(name, _)| name == "state")
         .map(|(_, value)| value.into_owned())
         .expect("the page gets the state");
+    let mut claims = answer;
+    claims["state"] = json!(state);
+    claims["exp"] = json!(u64::MAX / 2);
     let token = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
-        &json!({ "state": state, "exp": u64::MAX / 2, "accepted": true }),
-        &EncodingKey::from_secret(TERMS_SECRET.as_bytes()),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
     )
     .unwrap();
     let mut back = Url::parse(&format!("{host}/continue")).unwrap();
@@ -464,4 +473,60 @@ async fn in_chromium_the_user_accepts_the_terms_on_the_page_and_the_login_resume
     assert_eq!(status, StatusCode::OK, "{body:?}");
     let id = verify(&body["id_token"], &h.jwks().await, "terms-app", &h.issuer);
     assert_eq!(id[TERMS_CLAIM], json!("2026-11"), "{id:?}");
+}
+
+#[tokio::test]
+async fn every_sdks_redirect_and_continue_work_end_to_end() {
+    // The test plays the page, on a loopback port nothing listens on.
+    let page = "http://127.0.0.1:1/ask";
+    for language in ["rust", "js", "python"] {
+        let wasm = crate::support::language_plugin_wasm(language, "consent-redirect");
+        let extra = redirecting_action(
+            "consent-redirect",
+            &wasm,
+            &format!("{:?}", origin(page)),
+            &format!(
+                "PAGE = {{ value = {page:?} }}, SECRET = {{ value = \"consent-secret-0123\" }}"
+            ),
+        );
+        let h = start_harness_run(dev_provider().await, &extra, "", in_process(), |c, _| c).await;
+        let sent = sent_to_page(&h).await;
+        let token = sent
+            .query_pairs()
+            .find(|(name, _)| name == "session_token")
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_else(|| panic!("{language}: {sent}"));
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_aud = false;
+        let session = jsonwebtoken::decode::<Map<String, Value>>(
+            &token,
+            &DecodingKey::from_secret(b"consent-secret-0123"),
+            &validation,
+        )
+        .unwrap_or_else(|e| panic!("{language}: {e}"))
+        .claims;
+        assert_eq!(session["purpose"], json!("newsletter"), "{language}");
+        assert_eq!(session["sub"], json!("dev|dev-user-1"), "{language}");
+
+        let answer = json!({ "consent": "given" });
+        let (back, _) = page_answer(&h.issuer, &sent, "consent-secret-0123", answer);
+        let redirect = h.browse(back, APP_REDIRECT).await;
+        let code = redirect
+            .get("code")
+            .unwrap_or_else(|| panic!("{language}: {redirect:?}"));
+        let (status, body) = h.exchange(code, VERIFIER).await;
+        assert_eq!(status, StatusCode::OK, "{language}: {body:?}");
+        let id = verify(&body["id_token"], &h.jwks().await, "web-app", &h.issuer);
+        assert_eq!(
+            id["https://example.com/consent"],
+            json!("given"),
+            "{language}"
+        );
+        let stored = h.stored_user().await.expect("stored");
+        assert_eq!(
+            stored.user.app_metadata["consent"],
+            json!("given"),
+            "{language}"
+        );
+    }
 }
