@@ -42,7 +42,8 @@ struct Answer {
     token: String,
 }
 
-fn answer(page: &TermsPage, query: &Map<String, Value>) -> Result<Answer, Response> {
+/// The page's answer, or why it refuses to give one.
+fn answer(page: &TermsPage, query: &Map<String, Value>) -> Result<Answer, &'static str> {
     let text = |name: &str| query.get(name).and_then(Value::as_str).unwrap_or_default();
     let mut validation = Validation::new(Algorithm::HS256);
     validation.validate_aud = false;
@@ -51,10 +52,10 @@ fn answer(page: &TermsPage, query: &Map<String, Value>) -> Result<Answer, Respon
         &DecodingKey::from_secret(TERMS_SECRET.as_bytes()),
         &validation,
     )
-    .map_err(|_| (StatusCode::BAD_REQUEST, "bad session token").into_response())?
+    .map_err(|_| "bad session token")?
     .claims;
     if session["state"] != json!(text("state")) {
-        return Err((StatusCode::BAD_REQUEST, "the token is for another login").into_response());
+        return Err("the token is for another login");
     }
     let token = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -81,7 +82,7 @@ async fn accept_terms(
 ) -> Response {
     let answer = match answer(&page, &query) {
         Ok(answer) => answer,
-        Err(refused) => return refused,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
     };
     let mut back = Url::parse(&answer.continue_url).unwrap();
     back.query_pairs_mut()
@@ -96,7 +97,7 @@ async fn terms_form(
 ) -> Response {
     let answer = match answer(&page, &query) {
         Ok(answer) => answer,
-        Err(refused) => return refused,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
     };
     let Answer {
         continue_url,
