@@ -449,6 +449,10 @@ pub struct ComponentDescription {
     pub exports: Vec<String>,
     /// How long Cranelift took to compile it (no cache).
     pub compile_time: Duration,
+    /// The source language, from the producers sections, when they say.
+    pub language: Option<String>,
+    /// Every producers entry as `(field, name, version)`, without repeats.
+    pub producers: Vec<(String, String, String)>,
 }
 
 impl Engine {
@@ -465,14 +469,78 @@ impl Engine {
             .collect();
         let exports = export_names(&self.wasmtime, &component);
         let world = implemented_world(&exports);
+        let producers = producers(wasm);
         Ok(ComponentDescription {
             world,
             imports,
             exports,
             compile_time,
+            language: source_language(&producers, wasm),
+            producers,
         })
     }
 }
+
+/// `(field, name, version)` of every producers section, in the component and
+/// its nested modules, without repeats.
+fn producers(wasm: &[u8]) -> Vec<(String, String, String)> {
+    let mut found = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        let Ok(wasmparser::Payload::CustomSection(section)) = payload else {
+            continue;
+        };
+        let wasmparser::KnownCustom::Producers(reader) = section.as_known() else {
+            continue;
+        };
+        for field in reader.into_iter().flatten() {
+            for value in field.values.into_iter().flatten() {
+                let entry = (
+                    field.name.to_owned(),
+                    value.name.to_owned(),
+                    value.version.to_owned(),
+                );
+                if !found.contains(&entry) {
+                    found.push(entry);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The language a plugin was written in. The componentizers of JavaScript
+/// and Python embed an engine written in other languages (C++, Rust), so
+/// their own marks come first; componentize-py leaves no producers entry, but
+/// its runtime's symbols are in the component.
+fn source_language(producers: &[(String, String, String)], wasm: &[u8]) -> Option<String> {
+    let has = |wanted_field: &str, needle: &str| {
+        producers.iter().any(|(field, name, _)| {
+            field == wanted_field && name.to_ascii_lowercase().contains(needle)
+        })
+    };
+    if has("language", "javascript")
+        || has("processed-by", "componentizejs")
+        || has("processed-by", "componentize-js")
+    {
+        return Some("JavaScript".to_owned());
+    }
+    if has("language", "python")
+        || wasm
+            .windows(PYTHON_RUNTIME_MARK.len())
+            .any(|window| window == PYTHON_RUNTIME_MARK)
+    {
+        return Some("Python".to_owned());
+    }
+    if has("language", "rust") || has("processed-by", "wit-bindgen-rust") {
+        return Some("Rust".to_owned());
+    }
+    producers
+        .iter()
+        .find(|(field, _, _)| field == "language")
+        .map(|(_, name, _)| name.clone())
+}
+
+const PYTHON_RUNTIME_MARK: &[u8] = b"componentize_py_runtime";
 
 /// The plugin's file and its digest, refused unless it is the pinned build.
 fn read_pinned_wasm(spec: &PluginSpec) -> Result<(Vec<u8>, String), LoadError> {
@@ -1014,6 +1082,29 @@ impl ResourceLimiter for MemoryCap {
 #[cfg(test)]
 mod tests {
     use super::{MAX_RESOURCES, bounded_resource_table};
+
+    #[test]
+    fn componentizers_name_the_source_language_before_their_engine() {
+        let entry = |field: &str, name: &str| (field.to_owned(), name.to_owned(), String::new());
+        let js = [
+            entry("language", "C11"),
+            entry("processed-by", "ComponentizeJS"),
+        ];
+        assert_eq!(
+            super::source_language(&js, b"").as_deref(),
+            Some("JavaScript")
+        );
+        // componentize-py: a Rust runtime, recognised by its symbols.
+        let py = [entry("language", "Rust")];
+        let py_wasm = b"...componentize_py_runtime...";
+        assert_eq!(
+            super::source_language(&py, py_wasm).as_deref(),
+            Some("Python")
+        );
+        let rust = [entry("processed-by", "wit-bindgen-rust")];
+        assert_eq!(super::source_language(&rust, b"").as_deref(), Some("Rust"));
+        assert_eq!(super::source_language(&[], b""), None);
+    }
 
     #[test]
     fn only_the_components_kept_stay_compiled() {

@@ -28,9 +28,11 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool};
 use sqlx::{ConnectOptions as _, Executor as _};
 
+mod plugin_versions;
 mod roles;
 mod schema;
 
+pub use plugin_versions::{Deployment, NewPluginVersion, PluginVersion};
 pub use roles::{Authorization, AuthorizationQuery, HeldPermission, Permission, Role, RoleChange};
 
 use claimsmith_config::{Database, Synchronous};

@@ -37,6 +37,7 @@ const SQLITE: &[Listed] = listed!("sqlite":
     9 "0009_sealed_refresh_grants.sql",
     10 "0010_roles.sql",
     11 "0011_suspended_logins.sql",
+    12 "0012_plugin_versions.sql",
 );
 
 const POSTGRES: &[Listed] = listed!("postgres":
@@ -51,6 +52,7 @@ const POSTGRES: &[Listed] = listed!("postgres":
     9 "0009_sealed_refresh_grants.sql",
     10 "0010_roles.sql",
     11 "0011_suspended_logins.sql",
+    12 "0012_plugin_versions.sql",
 );
 
 fn listed(backend: Backend) -> &'static [Listed] {
