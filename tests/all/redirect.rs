@@ -79,39 +79,33 @@ fn answer(page: &TermsPage, query: &Map<String, Value>) -> Result<Answer, &'stat
 async fn accept_terms(
     State(page): State<Arc<TermsPage>>,
     Query(query): Query<Map<String, Value>>,
-) -> Response {
-    let answer = match answer(&page, &query) {
-        Ok(answer) => answer,
-        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
-    };
+) -> Result<Response, (StatusCode, &'static str)> {
+    let answer = answer(&page, &query).map_err(|why| (StatusCode::BAD_REQUEST, why))?;
     let mut back = Url::parse(&answer.continue_url).unwrap();
     back.query_pairs_mut()
         .append_pair("state", &answer.state)
         .append_pair("session_token", &answer.token);
-    Redirect::to(back.as_str()).into_response()
+    Ok(Redirect::to(back.as_str()).into_response())
 }
 
 async fn terms_form(
     State(page): State<Arc<TermsPage>>,
     Query(query): Query<Map<String, Value>>,
-) -> Response {
-    let answer = match answer(&page, &query) {
-        Ok(answer) => answer,
-        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
-    };
+) -> Result<Response, (StatusCode, &'static str)> {
+    let answer = answer(&page, &query).map_err(|why| (StatusCode::BAD_REQUEST, why))?;
     let Answer {
         continue_url,
         state,
         token,
     } = answer;
-    axum::response::Html(format!(
+    Ok(axum::response::Html(format!(
         "<!doctype html><title>Terms</title><h1>Terms of service</h1>\
          <form method=\"post\" action=\"{continue_url}\">\
          <input type=\"hidden\" name=\"state\" value=\"{state}\">\
          <input type=\"hidden\" name=\"session_token\" value=\"{token}\">\
          <button id=\"accept\">Accept the terms</button></form>"
     ))
-    .into_response()
+    .into_response())
 }
 
 /// The page on a loopback port: its `/accept` URL.

@@ -58,8 +58,14 @@ const PROMPT_VALUES: [&str; 4] = ["none", "login", "consent", "select_account"];
 /// at `/callback` the state is the caller's to write, and no caller input
 /// goes into a cookie name.
 fn login_cookie_name(upstream_state: &str) -> String {
-    let digest = sha2::Sha256::digest(upstream_state.as_bytes());
-    format!("claimsmith_login_{}", hex::encode(&digest[..8]))
+    state_cookie_name("claimsmith_login", upstream_state)
+}
+
+/// `<prefix>_<hash of state>`: a cookie per login, named without caller
+/// input.
+pub(super) fn state_cookie_name(prefix: &str, state: &str) -> String {
+    let digest = sha2::Sha256::digest(state.as_bytes());
+    format!("{prefix}_{}", hex::encode(&digest[..8]))
 }
 
 fn login_cookie(issuer: &str, upstream_state: &str, value: &str, max_age_secs: u64) -> String {

@@ -21,13 +21,12 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 
 use claimsmith_capabilities::redirect::Continued;
 use claimsmith_pipeline::{ContinueRequest, Redirected, RequestInfo, SuspendedLogin};
 use claimsmith_tokens::sealing::{KeyEncryptionKey, Sealer};
 
-use super::authorize::{cookie, request_info};
+use super::authorize::{cookie, request_info, state_cookie_name};
 use super::pending::PendingLogin;
 use super::protocol::random_token;
 use super::{ChainRun, Service, error_page};
@@ -92,8 +91,7 @@ fn bound_to(state: &str, browser: &str) -> Vec<u8> {
 /// The cookie holding the browser's secret of one suspended sign-in, named
 /// by a hash of its state (no caller input goes into a cookie name).
 fn browser_cookie_name(state: &str) -> String {
-    let digest = sha2::Sha256::digest(state.as_bytes());
-    format!("claimsmith_continue_{}", hex::encode(&digest[..8]))
+    state_cookie_name("claimsmith_continue", state)
 }
 
 /// The page may send the user back with a POST from its own site, which a
