@@ -177,6 +177,8 @@ fn loopers_sharing_a_pool<const N: usize>(
                 name: name.to_owned(),
                 path: plugin_wasm("test-looper"),
                 sha256: None,
+                source: claimsmith_config::PluginSource::File,
+                version: None,
                 world: World::PostLoginAction,
                 limits: Limits {
                     fuel: 1_000_000_000_000,

@@ -24,6 +24,7 @@ mod limits;
 mod load_driver;
 mod management;
 mod plugin_logs;
+mod plugin_store;
 mod properties;
 mod redirect;
 mod roles;

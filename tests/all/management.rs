@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 pub(crate) const OPS: (&str, &str) = ("ops", "ops-secret-0123456789");
-const READER: (&str, &str) = ("reader", "reader-secret-0123456789");
+pub(crate) const READER: (&str, &str) = ("reader", "reader-secret-0123456789");
 pub(crate) const USER: &str = "dev|dev-user-1";
 
 pub(crate) fn machine_clients() -> String {
@@ -91,7 +91,7 @@ async fn a_machine_client_gets_a_management_token_and_nothing_else() {
     );
     assert_eq!(
         body["scope"],
-        "read:users update:users read:logs read:plugins \
+        "read:users update:users read:logs read:plugins create:plugins update:plugins \
          read:roles create:roles update:roles delete:roles"
     );
     let claims = crate::support::service_harness::verify(
@@ -731,6 +731,8 @@ async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
         ("GET", "/logs"),
         ("GET", "/logs/{id}"),
         ("GET", "/plugins"),
+        ("GET", "/plugins/{name}/deployments"),
+        ("GET", "/plugins/{name}/versions"),
         ("GET", "/roles"),
         ("GET", "/roles/{id}"),
         ("GET", "/roles/{id}/permissions"),
@@ -743,6 +745,8 @@ async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
         ("GET", "/users/{id}/roles"),
         ("PATCH", "/roles/{id}"),
         ("PATCH", "/users/{id}"),
+        ("POST", "/plugins/{name}/deploy"),
+        ("POST", "/plugins/{name}/versions"),
         ("POST", "/roles"),
         ("POST", "/roles/{id}/permissions"),
         ("POST", "/users/{id}/roles"),
@@ -754,7 +758,9 @@ async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
     assert_eq!(listed, expected);
     // Every route listed is served (and guarded): a 401, not a 404 or 405.
     for (method, path) in &listed {
-        let concrete = path.replace("{id}", "dev%7Cdev-user-1");
+        let concrete = path
+            .replace("{id}", "dev%7Cdev-user-1")
+            .replace("{name}", "geo-claims");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let (status, body) = api(&h, method.clone(), &concrete, None, None).await;
         assert_eq!(

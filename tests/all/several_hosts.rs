@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::service_harness::{
-    APP_REDIRECT, Harness, VERIFIER, refresh_token_of, service_config, start_harness, verify,
+    APP_REDIRECT, Harness, VERIFIER, refresh_token_of, service_config, start_edited_harness, verify,
 };
 use claimsmith::config::Config;
 use claimsmith::oidc::Service;
@@ -21,30 +21,37 @@ const WEB_APP: (&str, &str) = ("web-app", "web-app-secret-0123");
 
 /// Host A (the harness, whose address is the issuer) and host B, both on
 /// `database`.
-struct TwoHosts {
-    a: Harness,
-    b_base: String,
-    _b: Arc<Service>,
+pub(crate) struct TwoHosts {
+    pub a: Harness,
+    pub b_base: String,
+    pub b: Arc<Service>,
     _b_dir: tempfile::TempDir,
-    _database: ScratchPostgres,
+    pub database: ScratchPostgres,
 }
 
 async fn two_hosts(keys_toml: &str) -> TwoHosts {
+    two_hosts_edited(keys_toml, "", |config| config).await
+}
+
+/// Two hosts whose shared config has `extra_toml` at its end and
+/// `server_toml` in `[server]`, each host's config passed through `edit`.
+pub(crate) async fn two_hosts_edited(
+    extra_toml: &str,
+    server_toml: &str,
+    edit: impl Fn(String) -> String,
+) -> TwoHosts {
     let database = ScratchPostgres::create().await;
     let shared = format!(
-        "[storage]\ndatabase_url = {:?}\n[keys]\nencryption_key = {{ value = {:?} }}\n{keys_toml}\n",
+        "[storage]\ndatabase_url = {:?}\n[keys]\nencryption_key = {{ value = {:?} }}\n{extra_toml}\n",
         database.url, KEY_ENCRYPTION_KEY
     );
-    let a = start_harness(&shared, "", false).await;
+    let a = start_edited_harness(&shared, server_toml, false, |config, _| edit(config)).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let listen = listener.local_addr().unwrap();
     let b_dir = tempfile::tempdir().unwrap();
     let config = b_dir.path().join("claimsmith.toml");
-    std::fs::write(
-        &config,
-        service_config(&a.issuer, listen, a.upstream.issuer(), "", &shared),
-    )
-    .unwrap();
+    let b_toml = service_config(&a.issuer, listen, a.upstream.issuer(), server_toml, &shared);
+    std::fs::write(&config, edit(b_toml)).unwrap();
     let b = Service::start(Config::load(&config).unwrap())
         .await
         .unwrap();
@@ -52,20 +59,20 @@ async fn two_hosts(keys_toml: &str) -> TwoHosts {
     TwoHosts {
         a,
         b_base: format!("http://{listen}"),
-        _b: b,
+        b,
         _b_dir: b_dir,
-        _database: database,
+        database,
     }
 }
 
 impl TwoHosts {
-    fn a_base(&self) -> &str {
+    pub(crate) fn a_base(&self) -> &str {
         &self.a.issuer
     }
 
     /// Begins a web-app login at host A; the upstream sends the browser back
     /// to `callback_host`, which finishes it. Returns the code.
-    async fn login_finished_at(&self, callback_host: &str) -> String {
+    pub(crate) async fn login_finished_at(&self, callback_host: &str) -> String {
         let url = self.a.pkce_authorize_url("web-app", &[]);
         let callback = self.a.callback_url(url).await;
         assert!(callback.as_str().starts_with(self.a_base()), "{callback}");
@@ -99,7 +106,11 @@ impl TwoHosts {
         (response.status(), response.json().await.unwrap())
     }
 
-    async fn redeem_at(&self, host: &str, code: &str) -> (StatusCode, Map<String, Value>) {
+    pub(crate) async fn redeem_at(
+        &self,
+        host: &str,
+        code: &str,
+    ) -> (StatusCode, Map<String, Value>) {
         self.token_at(
             host,
             &[

@@ -54,6 +54,8 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
             .map_or_else(|| "plugin".to_owned(), |s| s.to_string_lossy().into_owned()),
         path: path.to_owned(),
         sha256: None,
+        source: claimsmith_engine::PluginSource::File,
+        version: None,
         world,
         limits: Default::default(),
         secrets: Default::default(),

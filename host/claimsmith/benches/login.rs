@@ -448,6 +448,8 @@ fn write_up_build(engine: &Engine, plugin: &str) -> (Plugin, u64, Duration, Call
         name: plugin.to_owned(),
         path: built_plugins().join("js").join(format!("{plugin}.wasm")),
         sha256: None,
+        source: claimsmith_config::PluginSource::File,
+        version: None,
         world: World::PostLoginAction,
         limits: Limits::default(),
         secrets,

@@ -130,6 +130,12 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// The versions of `source = "store"` plugins, through a deployment's
+    /// Management API: push, list, deploy, rollback.
+    Plugins {
+        #[command(subcommand)]
+        action: crate::plugins_cli::PluginsAction,
+    },
     /// Writes a new plugin project on the SDK of its language: the source,
     /// its build file, a golden case that passes as generated, a README.
     New {
@@ -297,6 +303,10 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                     overlap_secs,
                 },
         } => rotate_key(file, overlap_secs).await,
+        Command::Plugins { action } => {
+            crate::plugins_cli::execute(action).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -3,8 +3,9 @@
 //! it runs a profile fetcher and a chain of post-login actions, each a
 //! component built against the WIT contract in `wit/`.
 //!
-//! This crate is the `claimsmith` command ([`cli`]), its logging
-//! ([`telemetry`]) and the demo ([`demo`], with the `demo` feature). The work
+//! This crate is the `claimsmith` command ([`cli`]; [`plugins_cli`] is its
+//! client of a deployment's plugin store), its logging ([`telemetry`]) and
+//! the demo ([`demo`], with the `demo` feature). The work
 //! is done by the layered crates under `host/`, re-exported here under the
 //! names the command and the end-to-end tests use; the README's Layout
 //! section draws the layers. In the order a login goes through them:
@@ -36,4 +37,5 @@ pub use claimsmith_wit as bindings;
 pub mod cli;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod plugins_cli;
 pub mod telemetry;

@@ -64,7 +64,7 @@ pub mod apis;
 pub mod plugin;
 
 pub use apis::ApiConfig;
-pub use plugin::{EngineSettings, HttpPolicy, Limits, Origin, PluginSpec};
+pub use plugin::{EngineSettings, HttpPolicy, Limits, Origin, PluginSource, PluginSpec};
 
 /// Whose secrets a caller replaces, so the config's are not read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,6 +293,15 @@ pub struct ServerSettings {
     /// How long the login trail (`logins`) keeps a row.
     #[serde(default = "default_audit_retention_days")]
     pub audit_retention_days: u64,
+    /// How often the store is asked which version of each `source =
+    /// "store"` plugin is deployed: the longest a host serves a version
+    /// after another was deployed.
+    #[serde(default = "default_plugin_poll")]
+    pub plugin_poll_secs: u64,
+}
+
+fn default_plugin_poll() -> u64 {
+    10
 }
 
 fn default_audit_retention_days() -> u64 {
@@ -340,6 +349,7 @@ impl Default for ServerSettings {
             trusted_proxies: Vec::new(),
             forwarded_header: claimsmith_core::ForwardedHeader::default(),
             audit_retention_days: default_audit_retention_days(),
+            plugin_poll_secs: default_plugin_poll(),
         }
     }
 }
@@ -631,6 +641,8 @@ impl Default for RawEngine {
 struct RawPlugin {
     path: PathBuf,
     world: World,
+    #[serde(default)]
+    source: Option<Spanned<PluginSource>>,
     #[serde(default)]
     sha256: Option<Spanned<String>>,
     #[serde(default)]
@@ -1366,12 +1378,31 @@ fn plugin_spec(
         secrets.insert(secret_name, value);
     }
     let sha256 = pinned_sha256(name, raw.sha256)?;
+    let source = raw
+        .source
+        .as_ref()
+        .map(|s| *s.get_ref())
+        .unwrap_or_default();
+    if let Some(store) = raw
+        .source
+        .filter(|_| source == PluginSource::Store && sha256.is_some())
+    {
+        return Err((
+            store.span(),
+            format!(
+                "plugin `{name}`: `sha256` pins a file, and a store plugin runs the version \
+                 deployed in the store (each checked against its own digest): drop one"
+            ),
+        ));
+    }
     let defaults = Limits::default();
     let http_defaults = HttpPolicy::default();
     Ok(PluginSpec {
         name: name.to_owned(),
         path: base.join(raw.path),
         sha256,
+        source,
+        version: None,
         world: raw.world,
         limits: Limits {
             fuel: raw.limits.fuel.unwrap_or(defaults.fuel),
@@ -1744,6 +1775,28 @@ on_error = "continue"
             config.engine.cache_dir.as_deref(),
             Some(Path::new("/etc/claimsmith/data/compile-cache"))
         );
+    }
+
+    #[test]
+    fn a_store_plugin_is_seeded_from_its_path_and_not_pinned_by_config() {
+        let store = MINIMAL.replace(
+            "world = \"post-login-action\"\n",
+            "world = \"post-login-action\"\nsource = \"store\"\n",
+        );
+        let geo = parse(&store).unwrap().plugins["geo"].clone();
+        assert_eq!((geo.source, geo.version), (PluginSource::Store, None));
+        assert_eq!(geo.path, Path::new("/etc/claimsmith/geo.wasm"));
+        assert_eq!(
+            parse(MINIMAL).unwrap().plugins["geo"].source,
+            PluginSource::File
+        );
+        let pinned = store.replace(
+            "source = \"store\"\n",
+            &format!("source = \"store\"\nsha256 = \"{}\"\n", "ab".repeat(32)),
+        );
+        let error = parse(&pinned).unwrap_err();
+        assert_eq!(error.line, 7, "{error}");
+        assert!(error.to_string().contains("drop one"), "{error}");
     }
 
     #[test]

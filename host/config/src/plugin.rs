@@ -26,10 +26,16 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct PluginSpec {
     pub name: String,
+    /// The component's file. For a store plugin: the seed in config until
+    /// the host points it at the deployed version's copy.
     pub path: PathBuf,
     /// The SHA-256 (lowercase hex) the file must have, when the config pins
-    /// one: any other build is refused at load.
+    /// one (or the store does, for a store plugin's version): any other
+    /// build is refused at load.
     pub sha256: Option<String>,
+    pub source: PluginSource,
+    /// The store's version number, once a store plugin is pointed at it.
+    pub version: Option<u64>,
     pub world: World,
     pub limits: Limits,
     /// The plugin's own secrets, by name.
@@ -37,6 +43,18 @@ pub struct PluginSpec {
     pub http: HttpPolicy,
     /// Where a post-login action may send the user (`api.redirect`).
     pub redirect_origins: Vec<Origin>,
+}
+
+/// Where a plugin's component comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginSource {
+    /// The file at `path`, swapped by replacing the file.
+    #[default]
+    File,
+    /// The version deployed in the store (`/api/v2/plugins/{name}/deploy`);
+    /// `path` is the seed pushed as its first version.
+    Store,
 }
 
 /// The bounds of one invocation.

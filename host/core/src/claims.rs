@@ -47,6 +47,8 @@ pub const MANAGEMENT_SCOPES: &[&str] = &[
     "update:users",
     "read:logs",
     "read:plugins",
+    "create:plugins",
+    "update:plugins",
     "read:roles",
     "create:roles",
     "update:roles",

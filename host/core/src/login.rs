@@ -140,6 +140,9 @@ pub struct UserRecord {
 pub struct StepReport {
     /// The plugin's name, or `userinfo` / `mint` for the host's own steps.
     pub name: String,
+    /// The store's version of the plugin that ran (`source = "store"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
     pub kind: StepKind,
     pub duration: Duration,
     /// Fuel the plugin used; none for the host's own steps.

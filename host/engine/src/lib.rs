@@ -40,7 +40,7 @@ use claimsmith_capabilities::stdio::output_budget;
 use claimsmith_capabilities::{CallContext, Capabilities, CapabilityView, Grants};
 use claimsmith_wit::{action, exchange, fetcher};
 
-pub use claimsmith_config::{EngineSettings, Limits, PluginSpec};
+pub use claimsmith_config::{EngineSettings, Limits, PluginSource, PluginSpec};
 pub use claimsmith_core::World;
 
 pub use claimsmith_wit::action::claimsmith::plugin::event_types::{
@@ -311,6 +311,7 @@ impl Engine {
         Ok(Plugin {
             grants: Grants::new(&spec),
             name: Arc::from(spec.name),
+            version: spec.version,
             sha256: digest,
             world: spec.world,
             limits: spec.limits,
@@ -483,6 +484,12 @@ impl Engine {
 
 /// `(field, name, version)` of every producers section, in the component and
 /// its nested modules, without repeats.
+/// The source language a component's producers sections name, without
+/// compiling it (what the plugin store records of a pushed version).
+pub fn component_language(wasm: &[u8]) -> Option<String> {
+    source_language(&producers(wasm), wasm)
+}
+
 fn producers(wasm: &[u8]) -> Vec<(String, String, String)> {
     let mut found = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
@@ -616,6 +623,8 @@ enum Prepared {
 /// A loaded plugin, ready to be invoked any number of times concurrently.
 pub struct Plugin {
     name: Arc<str>,
+    /// The store's version number, for a `source = "store"` plugin.
+    version: Option<u64>,
     /// Of the file it was loaded from (lowercase hex).
     sha256: String,
     world: World,
@@ -632,6 +641,11 @@ pub struct Plugin {
 impl Plugin {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The store's version this is, for a `source = "store"` plugin.
+    pub fn version(&self) -> Option<u64> {
+        self.version
     }
 
     /// The SHA-256 of the component as loaded: what `sha256` pins.
@@ -1116,6 +1130,8 @@ mod tests {
                 name: name.to_owned(),
                 path,
                 sha256: None,
+                source: super::PluginSource::File,
+                version: None,
                 world: super::World::PostLoginAction,
                 limits: Default::default(),
                 secrets: Default::default(),

@@ -678,6 +678,8 @@ fn standalone_config(
         name: name.clone(),
         path: wasm.to_owned(),
         sha256: None,
+        source: claimsmith_config::PluginSource::File,
+        version: None,
         world,
         limits: Limits::default(),
         secrets: BTreeMap::new(),

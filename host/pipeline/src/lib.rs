@@ -522,6 +522,7 @@ impl Pipeline {
         let minted = mint(&self.keys.signing_key_at(request.now), request);
         steps.push(StepReport {
             name: "mint".to_owned(),
+            version: None,
             kind: StepKind::Mint,
             duration: started.elapsed(),
             fuel_consumed: None,
@@ -604,6 +605,7 @@ impl Pipeline {
             });
         steps.push(StepReport {
             name: "userinfo".to_owned(),
+            version: None,
             kind: StepKind::Userinfo,
             duration: started.elapsed(),
             fuel_consumed: None,
@@ -808,6 +810,7 @@ fn json_text(object: &Map<String, Value>) -> String {
 fn plugin_step<T>(plugin: &Plugin, invocation: &Invocation<T>, status: StepStatus) -> StepReport {
     StepReport {
         name: plugin.name().to_owned(),
+        version: plugin.version(),
         kind: match plugin.world() {
             World::ProfileFetcher => StepKind::ProfileFetcher,
             World::PostLoginAction => StepKind::PostLoginAction,

@@ -26,6 +26,7 @@ pub mod management;
 pub mod metrics;
 mod pending;
 mod refresh_grant;
+mod store_plugins;
 mod suspended;
 pub use claimsmith_oauth as protocol;
 use protocol::ErrorCode;
@@ -89,6 +90,8 @@ pub enum ServiceError {
     KeyEncryptionKey(#[from] claimsmith_tokens::sealing::KeyFileError),
     #[error("signing keys: {0}")]
     Keys(#[from] KeyRingError),
+    #[error("store plugin `{plugin}`: {why}")]
+    StorePlugin { plugin: String, why: String },
 }
 
 /// Everything the endpoints share.
@@ -165,7 +168,14 @@ impl Service {
         }
         let engine =
             Arc::new(Engine::new(&config.engine, plugin_http.clone()).map_err(StartError::from)?);
-        let pipeline = load_chain(&engine, config.clone(), &keys, &plugin_http).await?;
+        let mut chain_config = config.clone();
+        let access = store_plugins::StoreAccess {
+            store: &store,
+            engine: &engine,
+            now: clock.now(),
+        };
+        store_plugins::point_at_deployed(access, &mut chain_config).await?;
+        let pipeline = load_chain(&engine, chain_config, &keys, &plugin_http).await?;
         let retention = Retention {
             code_memory_secs: config.server.code_ttl_secs,
             audit_trail_secs: config.server.audit_retention_days.saturating_mul(86_400),
@@ -188,6 +198,7 @@ impl Service {
             clock,
         });
         reload::spawn_watching(&service);
+        store_plugins::spawn_following(&service);
         Ok(service)
     }
 
@@ -742,8 +753,10 @@ async fn read_body(
     use http_body_util::BodyExt as _;
     use hyper::body::Body as _;
 
-    // Most requests (every GET) have none: nothing to wait for.
-    if request.body().is_end_stream() {
+    // Most requests (every GET) have none: nothing to wait for. A plugin
+    // push is read by its handler, under the same deadline, once the
+    // caller's token is checked: 64 MiB is not read for anyone who asks.
+    if request.body().is_end_stream() || management::reads_its_own_body(&request) {
         return Ok(request.map(axum::body::Body::new));
     }
     let (parts, body) = request.into_parts();

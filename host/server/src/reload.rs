@@ -54,7 +54,8 @@ impl Service {
         let fresh = tokio::task::spawn_blocking(move || Config::load(&file))
             .await
             .map_err(|e| ServiceError::Loader(e.to_string()))??;
-        let config = self.chain_config(fresh)?;
+        let mut config = self.chain_config(fresh)?;
+        super::store_plugins::point_at_deployed(self.store_access(), &mut config).await?;
         let pipeline = load_chain(&self.engine, config, &self.keys, &self.plugin_http).await?;
         let to = pipeline.chain_version().to_owned();
         let mut chain = self
@@ -91,12 +92,13 @@ impl Service {
         Ok(config)
     }
 
-    /// Reloads and logs the result, counting it.
-    async fn reload_and_log(&self, why: &str) {
+    /// Reloads and logs the result, counting it; whether it swapped.
+    pub(crate) async fn reload_and_log(&self, why: &str) -> bool {
         match self.reload_chain().await {
             Ok(Swapped { from, to }) => {
                 self.metrics.chain_reload("swapped");
                 tracing::info!(why, from = %from, to = %to, "swapped in a new plugin chain");
+                true
             }
             Err(error) => {
                 self.metrics.chain_reload("refused");
@@ -106,6 +108,7 @@ impl Service {
                     serving = %self.pipeline().chain_version(),
                     "the new plugin chain was refused; the current one keeps serving"
                 );
+                false
             }
         }
     }
@@ -149,7 +152,7 @@ pub(super) fn spawn_watching(service: &Arc<Service>) {
             let Some(service) = service.upgrade() else {
                 return;
             };
-            service.reload_and_log(why).await;
+            let _swapped = service.reload_and_log(why).await;
             // Taken after the reload: the new chain may have other files. A
             // file caught mid-write fails to load; the write's end changes
             // the fingerprint again, and that reload succeeds.

@@ -2231,6 +2231,7 @@ mod tests {
         let steps = serde_json::to_value(vec![
             StepReport {
                 name: "github-profile".to_owned(),
+                version: None,
                 kind: StepKind::ProfileFetcher,
                 duration: Duration::from_millis(12),
                 fuel_consumed: Some(123_456),
@@ -2239,6 +2240,7 @@ mod tests {
             },
             StepReport {
                 name: "deny-unverified".to_owned(),
+                version: Some(3),
                 kind: StepKind::PostLoginAction,
                 duration: Duration::from_micros(850),
                 fuel_consumed: Some(7),

@@ -68,6 +68,21 @@ impl ScratchPostgres {
     }
 }
 
+impl ScratchPostgres {
+    /// Runs `sql` on the scratch database, as someone with the database's
+    /// password could behind the service's back (a test's tampering).
+    pub async fn execute(&self, sql: &str) -> u64 {
+        let mut connection = PgConnection::connect(&self.url)
+            .await
+            .expect("connect to the scratch database");
+        connection
+            .execute(AssertSqlSafe(sql.to_owned()))
+            .await
+            .expect("run a statement on the scratch database")
+            .rows_affected()
+    }
+}
+
 impl Drop for ScratchPostgres {
     fn drop(&mut self) {
         let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);

@@ -23,7 +23,10 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+mod plugins;
 mod roles;
+
+pub use plugins::{MAX_COMPONENT_BYTES, reads_its_own_body};
 
 use super::Service;
 use claimsmith_config::{ClientConfig, GrantType};
@@ -73,6 +76,9 @@ pub fn routes() -> (axum::Router<Arc<Service>>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_logs))
         .routes(routes!(get_log))
         .routes(routes!(list_plugins))
+        .routes(routes!(plugins::list_versions, plugins::push_version))
+        .routes(routes!(plugins::deploy))
+        .routes(routes!(plugins::list_deployments))
         .routes(routes!(roles::list_roles, roles::create_role))
         .routes(routes!(
             roles::get_role,
@@ -135,6 +141,16 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+
+/// `body` as a `T`, or Auth0's payload validation error.
+fn payload<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|error| bad_request(format!("Payload validation error: {error}")))
 }
 
 /// Who is calling: the machine client of a verified token that has `scope`.
@@ -657,6 +673,9 @@ pub struct PluginInfo {
     name: String,
     /// `profile-fetcher` or `post-login-action`.
     world: String,
+    /// The store's version serving, for a `source = "store"` plugin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
     sha256: String,
     /// Of the .wasm file, in bytes.
     size: u64,
@@ -695,6 +714,7 @@ pub fn plugin_infos(pipeline: &claimsmith_pipeline::Pipeline) -> Vec<PluginInfo>
             PluginInfo {
                 name: name.clone(),
                 world: spec.world.to_string(),
+                version: spec.version,
                 sha256: plugin.sha256().to_owned(),
                 size: std::fs::metadata(&spec.path).map_or(0, |meta| meta.len()),
                 limits: json!({

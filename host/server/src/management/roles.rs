@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, Paging, caller};
+use super::{ApiError, Paging, bad_request, caller, payload};
 use crate::Service;
 use claimsmith_store::{HeldPermission, Permission, Role, RoleChange};
 
@@ -161,10 +161,6 @@ pub struct RoleSearch {
     name_filter: Option<String>,
 }
 
-fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, message)
-}
-
 fn no_role() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "The role does not exist.")
 }
@@ -174,12 +170,6 @@ fn name_taken() -> ApiError {
         StatusCode::CONFLICT,
         "A role with this name already exists.",
     )
-}
-
-/// `body` as a `T`, or Auth0's payload validation error.
-fn payload<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|error| bad_request(format!("Payload validation error: {error}")))
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {

@@ -1,0 +1,397 @@
+//! Plugin versions and deploys in the Management API, for plugins with
+//! `source = "store"`: `/plugins/{name}/versions` (push, list),
+//! `/plugins/{name}/deploy` and `/plugins/{name}/deployments`.
+//!
+//! Owns the shapes and the checks of a request (the plugin is a store
+//! plugin of the chain, the body a component of its world under the size
+//! cap); storing is the [`Store`](claimsmith_store::Store)'s, checking and
+//! following a deploy is [`crate::store_plugins`]'. Every change is in the
+//! admin trail.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::{ApiError, caller, payload};
+use crate::Service;
+use crate::store_plugins::{PushError, store_version};
+use claimsmith_config::{PluginSource, PluginSpec};
+use claimsmith_store::{Deployment, PluginVersion};
+
+/// The largest component a push may carry. A JavaScript or Python plugin,
+/// with its engine, is 12 to 40 MiB.
+pub const MAX_COMPONENT_BYTES: usize = 64 * 1024 * 1024;
+
+/// A stored version of a plugin.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionView {
+    /// From 1, per plugin.
+    version: u64,
+    /// Of the component (lowercase hex): the same bytes are one version.
+    sha256: String,
+    /// In bytes.
+    size: u64,
+    world: String,
+    /// The source language its producers name (`JavaScript`, `Python`,
+    /// `Rust`), or empty.
+    language: String,
+    /// RFC 3339.
+    created_at: String,
+    /// The machine client that pushed it, or `config seed`.
+    created_by: String,
+}
+
+impl From<PluginVersion> for VersionView {
+    fn from(version: PluginVersion) -> Self {
+        VersionView {
+            version: version.version,
+            sha256: version.sha256,
+            size: version.size,
+            world: version.world,
+            language: version.language,
+            created_at: version.created_at,
+            created_by: version.created_by,
+        }
+    }
+}
+
+/// One deploy of a plugin.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeploymentView {
+    version: u64,
+    sha256: String,
+    /// RFC 3339.
+    deployed_at: String,
+    deployed_by: String,
+}
+
+impl From<Deployment> for DeploymentView {
+    fn from(deployment: Deployment) -> Self {
+        DeploymentView {
+            version: deployment.version,
+            sha256: deployment.sha256,
+            deployed_at: deployment.deployed_at,
+            deployed_by: deployment.deployed_by,
+        }
+    }
+}
+
+/// What `POST /plugins/{name}/deploy` takes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    version: u64,
+}
+
+/// A deploy's answer: the deploy, and whether the host that took it serves
+/// it now (the others follow within `[server] plugin_poll_secs`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deployed {
+    #[serde(flatten)]
+    deployment: DeploymentView,
+    serving: bool,
+}
+
+/// The config of `name` in the chain serving now, when it is a store
+/// plugin.
+fn store_plugin(service: &Service, name: &str) -> Result<PluginSpec, ApiError> {
+    let pipeline = service.pipeline();
+    let spec = pipeline
+        .config()
+        .plugins
+        .get(name)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "The plugin does not exist."))?;
+    if spec.source != PluginSource::Store {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "plugin `{name}` runs the file its config names: versions are for plugins with \
+                 source = \"store\""
+            ),
+        ));
+    }
+    Ok(spec.clone())
+}
+
+/// Whether `request` is a push, whose handler reads the body itself (the
+/// server reads every other body whole, at most 64 KiB, before routing).
+pub fn reads_its_own_body<B>(request: &axum::http::Request<B>) -> bool {
+    let path = request.uri().path();
+    request.method() == axum::http::Method::POST
+        && path
+            .strip_prefix("/api/v2/plugins/")
+            .and_then(|rest| rest.strip_suffix("/versions"))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("a component may be at most {MAX_COMPONENT_BYTES} bytes"),
+    )
+}
+
+/// The body, once it is a component's bytes under the cap, sent within
+/// `[server] body_read_timeout_secs`.
+async fn component_bytes(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    deadline: std::time::Duration,
+) -> Result<axum::body::Bytes, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    if content_type != "application/wasm" {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a version is pushed as its component's bytes, Content-Type: application/wasm",
+        ));
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_COMPONENT_BYTES) {
+        return Err(too_large());
+    }
+    // Read only now, after the caller's token was checked: an anonymous
+    // caller cannot make the host hold 64 MiB.
+    tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_COMPONENT_BYTES))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "the component took too long to send",
+            )
+        })?
+        .map_err(|_| too_large())
+}
+
+#[utoipa::path(
+    post,
+    path = "/plugins/{name}/versions",
+    tag = "plugins",
+    params(("name" = String, Path, description = "A plugin with `source = \"store\"`")),
+    request_body(content = Vec<u8>, content_type = "application/wasm",
+                 description = "The component"),
+    responses(
+        (status = 201, description = "Stored as a new version", body = VersionView),
+        (status = 200, description = "These bytes are stored already, as this version",
+         body = VersionView),
+        (status = 400, description = "Not a component of the plugin's world, or importing \
+                                      what is not granted", body = ApiError),
+        (status = 401, body = ApiError),
+        (status = 403, description = "Without create:plugins", body = ApiError),
+        (status = 404, description = "No such plugin", body = ApiError),
+        (status = 409, description = "A plugin that runs a file", body = ApiError),
+        (status = 413, description = "Over the size cap", body = ApiError),
+        (status = 415, description = "Not application/wasm", body = ApiError)
+    ),
+    security(("bearer" = ["create:plugins"]))
+)]
+pub(super) async fn push_version(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let actor = caller(&service, &headers, "create:plugins")?;
+    let spec = store_plugin(&service, &name)?;
+    let deadline = std::time::Duration::from_secs(service.config.server.body_read_timeout_secs);
+    let bytes = component_bytes(&headers, body, deadline).await?;
+    let data_dir = &service.config.data_dir;
+    let (version, created) =
+        store_version(&service.store_access(), data_dir, &spec, &bytes, &actor)
+            .await
+            .map_err(|error| match error {
+                PushError::Refused(why) => ApiError::new(StatusCode::BAD_REQUEST, why.to_string()),
+                other => ApiError::server(other),
+            })?;
+    if created {
+        let detail =
+            json!({"version": version.version, "sha256": version.sha256, "size": version.size});
+        service
+            .record_admin_action(&actor, "push_plugin_version", &name, detail)
+            .await;
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(VersionView::from(version))).into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/plugins/{name}/versions",
+    tag = "plugins",
+    params(("name" = String, Path, description = "A plugin with `source = \"store\"`")),
+    responses(
+        (status = 200, description = "Its versions, newest first", body = [VersionView]),
+        (status = 401, body = ApiError),
+        (status = 403, description = "Without read:plugins", body = ApiError),
+        (status = 404, description = "No such plugin", body = ApiError),
+        (status = 409, description = "A plugin that runs a file", body = ApiError)
+    ),
+    security(("bearer" = ["read:plugins"]))
+)]
+pub(super) async fn list_versions(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<VersionView>>, ApiError> {
+    caller(&service, &headers, "read:plugins")?;
+    store_plugin(&service, &name)?;
+    let versions = service
+        .store
+        .plugin_versions(&name)
+        .await
+        .map_err(ApiError::server)?;
+    Ok(Json(versions.into_iter().map(VersionView::from).collect()))
+}
+
+#[utoipa::path(
+    post,
+    path = "/plugins/{name}/deploy",
+    tag = "plugins",
+    params(("name" = String, Path, description = "A plugin with `source = \"store\"`")),
+    request_body = DeployRequest,
+    responses(
+        (status = 200, description = "Deployed: every host serves it within `[server] \
+                                      plugin_poll_secs`", body = Deployed),
+        (status = 400, description = "A body that is not `{version}`", body = ApiError),
+        (status = 401, body = ApiError),
+        (status = 403, description = "Without update:plugins", body = ApiError),
+        (status = 404, description = "No such plugin or version", body = ApiError),
+        (status = 409, description = "A plugin that runs a file", body = ApiError)
+    ),
+    security(("bearer" = ["update:plugins"]))
+)]
+pub(super) async fn deploy(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Deployed>, ApiError> {
+    let actor = caller(&service, &headers, "update:plugins")?;
+    store_plugin(&service, &name)?;
+    let DeployRequest { version } = payload(&body)?;
+    let now = claimsmith_core::rfc3339(service.clock.now());
+    let from = service
+        .store
+        .deployed_plugin(&name)
+        .await
+        .map_err(ApiError::server)?
+        .map(|deployment| deployment.version);
+    let known = service
+        .store
+        .deploy_plugin(&name, version, &now, &actor)
+        .await
+        .map_err(ApiError::server)?;
+    if !known {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("plugin `{name}` has no version {version}"),
+        ));
+    }
+    service
+        .record_admin_action(
+            &actor,
+            "deploy_plugin",
+            &name,
+            json!({"version": version, "from": from}),
+        )
+        .await;
+    // This host swaps now; the others when they next ask the store.
+    let _swapped = service
+        .reload_and_log("a deploy through the Management API")
+        .await;
+    let serving = service
+        .pipeline()
+        .config()
+        .plugins
+        .get(&name)
+        .and_then(|s| s.version);
+    let deployment = service
+        .store
+        .deployed_plugin(&name)
+        .await
+        .map_err(ApiError::server)?
+        .ok_or_else(|| ApiError::server("the deploy just made is not in the store"))?;
+    Ok(Json(Deployed {
+        serving: serving == Some(deployment.version),
+        deployment: deployment.into(),
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/plugins/{name}/deployments",
+    tag = "plugins",
+    params(("name" = String, Path, description = "A plugin with `source = \"store\"`")),
+    responses(
+        (status = 200, description = "Its deploys, newest (the live one) first",
+         body = [DeploymentView]),
+        (status = 401, body = ApiError),
+        (status = 403, description = "Without read:plugins", body = ApiError),
+        (status = 404, description = "No such plugin", body = ApiError),
+        (status = 409, description = "A plugin that runs a file", body = ApiError)
+    ),
+    security(("bearer" = ["read:plugins"]))
+)]
+pub(super) async fn list_deployments(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<DeploymentView>>, ApiError> {
+    caller(&service, &headers, "read:plugins")?;
+    store_plugin(&service, &name)?;
+    let deployments = service
+        .store
+        .plugin_deployments(&name)
+        .await
+        .map_err(ApiError::server)?;
+    Ok(Json(
+        deployments.into_iter().map(DeploymentView::from).collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_push_reads_its_own_body() {
+        let request = |method: &str, path: &str| {
+            axum::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .body(())
+                .unwrap_or_default()
+        };
+        assert!(reads_its_own_body(&request(
+            "POST",
+            "/api/v2/plugins/geo/versions"
+        )));
+        for (method, path) in [
+            ("GET", "/api/v2/plugins/geo/versions"),
+            ("POST", "/api/v2/plugins/geo/deploy"),
+            ("POST", "/api/v2/plugins//versions"),
+            ("POST", "/api/v2/plugins/a/b/versions"),
+            ("POST", "/api/v2/roles"),
+            ("POST", "/oauth/token"),
+        ] {
+            assert!(
+                !reads_its_own_body(&request(method, path)),
+                "{method} {path}"
+            );
+        }
+    }
+}

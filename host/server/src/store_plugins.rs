@@ -1,0 +1,264 @@
+//! Plugins with `source = "store"`: each host runs the version deployed in
+//! the store, and follows deploys.
+//!
+//! Before a chain loads, each store plugin is pointed at its deployed
+//! version: the component is read from the store once, checked against the
+//! digest its row holds, written under `<data_dir>/store-plugins/` by that
+//! digest, and pinned to it, so the engine refuses the file should it
+//! change on disk. A plugin with nothing deployed yet is seeded from its
+//! config `path` (checked as a push is, then version 1, deployed). Every
+//! `[server] plugin_poll_secs` the store is asked again, and a deploy
+//! reloads the chain through the same build-aside-and-swap as a changed
+//! file ([`crate::reload`]).
+//!
+//! Owns the pointing and the following; the versions themselves are the
+//! [`Store`]'s, their API is [`crate::management`]'s.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::{Service, ServiceError};
+use claimsmith_config::{Config, PluginSource, PluginSpec};
+use claimsmith_engine::{Engine, LoadError};
+use claimsmith_store::{NewPluginVersion, PluginVersion, Store};
+
+/// Who a seeded version and its deploy are recorded as made by.
+const SEEDED_BY: &str = "config seed";
+
+/// Where a store plugin's versions are written to be loaded.
+fn components_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("store-plugins")
+}
+
+/// Points every store plugin of `config` at its deployed version.
+pub(crate) async fn point_at_deployed(
+    access: StoreAccess<'_>,
+    config: &mut Config,
+) -> Result<(), ServiceError> {
+    for spec in config.plugins.values_mut() {
+        if spec.source == PluginSource::Store {
+            point_plugin(&access, &config.data_dir, spec).await?;
+        }
+    }
+    Ok(())
+}
+
+/// What pointing needs of the service, so that start can point before the
+/// service exists.
+#[derive(Clone, Copy)]
+pub(crate) struct StoreAccess<'a> {
+    pub store: &'a Store,
+    pub engine: &'a Arc<Engine>,
+    pub now: u64,
+}
+
+async fn point_plugin(
+    access: &StoreAccess<'_>,
+    data_dir: &Path,
+    spec: &mut PluginSpec,
+) -> Result<(), ServiceError> {
+    let failed = |why: String| ServiceError::StorePlugin {
+        plugin: spec.name.clone(),
+        why,
+    };
+    let deployed = match access.store.deployed_plugin(&spec.name).await? {
+        Some(deployed) => deployed,
+        None => {
+            seed(access, data_dir, spec).await?;
+            access
+                .store
+                .deployed_plugin(&spec.name)
+                .await?
+                .ok_or_else(|| failed("the seeded version is not deployed".to_owned()))?
+        }
+    };
+    let file = components_dir(data_dir).join(format!("{}.wasm", deployed.sha256));
+    if !file.exists() {
+        let (sha256, bytes) = access
+            .store
+            .plugin_component(&spec.name, deployed.version)
+            .await?
+            .ok_or_else(|| failed(format!("version {} is not stored", deployed.version)))?;
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if actual != sha256 || sha256 != deployed.sha256 {
+            return Err(failed(format!(
+                "the stored component of version {} has SHA-256 {actual}, its row says \
+                 {sha256}: it is not loaded",
+                deployed.version
+            )));
+        }
+        write_once(data_dir, &sha256, &bytes).map_err(|e| failed(e.to_string()))?;
+    }
+    spec.path = file;
+    spec.sha256 = Some(deployed.sha256);
+    spec.version = Some(deployed.version);
+    Ok(())
+}
+
+/// Pushes and deploys a store plugin's config `path` when nothing of it is
+/// deployed: a fresh deployment starts on the file it was configured with.
+async fn seed(
+    access: &StoreAccess<'_>,
+    data_dir: &Path,
+    spec: &PluginSpec,
+) -> Result<(), ServiceError> {
+    let bytes = std::fs::read(&spec.path).map_err(|e| ServiceError::StorePlugin {
+        plugin: spec.name.clone(),
+        why: format!("cannot read the seed {}: {e}", spec.path.display()),
+    })?;
+    let (version, _) = store_version(access, data_dir, spec, &bytes, SEEDED_BY)
+        .await
+        .map_err(|e| ServiceError::StorePlugin {
+            plugin: spec.name.clone(),
+            why: format!("the seed {} does not load: {e}", spec.path.display()),
+        })?;
+    access
+        .store
+        .deploy_plugin(
+            &spec.name,
+            version.version,
+            &claimsmith_core::rfc3339(access.now),
+            SEEDED_BY,
+        )
+        .await?;
+    tracing::info!(plugin = %spec.name, version = version.version, "seeded a store plugin");
+    Ok(())
+}
+
+/// Why a component was not pushed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PushError {
+    #[error(transparent)]
+    Refused(#[from] LoadError),
+    #[error(transparent)]
+    Store(#[from] claimsmith_store::StoreError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Checks `bytes` as a start would load them for `spec` (its world, its
+/// imports, a compile, which the compile cache keeps for the deploy) and
+/// stores them as the plugin's next version, or answers the version that
+/// holds them already (with `false`).
+pub(crate) async fn store_version(
+    access: &StoreAccess<'_>,
+    data_dir: &Path,
+    spec: &PluginSpec,
+    bytes: &[u8],
+    by: &str,
+) -> Result<(PluginVersion, bool), PushError> {
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let file = write_once(data_dir, &sha256, bytes).map_err(|e| PushError::Io(e.to_string()))?;
+    let mut candidate = spec.clone();
+    candidate.path = file;
+    candidate.sha256 = Some(sha256.clone());
+    let engine = access.engine.clone();
+    let loaded = tokio::task::spawn_blocking(move || engine.load(candidate))
+        .await
+        .map_err(|e| PushError::Io(e.to_string()))?;
+    if let Err(refused) = loaded {
+        // Kept only once stored: a refused upload leaves nothing behind.
+        let _ = std::fs::remove_file(components_dir(data_dir).join(format!("{sha256}.wasm")));
+        return Err(refused.into());
+    }
+    let language = claimsmith_engine::component_language(bytes).unwrap_or_default();
+    let world = spec.world.to_string();
+    Ok(access
+        .store
+        .push_plugin_version(&NewPluginVersion {
+            plugin: &spec.name,
+            sha256: &sha256,
+            world: &world,
+            language: &language,
+            created_at: &claimsmith_core::rfc3339(access.now),
+            created_by: by,
+            component: bytes,
+        })
+        .await?)
+}
+
+/// Writes `bytes` as `<sha256>.wasm` unless that file is there: written
+/// aside and renamed, so a host never loads half a component.
+fn write_once(data_dir: &Path, sha256: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let dir = components_dir(data_dir);
+    let file = dir.join(format!("{sha256}.wasm"));
+    if file.exists() {
+        return Ok(file);
+    }
+    std::fs::create_dir_all(&dir)?;
+    let aside = tempfile::NamedTempFile::new_in(&dir)?;
+    std::fs::write(aside.path(), bytes)?;
+    aside.persist(&file).map_err(|e| e.error)?;
+    Ok(file)
+}
+
+impl Service {
+    /// What pointing at deployed versions needs, now.
+    pub(crate) fn store_access(&self) -> StoreAccess<'_> {
+        StoreAccess {
+            store: &self.store,
+            engine: &self.engine,
+            now: self.clock.now(),
+        }
+    }
+
+    /// The versions the store deploys of the chain's store plugins, when
+    /// they are not the versions it runs.
+    async fn deploy_pending(&self) -> Result<Option<Deployed>, claimsmith_store::StoreError> {
+        let pipeline = self.pipeline();
+        let mut deployed = Vec::new();
+        let mut differs = false;
+        for spec in pipeline.config().plugins.values() {
+            if spec.source == PluginSource::Store {
+                let version = self
+                    .store
+                    .deployed_plugin(&spec.name)
+                    .await?
+                    .map(|d| d.version);
+                differs |= version != spec.version;
+                deployed.push((spec.name.clone(), version));
+            }
+        }
+        Ok(differs.then_some(deployed))
+    }
+}
+
+/// Each store plugin with the version the store deploys.
+type Deployed = Vec<(String, Option<u64>)>;
+
+/// Asks the store every `[server] plugin_poll_secs` whether a store plugin
+/// was deployed, and reloads when one was; for as long as the service
+/// lives. Nothing is asked of a config without store plugins. A deploy
+/// that does not load is tried once, not at every poll: the next deploy
+/// (a rollback, say) is tried again.
+pub(crate) fn spawn_following(service: &Arc<Service>) {
+    let has_store_plugins =
+        (service.config.plugins.values()).any(|spec| spec.source == PluginSource::Store);
+    if !has_store_plugins {
+        return;
+    }
+    let every = Duration::from_secs(service.config.server.plugin_poll_secs.max(1));
+    let service: Weak<Service> = Arc::downgrade(service);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut refused: Option<Deployed> = None;
+        loop {
+            ticks.tick().await;
+            let Some(service) = service.upgrade() else {
+                return;
+            };
+            match service.deploy_pending().await {
+                Ok(Some(deployed)) if refused.as_ref() != Some(&deployed) => {
+                    let swapped = service.reload_and_log("a deploy in the store").await;
+                    refused = (!swapped).then_some(deployed);
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "cannot ask the store what is deployed"),
+            }
+        }
+    });
+}
