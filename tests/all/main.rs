@@ -31,6 +31,7 @@ mod roles;
 mod seed;
 mod service;
 mod several_hosts;
+mod shadow;
 mod startup;
 mod telemetry;
 mod try_it;

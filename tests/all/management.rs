@@ -725,6 +725,7 @@ async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
     }
     listed.sort();
     let expected = [
+        ("DELETE", "/plugins/{name}/shadow"),
         ("DELETE", "/roles/{id}"),
         ("DELETE", "/roles/{id}/permissions"),
         ("DELETE", "/users/{id}/roles"),
@@ -732,6 +733,7 @@ async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
         ("GET", "/logs/{id}"),
         ("GET", "/plugins"),
         ("GET", "/plugins/{name}/deployments"),
+        ("GET", "/plugins/{name}/shadow"),
         ("GET", "/plugins/{name}/versions"),
         ("GET", "/roles"),
         ("GET", "/roles/{id}"),
@@ -746,6 +748,7 @@ async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
         ("PATCH", "/roles/{id}"),
         ("PATCH", "/users/{id}"),
         ("POST", "/plugins/{name}/deploy"),
+        ("POST", "/plugins/{name}/shadow"),
         ("POST", "/plugins/{name}/versions"),
         ("POST", "/roles"),
         ("POST", "/roles/{id}/permissions"),

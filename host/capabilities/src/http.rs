@@ -90,6 +90,16 @@ pub trait OutboundHttpInterceptor: Send + Sync {
     /// Told of a request the policy refused, which never reaches
     /// `intercept`: golden cases report these.
     fn refused(&self, _plugin: &str, _request: &OutboundRequest, _error: &HttpError) {}
+
+    /// Told what the network answered a request `intercept` let through:
+    /// a shadow run's recording of the live call.
+    fn answered(
+        &self,
+        _plugin: &str,
+        _request: &OutboundRequest,
+        _answer: &Result<OutboundResponse, HttpError>,
+    ) {
+    }
 }
 
 pub enum InterceptOutcome {
@@ -325,9 +335,18 @@ impl HttpCapability {
                 }
             });
         }
-        self.client
-            .send(request, &self.policy, self.request_timeout())
-            .await
+        let Some(interceptor) = &self.interceptor else {
+            return self
+                .client
+                .send(request, &self.policy, self.request_timeout())
+                .await;
+        };
+        let answer = self
+            .client
+            .send(request.clone(), &self.policy, self.request_timeout())
+            .await;
+        interceptor.answered(&self.plugin, &request, &answer);
+        answer
     }
 
     fn check(&self, request: &OutboundRequest) -> Result<(), HttpError> {

@@ -298,6 +298,14 @@ pub struct ServerSettings {
     /// after another was deployed.
     #[serde(default = "default_plugin_poll")]
     pub plugin_poll_secs: u64,
+    /// How many shadow runs may wait for the shadow worker; a login's run
+    /// beyond that is dropped (and counted), never waited for.
+    #[serde(default = "default_shadow_queue")]
+    pub shadow_queue: usize,
+}
+
+fn default_shadow_queue() -> usize {
+    64
 }
 
 fn default_plugin_poll() -> u64 {
@@ -350,6 +358,7 @@ impl Default for ServerSettings {
             forwarded_header: claimsmith_core::ForwardedHeader::default(),
             audit_retention_days: default_audit_retention_days(),
             plugin_poll_secs: default_plugin_poll(),
+            shadow_queue: default_shadow_queue(),
         }
     }
 }

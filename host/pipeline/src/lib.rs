@@ -67,6 +67,22 @@ pub struct RunOptions {
     /// an action send the user there (`api.redirect`). Without it (a
     /// refresh; a caller with no browser to send) `api.redirect` refuses.
     pub redirect_state: Option<String>,
+    /// Shown the post-login actions' calls it wants (a shadow run's input).
+    pub action_tap: Option<Arc<dyn ActionTap>>,
+}
+
+/// Shown a post-login action's call as it ran: the event it saw, the
+/// effects before it, and what it did. A shadow run replays these for a
+/// candidate version; only the plugins it `wants` cost anything.
+pub trait ActionTap: Send + Sync {
+    fn wants(&self, plugin: &str) -> bool;
+    fn ran(
+        &self,
+        plugin: &str,
+        event: &Event,
+        before: &ActionEffects,
+        output: &Result<ActionEffects, PluginError>,
+    );
 }
 
 /// A boxed future of a trait object's method.
@@ -443,7 +459,7 @@ impl Pipeline {
         }
         let start = resumed.as_ref().map(|resumed| resumed.suspended.action);
         let effects = match self
-            .run_actions(&mut event, effects, start, &call, steps)
+            .run_actions(&mut event, effects, start, &call, options, steps)
             .await?
         {
             ChainEnd::Finished(effects) => effects,
@@ -674,8 +690,10 @@ impl Pipeline {
         mut effects: ActionEffects,
         start: Option<usize>,
         options: &CallOptions,
+        run: &RunOptions,
         steps: &mut Vec<StepReport>,
     ) -> Result<ChainEnd, LoginFailure> {
+        let tap = run.action_tap.as_deref();
         let first = start.unwrap_or(0);
         for (index, step) in self.actions.iter().enumerate().skip(first) {
             let plugin = &step.plugin;
@@ -697,9 +715,13 @@ impl Pipeline {
                         .await
                 }
                 _ => {
-                    plugin
+                    let invocation = plugin
                         .on_execute_post_login(event, effects.clone(), options)
-                        .await
+                        .await;
+                    if let Some(tap) = tap.filter(|tap| tap.wants(plugin.name())) {
+                        tap.ran(plugin.name(), event, &effects, &invocation.output);
+                    }
+                    invocation
                 }
             };
             match step.outcome(invocation, steps) {

@@ -26,6 +26,7 @@ pub mod management;
 pub mod metrics;
 mod pending;
 mod refresh_grant;
+mod shadow;
 mod store_plugins;
 mod suspended;
 pub use claimsmith_oauth as protocol;
@@ -116,6 +117,8 @@ pub struct Service {
     failed_authentications: throttle::FailedAuthentications,
     /// Shared with a sign-in's [`UserDirectory`].
     metrics: Arc<crate::metrics::Metrics>,
+    /// The candidate versions run beside store plugins, and their tallies.
+    shadows: Arc<shadow::Shadows>,
     /// The one clock of the service: expiries, audit times, key schedules.
     clock: Arc<dyn Clock>,
 }
@@ -181,6 +184,11 @@ impl Service {
             audit_trail_secs: config.server.audit_retention_days.saturating_mul(86_400),
         };
         spawn_pruning(store.clone(), retention, clock.clone());
+        let metrics = Arc::<crate::metrics::Metrics>::default();
+        let (shadows, shadow_runs) =
+            shadow::Shadows::new(metrics.clone(), config.server.shadow_queue);
+        let shadows = Arc::new(shadows);
+        shadow::spawn_worker(Arc::downgrade(&shadows), shadow_runs);
         let service = Arc::new(Service {
             login_sealer: pending::LoginSealer::new(&key_encryption_key),
             suspended_sealer: suspended::SuspendedSealer::new(&key_encryption_key),
@@ -194,7 +202,8 @@ impl Service {
             store,
             upstreams,
             failed_authentications: throttle::FailedAuthentications::default(),
-            metrics: Arc::default(),
+            metrics,
+            shadows,
             clock,
         });
         reload::spawn_watching(&service);
@@ -273,10 +282,13 @@ impl Service {
                 metrics: self.metrics.clone(),
             }) as Arc<dyn StoredUsers>
         });
+        let shadowed = self.shadows.recording(&pipeline);
         let options = RunOptions {
             signing_in: view.clone().map(|view| view as Arc<dyn SigningIn>),
             users,
             redirect_state: (!login.refresh).then(protocol::random_token),
+            interceptor: shadowed.clone().map(|recording| recording as _),
+            action_tap: shadowed.clone().map(|recording| recording as _),
             ..RunOptions::default()
         };
         let report = match run {
@@ -285,6 +297,12 @@ impl Service {
                 pipeline.resume(suspended, continued, &options).await
             }
         };
+        // The live chain has run: its shadow runs go to the worker.
+        if let Some(recording) = &shadowed {
+            let now = self.clock.now();
+            self.shadows
+                .submit(recording, now, report.user_id.as_deref());
+        }
         self.metrics.steps(&report.steps);
         let mut outcome = match report.outcome {
             Ok(LoginEnd::Minted(minted)) => Ok(*minted),

@@ -57,6 +57,13 @@ struct PluginLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShadowLabels {
+    plugin: String,
+    version: u64,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PluginCallLabels {
     plugin: String,
     status: &'static str,
@@ -89,6 +96,7 @@ pub struct Metrics {
     upstream_duration: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
     database_duration: Family<OperationLabels, Histogram, fn() -> Histogram>,
     logins_started: Counter,
+    shadow_runs: Family<ShadowLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -173,7 +181,15 @@ impl Default for Metrics {
              pending = started - sign-in logins - upstream failures",
             logins_started.clone(),
         );
+        let shadow_runs = Family::<ShadowLabels, Counter>::default();
+        registry.register(
+            "shadow_runs",
+            "Shadow runs of a candidate plugin version, by outcome (identical, different, \
+             failed, dropped)",
+            shadow_runs.clone(),
+        );
         Metrics {
+            shadow_runs,
             chain_reloads,
             limit_trips,
             upstream_duration,
@@ -198,6 +214,17 @@ impl Metrics {
                     Grant::SignIn => "sign_in",
                     Grant::Refresh => "refresh",
                 },
+                outcome,
+            })
+            .inc();
+    }
+
+    /// One shadow run of `plugin`'s candidate `version` (or one dropped).
+    pub fn shadow_run(&self, plugin: &str, version: u64, outcome: &'static str) {
+        self.shadow_runs
+            .get_or_create(&ShadowLabels {
+                plugin: plugin.to_owned(),
+                version,
                 outcome,
             })
             .inc();

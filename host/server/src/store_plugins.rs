@@ -14,6 +14,7 @@
 //! Owns the pointing and the following; the versions themselves are the
 //! [`Store`]'s, their API is [`crate::management`]'s.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::{Service, ServiceError};
+use crate::shadow::Candidate;
 use claimsmith_config::{Config, PluginSource, PluginSpec};
 use claimsmith_engine::{Engine, LoadError};
 use claimsmith_store::{NewPluginVersion, PluginVersion, Store};
@@ -75,27 +77,44 @@ async fn point_plugin(
                 .ok_or_else(|| failed("the seeded version is not deployed".to_owned()))?
         }
     };
-    let file = components_dir(data_dir).join(format!("{}.wasm", deployed.sha256));
+    *spec = at_version(access, data_dir, spec, deployed.version, &deployed.sha256).await?;
+    Ok(())
+}
+
+/// `spec` pointed at `version` of its plugin, whose row holds `sha256`:
+/// its file written from the store unless there, pinned to that digest.
+async fn at_version(
+    access: &StoreAccess<'_>,
+    data_dir: &Path,
+    spec: &PluginSpec,
+    version: u64,
+    sha256: &str,
+) -> Result<PluginSpec, ServiceError> {
+    let failed = |why: String| ServiceError::StorePlugin {
+        plugin: spec.name.clone(),
+        why,
+    };
+    let file = components_dir(data_dir).join(format!("{sha256}.wasm"));
     if !file.exists() {
-        let (sha256, bytes) = access
+        let (stored_sha256, bytes) = access
             .store
-            .plugin_component(&spec.name, deployed.version)
+            .plugin_component(&spec.name, version)
             .await?
-            .ok_or_else(|| failed(format!("version {} is not stored", deployed.version)))?;
+            .ok_or_else(|| failed(format!("version {version} is not stored")))?;
         let actual = hex::encode(Sha256::digest(&bytes));
-        if actual != sha256 || sha256 != deployed.sha256 {
+        if actual != stored_sha256 || stored_sha256 != sha256 {
             return Err(failed(format!(
-                "the stored component of version {} has SHA-256 {actual}, its row says \
-                 {sha256}: it is not loaded",
-                deployed.version
+                "the stored component of version {version} has SHA-256 {actual}, its row says \
+                 {stored_sha256}: it is not loaded"
             )));
         }
-        write_once(data_dir, &sha256, &bytes).map_err(|e| failed(e.to_string()))?;
+        write_once(data_dir, sha256, &bytes).map_err(|e| failed(e.to_string()))?;
     }
-    spec.path = file;
-    spec.sha256 = Some(deployed.sha256);
-    spec.version = Some(deployed.version);
-    Ok(())
+    let mut pointed = spec.clone();
+    pointed.path = file;
+    pointed.sha256 = Some(sha256.to_owned());
+    pointed.version = Some(version);
+    Ok(pointed)
 }
 
 /// Pushes and deploys a store plugin's config `path` when nothing of it is
@@ -205,6 +224,90 @@ impl Service {
         }
     }
 
+    /// Loads the candidate each store plugin of the chain is shadowed by
+    /// (keeping those loaded already) and drops the others. A candidate
+    /// that does not load leaves its plugin unshadowed, logged.
+    pub(crate) async fn refresh_shadows(&self) {
+        let pipeline = self.pipeline();
+        let mut candidates = HashMap::new();
+        let store_plugins =
+            (pipeline.config().plugins.values()).filter(|spec| spec.source == PluginSource::Store);
+        for spec in store_plugins {
+            match self.shadow_candidate(spec).await {
+                Ok(Some(candidate)) => {
+                    candidates.insert(spec.name.clone(), candidate);
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(
+                    plugin = %spec.name,
+                    %error,
+                    "cannot load the shadow candidate: the plugin runs unshadowed"
+                ),
+            }
+        }
+        self.shadows.set_candidates(candidates);
+    }
+
+    async fn shadow_candidate(
+        &self,
+        spec: &PluginSpec,
+    ) -> Result<Option<Arc<Candidate>>, ServiceError> {
+        let Some(shadow) = self.store.plugin_shadow(&spec.name).await? else {
+            return Ok(None);
+        };
+        let loaded = self.shadows.candidate(&spec.name).filter(|loaded| {
+            (loaded.version, loaded.sample_ppm) == (shadow.version, shadow.sample_ppm)
+        });
+        if loaded.is_some() {
+            return Ok(loaded);
+        }
+        let failed = |why: String| ServiceError::StorePlugin {
+            plugin: spec.name.clone(),
+            why,
+        };
+        let sha256 = (self.store.plugin_versions(&spec.name).await?.into_iter())
+            .find(|stored| stored.version == shadow.version)
+            .map(|stored| stored.sha256)
+            .ok_or_else(|| failed(format!("version {} is not stored", shadow.version)))?;
+        let access = self.store_access();
+        let candidate = at_version(
+            &access,
+            &self.config.data_dir,
+            spec,
+            shadow.version,
+            &sha256,
+        )
+        .await?;
+        let engine = self.engine.clone();
+        let plugin = tokio::task::spawn_blocking(move || engine.load(candidate))
+            .await
+            .map_err(|e| ServiceError::Loader(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(Some(Arc::new(Candidate {
+            plugin: Arc::new(plugin),
+            version: shadow.version,
+            sample_ppm: shadow.sample_ppm,
+            secrets: spec
+                .secrets
+                .values()
+                .map(|s| s.expose().to_owned())
+                .collect(),
+        })))
+    }
+
+    /// Adds this host's shadow tallies to the store's.
+    pub(crate) async fn flush_shadow_tallies(&self) {
+        for ((plugin, version), pending) in self.shadows.take_tallies() {
+            let added = self
+                .store
+                .add_shadow_tally(&plugin, version, &pending.tally, &pending.differences)
+                .await;
+            if let Err(error) = added {
+                tracing::warn!(%error, plugin, version, "cannot add shadow runs to the store's tally");
+            }
+        }
+    }
+
     /// The versions the store deploys of the chain's store plugins, when
     /// they are not the versions it runs.
     async fn deploy_pending(&self) -> Result<Option<Deployed>, claimsmith_store::StoreError> {
@@ -231,7 +334,9 @@ type Deployed = Vec<(String, Option<u64>)>;
 
 /// Asks the store every `[server] plugin_poll_secs` whether a store plugin
 /// was deployed, and reloads when one was; for as long as the service
-/// lives. Nothing is asked of a config without store plugins. A deploy
+/// lives, and loads the shadow candidates and adds this host's shadow
+/// tallies to the store's at the same pace. Nothing is asked of a config
+/// without store plugins. A deploy
 /// that does not load is tried once, not at every poll: the next deploy
 /// (a rollback, say) is tried again.
 pub(crate) fn spawn_following(service: &Arc<Service>) {
@@ -259,6 +364,8 @@ pub(crate) fn spawn_following(service: &Arc<Service>) {
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "cannot ask the store what is deployed"),
             }
+            service.refresh_shadows().await;
+            service.flush_shadow_tallies().await;
         }
     });
 }

@@ -38,6 +38,7 @@ const SQLITE: &[Listed] = listed!("sqlite":
     10 "0010_roles.sql",
     11 "0011_suspended_logins.sql",
     12 "0012_plugin_versions.sql",
+    13 "0013_plugin_shadows.sql",
 );
 
 const POSTGRES: &[Listed] = listed!("postgres":
@@ -53,6 +54,7 @@ const POSTGRES: &[Listed] = listed!("postgres":
     10 "0010_roles.sql",
     11 "0011_suspended_logins.sql",
     12 "0012_plugin_versions.sql",
+    13 "0013_plugin_shadows.sql",
 );
 
 fn listed(backend: Backend) -> &'static [Listed] {

@@ -79,6 +79,11 @@ pub fn routes() -> (axum::Router<Arc<Service>>, utoipa::openapi::OpenApi) {
         .routes(routes!(plugins::list_versions, plugins::push_version))
         .routes(routes!(plugins::deploy))
         .routes(routes!(plugins::list_deployments))
+        .routes(routes!(
+            plugins::get_shadow,
+            plugins::start_shadow,
+            plugins::stop_shadow
+        ))
         .routes(routes!(roles::list_roles, roles::create_role))
         .routes(routes!(
             roles::get_role,

@@ -363,6 +363,195 @@ pub(super) async fn list_deployments(
     ))
 }
 
+/// What `POST /plugins/{name}/shadow` takes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowRequest {
+    /// The candidate: a stored version of the plugin.
+    version: u64,
+    /// The share of logins it runs on, above 0 and at most 1.
+    sample: f64,
+}
+
+/// A plugin's shadow: its candidate, and how its runs compared with the
+/// live calls (added up over every host).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShadowView {
+    version: u64,
+    sample: f64,
+    started_at: String,
+    started_by: String,
+    /// Runs made (identical + different + failed).
+    runs: u64,
+    identical: u64,
+    different: u64,
+    /// The candidate failed (trapped, ran out of a limit, returned an error).
+    failed: u64,
+    /// Not run: a host's shadow queue was full.
+    dropped: u64,
+    /// The latest runs that differed or failed, newest first: `{at,
+    /// user_id, changes: [{what, name, live, candidate}]}`, values holding
+    /// one of the plugin's secrets shown as `[redacted]`.
+    #[schema(value_type = Vec<Object>)]
+    differences: Vec<serde_json::Value>,
+}
+
+const PPM: f64 = 1_000_000.0;
+
+impl From<claimsmith_store::Shadow> for ShadowView {
+    fn from(shadow: claimsmith_store::Shadow) -> Self {
+        let tally = shadow.tally;
+        ShadowView {
+            version: shadow.version,
+            sample: shadow.sample_ppm as f64 / PPM,
+            started_at: shadow.started_at,
+            started_by: shadow.started_by,
+            runs: tally.runs,
+            identical: tally.identical,
+            different: tally.different,
+            failed: tally.failed,
+            dropped: tally.dropped,
+            differences: shadow.differences,
+        }
+    }
+}
+
+fn no_shadow(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("plugin `{name}` is not shadowed"),
+    )
+}
+
+#[utoipa::path(
+    post,
+    path = "/plugins/{name}/shadow",
+    tag = "plugins",
+    params(("name" = String, Path, description = "A plugin with `source = \"store\"`")),
+    request_body = ShadowRequest,
+    responses(
+        (status = 200, description = "Shadowed: every host runs the candidate within `[server] \
+                                      plugin_poll_secs`; its tallies start afresh", body = ShadowView),
+        (status = 400, description = "A body that is not `{version, sample}`, or a sample \
+                                      outside (0, 1]", body = ApiError),
+        (status = 401, body = ApiError),
+        (status = 403, description = "Without update:plugins", body = ApiError),
+        (status = 404, description = "No such plugin or version", body = ApiError),
+        (status = 409, description = "A plugin that runs a file", body = ApiError)
+    ),
+    security(("bearer" = ["update:plugins"]))
+)]
+pub(super) async fn start_shadow(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<ShadowView>, ApiError> {
+    let actor = caller(&service, &headers, "update:plugins")?;
+    store_plugin(&service, &name)?;
+    let ShadowRequest { version, sample } = payload(&body)?;
+    if !(sample > 0.0 && sample <= 1.0) {
+        return Err(super::bad_request(
+            "Payload validation error: 'sample' must be above 0 and at most 1",
+        ));
+    }
+    let sample_ppm = (sample * PPM).round().max(1.0) as u64;
+    let now = claimsmith_core::rfc3339(service.clock.now());
+    let started = service
+        .store
+        .start_shadow(&name, version, sample_ppm, &now, &actor)
+        .await
+        .map_err(ApiError::server)?;
+    if !started {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("plugin `{name}` has no version {version}"),
+        ));
+    }
+    service
+        .record_admin_action(
+            &actor,
+            "shadow_plugin",
+            &name,
+            json!({"version": version, "sample": sample}),
+        )
+        .await;
+    service.refresh_shadows().await;
+    current_shadow(&service, &name).await.map(Json)
+}
+
+async fn current_shadow(service: &Service, name: &str) -> Result<ShadowView, ApiError> {
+    service
+        .store
+        .plugin_shadow(name)
+        .await
+        .map_err(ApiError::server)?
+        .map(ShadowView::from)
+        .ok_or_else(|| no_shadow(name))
+}
+
+#[utoipa::path(
+    get,
+    path = "/plugins/{name}/shadow",
+    tag = "plugins",
+    params(("name" = String, Path, description = "A plugin with `source = \"store\"`")),
+    responses(
+        (status = 200, description = "The shadow and its tallies, as the hosts last added them \
+                                      (each adds its own every `[server] plugin_poll_secs`)",
+         body = ShadowView),
+        (status = 401, body = ApiError),
+        (status = 403, description = "Without read:plugins", body = ApiError),
+        (status = 404, description = "No such plugin, or not shadowed", body = ApiError),
+        (status = 409, description = "A plugin that runs a file", body = ApiError)
+    ),
+    security(("bearer" = ["read:plugins"]))
+)]
+pub(super) async fn get_shadow(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<ShadowView>, ApiError> {
+    caller(&service, &headers, "read:plugins")?;
+    store_plugin(&service, &name)?;
+    current_shadow(&service, &name).await.map(Json)
+}
+
+#[utoipa::path(
+    delete,
+    path = "/plugins/{name}/shadow",
+    tag = "plugins",
+    params(("name" = String, Path, description = "A plugin with `source = \"store\"`")),
+    responses(
+        (status = 204, description = "No longer shadowed"),
+        (status = 401, body = ApiError),
+        (status = 403, description = "Without update:plugins", body = ApiError),
+        (status = 404, description = "No such plugin, or not shadowed", body = ApiError),
+        (status = 409, description = "A plugin that runs a file", body = ApiError)
+    ),
+    security(("bearer" = ["update:plugins"]))
+)]
+pub(super) async fn stop_shadow(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let actor = caller(&service, &headers, "update:plugins")?;
+    store_plugin(&service, &name)?;
+    if !service
+        .store
+        .stop_shadow(&name)
+        .await
+        .map_err(ApiError::server)?
+    {
+        return Err(no_shadow(&name));
+    }
+    service
+        .record_admin_action(&actor, "stop_shadow", &name, json!({}))
+        .await;
+    service.refresh_shadows().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
