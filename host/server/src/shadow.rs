@@ -471,6 +471,12 @@ mod tests {
     }
 
     #[test]
+    fn a_sample_of_all_always_runs() {
+        assert!((0..100).all(|_| sampled(1_000_000)));
+        assert!((0..100).all(|_| !sampled(0)));
+    }
+
+    #[test]
     fn a_replay_answers_each_recorded_request_once_and_refuses_the_rest() {
         let url = Url::parse("http://127.0.0.1:1/tier").unwrap_or_else(|e| panic!("{e}"));
         let answer = OutboundResponse {
