@@ -85,6 +85,28 @@ pub const MAX_FIELDS_BYTES: usize = 16 * 1024;
 /// MiB gained nothing more; batching decommits made it slower.
 const KEEP_RESIDENT_BYTES: usize = 1024 * 1024;
 
+/// Whether the pool may reset instances with `PAGEMAP_SCAN`, given the
+/// text of `/proc/swaps`. Wasmtime 48's scan looks only at pages present
+/// in memory: a page the last login wrote that the kernel swapped out is
+/// neither reset nor decommitted, and the next instance would read that
+/// login's data once it is swapped back in (fixed upstream in wasmtime
+/// PR #14357). With swap on, every freed instance's memory is reset the
+/// slower way (its resident part rewritten, the rest decommitted, swapped
+/// pages with it), so that no login's data reaches the next.
+fn pagemap_scan_setting(proc_swaps: Option<&str>) -> wasmtime::Enabled {
+    let swap_on =
+        proc_swaps.is_some_and(|swaps| swaps.lines().skip(1).any(|l| !l.trim().is_empty()));
+    if swap_on {
+        tracing::warn!(
+            "swap is on: plugin instances are reset without PAGEMAP_SCAN, so that a swapped-out \
+             page of one login never reaches the next (slower; turn swap off to avoid it)"
+        );
+        wasmtime::Enabled::No
+    } else {
+        wasmtime::Enabled::Auto
+    }
+}
+
 /// The largest profile a fetcher may return (real ones are a few kilobytes):
 /// every action of the login gets a copy.
 pub const MAX_PROFILE_BYTES: usize = 1024 * 1024;
@@ -242,7 +264,9 @@ impl Engine {
             .table_keep_resident(KEEP_RESIDENT_BYTES)
             // Linux 6.7+: reset only the pages an instance dirtied, keeping
             // them mapped; elsewhere wasmtime falls back to memset + madvise.
-            .pagemap_scan(wasmtime::Enabled::Auto);
+            .pagemap_scan(pagemap_scan_setting(
+                std::fs::read_to_string("/proc/swaps").ok().as_deref(),
+            ));
         let cache = settings.cache_dir.as_ref().and_then(|dir| {
             cache::CompileCache::open(dir.clone())
                 .inspect_err(|error| {
@@ -1095,7 +1119,23 @@ impl ResourceLimiter for MemoryCap {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_RESOURCES, bounded_resource_table};
+    use super::{MAX_RESOURCES, bounded_resource_table, pagemap_scan_setting};
+
+    #[test]
+    fn with_swap_on_instances_are_not_reset_by_pagemap_scan() {
+        let header = "Filename\tType\tSize\tUsed\tPriority\n";
+        let swapping = format!("{header}/swapfile  file  2097148  0  -2\n");
+        assert!(matches!(
+            pagemap_scan_setting(Some(&swapping)),
+            wasmtime::Enabled::No
+        ));
+        for no_swap in [Some(header), None] {
+            assert!(matches!(
+                pagemap_scan_setting(no_swap),
+                wasmtime::Enabled::Auto
+            ));
+        }
+    }
 
     #[test]
     fn componentizers_name_the_source_language_before_their_engine() {
