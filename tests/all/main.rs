@@ -10,6 +10,7 @@
 mod support;
 
 mod authoring;
+mod canary;
 mod chain;
 mod cli_logs;
 mod console;

@@ -725,6 +725,7 @@ async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
     }
     listed.sort();
     let expected = [
+        ("DELETE", "/plugins/{name}/canary"),
         ("DELETE", "/plugins/{name}/shadow"),
         ("DELETE", "/roles/{id}"),
         ("DELETE", "/roles/{id}/permissions"),
@@ -732,6 +733,7 @@ async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
         ("GET", "/logs"),
         ("GET", "/logs/{id}"),
         ("GET", "/plugins"),
+        ("GET", "/plugins/{name}/canary"),
         ("GET", "/plugins/{name}/deployments"),
         ("GET", "/plugins/{name}/shadow"),
         ("GET", "/plugins/{name}/versions"),
@@ -747,6 +749,7 @@ async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
         ("GET", "/users/{id}/roles"),
         ("PATCH", "/roles/{id}"),
         ("PATCH", "/users/{id}"),
+        ("POST", "/plugins/{name}/canary"),
         ("POST", "/plugins/{name}/deploy"),
         ("POST", "/plugins/{name}/shadow"),
         ("POST", "/plugins/{name}/versions"),

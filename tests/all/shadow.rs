@@ -13,11 +13,11 @@ use crate::support::plugin_wasm;
 use crate::support::service_harness::{Harness, VERIFIER, start_edited_harness};
 
 /// Every path the tier service was asked for.
-type Asked = Arc<Mutex<Vec<String>>>;
+pub(crate) type Asked = Arc<Mutex<Vec<String>>>;
 
 /// A tier service on loopback answering `gold` at `/tier`, 404 elsewhere,
 /// noting every request.
-async fn tier_service() -> (String, Asked) {
+pub(crate) async fn tier_service() -> (String, Asked) {
     let asked = Asked::default();
     let noted = asked.clone();
     let router = axum::Router::new().fallback(move |uri: axum::http::Uri| {
@@ -37,7 +37,7 @@ async fn tier_service() -> (String, Asked) {
 
 /// The harness with the store plugin `tier` (seeded with test-fetch-claim,
 /// its secret `url` the tier service's) run `times` in the chain.
-async fn tier_harness(tier: &str, times: usize, server_toml: &str) -> Harness {
+pub(crate) async fn tier_harness(tier: &str, times: usize, server_toml: &str) -> Harness {
     let mut extra = format!(
         "{}\n[plugins.tier]\npath = {:?}\nworld = \"post-login-action\"\nsource = \"store\"\n\
          allowed_origins = [\"{tier}\"]\nsecrets = {{ url = {{ value = \"{tier}/tier\" }} }}\n",
@@ -49,7 +49,7 @@ async fn tier_harness(tier: &str, times: usize, server_toml: &str) -> Harness {
     start_edited_harness(&extra, &server, false, |config, _| config).await
 }
 
-async fn tier_api(
+pub(crate) async fn tier_api(
     h: &Harness,
     method: Method,
     path: &str,
@@ -125,7 +125,7 @@ async fn shadow_after(h: &Harness, token: &str, counted: u64) -> Value {
     }
 }
 
-async fn access_claims_of_a_login(h: &Harness) -> serde_json::Map<String, Value> {
+pub(crate) async fn access_claims_of_a_login(h: &Harness) -> serde_json::Map<String, Value> {
     let redirect = h.web_login().await;
     let (status, tokens) = h.exchange(redirect.get("code").unwrap(), VERIFIER).await;
     assert_eq!(status, StatusCode::OK, "{tokens:?}");

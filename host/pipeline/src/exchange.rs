@@ -90,7 +90,7 @@ impl Pipeline {
                 .plugin
                 .on_execute_credentials_exchange(&event, effects.clone(), call)
                 .await;
-            match step.outcome(invocation, steps) {
+            match step.outcome(&step.plugin, invocation, steps) {
                 ActionOutcome::Changed(changed) => effects = changed,
                 ActionOutcome::Skipped => {}
                 ActionOutcome::Denied(denied) => {

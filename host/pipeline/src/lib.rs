@@ -69,6 +69,15 @@ pub struct RunOptions {
     pub redirect_state: Option<String>,
     /// Shown the post-login actions' calls it wants (a shadow run's input).
     pub action_tap: Option<Arc<dyn ActionTap>>,
+    /// Runs another build of an action for some users (a canary's).
+    pub action_choice: Option<Arc<dyn ActionChoice>>,
+}
+
+/// Which build of a post-login action a user's login runs: the chain's, or
+/// (for a canary's share of users) another version of the same plugin.
+pub trait ActionChoice: Send + Sync {
+    /// The build to run instead of `plugin`'s for `user_id`, if any.
+    fn instead(&self, plugin: &str, user_id: &str) -> Option<Arc<Plugin>>;
 }
 
 /// Shown a post-login action's call as it ran: the event it saw, the
@@ -696,7 +705,9 @@ impl Pipeline {
         let tap = run.action_tap.as_deref();
         let first = start.unwrap_or(0);
         for (index, step) in self.actions.iter().enumerate().skip(first) {
-            let plugin = &step.plugin;
+            let chosen = (run.action_choice.as_deref())
+                .and_then(|choice| choice.instead(step.plugin.name(), &event.user.user_id));
+            let plugin = chosen.as_ref().unwrap_or(&step.plugin);
             // Each action sees the user and the claims as the ones before left them.
             event.user.user_metadata = json_text(&effects.user_metadata);
             event.user.app_metadata = json_text(&effects.app_metadata);
@@ -724,7 +735,7 @@ impl Pipeline {
                     invocation
                 }
             };
-            match step.outcome(invocation, steps) {
+            match step.outcome(plugin, invocation, steps) {
                 ActionOutcome::Changed(changed) if changed.redirect.is_some() => {
                     tracing::info!(plugin = plugin.name(), "the user is sent to a page");
                     return Ok(ChainEnd::Redirected {
@@ -789,9 +800,11 @@ enum ActionOutcome {
 }
 
 impl ActionStep {
-    /// Reports the call in `steps` and says what it means for the chain.
+    /// Reports the call of `plugin` (this step's, or the build a canary
+    /// chose) in `steps` and says what it means for the chain.
     fn outcome(
         &self,
+        plugin: &Plugin,
         invocation: Invocation<ActionEffects>,
         steps: &mut Vec<StepReport>,
     ) -> ActionOutcome {
@@ -810,7 +823,7 @@ impl ActionStep {
                 error: error.to_string(),
             },
         };
-        steps.push(plugin_step(&self.plugin, &invocation, status));
+        steps.push(plugin_step(plugin, &invocation, status));
         match invocation.output {
             Ok(changed) if changed.denial.is_some() => ActionOutcome::Denied(changed),
             Ok(changed) => ActionOutcome::Changed(changed),

@@ -19,6 +19,7 @@
 
 pub mod admin;
 mod authorize;
+mod canary;
 mod console;
 mod cors;
 pub mod forwarded;
@@ -119,6 +120,8 @@ pub struct Service {
     metrics: Arc<crate::metrics::Metrics>,
     /// The candidate versions run beside store plugins, and their tallies.
     shadows: Arc<shadow::Shadows>,
+    /// The versions served to a share of users instead of the deployed.
+    canaries: Arc<canary::Canaries>,
     /// The one clock of the service: expiries, audit times, key schedules.
     clock: Arc<dyn Clock>,
 }
@@ -204,6 +207,7 @@ impl Service {
             failed_authentications: throttle::FailedAuthentications::default(),
             metrics,
             shadows,
+            canaries: Arc::default(),
             clock,
         });
         reload::spawn_watching(&service);
@@ -289,6 +293,8 @@ impl Service {
             redirect_state: (!login.refresh).then(protocol::random_token),
             interceptor: shadowed.clone().map(|recording| recording as _),
             action_tap: shadowed.clone().map(|recording| recording as _),
+            action_choice: (!self.canaries.is_empty())
+                .then(|| self.canaries.clone() as Arc<dyn claimsmith_pipeline::ActionChoice>),
             ..RunOptions::default()
         };
         let report = match run {
@@ -304,6 +310,9 @@ impl Service {
                 .submit(recording, now, report.user_id.as_deref());
         }
         self.metrics.steps(&report.steps);
+        for breach in self.canaries.observe(&report.steps) {
+            self.roll_back_canary(breach).await;
+        }
         let mut outcome = match report.outcome {
             Ok(LoginEnd::Minted(minted)) => Ok(*minted),
             Ok(LoginEnd::Redirected(redirected)) => {

@@ -22,13 +22,19 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::{Service, ServiceError};
+use crate::canary::{Breach, CanaryBuild};
 use crate::shadow::Candidate;
 use claimsmith_config::{Config, PluginSource, PluginSpec};
+use claimsmith_engine::Plugin;
 use claimsmith_engine::{Engine, LoadError};
 use claimsmith_store::{NewPluginVersion, PluginVersion, Store};
+use serde_json::json;
 
 /// Who a seeded version and its deploy are recorded as made by.
 const SEEDED_BY: &str = "config seed";
+
+/// Who a canary's automatic rollback is recorded as made by.
+const CANARY_WATCH: &str = "claimsmith (canary watch)";
 
 /// Where a store plugin's versions are written to be loaded.
 fn components_dir(data_dir: &Path) -> PathBuf {
@@ -261,30 +267,9 @@ impl Service {
         if loaded.is_some() {
             return Ok(loaded);
         }
-        let failed = |why: String| ServiceError::StorePlugin {
-            plugin: spec.name.clone(),
-            why,
-        };
-        let sha256 = (self.store.plugin_versions(&spec.name).await?.into_iter())
-            .find(|stored| stored.version == shadow.version)
-            .map(|stored| stored.sha256)
-            .ok_or_else(|| failed(format!("version {} is not stored", shadow.version)))?;
-        let access = self.store_access();
-        let candidate = at_version(
-            &access,
-            &self.config.data_dir,
-            spec,
-            shadow.version,
-            &sha256,
-        )
-        .await?;
-        let engine = self.engine.clone();
-        let plugin = tokio::task::spawn_blocking(move || engine.load(candidate))
-            .await
-            .map_err(|e| ServiceError::Loader(e.to_string()))?
-            .map_err(|e| failed(e.to_string()))?;
+        let plugin = self.load_stored_version(spec, shadow.version).await?;
         Ok(Some(Arc::new(Candidate {
-            plugin: Arc::new(plugin),
+            plugin,
             version: shadow.version,
             sample_ppm: shadow.sample_ppm,
             secrets: spec
@@ -293,6 +278,97 @@ impl Service {
                 .map(|s| s.expose().to_owned())
                 .collect(),
         })))
+    }
+
+    /// `version` of `spec`'s plugin, loaded with `spec`'s grants.
+    async fn load_stored_version(
+        &self,
+        spec: &PluginSpec,
+        version: u64,
+    ) -> Result<Arc<Plugin>, ServiceError> {
+        let failed = |why: String| ServiceError::StorePlugin {
+            plugin: spec.name.clone(),
+            why,
+        };
+        let sha256 = (self.store.plugin_versions(&spec.name).await?.into_iter())
+            .find(|stored| stored.version == version)
+            .map(|stored| stored.sha256)
+            .ok_or_else(|| failed(format!("version {version} is not stored")))?;
+        let access = self.store_access();
+        let pointed = at_version(&access, &self.config.data_dir, spec, version, &sha256).await?;
+        let engine = self.engine.clone();
+        let plugin = tokio::task::spawn_blocking(move || engine.load(pointed))
+            .await
+            .map_err(|e| ServiceError::Loader(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(Arc::new(plugin))
+    }
+
+    /// Loads the build of each store plugin's canary (keeping those loaded
+    /// already, their windows with them) and drops the others. A canary
+    /// that does not load leaves every user on the deployed version.
+    pub(crate) async fn refresh_canaries(&self) {
+        let pipeline = self.pipeline();
+        let mut builds = HashMap::new();
+        let store_plugins =
+            (pipeline.config().plugins.values()).filter(|spec| spec.source == PluginSource::Store);
+        for spec in store_plugins {
+            match self.canary_build(spec).await {
+                Ok(Some(build)) => {
+                    builds.insert(spec.name.clone(), build);
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(
+                    plugin = %spec.name,
+                    %error,
+                    "cannot load the canary: every user runs the deployed version"
+                ),
+            }
+        }
+        self.canaries.set(builds);
+    }
+
+    async fn canary_build(
+        &self,
+        spec: &PluginSpec,
+    ) -> Result<Option<Arc<CanaryBuild>>, ServiceError> {
+        let Some(terms) = self.store.plugin_canary(&spec.name).await? else {
+            return Ok(None);
+        };
+        if let Some(loaded) = self.canaries.get(&spec.name).filter(|b| b.terms == terms) {
+            return Ok(Some(loaded));
+        }
+        let plugin = self.load_stored_version(spec, terms.version).await?;
+        Ok(Some(Arc::new(CanaryBuild::new(plugin, terms))))
+    }
+
+    /// Ends a canary whose failure rate passed its threshold: in the store
+    /// (so every host drops it at its next poll), in the admin trail, and
+    /// here at once.
+    pub(crate) async fn roll_back_canary(&self, breach: Breach) {
+        let Breach {
+            plugin,
+            version,
+            calls,
+            failures,
+        } = &breach;
+        match self.store.stop_canary(plugin, Some(*version)).await {
+            Ok(true) => {
+                tracing::warn!(
+                    plugin,
+                    version,
+                    calls,
+                    failures,
+                    "the canary failed past its threshold: rolled back to the deployed version"
+                );
+                let detail = json!({"version": version, "calls": calls, "failures": failures});
+                self.record_admin_action(CANARY_WATCH, "roll_back_canary", plugin, detail)
+                    .await;
+            }
+            Ok(false) => {}
+            Err(error) => tracing::error!(%error, plugin, version, "cannot roll the canary back"),
+        }
+        self.refresh_canaries().await;
     }
 
     /// Adds this host's shadow tallies to the store's.
@@ -334,8 +410,8 @@ type Deployed = Vec<(String, Option<u64>)>;
 
 /// Asks the store every `[server] plugin_poll_secs` whether a store plugin
 /// was deployed, and reloads when one was; for as long as the service
-/// lives, and loads the shadow candidates and adds this host's shadow
-/// tallies to the store's at the same pace. Nothing is asked of a config
+/// lives, and loads the shadow candidates and canaries and adds this
+/// host's shadow tallies to the store's at the same pace. Nothing is asked of a config
 /// without store plugins. A deploy
 /// that does not load is tried once, not at every poll: the next deploy
 /// (a rollback, say) is tried again.
@@ -365,6 +441,7 @@ pub(crate) fn spawn_following(service: &Arc<Service>) {
                 Err(error) => tracing::warn!(%error, "cannot ask the store what is deployed"),
             }
             service.refresh_shadows().await;
+            service.refresh_canaries().await;
             service.flush_shadow_tallies().await;
         }
     });

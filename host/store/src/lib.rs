@@ -28,11 +28,13 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool};
 use sqlx::{ConnectOptions as _, Executor as _};
 
+mod plugin_canaries;
 mod plugin_shadows;
 mod plugin_versions;
 mod roles;
 mod schema;
 
+pub use plugin_canaries::Canary;
 pub use plugin_shadows::{MAX_SHADOW_DIFFERENCES, Shadow, ShadowTally};
 pub use plugin_versions::{Deployment, NewPluginVersion, PluginVersion};
 pub use roles::{Authorization, AuthorizationQuery, HeldPermission, Permission, Role, RoleChange};

@@ -39,6 +39,7 @@ const SQLITE: &[Listed] = listed!("sqlite":
     11 "0011_suspended_logins.sql",
     12 "0012_plugin_versions.sql",
     13 "0013_plugin_shadows.sql",
+    14 "0014_plugin_canaries.sql",
 );
 
 const POSTGRES: &[Listed] = listed!("postgres":
@@ -55,6 +56,7 @@ const POSTGRES: &[Listed] = listed!("postgres":
     11 "0011_suspended_logins.sql",
     12 "0012_plugin_versions.sql",
     13 "0013_plugin_shadows.sql",
+    14 "0014_plugin_canaries.sql",
 );
 
 fn listed(backend: Backend) -> &'static [Listed] {

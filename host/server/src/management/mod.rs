@@ -80,6 +80,11 @@ pub fn routes() -> (axum::Router<Arc<Service>>, utoipa::openapi::OpenApi) {
         .routes(routes!(plugins::deploy))
         .routes(routes!(plugins::list_deployments))
         .routes(routes!(
+            plugins::get_canary,
+            plugins::start_canary,
+            plugins::stop_canary
+        ))
+        .routes(routes!(
             plugins::get_shadow,
             plugins::start_shadow,
             plugins::stop_shadow

@@ -309,6 +309,18 @@ pub(super) async fn deploy(
             json!({"version": version, "from": from}),
         )
         .await;
+    // Deploying the canary's version promotes it: every user runs it now.
+    if service
+        .store
+        .stop_canary(&name, Some(version))
+        .await
+        .map_err(ApiError::server)?
+    {
+        service
+            .record_admin_action(&actor, "stop_canary", &name, json!({"promoted": version}))
+            .await;
+        service.refresh_canaries().await;
+    }
     // This host swaps now; the others when they next ask the store.
     let _swapped = service
         .reload_and_log("a deploy through the Management API")
@@ -549,6 +561,211 @@ pub(super) async fn stop_shadow(
         .record_admin_action(&actor, "stop_shadow", &name, json!({}))
         .await;
     service.refresh_shadows().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What `POST /plugins/{name}/canary` takes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryRequest {
+    /// A stored version of the plugin.
+    version: u64,
+    /// The share of users it serves, above 0 and at most 1, sticky by user
+    /// id.
+    share: f64,
+    /// Rolled back when more than this share of its calls within the
+    /// window failed (default 0.05).
+    #[serde(default = "default_max_failure_rate")]
+    max_failure_rate: f64,
+    /// The window, in seconds (default 300).
+    #[serde(default = "default_window_secs")]
+    window_secs: u64,
+    /// The fewest calls within the window before the rate counts (default
+    /// 20).
+    #[serde(default = "default_min_calls")]
+    min_calls: u64,
+}
+
+fn default_max_failure_rate() -> f64 {
+    0.05
+}
+
+fn default_window_secs() -> u64 {
+    300
+}
+
+fn default_min_calls() -> u64 {
+    20
+}
+
+/// A plugin's canary, as started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CanaryView {
+    version: u64,
+    share: f64,
+    max_failure_rate: f64,
+    window_secs: u64,
+    min_calls: u64,
+    started_at: String,
+    started_by: String,
+}
+
+impl From<claimsmith_store::Canary> for CanaryView {
+    fn from(canary: claimsmith_store::Canary) -> Self {
+        CanaryView {
+            version: canary.version,
+            share: canary.share_ppm as f64 / PPM,
+            max_failure_rate: canary.max_failure_ppm as f64 / PPM,
+            window_secs: canary.window_secs,
+            min_calls: canary.min_calls,
+            started_at: canary.started_at,
+            started_by: canary.started_by,
+        }
+    }
+}
+
+/// `rate` per million, once it is a share: above 0 (or at least 0, when
+/// `zero_ok`) and at most 1.
+fn per_million(property: &str, rate: f64, zero_ok: bool) -> Result<u64, ApiError> {
+    let low_ok = if zero_ok { rate >= 0.0 } else { rate > 0.0 };
+    if !(low_ok && rate <= 1.0) {
+        let bound = if zero_ok { "at least 0" } else { "above 0" };
+        return Err(super::bad_request(format!(
+            "Payload validation error: '{property}' must be {bound} and at most 1"
+        )));
+    }
+    Ok((rate * PPM).round() as u64)
+}
+
+fn no_canary(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("plugin `{name}` has no canary"),
+    )
+}
+
+#[utoipa::path(
+    post,
+    path = "/plugins/{name}/canary",
+    tag = "plugins",
+    params(("name" = String, Path, description = "A plugin with `source = \"store\"`")),
+    request_body = CanaryRequest,
+    responses(
+        (status = 200, description = "Started: every host serves it to its share of users \
+                                      within `[server] plugin_poll_secs`", body = CanaryView),
+        (status = 400, description = "A body that is not a canary's terms", body = ApiError),
+        (status = 401, body = ApiError),
+        (status = 403, description = "Without update:plugins", body = ApiError),
+        (status = 404, description = "No such plugin or version", body = ApiError),
+        (status = 409, description = "A plugin that runs a file", body = ApiError)
+    ),
+    security(("bearer" = ["update:plugins"]))
+)]
+pub(super) async fn start_canary(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<CanaryView>, ApiError> {
+    let actor = caller(&service, &headers, "update:plugins")?;
+    store_plugin(&service, &name)?;
+    let request: CanaryRequest = payload(&body)?;
+    let terms = claimsmith_store::Canary {
+        plugin: name.clone(),
+        version: request.version,
+        share_ppm: per_million("share", request.share, false)?.max(1),
+        max_failure_ppm: per_million("max_failure_rate", request.max_failure_rate, true)?,
+        window_secs: request.window_secs.max(1),
+        min_calls: request.min_calls.max(1),
+        started_at: claimsmith_core::rfc3339(service.clock.now()),
+        started_by: actor.clone(),
+    };
+    if !service
+        .store
+        .start_canary(&terms)
+        .await
+        .map_err(ApiError::server)?
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("plugin `{name}` has no version {}", terms.version),
+        ));
+    }
+    let detail = json!({"version": terms.version, "share": request.share,
+        "max_failure_rate": request.max_failure_rate, "window_secs": terms.window_secs,
+        "min_calls": terms.min_calls});
+    service
+        .record_admin_action(&actor, "start_canary", &name, detail)
+        .await;
+    service.refresh_canaries().await;
+    Ok(Json(terms.into()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/plugins/{name}/canary",
+    tag = "plugins",
+    params(("name" = String, Path, description = "A plugin with `source = \"store\"`")),
+    responses(
+        (status = 200, description = "The canary's terms", body = CanaryView),
+        (status = 401, body = ApiError),
+        (status = 403, description = "Without read:plugins", body = ApiError),
+        (status = 404, description = "No such plugin, or no canary (never started, ended, or \
+                                      rolled back)", body = ApiError),
+        (status = 409, description = "A plugin that runs a file", body = ApiError)
+    ),
+    security(("bearer" = ["read:plugins"]))
+)]
+pub(super) async fn get_canary(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<CanaryView>, ApiError> {
+    caller(&service, &headers, "read:plugins")?;
+    store_plugin(&service, &name)?;
+    let canary = service
+        .store
+        .plugin_canary(&name)
+        .await
+        .map_err(ApiError::server)?;
+    canary
+        .map(|c| Json(c.into()))
+        .ok_or_else(|| no_canary(&name))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/plugins/{name}/canary",
+    tag = "plugins",
+    params(("name" = String, Path, description = "A plugin with `source = \"store\"`")),
+    responses(
+        (status = 204, description = "Ended: every user runs the deployed version again"),
+        (status = 401, body = ApiError),
+        (status = 403, description = "Without update:plugins", body = ApiError),
+        (status = 404, description = "No such plugin, or no canary", body = ApiError),
+        (status = 409, description = "A plugin that runs a file", body = ApiError)
+    ),
+    security(("bearer" = ["update:plugins"]))
+)]
+pub(super) async fn stop_canary(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let actor = caller(&service, &headers, "update:plugins")?;
+    store_plugin(&service, &name)?;
+    if !service
+        .store
+        .stop_canary(&name, None)
+        .await
+        .map_err(ApiError::server)?
+    {
+        return Err(no_canary(&name));
+    }
+    service
+        .record_admin_action(&actor, "stop_canary", &name, json!({}))
+        .await;
+    service.refresh_canaries().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
