@@ -101,6 +101,52 @@ async fn an_administrator_uses_the_console_in_chromium() {
     client.close().await.unwrap();
 }
 
+/// A shadow run's page: the tallies and each difference, the secret in
+/// one of them redacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_administrator_sees_a_shadow_runs_differences_in_chromium() {
+    let (tier, _asked) = crate::shadow::tier_service().await;
+    let h = console_harness_with("engineers", |_| crate::shadow::tier_config(&tier, 1)).await;
+    let token = crate::management::machine_token(&h, crate::management::OPS, &[]).await;
+    crate::shadow::shadowed_by_the_changed_version(&h, &token).await;
+    for _ in 0..2 {
+        crate::shadow::access_claims_of_a_login(&h).await;
+    }
+    crate::shadow::shadow_after(&h, &token, 2).await;
+
+    let driver = chromedriver().await;
+    let client = browser(&driver).await;
+    // Signed in through /admin first, as the other tests do.
+    client.goto(&format!("{}/admin", h.issuer)).await.unwrap();
+    text_of(&client, "table#users").await;
+    client
+        .goto(&format!("{}/admin/plugins", h.issuer))
+        .await
+        .unwrap();
+    let plugins = text_of(&client, "table#plugins").await;
+    assert!(plugins.contains("version 1"), "{plugins}");
+    click(
+        &client,
+        Locator::Css("a[href=\"/admin/plugins/tier/shadow\"]"),
+    )
+    .await;
+    let tally = text_of(&client, "table#shadow-tally").await;
+    assert!(
+        tally.contains("different 2") || tally.contains("different\t2"),
+        "{tally}"
+    );
+    let differences = text_of(&client, "table#shadow-differences").await;
+    for shown in ["fetched", "gold (changed)", "[redacted]", "dev|dev-user-1"] {
+        assert!(differences.contains(shown), "{shown}: {differences}");
+    }
+    assert!(
+        !differences.contains(&tier),
+        "the secret URL is never shown: {differences}"
+    );
+    keep_screenshot(&client, "shadow").await;
+    client.close().await.unwrap();
+}
+
 /// Whether `css` is on the page, looked for until it shows the answer
 /// wanted or the deadline passes.
 async fn shows(client: &Client, css: &str, wanted: bool) -> bool {

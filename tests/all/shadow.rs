@@ -35,9 +35,9 @@ pub(crate) async fn tier_service() -> (String, Asked) {
     (format!("http://{address}"), asked)
 }
 
-/// The harness with the store plugin `tier` (seeded with test-fetch-claim,
-/// its secret `url` the tier service's) run `times` in the chain.
-pub(crate) async fn tier_harness(tier: &str, times: usize, server_toml: &str) -> Harness {
+/// The store plugin `tier` (seeded with test-fetch-claim, its secret `url`
+/// the tier service's) run `times` in the chain, and the machine clients.
+pub(crate) fn tier_config(tier: &str, times: usize) -> String {
     let mut extra = format!(
         "{}\n[plugins.tier]\npath = {:?}\nworld = \"post-login-action\"\nsource = \"store\"\n\
          allowed_origins = [\"{tier}\"]\nsecrets = {{ url = {{ value = \"{tier}/tier\" }} }}\n",
@@ -45,8 +45,16 @@ pub(crate) async fn tier_harness(tier: &str, times: usize, server_toml: &str) ->
         plugin_wasm("test-fetch-claim"),
     );
     extra.push_str(&"[[actions]]\nplugin = \"tier\"\n".repeat(times));
+    extra
+}
+
+/// The harness with [`tier_config`], its hosts asking the store every second.
+pub(crate) async fn tier_harness(tier: &str, times: usize, server_toml: &str) -> Harness {
     let server = format!("plugin_poll_secs = 1\n{server_toml}");
-    start_edited_harness(&extra, &server, false, |config, _| config).await
+    start_edited_harness(&tier_config(tier, times), &server, false, |config, _| {
+        config
+    })
+    .await
 }
 
 pub(crate) async fn tier_api(
@@ -75,7 +83,7 @@ pub(crate) async fn tier_api(
 }
 
 /// test-fetch-more pushed as version 2 and shadowing on every login.
-async fn shadowed_by_the_changed_version(h: &Harness, token: &str) {
+pub(crate) async fn shadowed_by_the_changed_version(h: &Harness, token: &str) {
     let wasm = std::fs::read(plugin_wasm("test-fetch-more")).unwrap();
     let (status, pushed) = tier_api(
         h,
@@ -108,7 +116,7 @@ async fn shadowed_by_the_changed_version(h: &Harness, token: &str) {
 
 /// The shadow's tally once it counts `runs` runs and drops, to a deadline:
 /// each host adds its own every poll.
-async fn shadow_after(h: &Harness, token: &str, counted: u64) -> Value {
+pub(crate) async fn shadow_after(h: &Harness, token: &str, counted: u64) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let (status, shadow) = tier_api(h, Method::GET, "/shadow", token, None).await;

@@ -60,6 +60,7 @@ pub(crate) fn routes() -> axum::Router<Arc<Service>> {
         .route("/logins/{id}", get(login))
         .route("/plugins", get(plugins))
         .route("/plugins/{name}/try", get(try_form).post(try_run))
+        .route("/plugins/{name}/shadow", get(shadow))
         .layer(axum::middleware::map_response(page_headers))
 }
 
@@ -520,6 +521,20 @@ async fn login(
 async fn plugins(State(service): State<Arc<Service>>, session: Session) -> Response {
     let infos = super::management::plugin_infos(&service.pipeline());
     Html(pages::plugins(&session, &infos)).into_response()
+}
+
+/// A store plugin's shadow run: its tallies and latest differences, as
+/// `GET /api/v2/plugins/{name}/shadow` answers them.
+async fn shadow(
+    State(service): State<Arc<Service>>,
+    session: Session,
+    Path(name): Path<String>,
+) -> Response {
+    match service.store.plugin_shadow(&name).await {
+        Ok(Some(shadow)) => Html(pages::shadow(&session, &shadow)).into_response(),
+        Ok(None) => not_found("Not shadowed", &format!("Plugin {name} is not shadowed.")),
+        Err(error) => server_error(error),
+    }
 }
 
 /// A login to try `plugin` on, to edit: the config's first connection and

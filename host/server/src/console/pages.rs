@@ -9,7 +9,7 @@ use super::Session;
 use crate::management::PluginInfo;
 use claimsmith_golden::Tried;
 use claimsmith_store::{
-    LoginFilter, LoginListing, Page, Permission, Role, StoredUserRow, UserListing,
+    LoginFilter, LoginListing, Page, Permission, Role, Shadow, StoredUserRow, UserListing,
 };
 
 /// `text` safe inside HTML text and attribute values.
@@ -487,8 +487,15 @@ pub(super) fn plugins(session: &Session, infos: &[PluginInfo]) -> String {
         .map(|info| {
             let info = serde_json::to_value(info).unwrap_or_default();
             let name = text_of(&info["name"]);
+            // A store plugin names its version and may be shadowed.
+            let version = info["version"].as_u64().map_or_else(String::new, |version| {
+                format!(r#"<br><small>version {version}</small>"#)
+            });
+            let shadow = info["version"].as_u64().map_or_else(String::new, |_| {
+                format!(r#"<br><a href="/admin/plugins/{}/shadow">Shadow</a>"#, segment(&name))
+            });
             format!(
-                r#"<tr><td><strong>{name_html}</strong></td><td>{world}</td><td><code>{sha}</code><br><small>{size} bytes</small></td><td>{limits}</td><td>{origins}</td><td>{used}</td><td><a href="/admin/plugins/{link}/try">Try it</a></td></tr>"#,
+                r#"<tr><td><strong>{name_html}</strong>{version}</td><td>{world}</td><td><code>{sha}</code><br><small>{size} bytes</small></td><td>{limits}</td><td>{origins}</td><td>{used}</td><td><a href="/admin/plugins/{link}/try">Try it</a>{shadow}</td></tr>"#,
                 name_html = escape(&name),
                 world = escape(&text_of(&info["world"])),
                 sha = escape(&text_of(&info["sha256"])),
@@ -504,6 +511,51 @@ pub(super) fn plugins(session: &Session, infos: &[PluginInfo]) -> String {
         r#"<table id="plugins"><tr><th>Plugin</th><th>World</th><th>SHA-256 and size</th><th>Limits</th><th>Allowed origins</th><th>Runs as</th><th></th></tr>{rows}</table>"#
     );
     layout(Some(session), "Plugins", &body)
+}
+
+/// A shadow run's tallies, then each change of its latest differences.
+pub(super) fn shadow(session: &Session, shadow: &Shadow) -> String {
+    let tally = &shadow.tally;
+    let counts = [
+        ("runs", tally.runs),
+        ("identical", tally.identical),
+        ("different", tally.different),
+        ("failed", tally.failed),
+        ("dropped", tally.dropped),
+    ];
+    let tally_rows: String = counts
+        .iter()
+        .map(|(name, count)| format!("<tr><th>{name}</th><td>{count}</td></tr>"))
+        .collect();
+    let changes: String = shadow
+        .differences
+        .iter()
+        .flat_map(|run| {
+            let changes = run["changes"].as_array().cloned().unwrap_or_default();
+            changes.into_iter().map(move |change| (run.clone(), change))
+        })
+        .map(|(run, change)| {
+            let cell = |value: &Value| escape(&text_of(value));
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                cell(&run["at"]),
+                cell(&run["user_id"]),
+                cell(&change["what"]),
+                cell(&change["name"]),
+                cell(&change["live"]),
+                cell(&change["candidate"]),
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"<p>Version {version} of <strong>{plugin}</strong> runs beside the deployed version on {percent}% of the logins, since {since} ({by}).</p><table id="shadow-tally" class="fields">{tally_rows}</table><h2>Latest differences</h2><table id="shadow-differences"><tr><th>When</th><th>User</th><th>What</th><th>Name</th><th>Live</th><th>Candidate</th></tr>{changes}</table>"#,
+        version = shadow.version,
+        plugin = escape(&shadow.plugin),
+        percent = shadow.sample_ppm as f64 / 10_000.0,
+        since = escape(&shadow.started_at),
+        by = escape(&shadow.started_by),
+    );
+    layout(Some(session), "Shadow run", &body)
 }
 
 pub(super) fn try_it(
