@@ -48,6 +48,7 @@ async fn version_of_the_latest_login(h: &Harness) -> Value {
 async fn a_canary_that_fails_is_rolled_back_by_itself() {
     let (tier, _asked) = tier_service().await;
     let h = tier_harness(&tier, 1, "").await;
+    let admin = crate::support::service_harness::admin_listener(&h).await;
     let token = machine_token(&h, OPS, &[]).await;
     let trapping = push(&h, &token, "test-trapper").await;
     let terms = json!({"version": trapping, "share": 1.0, "max_failure_rate": 0.5, "min_calls": 2});
@@ -72,6 +73,18 @@ async fn a_canary_that_fails_is_rolled_back_by_itself() {
         "the deployed version again: {claims:?}"
     );
     assert_eq!(version_of_the_latest_login(&h).await, json!(1));
+    // The metrics tell the versions' calls apart.
+    let metrics = h.http.get(format!("{admin}/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    for series in [
+        format!(
+            r#"claimsmith_plugin_version_calls_total{{plugin="tier",version="{trapping}",status="failed"}} 2"#
+        ),
+        r#"claimsmith_plugin_version_calls_total{plugin="tier",version="1",status="succeeded"} 1"#
+            .to_owned(),
+    ] {
+        assert!(metrics.contains(&series), "{series} in:\n{metrics}");
+    }
     let trail = h.store().admin_actions(10).await.unwrap();
     let rollback = trail
         .iter()

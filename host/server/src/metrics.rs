@@ -57,6 +57,13 @@ struct PluginLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionCallLabels {
+    plugin: String,
+    version: u64,
+    status: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ShadowLabels {
     plugin: String,
     version: u64,
@@ -97,6 +104,7 @@ pub struct Metrics {
     database_duration: Family<OperationLabels, Histogram, fn() -> Histogram>,
     logins_started: Counter,
     shadow_runs: Family<ShadowLabels, Counter>,
+    version_calls: Family<VersionCallLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -188,7 +196,15 @@ impl Default for Metrics {
              failed, dropped)",
             shadow_runs.clone(),
         );
+        let version_calls = Family::<VersionCallLabels, Counter>::default();
+        registry.register(
+            "plugin_version_calls",
+            "Calls of store plugins (source = \"store\") by version and status: a canary's \
+             beside the deployed version's",
+            version_calls.clone(),
+        );
         Metrics {
+            version_calls,
             shadow_runs,
             chain_reloads,
             limit_trips,
@@ -291,6 +307,15 @@ impl Metrics {
                 StepStatus::Skipped { .. } => "skipped",
                 StepStatus::Failed { .. } => "failed",
             };
+            if let Some(version) = step.version {
+                self.version_calls
+                    .get_or_create(&VersionCallLabels {
+                        plugin: plugin.plugin.clone(),
+                        version,
+                        status,
+                    })
+                    .inc();
+            }
             self.plugin_calls
                 .get_or_create(&PluginCallLabels {
                     plugin: plugin.plugin,
