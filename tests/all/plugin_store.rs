@@ -44,10 +44,20 @@ async fn plugin_api(
     token: &str,
     body: Option<(&str, Vec<u8>)>,
 ) -> (StatusCode, Value) {
-    let mut request = h
-        .http
-        .request(method, format!("{host}/api/v2/plugins/geo-claims{path}"))
-        .bearer_auth(token);
+    let url = format!("{host}/api/v2/plugins/geo-claims{path}");
+    plugin_call(h, method, &url, token, body).await
+}
+
+/// A Management API call at `url` with `body` (its content type and
+/// bytes): the status and the answer as JSON (or as a string).
+pub(crate) async fn plugin_call(
+    h: &Harness,
+    method: Method,
+    url: &str,
+    token: &str,
+    body: Option<(&str, Vec<u8>)>,
+) -> (StatusCode, Value) {
+    let mut request = h.http.request(method, url).bearer_auth(token);
     if let Some((content_type, bytes)) = body {
         request = request
             .header(reqwest::header::CONTENT_TYPE, content_type)

@@ -57,6 +57,7 @@ pub(crate) async fn tier_harness(tier: &str, times: usize, server_toml: &str) ->
     .await
 }
 
+/// A call of `/api/v2/plugins/tier{path}`.
 pub(crate) async fn tier_api(
     h: &Harness,
     method: Method,
@@ -64,22 +65,8 @@ pub(crate) async fn tier_api(
     token: &str,
     body: Option<(&str, Vec<u8>)>,
 ) -> (StatusCode, Value) {
-    let mut request = h
-        .http
-        .request(method, format!("{}/api/v2/plugins/tier{path}", h.issuer))
-        .bearer_auth(token);
-    if let Some((content_type, bytes)) = body {
-        request = request
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(bytes);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let url = format!("{}/api/v2/plugins/tier{path}", h.issuer);
+    crate::plugin_store::plugin_call(h, method, &url, token, body).await
 }
 
 /// test-fetch-more pushed as version 2 and shadowing on every login.
