@@ -123,6 +123,23 @@ async fn at_version(
     Ok(pointed)
 }
 
+/// Keeps what was `loaded` for `spec`, if anything; a failure leaves the
+/// plugin out, logged as `unloaded`.
+fn keep_loaded<T>(
+    into: &mut HashMap<String, T>,
+    spec: &PluginSpec,
+    loaded: Result<Option<T>, ServiceError>,
+    unloaded: &str,
+) {
+    match loaded {
+        Ok(Some(one)) => {
+            into.insert(spec.name.clone(), one);
+        }
+        Ok(None) => {}
+        Err(error) => tracing::warn!(plugin = %spec.name, %error, "{unloaded}"),
+    }
+}
+
 /// Pushes and deploys a store plugin's config `path` when nothing of it is
 /// deployed: a fresh deployment starts on the file it was configured with.
 async fn seed(
@@ -234,24 +251,23 @@ impl Service {
     /// (keeping those loaded already) and drops the others. A candidate
     /// that does not load leaves its plugin unshadowed, logged.
     pub(crate) async fn refresh_shadows(&self) {
-        let pipeline = self.pipeline();
         let mut candidates = HashMap::new();
-        let store_plugins =
-            (pipeline.config().plugins.values()).filter(|spec| spec.source == PluginSource::Store);
-        for spec in store_plugins {
-            match self.shadow_candidate(spec).await {
-                Ok(Some(candidate)) => {
-                    candidates.insert(spec.name.clone(), candidate);
-                }
-                Ok(None) => {}
-                Err(error) => tracing::warn!(
-                    plugin = %spec.name,
-                    %error,
-                    "cannot load the shadow candidate: the plugin runs unshadowed"
-                ),
-            }
+        for spec in self.store_plugin_specs() {
+            let candidate = self.shadow_candidate(&spec).await;
+            let unloaded = "cannot load the shadow candidate: the plugin runs unshadowed";
+            keep_loaded(&mut candidates, &spec, candidate, unloaded);
         }
         self.shadows.set_candidates(candidates);
+    }
+
+    /// The chain's store plugins, as it serves them now.
+    fn store_plugin_specs(&self) -> Vec<PluginSpec> {
+        let pipeline = self.pipeline();
+        let specs = pipeline.config().plugins.values();
+        specs
+            .filter(|spec| spec.source == PluginSource::Store)
+            .cloned()
+            .collect()
     }
 
     async fn shadow_candidate(
@@ -308,22 +324,11 @@ impl Service {
     /// already, their windows with them) and drops the others. A canary
     /// that does not load leaves every user on the deployed version.
     pub(crate) async fn refresh_canaries(&self) {
-        let pipeline = self.pipeline();
         let mut builds = HashMap::new();
-        let store_plugins =
-            (pipeline.config().plugins.values()).filter(|spec| spec.source == PluginSource::Store);
-        for spec in store_plugins {
-            match self.canary_build(spec).await {
-                Ok(Some(build)) => {
-                    builds.insert(spec.name.clone(), build);
-                }
-                Ok(None) => {}
-                Err(error) => tracing::warn!(
-                    plugin = %spec.name,
-                    %error,
-                    "cannot load the canary: every user runs the deployed version"
-                ),
-            }
+        for spec in self.store_plugin_specs() {
+            let build = self.canary_build(&spec).await;
+            let unloaded = "cannot load the canary: every user runs the deployed version";
+            keep_loaded(&mut builds, &spec, build, unloaded);
         }
         self.canaries.set(builds);
     }

@@ -98,6 +98,18 @@ pub struct Deployed {
     serving: bool,
 }
 
+/// The caller, when its token grants `scope`, and the config of `name`,
+/// when that is a store plugin: what every route here checks first.
+fn store_plugin_caller(
+    service: &Service,
+    headers: &HeaderMap,
+    scope: &str,
+    name: &str,
+) -> Result<(String, PluginSpec), ApiError> {
+    let actor = caller(service, headers, scope)?;
+    Ok((actor, store_plugin(service, name)?))
+}
+
 /// The config of `name` in the chain serving now, when it is a store
 /// plugin.
 fn store_plugin(service: &Service, name: &str) -> Result<PluginSpec, ApiError> {
@@ -201,8 +213,7 @@ pub(super) async fn push_version(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let actor = caller(&service, &headers, "create:plugins")?;
-    let spec = store_plugin(&service, &name)?;
+    let (actor, spec) = store_plugin_caller(&service, &headers, "create:plugins", &name)?;
     let deadline = std::time::Duration::from_secs(service.config.server.body_read_timeout_secs);
     let bytes = component_bytes(&headers, body, deadline).await?;
     let data_dir = &service.config.data_dir;
@@ -247,8 +258,7 @@ pub(super) async fn list_versions(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<VersionView>>, ApiError> {
-    caller(&service, &headers, "read:plugins")?;
-    store_plugin(&service, &name)?;
+    store_plugin_caller(&service, &headers, "read:plugins", &name)?;
     let versions = service
         .store
         .plugin_versions(&name)
@@ -280,8 +290,7 @@ pub(super) async fn deploy(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Deployed>, ApiError> {
-    let actor = caller(&service, &headers, "update:plugins")?;
-    store_plugin(&service, &name)?;
+    let (actor, _) = store_plugin_caller(&service, &headers, "update:plugins", &name)?;
     let DeployRequest { version } = payload(&body)?;
     let now = claimsmith_core::rfc3339(service.clock.now());
     let from = service
@@ -363,8 +372,7 @@ pub(super) async fn list_deployments(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<DeploymentView>>, ApiError> {
-    caller(&service, &headers, "read:plugins")?;
-    store_plugin(&service, &name)?;
+    store_plugin_caller(&service, &headers, "read:plugins", &name)?;
     let deployments = service
         .store
         .plugin_deployments(&name)
@@ -459,8 +467,7 @@ pub(super) async fn start_shadow(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<ShadowView>, ApiError> {
-    let actor = caller(&service, &headers, "update:plugins")?;
-    store_plugin(&service, &name)?;
+    let (actor, _) = store_plugin_caller(&service, &headers, "update:plugins", &name)?;
     let ShadowRequest { version, sample } = payload(&body)?;
     if !(sample > 0.0 && sample <= 1.0) {
         return Err(super::bad_request(
@@ -523,8 +530,7 @@ pub(super) async fn get_shadow(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<ShadowView>, ApiError> {
-    caller(&service, &headers, "read:plugins")?;
-    store_plugin(&service, &name)?;
+    store_plugin_caller(&service, &headers, "read:plugins", &name)?;
     current_shadow(&service, &name).await.map(Json)
 }
 
@@ -547,8 +553,7 @@ pub(super) async fn stop_shadow(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let actor = caller(&service, &headers, "update:plugins")?;
-    store_plugin(&service, &name)?;
+    let (actor, _) = store_plugin_caller(&service, &headers, "update:plugins", &name)?;
     if !service
         .store
         .stop_shadow(&name)
@@ -667,8 +672,7 @@ pub(super) async fn start_canary(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<CanaryView>, ApiError> {
-    let actor = caller(&service, &headers, "update:plugins")?;
-    store_plugin(&service, &name)?;
+    let (actor, _) = store_plugin_caller(&service, &headers, "update:plugins", &name)?;
     let request: CanaryRequest = payload(&body)?;
     let terms = claimsmith_store::Canary {
         plugin: name.clone(),
@@ -721,8 +725,7 @@ pub(super) async fn get_canary(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<CanaryView>, ApiError> {
-    caller(&service, &headers, "read:plugins")?;
-    store_plugin(&service, &name)?;
+    store_plugin_caller(&service, &headers, "read:plugins", &name)?;
     let canary = service
         .store
         .plugin_canary(&name)
@@ -752,8 +755,7 @@ pub(super) async fn stop_canary(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let actor = caller(&service, &headers, "update:plugins")?;
-    store_plugin(&service, &name)?;
+    let (actor, _) = store_plugin_caller(&service, &headers, "update:plugins", &name)?;
     if !service
         .store
         .stop_canary(&name, None)
