@@ -933,8 +933,10 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes the refresh tokens that expired before `now` (Unix seconds),
-    /// used, revoked or not, the codes that expired more than
+    /// Deletes the refresh token families whose every token expired before
+    /// `now` (Unix seconds), used, revoked or not: while a family lives its
+    /// spent tokens are remembered, so that presenting one (a successor a
+    /// retry expired, say) still revokes it. Then the codes that expired more than
     /// `retention.code_memory_secs` before it (kept that long to spot a
     /// replay), the spent pending logins and the views of users signing in
     /// that expired, and the audit rows older than
@@ -974,8 +976,12 @@ impl Store {
                 .map_err(query_error(OP))
         };
         let pruned = Pruned {
-            refresh_tokens: delete_expired("DELETE FROM refresh_tokens WHERE expires_at < $1", now)
-                .await?,
+            refresh_tokens: delete_expired(
+                "DELETE FROM refresh_tokens WHERE family IN (SELECT family FROM refresh_tokens \
+                     GROUP BY family HAVING MAX(expires_at) < $1)",
+                now,
+            )
+            .await?,
             codes: delete_expired(
                 "DELETE FROM authorization_codes WHERE expires_at < $1",
                 code_cutoff,
@@ -1727,6 +1733,11 @@ mod tests {
             "the retry's successor serves"
         );
         rotate(&store, Some("rt-3"), "rt-4", &family, now + 3600).await;
+        // A prune in between forgets none of the family's tokens: it lives.
+        store
+            .prune_expired(now + 6, codes_for(60))
+            .await
+            .expect("prune");
         assert_eq!(
             taken("rt-2", now + 7).await,
             None,
