@@ -148,11 +148,22 @@ impl Store {
     ) -> Result<(), StoreError> {
         const OP: &str = "add_shadow_tally";
         let mut transaction = self.pool.begin().await.map_err(query_error(OP))?;
+        // The counters first: the write locks the row (and in SQLite the
+        // database), so the differences read back are the latest and no
+        // other host's flush lands between this read and the write below.
+        // Read first, two hosts flushing at once would each keep their own.
         let kept: Option<String> = sqlx::query_scalar(
-            "SELECT differences FROM plugin_shadows WHERE plugin = $1 AND version = $2",
+            "UPDATE plugin_shadows SET runs = runs + $3, identical = identical + $4, \
+             different = different + $5, failed = failed + $6, dropped = dropped + $7 \
+             WHERE plugin = $1 AND version = $2 RETURNING differences",
         )
         .bind(plugin)
         .bind(to_db_seconds(version))
+        .bind(to_db_seconds(tally.runs))
+        .bind(to_db_seconds(tally.identical))
+        .bind(to_db_seconds(tally.different))
+        .bind(to_db_seconds(tally.failed))
+        .bind(to_db_seconds(tally.dropped))
         .fetch_optional(&mut *transaction)
         .await
         .map_err(query_error(OP))?;
@@ -167,17 +178,10 @@ impl Store {
             .collect();
         let newest = serde_json::to_string(&newest).unwrap_or_else(|_| "[]".to_owned());
         sqlx::query(
-            "UPDATE plugin_shadows SET runs = runs + $3, identical = identical + $4, \
-             different = different + $5, failed = failed + $6, dropped = dropped + $7, \
-             differences = $8 WHERE plugin = $1 AND version = $2",
+            "UPDATE plugin_shadows SET differences = $3 WHERE plugin = $1 AND version = $2",
         )
         .bind(plugin)
         .bind(to_db_seconds(version))
-        .bind(to_db_seconds(tally.runs))
-        .bind(to_db_seconds(tally.identical))
-        .bind(to_db_seconds(tally.different))
-        .bind(to_db_seconds(tally.failed))
-        .bind(to_db_seconds(tally.dropped))
         .bind(newest)
         .execute(&mut *transaction)
         .await
@@ -255,5 +259,49 @@ mod tests {
         assert_eq!(store.plugin_shadow("geo").await.unwrap(), None);
     }
 
-    on_both_backends!(tallies_add_up_and_a_restart_starts_them_afresh);
+    async fn hosts_flushing_at_once_keep_every_difference(backend: Backend) {
+        let (_dir, store) = open_temp(backend).await;
+        let new = NewPluginVersion {
+            plugin: "geo",
+            sha256: "aa",
+            world: "post-login-action",
+            language: "Rust",
+            created_at: "t0",
+            created_by: "ops",
+            component: b"one",
+        };
+        store.push_plugin_version(&new).await.unwrap();
+        assert!(store.start_shadow("geo", 1, 1, "t1", "ops").await.unwrap());
+        let one_run = ShadowTally {
+            runs: 1,
+            different: 1,
+            ..ShadowTally::default()
+        };
+        let flushes: Vec<_> = (0..MAX_SHADOW_DIFFERENCES)
+            .map(|host| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .add_shadow_tally("geo", 1, &one_run, &[json!(host)])
+                        .await
+                })
+            })
+            .collect();
+        for flush in flushes {
+            flush.await.expect("join").expect("a flush waits its turn");
+        }
+        let shadow = store.plugin_shadow("geo").await.unwrap().unwrap();
+        assert_eq!(shadow.tally.runs, MAX_SHADOW_DIFFERENCES as u64);
+        assert_eq!(
+            shadow.differences.len(),
+            MAX_SHADOW_DIFFERENCES,
+            "no flush overwrote another's differences: {:?}",
+            shadow.differences
+        );
+    }
+
+    on_both_backends!(
+        tallies_add_up_and_a_restart_starts_them_afresh,
+        hosts_flushing_at_once_keep_every_difference
+    );
 }
