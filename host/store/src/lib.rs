@@ -1585,6 +1585,23 @@ mod tests {
         ),
     }
 
+    /// A plugin version to push, as a deployer would.
+    pub(crate) fn new_version<'a>(
+        plugin: &'a str,
+        sha256: &'a str,
+        component: &'a [u8],
+    ) -> NewPluginVersion<'a> {
+        NewPluginVersion {
+            plugin,
+            sha256,
+            world: "post-login-action",
+            language: "Rust",
+            created_at: "2026-12-07T12:00:00Z",
+            created_by: "deployer",
+            component,
+        }
+    }
+
     pub(crate) async fn open_temp(backend: Backend) -> (Scratch, Store) {
         match backend {
             Backend::Sqlite => {

@@ -107,8 +107,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::{on_both_backends, open_temp};
-    use crate::{Backend, NewPluginVersion};
+    use crate::Backend;
+    use crate::tests::{new_version, on_both_backends, open_temp};
 
     async fn a_canary_needs_a_stored_version_and_ends_once(backend: Backend) {
         let (_dir, store) = open_temp(backend).await;
@@ -123,15 +123,7 @@ mod tests {
             started_by: "ops".to_owned(),
         };
         assert!(!store.start_canary(&canary).await.unwrap());
-        let new = NewPluginVersion {
-            plugin: "geo",
-            sha256: "aa",
-            world: "post-login-action",
-            language: "Rust",
-            created_at: "t0",
-            created_by: "ops",
-            component: b"one",
-        };
+        let new = new_version("geo", "aa", b"one");
         store.push_plugin_version(&new).await.unwrap();
         assert!(store.start_canary(&canary).await.unwrap());
         assert_eq!(store.plugin_canary("geo").await.unwrap(), Some(canary));

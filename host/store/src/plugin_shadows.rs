@@ -193,23 +193,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::{on_both_backends, open_temp};
-    use crate::{Backend, NewPluginVersion};
+    use crate::Backend;
+    use crate::tests::{new_version, on_both_backends, open_temp};
     use serde_json::json;
 
     async fn tallies_add_up_and_a_restart_starts_them_afresh(backend: Backend) {
         let (_dir, store) = open_temp(backend).await;
         assert!(!store.start_shadow("geo", 2, 1, "t0", "ops").await.unwrap());
         for (sha256, bytes) in [("aa", b"one"), ("bb", b"two")] {
-            let new = NewPluginVersion {
-                plugin: "geo",
-                sha256,
-                world: "post-login-action",
-                language: "Rust",
-                created_at: "t0",
-                created_by: "ops",
-                component: bytes,
-            };
+            let new = new_version("geo", sha256, bytes);
             store.push_plugin_version(&new).await.unwrap();
         }
         assert!(
@@ -261,15 +253,7 @@ mod tests {
 
     async fn hosts_flushing_at_once_keep_every_difference(backend: Backend) {
         let (_dir, store) = open_temp(backend).await;
-        let new = NewPluginVersion {
-            plugin: "geo",
-            sha256: "aa",
-            world: "post-login-action",
-            language: "Rust",
-            created_at: "t0",
-            created_by: "ops",
-            component: b"one",
-        };
+        let new = new_version("geo", "aa", b"one");
         store.push_plugin_version(&new).await.unwrap();
         assert!(store.start_shadow("geo", 1, 1, "t1", "ops").await.unwrap());
         let one_run = ShadowTally {

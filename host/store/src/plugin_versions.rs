@@ -262,21 +262,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::Backend;
-    use crate::tests::{on_both_backends, open_temp};
-
-    fn new<'a>(plugin: &'a str, sha256: &'a str, component: &'a [u8]) -> NewPluginVersion<'a> {
-        NewPluginVersion {
-            plugin,
-            sha256,
-            world: "post-login-action",
-            language: "Rust",
-            created_at: "2026-12-07T12:00:00Z",
-            created_by: "deployer",
-            component,
-        }
-    }
+    use crate::tests::{new_version as new, on_both_backends, open_temp};
 
     async fn versions_are_numbered_per_plugin_and_stored_once_per_digest(backend: Backend) {
         let (_dir, store) = open_temp(backend).await;
