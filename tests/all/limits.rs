@@ -180,6 +180,7 @@ fn loopers_sharing_a_pool<const N: usize>(
                 source: claimsmith_config::PluginSource::File,
                 version: None,
                 world: World::PostLoginAction,
+                capture: false,
                 limits: Limits {
                     fuel: 1_000_000_000_000,
                     timeout,

@@ -11,6 +11,7 @@ mod support;
 
 mod authoring;
 mod canary;
+mod capture;
 mod chain;
 mod cli_logs;
 mod console;

@@ -57,6 +57,7 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         source: claimsmith_engine::PluginSource::File,
         version: None,
         world,
+        capture: false,
         limits: Default::default(),
         secrets: Default::default(),
         http: Default::default(),

@@ -111,6 +111,47 @@ pub enum InterceptOutcome {
 
 pub type Interceptor = Arc<dyn OutboundHttpInterceptor>;
 
+/// Several interceptors as one: a request is answered by the first that
+/// answers it, and every one is told what was refused and answered (a
+/// login both shadowed and captured records for both).
+pub struct Tee(Vec<Interceptor>);
+
+impl Tee {
+    /// The interceptors of `list` as one; None when it is empty.
+    pub fn of(mut list: Vec<Interceptor>) -> Option<Interceptor> {
+        match list.len() {
+            0 | 1 => list.pop(),
+            _ => Some(Arc::new(Tee(list))),
+        }
+    }
+}
+
+impl OutboundHttpInterceptor for Tee {
+    fn intercept(&self, plugin: &str, request: &OutboundRequest) -> InterceptOutcome {
+        (self.0.iter())
+            .map(|interceptor| interceptor.intercept(plugin, request))
+            .find(|outcome| matches!(outcome, InterceptOutcome::Complete(_)))
+            .unwrap_or(InterceptOutcome::Continue)
+    }
+
+    fn refused(&self, plugin: &str, request: &OutboundRequest, error: &HttpError) {
+        for interceptor in &self.0 {
+            interceptor.refused(plugin, request, error);
+        }
+    }
+
+    fn answered(
+        &self,
+        plugin: &str,
+        request: &OutboundRequest,
+        answer: &Result<OutboundResponse, HttpError>,
+    ) {
+        for interceptor in &self.0 {
+            interceptor.answered(plugin, request, answer);
+        }
+    }
+}
+
 /// The HTTP client shared by all plugins: connection pools are reused across
 /// logins, the policy is applied per request.
 #[derive(Clone)]

@@ -451,6 +451,7 @@ fn write_up_build(engine: &Engine, plugin: &str) -> (Plugin, u64, Duration, Call
         source: claimsmith_config::PluginSource::File,
         version: None,
         world: World::PostLoginAction,
+        capture: false,
         limits: Limits::default(),
         secrets,
         http: HttpPolicy {

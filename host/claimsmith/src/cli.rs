@@ -130,6 +130,21 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Writes the login of audit row LOG_ID, kept because a plugin with
+    /// `capture = true` ran in it, as a golden case of the whole chain whose
+    /// `expect` is what the live run gave.
+    Capture {
+        /// The audit row's id (the Management API's `log_id`).
+        log_id: i64,
+        /// The configuration of the deployment's database; the case runs
+        /// its chain.
+        #[arg(long)]
+        config: PathBuf,
+        /// The case file to write, naming the config relative to it
+        /// (default: standard output, naming it by its absolute path).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The versions of `source = "store"` plugins, through a deployment's
     /// Management API: push, list, deploy, rollback.
     Plugins {
@@ -303,6 +318,11 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                     overlap_secs,
                 },
         } => rotate_key(file, overlap_secs).await,
+        Command::Capture {
+            log_id,
+            config,
+            out,
+        } => write_capture(log_id, config, out).await,
         Command::Plugins { action } => {
             crate::plugins_cli::execute(action).await?;
             Ok(ExitCode::SUCCESS)
@@ -545,15 +565,55 @@ async fn rotate_key(file: PathBuf, overlap_secs: Option<u64>) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
+/// `claimsmith capture`: the kept login of audit row `log_id` as a golden
+/// case, written to `out` or printed.
+async fn write_capture(
+    log_id: i64,
+    file: PathBuf,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&file)?;
+    let store = open_store(&config).await?;
+    let kept = store.login_capture(log_id).await?.with_context(|| {
+        format!(
+            "login {log_id} was not captured: no plugin of its chain had `capture = true`, \
+             or its audit row was pruned"
+        )
+    })?;
+    let config_path = std::path::absolute(&file)?;
+    // A case names its config relative to the case file.
+    let named = match out.as_deref().and_then(std::path::Path::parent) {
+        Some(folder) => {
+            pathdiff::diff_paths(&config_path, std::path::absolute(folder)?).unwrap_or(config_path)
+        }
+        None => config_path,
+    };
+    let case =
+        claimsmith_golden::capture::case(log_id, &kept, &named).map_err(anyhow::Error::msg)?;
+    match out {
+        Some(out) => {
+            std::fs::write(&out, case)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            eprintln!("wrote the case of login {log_id} to {}", out.display());
+        }
+        None => print!("{case}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<claimsmith_store::Store> {
+    claimsmith_store::Store::open(&config.storage.database, config.storage.synchronous)
+        .await
+        .context("cannot open the database")
+}
+
 /// The keys of the database `config` names, and its key ring (made on an
 /// empty database, as `serve` would).
 async fn key_vault(
     config: &std::path::Path,
 ) -> anyhow::Result<(claimsmith_keys::KeyVault, claimsmith_keys::KeyRing)> {
     let config = Config::load(config)?;
-    let store = claimsmith_store::Store::open(&config.storage.database, config.storage.synchronous)
-        .await
-        .context("cannot open the database")?;
+    let store = open_store(&config).await?;
     let key_encryption_key = claimsmith_keys::key_encryption_key(&config)?;
     let vault = claimsmith_keys::KeyVault::new(
         store,

@@ -662,6 +662,8 @@ struct RawPlugin {
     secrets: BTreeMap<String, Spanned<RawSecret>>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    capture: Option<Spanned<bool>>,
 }
 
 /// A value written in the file, or read from the environment or a file like
@@ -1367,6 +1369,26 @@ fn engine_section(
     }
 }
 
+/// Whether the logins a plugin runs in are kept for `claimsmith capture`.
+/// A credentials-exchange plugin runs on token requests, not logins: the
+/// flag would keep nothing, so it is refused rather than ignored.
+fn plugin_capture(
+    name: &str,
+    world: World,
+    capture: Option<Spanned<bool>>,
+) -> Result<bool, (Range<usize>, String)> {
+    match capture {
+        Some(flag) if *flag.get_ref() && world == World::CredentialsExchange => Err((
+            flag.span(),
+            format!(
+                "plugin `{name}`: `capture` keeps logins, and a credentials-exchange plugin \
+                 runs on machine clients' token requests: drop it"
+            ),
+        )),
+        capture => Ok(capture.is_some_and(|flag| *flag.get_ref())),
+    }
+}
+
 fn plugin_spec(
     base: &Path,
     name: &str,
@@ -1404,6 +1426,7 @@ fn plugin_spec(
             ),
         ));
     }
+    let capture = plugin_capture(name, raw.world, raw.capture)?;
     let defaults = Limits::default();
     let http_defaults = HttpPolicy::default();
     Ok(PluginSpec {
@@ -1413,6 +1436,7 @@ fn plugin_spec(
         source,
         version: None,
         world: raw.world,
+        capture,
         limits: Limits {
             fuel: raw.limits.fuel.unwrap_or(defaults.fuel),
             memory_bytes: raw

@@ -37,6 +37,9 @@ pub struct PluginSpec {
     /// The store's version number, once a store plugin is pointed at it.
     pub version: Option<u64>,
     pub world: World,
+    /// Whether the logins this plugin runs in are kept, tokens and secrets
+    /// replaced, for `claimsmith capture` to write as golden cases.
+    pub capture: bool,
     pub limits: Limits,
     /// The plugin's own secrets, by name.
     pub secrets: BTreeMap<String, SecretValue>,

@@ -1173,6 +1173,7 @@ mod tests {
                 source: super::PluginSource::File,
                 version: None,
                 world: super::World::PostLoginAction,
+                capture: false,
                 limits: Default::default(),
                 secrets: Default::default(),
                 http: Default::default(),

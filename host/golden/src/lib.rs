@@ -8,7 +8,9 @@
 //! [`replay`] is the recorded-login format (`claimsmith run --input`) and the
 //! canned-HTTP matcher both use. It must not serve HTTP or open a store.
 
+pub mod capture;
 mod exchange;
+mod redaction;
 pub mod replay;
 
 pub use exchange::{RecordedClient, RecordedTokenRequest};
@@ -22,6 +24,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::redaction::Redaction;
 use crate::replay::{CannedHttp, RecordedLogin, parse_yaml};
 use claimsmith_capabilities::http::{HttpPolicy, OutboundHttp};
 use claimsmith_config::{
@@ -681,6 +684,7 @@ fn standalone_config(
         source: claimsmith_config::PluginSource::File,
         version: None,
         world,
+        capture: false,
         limits: Limits::default(),
         secrets: BTreeMap::new(),
         http: HttpPolicy {
@@ -931,7 +935,10 @@ fn broken(prepared: &PreparedCase, why: String) -> CaseResult {
 async fn run_case(pipeline: &Pipeline, prepared: PreparedCase) -> CaseResult {
     let started = Instant::now();
     let input = &prepared.case.input;
-    let canned = Arc::new(CannedHttp::new(input.http().cloned().unwrap_or_default()));
+    let canned = Arc::new(
+        CannedHttp::new(input.http().cloned().unwrap_or_default())
+            .matching_secrets_of(&prepared.config),
+    );
     let options = RunOptions {
         interceptor: Some(canned.clone()),
         now: input.now(),
@@ -1129,70 +1136,7 @@ pub async fn try_login(
         notes,
         golden_case,
     };
-    Ok(tried.redacted(&Redaction::of(config)))
-}
-
-/// The secret values of a config, to hide wherever a run shows them: the
-/// plugins run with their real secrets, and what they send, log or return
-/// goes to an administrator's page.
-struct Redaction {
-    /// Each value, and its `application/x-www-form-urlencoded` form.
-    values: Vec<String>,
-}
-
-impl Redaction {
-    /// Values this short are not hidden: they would blank out ordinary words.
-    const MIN_LEN: usize = 4;
-    const MARK: &'static str = "[redacted]";
-
-    fn of(config: &Config) -> Self {
-        let plugins = config
-            .plugins
-            .values()
-            .flat_map(|spec| spec.secrets.values());
-        let clients = config
-            .clients
-            .iter()
-            .filter_map(|c| c.client_secret.as_ref());
-        let connections = config
-            .connections
-            .iter()
-            .filter_map(|c| c.upstream.as_ref());
-        let connections = connections.map(|upstream| &upstream.client_secret);
-        let mut values: Vec<String> = plugins
-            .chain(clients)
-            .chain(connections)
-            .map(SecretValue::expose)
-            .filter(|value| value.len() >= Self::MIN_LEN)
-            .flat_map(|value| {
-                let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
-                [value.to_owned(), encoded]
-            })
-            .collect();
-        // The longest first, so that a secret holding another goes whole.
-        values.sort_by_key(|value| std::cmp::Reverse(value.len()));
-        values.dedup();
-        Redaction { values }
-    }
-
-    fn text(&self, text: &str) -> String {
-        self.values.iter().fold(text.to_owned(), |text, value| {
-            text.replace(value, Self::MARK)
-        })
-    }
-
-    fn json(&self, value: Value) -> Value {
-        match value {
-            Value::String(text) => Value::String(self.text(&text)),
-            Value::Array(items) => Value::Array(items.into_iter().map(|v| self.json(v)).collect()),
-            Value::Object(map) => Value::Object(
-                map.into_iter()
-                    .map(|(key, value)| (self.text(&key), self.json(value)))
-                    .collect(),
-            ),
-            other => other,
-        }
-    }
+    Ok(tried.redacted(&Redaction::of(config, &[])))
 }
 
 impl Tried {
@@ -1219,23 +1163,31 @@ fn tried_as_golden_case(
     input: Value,
     outcome: &Map<String, Value>,
 ) -> Result<String, String> {
+    let name = format!(
+        "{} (from the console's Try it)",
+        plugin.unwrap_or("the whole chain")
+    );
+    let config = config.file.display().to_string();
+    case_file(&name, &config, plugin, input, outcome.clone())
+}
+
+/// A golden case file (YAML): `input` run with `config` (through `plugin`
+/// alone, or the whole chain) must give `expect`.
+fn case_file(
+    name: &str,
+    config: &str,
+    plugin: Option<&str>,
+    input: Value,
+    expect: Map<String, Value>,
+) -> Result<String, String> {
     let mut file = Map::new();
-    file.insert(
-        "name".into(),
-        Value::String(format!(
-            "{} (from the console's Try it)",
-            plugin.unwrap_or("the whole chain")
-        )),
-    );
-    file.insert(
-        "config".into(),
-        Value::String(config.file.display().to_string()),
-    );
+    file.insert("name".into(), Value::String(name.to_owned()));
+    file.insert("config".into(), Value::String(config.to_owned()));
     if let Some(plugin) = plugin {
         file.insert("plugin".into(), Value::String(plugin.to_owned()));
     }
     file.insert("input".into(), input);
-    file.insert("expect".into(), Value::Object(outcome.clone()));
+    file.insert("expect".into(), Value::Object(expect));
     serde_norway::to_string(&Value::Object(file)).map_err(|e| e.to_string())
 }
 

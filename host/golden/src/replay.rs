@@ -12,10 +12,12 @@ use std::sync::Mutex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::redaction::Redaction;
 use claimsmith_capabilities::http::{
     HttpError, InterceptOutcome, OutboundHttpInterceptor, OutboundRequest, OutboundResponse,
     redacted_url,
 };
+use claimsmith_config::Config;
 use claimsmith_pipeline::Login;
 
 /// A login to replay, as written in an input file (YAML, or JSON, which is
@@ -156,13 +158,15 @@ pub struct CannedRequest {
 }
 
 impl CannedRequest {
-    fn matches(&self, request: &OutboundRequest) -> bool {
-        self.differences(request).is_empty()
+    fn matches(&self, request: &OutboundRequest, redacted_url: Option<&str>) -> bool {
+        self.differences(request, redacted_url).is_empty()
     }
 
     /// What differs between this recorded request and `request`, in words
     /// ("header authorization: expected `Bearer a`, got `Bearer b`").
-    fn differences(&self, request: &OutboundRequest) -> Vec<String> {
+    /// `redacted_url` is the request's URL with the run's secrets replaced:
+    /// a captured login's URL holds `[redacted]` where a secret was.
+    fn differences(&self, request: &OutboundRequest, redacted_url: Option<&str>) -> Vec<String> {
         let mut differences = Vec::new();
         if !self.method.eq_ignore_ascii_case(request.method.as_str()) {
             differences.push(format!(
@@ -170,7 +174,9 @@ impl CannedRequest {
                 self.method, request.method
             ));
         }
-        if !reqwest::Url::parse(&self.url).is_ok_and(|url| url == request.url) {
+        let same_url = reqwest::Url::parse(&self.url).is_ok_and(|url| url == request.url)
+            || redacted_url.is_some_and(|url| url == self.url);
+        if !same_url {
             differences.push(format!(
                 "url: expected `{}`, got `{}`",
                 self.url, request.url
@@ -281,6 +287,8 @@ pub struct CannedHttp {
     /// Try it runs plugins with their real secrets; a case file's are the
     /// author's own and shown whole).
     hide_credentials: bool,
+    /// The secrets of the run, which a recorded URL may hold replaced.
+    secrets: Option<Redaction>,
 }
 
 #[derive(Default)]
@@ -301,7 +309,16 @@ impl CannedHttp {
                 ..RequestLog::default()
             }),
             hide_credentials: false,
+            secrets: None,
         }
+    }
+
+    /// As [`CannedHttp::new`], a recorded URL holding `[redacted]` where
+    /// one of `config`'s secrets was matching the request that sends it
+    /// there (a captured login's, whose secrets were replaced).
+    pub fn matching_secrets_of(mut self, config: &Config) -> Self {
+        self.secrets = Some(Redaction::of(config, &[]));
+        self
     }
 
     /// As [`CannedHttp::new`], its notes showing no credential header's value.
@@ -350,10 +367,13 @@ impl CannedHttp {
     /// The first matching exchange not used up, counting the use; or why
     /// there is none, with the nearest exchange and what differed.
     fn answer(&self, request: &OutboundRequest) -> Result<&Exchange, String> {
+        let redacted_url =
+            (self.secrets.as_ref()).map(|secrets| secrets.text(request.url.as_str()));
+        let redacted_url = redacted_url.as_deref();
         let mut log = self.log();
         let mut used_up = None;
         for (index, exchange) in self.exchanges.iter().enumerate() {
-            if exchange.request.matches(request) {
+            if exchange.request.matches(request, redacted_url) {
                 if log.uses[index] < exchange.max_uses() {
                     log.uses[index] += 1;
                     return Ok(exchange);
@@ -370,7 +390,12 @@ impl CannedHttp {
         Err(self
             .exchanges
             .iter()
-            .map(|exchange| (exchange, exchange.request.differences(request)))
+            .map(|exchange| {
+                (
+                    exchange,
+                    exchange.request.differences(request, redacted_url),
+                )
+            })
             .min_by_key(|(_, differences)| differences.len())
             .map_or_else(
                 || "the case has no exchanges".to_owned(),
@@ -518,7 +543,7 @@ mod tests {
         let url = "https://api.test/x";
         let body = r#"{"b":[2],"a":1}"#;
         let key = [("X-Key", "k")];
-        assert!(post.matches(&request("POST", url, &key, body)));
+        assert!(post.matches(&request("POST", url, &key, body), None));
         for (method, url, headers, body) in [
             ("GET", url, &key, body),
             ("POST", url, &[("x-key", "other")], body),
@@ -526,14 +551,14 @@ mod tests {
             ("POST", "https://api.test/y", &key, body),
         ] {
             assert!(
-                !post.matches(&request(method, url, headers, body)),
+                !post.matches(&request(method, url, headers, body), None),
                 "{method} {url} {headers:?} {body}"
             );
         }
 
         let text = canned("method: POST\nurl: https://api.test/x\nbody: grant_type=x");
-        assert!(text.matches(&request("POST", url, &[], "grant_type=x")));
-        assert!(!text.matches(&request("POST", url, &[], "grant_type=y")));
+        assert!(text.matches(&request("POST", url, &[], "grant_type=x"), None));
+        assert!(!text.matches(&request("POST", url, &[], "grant_type=y"), None));
     }
 
     #[test]

@@ -20,6 +20,7 @@
 pub mod admin;
 mod authorize;
 mod canary;
+mod capture;
 mod console;
 mod cors;
 pub mod forwarded;
@@ -49,8 +50,9 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::capture::LoginCapture;
 use crate::metrics::Grant;
-use claimsmith_capabilities::http::OutboundHttp;
+use claimsmith_capabilities::http::{Interceptor, OutboundHttp, Tee};
 use claimsmith_config::{ClientConfig, Config};
 use claimsmith_core::{Clock, SystemClock};
 use claimsmith_core::{StoredUser, UserRecord};
@@ -268,6 +270,8 @@ impl Service {
     /// user while the chain runs, as Auth0's does ([`SignInView`]). A
     /// sign-in an action sends to a page records nothing yet: it ends in
     /// [`LoginEnd::Redirected`], for the caller to keep until `/continue`.
+    /// A login a capturing plugin ran in is kept with its audit row
+    /// ([`capture`]).
     async fn run_login(
         &self,
         run: ChainRun<'_>,
@@ -287,11 +291,23 @@ impl Service {
             }) as Arc<dyn StoredUsers>
         });
         let shadowed = self.shadows.recording(&pipeline);
+        // A login resumed at `/continue` is not captured: a golden case
+        // runs a login from its start.
+        let capture = matches!(run, ChainRun::Start(_))
+            .then(|| LoginCapture::for_login(&pipeline, users.clone(), SystemClock.now()))
+            .flatten();
+        let recorders: Vec<Interceptor> = [
+            shadowed.clone().map(|recording| recording as Interceptor),
+            capture.clone().map(|capture| capture as Interceptor),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let options = RunOptions {
             signing_in: view.clone().map(|view| view as Arc<dyn SigningIn>),
-            users,
+            users: capture.as_ref().map_or(users, LoginCapture::users),
             redirect_state: (!login.refresh).then(protocol::random_token),
-            interceptor: shadowed.clone().map(|recording| recording as _),
+            interceptor: Tee::of(recorders),
             action_tap: shadowed.clone().map(|recording| recording as _),
             action_choice: (!self.canaries.is_empty())
                 .then(|| self.canaries.clone() as Arc<dyn claimsmith_pipeline::ActionChoice>),
@@ -309,6 +325,7 @@ impl Service {
             self.shadows
                 .submit(recording, now, report.user_id.as_deref());
         }
+        let captured = capture.and_then(|capture| capture.kept(&pipeline, login, &report));
         self.metrics.steps(&report.steps);
         for breach in self.canaries.observe(&report.steps) {
             self.roll_back_canary(breach).await;
@@ -362,11 +379,16 @@ impl Service {
         let recorded = self
             .timed(
                 "record_login",
-                self.store.record_login(&entry, saved, new_code),
+                self.store
+                    .record_login(&entry, saved, new_code, captured.as_ref()),
             )
             .await;
-        if let Err(error) = &recorded {
-            tracing::error!(%error, correlation_id, "cannot record the login");
+        match &recorded {
+            Err(error) => tracing::error!(%error, correlation_id, "cannot record the login"),
+            Ok(log_id) if captured.is_some() => {
+                tracing::info!(log_id, correlation_id, "login captured");
+            }
+            Ok(_) => {}
         }
         if let Some(view) = view {
             view.end().await;
@@ -388,6 +410,15 @@ impl Service {
         self.metrics.login(&login.client_id, grant, counted);
         outcome.map(|minted| LoginEnd::Minted(Box::new(minted)))
     }
+}
+
+/// The data behind `mutex`, even if a thread panicked holding it: what
+/// the service keeps under a mutex (recordings, tallies) is whole after
+/// every statement, so a panic elsewhere leaves nothing half-written.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What [`Service::run_login`] runs the chain for.
@@ -575,7 +606,7 @@ impl Service {
             correlation_id: Some(correlation_id.to_owned()),
             chain_version: None,
         };
-        if let Err(error) = self.store.record_login(&entry, None, None).await {
+        if let Err(error) = self.store.record_login(&entry, None, None, None).await {
             tracing::error!(%error, correlation_id, "cannot record the failed login");
         }
         // Only configured clients name a series, whatever a request claims.

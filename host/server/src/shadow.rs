@@ -22,6 +22,7 @@ use reqwest::{Method, Url};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
+use crate::lock;
 use crate::metrics::Metrics;
 use claimsmith_capabilities::api::ActionEffects;
 use claimsmith_capabilities::http::{
@@ -180,12 +181,6 @@ impl Shadows {
     pub(crate) fn take_tallies(&self) -> HashMap<(String, u64), Pending> {
         std::mem::take(&mut *lock(&self.pending))
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Whether this login is one of `sample_ppm` in a million (aws-lc's

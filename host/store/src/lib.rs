@@ -491,13 +491,16 @@ impl Store {
     /// upserts its user (JIT provisioning) and stores the authorization code
     /// a sign-in answers with, in one transaction: a login whose tokens went
     /// out always has its rows, one recorded as minted always has its code,
-    /// and one that failed to store any of them leaves none.
+    /// and one that failed to store any of them leaves none. A `captured`
+    /// login (a capturing plugin ran) is kept beside its audit row, under
+    /// the row's id; the id is returned.
     pub async fn record_login(
         &self,
         entry: &AuditEntry,
         minted: Option<SavedUser<'_>>,
         code: Option<NewCode<'_>>,
-    ) -> Result<(), StoreError> {
+        captured: Option<&Value>,
+    ) -> Result<i64, StoreError> {
         const OP: &str = "record_login";
         let mut transaction = self.pool.begin().await.map_err(query_error(OP))?;
         if let Some(minted) = minted {
@@ -511,8 +514,32 @@ impl Store {
         if let Some(code) = code {
             insert_code(&mut transaction, code).await?;
         }
-        insert_audit_row(&mut transaction, entry).await?;
-        transaction.commit().await.map_err(query_error(OP))
+        let id = insert_audit_row(&mut transaction, entry).await?;
+        if let Some(captured) = captured {
+            sqlx::query("INSERT INTO login_captures (login_id, captured) VALUES ($1, $2)")
+                .bind(id)
+                .bind(to_json(OP, "captured", captured)?)
+                .execute(&mut *transaction)
+                .await
+                .map_err(query_error(OP))?;
+        }
+        transaction.commit().await.map_err(query_error(OP))?;
+        Ok(id)
+    }
+
+    /// The login kept beside audit row `id` by [`Store::record_login`], if
+    /// one was captured and the row is still in the trail.
+    pub async fn login_capture(&self, id: i64) -> Result<Option<Value>, StoreError> {
+        const OP: &str = "login_capture";
+        let captured: Option<String> =
+            sqlx::query_scalar("SELECT captured FROM login_captures WHERE login_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_error(OP))?;
+        captured
+            .map(|json| from_json(OP, "captured", &json))
+            .transpose()
     }
 
     /// Marks the pending login of `upstream_state` spent, until `expires_at`
@@ -1462,17 +1489,17 @@ async fn upsert_user(
 async fn insert_audit_row(
     connection: &mut AnyConnection,
     entry: &AuditEntry,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     const OP: &str = "record_login";
     let (outcome, detail) = match &entry.outcome {
         AuditOutcome::Minted => ("minted", None),
         AuditOutcome::Denied { reason } => ("denied", Some(reason.as_str())),
         AuditOutcome::Failed { error } => ("failed", Some(error.as_str())),
     };
-    sqlx::query(concat!(
+    sqlx::query_scalar(concat!(
         "INSERT INTO logins (",
         audit_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"
     ))
     .bind(&entry.at)
     .bind(entry.user_id.as_deref())
@@ -1483,10 +1510,9 @@ async fn insert_audit_row(
     .bind(to_json(OP, "steps", &entry.steps)?)
     .bind(entry.correlation_id.as_deref())
     .bind(entry.chain_version.as_deref())
-    .execute(connection)
+    .fetch_one(connection)
     .await
-    .map_err(query_error(OP))?;
-    Ok(())
+    .map_err(query_error(OP))
 }
 
 fn audit_entry(
@@ -1682,7 +1708,7 @@ mod tests {
             upstream_roles,
         };
         store
-            .record_login(&minted_entry(user), Some(saved), None)
+            .record_login(&minted_entry(user), Some(saved), None, None)
             .await
             .expect("save");
     }
@@ -1903,7 +1929,7 @@ mod tests {
         assert_eq!(pruned.map(|pruned| pruned.ended_console_sessions), Some(1));
     }
 
-    async fn the_audit_trail_is_pruned_by_age(backend: Backend) {
+    async fn the_audit_trail_and_its_captures_are_pruned_by_age(backend: Backend) {
         let (_dir, store) = open_temp(backend).await;
         let user = UserRecord {
             user_id: "github|1".to_owned(),
@@ -1913,16 +1939,28 @@ mod tests {
             logins_count: 1,
             last_login: "2025-01-01T00:00:00Z".to_owned(),
         };
+        let mut ids = Vec::new();
         for at in ["2025-01-01T00:00:00Z", "2025-01-09T00:00:00Z"] {
             let entry = AuditEntry {
                 at: at.to_owned(),
                 ..minted_entry(&user)
             };
-            store
-                .record_login(&entry, None, None)
+            let captured = json!({ "input": { "at": at } });
+            let id = store
+                .record_login(&entry, None, None, Some(&captured))
                 .await
                 .expect("record");
+            ids.push(id);
         }
+        let [old, recent] = ids[..] else {
+            panic!("two rows")
+        };
+        let old_capture = store.login_capture(old).await.expect("capture");
+        assert_eq!(
+            old_capture,
+            Some(json!({ "input": { "at": "2025-01-01T00:00:00Z" } })),
+            "a capture is kept under its audit row's id"
+        );
         // 2025-01-10T00:00:00Z, keeping a week.
         let now = 1_736_467_200;
         let week = Retention {
@@ -1934,6 +1972,18 @@ mod tests {
         let kept = store.audit_for_user("github|1").await.expect("audit");
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].at, "2025-01-09T00:00:00Z");
+        let captures = (
+            store.login_capture(old).await.expect("old capture"),
+            store.login_capture(recent).await.expect("recent capture"),
+        );
+        assert_eq!(
+            captures,
+            (
+                None,
+                Some(json!({ "input": { "at": "2025-01-09T00:00:00Z" } }))
+            ),
+            "a pruned row's capture goes with it"
+        );
     }
 
     async fn another_client_can_neither_use_nor_burn_a_refresh_token(backend: Backend) {
@@ -2158,7 +2208,7 @@ mod tests {
             upstream_roles: None,
         };
         let error = store
-            .record_login(&minted_entry(&user), Some(saved), None)
+            .record_login(&minted_entry(&user), Some(saved), None, None)
             .await
             .unwrap_err();
         assert!(error.to_string().contains("audit down"), "{error}");
@@ -2181,7 +2231,7 @@ mod tests {
             expires_at: 4_000_000_000,
         };
         let error = store
-            .record_login(&minted_entry(&user), Some(saved), Some(code))
+            .record_login(&minted_entry(&user), Some(saved), Some(code), None)
             .await
             .unwrap_err();
         assert!(error.to_string().contains("codes down"), "{error}");
@@ -2326,11 +2376,15 @@ mod tests {
                 ),
                 None,
                 None,
+                None,
             )
             .await
             .expect("record anonymous");
         for (i, e) in entries.iter().enumerate() {
-            store.record_login(e, None, None).await.expect("record");
+            store
+                .record_login(e, None, None, None)
+                .await
+                .expect("record");
             store
                 .record_login(
                     &entry(
@@ -2338,6 +2392,7 @@ mod tests {
                         Some("github|7"),
                         AuditOutcome::Minted,
                     ),
+                    None,
                     None,
                     None,
                 )
@@ -2801,7 +2856,7 @@ mod tests {
         a_pending_login_is_spent_once_until_pruned,
         a_suspended_login_is_read_until_taken_once_or_expired,
         an_ended_console_session_stays_ended_until_pruned,
-        the_audit_trail_is_pruned_by_age,
+        the_audit_trail_and_its_captures_are_pruned_by_age,
         another_client_can_neither_use_nor_burn_a_refresh_token,
         users_round_trip_and_keep_created_at,
         audit_keeps_order_steps_and_outcomes,

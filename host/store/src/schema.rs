@@ -40,6 +40,7 @@ const SQLITE: &[Listed] = listed!("sqlite":
     12 "0012_plugin_versions.sql",
     13 "0013_plugin_shadows.sql",
     14 "0014_plugin_canaries.sql",
+    15 "0015_login_captures.sql",
 );
 
 const POSTGRES: &[Listed] = listed!("postgres":
@@ -57,6 +58,7 @@ const POSTGRES: &[Listed] = listed!("postgres":
     12 "0012_plugin_versions.sql",
     13 "0013_plugin_shadows.sql",
     14 "0014_plugin_canaries.sql",
+    15 "0015_login_captures.sql",
 );
 
 fn listed(backend: Backend) -> &'static [Listed] {
