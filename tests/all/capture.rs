@@ -1,14 +1,15 @@
 //! Golden cases from real logins: a login a `capture = true` plugin ran in
 //! is kept, its tokens and secrets replaced, and `claimsmith capture
 //! LOG_ID` writes it as a case that passes against the build that served
-//! it and fails against one that changes its claims, without the case ever
-//! reaching the network.
+//! it (pulled from the store) and fails against one that changes its
+//! claims, without the case ever reaching the network.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use claimsmith::store::LoginFilter;
 
+use crate::plugin_store::run_cli;
 use crate::shadow::{access_claims_of_a_login, tier_config, tier_service};
 use crate::support::plugin_wasm;
 use crate::support::service_harness::{Harness, UPSTREAM_SECRET, start_edited_harness};
@@ -58,14 +59,36 @@ fn text(output: &Output) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_captured_login_is_a_golden_case_that_holds_the_next_build_to_it() {
-    let (tier, asked) = tier_service().await;
-    let captured = tier_config(&tier, 1).replace(
+/// The tier config with `capture = true`, its seed (version 1) the build
+/// that changes the claim.
+fn capturing_tier_config(tier: &str) -> String {
+    let served = format!("{:?}", plugin_wasm("test-fetch-claim"));
+    let config = tier_config(tier, 1).replace(
         "source = \"store\"\n",
         "source = \"store\"\ncapture = true\n",
     );
-    let h = start_edited_harness(&captured, "", false, |config, _| config).await;
+    assert!(config.contains(&served), "{config}");
+    config.replace(&served, &format!("{:?}", plugin_wasm("test-fetch-more")))
+}
+
+/// The config file with the tier plugin's `path` pointed at `wasm`.
+fn point_tier_at(h: &Harness, wasm: &Path) {
+    let config = std::fs::read_to_string(&h.config).unwrap();
+    let seed = format!("{:?}", plugin_wasm("test-fetch-more"));
+    assert!(config.contains(&seed), "{config}");
+    std::fs::write(&h.config, config.replace(&seed, &format!("{wasm:?}"))).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_login_is_a_golden_case_that_holds_the_next_build_to_it() {
+    let (tier, asked) = tier_service().await;
+    let h = start_edited_harness(&capturing_tier_config(&tier), "", false, |c, _| c).await;
+    // Version 2, pushed and deployed with the CLI, serves the login.
+    let wasm = plugin_wasm("test-fetch-claim").display().to_string();
+    let pushed = run_cli(&h.issuer, &["push", &wasm, "--name", "tier"]).await;
+    assert_eq!(pushed["version"], 2, "{pushed}");
+    let deployed = run_cli(&h.issuer, &["deploy", "tier", "2"]).await;
+    assert_eq!(deployed["serving"], true, "{deployed}");
     let claims = access_claims_of_a_login(&h).await;
     assert_eq!(claims["fetched"], "gold");
     let log_id = latest_log_id(&h).await;
@@ -83,7 +106,7 @@ async fn a_captured_login_is_a_golden_case_that_holds_the_next_build_to_it() {
     assert_eq!(file["config"], "../claimsmith.toml", "relative to the case");
     assert_eq!(file["input"]["upstream"]["access_token"], "[redacted]");
     assert!(
-        file["name"].as_str().unwrap().contains("tier v1"),
+        file["name"].as_str().unwrap().contains("tier v2"),
         "names the version that served it: {yaml}"
     );
     assert_eq!(
@@ -95,16 +118,8 @@ async fn a_captured_login_is_a_golden_case_that_holds_the_next_build_to_it() {
         "the tier request's URL is the secret `url`: {yaml}"
     );
 
-    let passed = run_case(&case).await;
-    assert!(passed.status.success(), "{}", text(&passed));
-
-    // The next build changes the claim: the case holds it to what the live
-    // login gave.
-    let config = std::fs::read_to_string(&h.config).unwrap();
-    let served = format!("{:?}", plugin_wasm("test-fetch-claim"));
-    assert!(config.contains(&served), "{config}");
-    let next = config.replace(&served, &format!("{:?}", plugin_wasm("test-fetch-more")));
-    std::fs::write(&h.config, next).unwrap();
+    // The config's `path` holds a build that changes the claim: the case
+    // holds it to what the live login gave.
     let failed = run_case(&case).await;
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
     assert!(
@@ -112,6 +127,15 @@ async fn a_captured_login_is_a_golden_case_that_holds_the_next_build_to_it() {
         "{}",
         text(&failed)
     );
+
+    // The version that served it, pulled from the store, passes.
+    let served = h.dir.path().join("tier-v2.wasm");
+    let out = served.display().to_string();
+    let pulled = run_cli(&h.issuer, &["pull", "tier", "2", "--out", &out]).await;
+    assert_eq!(pulled["sha256"], pushed["sha256"], "{pulled}");
+    point_tier_at(&h, &served);
+    let passed = run_case(&case).await;
+    assert!(passed.status.success(), "{}", text(&passed));
 
     // Both runs of the case were answered from the capture: the tier
     // service saw the live login's request alone.

@@ -737,6 +737,7 @@ async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
         ("GET", "/plugins/{name}/deployments"),
         ("GET", "/plugins/{name}/shadow"),
         ("GET", "/plugins/{name}/versions"),
+        ("GET", "/plugins/{name}/versions/{version}"),
         ("GET", "/roles"),
         ("GET", "/roles/{id}"),
         ("GET", "/roles/{id}/permissions"),
@@ -766,7 +767,8 @@ async fn the_openapi_document_is_valid_3_1_and_lists_exactly_the_routes() {
     for (method, path) in &listed {
         let concrete = path
             .replace("{id}", "dev%7Cdev-user-1")
-            .replace("{name}", "geo-claims");
+            .replace("{name}", "geo-claims")
+            .replace("{version}", "1");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let (status, body) = api(&h, method.clone(), &concrete, None, None).await;
         assert_eq!(

@@ -236,7 +236,11 @@ async fn a_version_pushed_at_one_host_and_deployed_at_the_other_is_served_by_bot
         .iter()
         .map(|e| (e.action.as_str(), e.actor.as_str()))
         .collect();
-    for expected in [("push_plugin_version", "ops"), ("deploy_plugin", "ops")] {
+    for expected in [
+        ("seed_plugin", "config seed"),
+        ("push_plugin_version", "ops"),
+        ("deploy_plugin", "ops"),
+    ] {
         assert!(changes.contains(&expected), "{changes:?}");
     }
     assert_eq!(
@@ -251,7 +255,7 @@ async fn a_version_pushed_at_one_host_and_deployed_at_the_other_is_served_by_bot
 
 /// `claimsmith plugins <args>` as `ops`, `host` its issuer (the CLI
 /// finds the token endpoint and the API there): its JSON output.
-async fn run_cli(host: &str, args: &[&str]) -> Value {
+pub(crate) async fn run_cli(host: &str, args: &[&str]) -> Value {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_claimsmith"));
     command
         .arg("plugins")
@@ -310,6 +314,11 @@ async fn a_stored_component_that_does_not_match_its_row_is_never_loaded() {
         "B serves what it served: {claims:?}"
     );
     assert_eq!(version, 1);
+    // Nor are they handed out.
+    let (status, pulled) = plugin_api(h, &b, Method::GET, "/versions/2", &token, None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{pulled}");
+    let (status, _) = plugin_api(h, &b, Method::GET, "/versions/9", &token, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

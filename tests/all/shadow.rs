@@ -166,6 +166,12 @@ async fn a_candidate_that_changes_a_claim_shows_up_as_differences_and_sends_noth
     // The candidate's requests never left the host: the tier service saw
     // the live calls' alone.
     assert_eq!(*asked.lock().unwrap(), ["/tier", "/tier", "/tier"]);
+    // The metrics count the candidate version's runs by outcome.
+    let admin = crate::support::service_harness::admin_listener(&h).await;
+    let metrics = h.http.get(format!("{admin}/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    let series = r#"claimsmith_shadow_runs_total{plugin="tier",version="2",outcome="different"} 3"#;
+    assert!(metrics.contains(series), "{series} in:\n{metrics}");
 
     let (status, _) = tier_api(&h, Method::DELETE, "/shadow", &token, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);

@@ -1,4 +1,4 @@
-//! `claimsmith plugins`: pushes, lists, deploys and rolls back the versions
+//! `claimsmith plugins`: pushes, lists, pulls, deploys and rolls back the versions
 //! of `source = "store"` plugins through a running deployment's Management
 //! API, as a machine client (`create:plugins`, `read:plugins`,
 //! `update:plugins`).
@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value;
+use sha2::Digest;
 
 /// Where the deployment is and who calls it.
 #[derive(Args)]
@@ -53,7 +54,17 @@ pub enum PluginsAction {
         #[command(flatten)]
         caller: ApiCaller,
     },
-    /// Deploys again the version deployed before the live one.
+    /// Writes a stored version's component to a file: to run a captured
+    /// login's case against the build that served it, say.
+    Pull {
+        name: String,
+        version: u64,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        caller: ApiCaller,
+    },
+    /// Deploys again the version that served before the live one.
     Rollback {
         name: String,
         #[command(flatten)]
@@ -87,6 +98,24 @@ pub async fn execute(action: PluginsAction) -> anyhow::Result<()> {
             let api = Api::sign_in(&caller).await?;
             print_json(&api.deploy(&name, version).await?);
         }
+        PluginsAction::Pull {
+            name,
+            version,
+            out,
+            caller,
+        } => {
+            let api = Api::sign_in(&caller).await?;
+            let path = format!("plugins/{name}/versions/{version}");
+            let bytes = api.answer(api.request(reqwest::Method::GET, &path)).await?;
+            std::fs::write(&out, &bytes)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            print_json(&serde_json::json!({
+                "version": version,
+                "sha256": format!("{:x}", sha2::Sha256::digest(&bytes)),
+                "size": bytes.len(),
+                "out": out,
+            }));
+        }
         PluginsAction::Rollback { name, caller } => {
             let api = Api::sign_in(&caller).await?;
             let deployments = api.get(&format!("plugins/{name}/deployments")).await?;
@@ -98,10 +127,16 @@ pub async fn execute(action: PluginsAction) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The version of the deploy before the live one, in a deploy history
-/// (newest first).
+/// The version that served before the live one, in a deploy history (newest
+/// first): the newest deploy of another version, so that a redeploy of the
+/// live version is skipped and a second rollback undoes the first.
 fn previous_version(deployments: &Value) -> Option<u64> {
-    deployments.as_array()?.get(1)?.get("version")?.as_u64()
+    let mut versions = deployments
+        .as_array()?
+        .iter()
+        .map(|deploy| deploy.get("version").and_then(Value::as_u64));
+    let live = versions.next()??;
+    versions.flatten().find(|version| *version != live)
 }
 
 fn print_json(value: &Value) {
@@ -179,17 +214,27 @@ impl Api {
 
     /// The answer's JSON, or its `message` as the error.
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let body = self.answer(request).await?;
+        Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// The answer's bytes, or its JSON `message` as the error.
+    async fn answer(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Vec<u8>> {
         let response = request
             .send()
             .await
             .context("cannot reach the Management API")?;
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let body = response
+            .bytes()
+            .await
+            .context("the Management API's answer broke off")?;
         if !status.is_success() {
-            let message = body["message"].as_str().unwrap_or("no message");
+            let error: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let message = error["message"].as_str().unwrap_or("no message");
             anyhow::bail!("the Management API answered {status}: {message}");
         }
-        Ok(body)
+        Ok(body.to_vec())
     }
 }
 
@@ -198,9 +243,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_rollback_takes_the_deploy_before_the_live_one() {
-        let history = serde_json::json!([{"version": 3}, {"version": 1}, {"version": 2}]);
-        assert_eq!(previous_version(&history), Some(1));
-        assert_eq!(previous_version(&serde_json::json!([{"version": 3}])), None);
+    fn a_rollback_takes_the_version_that_served_before_the_live_one() {
+        let history = |versions: &[u64]| {
+            Value::Array(
+                versions
+                    .iter()
+                    .map(|v| serde_json::json!({"version": v}))
+                    .collect(),
+            )
+        };
+        assert_eq!(previous_version(&history(&[3, 1, 2])), Some(1));
+        // The live version deployed twice: the one before both.
+        assert_eq!(previous_version(&history(&[2, 2, 1])), Some(1));
+        // A rollback's own deploy: a second rollback undoes it.
+        assert_eq!(previous_version(&history(&[1, 2, 1])), Some(2));
+        assert_eq!(previous_version(&history(&[3, 3])), None);
+        assert_eq!(previous_version(&history(&[3])), None);
     }
 }

@@ -105,6 +105,10 @@ pub struct Service {
     config: Config,
     /// The chain new logins run on; a reload replaces it whole.
     chain: RwLock<Arc<Pipeline>>,
+    /// Held through a whole reload, so that two (a deploy's and the poll's,
+    /// say) run one after the other and the later one, which read the
+    /// later deploy, is swapped in last.
+    reloading: tokio::sync::Mutex<()>,
     /// Where new chains are loaded (its compile cache and pool).
     engine: Arc<Engine>,
     plugin_http: OutboundHttp,
@@ -200,6 +204,7 @@ impl Service {
             console_sealer: key_encryption_key.sealer("console v1"),
             refresh_grants: refresh_grant::GrantSealer::new(&key_encryption_key),
             chain: RwLock::new(Arc::new(pipeline)),
+            reloading: tokio::sync::Mutex::default(),
             config,
             engine,
             plugin_http,

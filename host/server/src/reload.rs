@@ -50,6 +50,7 @@ impl Service {
     /// Reads the config file again and swaps in its chain if all of it
     /// loads; on any error the current chain keeps serving.
     pub async fn reload_chain(&self) -> Result<Swapped, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().await;
         let file = self.config.file.clone();
         let fresh = tokio::task::spawn_blocking(move || Config::load(&file))
             .await

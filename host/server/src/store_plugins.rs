@@ -27,7 +27,7 @@ use crate::shadow::Candidate;
 use claimsmith_config::{Config, PluginSource, PluginSpec};
 use claimsmith_engine::Plugin;
 use claimsmith_engine::{Engine, LoadError};
-use claimsmith_store::{NewPluginVersion, PluginVersion, Store};
+use claimsmith_store::{AdminAction, NewPluginVersion, PluginVersion, Store};
 use serde_json::json;
 
 /// Who a seeded version and its deploy are recorded as made by.
@@ -87,6 +87,29 @@ async fn point_plugin(
     Ok(())
 }
 
+/// The stored component of `version` and its row's SHA-256, once its bytes
+/// hash to it: a component that does not is never loaded nor handed out.
+pub(crate) async fn verified_component(
+    store: &Store,
+    plugin: &str,
+    version: u64,
+) -> Result<Option<(String, Vec<u8>)>, ServiceError> {
+    let Some((stored_sha256, bytes)) = store.plugin_component(plugin, version).await? else {
+        return Ok(None);
+    };
+    let actual = hex::encode(Sha256::digest(&bytes));
+    if actual != stored_sha256 {
+        return Err(ServiceError::StorePlugin {
+            plugin: plugin.to_owned(),
+            why: format!(
+                "the stored component of version {version} has SHA-256 {actual}, its row says \
+                 {stored_sha256}: it is not used"
+            ),
+        });
+    }
+    Ok(Some((stored_sha256, bytes)))
+}
+
 /// `spec` pointed at `version` of its plugin, whose row holds `sha256`:
 /// its file written from the store unless there, pinned to that digest.
 async fn at_version(
@@ -102,16 +125,13 @@ async fn at_version(
     };
     let file = components_dir(data_dir).join(format!("{sha256}.wasm"));
     if !file.exists() {
-        let (stored_sha256, bytes) = access
-            .store
-            .plugin_component(&spec.name, version)
+        let (stored_sha256, bytes) = verified_component(access.store, &spec.name, version)
             .await?
             .ok_or_else(|| failed(format!("version {version} is not stored")))?;
-        let actual = hex::encode(Sha256::digest(&bytes));
-        if actual != stored_sha256 || stored_sha256 != sha256 {
+        if stored_sha256 != sha256 {
             return Err(failed(format!(
-                "the stored component of version {version} has SHA-256 {actual}, its row says \
-                 {stored_sha256}: it is not loaded"
+                "version {version} is stored with SHA-256 {stored_sha256}, the deploy names \
+                 {sha256}: it is not loaded"
             )));
         }
         write_once(data_dir, sha256, &bytes).map_err(|e| failed(e.to_string()))?;
@@ -157,15 +177,19 @@ async fn seed(
             plugin: spec.name.clone(),
             why: format!("the seed {} does not load: {e}", spec.path.display()),
         })?;
+    let at = claimsmith_core::rfc3339(access.now);
     access
         .store
-        .deploy_plugin(
-            &spec.name,
-            version.version,
-            &claimsmith_core::rfc3339(access.now),
-            SEEDED_BY,
-        )
+        .deploy_plugin(&spec.name, version.version, &at, SEEDED_BY)
         .await?;
+    let entry = AdminAction {
+        at,
+        actor: SEEDED_BY.to_owned(),
+        action: "seed_plugin".to_owned(),
+        target: spec.name.clone(),
+        detail: json!({"version": version.version, "sha256": version.sha256, "path": spec.path}),
+    };
+    access.store.record_admin_action(&entry).await?;
     tracing::info!(plugin = %spec.name, version = version.version, "seeded a store plugin");
     Ok(())
 }

@@ -319,25 +319,40 @@ mod tests {
             .unwrap();
         assert!(!store.deploy_plugin("geo", 3, "t0", "ops").await.unwrap());
         assert_eq!(store.deployed_plugin("geo").await.unwrap(), None);
-        // Racing deploys: every one is recorded, one after the other.
+        // Racing deploys: every one is recorded, one after the other, and
+        // the one recorded last is live (whichever that is).
         let deploys: Vec<_> = [1, 2, 1, 2]
             .into_iter()
-            .map(|version| {
+            .enumerate()
+            .map(|(racer, version)| {
                 let store = store.clone();
-                tokio::spawn(async move { store.deploy_plugin("geo", version, "t1", "ops").await })
+                let at = format!("t1-{racer}");
+                tokio::spawn(async move { store.deploy_plugin("geo", version, &at, "ops").await })
             })
             .collect();
         for deploy in deploys {
             assert!(deploy.await.unwrap().unwrap());
         }
-        store.deploy_plugin("geo", 2, "t2", "ops").await.unwrap();
         let history = store.plugin_deployments("geo").await.unwrap();
-        assert_eq!(history.len(), 5);
-        assert_eq!((history[0].version, history[0].sha256.as_str()), (2, "bb"));
+        let mut racers: Vec<_> = history.iter().map(|d| d.deployed_at.as_str()).collect();
+        racers.sort_unstable();
+        assert_eq!(racers, ["t1-0", "t1-1", "t1-2", "t1-3"]);
+        let live = store.deployed_plugin("geo").await.unwrap().unwrap();
+        assert_eq!(live, history[0]);
+        let expected_sha = if live.version == 1 { "aa" } else { "bb" };
+        assert_eq!(live.sha256, expected_sha, "{live:?}");
+
+        store.deploy_plugin("geo", 1, "t2", "ops").await.unwrap();
+        let live = store.deployed_plugin("geo").await.unwrap().unwrap();
         assert_eq!(
-            store.deployed_plugin("geo").await.unwrap(),
-            history.first().cloned()
+            (
+                live.version,
+                live.sha256.as_str(),
+                live.deployed_at.as_str()
+            ),
+            (1, "aa", "t2")
         );
+        assert_eq!(store.plugin_deployments("geo").await.unwrap().len(), 5);
     }
 
     on_both_backends!(

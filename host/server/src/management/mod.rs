@@ -77,6 +77,7 @@ pub fn routes() -> (axum::Router<Arc<Service>>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_log))
         .routes(routes!(list_plugins))
         .routes(routes!(plugins::list_versions, plugins::push_version))
+        .routes(routes!(plugins::version_component))
         .routes(routes!(plugins::deploy))
         .routes(routes!(plugins::list_deployments))
         .routes(routes!(

@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 
 use super::{ApiError, caller, payload};
 use crate::Service;
-use crate::store_plugins::{PushError, store_version};
+use crate::store_plugins::{PushError, store_version, verified_component};
 use claimsmith_config::{PluginSource, PluginSpec};
 use claimsmith_store::{Deployment, PluginVersion};
 
@@ -265,6 +265,45 @@ pub(super) async fn list_versions(
         .await
         .map_err(ApiError::server)?;
     Ok(Json(versions.into_iter().map(VersionView::from).collect()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/plugins/{name}/versions/{version}",
+    tag = "plugins",
+    params(
+        ("name" = String, Path, description = "A plugin with `source = \"store\"`"),
+        ("version" = u64, Path, description = "One of its versions")
+    ),
+    responses(
+        (status = 200, description = "The version's component, once its bytes hash to its \
+                                      row's SHA-256", content_type = "application/wasm",
+         body = Vec<u8>),
+        (status = 401, body = ApiError),
+        (status = 403, description = "Without read:plugins", body = ApiError),
+        (status = 404, description = "No such plugin or version", body = ApiError),
+        (status = 409, description = "A plugin that runs a file", body = ApiError),
+        (status = 500, description = "The stored bytes do not hash to their row's SHA-256: \
+                                      they are never handed out", body = ApiError)
+    ),
+    security(("bearer" = ["read:plugins"]))
+)]
+pub(super) async fn version_component(
+    State(service): State<Arc<Service>>,
+    Path((name, version)): Path<(String, u64)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    store_plugin_caller(&service, &headers, "read:plugins", &name)?;
+    let (_, bytes) = verified_component(&service.store, &name, version)
+        .await
+        .map_err(ApiError::server)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("plugin `{name}` has no version {version}"),
+            )
+        })?;
+    Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes).into_response())
 }
 
 #[utoipa::path(
