@@ -22,3 +22,32 @@ fn log_lines_are_not_coloured_when_stderr_is_not_a_terminal() {
     assert!(stderr.contains("plugin loaded"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "no ANSI codes: {stderr:?}");
 }
+
+/// `CLAIMSMITH_PERF_MAP` (README, "Profiling a plugin"): wasmtime writes
+/// the plugins' compiled functions to `/tmp/perf-PID.map` for `perf`.
+#[test]
+fn with_claimsmith_perf_map_set_the_plugins_functions_are_in_a_perf_map() {
+    let root = crate::support::root();
+    let child = Command::new(env!("CARGO_BIN_EXE_claimsmith"))
+        .current_dir(&root)
+        .args(["check", "--config", "examples/okta/claimsmith.toml"])
+        .env("CLAIMSMITH_PERF_MAP", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run claimsmith");
+    let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+    let output = child.wait_with_output().expect("wait for claimsmith");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&map).unwrap_or_default();
+    let _ = std::fs::remove_file(&map);
+    assert!(
+        text.lines().any(|line| line.contains("wasm[")),
+        "{} names no wasm function:\n{text}",
+        map.display()
+    );
+}

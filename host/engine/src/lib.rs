@@ -82,8 +82,15 @@ pub const MAX_FIELDS_BYTES: usize = 16 * 1024;
 /// the rest `madvise`d away, 24% of the seed chain's samples in page faults
 /// and madvise) Rust's geo-claims took 25.3 µs and JavaScript's 887 µs; with
 /// it and 1 MiB, 12.5 µs and 527 µs, the seed chain 164 → 117 µs. 8 and 32
-/// MiB gained nothing more; batching decommits made it slower.
+/// MiB gained nothing more; batching decommits made it slower. Nor did
+/// 16 MiB with wasmtime 48.0.11's reset, which resumes the scan past 32
+/// dirty regions (README, "Where a JavaScript call's time goes").
 const KEEP_RESIDENT_BYTES: usize = 1024 * 1024;
+
+/// Set (to anything) in the environment, the engine writes
+/// `/tmp/perf-PID.map`, so that `perf report` names the plugins' compiled
+/// functions (README, "Profiling a plugin").
+const PERF_MAP_VARIABLE: &str = "CLAIMSMITH_PERF_MAP";
 
 /// Whether the pool may reset instances with `PAGEMAP_SCAN`, given the
 /// text of `/proc/swaps`. Wasmtime 48's scan looks only at pages present
@@ -281,6 +288,9 @@ impl Engine {
             .consume_fuel(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if std::env::var_os(PERF_MAP_VARIABLE).is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if let Some(cache) = &cache {
             config
                 .enable_incremental_compilation(Arc::new(cache::FunctionCache(cache.clone())))
