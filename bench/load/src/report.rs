@@ -63,6 +63,9 @@ struct PluginRow {
 struct InProcess {
     seed_chain: Option<Sampled>,
     mint_only: Option<Sampled>,
+    /// The demo's chain (JavaScript fetcher, Rust and Python actions).
+    #[serde(default)]
+    polyglot_chain: Option<Sampled>,
     chains: Vec<(usize, Sampled)>,
     plugins: Vec<PluginRow>,
     /// The write-up's Action as Auth0 runs it, then ported by hand.
@@ -131,6 +134,7 @@ fn render(
     let _ = writeln!(table.0, "| figure | measured | target | |");
     let _ = writeln!(table.0, "|---|---|---|---|");
     seed_chain_rows(&mut table, in_process);
+    polyglot_chain_row(&mut table, in_process);
     chain_length_row(&mut table, in_process);
     plugin_rows(&mut table, in_process);
     write_up_action_row(&mut table, in_process);
@@ -167,7 +171,7 @@ fn seed_chain_rows(table: &mut Table, in_process: Option<&InProcess>) {
         ..
     }) = in_process
     else {
-        table.not_run("seed chain + minting vs minting alone", "≤ 1.5×");
+        table.not_run("seed chain + minting vs minting alone", "≤ 2×");
         return;
     };
     let ratio = chain.median_us / mint.median_us;
@@ -177,8 +181,8 @@ fn seed_chain_rows(table: &mut Table, in_process: Option<&InProcess>) {
             "{:.1} µs vs {:.1} µs: **{ratio:.2}×**",
             chain.median_us, mint.median_us
         ),
-        "≤ 1.5×",
-        Some(ratio <= 1.5),
+        "≤ 2×",
+        Some(ratio <= 2.0),
     );
     let tail = chain.p99_us / chain.median_us;
     table.row(
@@ -189,6 +193,21 @@ fn seed_chain_rows(table: &mut Table, in_process: Option<&InProcess>) {
         ),
         "≤ 3×",
         Some(tail <= 3.0),
+    );
+}
+
+/// The demo's own chain, as one login in process.
+fn polyglot_chain_row(table: &mut Table, in_process: Option<&InProcess>) {
+    let figure = "the demo's polyglot chain (JavaScript fetcher, Rust, Python) + minting, in process (median)";
+    let Some(chain) = in_process.and_then(|p| p.polyglot_chain.as_ref()) else {
+        table.not_run(figure, "≤ 1 ms");
+        return;
+    };
+    table.row(
+        figure,
+        format!("{:.0} µs, p99 {:.0} µs", chain.median_us, chain.p99_us),
+        "≤ 1 ms",
+        Some(chain.median_us <= 1000.0),
     );
 }
 
@@ -228,9 +247,9 @@ fn chain_length_row(table: &mut Table, in_process: Option<&InProcess>) {
 fn plugin_rows(table: &mut Table, in_process: Option<&InProcess>) {
     for plugin in in_process.map(|p| p.plugins.as_slice()).unwrap_or_default() {
         let (language, limit_us) = match plugin.language.as_str() {
-            "rust" => ("Rust", 20.0),
-            "js" => ("JavaScript", 500.0),
-            "python" => ("Python", 1000.0),
+            "rust" => ("Rust", 10.0),
+            "js" => ("JavaScript", 150.0),
+            "python" => ("Python", 600.0),
             other => (other, f64::INFINITY),
         };
         table.row(
@@ -304,9 +323,9 @@ fn http_comparison_row(table: &mut Table, claimsmith: Option<&Report>, peer: Opt
             ours.errors,
             theirs.errors
         ),
-        "≥ 10× at lower p99, 0 errors",
+        "≥ 3× with p99 at or below the peer's, 0 errors",
         Some(
-            ratio >= 10.0 && ours.p99_ms < theirs.p99_ms && ours.errors == 0 && theirs.errors == 0,
+            ratio >= 3.0 && ours.p99_ms <= theirs.p99_ms && ours.errors == 0 && theirs.errors == 0,
         ),
     );
 }
@@ -332,8 +351,8 @@ fn server_cpu_row(table: &mut Table, claimsmith: Option<&Report>, peer: Option<&
     table.row(
         "server CPU per login during that run (the service's process; its development upstream runs in another)",
         format!("{}{}", line(ours), peer_line.unwrap_or_default()),
-        "≤ 0.5 ms",
-        ours.server_cpu_ms_per_login.map(|cpu| cpu <= 0.5),
+        "≤ 0.40 ms",
+        ours.server_cpu_ms_per_login.map(|cpu| cpu <= 0.40),
     );
 }
 
@@ -406,6 +425,7 @@ mod tests {
         InProcess {
             seed_chain: Some(sampled(chain_us)),
             mint_only: Some(sampled(mint_us)),
+            polyglot_chain: None,
             chains: vec![(1, sampled(20.0)), (5, sampled(60.0)), (20, sampled(210.0))],
             plugins: Vec::new(),
             write_up_action: Vec::new(),
@@ -421,15 +441,15 @@ mod tests {
 
     #[test]
     fn a_target_is_met_only_by_a_figure_within_it() {
-        let within = render(Some(&in_process(140.0, 100.0)), None, None, None, "x");
-        let beyond = render(Some(&in_process(160.0, 100.0)), None, None, None, "x");
+        let within = render(Some(&in_process(190.0, 100.0)), None, None, None, "x");
+        let beyond = render(Some(&in_process(210.0, 100.0)), None, None, None, "x");
         let figure = "seed chain (3 Rust plugins)";
         assert!(row(&within, figure).ends_with("| met |"), "{within}");
         assert!(
             row(&beyond, figure).ends_with("| **not met** |"),
             "{beyond}"
         );
-        assert!(row(&beyond, figure).contains("**1.60×**"), "{beyond}");
+        assert!(row(&beyond, figure).contains("**2.10×**"), "{beyond}");
     }
 
     #[test]

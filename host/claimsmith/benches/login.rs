@@ -70,6 +70,25 @@ fn pipeline(data: &Path, actions: Option<usize>) -> Pipeline {
         .expect("the example pipeline (build the plugins with `cargo xtask plugins`)")
 }
 
+/// The example config with the demo's polyglot chain: its plugins built in
+/// the demo's languages (JavaScript fetcher, Rust geo-claims, Python
+/// roles-claim) with the demo's limits, answered by the example's canned
+/// userinfo exchange as the seed chain is.
+fn polyglot_pipeline(data: &Path) -> Pipeline {
+    let mut config = Config::load(&example("claimsmith.toml")).expect("the example config");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/claimsmith.toml");
+    let demo = Config::load(&demo).expect("the demo config");
+    config.data_dir = data.to_owned();
+    for (name, spec) in &mut config.plugins {
+        if let Some(demo_spec) = demo.plugins.get(name) {
+            spec.path = demo_spec.path.clone();
+            spec.limits = demo_spec.limits.clone();
+        }
+    }
+    Pipeline::new(config, OutboundHttp::new().expect("an HTTP client"))
+        .expect("the polyglot pipeline (build the plugins with `cargo xtask plugins`)")
+}
+
 fn mint_request<'a>(
     scopes: &'a [String],
     profile_claims: &'a Map<String, serde_json::Value>,
@@ -145,9 +164,11 @@ fn login_benchmarks(c: &mut Criterion) {
         .expect("minted")
     };
 
+    let polyglot = polyglot_pipeline(data.path());
     let mut group = c.benchmark_group("login");
     group.bench_function("seed chain + mint", |b| b.iter(|| run(&seed)));
     group.bench_function("mint only", |b| b.iter(mint_only));
+    group.bench_function("demo polyglot chain + mint", |b| b.iter(|| run(&polyglot)));
     group.finish();
 
     let chains: Vec<(usize, Pipeline)> = CHAIN_LENGTHS
@@ -165,6 +186,7 @@ fn login_benchmarks(c: &mut Criterion) {
     summary.mint_only = Some(Sampled::of(|| {
         mint_only();
     }));
+    summary.polyglot_chain = Some(Sampled::of(|| run(&polyglot)));
     summary.chains = chains
         .iter()
         .map(|(length, chain)| (*length, Sampled::of(|| run(chain))))
@@ -207,6 +229,8 @@ impl Sampled {
 struct Summary {
     seed_chain: Option<Sampled>,
     mint_only: Option<Sampled>,
+    /// The demo's chain: JavaScript fetcher, Rust and Python actions.
+    polyglot_chain: Option<Sampled>,
     /// `(actions, figures)`
     chains: Vec<(usize, Sampled)>,
     plugins: Vec<PluginRow>,
