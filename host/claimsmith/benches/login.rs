@@ -82,7 +82,7 @@ fn polyglot_pipeline(data: &Path) -> Pipeline {
     for (name, spec) in &mut config.plugins {
         if let Some(demo_spec) = demo.plugins.get(name) {
             spec.path = demo_spec.path.clone();
-            spec.limits = demo_spec.limits.clone();
+            spec.limits = demo_spec.limits;
         }
     }
     Pipeline::new(config, OutboundHttp::new().expect("an HTTP client"))
