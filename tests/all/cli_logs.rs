@@ -4,12 +4,20 @@
 
 use std::process::Command;
 
+/// `claimsmith check` of the Okta example, from the workspace root.
+fn check_the_example() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_claimsmith"));
+    command.current_dir(crate::support::root()).args([
+        "check",
+        "--config",
+        "examples/okta/claimsmith.toml",
+    ]);
+    command
+}
+
 #[test]
 fn log_lines_are_not_coloured_when_stderr_is_not_a_terminal() {
-    let root = crate::support::root();
-    let output = Command::new(env!("CARGO_BIN_EXE_claimsmith"))
-        .current_dir(&root)
-        .args(["check", "--config", "examples/okta/claimsmith.toml"])
+    let output = check_the_example()
         .env_remove("RUST_LOG")
         .output()
         .expect("run claimsmith");
@@ -27,10 +35,7 @@ fn log_lines_are_not_coloured_when_stderr_is_not_a_terminal() {
 /// the plugins' compiled functions to `/tmp/perf-PID.map` for `perf`.
 #[test]
 fn with_claimsmith_perf_map_set_the_plugins_functions_are_in_a_perf_map() {
-    let root = crate::support::root();
-    let child = Command::new(env!("CARGO_BIN_EXE_claimsmith"))
-        .current_dir(&root)
-        .args(["check", "--config", "examples/okta/claimsmith.toml"])
+    let child = check_the_example()
         .env("CLAIMSMITH_PERF_MAP", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
