@@ -25,6 +25,42 @@ async fn every_login_gets_a_fresh_instance() {
     }
 }
 
+/// Page faults this thread has taken (`minflt` of /proc/thread-self/stat).
+/// A plugin runs on the thread that calls it, so a current-thread test
+/// counts the faults of its plugins' memory.
+fn minor_faults_of_this_thread() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    // After `(comm)`: state is the 3rd field, minflt the 10th.
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    after_comm.split(' ').nth(7).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_freed_instance_is_reset_in_place_however_scattered_its_dirty_pages() {
+    // test-scatter writes 512 disjoint pages per login, 16 times the regions
+    // one PAGEMAP_SCAN returns, and counts those that did not read zero.
+    const DIRTIED_PAGES: u64 = 512;
+    let pipeline = Setup::new()
+        .actions(&[("scatter", "test-scatter", "fail", "")])
+        .start()
+        .unwrap();
+    let mut faults = Vec::new();
+    for _ in 0..4 {
+        let before = minor_faults_of_this_thread();
+        let minted = outcome(&pipeline, &login("okta")).await.unwrap();
+        faults.push(minor_faults_of_this_thread() - before);
+        // The last login's pages read zero: reset, not handed on.
+        assert_eq!(claims(&minted.tokens.access_token)["stale_pages"], json!(0));
+    }
+    // The first login faults its pages in; later ones find them resident
+    // (reset in place), where a reset that gave up after the scan's first
+    // batch of regions would decommit them and fault most back in.
+    assert!(
+        faults[1..].iter().all(|&f| f < DIRTIED_PAGES / 4),
+        "page faults per login, first (cold) to last: {faults:?}"
+    );
+}
+
 #[tokio::test]
 async fn actions_see_the_event_and_the_changes_of_the_actions_before_them() {
     let setup = Setup::new()

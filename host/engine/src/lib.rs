@@ -76,43 +76,20 @@ pub const MAX_FIELDS_BYTES: usize = 16 * 1024;
 
 /// How much of a freed instance's memory (and tables) stays mapped and is
 /// reset in place rather than returned to the OS, so the next login does
-/// not page-fault it back in. With `pagemap_scan` only the pages an instance
-/// dirtied are reset, so a large value costs a small plugin nothing. Measured
-/// with `cargo xtask bench` in one run: without pagemap_scan (64 KiB kept,
-/// the rest `madvise`d away, 24% of the seed chain's samples in page faults
-/// and madvise) Rust's geo-claims took 25.3 µs and JavaScript's 887 µs; with
-/// it and 1 MiB, 12.5 µs and 527 µs, the seed chain 164 → 117 µs. 8 and 32
-/// MiB gained nothing more; batching decommits made it slower. Nor did
-/// 16 MiB with wasmtime 48.0.11's reset, which resumes the scan past 32
-/// dirty regions (README, "Where a JavaScript call's time goes").
-const KEEP_RESIDENT_BYTES: usize = 1024 * 1024;
+/// not page-fault it back in. With `PAGEMAP_SCAN` only the pages an instance
+/// dirtied are reset, so a large value costs a small plugin nothing; the
+/// vendored wasmtime's reset (vendor/README.md) spends all of it however
+/// scattered those pages are. Measured in one bench run: with 1 MiB and
+/// 48.0.8's reset JavaScript's geo-claims took 650 µs and Python's 1.85 ms,
+/// a fifth of the samples in page faults; with 16 MiB and the vendored
+/// reset, 438 µs and 0.89 ms (README, "Where a JavaScript call's time
+/// goes"). Rust's, which dirties a few pages, stays about 14.5 µs.
+const KEEP_RESIDENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Set (to anything) in the environment, the engine writes
 /// `/tmp/perf-PID.map`, so that `perf report` names the plugins' compiled
 /// functions (README, "Profiling a plugin").
 const PERF_MAP_VARIABLE: &str = "CLAIMSMITH_PERF_MAP";
-
-/// Whether the pool may reset instances with `PAGEMAP_SCAN`, given the
-/// text of `/proc/swaps`. Wasmtime 48's scan looks only at pages present
-/// in memory: a page the last login wrote that the kernel swapped out is
-/// neither reset nor decommitted, and the next instance would read that
-/// login's data once it is swapped back in (fixed upstream in wasmtime
-/// PR #14357). With swap on, every freed instance's memory is reset the
-/// slower way (its resident part rewritten, the rest decommitted, swapped
-/// pages with it), so that no login's data reaches the next.
-fn pagemap_scan_setting(proc_swaps: Option<&str>) -> wasmtime::Enabled {
-    let swap_on =
-        proc_swaps.is_some_and(|swaps| swaps.lines().skip(1).any(|l| !l.trim().is_empty()));
-    if swap_on {
-        tracing::warn!(
-            "swap is on: plugin instances are reset without PAGEMAP_SCAN, so that a swapped-out \
-             page of one login never reaches the next (slower; turn swap off to avoid it)"
-        );
-        wasmtime::Enabled::No
-    } else {
-        wasmtime::Enabled::Auto
-    }
-}
 
 /// The largest profile a fetcher may return (real ones are a few kilobytes):
 /// every action of the login gets a copy.
@@ -269,11 +246,10 @@ impl Engine {
             .max_memory_size(usize::try_from(settings.max_memory_bytes).unwrap_or(usize::MAX))
             .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
             .table_keep_resident(KEEP_RESIDENT_BYTES)
-            // Linux 6.7+: reset only the pages an instance dirtied, keeping
-            // them mapped; elsewhere wasmtime falls back to memset + madvise.
-            .pagemap_scan(pagemap_scan_setting(
-                std::fs::read_to_string("/proc/swaps").ok().as_deref(),
-            ));
+            // Linux 6.7+: reset only the pages an instance dirtied (swapped
+            // out or not), keeping them mapped; elsewhere wasmtime falls back
+            // to memset + madvise.
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let cache = settings.cache_dir.as_ref().and_then(|dir| {
             cache::CompileCache::open(dir.clone())
                 .inspect_err(|error| {
@@ -1129,23 +1105,7 @@ impl ResourceLimiter for MemoryCap {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_RESOURCES, bounded_resource_table, pagemap_scan_setting};
-
-    #[test]
-    fn with_swap_on_instances_are_not_reset_by_pagemap_scan() {
-        let header = "Filename\tType\tSize\tUsed\tPriority\n";
-        let swapping = format!("{header}/swapfile  file  2097148  0  -2\n");
-        assert!(matches!(
-            pagemap_scan_setting(Some(&swapping)),
-            wasmtime::Enabled::No
-        ));
-        for no_swap in [Some(header), None] {
-            assert!(matches!(
-                pagemap_scan_setting(no_swap),
-                wasmtime::Enabled::Auto
-            ));
-        }
-    }
+    use super::{MAX_RESOURCES, bounded_resource_table};
 
     #[test]
     fn componentizers_name_the_source_language_before_their_engine() {
