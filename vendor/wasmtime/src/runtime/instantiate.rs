@@ -25,6 +25,13 @@ pub struct CompiledModule {
     index: Arc<CompiledFunctionsTable>,
     /// Sorted list, by function index, of names we have for this module.
     func_names: Vec<FunctionName>,
+    /// Claimsmith patch (vendor/README.md): by `DefinedFuncIndex`, the
+    /// text-section offsets of each defined function and of its
+    /// array-to-wasm trampoline (`u32::MAX` where there is none). Every
+    /// `ref.func` builds a `VMFuncRef` from both, and a dynamically linked
+    /// component fills its tables with thousands of them per instantiation:
+    /// looked up here in constant time instead of by binary search.
+    funcref_starts: Vec<(u32, u32)>,
 }
 
 impl CompiledModule {
@@ -51,6 +58,7 @@ impl CompiledModule {
         index: Arc<CompiledFunctionsTable>,
         profiler: &dyn ProfilingAgent,
     ) -> Result<Self> {
+        let funcref_starts = funcref_starts(&info.module, &index);
         let mut ret = Self {
             unique_id: CompiledModuleId::new(),
             engine_code,
@@ -58,6 +66,7 @@ impl CompiledModule {
             meta: info.meta,
             index,
             func_names: info.func_names,
+            funcref_starts,
         };
         ret.register_profiling(profiler)?;
 
@@ -129,6 +138,26 @@ impl CompiledModule {
         let start = usize::try_from(loc.start).unwrap();
         let end = usize::try_from(loc.start + loc.length).unwrap();
         start..end
+    }
+
+    /// The offset in the text segment where `key`'s function starts; in
+    /// constant time for a defined function and its array-to-wasm
+    /// trampoline (`funcref_starts`).
+    #[inline]
+    pub fn function_start(&self, key: FuncKey) -> usize {
+        let cached = match key {
+            FuncKey::DefinedWasmFunction(module, def) if module == self.module.module_index => {
+                self.funcref_starts.get(def.as_u32() as usize).map(|starts| starts.0)
+            }
+            FuncKey::ArrayToWasmTrampoline(module, def) if module == self.module.module_index => {
+                self.funcref_starts.get(def.as_u32() as usize).map(|starts| starts.1)
+            }
+            _ => None,
+        };
+        match cached {
+            Some(start) if start != u32::MAX => usize::try_from(start).unwrap(),
+            _ => self.function_range(key).start,
+        }
     }
 
     /// Get the Wasm-to-array trampoline for the given signature, as a
@@ -269,4 +298,18 @@ impl<'a> SymbolizeContext<'a> {
     pub fn code_section_offset(&self) -> u64 {
         self.code_section_offset
     }
+}
+
+/// `CompiledModule::funcref_starts` of `module`, from its function table.
+fn funcref_starts(module: &Module, index: &CompiledFunctionsTable) -> Vec<(u32, u32)> {
+    let start = |key| index.func_loc(key).map_or(u32::MAX, |loc| loc.start);
+    (0..module.num_defined_funcs())
+        .map(|i| {
+            let def = DefinedFuncIndex::from_u32(u32::try_from(i).unwrap());
+            (
+                start(FuncKey::DefinedWasmFunction(module.module_index, def)),
+                start(FuncKey::ArrayToWasmTrampoline(module.module_index, def)),
+            )
+        })
+        .collect()
 }
